@@ -1,0 +1,5 @@
+//! corelog: a replicated log service. Raft with etcd-raft's semantics
+//! (`raft`), thread-per-core serving, a segment WAL.
+
+pub mod raft;
+pub mod raftpb;
