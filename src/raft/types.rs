@@ -166,14 +166,13 @@ pub fn limit_size_len(ents: &[Entry], max_size: u64) -> usize {
     ents.len()
 }
 
+/// Builders shared by the log layer's tests.
 #[cfg(test)]
-mod tests {
-    use bytes::Bytes;
+pub(crate) mod test_util {
+    use crate::raftpb::{Entry, Snapshot, SnapshotMetadata};
 
-    use super::*;
-    use crate::raft::config::NO_LIMIT;
-
-    fn ent(term: u64, index: u64) -> Entry {
+    /// One entry with the given term and index and nothing else.
+    pub fn ent(term: u64, index: u64) -> Entry {
         Entry {
             term,
             index,
@@ -181,74 +180,29 @@ mod tests {
         }
     }
 
-    #[test]
-    fn log_slice_valid_accepts_only_well_formed_slices() {
-        let id = EntryId::new;
-        let ents = |ids: &[(u64, u64)]| ids.iter().map(|&(t, i)| ent(t, i)).collect::<Vec<_>>();
-        // (term, prev, entries, ok)
-        let cases: Vec<(u64, EntryId, Vec<Entry>, bool)> = vec![
-            (0, id(0, 0), vec![], true),
-            (10, id(5, 101), vec![], true),
-            (10, id(10, 101), vec![], true),
-            (10, id(11, 101), vec![], false),
-            (0, id(0, 0), ents(&[(1, 1)]), false),
-            (1, id(0, 0), ents(&[(1, 1)]), true),
-            (10, id(5, 100), ents(&[(5, 101), (5, 102)]), true),
-            (10, id(5, 100), ents(&[(5, 101), (6, 102), (10, 103)]), true),
-            (10, id(5, 100), ents(&[(5, 101), (6, 103)]), false),
-            (10, id(5, 100), ents(&[(5, 101), (4, 102)]), false),
-            (10, id(5, 100), ents(&[(4, 101)]), false),
-            (10, id(5, 100), ents(&[(11, 101)]), false),
-            (10, id(5, 100), ents(&[(5, 100)]), false),
-        ];
-        for (i, (term, prev, entries, ok)) in cases.into_iter().enumerate() {
-            let s = LogSlice::new(term, prev, entries);
-            assert_eq!(s.valid().is_ok(), ok, "case {i}: {:?}", s.valid());
-            if ok {
-                let last = s.last_entry_id();
-                assert_eq!(s.last_index(), last.index, "case {i}");
-            }
+    /// Entries at consecutive indexes from `first`, with the given terms.
+    pub fn ents(first: u64, terms: &[u64]) -> Vec<Entry> {
+        (first..).zip(terms).map(|(i, &t)| ent(t, i)).collect()
+    }
+
+    /// Entries at consecutive indexes from `first` with terms `from..to`.
+    pub fn term_range(first: u64, from: u64, to: u64) -> Vec<Entry> {
+        (first..).zip(from..to).map(|(i, t)| ent(t, i)).collect()
+    }
+
+    /// A snapshot with only index and term set.
+    pub fn snap(index: u64, term: u64) -> Snapshot {
+        Snapshot {
+            metadata: Some(SnapshotMetadata {
+                index,
+                term,
+                ..Default::default()
+            }),
+            ..Default::default()
         }
-    }
-
-    #[test]
-    fn last_entry_id_of_empty_slice_is_prev() {
-        let s = LogSlice::new(3, EntryId::new(2, 7), vec![]);
-        assert_eq!(s.last_entry_id(), EntryId::new(2, 7));
-        assert_eq!(s.last_index(), 7);
-    }
-
-    #[test]
-    fn limit_size_keeps_the_longest_prefix_within_the_limit_but_never_nothing() {
-        let ents = vec![ent(4, 4), ent(5, 5), ent(6, 6)];
-        let one = entry_encoding_size(&ents[0]);
-        // (max_size, expected length)
-        let cases = [
-            (NO_LIMIT, 3),
-            (0, 1),
-            (one, 1),
-            (one * 2 - 1, 1),
-            (one * 2, 2),
-            (one * 3 - 1, 2),
-            (one * 3, 3),
-        ];
-        for (max, want) in cases {
-            assert_eq!(limit_size(&ents, max).len(), want, "max_size {max}");
-        }
-        assert!(limit_size(&[], 0).is_empty());
-    }
-
-    #[test]
-    fn payload_size_counts_data_only() {
-        let mut e = ent(9, 9);
-        assert_eq!(entry_payload_size(&e), 0);
-        e.data = Bytes::from_static(b"abc");
-        assert_eq!(entry_payload_size(&e), 3);
-        assert_eq!(payloads_size(&[e.clone(), e.clone()]), 6);
-        assert!(entry_encoding_size(&e) > 3);
-        assert_eq!(
-            ents_size(&[e.clone(), e.clone()]),
-            2 * entry_encoding_size(&e)
-        );
     }
 }
+
+#[cfg(test)]
+#[path = "types_tests.rs"]
+mod tests;
