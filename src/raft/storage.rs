@@ -322,3 +322,7 @@ impl Storage for MemStorage {
         Ok(self.snapshot.clone())
     }
 }
+
+#[cfg(test)]
+#[path = "storage_tests.rs"]
+mod tests;
