@@ -206,3 +206,7 @@ impl Unstable {
 
 /// Capacity above which an emptied entries buffer is released.
 const SHRINK_CAPACITY: usize = 1024;
+
+#[cfg(test)]
+#[path = "log_unstable_tests.rs"]
+mod tests;
