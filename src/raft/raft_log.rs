@@ -543,3 +543,7 @@ fn must(r: Result<u64>, what: &str) -> u64 {
         Err(e) => panic!("{what} failed ({e}): storage must always report its bounds"),
     }
 }
+
+#[cfg(test)]
+#[path = "raft_log_tests.rs"]
+mod tests;
