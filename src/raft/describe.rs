@@ -11,6 +11,9 @@ use std::fmt::Write as _;
 
 use prost::Message as _;
 
+use super::raft::SoftState;
+use super::raw_node::Ready;
+use super::read_only::ReadState;
 use crate::raftpb::{
     ConfChange, ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfChangeV2, ConfState,
     Entry, EntryType, HardState, Message, MessageType, Snapshot,
@@ -67,6 +70,72 @@ pub fn is_empty_snap(snap: &Snapshot) -> bool {
 /// Whether a hard state is the all-zero one, which etcd does not print.
 pub fn is_empty_hard_state(hs: &HardState) -> bool {
     hs.term == 0 && hs.vote == 0 && hs.commit == 0
+}
+
+/// `Lead:1 State:StateLeader`.
+pub fn describe_soft_state(ss: &SoftState) -> String {
+    format!("Lead:{} State:{}", ss.lead, ss.raft_state)
+}
+
+/// Read states as Go's `%v` prints them: `[{index [ctx bytes in decimal]}]`.
+pub fn describe_read_states(rss: &[ReadState]) -> String {
+    let mut s = String::from("[");
+    for (i, rs) in rss.iter().enumerate() {
+        if i > 0 {
+            s.push(' ');
+        }
+        let _ = write!(s, "{{{} [", rs.index);
+        for (j, b) in rs.request_ctx.iter().enumerate() {
+            if j > 0 {
+                s.push(' ');
+            }
+            let _ = write!(s, "{b}");
+        }
+        s.push_str("]}");
+    }
+    s.push(']');
+    s
+}
+
+/// A Ready section by section (soft state, hard state, read states,
+/// entries, snapshot, committed entries, messages), under the header
+/// `Ready MustSync=<bool>:`; `<empty Ready>` when it holds nothing. Each
+/// section line ends in a newline.
+pub fn describe_ready(rd: &Ready, f: EntryFormatter<'_>) -> String {
+    let mut s = String::new();
+    if let Some(ss) = &rd.soft_state {
+        s.push_str(&describe_soft_state(ss));
+        s.push('\n');
+    }
+    if let Some(hs) = rd.hard_state.as_ref().filter(|hs| !is_empty_hard_state(hs)) {
+        let _ = writeln!(s, "HardState {}", describe_hard_state(hs));
+    }
+    if !rd.read_states.is_empty() {
+        let _ = writeln!(s, "ReadStates {}", describe_read_states(&rd.read_states));
+    }
+    if !rd.entries.is_empty() {
+        s.push_str("Entries:\n");
+        s.push_str(&describe_entries(&rd.entries, f));
+    }
+    if let Some(snap) = rd.snapshot.as_ref().filter(|snap| !is_empty_snap(snap)) {
+        let _ = writeln!(s, "Snapshot {}", describe_snapshot(snap));
+    }
+    if !rd.committed_entries.is_empty() {
+        s.push_str("CommittedEntries:\n");
+        s.push_str(&describe_entries(&rd.committed_entries, f));
+    }
+    if !rd.messages.is_empty() {
+        s.push_str("Messages:\n");
+        for m in &rd.messages {
+            s.push_str(&describe_message(m, f));
+            s.push('\n');
+        }
+    }
+    if s.is_empty() {
+        "<empty Ready>".to_string()
+    } else {
+        format!("Ready MustSync={}:\n{s}", rd.must_sync)
+    }
 }
 
 /// `1->2 MsgApp Term:1 Log:1/3 Commit:4 Entries:[1/4 EntryNormal "x"]`; more
@@ -561,6 +630,48 @@ mod tests {
         assert_eq!(
             describe_conf_change(&cc),
             "transition:ConfChangeTransitionAuto changes:{type:ConfChangeAddNode node_id:2} context:\"ctx\""
+        );
+    }
+
+    #[test]
+    fn ready_sections_in_etcd_order() {
+        use crate::raft::raft::StateType;
+        assert_eq!(describe_ready(&Ready::default(), None), "<empty Ready>");
+        let mut rd = Ready {
+            soft_state: Some(SoftState {
+                lead: 0,
+                raft_state: StateType::Candidate,
+            }),
+            hard_state: Some(HardState {
+                term: 1,
+                vote: 1,
+                commit: 2,
+            }),
+            must_sync: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            describe_ready(&rd, None),
+            "Ready MustSync=true:\nLead:0 State:StateCandidate\nHardState Term:1 Vote:1 Commit:2\n"
+        );
+        rd.soft_state = None;
+        rd.hard_state = Some(HardState::default());
+        rd.must_sync = false;
+        rd.entries = vec![entry(1, 5, EntryType::EntryNormal, "e")];
+        rd.committed_entries = vec![entry(1, 4, EntryType::EntryNormal, "c")];
+        let mut m = msg(MessageType::MsgApp, 1, 2, 1);
+        m.log_term = 1;
+        m.index = 5;
+        m.commit = 5;
+        rd.messages = vec![m];
+        rd.read_states = vec![ReadState {
+            index: 3,
+            request_ctx: Bytes::from_static(b"ab"),
+        }];
+        assert_eq!(
+            describe_ready(&rd, None),
+            "Ready MustSync=false:\nReadStates [{3 [97 98]}]\nEntries:\n1/5 EntryNormal \"e\"\n\
+             CommittedEntries:\n1/4 EntryNormal \"c\"\nMessages:\n1->2 MsgApp Term:1 Log:1/5 Commit:5\n"
         );
     }
 
