@@ -3,6 +3,7 @@
 //! given the same inputs it produces the same outputs.
 
 pub mod confchange;
+pub mod describe;
 pub mod quorum;
 pub mod tracker;
 
