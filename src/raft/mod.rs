@@ -17,6 +17,8 @@ mod raft_log;
 #[cfg(test)]
 mod raft_tests;
 mod raw_node;
+#[cfg(test)]
+mod raw_node_tests;
 mod read_only;
 mod status;
 mod step_follower;
