@@ -782,3 +782,162 @@ fn transfer_leader_and_report_calls_reach_the_leader() {
     assert_eq!(rn.raft.lead_transferee, 2);
     assert_eq!(rn.status().lead_transferee, 2);
 }
+
+// ---------------------------------------------------------------------------
+// Robustness: garbage from the network never panics.
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    /// Mostly small values, sometimes extreme ones.
+    fn index(&mut self) -> u64 {
+        match self.below(10) {
+            0 => u64::MAX,
+            1 => u64::MAX - 1,
+            2 => self.next(),
+            _ => self.below(30),
+        }
+    }
+}
+
+fn garbage_message(rng: &mut Rng, to: u64) -> Message {
+    let n_ents = rng.below(4);
+    let first = rng.index();
+    let contiguous = rng.below(3) != 0;
+    let entries = (0..n_ents)
+        .map(|i| Entry {
+            term: rng.index(),
+            index: if contiguous {
+                first.wrapping_add(i)
+            } else {
+                rng.index()
+            },
+            r#type: rng.below(4) as i32,
+            data: if rng.below(4) == 0 {
+                Bytes::from_static(&[0xff, 0x01, 0x02])
+            } else {
+                Bytes::new()
+            },
+        })
+        .collect();
+    let snapshot = (rng.below(4) == 0).then(|| Snapshot {
+        metadata: Some(SnapshotMetadata {
+            index: rng.index(),
+            term: rng.index(),
+            conf_state: Some(ConfState {
+                voters: (0..rng.below(4)).map(|_| rng.below(5)).collect(),
+                learners: (0..rng.below(3)).map(|_| rng.below(5)).collect(),
+                voters_outgoing: (0..rng.below(3)).map(|_| rng.below(5)).collect(),
+                learners_next: (0..rng.below(2)).map(|_| rng.below(5)).collect(),
+                auto_leave: rng.below(2) == 0,
+            }),
+        }),
+        ..Default::default()
+    });
+    Message {
+        r#type: rng.below(21) as i32,
+        to,
+        from: rng.below(5),
+        term: if rng.below(3) == 0 {
+            rng.index()
+        } else {
+            rng.below(6)
+        },
+        log_term: rng.index(),
+        index: rng.index(),
+        entries,
+        commit: rng.index(),
+        snapshot,
+        reject: rng.below(2) == 0,
+        reject_hint: rng.index(),
+        context: match rng.below(3) {
+            0 => Bytes::new(),
+            1 => Bytes::copy_from_slice(&rng.index().to_le_bytes()),
+            _ => Bytes::from_static(b"CampaignTransfer"),
+        },
+    }
+}
+
+#[test]
+fn garbage_from_the_network_never_panics() {
+    let mut total_commits = 0;
+    for seed in 1..=24u64 {
+        let mut rng = Rng(seed);
+        let mut nodes: Vec<RawNode<MemStorage>> = (1..=3)
+            .map(|id| {
+                let mut c = test_config(id, 5, 1);
+                c.pre_vote = seed % 2 == 0;
+                c.check_quorum = seed % 3 == 0;
+                c.random_seed = seed * 10 + id;
+                RawNode::new(&c, storage_with(&[1, 2, 3], &[])).unwrap()
+            })
+            .collect();
+        let mut inflight: Vec<Message> = Vec::new();
+        for _ in 0..4000 {
+            let i = rng.below(3) as usize;
+            match rng.below(6) {
+                0 => nodes[i].tick(),
+                1 => {
+                    let _ = nodes[i].propose(Bytes::from_static(b"data"));
+                }
+                2 => {
+                    let to = i as u64 + 1;
+                    let m = garbage_message(&mut rng, to);
+                    let _ = nodes[i].step(m);
+                }
+                3 if !inflight.is_empty() => {
+                    let k = rng.below(inflight.len() as u64) as usize;
+                    let m = inflight.swap_remove(k);
+                    if (1..=3).contains(&m.to) {
+                        let _ = nodes[m.to as usize - 1].step(m);
+                    }
+                }
+                _ => {
+                    if nodes[i].has_ready() {
+                        let rd = nodes[i].ready();
+                        persist(&mut nodes[i], &rd);
+                        for e in &rd.committed_entries {
+                            if let Some(cc) = decode_cc_lenient(e) {
+                                let _ = nodes[i].try_apply_conf_change(cc.as_ref());
+                            }
+                        }
+                        inflight.extend(rd.messages.iter().cloned());
+                        nodes[i].advance(rd);
+                    }
+                }
+            }
+            inflight.truncate(200);
+        }
+        let max_commit = nodes
+            .iter()
+            .map(|n| n.raft.raft_log.committed)
+            .max()
+            .unwrap_or(0);
+        total_commits += max_commit;
+    }
+    // The clusters still made progress among the garbage.
+    assert!(total_commits > 100, "{total_commits}");
+}
+
+fn decode_cc_lenient(e: &Entry) -> Option<Box<dyn ConfChangeI>> {
+    match e.r#type() {
+        EntryType::EntryConfChange => ConfChange::decode(e.data.clone())
+            .ok()
+            .map(|c| Box::new(c) as Box<dyn ConfChangeI>),
+        EntryType::EntryConfChangeV2 => ConfChangeV2::decode(e.data.clone())
+            .ok()
+            .filter(|c| ConfChangeTransition::try_from(c.transition).is_ok())
+            .map(|c| Box::new(c) as Box<dyn ConfChangeI>),
+        EntryType::EntryNormal => None,
+    }
+}
