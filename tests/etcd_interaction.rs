@@ -32,3 +32,16 @@ fn interaction_scenarios() {
         "etcd-interaction: {failed} scenario files failed"
     );
 }
+
+/// The harness's own scenarios: the commands etcd's files use rarely and the
+/// error lines of malformed input.
+#[test]
+fn harness_commands() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/etcd/testdata");
+    let (_, failed) =
+        common::datadriven::run_dir("etcd-harness", std::path::Path::new(dir), || {
+            let mut env = etcd::env::Env::new();
+            move |case| env.handle(case)
+        });
+    assert_eq!(failed, 0, "etcd-harness: {failed} scenario files failed");
+}
