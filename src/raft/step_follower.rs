@@ -145,15 +145,12 @@ impl<S: Storage> Raft<S> {
             return;
         }
         let (index, log_term, commit) = (m.index, m.log_term, m.commit);
-        // Entries whose indexes do not follow `prev` one by one would break
-        // the log's index arithmetic: drop the message. Terms are taken as
-        // sent, as etcd does (it appends, or rejects with a hint, a slice
-        // whose terms exceed the message's term; raft_paper_test.go relies
-        // on it).
-        if !m.entries.iter().zip(index + 1..).all(|(e, i)| e.index == i) {
+        let a = LogSlice::new(m.term, EntryId::new(log_term, index), m.entries);
+        if a.valid().is_err() {
+            // Entries that do not follow `prev` (or exceed the leader's
+            // term) cannot be a leader's log: drop the message.
             return;
         }
-        let a = LogSlice::new(m.term, EntryId::new(log_term, index), m.entries);
         if let Some(last_new) = self.raft_log.maybe_append(a, commit) {
             self.send(Message {
                 r#type: MessageType::MsgAppResp as i32,
