@@ -26,7 +26,7 @@ mod step_leader;
 mod storage;
 mod types;
 
-pub use config::{Config, ReadOnlyOption};
+pub use config::{Config, NO_LIMIT, ReadOnlyOption};
 pub use errors::{Error, Result, StorageError};
 pub use log_unstable::Unstable;
 pub use raft::{
