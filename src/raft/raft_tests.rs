@@ -3505,3 +3505,29 @@ fn pre_vote_rejection_at_term_zero_does_not_panic() {
     assert_eq!(cand.state, StateType::Follower);
     assert_eq!(cand.term, 0);
 }
+
+#[test]
+fn conf_change_with_unknown_transition_becomes_a_normal_entry() {
+    let mut r = new_test_raft(1, 10, 1, storage_with(&[1, 2], &[]));
+    r.become_candidate();
+    r.become_leader();
+    let cc = ConfChangeV2 {
+        transition: 42,
+        changes: vec![crate::raftpb::ConfChangeSingle {
+            r#type: ConfChangeType::ConfChangeAddNode as i32,
+            node_id: 3,
+        }],
+        ..Default::default()
+    };
+    let mut m = msg(1, 1, MessageType::MsgProp);
+    m.entries = vec![Entry {
+        r#type: EntryType::EntryConfChangeV2 as i32,
+        data: Bytes::from(prost::Message::encode_to_vec(&cc)),
+        ..Default::default()
+    }];
+    r.step(m).unwrap();
+    let last = r.raft_log.last_index();
+    let e = &r.raft_log.entries(last, NO_LIMIT).unwrap()[0];
+    assert_eq!(e.r#type(), EntryType::EntryNormal);
+    assert_eq!(r.pending_conf_index, 0, "no conf change became pending");
+}
