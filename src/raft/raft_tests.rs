@@ -1361,13 +1361,13 @@ fn check_recv_msg_vote(t: MessageType) {
         let mut sm = new_test_raft(1, 10, 1, s);
         sm.state = state;
         sm.vote = vote_for;
-        let mut m = msg_term(2, 1, t, 0);
+        // Both at the same term (at least the log's last term): only the
+        // logs and the vote already given decide.
+        let term = log_term.max(2);
+        sm.term = term;
+        let mut m = msg_term(2, 1, t, term);
         m.index = index;
         m.log_term = log_term;
-        // The term is the node's own, so no term change happens first; the
-        // role's behaviour decides.
-        m.term = 1;
-        sm.term = 1;
         sm.step(m).unwrap();
         let msgs = read_messages(&mut sm);
         assert_eq!(msgs.len(), 1, "#{i}");
@@ -1747,38 +1747,40 @@ fn non_promotable_voter_with_check_quorum() {
 fn disruptive_follower() {
     let mut nt = Network::with_config(quorum_config, vec![Peer::New, Peer::New, Peer::New]);
     for id in 1..=3 {
-        let r = nt.raft_mut(id);
-        r.become_follower(1, NONE);
+        nt.raft_mut(id).become_follower(1, NONE);
     }
-    nt.raft_mut(1).randomized_election_timeout = 10;
-    nt.raft_mut(2).randomized_election_timeout = 10;
-    nt.raft_mut(3).randomized_election_timeout = 10;
     nt.send1(hup(1));
     assert_eq!(nt.raft(1).state, StateType::Leader);
+    assert_eq!(nt.raft(2).state, StateType::Follower);
+    assert_eq!(nt.raft(3).state, StateType::Follower);
 
-    // 3 times out after ticking to its (larger) randomized timeout while its
-    // messages are lost.
-    nt.raft_mut(3).randomized_election_timeout = 12;
-    for _ in 0..12 {
-        nt.raft_mut(1).tick();
-        read_messages(nt.raft_mut(1));
+    // The leader's messages to 3 are delayed while 3's ticks elapse: its
+    // last tick makes it campaign.
+    let n3 = nt.raft_mut(3);
+    n3.randomized_election_timeout = n3.election_timeout + 2;
+    for _ in 0..n3.randomized_election_timeout - 1 {
+        n3.tick();
     }
-    for _ in 0..11 {
-        nt.raft_mut(3).tick();
-    }
-    // The next tick makes 3 campaign; its MsgVote disrupts nobody yet.
-    nt.raft_mut(3).tick();
-    let out = read_messages(nt.raft_mut(3));
+    n3.tick();
+    assert_eq!(nt.raft(1).state, StateType::Leader);
+    assert_eq!(nt.raft(2).state, StateType::Follower);
     assert_eq!(nt.raft(3).state, StateType::Candidate);
-    assert_eq!(nt.raft(3).term, 3);
-    let _ = out;
+    assert_eq!(
+        (nt.raft(1).term, nt.raft(2).term, nt.raft(3).term),
+        (2, 2, 3)
+    );
 
-    // The leader's heartbeat to 3 at term 2 is answered with term 3: the
-    // leader steps down.
+    // The delayed heartbeat (at the older term) reaches the candidate, whose
+    // answer at its higher term makes the leader step down.
     let term = nt.raft(1).term;
     nt.send1(msg_term(1, 3, MessageType::MsgHeartbeat, term));
     assert_eq!(nt.raft(1).state, StateType::Follower);
-    assert_eq!(nt.raft(1).term, 3);
+    assert_eq!(nt.raft(2).state, StateType::Follower);
+    assert_eq!(nt.raft(3).state, StateType::Candidate);
+    assert_eq!(
+        (nt.raft(1).term, nt.raft(2).term, nt.raft(3).term),
+        (3, 2, 3)
+    );
 }
 
 #[test]
@@ -3473,4 +3475,33 @@ fn auto_leave_joint_is_proposed_once_the_entering_change_applies() {
     let e = &r.raft_log.entries(before + 1, NO_LIMIT).unwrap()[0];
     assert_eq!(e.r#type(), EntryType::EntryConfChangeV2);
     assert!(e.data.is_empty());
+}
+
+#[test]
+fn pre_vote_rejection_at_term_zero_does_not_panic() {
+    // A node that never saw a term, with a longer log, rejects a pre-vote.
+    let mut s = storage_with(&[1, 2], &[]);
+    s.append(&[ent(1, 1), ent(1, 2)]).unwrap();
+    let mut r = new_test_raft(1, 10, 1, s);
+    assert_eq!(r.term, 0);
+    let mut m = msg_term(2, 1, MessageType::MsgPreVote, 1);
+    m.index = 1;
+    m.log_term = 1;
+    r.step(m).unwrap();
+    let msgs = read_messages(&mut r);
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0].r#type(), MessageType::MsgPreVoteResp);
+    assert!(msgs[0].reject);
+    assert_eq!(msgs[0].term, 0);
+
+    // The pre-candidate counts the term-less rejection as a rejection.
+    let mut c = test_config(2, 10, 1);
+    c.pre_vote = true;
+    let mut cand = Raft::new(&c, storage_with(&[1, 2], &[])).unwrap();
+    cand.step(hup(2)).unwrap();
+    advance_messages_after_append(&mut cand);
+    assert_eq!(cand.state, StateType::PreCandidate);
+    cand.step(msgs[0].clone()).unwrap();
+    assert_eq!(cand.state, StateType::Follower);
+    assert_eq!(cand.term, 0);
 }
