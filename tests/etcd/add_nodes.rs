@@ -10,7 +10,7 @@
 //! the synchronous storage contract.
 
 use bytes::Bytes;
-use corelog::raft::{Config, Error, MemStorage, RawNode, ReadOnlyOption, Storage};
+use corelog::raft::{Config, Error, MemStorage, NO_LIMIT, RawNode, ReadOnlyOption, Storage};
 use corelog::raftpb::{ConfState, Snapshot, SnapshotMetadata};
 
 use crate::common::datadriven::TestCase;
@@ -23,7 +23,7 @@ fn config_stub() -> Config {
     Config {
         election_tick: 3,
         heartbeat_tick: 1,
-        max_size_per_msg: u64::MAX,
+        max_size_per_msg: NO_LIMIT,
         max_inflight_msgs: i32::MAX as usize,
         ..Config::default()
     }
