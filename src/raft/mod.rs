@@ -36,7 +36,7 @@ pub use raft::{
 pub use raft_log::RaftLog;
 pub use raw_node::{RawNode, Ready, must_sync};
 pub use read_only::{ReadIndexRequest, ReadOnly, ReadState};
-pub use status::Status;
+pub use status::{BasicStatus, Status};
 pub use storage::{MemStorage, RaftState, Storage};
 pub use types::{
     EntryId, LogSlice, entry_encoding_size, entry_payload_size, ents_size, limit_size,
