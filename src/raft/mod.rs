@@ -31,7 +31,7 @@ pub use config::{Config, NO_LIMIT, ReadOnlyOption};
 pub use errors::{Error, Result, StorageError};
 pub use log_unstable::Unstable;
 pub use raft::{
-    NONE, Raft, SnapshotStatus, SoftState, StateType, is_empty_hard_state, is_empty_snap,
+    MAX_INDEX, NONE, Raft, SnapshotStatus, SoftState, StateType, is_empty_hard_state, is_empty_snap,
 };
 pub use raft_log::RaftLog;
 pub use raw_node::{RawNode, Ready, must_sync};
