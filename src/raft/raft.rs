@@ -11,6 +11,18 @@
 //! It must never do I/O, read a clock or use global randomness: messages go
 //! to `msgs` / `msgs_after_append` and are handed out by the `RawNode`.
 //! Malformed or stale input from the network is dropped, never a panic.
+//!
+//! Where etcd-raft (at cdfbeed) would panic or corrupt state on input from
+//! a peer, this core drops the input instead; on well-formed input the
+//! behaviour is etcd's. Those places: a MsgApp whose entries do not follow
+//! its previous index (or pass `MAX_INDEX`); a snapshot past `MAX_INDEX`, or
+//! whose ConfState does not restore to itself; a heartbeat commit index
+//! beyond the log; an append ack beyond the leader's log; a vote request
+//! without a term; an empty MsgProp (`ProposalDropped`); a proposed conf
+//! change that does not decode (it becomes an empty normal entry, like one
+//! failing validation); terms saturate at `u64::MAX`; a pre-vote rejection
+//! at term 0 is sent with term 0 (etcd asserts a term). There is no logger:
+//! etcd's log lines are not produced.
 
 use std::fmt;
 
