@@ -93,6 +93,26 @@ impl Run {
                     ));
                 }
             }
+            if r.raft_log.applied > r.raft_log.committed {
+                return Err(format!(
+                    "node {} applied {} beyond its commit index {}",
+                    r.id, r.raft_log.applied, r.raft_log.committed
+                ));
+            }
+            // Entries are applied once each, in log order.
+            let applied: Vec<u64> = n
+                .raw
+                .store()
+                .history
+                .iter()
+                .filter_map(|s| s.metadata.as_ref().map(|m| m.index))
+                .collect();
+            if let Some(w) = applied.windows(2).find(|w| w[0] >= w[1]) {
+                return Err(format!(
+                    "node {} applied index {} after index {}",
+                    r.id, w[1], w[0]
+                ));
+            }
             let c = r.raft_log.committed;
             let seen = self.commits.entry(r.id).or_insert(c);
             if c < *seen {
@@ -229,6 +249,14 @@ fn run_seed(seed: u64, steps: usize) -> Result<Stats, (String, String)> {
     }
     if rng.below(2) == 0 {
         opts.push_str(" checkquorum=true");
+    }
+    if rng.below(3) == 0 {
+        // A small inflight window: flow control pauses and resumes.
+        let _ = write!(opts, " inflight={}", 1 + rng.below(3));
+    }
+    if rng.below(3) == 0 {
+        // Committed entries handed out a few at a time.
+        let _ = write!(opts, " max-committed-size-per-ready={}", 1 + rng.below(40));
     }
     let mut run = Run {
         env: Env::new(),
