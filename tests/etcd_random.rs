@@ -208,7 +208,8 @@ fn random_command(rng: &mut Rng, run: &mut Run, n: u64, step: usize) -> (String,
         },
         84..=85 => format!("transfer-leadership from={i} to={j}"),
         86 => format!("forget-leader {i}"),
-        87 => format!("report-unreachable {i} {j}"),
+        87 if rng.below(2) == 0 => format!("report-unreachable {i} {j}"),
+        87 => format!("send-snapshot {i} {j}"),
         88..=91 => {
             // Promote or demote a node other than 1 (which stays a voter, so
             // that no change can remove every voter).
