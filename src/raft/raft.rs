@@ -27,6 +27,12 @@ use crate::raftpb::{HardState, Message, MessageType, Snapshot};
 /// "No node": the id of no leader, no vote.
 pub const NONE: u64 = 0;
 
+/// The highest log index a peer may make this node hold (via an append or a
+/// snapshot). No real log gets near it; refusing beyond it keeps every
+/// `index + n` computation of the log and the tracker in range whatever a
+/// peer sends.
+pub const MAX_INDEX: u64 = u64::MAX / 2;
+
 /// The context of a MsgVote sent on a leadership transfer: it lets the vote
 /// through a voter's leader lease.
 pub(crate) const CAMPAIGN_TRANSFER: &[u8] = b"CampaignTransfer";

@@ -3666,3 +3666,22 @@ fn conf_change_with_unknown_transition_becomes_a_normal_entry() {
     assert_eq!(e.r#type(), EntryType::EntryNormal);
     assert_eq!(r.pending_conf_index, 0, "no conf change became pending");
 }
+
+#[test]
+fn snapshot_at_the_end_of_the_index_space_does_not_panic() {
+    for index in [u64::MAX, u64::MAX - 1, MAX_INDEX, MAX_INDEX + 1] {
+        let mut sm = new_test_raft(2, 10, 1, storage_with(&[1, 2], &[]));
+        let mut m = msg_term(1, 2, MessageType::MsgSnap, 2);
+        m.snapshot = Some(test_snap(index, 2, &[1, 2], &[]));
+        sm.step(m).unwrap();
+        read_messages(&mut sm);
+        // Appends after it cannot panic either.
+        let mut m = msg_term(1, 2, MessageType::MsgApp, 2);
+        m.index = index;
+        m.log_term = 2;
+        m.commit = index;
+        m.entries = vec![ent(2, index.wrapping_add(1))];
+        sm.step(m).unwrap();
+        read_messages(&mut sm);
+    }
+}

@@ -532,6 +532,14 @@ fn status_has_progress_only_on_leaders() {
     assert_eq!(st.config.voters.ids().into_iter().collect::<Vec<_>>(), [1]);
     assert_eq!(st.id, 1);
     assert_eq!(st.hard_state, rn.raft.hard_state());
+
+    let basic = rn.basic_status();
+    assert_eq!(basic.soft_state, st.soft_state);
+    assert_eq!(basic.hard_state, st.hard_state);
+    assert_eq!(basic.applied, st.applied);
+    let mut seen = Vec::new();
+    rn.with_progress(|id, pr| seen.push((id, pr.matched)));
+    assert_eq!(seen, vec![(1, st.progress[&1].matched)]);
 }
 
 /// A storage that returns more entries than asked for by size (a valid
