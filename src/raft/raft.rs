@@ -239,6 +239,18 @@ impl<S: Storage> Raft<S> {
             r.load_state(&rs.hard_state);
         }
         if c.applied > 0 {
+            let (applied, committed) = (r.raft_log.applied, r.raft_log.committed);
+            if c.applied < applied || c.applied > committed {
+                // etcd panics here; the config is simply wrong for this
+                // storage.
+                return Err(Error::ConfigInvalid {
+                    field: "applied",
+                    reason: format!(
+                        "{} is outside [{applied}, {committed}] (snapshot index, committed index)",
+                        c.applied
+                    ),
+                });
+            }
             r.raft_log.applied_to(c.applied, 0);
         }
         let term = r.term;

@@ -1061,3 +1061,26 @@ fn random_network_keeps_election_and_state_machine_safety() {
         assert!(!longest.is_empty(), "seed {seed}: nothing committed");
     }
 }
+
+#[test]
+fn applied_outside_the_log_is_a_config_error() {
+    let mut s = storage_with(&[1], &[]);
+    s.append(&[Entry {
+        term: 1,
+        index: 1,
+        ..Default::default()
+    }])
+    .unwrap();
+    s.set_hard_state(HardState {
+        term: 1,
+        vote: 0,
+        commit: 1,
+    });
+    let mut c = test_config(1, 10, 1);
+    c.applied = 5;
+    match RawNode::new(&c, s) {
+        Err(Error::ConfigInvalid { field, .. }) => assert_eq!(field, "applied"),
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("applied beyond the commit index was accepted"),
+    }
+}
