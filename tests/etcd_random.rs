@@ -55,8 +55,9 @@ struct Run {
     /// A node cut off from the others: messages to it are dropped.
     isolated: Option<u64>,
     /// Every entry seen committed anywhere, by index: no node may ever
-    /// commit a different one there.
-    committed_log: BTreeMap<u64, Entry>,
+    /// commit a different one there. With it, the highest term any node had
+    /// when it was first seen: it was committed at that term or before.
+    committed_log: BTreeMap<u64, (Entry, u64)>,
     /// Per node, the highest index checked against `committed_log`.
     verified: BTreeMap<u64, u64>,
 }
@@ -124,6 +125,13 @@ impl Run {
             *seen = c;
         }
         // A committed entry is the same on every node and at every time.
+        let max_term = self
+            .env
+            .nodes
+            .iter()
+            .map(|n| n.raw.raft.term)
+            .max()
+            .unwrap_or(0);
         for n in &self.env.nodes {
             let r = &n.raw.raft;
             let from = self.verified.get(&r.id).copied().unwrap_or(0) + 1;
@@ -132,7 +140,10 @@ impl Run {
                     continue;
                 };
                 let Some(e) = es.pop() else { continue };
-                let first = self.committed_log.entry(i).or_insert_with(|| e.clone());
+                let (first, _) = self
+                    .committed_log
+                    .entry(i)
+                    .or_insert_with(|| (e.clone(), max_term));
                 if *first != e {
                     return Err(format!(
                         "node {} committed {e:?} at {i}, where {first:?} was committed",
@@ -141,6 +152,31 @@ impl Run {
                 }
             }
             self.verified.insert(r.id, r.raft_log.committed);
+        }
+        // Leader completeness: a leader holds every entry committed in an
+        // earlier term (those it has not compacted away). A deposed leader
+        // that has not heard of newer terms yet is not bound by entries
+        // committed after its term.
+        for n in &self.env.nodes {
+            let r = &n.raw.raft;
+            if r.state != StateType::Leader {
+                continue;
+            }
+            let due = self
+                .committed_log
+                .range(r.raft_log.first_index()..)
+                .filter(|(_, (_, t))| *t < r.term);
+            for (&i, (e, _)) in due {
+                match r.raft_log.slice(i, i + 1, u64::MAX) {
+                    Ok(mine) if mine.first() == Some(e) => {}
+                    other => {
+                        return Err(format!(
+                            "leader {} at term {} lacks committed entry {e:?}: has {other:?}",
+                            r.id, r.term
+                        ));
+                    }
+                }
+            }
         }
         // Committed entries agree wherever two nodes both still hold them.
         for a in &self.env.nodes {
