@@ -14,6 +14,8 @@ mod log_unstable;
 #[allow(clippy::module_inception)]
 mod raft;
 mod raft_log;
+#[cfg(test)]
+mod raft_tests;
 mod raw_node;
 mod read_only;
 mod status;

@@ -676,7 +676,7 @@ impl<S: Storage> Raft<S> {
         }
     }
 
-    fn applied_snap(&mut self, index: u64) {
+    pub(crate) fn applied_snap(&mut self, index: u64) {
         self.raft_log.stable_snap_to(index);
         self.applied_to(index, 0);
     }

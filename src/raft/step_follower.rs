@@ -146,9 +146,9 @@ impl<S: Storage> Raft<S> {
         }
         let (index, log_term, commit) = (m.index, m.log_term, m.commit);
         let a = LogSlice::new(m.term, EntryId::new(log_term, index), m.entries);
-        if a.valid().is_err() {
-            // Entries that do not follow `prev` (or exceed the leader's
-            // term) cannot be a leader's log: drop the message.
+        if !follows_contiguously(&a) {
+            // Entries that do not follow `prev` index by index cannot be a
+            // leader's log; appending them would corrupt ours. Drop it.
             return;
         }
         if let Some(last_new) = self.raft_log.maybe_append(a, commit) {
@@ -260,4 +260,18 @@ impl<S: Storage> Raft<S> {
         }
         true
     }
+}
+
+/// The entries of `a` follow `a.prev` at consecutive indexes: anything else
+/// cannot be spliced into a log. (Terms are not checked: etcd accepts and
+/// answers appends whatever their terms, and so do we.)
+fn follows_contiguously(a: &LogSlice) -> bool {
+    let mut prev = a.prev.index;
+    for e in &a.entries {
+        if prev.checked_add(1) != Some(e.index) {
+            return false;
+        }
+        prev = e.index;
+    }
+    true
 }
