@@ -234,8 +234,12 @@ pub struct Network {
     pub peers: BTreeMap<u64, Node>,
     dropped: BTreeSet<(u64, u64)>,
     ignored: BTreeSet<i32>,
-    /// Every message delivered (or dropped), in order, for assertions.
+    /// Every message handed to `send` (delivered or not), in order.
     pub trace: Vec<Message>,
+    /// The read states each node handed out, in order.
+    pub read_states: BTreeMap<u64, Vec<ReadState>>,
+    /// The entries each node applied, in order.
+    pub applied: BTreeMap<u64, Vec<Entry>>,
 }
 
 impl Network {
@@ -270,6 +274,8 @@ impl Network {
             dropped: BTreeSet::new(),
             ignored: BTreeSet::new(),
             trace: Vec::new(),
+            read_states: BTreeMap::new(),
+            applied: BTreeMap::new(),
         }
     }
 
@@ -288,11 +294,12 @@ impl Network {
         let mut queue: VecDeque<Message> = msgs.into();
         while let Some(m) = queue.pop_front() {
             self.trace.push(m.clone());
-            let Some(p) = self.peers.get_mut(&m.to) else {
+            let to = m.to;
+            let Some(p) = self.peers.get_mut(&to) else {
                 continue;
             };
             let _ = p.raft.step(m);
-            let out = read_messages(p);
+            let out = self.collect(to);
             queue.extend(out.into_iter().filter(|m| self.delivers(m)));
         }
     }
@@ -301,13 +308,32 @@ impl Network {
     /// calls on a node), until the network is quiet.
     pub fn flush(&mut self) {
         let mut pending = Vec::new();
-        for p in self.peers.values_mut() {
-            pending.extend(read_messages(p));
+        let ids: Vec<u64> = self.peers.keys().copied().collect();
+        for id in ids {
+            pending.extend(self.collect(id));
         }
         pending.retain(|m| self.delivers(m));
         if !pending.is_empty() {
             self.send(pending);
         }
+    }
+
+    /// Drains node `id`'s Readys, records its read states and applied
+    /// entries, and returns what it sends.
+    fn collect(&mut self, id: u64) -> Vec<Message> {
+        let Some(p) = self.peers.get_mut(&id) else {
+            return Vec::new();
+        };
+        let out = drain(p);
+        self.read_states
+            .entry(id)
+            .or_default()
+            .extend(out.read_states);
+        self.applied
+            .entry(id)
+            .or_default()
+            .extend(out.committed_entries);
+        out.messages
     }
 
     fn delivers(&self, m: &Message) -> bool {
