@@ -17,6 +17,8 @@ mod raft_log;
 #[cfg(test)]
 mod raft_tests;
 mod raw_node;
+#[cfg(test)]
+mod raw_node_tests;
 mod read_only;
 mod status;
 mod step_follower;
@@ -24,7 +26,7 @@ mod step_leader;
 mod storage;
 mod types;
 
-pub use config::{Config, ReadOnlyOption};
+pub use config::{Config, NO_LIMIT, ReadOnlyOption};
 pub use errors::{Error, Result, StorageError};
 pub use log_unstable::Unstable;
 pub use raft::{

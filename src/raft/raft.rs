@@ -265,9 +265,16 @@ impl<S: Storage> Raft<S> {
                 | MessageType::MsgPreVote
                 | MessageType::MsgPreVoteResp,
             ) => {
-                // Campaign messages always carry the term they are about;
-                // callers set it.
-                assert!(m.term != 0, "term must be set when sending {t:?}");
+                // Campaign messages carry the term they are about; callers
+                // set it. The one exception is a rejection sent at term 0
+                // (a node that never saw a term rejecting a pre-vote): the
+                // term-less answer is then handled as current by the
+                // pre-candidate, which is what the rejection means. (etcd
+                // panics here instead; the input comes from the network.)
+                debug_assert!(
+                    m.term != 0 || m.reject,
+                    "term must be set when sending {t:?}"
+                );
             }
             Some(MessageType::MsgProp | MessageType::MsgReadIndex) => {
                 // Forwarded requests are not bound to a term: they travel
@@ -373,7 +380,7 @@ impl<S: Storage> Raft<S> {
             self.state != StateType::Leader,
             "invalid transition [leader -> candidate]"
         );
-        let term = self.term + 1;
+        let term = self.term.saturating_add(1); // a peer may have pushed us to u64::MAX
         self.reset(term);
         self.vote = self.id;
         self.state = StateType::Candidate;
@@ -436,7 +443,7 @@ impl<S: Storage> Raft<S> {
         let (term, vote_msg) = if t == CampaignType::PreElection {
             self.become_pre_candidate();
             // Pre-votes are asked for the term we would campaign at.
-            (self.term + 1, MessageType::MsgPreVote)
+            (self.term.saturating_add(1), MessageType::MsgPreVote)
         } else {
             self.become_candidate();
             (self.term, MessageType::MsgVote)

@@ -3474,3 +3474,32 @@ fn auto_leave_joint_is_proposed_once_the_entering_change_applies() {
     assert_eq!(e.r#type(), EntryType::EntryConfChangeV2);
     assert!(e.data.is_empty());
 }
+
+#[test]
+fn pre_vote_rejection_at_term_zero_does_not_panic() {
+    // A node that never saw a term, with a longer log, rejects a pre-vote.
+    let mut s = storage_with(&[1, 2], &[]);
+    s.append(&[ent(1, 1), ent(1, 2)]).unwrap();
+    let mut r = new_test_raft(1, 10, 1, s);
+    assert_eq!(r.term, 0);
+    let mut m = msg_term(2, 1, MessageType::MsgPreVote, 1);
+    m.index = 1;
+    m.log_term = 1;
+    r.step(m).unwrap();
+    let msgs = read_messages(&mut r);
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0].r#type(), MessageType::MsgPreVoteResp);
+    assert!(msgs[0].reject);
+    assert_eq!(msgs[0].term, 0);
+
+    // The pre-candidate counts the term-less rejection as a rejection.
+    let mut c = test_config(2, 10, 1);
+    c.pre_vote = true;
+    let mut cand = Raft::new(&c, storage_with(&[1, 2], &[])).unwrap();
+    cand.step(hup(2)).unwrap();
+    advance_messages_after_append(&mut cand);
+    assert_eq!(cand.state, StateType::PreCandidate);
+    cand.step(msgs[0].clone()).unwrap();
+    assert_eq!(cand.state, StateType::Follower);
+    assert_eq!(cand.term, 0);
+}

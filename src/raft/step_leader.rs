@@ -500,6 +500,9 @@ impl<S: Storage> Raft<S> {
                 .find_conflict_by_term(m.reject_hint, m.log_term)
                 .0;
         }
+        // Only `min(rejected, hint + 1)` matters, so capping the hint at the
+        // rejected index changes nothing but keeps `hint + 1` in range.
+        next_probe_idx = next_probe_idx.min(m.index);
         let Some(pr) = self.trk.progress.get_mut(&from) else {
             return;
         };
@@ -513,6 +516,12 @@ impl<S: Storage> Raft<S> {
 
     fn handle_append_ack(&mut self, m: &Message) {
         let from = m.from;
+        if m.index > self.raft_log.last_index() {
+            // No follower can have matched entries this leader does not
+            // have: a bogus ack, which would break the tracker's
+            // `matched < next` arithmetic. (etcd records it.)
+            return;
+        }
         let first_index = self.raft_log.first_index();
         let Some(pr) = self.trk.progress.get_mut(&from) else {
             return;
