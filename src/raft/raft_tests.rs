@@ -1361,13 +1361,13 @@ fn check_recv_msg_vote(t: MessageType) {
         let mut sm = new_test_raft(1, 10, 1, s);
         sm.state = state;
         sm.vote = vote_for;
-        let mut m = msg_term(2, 1, t, 0);
+        // Both at the same term (at least the log's last term): only the
+        // logs and the vote already given decide.
+        let term = log_term.max(2);
+        sm.term = term;
+        let mut m = msg_term(2, 1, t, term);
         m.index = index;
         m.log_term = log_term;
-        // The term is the node's own, so no term change happens first; the
-        // role's behaviour decides.
-        m.term = 1;
-        sm.term = 1;
         sm.step(m).unwrap();
         let msgs = read_messages(&mut sm);
         assert_eq!(msgs.len(), 1, "#{i}");
@@ -1747,38 +1747,40 @@ fn non_promotable_voter_with_check_quorum() {
 fn disruptive_follower() {
     let mut nt = Network::with_config(quorum_config, vec![Peer::New, Peer::New, Peer::New]);
     for id in 1..=3 {
-        let r = nt.raft_mut(id);
-        r.become_follower(1, NONE);
+        nt.raft_mut(id).become_follower(1, NONE);
     }
-    nt.raft_mut(1).randomized_election_timeout = 10;
-    nt.raft_mut(2).randomized_election_timeout = 10;
-    nt.raft_mut(3).randomized_election_timeout = 10;
     nt.send1(hup(1));
     assert_eq!(nt.raft(1).state, StateType::Leader);
+    assert_eq!(nt.raft(2).state, StateType::Follower);
+    assert_eq!(nt.raft(3).state, StateType::Follower);
 
-    // 3 times out after ticking to its (larger) randomized timeout while its
-    // messages are lost.
-    nt.raft_mut(3).randomized_election_timeout = 12;
-    for _ in 0..12 {
-        nt.raft_mut(1).tick();
-        read_messages(nt.raft_mut(1));
+    // The leader's messages to 3 are delayed while 3's ticks elapse: its
+    // last tick makes it campaign.
+    let n3 = nt.raft_mut(3);
+    n3.randomized_election_timeout = n3.election_timeout + 2;
+    for _ in 0..n3.randomized_election_timeout - 1 {
+        n3.tick();
     }
-    for _ in 0..11 {
-        nt.raft_mut(3).tick();
-    }
-    // The next tick makes 3 campaign; its MsgVote disrupts nobody yet.
-    nt.raft_mut(3).tick();
-    let out = read_messages(nt.raft_mut(3));
+    n3.tick();
+    assert_eq!(nt.raft(1).state, StateType::Leader);
+    assert_eq!(nt.raft(2).state, StateType::Follower);
     assert_eq!(nt.raft(3).state, StateType::Candidate);
-    assert_eq!(nt.raft(3).term, 3);
-    let _ = out;
+    assert_eq!(
+        (nt.raft(1).term, nt.raft(2).term, nt.raft(3).term),
+        (2, 2, 3)
+    );
 
-    // The leader's heartbeat to 3 at term 2 is answered with term 3: the
-    // leader steps down.
+    // The delayed heartbeat (at the older term) reaches the candidate, whose
+    // answer at its higher term makes the leader step down.
     let term = nt.raft(1).term;
     nt.send1(msg_term(1, 3, MessageType::MsgHeartbeat, term));
     assert_eq!(nt.raft(1).state, StateType::Follower);
-    assert_eq!(nt.raft(1).term, 3);
+    assert_eq!(nt.raft(2).state, StateType::Follower);
+    assert_eq!(nt.raft(3).state, StateType::Candidate);
+    assert_eq!(
+        (nt.raft(1).term, nt.raft(2).term, nt.raft(3).term),
+        (3, 2, 3)
+    );
 }
 
 #[test]
@@ -2055,27 +2057,162 @@ fn read_only_for_new_leader_waits_for_a_commit_in_its_term() {
 }
 
 #[test]
-fn read_only_duplicate_requests_each_get_answered() {
-    let mut nt = Network::new(vec![Peer::New, Peer::New, Peer::New]);
-    nt.send1(hup(1));
-    assert_eq!(nt.raft(1).state, StateType::Leader);
-    // Two reads with the same context before any heartbeat answer.
-    nt.isolate(2);
-    nt.isolate(3);
-    for _ in 0..2 {
-        let mut m = msg(1, 1, MessageType::MsgReadIndex);
+fn read_only_duplicate_request_is_never_answered_too_low() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    let mut net = Network::new(vec![Peer::New, Peer::New, Peer::New]);
+    net.send1(hup(1));
+
+    let read = |from: u64, to: u64, ctx: &'static [u8]| {
+        let mut m = msg(from, to, MessageType::MsgReadIndex);
         m.entries = vec![Entry {
-            data: Bytes::from_static(b"dup"),
+            data: Bytes::from_static(ctx),
             ..Default::default()
         }];
+        m
+    };
+    // A's answer must be at least this.
+    let read_a = read(2, 1, b"A");
+    let min_a = net.raft(1).raft_log.committed;
+    // A duplicate of A (a retry, or the network) delivered at the very end.
+    let delayed: Rc<RefCell<Vec<Message>>> = Rc::new(RefCell::new(vec![read_a.clone()]));
+
+    // Process A, delaying the heartbeat responses until the end.
+    let d = delayed.clone();
+    net.msg_hook = Some(Box::new(move |m: &Message| {
+        if m.r#type() == MessageType::MsgHeartbeatResp {
+            d.borrow_mut().push(m.clone());
+            return false;
+        }
+        true
+    }));
+    net.send1(read_a);
+    net.msg_hook = None;
+
+    // Tick and send whatever the leader wants to send; this finishes A.
+    net.raft_mut(1).tick();
+    let msgs = read_messages(net.raft_mut(1));
+    net.send(msgs);
+
+    net.isolate(1);
+    // Elect 2 and commit a new entry.
+    net.send1(hup(2));
+    net.send1(prop(2, 2, b"someOp"));
+
+    // Read from the disconnected, stale leader 1.
+    let min_b = net.raft(2).raft_log.committed;
+    net.send1(read(1, 1, b"B"));
+    net.recover();
+    // The delayed duplicate of A, then the delayed heartbeat responses: they
+    // must not confirm B.
+    let delayed = std::mem::take(&mut *delayed.borrow_mut());
+    net.send(delayed);
+
+    for id in 1..=3 {
+        for rs in &net.raft(id).read_states {
+            match &rs.request_ctx[..] {
+                b"A" => assert!(rs.index >= min_a, "A read at {} < {min_a}", rs.index),
+                b"B" => assert!(rs.index >= min_b, "B read at {} < {min_b}", rs.index),
+                _ => {}
+            }
+        }
+    }
+}
+
+#[test]
+fn slow_node_restores_from_a_snapshot() {
+    let mut nt = Network::new(vec![Peer::New, Peer::New, Peer::New]);
+    nt.send1(hup(1));
+    nt.isolate(3);
+    for _ in 0..=100 {
+        let mut m = msg(1, 1, MessageType::MsgProp);
+        m.entries = vec![Entry::default()];
         nt.send1(m);
     }
-    assert!(nt.raft(1).read_states.is_empty());
+    let lead = nt.raft_mut(1);
+    next_ents(lead);
+    let applied = lead.raft_log.applied;
+    let cs = ConfState {
+        voters: lead.trk.voter_nodes(),
+        ..Default::default()
+    };
+    lead.raft_log
+        .store
+        .create_snapshot(applied, Some(cs), Bytes::new())
+        .unwrap();
+    lead.raft_log.store.compact(applied).unwrap();
+
     nt.recover();
-    nt.send1(beat(1));
-    let r = nt.raft(1);
-    assert_eq!(r.read_states.len(), 2);
-    assert!(r.read_states.iter().all(|rs| &rs.request_ctx[..] == b"dup"));
+    // Heartbeats until the leader knows 3 is active.
+    while !nt.raft(1).trk.progress[&3].recent_active {
+        nt.send1(beat(1));
+    }
+    // Trigger a snapshot, then a commit.
+    let mut m = msg(1, 1, MessageType::MsgProp);
+    m.entries = vec![Entry::default()];
+    nt.send1(m.clone());
+    nt.send1(m);
+    assert_eq!(nt.raft(3).raft_log.committed, nt.raft(1).raft_log.committed);
+}
+
+fn pre_vote_migration_cluster() -> Network {
+    let mut nt = Network::new(vec![Peer::New, Peer::New, Peer::New]);
+    for id in 1..=3 {
+        nt.raft_mut(id).become_follower(1, NONE);
+    }
+    // A rolling restart: PreVote is on for 1 and 2 only.
+    nt.raft_mut(1).pre_vote = true;
+    nt.raft_mut(2).pre_vote = true;
+    nt.send1(hup(1));
+    nt.isolate(3);
+    nt.send1(prop(1, 1, b"some data"));
+    nt.send1(hup(3));
+    nt.send1(hup(3));
+    assert_eq!(nt.raft(1).state, StateType::Leader);
+    assert_eq!(nt.raft(2).state, StateType::Follower);
+    assert_eq!(nt.raft(3).state, StateType::Candidate);
+    assert_eq!(
+        (nt.raft(1).term, nt.raft(2).term, nt.raft(3).term),
+        (2, 2, 4)
+    );
+    nt.raft_mut(3).pre_vote = true;
+    nt.recover();
+    nt
+}
+
+#[test]
+fn pre_vote_migration_can_complete_election() {
+    let mut nt = pre_vote_migration_cluster();
+    // The leader goes down; 2 and 3 both call elections.
+    nt.isolate(1);
+    nt.send1(hup(3));
+    nt.send1(hup(2));
+    assert_eq!(nt.raft(2).state, StateType::Follower);
+    assert_eq!(nt.raft(3).state, StateType::PreCandidate);
+    nt.send1(hup(3));
+    nt.send1(hup(2));
+    assert!(nt.raft(2).state == StateType::Leader || nt.raft(3).state == StateType::Follower);
+}
+
+#[test]
+fn pre_vote_migration_with_free_stuck_pre_candidate() {
+    let mut nt = pre_vote_migration_cluster();
+    nt.send1(hup(3));
+    assert_eq!(nt.raft(1).state, StateType::Leader);
+    assert_eq!(nt.raft(2).state, StateType::Follower);
+    assert_eq!(nt.raft(3).state, StateType::PreCandidate);
+    // Pre-vote again for safety.
+    nt.send1(hup(3));
+    assert_eq!(nt.raft(1).state, StateType::Leader);
+    assert_eq!(nt.raft(2).state, StateType::Follower);
+    assert_eq!(nt.raft(3).state, StateType::PreCandidate);
+    // The leader's heartbeat is answered at the stuck node's higher term:
+    // the leader steps down, freeing it.
+    let term = nt.raft(1).term;
+    nt.send1(msg_term(1, 3, MessageType::MsgHeartbeat, term));
+    assert_eq!(nt.raft(1).state, StateType::Follower);
+    assert_eq!(nt.raft(1).term, nt.raft(3).term);
 }
 
 #[test]
@@ -3502,4 +3639,30 @@ fn pre_vote_rejection_at_term_zero_does_not_panic() {
     cand.step(msgs[0].clone()).unwrap();
     assert_eq!(cand.state, StateType::Follower);
     assert_eq!(cand.term, 0);
+}
+
+#[test]
+fn conf_change_with_unknown_transition_becomes_a_normal_entry() {
+    let mut r = new_test_raft(1, 10, 1, storage_with(&[1, 2], &[]));
+    r.become_candidate();
+    r.become_leader();
+    let cc = ConfChangeV2 {
+        transition: 42,
+        changes: vec![crate::raftpb::ConfChangeSingle {
+            r#type: ConfChangeType::ConfChangeAddNode as i32,
+            node_id: 3,
+        }],
+        ..Default::default()
+    };
+    let mut m = msg(1, 1, MessageType::MsgProp);
+    m.entries = vec![Entry {
+        r#type: EntryType::EntryConfChangeV2 as i32,
+        data: Bytes::from(prost::Message::encode_to_vec(&cc)),
+        ..Default::default()
+    }];
+    r.step(m).unwrap();
+    let last = r.raft_log.last_index();
+    let e = &r.raft_log.entries(last, NO_LIMIT).unwrap()[0];
+    assert_eq!(e.r#type(), EntryType::EntryNormal);
+    assert_eq!(r.pending_conf_index, 0, "no conf change became pending");
 }

@@ -280,14 +280,11 @@ impl<S: Storage> RawNode<S> {
                     .map(|s| s.metadata.as_ref().map_or(0, |m| m.index)),
             });
         }
+        r.raft_log.accept_unstable();
         if let Some(last) = rd.committed_entries.last() {
             let (ents_size, payload) = Raft::<S>::applied_sizes(&rd.committed_entries);
             self.steps_on_advance.apply = Some((last.index, ents_size, payload));
-        }
-        r.raft_log.accept_unstable();
-        if let Some(last) = rd.committed_entries.last() {
-            let size = super::types::ents_size(&rd.committed_entries);
-            r.raft_log.accept_applying(last.index, size, true);
+            r.raft_log.accept_applying(last.index, ents_size, true);
         }
     }
 

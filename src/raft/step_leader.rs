@@ -18,7 +18,9 @@ use super::read_only::ReadState;
 use super::storage::Storage;
 use super::tracker::ProgressState;
 use super::types::{EntryId, payloads_size};
-use crate::raftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Message, MessageType};
+use crate::raftpb::{
+    ConfChange, ConfChangeTransition, ConfChangeV2, Entry, EntryType, Message, MessageType,
+};
 
 impl<S: Storage> Raft<S> {
     /// Sends an append (possibly empty, to carry the commit index) to `to`.
@@ -307,8 +309,11 @@ impl<S: Storage> Raft<S> {
                 }
                 EntryType::EntryConfChangeV2 => {
                     match <ConfChangeV2 as prost::Message>::decode(entry.data.clone()) {
-                        Ok(cc) => Some(cc.changes.is_empty()),
-                        Err(_) => None,
+                        // An unknown transition could never be applied.
+                        Ok(cc) if ConfChangeTransition::try_from(cc.transition).is_ok() => {
+                            Some(cc.changes.is_empty())
+                        }
+                        _ => None,
                     }
                 }
                 EntryType::EntryNormal => continue,
