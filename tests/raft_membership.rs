@@ -8,7 +8,10 @@ mod common;
 
 use common::network::*;
 use corelog::raft::{Error, StateType};
-use corelog::raftpb::{ConfChange, ConfChangeType, ConfState, EntryType, MessageType};
+use corelog::raftpb::{
+    ConfChange, ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfChangeV2, ConfState,
+    EntryType, MessageType,
+};
 
 fn cc(t: ConfChangeType, id: u64) -> ConfChange {
     ConfChange {
@@ -243,4 +246,98 @@ fn a_second_conf_change_is_refused_while_one_is_pending() {
     // Once the first is applied, another change is accepted.
     change(&mut nw, 1, cc(ConfChangeType::ConfChangeAddLearnerNode, 5));
     assert_eq!(nw.node(1).raft.trk.conf_state(), conf(&[1, 2, 3], &[4, 5]));
+}
+
+#[test]
+fn a_learners_granted_vote_does_not_count() {
+    let mut n = new_node_with(config(1, 10, 1), storage_with(&[1, 2, 3], &[4]));
+    n.campaign().expect("campaign");
+    let asked: Vec<u64> = read_messages(&mut n)
+        .iter()
+        .filter(|m| m.r#type() == MessageType::MsgVote)
+        .map(|m| m.to)
+        .collect();
+    assert_eq!(asked, vec![2, 3], "learner 4 is not asked");
+
+    n.raft
+        .step(msg(MessageType::MsgVoteResp, 4, 1, 1))
+        .expect("vote");
+    assert_eq!(n.raft.state, StateType::Candidate, "1 and learner 4: no");
+    n.raft
+        .step(msg(MessageType::MsgVoteResp, 2, 1, 1))
+        .expect("vote");
+    assert_eq!(n.raft.state, StateType::Leader, "1 and 2 of three: yes");
+}
+
+fn v2(transition: ConfChangeTransition, changes: &[(ConfChangeType, u64)]) -> ConfChangeV2 {
+    ConfChangeV2 {
+        transition: transition as i32,
+        changes: changes
+            .iter()
+            .map(|&(t, id)| ConfChangeSingle {
+                r#type: t as i32,
+                node_id: id,
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+// Replacing 3 by 4 through a joint configuration: while joint, an entry
+// commits only with a majority of the old voters and one of the new.
+#[test]
+fn joint_configuration_commits_only_with_both_majorities() {
+    // 4 knows the old configuration (it is not in it) and learns the rest
+    // from the log.
+    let nodes = (1..=4)
+        .map(|id| new_node(id, &[1, 2, 3]))
+        .collect::<Vec<_>>();
+    let mut nw = Network::from_nodes(nodes);
+    nw.campaign(1);
+
+    let enter = v2(
+        ConfChangeTransition::ConfChangeTransitionJointExplicit,
+        &[
+            (ConfChangeType::ConfChangeAddNode, 4),
+            (ConfChangeType::ConfChangeRemoveNode, 3),
+        ],
+    );
+    nw.node_mut(1)
+        .propose_conf_change(&enter)
+        .expect("enter joint");
+    nw.flush();
+    let joint = ConfState {
+        voters: vec![1, 2, 4],
+        voters_outgoing: vec![1, 2, 3],
+        ..Default::default()
+    };
+    for id in [1, 2, 3, 4] {
+        assert_eq!(nw.node(id).raft.trk.conf_state(), joint, "node {id}");
+    }
+
+    // {1, 4} is a majority of the new voters, {1, 3} of the old.
+    nw.isolate(2);
+    assert!(commits(&mut nw, 1));
+    // {1, 4} and {1}: the old voters have no majority.
+    nw.isolate(3);
+    assert!(!commits(&mut nw, 1));
+    nw.recover();
+    nw.tick(1, 1);
+    assert_eq!(committed(&nw, 1), last(&nw, 1));
+
+    nw.node_mut(1)
+        .propose_conf_change(&ConfChangeV2::default())
+        .expect("leave joint");
+    nw.flush();
+    for id in [1, 2, 4] {
+        assert_eq!(
+            nw.node(id).raft.trk.conf_state(),
+            conf(&[1, 2, 4], &[]),
+            "node {id}"
+        );
+    }
+    // 3 is out: 1 and 4 commit alone.
+    nw.isolate(2);
+    nw.isolate(3);
+    assert!(commits(&mut nw, 1));
 }
