@@ -305,3 +305,36 @@ fn a_probing_follower_gets_one_append_per_heartbeat_response() {
     let app = single_app(&msgs);
     assert_eq!((app.to, app.index, app.entries.len()), (2, li, 4));
 }
+
+#[test]
+fn max_committed_size_per_ready_spreads_committed_entries_over_readys() {
+    let limit = 250;
+    let cfg = Config {
+        max_committed_size_per_ready: limit,
+        ..config(1, 10, 1)
+    };
+    let mut n = new_node_with(cfg, storage_with_peers(&[1]));
+    let li = elect(&mut n);
+
+    n.propose_entries(vec![entry_of(100); 10])
+        .expect("proposal");
+
+    let mut applied = Vec::new();
+    let mut readys = 0;
+    while n.has_ready() {
+        let rd = n.ready();
+        handle_ready(&mut n, &rd);
+        let ents = &rd.committed_entries;
+        let size: u64 = ents.iter().map(entry_encoding_size).sum();
+        assert!(
+            ents.len() <= 1 || size <= limit,
+            "{} entries of {size} bytes in one Ready",
+            ents.len()
+        );
+        applied.extend(ents.iter().map(|e| e.index));
+        readys += 1;
+        n.advance(rd);
+    }
+    assert_eq!(applied, (li + 1..=li + 10).collect::<Vec<_>>());
+    assert!(readys >= 5, "only {readys} Readys");
+}

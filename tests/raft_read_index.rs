@@ -198,3 +198,34 @@ fn leader_cut_off_from_the_quorum_never_answers_a_safe_read() {
     }
     assert!(read_states(&nw, 1).is_empty());
 }
+
+// The price of LeaseBased reads: a leader cut off from the others keeps
+// answering from its lease until CheckQuorum makes it step down, an
+// election timeout later; then it answers nothing.
+#[test]
+fn lease_based_leader_cut_off_answers_until_check_quorum_deposes_it() {
+    let mut nw = led_by_1(&[1, 2, 3], lease_based);
+    let commit = nw.node(1).raft.raft_log.committed;
+    nw.isolate(1);
+
+    nw.node_mut(1).read_index(Bytes::from_static(b"lease"));
+    nw.flush();
+    assert_eq!(read_states(&nw, 1), vec![rs(commit, b"lease")]);
+
+    // CheckQuorum runs at every election timeout: the first check only
+    // resets the activity marks of the followers, the second finds none.
+    let et = nw.node(1).raft.election_timeout;
+    nw.tick(1, et);
+    assert_eq!(nw.state(1), StateType::Leader);
+    nw.node_mut(1).read_index(Bytes::from_static(b"still"));
+    nw.flush();
+    nw.tick(1, et);
+    assert_eq!(nw.state(1), StateType::Follower);
+
+    nw.node_mut(1).read_index(Bytes::from_static(b"late"));
+    nw.flush();
+    assert_eq!(
+        read_states(&nw, 1),
+        vec![rs(commit, b"lease"), rs(commit, b"still")]
+    );
+}

@@ -237,3 +237,33 @@ fn a_vote_of_a_higher_term_ends_the_transfer_and_the_leadership() {
     assert_eq!(n.raft.term, 2);
     assert_eq!(n.raft.lead_transferee, 0);
 }
+
+#[test]
+fn removing_the_transferee_abandons_the_transfer() {
+    let mut nw = cluster_led_by_1(&[1, 2, 3]);
+    // The removal of 3 is appended but cannot commit yet...
+    nw.isolate(2);
+    nw.isolate(3);
+    let remove_3 = corelog::raftpb::ConfChange {
+        r#type: corelog::raftpb::ConfChangeType::ConfChangeRemoveNode as i32,
+        node_id: 3,
+        ..Default::default()
+    };
+    nw.node_mut(1)
+        .propose_conf_change(&remove_3)
+        .expect("proposal");
+    nw.flush();
+    // ...when a transfer to 3 starts (3 lags: it gets appends first).
+    transfer(&mut nw, 1, 3);
+    assert_eq!(nw.node(1).raft.lead_transferee, 3);
+
+    // 2 comes back; the removal commits and applies.
+    nw.recover();
+    nw.isolate(3);
+    nw.tick(1, 1);
+
+    assert_eq!(nw.node(1).raft.trk.conf_state().voters, vec![1, 2]);
+    assert_eq!(nw.node(1).raft.lead_transferee, 0);
+    assert_eq!(nw.state(1), StateType::Leader);
+    nw.node_mut(1).propose("x".into()).expect("proposal");
+}
