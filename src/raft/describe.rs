@@ -449,6 +449,21 @@ mod tests {
     }
 
     #[test]
+    fn entry_with_a_nul_byte_and_a_custom_formatter() {
+        // etcd util_test.go TestDescribeEntry.
+        let e = entry(1, 2, EntryType::EntryNormal, &b"hello\x00world"[..]);
+        assert_eq!(
+            describe_entry(&e, None),
+            "1/2 EntryNormal \"hello\\x00world\""
+        );
+        let upper = |d: &[u8]| String::from_utf8_lossy(d).to_uppercase();
+        assert_eq!(
+            describe_entry(&e, Some(&upper)),
+            "1/2 EntryNormal HELLO\x00WORLD"
+        );
+    }
+
+    #[test]
     fn conf_change_entries_decode_their_changes() {
         let v2 = ConfChangeV2 {
             changes: vec![

@@ -9,6 +9,7 @@ pub mod tracker;
 
 mod conf_change;
 mod config;
+mod election;
 mod errors;
 mod log_unstable;
 #[allow(clippy::module_inception)]

@@ -1,12 +1,12 @@
 //! `Raft`: the protocol state machine of one node, with etcd-raft's rules.
 //!
 //! This file owns the node's role and term: construction, ticks, the role
-//! transitions (`become_*`), the entry point `step` (term checks, votes, and
-//! dispatch to the role's step function), elections, and the hooks the
-//! `RawNode` calls when storage has caught up. The role step functions live
-//! in `step_leader.rs` (leader, replication, reads) and `step_follower.rs`
-//! (candidate, follower, appends, snapshots); configuration changes in
-//! `conf_change.rs`.
+//! transitions (`become_*`), the entry point `step` (term checks, then
+//! dispatch to votes or to the role's step function), and the hooks the
+//! `RawNode` calls when storage has caught up. The rest of `Raft` is split by
+//! concern: `election.rs` (campaigns and votes), `step_leader.rs` (leader,
+//! replication, reads, transfer), `step_follower.rs` (candidate, follower,
+//! appends, snapshots) and `conf_change.rs` (membership).
 //!
 //! It must never do I/O, read a clock or use global randomness: messages go
 //! to `msgs` / `msgs_after_append` and are handed out by the `RawNode`.
@@ -14,18 +14,15 @@
 
 use std::fmt;
 
-use bytes::Bytes;
-
 use super::confchange;
 use super::config::{Config, NO_LIMIT};
 use super::errors::{Error, Result};
-use super::quorum::VoteResult;
 use super::raft_log::RaftLog;
 use super::read_only::{ReadOnly, ReadState};
 use super::storage::Storage;
 use super::tracker::{Inflights, Progress, ProgressTracker};
 use super::types::{EntryId, ents_size, payloads_size};
-use crate::raftpb::{HardState, Message, MessageType, Snapshot, vote_resp_msg_type};
+use crate::raftpb::{HardState, Message, MessageType, Snapshot};
 
 /// "No node": the id of no leader, no vote.
 pub const NONE: u64 = 0;
@@ -424,64 +421,6 @@ impl<S: Storage> Raft<S> {
         assert!(accepted, "the empty entry of a new leader was dropped");
     }
 
-    pub(crate) fn hup(&mut self, t: CampaignType) {
-        if self.state == StateType::Leader {
-            return;
-        }
-        if !self.promotable() {
-            return;
-        }
-        if self.has_unapplied_conf_changes() {
-            return;
-        }
-        self.campaign(t);
-    }
-
-    /// Starts a (pre-)election: votes for itself (counted once the vote is
-    /// durable) and asks every other voter.
-    pub(crate) fn campaign(&mut self, t: CampaignType) {
-        let (term, vote_msg) = if t == CampaignType::PreElection {
-            self.become_pre_candidate();
-            // Pre-votes are asked for the term we would campaign at.
-            (self.term.saturating_add(1), MessageType::MsgPreVote)
-        } else {
-            self.become_candidate();
-            (self.term, MessageType::MsgVote)
-        };
-        let last = self.raft_log.last_entry_id();
-        let ids = self.trk.config.voters.ids();
-        for id in ids {
-            if id == self.id {
-                self.send(Message {
-                    r#type: vote_resp_msg_type(vote_msg) as i32,
-                    to: id,
-                    term,
-                    ..Default::default()
-                });
-                continue;
-            }
-            let context = if t == CampaignType::Transfer {
-                Bytes::from_static(CAMPAIGN_TRANSFER)
-            } else {
-                Bytes::new()
-            };
-            self.send(Message {
-                r#type: vote_msg as i32,
-                to: id,
-                term,
-                index: last.index,
-                log_term: last.term,
-                context,
-                ..Default::default()
-            });
-        }
-    }
-
-    pub(crate) fn poll(&mut self, id: u64, granted: bool) -> (usize, usize, VoteResult) {
-        self.trk.record_vote(id, granted);
-        self.trk.tally_votes()
-    }
-
     /// Advances the state machine with one message: a local one (term 0) or
     /// one from a peer. Stale and malformed messages are dropped.
     pub fn step(&mut self, m: Message) -> Result<()> {
@@ -561,48 +500,6 @@ impl<S: Storage> Raft<S> {
                 StateType::Candidate | StateType::PreCandidate => self.step_candidate(m),
                 StateType::Follower => self.step_follower(m),
             },
-        }
-    }
-
-    fn handle_vote_request(&mut self, m: Message) {
-        if m.term == 0 {
-            // Vote requests always carry the term campaigned for; one
-            // without is malformed and answering it would be meaningless.
-            return;
-        }
-        let t = msg_type(&m).unwrap_or(MessageType::MsgVote);
-        // We can vote for a repeat of our vote, when we have neither voted
-        // nor heard of a leader in this term, or for a pre-vote of a later
-        // term...
-        let can_vote = self.vote == m.from
-            || (self.vote == NONE && self.lead == NONE)
-            || (t == MessageType::MsgPreVote && m.term > self.term);
-        // ...if the candidate's log is at least as up to date as ours.
-        // Learners vote too: a learner may have been promoted without
-        // knowing it yet, and the candidate's request says so.
-        let cand = EntryId::new(m.log_term, m.index);
-        if can_vote && self.raft_log.is_up_to_date(cand) {
-            // Answer with the message's term, not ours: for a pre-vote ours
-            // may be older, and the pre-candidate would drop the answer.
-            self.send(Message {
-                r#type: vote_resp_msg_type(t) as i32,
-                to: m.from,
-                term: m.term,
-                ..Default::default()
-            });
-            if t == MessageType::MsgVote {
-                // Only real votes are recorded.
-                self.election_elapsed = 0;
-                self.vote = m.from;
-            }
-        } else {
-            self.send(Message {
-                r#type: vote_resp_msg_type(t) as i32,
-                to: m.from,
-                term: self.term,
-                reject: true,
-                ..Default::default()
-            });
         }
     }
 

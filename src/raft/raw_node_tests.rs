@@ -941,3 +941,115 @@ fn decode_cc_lenient(e: &Entry) -> Option<Box<dyn ConfChangeI>> {
         EntryType::EntryNormal => None,
     }
 }
+
+// ---------------------------------------------------------------------------
+// Safety under a hostile (but honest) network: drops, duplicates, reorders,
+// partitions and crashes that lose nothing durable.
+
+#[test]
+fn random_network_keeps_election_and_state_machine_safety() {
+    use std::collections::BTreeMap;
+    for seed in 1..=16u64 {
+        let mut rng = Rng(seed * 7919);
+        let n = if seed % 2 == 0 { 3 } else { 5 };
+        let voters: Vec<u64> = (1..=n).collect();
+        let mk = |id: u64, s: MemStorage| {
+            let mut c = test_config(id, 6, 1);
+            c.pre_vote = seed % 3 != 0;
+            c.check_quorum = seed % 4 == 0;
+            c.max_inflight_msgs = 4;
+            c.max_size_per_msg = 200;
+            c.random_seed = seed * 100 + id;
+            RawNode::new(&c, s).unwrap()
+        };
+        let mut nodes: Vec<RawNode<MemStorage>> = voters
+            .iter()
+            .map(|&id| mk(id, storage_with(&voters, &[])))
+            .collect();
+        // Per node, every applied entry as (index, term, data).
+        let mut applied: Vec<Vec<(u64, u64, Bytes)>> = vec![Vec::new(); n as usize];
+        let mut leaders: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut inflight: Vec<Message> = Vec::new();
+        let mut cut: Option<u64> = None;
+        let mut proposals = 0u64;
+
+        for step in 0..6000 {
+            let i = rng.below(n) as usize;
+            match rng.below(10) {
+                0..=2 => nodes[i].tick(),
+                3 => {
+                    proposals += 1;
+                    let data = Bytes::from(format!("p{seed}-{proposals}"));
+                    let _ = nodes[i].propose(data);
+                }
+                4..=6 if !inflight.is_empty() => {
+                    let k = rng.below(inflight.len() as u64) as usize;
+                    let m = if rng.below(20) == 0 {
+                        inflight[k].clone() // duplicate
+                    } else {
+                        inflight.swap_remove(k)
+                    };
+                    let blocked = cut.is_some_and(|c| m.from == c || m.to == c);
+                    if !blocked && rng.below(10) != 0 {
+                        let _ = nodes[m.to as usize - 1].step(m);
+                    }
+                }
+                7 if rng.below(50) == 0 => {
+                    // Toggle a partition around one node.
+                    cut = match cut {
+                        Some(_) => None,
+                        None => Some(rng.below(n) + 1),
+                    };
+                }
+                8 if rng.below(200) == 0 => {
+                    // Crash and restart: only durable state survives.
+                    let id = i as u64 + 1;
+                    let store = std::mem::take(nodes[i].store_mut());
+                    let mut c = test_config(id, 6, 1);
+                    c.pre_vote = seed % 3 != 0;
+                    c.check_quorum = seed % 4 == 0;
+                    c.max_inflight_msgs = 4;
+                    c.max_size_per_msg = 200;
+                    c.random_seed = seed * 100 + id + step;
+                    c.applied = applied[i].last().map_or(0, |e| e.0);
+                    nodes[i] = RawNode::new(&c, store).unwrap();
+                }
+                _ => {
+                    if nodes[i].has_ready() {
+                        let rd = nodes[i].ready();
+                        persist(&mut nodes[i], &rd);
+                        for e in &rd.committed_entries {
+                            let next = applied[i].last().map_or(1, |l| l.0 + 1);
+                            assert_eq!(e.index, next, "seed {seed}: node {} skipped", i + 1);
+                            applied[i].push((e.index, e.term, e.data.clone()));
+                        }
+                        inflight.extend(rd.messages.iter().cloned());
+                        nodes[i].advance(rd);
+                    }
+                }
+            }
+            inflight.truncate(400);
+            for nd in &nodes {
+                if nd.raft.state == StateType::Leader {
+                    let prev = leaders.insert(nd.raft.term, nd.raft.id);
+                    assert!(
+                        prev.is_none() || prev == Some(nd.raft.id),
+                        "seed {seed}: two leaders in term {}",
+                        nd.raft.term
+                    );
+                }
+            }
+        }
+        // Everything applied anywhere is a prefix of the longest history.
+        let longest = applied.iter().max_by_key(|a| a.len()).unwrap().clone();
+        for (i, a) in applied.iter().enumerate() {
+            assert_eq!(
+                &longest[..a.len()],
+                &a[..],
+                "seed {seed}: node {} diverged",
+                i + 1
+            );
+        }
+        assert!(!longest.is_empty(), "seed {seed}: nothing committed");
+    }
+}
