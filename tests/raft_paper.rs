@@ -1,604 +1,470 @@
-//! The Raft paper's rules (§5.1–§5.4, https://raft.github.io/raft.pdf) as
-//! etcd-raft's raft_paper_test.go checks them, against corelog's `Raft`:
-//! each test sets up a state, steps messages or ticks, and checks the
-//! messages sent and the resulting state.
-//!
-//! Only the core's public API is used; where etcd's tests reach for internal
-//! helpers (bcastAppend, a fake step function), the same situation is set up
-//! through the public path a real node takes (an election, observable
-//! effects).
+//! The Raft paper's rules (§5.1–§5.4), checked the way etcd-raft checks them
+//! in raft_paper_test.go: each test sets one node (or a small cluster) into
+//! a situation the paper describes and asserts what the paper says happens.
 
-use std::collections::{BTreeMap, VecDeque};
+mod common;
 
-use bytes::Bytes;
-use corelog::raft::{Config, MemStorage, Raft, StateType};
-use corelog::raftpb::{ConfState, Entry, HardState, Message, MessageType};
+use std::collections::BTreeSet;
 
-type TestRaft = Raft<MemStorage>;
+use common::network::*;
+use corelog::raft::StateType;
+use corelog::raftpb::{Entry, HardState, Message, MessageType};
 
-/// A storage whose (bootstrap) configuration has `peers` as voters.
-fn storage(peers: &[u64]) -> MemStorage {
-    MemStorage::new_with_conf_state(ConfState {
-        voters: peers.to_vec(),
-        ..Default::default()
-    })
-}
-
-/// A storage with `peers` holding `ents` (stable, not committed).
-fn storage_with(peers: &[u64], ents: &[Entry]) -> MemStorage {
-    let mut s = storage(peers);
-    s.append(ents)
-        .expect("test entries append to an empty storage");
-    s
-}
-
-fn new_test_raft(id: u64, election: usize, heartbeat: usize, store: MemStorage) -> TestRaft {
-    let cfg = Config {
-        id,
-        election_tick: election,
-        heartbeat_tick: heartbeat,
-        max_size_per_msg: u64::MAX,
-        max_inflight_msgs: 256,
-        ..Config::default()
-    };
-    Raft::new(&cfg, store).expect("test config is valid")
-}
-
-fn ids_by_size(n: u64) -> Vec<u64> {
-    (1..=n).collect()
-}
-
-fn msg(t: MessageType, from: u64, to: u64, term: u64) -> Message {
-    Message {
-        r#type: t as i32,
-        from,
-        to,
-        term,
-        ..Default::default()
-    }
-}
-
-fn entry(term: u64, index: u64) -> Entry {
-    Entry {
-        term,
-        index,
-        ..Default::default()
-    }
-}
-
-fn data_entry(term: u64, index: u64, data: &'static [u8]) -> Entry {
-    Entry {
-        term,
-        index,
-        data: Bytes::from_static(data),
-        ..Default::default()
-    }
-}
-
-/// Entries at `first, first+1, ...` with the given terms.
-fn ents(first: u64, terms: &[u64]) -> Vec<Entry> {
-    terms
-        .iter()
-        .zip(first..)
-        .map(|(&t, i)| entry(t, i))
-        .collect()
-}
-
-fn prop(from: u64, data: &'static [u8]) -> Message {
-    let mut m = msg(MessageType::MsgProp, from, from, 0);
-    m.entries = vec![data_entry(0, 0, data)];
-    m
-}
-
-/// What a restart from this hard state would load.
-fn load_state(r: &mut TestRaft, hs: HardState) {
-    r.term = hs.term;
-    r.vote = hs.vote;
-    r.raft_log.committed = hs.commit;
-}
-
-/// Steps the messages the node sent to itself once its storage is durable
-/// (own votes, own append acks) and queues the others for sending, until
-/// none is left: a synchronous storage, as etcd's tests assume.
-fn advance_messages_after_append(r: &mut TestRaft) {
-    loop {
-        let msgs = std::mem::take(&mut r.msgs_after_append);
-        if msgs.is_empty() {
-            return;
-        }
-        for m in msgs {
-            if m.to == r.id {
-                r.step(m).expect("a node accepts its own messages");
-            } else {
-                r.msgs.push(m);
-            }
-        }
-    }
-}
-
-/// Everything the node has to send, after its storage caught up.
-fn read_messages(r: &mut TestRaft) -> Vec<Message> {
-    advance_messages_after_append(r);
-    std::mem::take(&mut r.msgs)
-}
-
-/// Messages in a stable order: by recipient, then type, then sender.
-fn sorted(mut msgs: Vec<Message>) -> Vec<Message> {
-    msgs.sort_by_key(|m| (m.to, m.r#type, m.from));
-    msgs
-}
-
-/// The follower's acceptance of a MsgApp.
-fn accept_and_reply(m: &Message) -> Message {
-    assert_eq!(m.r#type, MessageType::MsgApp as i32, "not a MsgApp: {m:?}");
-    let mut r = msg(MessageType::MsgAppResp, m.to, m.from, m.term);
-    r.index = m.index + m.entries.len() as u64;
-    r
-}
-
-/// Makes `r` leader by a real election: a MsgHup, then granted votes from
-/// the other voters until it wins. The empty entry of its term is then
-/// being sent (in `r.msgs`) to every follower.
-fn elect(r: &mut TestRaft) {
-    let id = r.id;
-    r.step(msg(MessageType::MsgHup, id, id, 0))
-        .expect("MsgHup is accepted");
-    // The vote requests are of no interest: the answers are simulated.
-    read_messages(r);
-    let voters: Vec<u64> = r
-        .trk
-        .config
-        .voters
-        .ids()
-        .into_iter()
-        .filter(|&v| v != id)
-        .collect();
-    for v in voters {
-        if r.state == StateType::Leader {
-            break;
-        }
-        let term = r.term;
-        r.step(msg(MessageType::MsgVoteResp, v, id, term))
-            .expect("a granted vote is accepted");
-        advance_messages_after_append(r);
-    }
-    assert_eq!(r.state, StateType::Leader, "node {id} did not win");
-}
-
-/// Elects `r` and has every follower accept the empty entry of its term;
-/// then persists and applies everything, so that only new proposals are
-/// unstable or unapplied.
-fn elect_and_commit_noop(r: &mut TestRaft) {
-    elect(r);
-    for m in read_messages(r) {
-        assert!(
-            m.r#type == MessageType::MsgApp as i32
-                && m.entries.len() == 1
-                && m.entries[0].data.is_empty(),
-            "not a message appending the empty entry: {m:?}"
-        );
-        r.step(accept_and_reply(&m)).expect("ack is accepted");
-    }
-    // The commit index updates to the followers are of no interest.
-    read_messages(r);
-    let unstable = r.raft_log.next_unstable_ents().to_vec();
-    r.raft_log
-        .store
-        .append(&unstable)
-        .expect("unstable entries follow the stable ones");
-    let committed = r.raft_log.committed;
-    r.raft_log.applied_to(committed, 0);
-    let last = r.raft_log.last_entry_id();
-    r.raft_log.stable_to(last);
-}
-
-fn make_state(r: &mut TestRaft, state: StateType) {
+/// Puts a fresh member of {1, 2, 3} into `state` at term 1.
+fn node_in_state(state: StateType) -> Node {
+    let mut n = new_node(1, &[1, 2, 3]);
     match state {
-        StateType::Follower => r.become_follower(1, 2),
-        StateType::Candidate => r.become_candidate(),
+        StateType::Follower => n.raft.become_follower(1, 2),
+        StateType::Candidate => n.raft.become_candidate(),
         StateType::Leader => {
-            r.become_candidate();
-            r.become_leader();
+            n.raft.become_candidate();
+            n.raft.become_leader();
         }
-        StateType::PreCandidate => r.become_pre_candidate(),
+        StateType::PreCandidate => unreachable!("not a paper state"),
     }
+    drain(&mut n);
+    n
 }
 
 // §5.1: a server seeing a larger term adopts it; a candidate or leader
 // seeing one reverts to follower.
 #[test]
-fn update_term_from_message_in_every_state() {
+fn every_state_adopts_a_larger_term_from_a_message_and_becomes_follower() {
     for state in [StateType::Follower, StateType::Candidate, StateType::Leader] {
-        let mut r = new_test_raft(1, 10, 1, storage(&[1, 2, 3]));
-        make_state(&mut r, state);
-        r.step(msg(MessageType::MsgApp, 2, 1, 2))
-            .expect("MsgApp is accepted");
-        assert_eq!(r.term, 2, "from {state}");
-        assert_eq!(r.state, StateType::Follower, "from {state}");
+        let mut n = node_in_state(state);
+        assert_eq!(n.raft.term, 1);
+
+        n.raft
+            .step(msg(MessageType::MsgApp, 2, 1, 2))
+            .expect("step");
+
+        assert_eq!(n.raft.term, 2, "{state}");
+        assert_eq!(n.raft.state, StateType::Follower, "{state}");
+        assert_eq!(n.raft.lead, 2, "{state}: the sender of MsgApp leads");
     }
 }
 
-// §5.1: a request with a stale term is rejected; etcd (and corelog) ignore
-// it outright: no answer, no change of term, leader, role or log.
+// §5.1: a request with a stale term is rejected (etcd, and corelog, ignore
+// it): nothing about the node changes and nothing is sent.
 #[test]
-fn stale_term_message_is_ignored() {
-    let mut r = new_test_raft(1, 10, 1, storage(&[1, 2, 3]));
-    load_state(
-        &mut r,
-        HardState {
-            term: 2,
-            ..Default::default()
+fn messages_with_a_stale_term_are_ignored() {
+    let stale = [
+        Message {
+            entries: vec![data_entry(1, 1, b"x")],
+            commit: 1,
+            ..msg(MessageType::MsgApp, 2, 1, 1)
         },
-    );
-    let mut m = msg(MessageType::MsgApp, 2, 1, 1);
-    m.entries = vec![entry(1, 1)];
-    m.commit = 1;
-    r.step(m).expect("a stale message is not an error");
-    assert!(read_messages(&mut r).is_empty());
-    assert_eq!(r.term, 2);
-    assert_eq!(r.lead, 0);
-    assert_eq!(r.state, StateType::Follower);
-    assert_eq!(r.raft_log.last_index(), 0);
-    assert_eq!(r.raft_log.committed, 0);
-}
-
-// §5.2: servers start as followers.
-#[test]
-fn start_as_follower() {
-    let r = new_test_raft(1, 10, 1, storage(&[1, 2, 3]));
-    assert_eq!(r.state, StateType::Follower);
-}
-
-// §5.2: on a heartbeat tick the leader sends every follower a MsgHeartbeat
-// with no entries and no log position.
-#[test]
-fn leader_broadcasts_heartbeat() {
-    let hi = 1;
-    let mut r = new_test_raft(1, 10, hi, storage(&[1, 2, 3]));
-    r.become_candidate();
-    r.become_leader();
-    for _ in 0..10 {
-        r.step(prop(1, b"")).expect("leader accepts proposals");
-    }
-    read_messages(&mut r);
-    for _ in 0..hi {
-        r.tick();
-    }
-    let hb2 = msg(MessageType::MsgHeartbeat, 1, 2, 1);
-    let hb3 = msg(MessageType::MsgHeartbeat, 1, 3, 1);
-    assert_eq!(sorted(read_messages(&mut r)), vec![hb2, hb3]);
-}
-
-// §5.2: a follower (or a candidate that failed to win) that hears nothing
-// for an election timeout starts an election: new term, votes for itself,
-// asks every other server for its vote.
-#[test]
-fn nonleader_starts_election_after_timeout() {
-    for state in [StateType::Follower, StateType::Candidate] {
-        let et = 10;
-        let mut r = new_test_raft(1, et, 1, storage(&[1, 2, 3]));
-        make_state(&mut r, state);
-        for _ in 1..2 * et {
-            r.tick();
-        }
-        advance_messages_after_append(&mut r);
-        assert_eq!(r.term, 2, "from {state}");
-        assert_eq!(r.state, StateType::Candidate, "from {state}");
-        assert_eq!(r.trk.votes.get(&1), Some(&true), "from {state}");
-        let want: Vec<Message> = [2, 3]
-            .iter()
-            .map(|&to| msg(MessageType::MsgVote, 1, to, 2))
-            .collect();
-        assert_eq!(sorted(read_messages(&mut r)), want, "from {state}");
-    }
-}
-
-// §5.2: one round of RequestVote: win with a majority of grants, fall back
-// to follower with a majority of rejections, otherwise stay candidate; for
-// clusters of 1, 3 and 5.
-#[test]
-fn leader_election_in_one_round() {
-    // (cluster size, vote answers (voter, granted), resulting state)
-    type Case = (u64, Vec<(u64, bool)>, StateType);
-    let cases: Vec<Case> = vec![
-        (1, vec![], StateType::Leader),
-        (3, vec![(2, true), (3, true)], StateType::Leader),
-        (3, vec![(2, true)], StateType::Leader),
-        (
-            5,
-            vec![(2, true), (3, true), (4, true), (5, true)],
-            StateType::Leader,
-        ),
-        (5, vec![(2, true), (3, true), (4, true)], StateType::Leader),
-        (5, vec![(2, true), (3, true)], StateType::Leader),
-        (3, vec![(2, false), (3, false)], StateType::Follower),
-        (
-            5,
-            vec![(2, false), (3, false), (4, false), (5, false)],
-            StateType::Follower,
-        ),
-        (
-            5,
-            vec![(2, true), (3, false), (4, false), (5, false)],
-            StateType::Follower,
-        ),
-        (3, vec![], StateType::Candidate),
-        (5, vec![(2, true)], StateType::Candidate),
-        (5, vec![(2, false), (3, false)], StateType::Candidate),
-        (5, vec![], StateType::Candidate),
+        Message {
+            commit: 1,
+            ..msg(MessageType::MsgHeartbeat, 2, 1, 1)
+        },
+        msg(MessageType::MsgVote, 2, 1, 1),
+        msg(MessageType::MsgAppResp, 2, 1, 1),
+        msg(MessageType::MsgVoteResp, 2, 1, 1),
+        msg(MessageType::MsgTimeoutNow, 2, 1, 1),
     ];
-    for (i, (size, votes, want)) in cases.into_iter().enumerate() {
-        let mut r = new_test_raft(1, 10, 1, storage(&ids_by_size(size)));
-        r.step(msg(MessageType::MsgHup, 1, 1, 0))
-            .expect("MsgHup is accepted");
-        advance_messages_after_append(&mut r);
-        for (id, granted) in votes {
-            let term = r.term;
-            let mut m = msg(MessageType::MsgVoteResp, id, 1, term);
-            m.reject = !granted;
-            r.step(m).expect("vote response is accepted");
+    for m in stale {
+        let t = m.r#type();
+        let mut n = new_node_with_state(
+            config(1, 10, 1),
+            storage_with_peers(&[1, 2, 3]),
+            HardState {
+                term: 2,
+                ..Default::default()
+            },
+        );
+        drain(&mut n);
+
+        n.raft.step(m).expect("step");
+
+        assert_eq!(n.raft.term, 2, "{t:?}");
+        assert_eq!(n.raft.vote, 0, "{t:?}");
+        assert_eq!(n.raft.lead, 0, "{t:?}");
+        assert_eq!(n.raft.state, StateType::Follower, "{t:?}");
+        assert_eq!(n.raft.raft_log.last_index(), 0, "{t:?}");
+        assert_eq!(n.raft.raft_log.committed, 0, "{t:?}");
+        assert!(read_messages(&mut n).is_empty(), "{t:?}");
+    }
+}
+
+// §5.2: servers start up as followers.
+#[test]
+fn a_server_starts_as_a_follower() {
+    let n = new_node(1, &[1, 2, 3]);
+    assert_eq!(n.raft.state, StateType::Follower);
+    assert_eq!(n.raft.term, 0);
+    assert_eq!(n.raft.lead, 0);
+}
+
+// §5.2: a leader sends empty AppendEntries (heartbeats) to every follower
+// at each heartbeat interval; etcd's carry no index, log term or entries,
+// and a commit index capped at what the follower is known to hold.
+#[test]
+fn leader_broadcasts_empty_heartbeats_on_its_heartbeat_tick() {
+    let mut n = node_in_state(StateType::Leader);
+    for _ in 0..10 {
+        n.raft.step(prop(1, b"data")).expect("proposal");
+    }
+    drain(&mut n);
+
+    n.tick();
+
+    let mut msgs = read_messages(&mut n);
+    sort_msgs(&mut msgs);
+    assert_eq!(
+        msgs,
+        vec![
+            msg(MessageType::MsgHeartbeat, 1, 2, 1),
+            msg(MessageType::MsgHeartbeat, 1, 3, 1),
+        ]
+    );
+}
+
+// §5.2: a follower (or a candidate whose election went nowhere) that hears
+// nothing for an election timeout starts an election: next term, candidate,
+// votes for itself, asks every other server.
+#[test]
+fn follower_or_candidate_without_news_starts_an_election() {
+    for state in [StateType::Follower, StateType::Candidate] {
+        let mut n = node_in_state(state);
+
+        // The randomized timeout is below 2 * election_tick.
+        for _ in 1..2 * n.raft.election_timeout {
+            n.tick();
         }
-        assert_eq!(r.state, want, "#{i}");
-        assert_eq!(r.term, 1, "#{i}");
+        let mut msgs = read_messages(&mut n);
+
+        assert_eq!(n.raft.term, 2, "{state}");
+        assert_eq!(n.raft.state, StateType::Candidate, "{state}");
+        assert_eq!(n.raft.vote, 1, "{state}");
+        assert_eq!(n.raft.trk.votes.get(&1), Some(&true), "{state}");
+        sort_msgs(&mut msgs);
+        assert_eq!(
+            msgs,
+            vec![
+                msg(MessageType::MsgVote, 1, 2, 2),
+                msg(MessageType::MsgVote, 1, 3, 2),
+            ],
+            "{state}"
+        );
+    }
+}
+
+// §5.2: in one round of RequestVote a candidate wins (a majority grants),
+// loses (a majority rejects: back to follower) or neither (stays
+// candidate), for clusters of 1, 3 and 5.
+#[test]
+fn one_round_election_wins_loses_or_stays_pending() {
+    use StateType::*;
+    // (cluster size, votes received, resulting state)
+    type Case = (u64, &'static [(u64, bool)], StateType);
+    let cases: &[Case] = &[
+        // A majority grants.
+        (1, &[], Leader),
+        (3, &[(2, true), (3, true)], Leader),
+        (3, &[(2, true)], Leader),
+        (5, &[(2, true), (3, true), (4, true), (5, true)], Leader),
+        (5, &[(2, true), (3, true), (4, true)], Leader),
+        (5, &[(2, true), (3, true)], Leader),
+        // A majority rejects.
+        (3, &[(2, false), (3, false)], Follower),
+        (
+            5,
+            &[(2, false), (3, false), (4, false), (5, false)],
+            Follower,
+        ),
+        (
+            5,
+            &[(2, true), (3, false), (4, false), (5, false)],
+            Follower,
+        ),
+        // Neither.
+        (3, &[], Candidate),
+        (5, &[(2, true)], Candidate),
+        (5, &[(2, false), (3, false)], Candidate),
+        (5, &[], Candidate),
+    ];
+    for (i, &(size, votes, want)) in cases.iter().enumerate() {
+        let mut n = new_node(1, &ids_by_size(size));
+        n.raft.step(msg(MessageType::MsgHup, 1, 1, 0)).expect("hup");
+        // The candidate's own vote counts once it is durable.
+        drain(&mut n);
+        for &(id, granted) in votes {
+            let m = Message {
+                reject: !granted,
+                ..msg(MessageType::MsgVoteResp, id, 1, n.raft.term)
+            };
+            n.raft.step(m).expect("vote");
+        }
+
+        assert_eq!(n.raft.state, want, "#{i}");
+        assert_eq!(n.raft.term, 1, "#{i}");
     }
 }
 
 // §5.2: a follower votes for at most one candidate per term, first come
-// first served.
+// first served; asking again for the same candidate is granted again.
 #[test]
-fn follower_votes_once_per_term() {
-    for (i, (vote, nvote, reject)) in [
+fn follower_votes_for_at_most_one_candidate_per_term() {
+    let cases = [
         (0, 2, false),
         (0, 3, false),
         (2, 2, false),
         (3, 3, false),
         (2, 3, true),
         (3, 2, true),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let mut r = new_test_raft(1, 10, 1, storage(&[1, 2, 3]));
-        load_state(
-            &mut r,
+    ];
+    for (i, (vote, candidate, reject)) in cases.into_iter().enumerate() {
+        let mut n = new_node_with_state(
+            config(1, 10, 1),
+            storage_with_peers(&[1, 2, 3]),
             HardState {
                 term: 1,
                 vote,
                 commit: 0,
             },
         );
-        r.step(msg(MessageType::MsgVote, nvote, 1, 1))
-            .expect("vote request is accepted");
-        let mut want = msg(MessageType::MsgVoteResp, 1, nvote, 1);
-        want.reject = reject;
-        assert_eq!(r.msgs_after_append, vec![want], "#{i}");
+        drain(&mut n);
+
+        n.raft
+            .step(msg(MessageType::MsgVote, candidate, 1, 1))
+            .expect("step");
+
+        let want = Message {
+            reject,
+            ..msg(MessageType::MsgVoteResp, 1, candidate, 1)
+        };
+        assert_eq!(read_messages(&mut n), vec![want], "#{i}");
+        let voted = if reject { vote } else { candidate };
+        assert_eq!(n.raft.vote, voted, "#{i}");
     }
 }
 
-// §5.2: a candidate that hears from a leader of at least its own term
-// recognizes it and returns to follower.
+// §5.2: a candidate that receives AppendEntries from a leader whose term is
+// at least its own recognizes that leader and returns to follower.
 #[test]
-fn candidate_falls_back_to_follower() {
+fn candidate_falls_back_to_follower_on_a_leaders_append() {
     for term in [1, 2] {
-        let mut r = new_test_raft(1, 10, 1, storage(&[1, 2, 3]));
-        r.step(msg(MessageType::MsgHup, 1, 1, 0))
-            .expect("MsgHup is accepted");
-        assert_eq!(r.state, StateType::Candidate);
-        r.step(msg(MessageType::MsgApp, 2, 1, term))
-            .expect("MsgApp is accepted");
-        assert_eq!(r.state, StateType::Follower, "term {term}");
-        assert_eq!(r.term, term);
+        let mut n = new_node(1, &[1, 2, 3]);
+        n.raft.step(msg(MessageType::MsgHup, 1, 1, 0)).expect("hup");
+        assert_eq!(n.raft.state, StateType::Candidate);
+        assert_eq!(n.raft.term, 1);
+
+        n.raft
+            .step(msg(MessageType::MsgApp, 2, 1, term))
+            .expect("step");
+
+        assert_eq!(n.raft.state, StateType::Follower, "term {term}");
+        assert_eq!(n.raft.term, term);
+        assert_eq!(n.raft.lead, 2);
     }
 }
 
-/// Ticks until the node sends something; returns the number of ticks.
-fn ticks_until_timeout(r: &mut TestRaft) -> usize {
-    let mut time = 0;
-    while read_messages(r).is_empty() {
-        r.tick();
-        time += 1;
-        assert!(time < 1000, "node never timed out");
+/// Ticks `n` until it sends something; returns the number of ticks.
+fn ticks_until_campaign(n: &mut Node) -> usize {
+    let mut ticks = 0;
+    while read_messages(n).is_empty() {
+        n.tick();
+        ticks += 1;
+        assert!(ticks <= 100, "never campaigned");
     }
-    time
+    ticks
 }
 
-// §5.2: election timeouts are randomized over [et, 2*et), every value
-// occurring.
+// §5.2: election timeouts are randomized; etcd draws them from
+// [election_tick, 2 * election_tick), and every value there occurs.
 #[test]
-fn nonleader_election_timeout_is_randomized() {
+fn election_timeout_is_randomized_over_one_to_two_election_ticks() {
     for state in [StateType::Follower, StateType::Candidate] {
         let et = 10;
-        let mut r = new_test_raft(1, et, 1, storage(&[1, 2, 3]));
-        let mut timeouts = BTreeMap::new();
+        let mut n = new_node(1, &[1, 2, 3]);
+        let mut seen = BTreeSet::new();
         for _ in 0..50 * et {
             match state {
                 StateType::Follower => {
-                    let term = r.term + 1;
-                    r.become_follower(term, 2);
+                    let term = n.raft.term + 1;
+                    n.raft.become_follower(term, 2);
                 }
-                _ => r.become_candidate(),
+                _ => n.raft.become_candidate(),
             }
-            *timeouts.entry(ticks_until_timeout(&mut r)).or_insert(0) += 1;
+            seen.insert(ticks_until_campaign(&mut n));
         }
-        for d in et..2 * et {
-            assert!(
-                timeouts.contains_key(&d),
-                "{state}: no timeout after {d} ticks in {timeouts:?}"
-            );
-        }
-        assert!(
-            timeouts.keys().all(|&d| (et..2 * et).contains(&d)),
-            "{state}: timeouts out of range: {timeouts:?}"
-        );
+        let want: BTreeSet<usize> = (et..2 * et).collect();
+        assert_eq!(seen, want, "{state}");
     }
 }
 
-// §5.2: randomized timeouts make it rare that several servers time out at
-// the same tick (which would split the vote).
+// §5.2: randomization makes it likely that a single server times out first
+// (rather than several splitting the vote).
 #[test]
-fn nonleader_election_timeouts_rarely_conflict() {
+fn election_timeouts_rarely_coincide_across_servers() {
     for state in [StateType::Follower, StateType::Candidate] {
-        let et = 10;
         let ids = ids_by_size(5);
-        let mut rs: Vec<TestRaft> = ids
-            .iter()
-            .map(|&id| new_test_raft(id, et, 1, storage(&ids)))
-            .collect();
+        let mut nodes: Vec<Node> = ids.iter().map(|&id| new_node(id, &ids)).collect();
+        let rounds = 1000;
         let mut conflicts = 0;
-        for _ in 0..1000 {
-            for r in rs.iter_mut() {
+        for _ in 0..rounds {
+            for n in &mut nodes {
                 match state {
                     StateType::Follower => {
-                        let term = r.term + 1;
-                        r.become_follower(term, 0);
+                        let term = n.raft.term + 1;
+                        n.raft.become_follower(term, 0);
                     }
-                    _ => r.become_candidate(),
+                    _ => n.raft.become_candidate(),
+                }
+                drain(n);
+            }
+            let mut timed_out = 0;
+            while timed_out == 0 {
+                for n in &mut nodes {
+                    n.tick();
+                    if !read_messages(n).is_empty() {
+                        timed_out += 1;
+                    }
                 }
             }
-            let mut timeouts = 0;
-            while timeouts == 0 {
-                for r in rs.iter_mut() {
-                    r.tick();
-                    if !read_messages(r).is_empty() {
-                        timeouts += 1;
-                    }
-                }
-            }
-            if timeouts > 1 {
+            if timed_out > 1 {
                 conflicts += 1;
             }
         }
         assert!(
-            conflicts <= 300,
-            "{state}: {conflicts} of 1000 rounds had several timeouts"
+            conflicts * 10 <= rounds * 3,
+            "{state}: {conflicts} of {rounds} rounds had several timeouts at once"
         );
     }
 }
 
-// §5.3: the leader appends a proposal to its log and sends it to every
-// follower with the index and term of the entry before it; the entry is
-// unstable (to be written to stable storage).
+// §5.3: the leader appends a proposal to its log (to be persisted), then
+// sends AppendEntries with it to every follower, carrying the index and term
+// of the entry that precedes it.
 #[test]
-fn leader_starts_replication() {
-    let mut r = new_test_raft(1, 10, 1, storage(&[1, 2, 3]));
-    elect_and_commit_noop(&mut r);
-    let li = r.raft_log.last_index();
-    r.step(prop(1, b"some data"))
-        .expect("leader accepts proposals");
-    assert_eq!(r.raft_log.last_index(), li + 1);
-    assert_eq!(r.raft_log.committed, li);
-    let wents = vec![data_entry(1, li + 1, b"some data")];
-    let want: Vec<Message> = [2, 3]
-        .iter()
-        .map(|&to| {
-            let mut m = msg(MessageType::MsgApp, 1, to, 1);
-            m.index = li;
-            m.log_term = 1;
-            m.entries = wents.clone();
-            m.commit = li;
-            m
-        })
-        .collect();
-    assert_eq!(sorted(read_messages(&mut r)), want);
-    assert_eq!(r.raft_log.next_unstable_ents(), wents.as_slice());
+fn leader_appends_a_proposal_and_replicates_it_with_the_preceding_entry() {
+    let mut n = new_node(1, &[1, 2, 3]);
+    let li = elect(&mut n);
+
+    n.raft.step(prop(1, b"some data")).expect("proposal");
+
+    assert_eq!(n.raft.raft_log.last_index(), li + 1);
+    assert_eq!(n.raft.raft_log.committed, li);
+    let mut out = drain(&mut n);
+    let want_ents = vec![data_entry(1, li + 1, b"some data")];
+    sort_msgs(&mut out.messages);
+    let app = |to| Message {
+        index: li,
+        log_term: 1,
+        entries: want_ents.clone(),
+        commit: li,
+        ..msg(MessageType::MsgApp, 1, to, 1)
+    };
+    assert_eq!(out.messages, vec![app(2), app(3)]);
+    assert_eq!(out.entries, want_ents, "the new entry is persisted");
+    assert!(out.committed_entries.is_empty());
 }
 
-// §5.3: once replicated on a majority the entry is committed and handed out
-// for applying; the new commit index goes out to the followers.
+// §5.3: once an entry is replicated on a majority the leader commits it,
+// hands it out to be applied, and tells the followers the new commit index.
 #[test]
-fn leader_commits_replicated_entry() {
-    let mut r = new_test_raft(1, 10, 1, storage(&[1, 2, 3]));
-    elect_and_commit_noop(&mut r);
-    let li = r.raft_log.last_index();
-    r.step(prop(1, b"some data"))
-        .expect("leader accepts proposals");
-    for m in read_messages(&mut r) {
-        r.step(accept_and_reply(&m)).expect("ack is accepted");
+fn leader_commits_a_replicated_entry_and_announces_the_commit_index() {
+    let mut n = new_node(1, &[1, 2, 3]);
+    let li = elect(&mut n);
+    n.raft.step(prop(1, b"some data")).expect("proposal");
+
+    for m in read_messages(&mut n) {
+        n.raft.step(accept_and_reply(&m)).expect("ack");
     }
-    assert_eq!(r.raft_log.committed, li + 1);
+
+    assert_eq!(n.raft.raft_log.committed, li + 1);
+    let mut out = drain(&mut n);
     assert_eq!(
-        r.raft_log.next_committed_ents(true),
+        out.committed_entries,
         vec![data_entry(1, li + 1, b"some data")]
     );
-    let msgs = sorted(read_messages(&mut r));
-    assert!(!msgs.is_empty());
-    for (i, m) in msgs.iter().enumerate() {
-        assert_eq!(m.to, i as u64 + 2);
-        assert_eq!(m.r#type, MessageType::MsgApp as i32);
+    sort_msgs(&mut out.messages);
+    let tos: Vec<u64> = out.messages.iter().map(|m| m.to).collect();
+    assert_eq!(tos, vec![2, 3]);
+    for m in &out.messages {
+        assert_eq!(m.r#type(), MessageType::MsgApp);
         assert_eq!(m.commit, li + 1);
     }
 }
 
-// §5.3: an entry is committed exactly when a majority (the leader included)
-// has it.
+// §5.3: an entry commits exactly when the leader's copy and the followers
+// that accepted it form a majority.
 #[test]
-fn leader_commits_only_with_a_majority() {
-    let cases: Vec<(u64, Vec<u64>, bool)> = vec![
-        (1, vec![], true),
-        (3, vec![], false),
-        (3, vec![2], true),
-        (3, vec![2, 3], true),
-        (5, vec![], false),
-        (5, vec![2], false),
-        (5, vec![2, 3], true),
-        (5, vec![2, 3, 4], true),
-        (5, vec![2, 3, 4, 5], true),
+fn leader_commits_only_with_a_majority_of_acknowledgements() {
+    let cases: &[(u64, &[u64], bool)] = &[
+        (1, &[], true),
+        (3, &[], false),
+        (3, &[2], true),
+        (3, &[2, 3], true),
+        (5, &[], false),
+        (5, &[2], false),
+        (5, &[2, 3], true),
+        (5, &[2, 3, 4], true),
+        (5, &[2, 3, 4, 5], true),
     ];
-    for (i, (size, acceptors, wack)) in cases.into_iter().enumerate() {
-        let mut r = new_test_raft(1, 10, 1, storage(&ids_by_size(size)));
-        elect_and_commit_noop(&mut r);
-        let li = r.raft_log.last_index();
-        r.step(prop(1, b"some data"))
-            .expect("leader accepts proposals");
-        advance_messages_after_append(&mut r);
-        for m in r.msgs.clone() {
+    for (i, &(size, acceptors, commits)) in cases.iter().enumerate() {
+        let mut n = new_node(1, &ids_by_size(size));
+        let li = elect(&mut n);
+        n.raft.step(prop(1, b"some data")).expect("proposal");
+
+        for m in read_messages(&mut n) {
             if acceptors.contains(&m.to) {
-                r.step(accept_and_reply(&m)).expect("ack is accepted");
+                n.raft.step(accept_and_reply(&m)).expect("ack");
             }
         }
-        assert_eq!(r.raft_log.committed > li, wack, "#{i}");
+        drain(&mut n);
+
+        assert_eq!(n.raft.raft_log.committed > li, commits, "#{i}");
     }
 }
 
-// §5.3: committing an entry commits every entry before it, those of
-// earlier leaders included, and they are applied in log order.
+// §5.3: committing an entry commits every entry before it, including those
+// of previous leaders, and they are applied in log order.
 #[test]
-fn leader_commits_preceding_entries() {
-    let cases: Vec<Vec<Entry>> = vec![
+fn leader_commit_includes_entries_of_previous_terms() {
+    let cases = [
         vec![],
-        vec![entry(2, 1)],
-        vec![entry(1, 1), entry(2, 2)],
-        vec![entry(1, 1)],
+        ents_with_terms(1, &[2]),
+        ents_with_terms(1, &[1, 2]),
+        ents_with_terms(1, &[1]),
     ];
-    for (i, tt) in cases.into_iter().enumerate() {
-        let mut r = new_test_raft(1, 10, 1, storage_with(&[1, 2, 3], &tt));
-        load_state(
-            &mut r,
+    for (i, prior) in cases.into_iter().enumerate() {
+        let mut store = storage_with_peers(&[1, 2, 3]);
+        store.append(&prior).expect("append");
+        let mut n = new_node_with_state(
+            config(1, 10, 1),
+            store,
             HardState {
                 term: 2,
                 ..Default::default()
             },
         );
-        r.become_candidate();
-        r.become_leader();
-        r.step(prop(1, b"some data"))
-            .expect("leader accepts proposals");
-        for m in read_messages(&mut r) {
-            r.step(accept_and_reply(&m)).expect("ack is accepted");
+        n.raft.become_candidate();
+        n.raft.become_leader();
+        n.raft.step(prop(1, b"some data")).expect("proposal");
+
+        for m in read_messages(&mut n) {
+            n.raft.step(accept_and_reply(&m)).expect("ack");
         }
-        let li = tt.len() as u64;
-        let mut want = tt.clone();
-        want.push(entry(3, li + 1));
+
+        let li = prior.len() as u64;
+        let mut want = prior.clone();
+        want.push(Entry {
+            term: 3,
+            index: li + 1,
+            ..Default::default()
+        });
         want.push(data_entry(3, li + 2, b"some data"));
-        assert_eq!(r.raft_log.next_committed_ents(true), want, "#{i}");
+        assert_eq!(drain(&mut n).committed_entries, want, "#{i}");
     }
 }
 
-// §5.3: a follower that learns an entry is committed hands it out for
-// applying, in log order.
+// §5.3: a follower learning a commit index from the leader applies its
+// entries up to it, in log order.
 #[test]
-fn follower_commits_entries() {
-    let cases: Vec<(Vec<Entry>, u64)> = vec![
+fn follower_applies_entries_up_to_the_leaders_commit_index() {
+    let cases = [
         (vec![data_entry(1, 1, b"some data")], 1),
         (
             vec![
@@ -623,142 +489,145 @@ fn follower_commits_entries() {
         ),
     ];
     for (i, (ents, commit)) in cases.into_iter().enumerate() {
-        let mut r = new_test_raft(1, 10, 1, storage(&[1, 2, 3]));
-        r.become_follower(1, 2);
-        let mut m = msg(MessageType::MsgApp, 2, 1, 1);
-        m.entries = ents.clone();
-        m.commit = commit;
-        r.step(m).expect("MsgApp is accepted");
-        assert_eq!(r.raft_log.committed, commit, "#{i}");
+        let mut n = new_node(1, &[1, 2, 3]);
+        n.raft.become_follower(1, 2);
+
+        n.raft
+            .step(Message {
+                entries: ents.clone(),
+                commit,
+                ..msg(MessageType::MsgApp, 2, 1, 1)
+            })
+            .expect("append");
+
+        assert_eq!(n.raft.raft_log.committed, commit, "#{i}");
         assert_eq!(
-            r.raft_log.next_committed_ents(true),
+            drain(&mut n).committed_entries,
             ents[..commit as usize].to_vec(),
             "#{i}"
         );
     }
 }
 
-// §5.3: a follower accepts an append only if it holds the entry before it
-// (same index and term); a rejection carries a hint (index, term) for the
-// leader to back off to.
+// §5.3: a follower accepts AppendEntries only if its log holds the entry
+// before them (same index and term); otherwise it refuses, and (etcd's
+// fast backtracking) hints the last index at which the logs may match and
+// its term there.
 #[test]
-fn follower_checks_append_position() {
-    let log = [entry(1, 1), entry(2, 2)];
-    // (logTerm, index) of the append; the answer's index, reject, hint,
-    // logTerm.
+fn follower_accepts_appends_only_after_a_matching_entry_and_hints_on_refusal() {
+    let ents = ents_with_terms(1, &[1, 2]);
+    // The leader is at term 3 (a leader knows no entry of a later term).
+    // (log term, index) of the MsgApp; answer: index, reject, hint, term.
     let cases = [
-        // Matches committed entries.
+        // Matches a committed entry.
         (0, 0, 1, false, 0, 0),
         (1, 1, 1, false, 0, 0),
         // Matches an uncommitted entry.
         (2, 2, 2, false, 0, 0),
-        // Conflicts with an existing entry.
+        // The entry at index 2 has another term.
         (1, 2, 2, true, 1, 1),
-        // Beyond the log.
+        // There is no entry at index 3.
         (3, 3, 3, true, 2, 2),
     ];
-    for (i, (term, index, windex, wreject, whint, wlogterm)) in cases.into_iter().enumerate() {
-        let mut r = new_test_raft(1, 10, 1, storage_with(&[1, 2, 3], &log));
-        load_state(
-            &mut r,
+    for (i, (log_term, index, w_index, reject, hint, hint_term)) in cases.into_iter().enumerate() {
+        let mut store = storage_with_peers(&[1, 2, 3]);
+        store.append(&ents).expect("append");
+        let mut n = new_node_with_state(
+            config(1, 10, 1),
+            store,
             HardState {
                 commit: 1,
                 ..Default::default()
             },
         );
-        r.become_follower(2, 2);
-        let mut m = msg(MessageType::MsgApp, 2, 1, 2);
-        m.log_term = term;
-        m.index = index;
-        r.step(m).expect("MsgApp is accepted");
-        let mut want = msg(MessageType::MsgAppResp, 1, 2, 2);
-        want.index = windex;
-        if wreject {
-            want.reject = true;
-            want.reject_hint = whint;
-            want.log_term = wlogterm;
-        }
-        assert_eq!(read_messages(&mut r), vec![want], "#{i}");
+        n.raft.become_follower(3, 2);
+        drain(&mut n);
+
+        n.raft
+            .step(Message {
+                log_term,
+                index,
+                ..msg(MessageType::MsgApp, 2, 1, 3)
+            })
+            .expect("append");
+
+        let want = Message {
+            index: w_index,
+            reject,
+            reject_hint: hint,
+            log_term: hint_term,
+            ..msg(MessageType::MsgAppResp, 1, 2, 3)
+        };
+        assert_eq!(read_messages(&mut n), vec![want], "#{i}");
     }
 }
 
-// §5.3: a valid append deletes a conflicting entry and all after it, and
-// appends what is new; the new entries are unstable (to be persisted).
+// §5.3: an accepted append deletes a conflicting entry and everything after
+// it, then appends the new entries; only new entries are persisted.
 #[test]
-fn follower_appends_entries() {
-    // (prev index, prev term, entries sent, resulting log, unstable part)
-    type Case = (u64, u64, Vec<Entry>, Vec<Entry>, Vec<Entry>);
-    let cases: Vec<Case> = vec![
-        (2, 2, ents(3, &[3]), ents(1, &[1, 2, 3]), ents(3, &[3])),
+fn follower_replaces_conflicting_entries_and_appends_new_ones() {
+    // The leader is at term 4 (a leader's entries never have a later term
+    // than its own). (prev index, prev term, entries, log after, persisted)
+    let cases = [
+        (
+            2,
+            2,
+            ents_with_terms(3, &[3]),
+            ents_with_terms(1, &[1, 2, 3]),
+            ents_with_terms(3, &[3]),
+        ),
         (
             1,
             1,
-            ents(2, &[3, 4]),
-            ents(1, &[1, 3, 4]),
-            ents(2, &[3, 4]),
+            ents_with_terms(2, &[3, 4]),
+            ents_with_terms(1, &[1, 3, 4]),
+            ents_with_terms(2, &[3, 4]),
         ),
-        (0, 0, ents(1, &[1]), ents(1, &[1, 2]), vec![]),
-        (0, 0, ents(1, &[3]), ents(1, &[3]), ents(1, &[3])),
+        (
+            0,
+            0,
+            ents_with_terms(1, &[1]),
+            ents_with_terms(1, &[1, 2]),
+            vec![],
+        ),
+        (
+            0,
+            0,
+            ents_with_terms(1, &[3]),
+            ents_with_terms(1, &[3]),
+            ents_with_terms(1, &[3]),
+        ),
     ];
-    for (i, (index, term, new, wents, wunstable)) in cases.into_iter().enumerate() {
-        let mut r = new_test_raft(1, 10, 1, storage_with(&[1, 2, 3], &ents(1, &[1, 2])));
-        r.become_follower(2, 2);
-        let mut m = msg(MessageType::MsgApp, 2, 1, 2);
-        m.log_term = term;
-        m.index = index;
-        m.entries = new;
-        r.step(m).expect("MsgApp is accepted");
-        assert_eq!(r.raft_log.all_entries(), wents, "#{i}");
-        assert_eq!(
-            r.raft_log.next_unstable_ents(),
-            wunstable.as_slice(),
-            "#{i}"
-        );
+    for (i, (index, log_term, ents, want_log, want_persisted)) in cases.into_iter().enumerate() {
+        let mut store = storage_with_peers(&[1, 2, 3]);
+        store.append(&ents_with_terms(1, &[1, 2])).expect("append");
+        let mut n = new_node_with(config(1, 10, 1), store);
+        n.raft.become_follower(4, 2);
+        drain(&mut n);
+
+        n.raft
+            .step(Message {
+                index,
+                log_term,
+                entries: ents,
+                ..msg(MessageType::MsgApp, 2, 1, 4)
+            })
+            .expect("append");
+
+        assert_eq!(n.raft.raft_log.all_entries(), want_log, "#{i}");
+        let out = drain(&mut n);
+        assert_eq!(out.entries, want_persisted, "#{i}");
+        assert_eq!(out.messages.len(), 1, "#{i}");
+        assert!(!out.messages[0].reject, "#{i}");
     }
 }
 
-/// A cluster of nodes (None: a node that swallows everything) delivering
-/// messages until none is left.
-struct Network {
-    peers: Vec<Option<TestRaft>>,
-}
-
-impl Network {
-    fn send(&mut self, m: Message) {
-        let mut queue = VecDeque::from([m]);
-        while let Some(m) = queue.pop_front() {
-            let Some(Some(p)) = self.peers.get_mut(m.to as usize - 1) else {
-                continue;
-            };
-            // Rejected messages are part of the scenarios: ignore errors.
-            let _ = p.step(m);
-            queue.extend(read_messages(p));
-        }
-    }
-
-    fn node(&self, id: u64) -> &TestRaft {
-        self.peers[id as usize - 1]
-            .as_ref()
-            .expect("node is not a black hole")
-    }
-}
-
-/// What two logs must agree on once in sync.
-fn log_view(r: &TestRaft) -> (u64, u64, u64, Vec<Entry>) {
-    (
-        r.raft_log.last_index(),
-        r.raft_log.applied,
-        r.raft_log.applying,
-        r.raft_log.all_entries(),
-    )
-}
-
-// §5.3, Figure 7: a new leader brings each of the paper's follower logs
-// (missing entries, extra uncommitted entries, both) in line with its own.
+// §5.3, Figure 7: a new leader (term 8) brings each of the followers (a)-(f)
+// to exactly its own log: missing entries are filled in, extra and
+// conflicting ones removed.
 #[test]
 fn leader_repairs_every_follower_log_of_figure_7() {
     let leader_terms = [1, 1, 1, 4, 4, 5, 5, 6, 6, 6];
-    let term = 8;
     let followers: [&[u64]; 6] = [
         &[1, 1, 1, 4, 4, 5, 5, 6, 6],
         &[1, 1, 1, 4],
@@ -767,124 +636,273 @@ fn leader_repairs_every_follower_log_of_figure_7() {
         &[1, 1, 1, 4, 4, 4, 4],
         &[1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3],
     ];
+    let term = 8;
     for (i, follower_terms) in followers.into_iter().enumerate() {
-        let mut lead = new_test_raft(1, 10, 1, storage_with(&[1, 2, 3], &ents(1, &leader_terms)));
-        let last = lead.raft_log.last_index();
-        load_state(
-            &mut lead,
+        let case = (b'a' + i as u8) as char;
+        let mut lead_store = storage_with_peers(&[1, 2, 3]);
+        lead_store
+            .append(&ents_with_terms(1, &leader_terms))
+            .expect("append");
+        let lead = new_node_with_state(
+            config(1, 10, 1),
+            lead_store,
             HardState {
                 term,
                 vote: 0,
-                commit: last,
+                commit: leader_terms.len() as u64,
             },
         );
-        let mut follower =
-            new_test_raft(2, 10, 1, storage_with(&[1, 2, 3], &ents(1, follower_terms)));
-        load_state(
-            &mut follower,
+        let mut follower_store = storage_with_peers(&[1, 2, 3]);
+        follower_store
+            .append(&ents_with_terms(1, follower_terms))
+            .expect("append");
+        let follower = new_node_with_state(
+            config(2, 10, 1),
+            follower_store,
             HardState {
                 term: term - 1,
                 ..Default::default()
             },
         );
-        // Three nodes: the follower's log may be more up to date than the
-        // leader's, so the leader needs the third node's vote.
-        let mut n = Network {
-            peers: vec![Some(lead), Some(follower), None],
-        };
-        n.send(msg(MessageType::MsgHup, 1, 1, 0));
-        n.send(msg(MessageType::MsgVoteResp, 3, 1, term + 1));
-        let mut p = msg(MessageType::MsgProp, 1, 1, 0);
-        p.entries = vec![Entry::default()];
-        n.send(p);
-        assert_eq!(n.node(1).state, StateType::Leader, "#{i}");
-        assert_eq!(log_view(n.node(1)), log_view(n.node(2)), "#{i}");
+        // Node 3 is not on the network: its vote is delivered by hand, as the
+        // follower may refuse its own (its log may be more up to date).
+        let mut nw = Network::from_nodes(vec![lead, follower]);
+        nw.campaign(1);
+        nw.send(vec![msg(MessageType::MsgVoteResp, 3, 1, term + 1)]);
+        assert_eq!(nw.state(1), StateType::Leader, "({case})");
+        nw.send(vec![prop(1, b"")]);
+
+        let (l, f) = (&nw.node(1).raft.raft_log, &nw.node(2).raft.raft_log);
+        assert_eq!(f.all_entries(), l.all_entries(), "({case})");
+        assert_eq!(f.committed, l.committed, "({case})");
+        assert_eq!(l.last_index(), leader_terms.len() as u64 + 2, "({case})");
+        assert_eq!(l.committed, l.last_index(), "({case})");
     }
 }
 
-// §5.4.1: a vote request carries the index and term of the candidate's
-// last entry and goes to every other server.
+// §5.4.1: a vote request carries the index and term of the candidate's last
+// log entry, and goes to every other server.
 #[test]
-fn vote_request_carries_last_log_position() {
-    for (j, (log, wterm)) in [(ents(1, &[1]), 2), (ents(1, &[1, 2]), 3)]
-        .into_iter()
-        .enumerate()
-    {
-        let mut r = new_test_raft(1, 10, 1, storage(&[1, 2, 3]));
-        let mut m = msg(MessageType::MsgApp, 2, 1, wterm - 1);
-        m.entries = log.clone();
-        r.step(m).expect("MsgApp is accepted");
-        read_messages(&mut r);
-        for _ in 1..r.election_timeout * 2 {
-            r.tick();
-        }
-        let msgs = sorted(read_messages(&mut r));
-        assert_eq!(msgs.len(), 2, "#{j}: {msgs:?}");
-        let last = log.last().expect("log is not empty");
-        for (i, m) in msgs.iter().enumerate() {
-            assert_eq!(m.r#type, MessageType::MsgVote as i32, "#{j}.{i}");
-            assert_eq!(m.to, i as u64 + 2, "#{j}.{i}");
-            assert_eq!(m.term, wterm, "#{j}.{i}");
-            assert_eq!(m.index, last.index, "#{j}.{i}");
-            assert_eq!(m.log_term, last.term, "#{j}.{i}");
-        }
-    }
-}
-
-// §5.4.1: a voter denies its vote to a candidate whose log is less up to
-// date than its own (compare last terms, then last indexes).
-#[test]
-fn voter_rejects_less_up_to_date_candidate() {
-    let cases: Vec<(Vec<Entry>, u64, u64, bool)> = vec![
-        // Same last term.
-        (ents(1, &[1]), 1, 1, false),
-        (ents(1, &[1]), 1, 2, false),
-        (ents(1, &[1, 1]), 1, 1, true),
-        // The candidate's last term is higher.
-        (ents(1, &[1]), 2, 1, false),
-        (ents(1, &[1]), 2, 2, false),
-        (ents(1, &[1, 1]), 2, 1, false),
-        // The voter's last term is higher.
-        (ents(1, &[2]), 1, 1, true),
-        (ents(1, &[2]), 1, 2, true),
-        (ents(1, &[2, 2]), 1, 1, true),
-        (ents(1, &[1, 1]), 1, 1, true),
+fn vote_requests_carry_the_candidates_last_log_index_and_term() {
+    let cases = [
+        (ents_with_terms(1, &[1]), 2),
+        (ents_with_terms(1, &[1, 2]), 3),
     ];
-    for (i, (log, logterm, index, wreject)) in cases.into_iter().enumerate() {
-        let mut r = new_test_raft(1, 10, 1, storage_with(&[1, 2], &log));
-        let mut m = msg(MessageType::MsgVote, 2, 1, 3);
-        m.log_term = logterm;
-        m.index = index;
-        r.step(m).expect("vote request is accepted");
-        let msgs = read_messages(&mut r);
-        assert_eq!(msgs.len(), 1, "#{i}: {msgs:?}");
-        assert_eq!(msgs[0].r#type, MessageType::MsgVoteResp as i32, "#{i}");
-        assert_eq!(msgs[0].reject, wreject, "#{i}");
+    for (i, (ents, want_term)) in cases.into_iter().enumerate() {
+        let last = ents.last().cloned().expect("entries");
+        let mut n = new_node(1, &[1, 2, 3]);
+        n.raft
+            .step(Message {
+                entries: ents,
+                ..msg(MessageType::MsgApp, 2, 1, want_term - 1)
+            })
+            .expect("append");
+        drain(&mut n);
+
+        for _ in 1..2 * n.raft.election_timeout {
+            n.tick();
+        }
+
+        let mut msgs = read_messages(&mut n);
+        sort_msgs(&mut msgs);
+        let vote = |to| Message {
+            index: last.index,
+            log_term: last.term,
+            ..msg(MessageType::MsgVote, 1, to, want_term)
+        };
+        assert_eq!(msgs, vec![vote(2), vote(3)], "#{i}");
     }
 }
 
-// §5.4.2, Figure 8: a leader commits by counting replicas only entries of
-// its own term; earlier terms' entries commit along with them.
+// §5.4.1: a voter denies its vote if its own log is more up to date than
+// the candidate's (a later last term, or the same last term and a longer
+// log).
 #[test]
-fn leader_commits_only_entries_of_its_term_by_counting() {
-    for (i, (index, wcommit)) in [(1, 0), (2, 0), (3, 3)].into_iter().enumerate() {
-        let mut r = new_test_raft(1, 10, 1, storage_with(&[1, 2], &ents(1, &[1, 2])));
-        load_state(
-            &mut r,
+fn voter_refuses_a_candidate_whose_log_is_less_up_to_date() {
+    // (voter's log, candidate's last term, candidate's last index, refused)
+    let cases = [
+        // Same last term.
+        (ents_with_terms(1, &[1]), 1, 1, false),
+        (ents_with_terms(1, &[1]), 1, 2, false),
+        (ents_with_terms(1, &[1, 1]), 1, 1, true),
+        // The candidate's last term is later.
+        (ents_with_terms(1, &[1]), 2, 1, false),
+        (ents_with_terms(1, &[1]), 2, 2, false),
+        (ents_with_terms(1, &[1, 1]), 2, 1, false),
+        // The voter's last term is later.
+        (ents_with_terms(1, &[2]), 1, 1, true),
+        (ents_with_terms(1, &[2]), 1, 2, true),
+        (ents_with_terms(1, &[2, 2]), 1, 1, true),
+        (ents_with_terms(1, &[1, 1]), 1, 1, true),
+    ];
+    for (i, (ents, log_term, index, refused)) in cases.into_iter().enumerate() {
+        let mut store = storage_with_peers(&[1, 2]);
+        store.append(&ents).expect("append");
+        let mut n = new_node_with(config(1, 10, 1), store);
+        drain(&mut n);
+
+        n.raft
+            .step(Message {
+                log_term,
+                index,
+                ..msg(MessageType::MsgVote, 2, 1, 3)
+            })
+            .expect("vote");
+
+        let msgs = read_messages(&mut n);
+        assert_eq!(msgs.len(), 1, "#{i}");
+        assert_eq!(msgs[0].r#type(), MessageType::MsgVoteResp, "#{i}");
+        assert_eq!(msgs[0].reject, refused, "#{i}");
+        assert_eq!(n.raft.vote, if refused { 0 } else { 2 }, "#{i}");
+    }
+}
+
+// §5.4.2, Figure 8: a leader never commits an entry of an earlier term by
+// counting its replicas; only an entry of its own term commits that way
+// (and with it everything before).
+#[test]
+fn leader_commits_by_counting_replicas_only_entries_of_its_own_term() {
+    // (follower's acknowledged index, commit index after)
+    let cases = [(1, 0), (2, 0), (3, 3)];
+    for (i, (acked, want_commit)) in cases.into_iter().enumerate() {
+        let mut store = storage_with_peers(&[1, 2]);
+        store.append(&ents_with_terms(1, &[1, 2])).expect("append");
+        let mut n = new_node_with_state(
+            config(1, 10, 1),
+            store,
             HardState {
                 term: 2,
                 ..Default::default()
             },
         );
-        r.become_candidate();
-        r.become_leader();
-        read_messages(&mut r);
-        r.step(prop(1, b"")).expect("leader accepts proposals");
-        let term = r.term;
-        let mut ack = msg(MessageType::MsgAppResp, 2, 1, term);
-        ack.index = index;
-        r.step(ack).expect("ack is accepted");
-        advance_messages_after_append(&mut r);
-        assert_eq!(r.raft_log.committed, wcommit, "#{i}");
+        // Leader of term 3, with its empty entry at index 3.
+        n.raft.become_candidate();
+        n.raft.become_leader();
+        read_messages(&mut n);
+        n.raft.step(prop(1, b"")).expect("proposal");
+
+        n.raft
+            .step(Message {
+                index: acked,
+                ..msg(MessageType::MsgAppResp, 2, 1, n.raft.term)
+            })
+            .expect("ack");
+        drain(&mut n);
+
+        assert_eq!(n.raft.raft_log.committed, want_commit, "#{i}");
     }
+}
+
+/// Makes a leader (or candidate) of `nw` a follower at its term without a
+/// leader, so that it can campaign again: the history's "crash and restart".
+fn step_down(nw: &mut Network, id: u64) {
+    let n = nw.node_mut(id);
+    let term = n.raft.term;
+    n.raft.become_follower(term, 0);
+    drain(n);
+}
+
+// §5.4.2, Figure 8 as a history in a cluster of five: S1 leads term 2 and
+// gets an entry (index 3) onto S2 only; S5 leads term 3 with entries nobody
+// else gets; S1 leads again (term 4) and replicates the term-2 entry to S3.
+// The term-2 entry now sits on a majority, but must not count as committed:
+// S5 can still win an election (S2, S3, S4 vote for its later last term)
+// and replace it.
+#[test]
+fn figure_8_an_old_term_entry_on_a_majority_is_not_committed() {
+    let mut nw = Network::new(&ids_by_size(5));
+    // S1 leads term 1: everyone holds its empty entry (index 1).
+    nw.campaign(1);
+    assert_eq!(nw.state(1), StateType::Leader);
+
+    // (a) S1 leads term 2 (empty entry at index 2, committed everywhere);
+    // its proposal (index 3) reaches S2 only.
+    step_down(&mut nw, 1);
+    nw.campaign(1);
+    assert_eq!(nw.state(1), StateType::Leader);
+    assert_eq!(nw.node(1).raft.term, 2);
+    for peer in [3, 4, 5] {
+        nw.cut(1, peer);
+    }
+    nw.propose(1, b"term 2");
+    assert_eq!(nw.node(2).raft.raft_log.term(3).ok(), Some(2));
+    assert_eq!(nw.node(1).raft.raft_log.committed, 2);
+
+    // (b) S5 leads term 3 with the votes of S3 and S4; its entries (index 3
+    // and 4) reach nobody.
+    nw.recover();
+    nw.isolate(1);
+    nw.cut(5, 2);
+    nw.ignore(MessageType::MsgApp);
+    nw.campaign(5);
+    assert_eq!(nw.state(5), StateType::Leader);
+    assert_eq!(nw.node(5).raft.term, 3);
+    nw.propose(5, b"term 3");
+    assert_eq!(nw.node(5).raft.raft_log.last_index(), 4);
+
+    // (c) S1 leads term 4 with the votes of S2 and S3 (its first try, at
+    // term 3, is refused by S3, which voted for S5 in that term).
+    nw.recover();
+    nw.isolate(5);
+    nw.isolate(4);
+    nw.ignore(MessageType::MsgApp);
+    step_down(&mut nw, 1);
+    nw.campaign(1);
+    assert_eq!(nw.state(1), StateType::Candidate);
+    nw.campaign(1);
+    assert_eq!(nw.state(1), StateType::Leader);
+    assert_eq!(nw.node(1).raft.term, 4);
+    // Only the term-2 entry, not S1's empty entry of term 4 (index 4),
+    // reaches S3; S2 confirms it holds it too.
+    let s1_log = nw.node(1).raft.raft_log.all_entries();
+    assert_eq!(s1_log[2].term, 2);
+    let to_s2 = Message {
+        index: 3,
+        log_term: 2,
+        commit: 2,
+        ..msg(MessageType::MsgApp, 1, 2, 4)
+    };
+    let to_s3 = Message {
+        index: 2,
+        log_term: 2,
+        entries: vec![s1_log[2].clone()],
+        commit: 2,
+        ..msg(MessageType::MsgApp, 1, 3, 4)
+    };
+    nw.recover();
+    nw.isolate(5);
+    nw.isolate(4);
+    nw.ignore(MessageType::MsgApp);
+    // Step them directly (the network ignores MsgApp) and deliver the
+    // acknowledgements.
+    for m in [to_s2, to_s3] {
+        let to = m.to;
+        nw.node_mut(to).raft.step(m).expect("append");
+        nw.flush();
+    }
+    assert_eq!(nw.node(3).raft.raft_log.term(3).ok(), Some(2));
+    // S1, S2 and S3 hold index 3: counting replicas would commit it...
+    assert_eq!(nw.node(1).raft.trk.committed(), 3);
+    // ...but it is of term 2, not S1's term.
+    assert_eq!(
+        nw.node(1).raft.raft_log.committed,
+        2,
+        "an entry of an earlier term is not committed by counting replicas"
+    );
+
+    // (d) S1 fails; S5 wins term 5 with S2, S3 and S4 (its first try, at
+    // term 4, is refused by S2 and S3) and overwrites index 3 everywhere.
+    nw.recover();
+    nw.isolate(1);
+    step_down(&mut nw, 5);
+    nw.campaign(5);
+    nw.campaign(5);
+    assert_eq!(nw.state(5), StateType::Leader);
+    assert_eq!(nw.node(5).raft.term, 5);
+    for id in [2, 3, 4, 5] {
+        let log = &nw.node(id).raft.raft_log;
+        assert_eq!(log.term(3).ok(), Some(3), "S{id} holds S5's entry at 3");
+        assert_eq!(log.last_index(), 5, "S{id}");
+    }
+    assert_eq!(nw.node(5).raft.raft_log.committed, 5);
 }
