@@ -383,8 +383,13 @@ impl<S: Storage> Raft<S> {
                 return Ok(());
             }
             MessageType::MsgReadIndex => {
-                // Alone in the configuration: no one to confirm with.
-                if self.trk.is_singleton() {
+                // Alone in the configuration: no one to confirm with. Only
+                // if the one voter is this node: a leader that was demoted
+                // or removed (and leads on, step_down_on_removal off) may
+                // face a single voter that is another node, which may lead
+                // a later term already. etcd-raft checks IsSingleton alone
+                // and answers such reads stale (found by corelog-sim).
+                if self.trk.is_singleton() && self.trk.config.voters.incoming.contains(self.id) {
                     let commit = self.raft_log.committed;
                     if let Some(resp) = self.response_to_read_index_req(m, commit) {
                         self.send(resp);
