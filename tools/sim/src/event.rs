@@ -12,6 +12,11 @@ use std::hash::{Hash, Hasher};
 
 use corelog::raftpb::{Message, MessageType};
 
+/// Indents the continuation lines of a long description.
+pub fn indent(s: &str) -> String {
+    s.replace('\n', "\n        ")
+}
+
 /// FNV-1a, 64 bit: deterministic across processes and Rust versions (std's
 /// `DefaultHasher` promises neither), and fast on the short inputs hashed
 /// here.
@@ -228,6 +233,7 @@ pub enum Event {
     /// cluster (a membership change wedged it): liveness checks stop.
     Wedged {
         leaving: Vec<u64>,
+        nodes: String,
     },
     /// A step call returned an error (not a failure: stale messages and
     /// dropped proposals are refused this way).
@@ -244,8 +250,10 @@ pub struct EventLog {
     count: u64,
     tail: VecDeque<(u64, Event)>,
     tail_len: usize,
-    /// Every event, kept only for replays (`--seed`).
-    pub all: Option<Vec<(u64, Event)>>,
+    /// Every event, kept only for replays (`--seed`), each with an
+    /// optional long description (not hashed: it is derived from the
+    /// same values).
+    pub all: Option<Vec<(u64, Event, Option<String>)>>,
 }
 
 impl EventLog {
@@ -260,11 +268,23 @@ impl EventLog {
     }
 
     pub fn push(&mut self, step: u64, e: Event) {
+        self.push_detailed(step, e, || None);
+    }
+
+    /// Whether every event is kept (a replay): then long descriptions are
+    /// worth computing.
+    pub fn keeps_all(&self) -> bool {
+        self.all.is_some()
+    }
+
+    /// Pushes an event with a long description, computed only if every
+    /// event is kept.
+    pub fn push_detailed(&mut self, step: u64, e: Event, detail: impl FnOnce() -> Option<String>) {
         step.hash(&mut self.hash);
         e.hash(&mut self.hash);
         self.count += 1;
         if let Some(all) = &mut self.all {
-            all.push((step, e.clone()));
+            all.push((step, e.clone(), detail()));
         }
         if self.tail_len > 0 {
             if self.tail.len() == self.tail_len {

@@ -115,6 +115,11 @@ fn sweep(a: &Args) -> ExitCode {
         |done, failed, out| {
             if !out.passed() {
                 eprint!("{}", failure_report(out, steps));
+            } else if out.stats.wedged > 0 {
+                eprintln!(
+                    "sim: seed {} wedged by a membership change (liveness unchecked from then on)",
+                    out.seed
+                );
             }
             if !quiet && (last.elapsed() >= Duration::from_secs(2) || done == total) {
                 last = Instant::now();

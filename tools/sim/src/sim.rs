@@ -382,7 +382,12 @@ impl Sim {
             stats: self.stats.clone(),
             log: self.log.all.as_ref().map(|all| {
                 all.iter()
-                    .map(|(step, e)| format!("step {step}: {e:?}"))
+                    .map(|(step, e, detail)| match detail {
+                        Some(d) => {
+                            format!("step {step}: {e:?}\n        {}", crate::event::indent(d))
+                        }
+                        None => format!("step {step}: {e:?}"),
+                    })
                     .collect()
             }),
         }
@@ -1083,7 +1088,9 @@ impl Sim {
             committed: range(&rd.committed_entries),
             msgs: rd.messages.len(),
         };
-        self.log.push(self.step, ev);
+        self.log.push_detailed(self.step, ev, || {
+            Some(corelog::raft::describe::describe_ready(&rd, None))
+        });
 
         // 1. Persist. The snapshot first: entries may follow it.
         if let Some(snap) = rd.snapshot.take() {
@@ -1279,12 +1286,14 @@ impl Sim {
             .map(|n| n.durable_commit())
             .min()
             .unwrap_or(0);
-        let (go, stay): (Vec<(u64, u64)>, Vec<(u64, u64)>) = self
+        let go: Vec<u64> = self
             .leaving
             .iter()
-            .partition(|&&(_, idx)| min_commit >= idx);
-        self.leaving = stay;
-        for (id, _) in go {
+            .filter(|&&(_, idx)| min_commit >= idx)
+            .map(|&(id, _)| id)
+            .collect();
+        self.leaving.retain(|&(_, idx)| min_commit < idx);
+        for id in go {
             self.nodes.remove(&id);
             self.retired.insert(id);
             self.ev(Event::Retire { id });
@@ -1371,6 +1380,7 @@ impl Sim {
                     self.stats.wedged += 1;
                     self.ev(Event::Wedged {
                         leaving: self.leaving.iter().map(|&(id, _)| id).collect(),
+                        nodes: self.describe_nodes(),
                     });
                     break Ok(());
                 }
