@@ -1269,6 +1269,15 @@ impl Sim {
         Ok(())
     }
 
+    /// Whether every member of the newest configuration has it committed
+    /// on disk: until then some may still run an older one.
+    fn config_settled(&self) -> bool {
+        self.members
+            .iter()
+            .filter_map(|id| self.nodes.get(id))
+            .all(|n| n.durable_commit() >= self.latest_conf_index)
+    }
+
     /// Shuts down for good the removed nodes whose removal every member
     /// knows committed, durably (a crash must not make it forget). Not
     /// sooner: a removed leader that stops at once can
@@ -1366,16 +1375,16 @@ impl Sim {
                 break Ok(());
             }
             if self.now - start >= bound {
-                if !self.leaving.is_empty() {
+                if self.leader().is_none() && !self.config_settled() {
                     // Wedged by a membership change, a limitation of the
                     // protocol as etcd-raft defines it, not a bug: nodes
                     // apply a configuration only once they know it is
-                    // committed, and a removed node never campaigns again.
-                    // If the remaining voters have not learned that the
-                    // change committed, they still need the removed nodes'
-                    // votes, and a removed node holding a longer
-                    // (uncommitted) tail refuses them for ever. Such a run
-                    // goes on checking safety, not liveness.
+                    // committed, and a removed or demoted node never
+                    // campaigns again. If the remaining voters have not
+                    // learned that the change committed, they still need
+                    // the old voters' votes, and an old voter holding a
+                    // longer (uncommitted) tail refuses them for ever. Such
+                    // a run goes on checking safety, not liveness.
                     self.wedged = true;
                     self.stats.wedged += 1;
                     self.ev(Event::Wedged {
