@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use prost::Message as _;
 
-use super::raft::SoftState;
+use super::raft::{SoftState, is_empty_hard_state, is_empty_snap};
 use super::raw_node::Ready;
 use super::read_only::ReadState;
 use crate::raftpb::{
@@ -60,16 +60,6 @@ pub fn describe_snapshot(snap: &Snapshot) -> String {
         meta.term,
         describe_conf_state(&meta.conf_state.unwrap_or_default())
     )
-}
-
-/// Whether a snapshot is the empty one (index 0), which etcd does not print.
-pub fn is_empty_snap(snap: &Snapshot) -> bool {
-    snap.metadata.as_ref().is_none_or(|m| m.index == 0)
-}
-
-/// Whether a hard state is the all-zero one, which etcd does not print.
-pub fn is_empty_hard_state(hs: &HardState) -> bool {
-    hs.term == 0 && hs.vote == 0 && hs.commit == 0
 }
 
 /// `Lead:1 State:StateLeader`.
@@ -455,6 +445,21 @@ mod tests {
         assert_eq!(
             describe_entry(&e, Some(&upper)),
             "1/12 EntryNormal PROP_1_12"
+        );
+    }
+
+    #[test]
+    fn entry_with_a_nul_byte_and_a_custom_formatter() {
+        // etcd util_test.go TestDescribeEntry.
+        let e = entry(1, 2, EntryType::EntryNormal, &b"hello\x00world"[..]);
+        assert_eq!(
+            describe_entry(&e, None),
+            "1/2 EntryNormal \"hello\\x00world\""
+        );
+        let upper = |d: &[u8]| String::from_utf8_lossy(d).to_uppercase();
+        assert_eq!(
+            describe_entry(&e, Some(&upper)),
+            "1/2 EntryNormal HELLO\x00WORLD"
         );
     }
 

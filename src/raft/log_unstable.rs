@@ -128,10 +128,11 @@ impl Unstable {
     }
 
     /// Releases the buffer once the entries are all gone, so a burst of
-    /// entries does not pin a large allocation forever; a non-empty `Vec`
-    /// keeps its buffer to avoid reallocating on every append.
+    /// entries does not pin a large allocation. Keeping it would not save an
+    /// allocation either: the next append to an empty tail adopts the
+    /// caller's `Vec` instead.
     fn shrink_entries_array(&mut self) {
-        if self.entries.is_empty() && self.entries.capacity() > SHRINK_CAPACITY {
+        if self.entries.is_empty() {
             self.entries = Vec::new();
         }
     }
@@ -150,7 +151,7 @@ impl Unstable {
     pub fn restore(&mut self, s: Snapshot) {
         self.offset = s.metadata.as_ref().map_or(0, |m| m.index) + 1;
         self.offset_in_progress = self.offset;
-        self.entries.clear();
+        self.entries = Vec::new();
         self.snapshot = Some(s);
         self.snapshot_in_progress = false;
     }
@@ -203,9 +204,6 @@ impl Unstable {
         );
     }
 }
-
-/// Capacity above which an emptied entries buffer is released.
-const SHRINK_CAPACITY: usize = 1024;
 
 #[cfg(test)]
 #[path = "log_unstable_tests.rs"]

@@ -1,34 +1,49 @@
 //! `Raft`: the protocol state machine of one node, with etcd-raft's rules.
 //!
 //! This file owns the node's role and term: construction, ticks, the role
-//! transitions (`become_*`), the entry point `step` (term checks, votes, and
-//! dispatch to the role's step function), elections, and the hooks the
-//! `RawNode` calls when storage has caught up. The role step functions live
-//! in `step_leader.rs` (leader, replication, reads) and `step_follower.rs`
-//! (candidate, follower, appends, snapshots); configuration changes in
-//! `conf_change.rs`.
+//! transitions (`become_*`), the entry point `step` (term checks, then
+//! dispatch to votes or to the role's step function), and the hooks the
+//! `RawNode` calls when storage has caught up. The rest of `Raft` is split by
+//! concern: `election.rs` (campaigns and votes), `step_leader.rs` (leader,
+//! replication, reads, transfer), `step_follower.rs` (candidate, follower,
+//! appends, snapshots) and `conf_change.rs` (membership).
 //!
 //! It must never do I/O, read a clock or use global randomness: messages go
 //! to `msgs` / `msgs_after_append` and are handed out by the `RawNode`.
 //! Malformed or stale input from the network is dropped, never a panic.
+//!
+//! Where etcd-raft (at cdfbeed) would panic or corrupt state on input from
+//! a peer, this core drops the input instead; on well-formed input the
+//! behaviour is etcd's. Those places: a MsgApp whose entries do not follow
+//! its previous index (or pass `MAX_INDEX`); a snapshot past `MAX_INDEX`, or
+//! whose ConfState does not restore to itself; a heartbeat commit index
+//! beyond the log; an append ack beyond the leader's log; a vote request
+//! without a term; an empty MsgProp (`ProposalDropped`); a proposed conf
+//! change that does not decode (it becomes an empty normal entry, like one
+//! failing validation); terms saturate at `u64::MAX`; a pre-vote rejection
+//! at term 0 is sent with term 0 (etcd asserts a term). There is no logger:
+//! etcd's log lines are not produced.
 
 use std::fmt;
-
-use bytes::Bytes;
 
 use super::confchange;
 use super::config::{Config, NO_LIMIT};
 use super::errors::{Error, Result};
-use super::quorum::VoteResult;
 use super::raft_log::RaftLog;
 use super::read_only::{ReadOnly, ReadState};
 use super::storage::Storage;
 use super::tracker::{Inflights, Progress, ProgressTracker};
 use super::types::{EntryId, ents_size, payloads_size};
-use crate::raftpb::{HardState, Message, MessageType, Snapshot, vote_resp_msg_type};
+use crate::raftpb::{HardState, Message, MessageType, Snapshot};
 
 /// "No node": the id of no leader, no vote.
 pub const NONE: u64 = 0;
+
+/// The highest log index a peer may make this node hold (via an append or a
+/// snapshot). No real log gets near it; refusing beyond it keeps every
+/// `index + n` computation of the log and the tracker in range whatever a
+/// peer sends.
+pub const MAX_INDEX: u64 = u64::MAX / 2;
 
 /// The context of a MsgVote sent on a leadership transfer: it lets the vote
 /// through a voter's leader lease.
@@ -224,6 +239,18 @@ impl<S: Storage> Raft<S> {
             r.load_state(&rs.hard_state);
         }
         if c.applied > 0 {
+            let (applied, committed) = (r.raft_log.applied, r.raft_log.committed);
+            if c.applied < applied || c.applied > committed {
+                // etcd panics here; the config is simply wrong for this
+                // storage.
+                return Err(Error::ConfigInvalid {
+                    field: "applied",
+                    reason: format!(
+                        "{} is outside [{applied}, {committed}] (snapshot index, committed index)",
+                        c.applied
+                    ),
+                });
+            }
             r.raft_log.applied_to(c.applied, 0);
         }
         let term = r.term;
@@ -265,9 +292,16 @@ impl<S: Storage> Raft<S> {
                 | MessageType::MsgPreVote
                 | MessageType::MsgPreVoteResp,
             ) => {
-                // Campaign messages always carry the term they are about;
-                // callers set it.
-                assert!(m.term != 0, "term must be set when sending {t:?}");
+                // Campaign messages carry the term they are about; callers
+                // set it. The one exception is a rejection sent at term 0
+                // (a node that never saw a term rejecting a pre-vote): the
+                // term-less answer is then handled as current by the
+                // pre-candidate, which is what the rejection means. (etcd
+                // panics here instead; the input comes from the network.)
+                debug_assert!(
+                    m.term != 0 || m.reject,
+                    "term must be set when sending {t:?}"
+                );
             }
             Some(MessageType::MsgProp | MessageType::MsgReadIndex) => {
                 // Forwarded requests are not bound to a term: they travel
@@ -373,7 +407,7 @@ impl<S: Storage> Raft<S> {
             self.state != StateType::Leader,
             "invalid transition [leader -> candidate]"
         );
-        let term = self.term + 1;
+        let term = self.term.saturating_add(1); // a peer may have pushed us to u64::MAX
         self.reset(term);
         self.vote = self.id;
         self.state = StateType::Candidate;
@@ -415,64 +449,6 @@ impl<S: Storage> Raft<S> {
         // An empty entry has payload size 0, so this cannot be refused.
         let accepted = self.append_entry(vec![crate::raftpb::Entry::default()]);
         assert!(accepted, "the empty entry of a new leader was dropped");
-    }
-
-    pub(crate) fn hup(&mut self, t: CampaignType) {
-        if self.state == StateType::Leader {
-            return;
-        }
-        if !self.promotable() {
-            return;
-        }
-        if self.has_unapplied_conf_changes() {
-            return;
-        }
-        self.campaign(t);
-    }
-
-    /// Starts a (pre-)election: votes for itself (counted once the vote is
-    /// durable) and asks every other voter.
-    pub(crate) fn campaign(&mut self, t: CampaignType) {
-        let (term, vote_msg) = if t == CampaignType::PreElection {
-            self.become_pre_candidate();
-            // Pre-votes are asked for the term we would campaign at.
-            (self.term + 1, MessageType::MsgPreVote)
-        } else {
-            self.become_candidate();
-            (self.term, MessageType::MsgVote)
-        };
-        let last = self.raft_log.last_entry_id();
-        let ids = self.trk.config.voters.ids();
-        for id in ids {
-            if id == self.id {
-                self.send(Message {
-                    r#type: vote_resp_msg_type(vote_msg) as i32,
-                    to: id,
-                    term,
-                    ..Default::default()
-                });
-                continue;
-            }
-            let context = if t == CampaignType::Transfer {
-                Bytes::from_static(CAMPAIGN_TRANSFER)
-            } else {
-                Bytes::new()
-            };
-            self.send(Message {
-                r#type: vote_msg as i32,
-                to: id,
-                term,
-                index: last.index,
-                log_term: last.term,
-                context,
-                ..Default::default()
-            });
-        }
-    }
-
-    pub(crate) fn poll(&mut self, id: u64, granted: bool) -> (usize, usize, VoteResult) {
-        self.trk.record_vote(id, granted);
-        self.trk.tally_votes()
     }
 
     /// Advances the state machine with one message: a local one (term 0) or
@@ -557,48 +533,6 @@ impl<S: Storage> Raft<S> {
         }
     }
 
-    fn handle_vote_request(&mut self, m: Message) {
-        if m.term == 0 {
-            // Vote requests always carry the term campaigned for; one
-            // without is malformed and answering it would be meaningless.
-            return;
-        }
-        let t = msg_type(&m).unwrap_or(MessageType::MsgVote);
-        // We can vote for a repeat of our vote, when we have neither voted
-        // nor heard of a leader in this term, or for a pre-vote of a later
-        // term...
-        let can_vote = self.vote == m.from
-            || (self.vote == NONE && self.lead == NONE)
-            || (t == MessageType::MsgPreVote && m.term > self.term);
-        // ...if the candidate's log is at least as up to date as ours.
-        // Learners vote too: a learner may have been promoted without
-        // knowing it yet, and the candidate's request says so.
-        let cand = EntryId::new(m.log_term, m.index);
-        if can_vote && self.raft_log.is_up_to_date(cand) {
-            // Answer with the message's term, not ours: for a pre-vote ours
-            // may be older, and the pre-candidate would drop the answer.
-            self.send(Message {
-                r#type: vote_resp_msg_type(t) as i32,
-                to: m.from,
-                term: m.term,
-                ..Default::default()
-            });
-            if t == MessageType::MsgVote {
-                // Only real votes are recorded.
-                self.election_elapsed = 0;
-                self.vote = m.from;
-            }
-        } else {
-            self.send(Message {
-                r#type: vote_resp_msg_type(t) as i32,
-                to: m.from,
-                term: self.term,
-                reject: true,
-                ..Default::default()
-            });
-        }
-    }
-
     /// Drops the known leader so that this follower grants votes (and
     /// campaigns after its election timeout) without waiting out the leader
     /// lease. A no-op for non-followers, and refused under LeaseBased reads,
@@ -676,7 +610,7 @@ impl<S: Storage> Raft<S> {
         }
     }
 
-    fn applied_snap(&mut self, index: u64) {
+    pub(crate) fn applied_snap(&mut self, index: u64) {
         self.raft_log.stable_snap_to(index);
         self.applied_to(index, 0);
     }

@@ -10,7 +10,7 @@
 use super::confchange;
 use super::errors::{Error, Result};
 use super::quorum::VoteResult;
-use super::raft::{CampaignType, NONE, Raft, StateType, msg_type};
+use super::raft::{CampaignType, MAX_INDEX, NONE, Raft, StateType, msg_type};
 use super::read_only::ReadState;
 use super::storage::Storage;
 use super::tracker::ProgressTracker;
@@ -146,9 +146,9 @@ impl<S: Storage> Raft<S> {
         }
         let (index, log_term, commit) = (m.index, m.log_term, m.commit);
         let a = LogSlice::new(m.term, EntryId::new(log_term, index), m.entries);
-        if a.valid().is_err() {
-            // Entries that do not follow `prev` (or exceed the leader's
-            // term) cannot be a leader's log: drop the message.
+        if !follows_contiguously(&a) {
+            // Entries that do not follow `prev` index by index cannot be a
+            // leader's log; appending them would corrupt ours. Drop it.
             return;
         }
         if let Some(last_new) = self.raft_log.maybe_append(a, commit) {
@@ -217,10 +217,13 @@ impl<S: Storage> Raft<S> {
         if meta.index <= self.raft_log.committed {
             return false;
         }
+        if meta.index > MAX_INDEX {
+            return false;
+        }
         if self.state != StateType::Follower {
             // Defense in depth: only followers restore. A leader that got
             // here must not stay leader at this term.
-            let term = self.term + 1;
+            let term = self.term.saturating_add(1);
             self.become_follower(term, NONE);
             return false;
         }
@@ -247,17 +250,36 @@ impl<S: Storage> Raft<S> {
 
         // Check the configuration before touching the log, so a snapshot
         // with a broken ConfState leaves the node as it was.
-        let trk = ProgressTracker::new(self.trk.max_inflight, self.trk.max_inflight_bytes);
+        let mut trk = ProgressTracker::new(self.trk.max_inflight, self.trk.max_inflight_bytes);
         let Ok((cfg, prs)) = confchange::restore(&trk, meta.index, &cs) else {
             return false;
         };
+        trk.config = cfg;
+        if cs.equivalent(&trk.conf_state()).is_err() {
+            // A ConfState that does not survive the round trip is malformed
+            // (etcd panics on it after the fact).
+            return false;
+        }
+        let cfg = std::mem::take(&mut trk.config);
 
         self.raft_log.restore(s);
         self.trk = trk;
         let new_cs = self.switch_to_config(cfg, prs);
-        if let Err(e) = cs.equivalent(&new_cs) {
-            panic!("restored configuration differs from the snapshot's: {e}");
-        }
+        debug_assert!(cs.equivalent(&new_cs).is_ok());
         true
     }
+}
+
+/// The entries of `a` follow `a.prev` at consecutive indexes, within
+/// `MAX_INDEX`: anything else cannot be spliced into a log. (Terms are not checked: etcd accepts and
+/// answers appends whatever their terms, and so do we.)
+fn follows_contiguously(a: &LogSlice) -> bool {
+    let mut prev = a.prev.index;
+    for e in &a.entries {
+        if prev.checked_add(1) != Some(e.index) || e.index > MAX_INDEX {
+            return false;
+        }
+        prev = e.index;
+    }
+    true
 }

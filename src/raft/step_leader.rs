@@ -18,7 +18,9 @@ use super::read_only::ReadState;
 use super::storage::Storage;
 use super::tracker::ProgressState;
 use super::types::{EntryId, payloads_size};
-use crate::raftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Message, MessageType};
+use crate::raftpb::{
+    ConfChange, ConfChangeTransition, ConfChangeV2, Entry, EntryType, Message, MessageType,
+};
 
 impl<S: Storage> Raft<S> {
     /// Sends an append (possibly empty, to carry the commit index) to `to`.
@@ -323,8 +325,11 @@ impl<S: Storage> Raft<S> {
                 }
                 EntryType::EntryConfChangeV2 => {
                     match <ConfChangeV2 as prost::Message>::decode(entry.data.clone()) {
-                        Ok(cc) => Some(cc.changes.is_empty()),
-                        Err(_) => None,
+                        // An unknown transition could never be applied.
+                        Ok(cc) if ConfChangeTransition::try_from(cc.transition).is_ok() => {
+                            Some(cc.changes.is_empty())
+                        }
+                        _ => None,
                     }
                 }
                 EntryType::EntryNormal => continue,
@@ -508,6 +513,9 @@ impl<S: Storage> Raft<S> {
                 .find_conflict_by_term(m.reject_hint, m.log_term)
                 .0;
         }
+        // Only `min(rejected, hint + 1)` matters, so capping the hint at the
+        // rejected index changes nothing but keeps `hint + 1` in range.
+        next_probe_idx = next_probe_idx.min(m.index);
         let Some(pr) = self.trk.progress.get_mut(&from) else {
             return;
         };
@@ -521,6 +529,12 @@ impl<S: Storage> Raft<S> {
 
     fn handle_append_ack(&mut self, m: &Message) {
         let from = m.from;
+        if m.index > self.raft_log.last_index() {
+            // No follower can have matched entries this leader does not
+            // have: a bogus ack, which would break the tracker's
+            // `matched < next` arithmetic. (etcd records it.)
+            return;
+        }
         let first_index = self.raft_log.first_index();
         let Some(pr) = self.trk.progress.get_mut(&from) else {
             return;

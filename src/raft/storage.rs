@@ -115,8 +115,8 @@ impl MemStorage {
         self.snapshot_meta_mut().conf_state = Some(cs);
     }
 
-    fn snapshot_meta(&self) -> SnapshotMetadata {
-        self.snapshot.metadata.clone().unwrap_or_default()
+    fn snapshot_index(&self) -> u64 {
+        self.snapshot.metadata.as_ref().map_or(0, |m| m.index)
     }
 
     fn snapshot_meta_mut(&mut self) -> &mut SnapshotMetadata {
@@ -143,7 +143,7 @@ impl MemStorage {
     pub fn apply_snapshot(&mut self, mut snap: Snapshot) -> Result<()> {
         let meta = snap.metadata.get_or_insert_with(Default::default);
         let (index, term) = (meta.index, meta.term);
-        let ours = self.snapshot_meta().index;
+        let ours = self.snapshot_index();
         if ours != 0 && ours >= index {
             return Err(StorageError::SnapshotOutOfDate.into());
         }
@@ -161,23 +161,30 @@ impl MemStorage {
     /// `cs`; returns it. Does not discard entries (see `compact`).
     /// `SnapshotOutOfDate` if `i` is not past the current snapshot.
     ///
-    /// Panics if `i` is past the last index: a snapshot of state the log
-    /// never contained is a broken caller.
+    /// Panics if `i` is past the last index (a snapshot of state the log
+    /// never contained) or before the compaction point (its term is gone):
+    /// both are broken callers.
     pub fn create_snapshot(
         &mut self,
         i: u64,
         cs: Option<ConfState>,
         data: Bytes,
     ) -> Result<Snapshot> {
-        if i <= self.snapshot_meta().index {
+        if i <= self.snapshot_index() {
             return Err(StorageError::SnapshotOutOfDate.into());
         }
-        let last = self.last();
+        let (offset, last) = (self.offset(), self.last());
         assert!(
             i <= last,
             "snapshot {i} is out of bound lastindex({last}): a snapshot must not be past the last index"
         );
-        let term = self.ents[(i - self.offset()) as usize].term;
+        // The log may have been compacted past the last snapshot; the term
+        // of an entry before the compaction point is gone.
+        assert!(
+            i >= offset,
+            "snapshot {i} is before the compaction point {offset}: its term is no longer known"
+        );
+        let term = self.ents[(i - offset) as usize].term;
         let meta = self.snapshot_meta_mut();
         meta.index = i;
         meta.term = term;
@@ -277,7 +284,12 @@ impl Storage for MemStorage {
     fn initial_state(&self) -> Result<RaftState> {
         Ok(RaftState {
             hard_state: self.hard_state,
-            conf_state: self.snapshot_meta().conf_state.unwrap_or_default(),
+            conf_state: self
+                .snapshot
+                .metadata
+                .as_ref()
+                .and_then(|m| m.conf_state.clone())
+                .unwrap_or_default(),
         })
     }
 
@@ -287,6 +299,7 @@ impl Storage for MemStorage {
             return Err(StorageError::Compacted.into());
         }
         let last = self.last();
+        assert!(low <= high, "invalid entries range [{low}, {high})");
         assert!(
             high <= last + 1,
             "entries' hi({high}) is out of bound lastindex({last}): reads must stay within the log"

@@ -308,3 +308,19 @@ fn a_new_storage_is_empty_at_index_zero() {
     let sn = s.snapshot().unwrap();
     assert_eq!(sn.metadata.map(|m| (m.index, m.term)), Some((0, 0)));
 }
+
+#[test]
+#[should_panic(expected = "snapshot 4 is before the compaction point 5")]
+fn create_snapshot_before_the_compaction_point_panics() {
+    let mut s = storage_with(ents(3, &[3, 4, 5, 6]));
+    s.compact(5).unwrap();
+    let _ = s.create_snapshot(4, None, Bytes::new());
+}
+
+#[test]
+fn create_snapshot_at_the_compaction_point_uses_the_dummy_term() {
+    let mut s = storage_with(ents(3, &[3, 4, 5, 6]));
+    s.compact(5).unwrap();
+    let got = s.create_snapshot(5, None, Bytes::new()).unwrap();
+    assert_eq!(got.metadata.map(|m| (m.index, m.term)), Some((5, 5)));
+}

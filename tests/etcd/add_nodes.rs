@@ -10,7 +10,7 @@
 //! the synchronous storage contract.
 
 use bytes::Bytes;
-use corelog::raft::{Config, MemStorage, RawNode, ReadOnlyOption, Storage};
+use corelog::raft::{Config, Error, MemStorage, NO_LIMIT, RawNode, ReadOnlyOption, Storage};
 use corelog::raftpb::{ConfState, Snapshot, SnapshotMetadata};
 
 use crate::common::datadriven::TestCase;
@@ -23,7 +23,7 @@ fn config_stub() -> Config {
     Config {
         election_tick: 3,
         heartbeat_tick: 1,
-        max_size_per_msg: u64::MAX,
+        max_size_per_msg: NO_LIMIT,
         max_inflight_msgs: i32::MAX as usize,
         ..Config::default()
     }
@@ -121,7 +121,7 @@ pub fn add_nodes(env: &mut Env, n: usize, cfg: Config, mut snap: Snapshot) -> Cm
         };
         let mut cfg = cfg.clone();
         cfg.id = id;
-        let raw = RawNode::new(&cfg, storage).map_err(|e| e.to_string())?;
+        let raw = RawNode::new(&cfg, storage).map_err(|e| etcd_config_error(&e))?;
         env.nodes.push(Node { raw, config: cfg });
     }
     Ok(())
@@ -134,4 +134,23 @@ fn is_empty_snapshot(snap: &Snapshot) -> bool {
         && meta.index == 0
         && meta.term == 0
         && meta.conf_state.unwrap_or_default() == ConfState::default()
+}
+
+/// The text etcd's `Config.validate` gives for an invalid config, so that a
+/// scenario exercising one prints what etcd prints.
+fn etcd_config_error(e: &Error) -> String {
+    match e {
+        Error::ConfigInvalid { field, .. } => match *field {
+            "id" => "cannot use none as id".to_string(),
+            "heartbeat_tick" => "heartbeat tick must be greater than 0".to_string(),
+            "election_tick" => "election tick must be greater than heartbeat tick".to_string(),
+            "max_inflight_msgs" => "max inflight messages must be greater than 0".to_string(),
+            "max_inflight_bytes" => "max inflight bytes must be >= max message size".to_string(),
+            "read_only_option" => {
+                "CheckQuorum must be enabled when ReadOnlyOption is ReadOnlyLeaseBased".to_string()
+            }
+            _ => e.to_string(),
+        },
+        _ => e.to_string(),
+    }
 }

@@ -26,11 +26,11 @@ pub fn first_as_int(case: &TestCase) -> Result<i64, String> {
     let arg = case
         .args
         .first()
-        .ok_or_else(|| format!("{}: {} needs a first argument", case.pos, case.cmd))?;
+        .ok_or_else(|| format!("{} needs a first argument", case.cmd))?;
     if !arg.vals.is_empty() {
         return Err(format!(
-            "{}: first argument of {} must be a plain number, not {}=...",
-            case.pos, case.cmd, arg.key
+            "first argument of {} must be a plain number, not {}=...",
+            case.cmd, arg.key
         ));
     }
     parse_num(&case.cmd, &arg.key)
@@ -69,11 +69,7 @@ pub fn plain_args(case: &TestCase) -> impl Iterator<Item = &CmdArg> {
 pub fn required<'a>(case: &'a TestCase, key: &str) -> Result<&'a str, String> {
     match case.arg(key) {
         Some([v]) => Ok(v.as_str()),
-        Some(vs) => Err(format!(
-            "{}: argument {key} wants one value, has {}",
-            case.pos,
-            vs.len()
-        )),
-        None => Err(format!("{}: missing argument {key}=", case.pos)),
+        Some(vs) => Err(format!("argument {key} wants one value, has {}", vs.len())),
+        None => Err(format!("missing argument {key}=")),
     }
 }

@@ -10,8 +10,8 @@
 use std::fmt;
 
 use bytes::Bytes;
-use corelog::raft::RaftState;
 use corelog::raft::{Config, MemStorage, RawNode, Result as RaftResult, Storage};
+use corelog::raft::{NO_LIMIT, RaftState};
 use corelog::raftpb::{Entry, Message, Snapshot};
 
 use crate::common::datadriven::TestCase;
@@ -175,7 +175,7 @@ impl Env {
             return Ok(());
         }
         let ents = store
-            .entries(fi, li + 1, u64::MAX)
+            .entries(fi, li + 1, NO_LIMIT)
             .map_err(|e| e.to_string())?;
         let s = corelog::raft::describe::describe_entries(&ents, None);
         self.out.push(&s);
@@ -183,7 +183,8 @@ impl Env {
     }
 }
 
-/// The data of a snapshot as bytes (the "appender" state machine's state).
+/// `a` followed by `b`: how the "appender" state machine of etcd's harness
+/// grows its state by one applied entry.
 pub fn concat(a: &Bytes, b: &Bytes) -> Bytes {
     let mut v = Vec::with_capacity(a.len() + b.len());
     v.extend_from_slice(a);

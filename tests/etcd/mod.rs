@@ -1,11 +1,12 @@
-//! etcd-raft's interaction test environment (`rafttest`) for corelog: the
-//! environment itself, its argument parsing and command switch, and one
-//! module per command.
+//! etcd-raft's datadriven test environments for corelog: the interaction
+//! environment (`rafttest`: env, argument parsing, command switch, one module
+//! per command) and the quorum and confchange suites. One line per module.
 
 pub mod add_nodes;
 pub mod args;
 pub mod campaign;
 pub mod compact;
+pub mod confchange;
 pub mod deliver_msgs;
 pub mod env;
 pub mod forget_leader;
@@ -14,6 +15,7 @@ pub mod log_level;
 pub mod process_ready;
 pub mod propose;
 pub mod propose_conf_change;
+pub mod quorum;
 pub mod raft_log;
 pub mod raft_state;
 pub mod report_unreachable;

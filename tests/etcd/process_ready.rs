@@ -4,7 +4,8 @@
 //! node's "appender" state machine, queue the messages, then `advance`.
 
 use bytes::Bytes;
-use corelog::raft::describe::{describe_ready, is_empty_hard_state, is_empty_snap};
+use corelog::raft::describe::describe_ready;
+use corelog::raft::{is_empty_hard_state, is_empty_snap};
 use corelog::raftpb::{
     ConfChange, ConfChangeSingle, ConfChangeV2, ConfState, Entry, EntryType, HardState, Snapshot,
     SnapshotMetadata,

@@ -17,6 +17,13 @@ const MAX_ROUNDS: usize = 10_000;
 pub fn handle(env: &mut Env, case: &TestCase) -> CmdResult {
     let idxs = node_idxs(env, case)?;
     let old_level = env.out.level;
+    // The level given here holds for this command only, whatever happens.
+    let res = set_levels(env, case).and_then(|()| stabilize(env, &idxs));
+    env.out.level = old_level;
+    res
+}
+
+fn set_levels(env: &mut Env, case: &TestCase) -> CmdResult {
     for arg in &case.args {
         for v in &arg.vals {
             match arg.key.as_str() {
@@ -25,9 +32,7 @@ pub fn handle(env: &mut Env, case: &TestCase) -> CmdResult {
             }
         }
     }
-    let res = stabilize(env, &idxs);
-    env.out.level = old_level;
-    res
+    Ok(())
 }
 
 /// Runs rounds of (Ready handling on every node, then message delivery to

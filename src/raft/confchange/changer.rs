@@ -257,3 +257,264 @@ pub fn describe(ccs: &[ConfChangeSingle]) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::tracker::ProgressState;
+    use crate::raftpb::conf_changes_from_string;
+
+    fn ccs(s: &str) -> Vec<ConfChangeSingle> {
+        conf_changes_from_string(s).unwrap()
+    }
+
+    /// Applies `f` to a Changer over `t` and installs the result.
+    fn step(
+        t: &mut ProgressTracker,
+        last_index: u64,
+        f: impl FnOnce(&Changer) -> ChangeResult,
+    ) -> Result<(), String> {
+        let (config, progress) = f(&Changer {
+            tracker: t,
+            last_index,
+        })?;
+        t.config = config;
+        t.progress = progress;
+        Ok(())
+    }
+
+    fn tracker_with(voters: &str) -> ProgressTracker {
+        let mut t = ProgressTracker::new(10, 0);
+        for cc in ccs(voters) {
+            step(&mut t, 1, |c| c.simple(&[cc])).unwrap();
+        }
+        t
+    }
+
+    #[test]
+    fn simple_adds_a_voter_probed_at_the_last_index() {
+        let mut t = tracker_with("v1");
+        step(&mut t, 7, |c| c.simple(&ccs("v2"))).unwrap();
+        assert_eq!(t.config.to_string(), "voters=(1 2)");
+        let pr = &t.progress[&2];
+        assert_eq!(pr.state, ProgressState::Probe);
+        assert_eq!((pr.matched, pr.next_idx), (0, 7));
+        assert!(pr.recent_active, "a new peer must not count as inactive");
+        assert!(!pr.ins.full());
+    }
+
+    #[test]
+    fn simple_refuses_to_change_two_voters_at_once() {
+        let t = tracker_with("v1 v2");
+        let chg = Changer {
+            tracker: &t,
+            last_index: 1,
+        };
+        let err = "more than one voter changed without entering joint config";
+        assert_eq!(chg.simple(&ccs("v3 v4")).unwrap_err(), err);
+        assert_eq!(chg.simple(&ccs("r1 v3")).unwrap_err(), err);
+        // Removing every voter is refused whatever else happens.
+        assert_eq!(chg.simple(&ccs("r2 r1")).unwrap_err(), "removed all voters");
+        // Adding learners does not change the voters.
+        assert!(chg.simple(&ccs("l3 l4 l5")).is_ok());
+    }
+
+    #[test]
+    fn joint_transitions_are_checked() {
+        let empty = ProgressTracker::new(10, 0);
+        let chg = Changer {
+            tracker: &empty,
+            last_index: 0,
+        };
+        assert_eq!(
+            chg.enter_joint(false, &ccs("v1")).unwrap_err(),
+            "can't make a zero-voter config joint"
+        );
+        assert_eq!(
+            chg.leave_joint().unwrap_err(),
+            "can't leave a non-joint config"
+        );
+
+        let mut t = tracker_with("v1");
+        step(&mut t, 2, |c| c.enter_joint(true, &ccs("v2 v3"))).unwrap();
+        assert_eq!(t.config.to_string(), "voters=(1 2 3)&&(1) autoleave");
+        let chg = Changer {
+            tracker: &t,
+            last_index: 3,
+        };
+        assert_eq!(
+            chg.enter_joint(false, &ccs("v4")).unwrap_err(),
+            "config is already joint"
+        );
+        assert_eq!(
+            chg.simple(&ccs("v4")).unwrap_err(),
+            "can't apply simple config change in joint config"
+        );
+    }
+
+    #[test]
+    fn demoting_an_outgoing_voter_waits_for_leave_joint_and_keeps_progress() {
+        let mut t = tracker_with("v1 v2");
+        t.progress.get_mut(&2).unwrap().matched = 5;
+        step(&mut t, 9, |c| c.enter_joint(false, &ccs("l2 v3"))).unwrap();
+        assert_eq!(
+            t.config.to_string(),
+            "voters=(1 3)&&(1 2) learners_next=(2)"
+        );
+        assert!(!t.progress[&2].is_learner);
+
+        step(&mut t, 9, |c| c.leave_joint()).unwrap();
+        assert_eq!(t.config.to_string(), "voters=(1 3) learners=(2)");
+        assert!(t.progress[&2].is_learner);
+        assert_eq!(
+            t.progress[&2].matched, 5,
+            "the demoted peer's progress survives"
+        );
+    }
+
+    #[test]
+    fn leaving_joint_forgets_voters_that_were_only_outgoing() {
+        let mut t = tracker_with("v1 v2 v3");
+        step(&mut t, 4, |c| c.enter_joint(false, &ccs("r3 v4"))).unwrap();
+        assert!(t.progress.contains_key(&3), "still an outgoing voter");
+        step(&mut t, 4, |c| c.leave_joint()).unwrap();
+        assert_eq!(t.config.to_string(), "voters=(1 2 4)");
+        assert_eq!(
+            t.progress.keys().copied().collect::<Vec<_>>(),
+            vec![1, 2, 4]
+        );
+        assert!(!t.config.auto_leave);
+    }
+
+    #[test]
+    fn zero_node_ids_are_skipped_and_unknown_types_refused() {
+        let t = tracker_with("v1");
+        let chg = Changer {
+            tracker: &t,
+            last_index: 1,
+        };
+        let (cfg, _) = chg.simple(&ccs("v0 r0 l0")).unwrap();
+        assert_eq!(cfg, t.config);
+        let bad = ConfChangeSingle {
+            r#type: 9,
+            node_id: 2,
+        };
+        assert_eq!(chg.simple(&[bad]).unwrap_err(), "unexpected conf type 9");
+    }
+
+    #[test]
+    fn a_broken_input_configuration_is_reported() {
+        let mut t = tracker_with("v1");
+        t.config.voters.incoming.insert(2);
+        let chg = Changer {
+            tracker: &t,
+            last_index: 1,
+        };
+        assert_eq!(chg.simple(&ccs("v3")).unwrap_err(), "no progress for 2");
+
+        let mut t = tracker_with("v1 l2");
+        t.progress.get_mut(&2).unwrap().is_learner = false;
+        let chg = Changer {
+            tracker: &t,
+            last_index: 1,
+        };
+        assert_eq!(
+            chg.simple(&[]).unwrap_err(),
+            "2 is in Learners, but is not marked as learner"
+        );
+
+        let mut t = tracker_with("v1");
+        t.config.auto_leave = true;
+        let chg = Changer {
+            tracker: &t,
+            last_index: 1,
+        };
+        assert_eq!(
+            chg.leave_joint().unwrap_err(),
+            "AutoLeave must be false when not joint"
+        );
+    }
+
+    /// A small deterministic generator (xorshift), so property checks replay.
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n
+        }
+    }
+
+    #[test]
+    fn simple_changes_one_at_a_time_equal_one_joint_change() {
+        // Any list of changes, applied one by one with `simple`, ends where
+        // entering and leaving a joint configuration with the whole list
+        // ends (with or without auto-leave). Node 1 stays a voter throughout
+        // so that no step removes all voters.
+        let types = [
+            ConfChangeType::ConfChangeAddNode,
+            ConfChangeType::ConfChangeRemoveNode,
+            ConfChangeType::ConfChangeUpdateNode,
+            ConfChangeType::ConfChangeAddLearnerNode,
+        ];
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for round in 0..300 {
+            let mut setup = vec![ConfChangeSingle {
+                r#type: ConfChangeType::ConfChangeAddNode as i32,
+                node_id: 1,
+            }];
+            for _ in 0..1 + rng.below(5) {
+                setup.push(ConfChangeSingle {
+                    r#type: ConfChangeType::ConfChangeAddNode as i32,
+                    node_id: 1 + rng.below(5),
+                });
+            }
+            let changes: Vec<ConfChangeSingle> = (0..1 + rng.below(9))
+                .map(|_| ConfChangeSingle {
+                    r#type: types[rng.below(4) as usize] as i32,
+                    node_id: 2 + rng.below(9),
+                })
+                .collect();
+
+            let mut base = ProgressTracker::new(10, 0);
+            for cc in &setup {
+                step(&mut base, 10, |c| c.simple(std::slice::from_ref(cc))).unwrap();
+            }
+
+            let mut simple = base.clone();
+            for cc in &changes {
+                step(&mut simple, 10, |c| c.simple(std::slice::from_ref(cc))).unwrap();
+            }
+
+            let mut joint = base.clone();
+            let mut auto = base.clone();
+            step(&mut joint, 10, |c| c.enter_joint(false, &changes)).unwrap();
+            step(&mut auto, 10, |c| c.enter_joint(true, &changes)).unwrap();
+            assert!(auto.config.auto_leave);
+            auto.config.auto_leave = false;
+            assert_eq!(
+                auto, joint,
+                "round {round}: auto-leave changes only the flag"
+            );
+            step(&mut joint, 10, |c| c.leave_joint()).unwrap();
+
+            assert_eq!(
+                simple.config,
+                joint.config,
+                "round {round}: setup {} changes {}",
+                describe(&setup),
+                describe(&changes)
+            );
+            assert_eq!(simple.progress, joint.progress, "round {round}");
+        }
+    }
+
+    #[test]
+    fn describe_names_types_and_ids() {
+        assert_eq!(
+            describe(&ccs("v1 r2")),
+            "ConfChangeAddNode(1) ConfChangeRemoveNode(2)"
+        );
+    }
+}

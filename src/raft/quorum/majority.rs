@@ -323,4 +323,41 @@ mod tests {
                     xx>    103    (id=3)\n";
         assert_eq!(got, want);
     }
+
+    /// The committed index the slow, obvious way: the highest acked index
+    /// that a majority acked or exceeded.
+    fn obvious_committed_index(c: &MajorityConfig, l: &BTreeMap<u64, u64>) -> u64 {
+        if c.is_empty() {
+            return u64::MAX;
+        }
+        let acked: Vec<u64> = c.iter().filter_map(|id| l.acked_index(id)).collect();
+        let quorum = c.len() / 2 + 1;
+        acked
+            .iter()
+            .copied()
+            .filter(|&i| acked.iter().filter(|&&o| o >= i).count() >= quorum)
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn committed_index_agrees_with_the_obvious_computation() {
+        // xorshift: deterministic, so a failure replays.
+        let mut s: u64 = 0x1234_5678_9abc_def1;
+        let mut below = |n: u64| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s % n
+        };
+        for _ in 0..2000 {
+            let c: MajorityConfig = (0..below(10)).map(|_| below(20)).collect();
+            let l: BTreeMap<u64, u64> = (0..below(12)).map(|_| (below(20), below(10))).collect();
+            assert_eq!(
+                c.committed_index(&l),
+                obvious_committed_index(&c, &l),
+                "config {c} acked {l:?}"
+            );
+        }
+    }
 }
