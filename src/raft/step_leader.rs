@@ -190,6 +190,11 @@ impl<S: Storage> Raft<S> {
     /// is of the current term. Returns whether it moved.
     pub(crate) fn maybe_commit(&mut self) -> bool {
         let index = self.trk.committed();
+        #[cfg(feature = "sim-bugs")]
+        if self.bugs.commit_any_term {
+            let term = self.raft_log.term(index).unwrap_or(0);
+            return self.raft_log.maybe_commit(EntryId::new(term, index));
+        }
         self.raft_log.maybe_commit(EntryId::new(self.term, index))
     }
 
@@ -285,6 +290,14 @@ impl<S: Storage> Raft<S> {
         // before that check, and answers such reads stale (found by
         // corelog-sim).
         if self.trk.is_singleton() && self.trk.config.voters.incoming.contains(self.id) {
+            let commit = self.raft_log.committed;
+            if let Some(resp) = self.response_to_read_index_req(m, commit) {
+                self.send(resp);
+            }
+            return;
+        }
+        #[cfg(feature = "sim-bugs")]
+        if self.bugs.read_without_quorum {
             let commit = self.raft_log.committed;
             if let Some(resp) = self.response_to_read_index_req(m, commit) {
                 self.send(resp);
