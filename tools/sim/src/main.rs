@@ -26,6 +26,24 @@ struct Args {
     steps: u64,
     threads: usize,
     quiet: bool,
+    bug: Option<fn(&mut corelog::raft::Config)>,
+}
+
+/// The deliberate bug named `name` (see corelog's `Bugs`), as a config hook.
+#[cfg(feature = "sim-bugs")]
+fn bug_hook(name: &str) -> Result<fn(&mut corelog::raft::Config), String> {
+    Ok(match name {
+        "vote_ignores_log" => |c| c.bugs.vote_ignores_log = true,
+        "commit_any_term" => |c| c.bugs.commit_any_term = true,
+        "unsynced_vote" => |c| c.bugs.unsynced_vote = true,
+        "read_without_quorum" => |c| c.bugs.read_without_quorum = true,
+        other => return Err(format!("unknown bug {other}")),
+    })
+}
+
+#[cfg(not(feature = "sim-bugs"))]
+fn bug_hook(_: &str) -> Result<fn(&mut corelog::raft::Config), String> {
+    Err("--bug needs a build with --features sim-bugs".to_string())
 }
 
 fn parse() -> Result<Args, String> {
@@ -36,6 +54,7 @@ fn parse() -> Result<Args, String> {
         steps: DEFAULT_STEPS,
         threads: default_threads(),
         quiet: false,
+        bug: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -50,6 +69,10 @@ fn parse() -> Result<Args, String> {
             "--steps" => a.steps = value("--steps")?,
             "--threads" => a.threads = value("--threads")?.max(1) as usize,
             "--quiet" => a.quiet = true,
+            "--bug" => {
+                let name = it.next().ok_or("--bug needs a name")?;
+                a.bug = Some(bug_hook(&name)?);
+            }
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
@@ -66,14 +89,15 @@ fn main() -> ExitCode {
         }
     };
     match args.seed {
-        Some(seed) => replay(seed, args.steps),
+        Some(seed) => replay(seed, args.steps, args.bug),
         None => sweep(&args),
     }
 }
 
-fn replay(seed: u64, steps: u64) -> ExitCode {
+fn replay(seed: u64, steps: u64, bug: Option<fn(&mut corelog::raft::Config)>) -> ExitCode {
     let mut o = Options::new(seed, steps);
     o.keep_all_events = true;
+    o.config_hook = bug;
     let out = run_seed(o);
     for line in out.log.as_deref().unwrap_or_default() {
         println!("{line}");
@@ -96,7 +120,8 @@ fn replay(seed: u64, steps: u64) -> ExitCode {
 fn sweep(a: &Args) -> ExitCode {
     let t0 = Instant::now();
     let mut last = Instant::now();
-    let template = Options::new(0, a.steps);
+    let mut template = Options::new(0, a.steps);
+    template.config_hook = a.bug;
     eprintln!(
         "sim: seeds {}..{} ({} steps each) on {} threads",
         a.seed_start,

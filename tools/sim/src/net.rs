@@ -78,6 +78,14 @@ impl Net {
         self.queue.iter().position(|f| f.deliver_at <= now)
     }
 
+    /// The position of the oldest message on link `(from, to)` deliverable
+    /// at `now`.
+    pub fn first_deliverable_on(&self, now: u64, link: (u64, u64)) -> Option<usize> {
+        self.queue
+            .iter()
+            .position(|f| f.deliver_at <= now && (f.msg.from, f.msg.to) == link)
+    }
+
     /// Removes and returns the message at `pos` (from `deliverable`).
     pub fn take(&mut self, pos: usize) -> InFlight {
         // `remove`, not `swap_remove`: the queue's order is the FIFO order.

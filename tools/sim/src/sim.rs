@@ -151,6 +151,9 @@ pub struct Stats {
     pub max_liveness_ticks: u64,
     /// Runs wedged by a membership change (see `Sim::calm`).
     pub wedged: u64,
+    /// Steps during which two nodes both believed they led (in different
+    /// terms): the histories where stale reads and lost writes hide.
+    pub two_leader_steps: u64,
 }
 
 impl Stats {
@@ -171,6 +174,7 @@ impl Stats {
         self.calms += o.calms;
         self.max_liveness_ticks = self.max_liveness_ticks.max(o.max_liveness_ticks);
         self.wedged += o.wedged;
+        self.two_leader_steps += o.two_leader_steps;
     }
 }
 
@@ -263,6 +267,8 @@ pub struct Sim {
     /// Removed nodes still running, with the index of the change that
     /// removed them: they are retired once every member has committed it.
     leaving: Vec<(u64, u64)>,
+    /// When the current partitions heal by themselves.
+    heal_at: Option<u64>,
     /// A membership change wedged the cluster (see `calm`): liveness is no
     /// longer checked.
     wedged: bool,
@@ -340,6 +346,7 @@ impl Sim {
             members: BTreeSet::new(),
             leaving: Vec::new(),
             wedged: false,
+            heal_at: None,
             marker_floor: None,
             marker_applied: false,
             stats: Stats::default(),
@@ -485,6 +492,23 @@ impl Sim {
             .collect()
     }
 
+    /// Where a client sends a request: mostly to a node that believes it
+    /// leads (of any term: a stale leader is where requests go wrong),
+    /// otherwise to any running node (which forwards or drops it).
+    fn client_target(&mut self) -> Option<u64> {
+        let leaders: Vec<u64> = self
+            .nodes
+            .values()
+            .filter(|n| n.is_leader())
+            .map(|n| n.id)
+            .collect();
+        if !leaders.is_empty() && self.rng.chance(2, 3) {
+            self.rng.pick(&leaders)
+        } else {
+            self.rng.pick(&self.up_ids())
+        }
+    }
+
     /// The leader of the highest term among running nodes, if any.
     fn leader(&self) -> Option<u64> {
         self.nodes
@@ -507,23 +531,27 @@ impl Sim {
         let weights: Vec<u64> = ACTIONS
             .iter()
             .map(|a| match a {
-                Action::Deliver => 60 * d,
-                Action::Reorder => 6 * d,
-                Action::Ready => 50 * u64::from(any_ready),
-                Action::Tick => 14,
-                Action::TickOne => 2,
-                Action::Propose => 8,
-                Action::Read => 3,
-                Action::Drop => 3 * f * d,
-                Action::Duplicate => f * d,
-                Action::Delay => f * d,
-                Action::Partition => f,
-                Action::Heal => 2 * u64::from(any_cut),
-                Action::Crash => f,
-                Action::Restart => 4 * u64::from(any_down),
-                Action::Transfer => 1,
-                Action::ConfChange => 2,
-                Action::Compact => 2,
+                // Weights per mille of a busy step. Faults scale with the
+                // seed's fault level; at the highest, a node crashes about
+                // every hundred ticks and partitions come every few dozen,
+                // so that elections and commits still happen between them.
+                Action::Deliver => 600 * d,
+                Action::Reorder => 60 * d,
+                Action::Ready => 500 * u64::from(any_ready),
+                Action::Tick => 140,
+                Action::TickOne => 10,
+                Action::Propose => 80,
+                Action::Read => 50,
+                Action::Drop => 20 * f * d,
+                Action::Duplicate => 8 * f * d,
+                Action::Delay => 8 * f * d,
+                Action::Partition => 3 * f,
+                Action::Heal => 3 * u64::from(any_cut),
+                Action::Crash => 2 * f,
+                Action::Restart => 15 * u64::from(any_down),
+                Action::Transfer => 8,
+                Action::ConfChange => 15,
+                Action::Compact => 20,
             })
             .collect();
         let Some(i) = self.rng.weighted(&weights) else {
@@ -531,11 +559,22 @@ impl Sim {
         };
         match ACTIONS[i] {
             Action::Deliver => {
+                // The oldest message due, and every other message due on
+                // its link, in order: a link delivers in batches, so the
+                // network keeps up with a cluster that sends every tick.
                 let pos = self
                     .net
                     .first_deliverable(self.now)
                     .expect("weighted on it");
-                self.deliver(pos)
+                let link = {
+                    let m = &self.net.get(pos).msg;
+                    (m.from, m.to)
+                };
+                self.deliver(pos)?;
+                while let Some(p) = self.net.first_deliverable_on(self.now, link) {
+                    self.deliver(p)?;
+                }
+                Ok(())
             }
             Action::Reorder => {
                 let ds = self.net.deliverable(self.now);
@@ -549,8 +588,15 @@ impl Sim {
                     .filter(|n| n.raw.as_ref().is_some_and(|r| r.has_ready()))
                     .map(|n| n.id)
                     .collect();
-                let id = self.rng.pick(&ids).expect("weighted on it");
-                self.handle_ready(id)
+                // One node surely, the others each with even odds: nodes
+                // work in parallel, in a random interleaving.
+                let first = self.rng.pick(&ids).expect("weighted on it");
+                for id in ids {
+                    if id == first || self.rng.chance(1, 2) {
+                        self.handle_ready(id)?;
+                    }
+                }
+                Ok(())
             }
             Action::Tick => {
                 self.tick_all();
@@ -564,11 +610,7 @@ impl Sim {
                 Ok(())
             }
             Action::Propose => {
-                let id = match self.leader() {
-                    Some(l) if self.rng.chance(2, 3) => Some(l),
-                    _ => self.rng.pick(&self.up_ids()),
-                };
-                if let Some(id) = id {
+                if let Some(id) = self.client_target() {
                     self.propose(id, b'P');
                 }
                 Ok(())
@@ -609,6 +651,7 @@ impl Sim {
                 Ok(())
             }
             Action::Heal => {
+                self.heal_at = None;
                 self.net.heal();
                 self.ev(Event::Heal);
                 Ok(())
@@ -633,6 +676,11 @@ impl Sim {
     fn tick_all(&mut self) {
         self.now += 1;
         self.ev(Event::Tick { now: self.now });
+        if self.heal_at.is_some_and(|t| t <= self.now) {
+            self.heal_at = None;
+            self.net.heal();
+            self.ev(Event::Heal);
+        }
         for n in self.nodes.values_mut() {
             if let Some(r) = n.raw.as_mut() {
                 r.tick();
@@ -703,6 +751,17 @@ impl Sim {
             0
         };
         let s = MsgSummary::of(&m);
+        // A message into a cut link or to a node that is down is lost at
+        // once: queued, it would only clog the network until delivery.
+        if !self.net.link_up(m.from, m.to) || !self.nodes.get(&m.to).is_some_and(|n| n.is_up()) {
+            let why = if self.net.link_up(m.from, m.to) {
+                "down"
+            } else {
+                "partition"
+            };
+            self.lose(m, why);
+            return;
+        }
         if self.net.send(m, self.now + delay) {
             self.ev(Event::Send { m: s, delay });
         } else {
@@ -716,7 +775,14 @@ impl Sim {
         if ids.len() < 2 {
             return;
         }
-        let kind = match self.rng.below(5) {
+        // A new partition mostly replaces the current one: piling them up
+        // soon leaves no majority connected anywhere, and nothing happens.
+        if self.rng.chance(3, 4) {
+            self.net.heal();
+        }
+        // Isolating the leader is drawn most: it makes stale leaders, where
+        // stale reads and lost writes hide.
+        let kind = match self.rng.weighted(&[3, 1, 4, 1, 2]).expect("weights") {
             0 => {
                 // Symmetric split into two sides.
                 let mut shuffled = ids.clone();
@@ -758,6 +824,11 @@ impl Sim {
                 "isolate"
             }
         };
+        // Partitions last long enough for elections to happen on both
+        // sides (a few election timeouts), unless healed earlier at random.
+        let et = self.params.election_tick as u64;
+        let until = self.now + self.rng.range(et, 6 * et);
+        self.heal_at = Some(self.heal_at.map_or(until, |t| t.max(until)));
         let cut: Vec<(u64, u64)> = self.net.cut.iter().copied().collect();
         self.ev(Event::Partition { kind, cut });
     }
@@ -838,7 +909,7 @@ impl Sim {
     }
 
     fn read_index(&mut self) {
-        let Some(id) = self.rng.pick(&self.up_ids()) else {
+        let Some(id) = self.client_target() else {
             return;
         };
         let ctx = self.next_read;
@@ -1312,6 +1383,9 @@ impl Sim {
     /// The invariants that are about every node's current state.
     fn check_step(&mut self) -> Check {
         self.retire_leaving();
+        if self.nodes.values().filter(|n| n.is_leader()).count() > 1 {
+            self.stats.two_leader_steps += 1;
+        }
         for n in self.nodes.values() {
             let Some(raw) = n.raw.as_ref() else {
                 continue;
@@ -1335,6 +1409,7 @@ impl Sim {
         }
         self.stats.calms += 1;
         self.ev(Event::Calm);
+        self.heal_at = None;
         self.net.heal();
         for id in self.down_ids() {
             self.restart(id)?;
