@@ -17,6 +17,24 @@ pub enum ReadOnlyOption {
 /// No limit: used for the size and count limits that may be unbounded.
 pub const NO_LIMIT: u64 = u64::MAX;
 
+/// Deliberate bugs, each breaking one Raft rule, so that the simulator can
+/// show it catches them (tools/sim/tests/bugs.rs). Compiled only with the
+/// `sim-bugs` feature; all off by default.
+#[cfg(feature = "sim-bugs")]
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Bugs {
+    /// Grant votes without comparing logs (Raft §5.4.1).
+    pub vote_ignores_log: bool,
+    /// Commit an entry of an earlier term by counting replicas (§5.4.2).
+    pub commit_any_term: bool,
+    /// Leave a vote out of the Ready's hard state when the term did not
+    /// change: the grant is sent but not persisted.
+    pub unsynced_vote: bool,
+    /// Answer ReadIndex without confirming leadership, even in Safe mode.
+    pub read_without_quorum: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// This node's id; never 0.
@@ -58,6 +76,9 @@ pub struct Config {
     /// reads no global randomness so that runs replay exactly. 0 means
     /// "derive from `id`".
     pub random_seed: u64,
+    #[cfg(feature = "sim-bugs")]
+    #[doc(hidden)]
+    pub bugs: Bugs,
 }
 
 impl Default for Config {
@@ -79,6 +100,8 @@ impl Default for Config {
             step_down_on_removal: false,
             disable_conf_change_validation: false,
             random_seed: 0,
+            #[cfg(feature = "sim-bugs")]
+            bugs: Bugs::default(),
         }
     }
 }

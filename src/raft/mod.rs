@@ -27,6 +27,8 @@ mod step_leader;
 mod storage;
 mod types;
 
+#[cfg(feature = "sim-bugs")]
+pub use config::Bugs;
 pub use config::{Config, NO_LIMIT, ReadOnlyOption};
 pub use errors::{Error, Result, StorageError};
 pub use log_unstable::Unstable;

@@ -187,6 +187,8 @@ pub struct Raft<S: Storage> {
     /// its term; answered after that first commit.
     pub pending_read_index_messages: Vec<Message>,
     rng: Prng,
+    #[cfg(feature = "sim-bugs")]
+    pub(crate) bugs: super::config::Bugs,
 }
 
 impl<S: Storage> Raft<S> {
@@ -227,6 +229,8 @@ impl<S: Storage> Raft<S> {
             step_down_on_removal: c.step_down_on_removal,
             pending_read_index_messages: Vec::new(),
             rng: Prng(c.random_seed),
+            #[cfg(feature = "sim-bugs")]
+            bugs: c.bugs,
         };
 
         let last = r.raft_log.last_entry_id();

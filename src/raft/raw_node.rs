@@ -195,7 +195,7 @@ impl<S: Storage> RawNode<S> {
             return true;
         }
         let hs = r.hard_state();
-        if !is_empty_hard_state(&hs) && hs != self.prev_hard_st {
+        if !is_empty_hard_state(&hs) && hard_state_changed(r, &hs, &self.prev_hard_st) {
             return true;
         }
         if r.raft_log.has_next_unstable_snapshot() {
@@ -239,7 +239,7 @@ impl<S: Storage> RawNode<S> {
             rd.soft_state = Some(ss);
         }
         let hs = r.hard_state();
-        if hs != self.prev_hard_st {
+        if hard_state_changed(r, &hs, &self.prev_hard_st) {
             rd.hard_state = Some(hs);
         }
         rd.snapshot = r.raft_log.next_unstable_snapshot().cloned();
@@ -368,6 +368,15 @@ impl<S: Storage> RawNode<S> {
             ..Default::default()
         });
     }
+}
+
+/// Whether `hs` differs from the hard state last handed out.
+fn hard_state_changed<S: Storage>(_r: &Raft<S>, hs: &HardState, prev: &HardState) -> bool {
+    #[cfg(feature = "sim-bugs")]
+    if _r.bugs.unsynced_vote {
+        return hs.term != prev.term || hs.commit != prev.commit;
+    }
+    hs != prev
 }
 
 /// Whether the hard state change or new entries must be synced to disk.

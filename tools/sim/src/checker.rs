@@ -1,0 +1,578 @@
+//! The invariants, written down once and checked against everything the
+//! simulator sees.
+//!
+//! The checker keeps a global history that no single node has: every leader
+//! of every term, every (index, term) ever written to a log, every committed
+//! entry and the term at which it was first known committed, every read
+//! request and what was committed when it was made. It sees nodes only
+//! through `LogView`, so it knows nothing of how the core stores its log,
+//! and it must never change a node.
+//!
+//! Each check is incremental (a cost per new fact, not per step times the
+//! log's length) so that checking after every step stays cheap.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::hash::Hasher;
+
+use corelog::raftpb::Entry;
+
+use crate::event::Fnv;
+
+/// What the checker needs to read of one node's log (its in-memory log, or
+/// what its storage holds).
+pub trait LogView {
+    /// The first index whose term is known (a snapshot's index counts).
+    fn first_known(&self) -> u64;
+    fn last_index(&self) -> u64;
+    /// The term at `i`, or None if compacted or beyond the end.
+    fn term(&self, i: u64) -> Option<u64>;
+    /// The identity of the entry at `i` (`entry_hash`), if still held as an
+    /// entry (not compacted).
+    fn entry_hash(&self, i: u64) -> Option<u64>;
+}
+
+/// A broken invariant: its name, and what exactly broke it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub invariant: &'static str,
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invariant `{}` violated: {}",
+            self.invariant, self.detail
+        )
+    }
+}
+
+pub type Check = Result<(), Violation>;
+
+fn violation(invariant: &'static str, detail: String) -> Violation {
+    Violation { invariant, detail }
+}
+
+pub const ELECTION_SAFETY: &str = "election safety";
+pub const LEADER_APPEND_ONLY: &str = "leader append-only";
+pub const LOG_MATCHING: &str = "log matching";
+pub const LEADER_COMPLETENESS: &str = "leader completeness";
+pub const STATE_MACHINE_SAFETY: &str = "state machine safety";
+pub const DURABILITY: &str = "no committed or acknowledged state lost across crashes";
+pub const LINEARIZABLE_READS: &str = "linearizable read index";
+pub const LIVENESS: &str = "liveness";
+pub const CORE_PANIC: &str = "core did not panic";
+pub const CORE_ERROR: &str = "core accepted a valid request";
+
+/// The identity of an entry: what two logs must agree on at an index.
+pub fn entry_hash(e: &Entry) -> u64 {
+    let mut h = Fnv::default();
+    h.write_u64(e.term);
+    h.write_u64(e.index);
+    h.write_i32(e.r#type);
+    h.write(&e.data);
+    h.finish()
+}
+
+/// The state machine's state after applying an entry on top of `prev`: a
+/// hash chain, so two nodes agree on it iff they applied the same entries.
+pub fn chain(prev: u64, entry_hash: u64) -> u64 {
+    let mut h = Fnv::default();
+    h.write_u64(prev);
+    h.write_u64(entry_hash);
+    h.finish()
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Committed {
+    term: u64,
+    entry_hash: u64,
+    /// The state machine's hash after applying this entry.
+    app_hash: u64,
+    /// The term of the node that first applied it: it was committed at
+    /// this term or before, so every leader of a later term must hold it.
+    observed_term: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct LeaderWatch {
+    term: u64,
+    /// Committed indexes up to here have been checked against this leader.
+    checked_upto: u64,
+    /// The leader's last entry when last seen: (index, term, hash).
+    last: Option<(u64, u64, u64)>,
+}
+
+#[derive(Debug)]
+pub struct Checker {
+    /// term -> the one node that was leader in it.
+    leaders: BTreeMap<u64, u64>,
+    /// The bootstrap index: the state at it is `base_app_hash`, and nothing
+    /// below it ever existed as entries.
+    base: u64,
+    base_app_hash: u64,
+    /// Committed entries `base + 1 ..`, in index order.
+    committed: Vec<Committed>,
+    /// (index, term) -> (entry hash, term of index - 1): by induction, two
+    /// logs that agree here for every entry they hold satisfy log matching.
+    written: BTreeMap<(u64, u64), (u64, u64)>,
+    leader_watch: BTreeMap<u64, LeaderWatch>,
+    /// Read request context -> (node asked, the highest commit index anyone
+    /// knew when it was asked).
+    reads: BTreeMap<u64, (u64, u64)>,
+}
+
+impl Checker {
+    pub fn new(base: u64, base_app_hash: u64) -> Checker {
+        Checker {
+            leaders: BTreeMap::new(),
+            base,
+            base_app_hash,
+            committed: Vec::new(),
+            written: BTreeMap::new(),
+            leader_watch: BTreeMap::new(),
+            reads: BTreeMap::new(),
+        }
+    }
+
+    /// The highest index known committed (applied by some node).
+    pub fn committed_index(&self) -> u64 {
+        self.base + self.committed.len() as u64
+    }
+
+    fn committed_at(&self, i: u64) -> Option<&Committed> {
+        if i <= self.base {
+            None
+        } else {
+            self.committed.get((i - self.base - 1) as usize)
+        }
+    }
+
+    /// The state machine's hash after applying index `i`, if known.
+    pub fn app_hash_at(&self, i: u64) -> Option<u64> {
+        if i == self.base {
+            Some(self.base_app_hash)
+        } else {
+            self.committed_at(i).map(|c| c.app_hash)
+        }
+    }
+
+    /// Election safety: at most one leader per term, over the whole run.
+    /// Returns whether this is the first sight of this term's leader.
+    pub fn observe_leader(&mut self, id: u64, term: u64) -> Result<bool, Violation> {
+        match self.leaders.get(&term) {
+            Some(&other) if other != id => Err(violation(
+                ELECTION_SAFETY,
+                format!("term {term} has two leaders: {other} and {id}"),
+            )),
+            Some(_) => Ok(false),
+            None => {
+                self.leaders.insert(term, id);
+                Ok(true)
+            }
+        }
+    }
+
+    /// Checks a node that is leader at `term` now: its log only grew since
+    /// it was last seen (leader append-only), and it holds every entry known
+    /// committed at an earlier term (leader completeness).
+    pub fn check_leader(&mut self, id: u64, term: u64, log: &dyn LogView) -> Check {
+        let mut w = match self.leader_watch.get(&id) {
+            Some(w) if w.term == term => *w,
+            _ => LeaderWatch {
+                term,
+                checked_upto: self.base,
+                last: None,
+            },
+        };
+        if let Some((idx, t, h)) = w.last {
+            let now_last = log.last_index();
+            if now_last < idx {
+                return Err(violation(
+                    LEADER_APPEND_ONLY,
+                    format!(
+                        "leader {id} of term {term} had entries up to {idx}, now only up to {now_last}"
+                    ),
+                ));
+            }
+            if idx >= log.first_known() {
+                let same_term = log.term(idx) == Some(t);
+                let same_entry = log.entry_hash(idx).is_none_or(|x| x == h);
+                if !same_term || !same_entry {
+                    return Err(violation(
+                        LEADER_APPEND_ONLY,
+                        format!(
+                            "leader {id} of term {term} overwrote its entry {idx} (term {t} -> {:?})",
+                            log.term(idx)
+                        ),
+                    ));
+                }
+            }
+        }
+        let last = log.last_index();
+        w.last = log
+            .term(last)
+            .map(|t| (last, t, log.entry_hash(last).unwrap_or(0)));
+
+        let upto = self.committed_index();
+        let first = log.first_known();
+        for i in (w.checked_upto + 1)..=upto {
+            let Some(c) = self.committed_at(i) else {
+                continue;
+            };
+            if c.observed_term >= term || i < first {
+                // Committed at this term or later (not required of this
+                // leader), or compacted into its snapshot.
+                continue;
+            }
+            match log.term(i) {
+                Some(t) if t == c.term => {
+                    if let Some(h) = log.entry_hash(i)
+                        && h != c.entry_hash
+                    {
+                        return Err(violation(
+                            LEADER_COMPLETENESS,
+                            format!(
+                                "leader {id} of term {term} holds a different entry at committed index {i}"
+                            ),
+                        ));
+                    }
+                }
+                other => {
+                    return Err(violation(
+                        LEADER_COMPLETENESS,
+                        format!(
+                            "leader {id} of term {term} lacks entry {i} (term {}) committed by term {}; its log has {:?} there (last index {})",
+                            c.term,
+                            c.observed_term,
+                            other,
+                            log.last_index()
+                        ),
+                    ));
+                }
+            }
+        }
+        w.checked_upto = upto;
+        self.leader_watch.insert(id, w);
+        Ok(())
+    }
+
+    /// Log matching, checked on each write: `entries` were just appended by
+    /// node `id` after an entry of term `prev_term` (None if unknown).
+    pub fn check_appended(&mut self, id: u64, prev_term: Option<u64>, entries: &[Entry]) -> Check {
+        let mut prev = prev_term;
+        for e in entries {
+            let h = entry_hash(e);
+            match self.written.get(&(e.index, e.term)) {
+                None => {
+                    if let Some(p) = prev {
+                        self.written.insert((e.index, e.term), (h, p));
+                    }
+                }
+                Some(&(h0, p0)) => {
+                    if h0 != h {
+                        return Err(violation(
+                            LOG_MATCHING,
+                            format!(
+                                "node {id} wrote a different entry at index {} term {} than another log holds",
+                                e.index, e.term
+                            ),
+                        ));
+                    }
+                    if let Some(p) = prev
+                        && p != p0
+                    {
+                        return Err(violation(
+                            LOG_MATCHING,
+                            format!(
+                                "node {id} holds entry {}/{} after an entry of term {p}, another log after term {p0}",
+                                e.index, e.term
+                            ),
+                        ));
+                    }
+                }
+            }
+            prev = Some(e.term);
+        }
+        Ok(())
+    }
+
+    /// State machine safety: node `id`, at term `node_term`, applies `e` on
+    /// top of state `app_hash`. Returns the state after it.
+    pub fn observe_apply(
+        &mut self,
+        id: u64,
+        node_term: u64,
+        applied: u64,
+        app_hash: u64,
+        e: &Entry,
+    ) -> Result<u64, Violation> {
+        if e.index != applied + 1 {
+            return Err(violation(
+                STATE_MACHINE_SAFETY,
+                format!(
+                    "node {id} applies index {} right after {applied}: entries must apply in order, without gaps",
+                    e.index
+                ),
+            ));
+        }
+        let h = entry_hash(e);
+        let next = chain(app_hash, h);
+        let top = self.committed_index();
+        if e.index <= top {
+            let Some(c) = self.committed_at(e.index).copied() else {
+                return Err(violation(
+                    STATE_MACHINE_SAFETY,
+                    format!(
+                        "node {id} applies index {} at or below the bootstrap index {}",
+                        e.index, self.base
+                    ),
+                ));
+            };
+            if c.term != e.term || c.entry_hash != h {
+                return Err(violation(
+                    STATE_MACHINE_SAFETY,
+                    format!(
+                        "node {id} applies a different entry at index {} (term {}) than was applied before (term {})",
+                        e.index, e.term, c.term
+                    ),
+                ));
+            }
+            if c.app_hash != next {
+                return Err(violation(
+                    STATE_MACHINE_SAFETY,
+                    format!(
+                        "node {id} reaches a different state at index {} than other nodes",
+                        e.index
+                    ),
+                ));
+            }
+        } else if e.index == top + 1 {
+            if self.app_hash_at(top) != Some(app_hash) {
+                return Err(violation(
+                    STATE_MACHINE_SAFETY,
+                    format!(
+                        "node {id} applies index {} on a state that differs from the committed one at {top}",
+                        e.index
+                    ),
+                ));
+            }
+            self.committed.push(Committed {
+                term: e.term,
+                entry_hash: h,
+                app_hash: next,
+                observed_term: node_term,
+            });
+        } else {
+            return Err(violation(
+                STATE_MACHINE_SAFETY,
+                format!(
+                    "node {id} applies index {} but only {top} is known committed and applied",
+                    e.index
+                ),
+            ));
+        }
+        Ok(next)
+    }
+
+    /// A node restores a snapshot of the state at `index`: it must be a
+    /// state some node reached by applying committed entries.
+    pub fn observe_snapshot(&self, id: u64, index: u64, app_hash: u64) -> Check {
+        match self.app_hash_at(index) {
+            Some(h) if h == app_hash => Ok(()),
+            Some(_) => Err(violation(
+                STATE_MACHINE_SAFETY,
+                format!("node {id} restores a snapshot at {index} whose state no node applied"),
+            )),
+            None => Err(violation(
+                STATE_MACHINE_SAFETY,
+                format!(
+                    "node {id} restores a snapshot at {index}, beyond what was applied ({})",
+                    self.committed_index()
+                ),
+            )),
+        }
+    }
+
+    /// After a restart: the log that survived must hold, up to the commit
+    /// index it persisted, exactly the committed entries.
+    pub fn check_restarted(&self, id: u64, commit: u64, log: &dyn LogView) -> Check {
+        if commit > log.last_index() {
+            return Err(violation(
+                DURABILITY,
+                format!(
+                    "node {id} restarted with commit {commit} beyond its last persisted index {}",
+                    log.last_index()
+                ),
+            ));
+        }
+        let top = commit.min(self.committed_index());
+        for i in log.first_known().max(self.base + 1)..=top {
+            let Some(c) = self.committed_at(i) else {
+                continue;
+            };
+            let ok =
+                log.term(i) == Some(c.term) && log.entry_hash(i).is_none_or(|h| h == c.entry_hash);
+            if !ok {
+                return Err(violation(
+                    DURABILITY,
+                    format!(
+                        "node {id} restarted without committed entry {i} (term {}): it has {:?}",
+                        c.term,
+                        log.term(i)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A read request: whatever it returns must be at least `min_index`.
+    pub fn register_read(&mut self, ctx: u64, id: u64, min_index: u64) {
+        self.reads.insert(ctx, (id, min_index));
+    }
+
+    /// A read answered at `index` on node `id`.
+    pub fn check_read(&self, id: u64, ctx: u64, index: u64) -> Check {
+        match self.reads.get(&ctx) {
+            None => Err(violation(
+                LINEARIZABLE_READS,
+                format!("node {id} answered read {ctx}, which nobody requested"),
+            )),
+            Some(&(asked, min)) => {
+                if asked != id {
+                    return Err(violation(
+                        LINEARIZABLE_READS,
+                        format!("read {ctx} asked of node {asked} was answered on node {id}"),
+                    ));
+                }
+                if index < min {
+                    return Err(violation(
+                        LINEARIZABLE_READS,
+                        format!(
+                            "read {ctx} on node {id} answered index {index}, but {min} was committed before it was requested"
+                        ),
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn ent(index: u64, term: u64, data: &'static str) -> Entry {
+        Entry {
+            index,
+            term,
+            data: Bytes::from_static(data.as_bytes()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn two_leaders_in_one_term_break_election_safety() {
+        let mut c = Checker::new(2, 0);
+        c.observe_leader(1, 3).unwrap();
+        c.observe_leader(1, 3).unwrap();
+        c.observe_leader(2, 4).unwrap();
+        let v = c.observe_leader(2, 3).unwrap_err();
+        assert_eq!(v.invariant, ELECTION_SAFETY);
+    }
+
+    #[test]
+    fn conflicting_writes_at_one_index_and_term_break_log_matching() {
+        let mut c = Checker::new(2, 0);
+        c.check_appended(1, Some(1), &[ent(3, 2, "a"), ent(4, 2, "b")])
+            .unwrap();
+        c.check_appended(2, Some(1), &[ent(3, 2, "a")]).unwrap();
+        assert_eq!(
+            c.check_appended(3, Some(1), &[ent(3, 2, "x")])
+                .unwrap_err()
+                .invariant,
+            LOG_MATCHING
+        );
+        assert_eq!(
+            c.check_appended(3, Some(2), &[ent(3, 2, "a")])
+                .unwrap_err()
+                .invariant,
+            LOG_MATCHING
+        );
+    }
+
+    #[test]
+    fn applying_a_different_entry_breaks_state_machine_safety() {
+        let mut c = Checker::new(2, 7);
+        let h = c.observe_apply(1, 2, 2, 7, &ent(3, 2, "a")).unwrap();
+        assert_eq!(c.committed_index(), 3);
+        assert_eq!(c.observe_apply(2, 2, 2, 7, &ent(3, 2, "a")).unwrap(), h);
+        let v = c.observe_apply(3, 2, 2, 7, &ent(3, 2, "b")).unwrap_err();
+        assert_eq!(v.invariant, STATE_MACHINE_SAFETY);
+        let v = c.observe_apply(3, 2, 3, h, &ent(5, 2, "b")).unwrap_err();
+        assert_eq!(v.invariant, STATE_MACHINE_SAFETY);
+    }
+
+    #[test]
+    fn stale_read_breaks_linearizability() {
+        let mut c = Checker::new(2, 0);
+        c.register_read(9, 1, 10);
+        c.check_read(1, 9, 10).unwrap();
+        assert_eq!(
+            c.check_read(1, 9, 9).unwrap_err().invariant,
+            LINEARIZABLE_READS
+        );
+    }
+
+    struct VecLog(Vec<(u64, u64)>); // (term, hash) from index 3
+    impl LogView for VecLog {
+        fn first_known(&self) -> u64 {
+            3
+        }
+        fn last_index(&self) -> u64 {
+            2 + self.0.len() as u64
+        }
+        fn term(&self, i: u64) -> Option<u64> {
+            self.0.get((i as usize).checked_sub(3)?).map(|x| x.0)
+        }
+        fn entry_hash(&self, i: u64) -> Option<u64> {
+            self.0.get((i as usize).checked_sub(3)?).map(|x| x.1)
+        }
+    }
+
+    #[test]
+    fn a_leader_missing_a_committed_entry_breaks_completeness() {
+        let mut c = Checker::new(2, 0);
+        let e = ent(3, 1, "a");
+        c.observe_apply(1, 1, 2, 0, &e).unwrap();
+        let good = VecLog(vec![(1, entry_hash(&e))]);
+        c.check_leader(2, 2, &good).unwrap();
+        let bad = VecLog(vec![]);
+        assert_eq!(
+            c.check_leader(3, 3, &bad).unwrap_err().invariant,
+            LEADER_COMPLETENESS
+        );
+        // A leader of the term the entry was observed in is not required
+        // to hold it by this check (it may be a stale leader's peer).
+        c.check_leader(4, 1, &bad).unwrap();
+    }
+
+    #[test]
+    fn a_leader_losing_entries_breaks_append_only() {
+        let mut c = Checker::new(2, 0);
+        c.check_leader(1, 2, &VecLog(vec![(2, 5), (2, 6)])).unwrap();
+        c.check_leader(1, 2, &VecLog(vec![(2, 5), (2, 6), (2, 7)]))
+            .unwrap();
+        assert_eq!(
+            c.check_leader(1, 2, &VecLog(vec![(2, 5), (2, 6)]))
+                .unwrap_err()
+                .invariant,
+            LEADER_APPEND_ONLY
+        );
+    }
+}

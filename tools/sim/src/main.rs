@@ -1,0 +1,175 @@
+//! The simulator's runner.
+//!
+//! `corelog-sim --seeds N --steps M --seed-start S [--threads T]` runs seeds
+//! S..S+N, one worker per core, shows progress on stderr, prints a report
+//! for each failing seed and ends with `sim: N passed, M failed`; the exit
+//! status is non-zero on any failure.
+//!
+//! `corelog-sim --seed N [--steps M]` replays one seed and prints its whole
+//! event log and the log's hash.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use corelog_sim::{
+    DEFAULT_STEPS, Options, default_threads, failure_report, replay_command, run_seed, run_seeds,
+};
+
+const USAGE: &str = "usage:
+  corelog-sim --seeds N [--steps M] [--seed-start S] [--threads T] [--quiet]
+  corelog-sim --seed N [--steps M]";
+
+struct Args {
+    seed: Option<u64>,
+    seeds: u64,
+    seed_start: u64,
+    steps: u64,
+    threads: usize,
+    quiet: bool,
+    bug: Option<fn(&mut corelog::raft::Config)>,
+}
+
+/// The deliberate bug named `name` (see corelog's `Bugs`), as a config hook.
+#[cfg(feature = "sim-bugs")]
+fn bug_hook(name: &str) -> Result<fn(&mut corelog::raft::Config), String> {
+    Ok(match name {
+        "vote_ignores_log" => |c| c.bugs.vote_ignores_log = true,
+        "commit_any_term" => |c| c.bugs.commit_any_term = true,
+        "unsynced_vote" => |c| c.bugs.unsynced_vote = true,
+        "read_without_quorum" => |c| c.bugs.read_without_quorum = true,
+        other => return Err(format!("unknown bug {other}")),
+    })
+}
+
+#[cfg(not(feature = "sim-bugs"))]
+fn bug_hook(_: &str) -> Result<fn(&mut corelog::raft::Config), String> {
+    Err("--bug needs a build with --features sim-bugs".to_string())
+}
+
+fn parse() -> Result<Args, String> {
+    let mut a = Args {
+        seed: None,
+        seeds: 100,
+        seed_start: 0,
+        steps: DEFAULT_STEPS,
+        threads: default_threads(),
+        quiet: false,
+        bug: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = |name: &str| -> Result<u64, String> {
+            let v = it.next().ok_or(format!("{name} needs a value"))?;
+            v.parse::<u64>().map_err(|e| format!("{name} {v}: {e}"))
+        };
+        match flag.as_str() {
+            "--seed" => a.seed = Some(value("--seed")?),
+            "--seeds" => a.seeds = value("--seeds")?,
+            "--seed-start" => a.seed_start = value("--seed-start")?,
+            "--steps" => a.steps = value("--steps")?,
+            "--threads" => a.threads = value("--threads")?.max(1) as usize,
+            "--quiet" => a.quiet = true,
+            "--bug" => {
+                let name = it.next().ok_or("--bug needs a name")?;
+                a.bug = Some(bug_hook(&name)?);
+            }
+            "-h" | "--help" => return Err(USAGE.to_string()),
+            other => return Err(format!("unknown argument {other}\n{USAGE}")),
+        }
+    }
+    Ok(a)
+}
+
+fn main() -> ExitCode {
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    match args.seed {
+        Some(seed) => replay(seed, args.steps, args.bug),
+        None => sweep(&args),
+    }
+}
+
+fn replay(seed: u64, steps: u64, bug: Option<fn(&mut corelog::raft::Config)>) -> ExitCode {
+    let mut o = Options::new(seed, steps);
+    o.keep_all_events = true;
+    o.config_hook = bug;
+    let out = run_seed(o);
+    for line in out.log.as_deref().unwrap_or_default() {
+        println!("{line}");
+    }
+    println!(
+        "sim: seed {seed}: {} steps, {} ticks, {} events, event log hash {:016x}",
+        out.steps, out.stats.ticks, out.events, out.event_hash
+    );
+    println!("sim: stats {:?}", out.stats);
+    if out.passed() {
+        println!("sim: 1 passed, 0 failed");
+        ExitCode::SUCCESS
+    } else {
+        print!("{}", failure_report(&out, steps));
+        println!("sim: 0 passed, 1 failed");
+        ExitCode::FAILURE
+    }
+}
+
+fn sweep(a: &Args) -> ExitCode {
+    let t0 = Instant::now();
+    let mut last = Instant::now();
+    let mut template = Options::new(0, a.steps);
+    template.config_hook = a.bug;
+    eprintln!(
+        "sim: seeds {}..{} ({} steps each) on {} threads",
+        a.seed_start,
+        a.seed_start + a.seeds,
+        a.steps,
+        a.threads
+    );
+    let quiet = a.quiet;
+    let total = a.seeds;
+    let steps = a.steps;
+    let result = run_seeds(
+        a.seed_start,
+        a.seeds,
+        &template,
+        a.threads,
+        |done, failed, out| {
+            if !out.passed() {
+                eprint!("{}", failure_report(out, steps));
+            } else if out.stats.wedged > 0 {
+                eprintln!(
+                    "sim: seed {} wedged by a membership change (liveness unchecked from then on)",
+                    out.seed
+                );
+            }
+            if !quiet && (last.elapsed() >= Duration::from_secs(2) || done == total) {
+                last = Instant::now();
+                let secs = t0.elapsed().as_secs_f64();
+                eprintln!(
+                    "sim: {done}/{total} seeds, {failed} failed, {:.1}s, {:.0} seeds/s",
+                    secs,
+                    done as f64 / secs.max(1e-9)
+                );
+            }
+        },
+    );
+    let secs = t0.elapsed().as_secs_f64();
+    eprintln!("sim: {:.1}s; totals: {:?}", secs, result.stats);
+    for f in &result.failures {
+        eprintln!(
+            "sim: failed seed {}: {}",
+            f.seed,
+            replay_command(f.seed, steps)
+        );
+    }
+    println!("sim: {} passed, {} failed", result.passed, result.failed);
+    if result.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,1525 @@
+//! The simulation loop: one seed, one history.
+//!
+//! A run bootstraps a cluster from the seed's parameters, then takes
+//! `steps` steps, each one action drawn from the seeded `Rng` (deliver,
+//! drop, duplicate, delay or reorder a message; cut or heal links; crash or
+//! restart a node; tick; propose; read; transfer leadership; change the
+//! membership; compact a log; handle a node's Ready). After every step the
+//! checker's invariants are checked. Every few hundred steps, and at the
+//! end, the faults stop and the network heals (a calm phase): a leader must
+//! then be elected and a proposal committed within `liveness_ticks`.
+//!
+//! Nothing here reads a clock, the environment or global randomness, and
+//! every collection iterated is ordered: the run is a pure function of the
+//! seed and the options.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::Bytes;
+use corelog::raft::{Config, MemStorage, ReadOnlyOption, SnapshotStatus, StateType};
+use corelog::raftpb::{
+    ConfChange, ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfChangeV2, ConfState,
+    Entry, EntryType, Message, MessageType, Snapshot, SnapshotMetadata,
+};
+use prost::Message as _;
+
+use crate::checker::{self, Check, Checker, Violation};
+use crate::event::{Event, EventLog, MsgSummary};
+use crate::net::Net;
+use crate::node::{App, RaftLogView, SimNode, StoreView, snap_meta, state_name};
+use crate::rng::Rng;
+
+/// The bootstrap snapshot's index: the initial configuration is a snapshot
+/// at (index 2, term 1), as etcd's interaction tests bootstrap (index 1
+/// does not play well with a storage whose dummy entry is at 0).
+pub const BOOT_INDEX: u64 = 2;
+/// The state machine's hash at the bootstrap index.
+pub const BOOT_HASH: u64 = 0x5eed_5eed_5eed_5eed;
+/// Most nodes a configuration may hold (voters and learners).
+pub const MAX_MEMBERS: usize = 7;
+/// The calm loop of one tick stops after this many deliveries even if
+/// messages keep coming: a bound against a message storm.
+const CALM_DELIVERIES_PER_TICK: usize = 20_000;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub seed: u64,
+    /// Steps of the faulty phase (calm phases come on top).
+    pub steps: u64,
+    /// Keep every event (for a replay's full log), not only the last ones.
+    pub keep_all_events: bool,
+    /// How many of the last events a failure report shows.
+    pub tail: usize,
+    /// Adjusts every node's `Config` after the simulator has set it up: the
+    /// hook through which tests turn on deliberate bugs.
+    pub config_hook: Option<fn(&mut Config)>,
+    /// Calm phases must elect a leader and commit a proposal within this
+    /// many ticks, in multiples of the election timeout.
+    pub liveness_timeouts: u64,
+}
+
+impl Options {
+    pub fn new(seed: u64, steps: u64) -> Options {
+        Options {
+            seed,
+            steps,
+            keep_all_events: false,
+            tail: 40,
+            config_hook: None,
+            liveness_timeouts: 40,
+        }
+    }
+}
+
+/// The parameters drawn for one seed: cluster shape, core configuration and
+/// how hostile the environment is.
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub voters: u64,
+    pub learners: u64,
+    pub election_tick: usize,
+    pub heartbeat_tick: usize,
+    pub pre_vote: bool,
+    pub check_quorum: bool,
+    pub step_down_on_removal: bool,
+    pub max_size_per_msg: u64,
+    pub max_inflight_msgs: usize,
+    /// Scales the weights of faults (0 = a reliable network, no crashes).
+    pub fault_level: u64,
+    /// Steps between calm phases.
+    pub calm_every: u64,
+}
+
+impl Params {
+    fn draw(rng: &mut Rng) -> Params {
+        let voters = *[3, 3, 3, 4, 5, 5, 7]
+            .get(rng.below(7) as usize)
+            .expect("index below len");
+        let learners = if voters < 7 && rng.chance(1, 3) { 1 } else { 0 };
+        let election_tick = rng.range(4, 10) as usize;
+        let heartbeat_tick = if rng.chance(1, 4) { 2 } else { 1 };
+        Params {
+            voters,
+            learners,
+            election_tick,
+            heartbeat_tick,
+            pre_vote: rng.chance(1, 2),
+            check_quorum: rng.chance(1, 2),
+            step_down_on_removal: rng.chance(1, 2),
+            max_size_per_msg: *[64u64, 256, 4096, 1 << 20]
+                .get(rng.below(4) as usize)
+                .expect("index below len"),
+            max_inflight_msgs: *[1usize, 2, 4, 256]
+                .get(rng.below(4) as usize)
+                .expect("index below len"),
+            fault_level: rng.range(0, 4),
+            calm_every: rng.range(250, 700),
+        }
+    }
+}
+
+/// How a run ended badly: the broken invariant, the step, and the events
+/// that led there.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub violation: Violation,
+    pub step: u64,
+    pub tick: u64,
+    pub tail: Vec<String>,
+}
+
+/// Counters of what a run exercised, so a sweep can show that the faults
+/// and features it claims to test actually happened.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    pub ticks: u64,
+    pub delivered: u64,
+    pub dropped: u64,
+    pub duplicated: u64,
+    pub crashes: u64,
+    pub partitions: u64,
+    pub leaders: u64,
+    pub committed: u64,
+    pub reads_answered: u64,
+    pub conf_changes_applied: u64,
+    pub snapshots_applied: u64,
+    pub compactions: u64,
+    pub transfers: u64,
+    pub calms: u64,
+    /// The longest a calm phase took to elect a leader and commit.
+    pub max_liveness_ticks: u64,
+    /// Runs wedged by a membership change (see `Sim::calm`).
+    pub wedged: u64,
+    /// Steps during which two nodes both believed they led (in different
+    /// terms): the histories where stale reads and lost writes hide.
+    pub two_leader_steps: u64,
+}
+
+impl Stats {
+    pub fn add(&mut self, o: &Stats) {
+        self.ticks += o.ticks;
+        self.delivered += o.delivered;
+        self.dropped += o.dropped;
+        self.duplicated += o.duplicated;
+        self.crashes += o.crashes;
+        self.partitions += o.partitions;
+        self.leaders += o.leaders;
+        self.committed += o.committed;
+        self.reads_answered += o.reads_answered;
+        self.conf_changes_applied += o.conf_changes_applied;
+        self.snapshots_applied += o.snapshots_applied;
+        self.compactions += o.compactions;
+        self.transfers += o.transfers;
+        self.calms += o.calms;
+        self.max_liveness_ticks = self.max_liveness_ticks.max(o.max_liveness_ticks);
+        self.wedged += o.wedged;
+        self.two_leader_steps += o.two_leader_steps;
+    }
+}
+
+/// The result of one run.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub seed: u64,
+    pub steps: u64,
+    pub params: Params,
+    pub events: u64,
+    /// Hash of the whole event log: equal for identical histories.
+    pub event_hash: u64,
+    pub failure: Option<Failure>,
+    pub stats: Stats,
+    /// Every event, if `keep_all_events`.
+    pub log: Option<Vec<String>>,
+}
+
+impl Outcome {
+    pub fn passed(&self) -> bool {
+        self.failure.is_none()
+    }
+}
+
+/// The actions a step chooses among.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Deliver,
+    Reorder,
+    Ready,
+    Tick,
+    TickOne,
+    Propose,
+    Read,
+    Drop,
+    Duplicate,
+    Delay,
+    Partition,
+    Heal,
+    Crash,
+    Restart,
+    Transfer,
+    ConfChange,
+    Compact,
+}
+
+const ACTIONS: [Action; 17] = [
+    Action::Deliver,
+    Action::Reorder,
+    Action::Ready,
+    Action::Tick,
+    Action::TickOne,
+    Action::Propose,
+    Action::Read,
+    Action::Drop,
+    Action::Duplicate,
+    Action::Delay,
+    Action::Partition,
+    Action::Heal,
+    Action::Crash,
+    Action::Restart,
+    Action::Transfer,
+    Action::ConfChange,
+    Action::Compact,
+];
+
+pub struct Sim {
+    opts: Options,
+    params: Params,
+    rng: Rng,
+    now: u64,
+    step: u64,
+    nodes: BTreeMap<u64, SimNode>,
+    /// Ids that left the configuration: never started again, never re-added.
+    retired: BTreeSet<u64>,
+    next_id: u64,
+    net: Net,
+    checker: Checker,
+    log: EventLog,
+    next_prop: u64,
+    next_read: u64,
+    /// The index of the newest configuration change applied anywhere: older
+    /// ones, applied late by a lagging node, say nothing new about who is a
+    /// member.
+    latest_conf_index: u64,
+    /// Membership changes to act on once the current Ready is handled.
+    pending_conf: Option<ConfState>,
+    /// The members of the newest configuration.
+    members: BTreeSet<u64>,
+    /// Removed nodes still running, with the index of the change that
+    /// removed them: they are retired once every member has committed it.
+    leaving: Vec<(u64, u64)>,
+    /// When the current partitions heal by themselves.
+    heal_at: Option<u64>,
+    /// A membership change wedged the cluster (see `calm`): liveness is no
+    /// longer checked.
+    wedged: bool,
+    /// In a calm phase: proposals numbered from here are liveness markers.
+    marker_floor: Option<u64>,
+    marker_applied: bool,
+    stats: Stats,
+}
+
+/// Liveness markers are proposals whose payload starts with this byte;
+/// ordinary proposals start with `P`.
+const MARKER: u8 = b'M';
+
+fn ctx_bytes(ctx: u64) -> Bytes {
+    Bytes::copy_from_slice(&ctx.to_be_bytes())
+}
+
+fn ctx_of(b: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(b.try_into().ok()?))
+}
+
+fn core_error(detail: String) -> Violation {
+    Violation {
+        invariant: checker::CORE_ERROR,
+        detail,
+    }
+}
+
+fn ccs_to_string(ccs: &[ConfChangeSingle]) -> String {
+    let mut s = String::new();
+    for cc in ccs {
+        if !s.is_empty() {
+            s.push(' ');
+        }
+        let p = match ConfChangeType::try_from(cc.r#type) {
+            Ok(ConfChangeType::ConfChangeAddNode) => 'v',
+            Ok(ConfChangeType::ConfChangeRemoveNode) => 'r',
+            Ok(ConfChangeType::ConfChangeAddLearnerNode) => 'l',
+            _ => 'u',
+        };
+        s.push(p);
+        s.push_str(&cc.node_id.to_string());
+    }
+    s
+}
+
+fn single(t: ConfChangeType, id: u64) -> ConfChangeSingle {
+    ConfChangeSingle {
+        r#type: t as i32,
+        node_id: id,
+    }
+}
+
+impl Sim {
+    pub fn new(opts: Options) -> Sim {
+        let mut rng = Rng::new(opts.seed);
+        let params = Params::draw(&mut rng);
+        let log = EventLog::new(opts.tail, opts.keep_all_events);
+        Sim {
+            opts,
+            params,
+            rng,
+            now: 0,
+            step: 0,
+            nodes: BTreeMap::new(),
+            retired: BTreeSet::new(),
+            next_id: 1,
+            net: Net::new(),
+            checker: Checker::new(BOOT_INDEX, BOOT_HASH),
+            log,
+            next_prop: 0,
+            next_read: 0,
+            latest_conf_index: 0,
+            pending_conf: None,
+            members: BTreeSet::new(),
+            leaving: Vec::new(),
+            wedged: false,
+            heal_at: None,
+            marker_floor: None,
+            marker_applied: false,
+            stats: Stats::default(),
+        }
+    }
+
+    fn ev(&mut self, e: Event) {
+        self.log.push(self.step, e);
+    }
+
+    /// Runs the whole history and reports it. A panic inside the core (or
+    /// the simulator) is a failure of the run, not of the caller.
+    pub fn run(mut self) -> Outcome {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_inner()));
+        let result = match r {
+            Ok(r) => r,
+            Err(payload) => {
+                let msg = crate::panic_message(&*payload);
+                Err(Violation {
+                    invariant: checker::CORE_PANIC,
+                    detail: msg,
+                })
+            }
+        };
+        let failure = result.err().map(|violation| Failure {
+            violation,
+            step: self.step,
+            tick: self.now,
+            tail: self.log.tail_lines(),
+        });
+        self.stats.ticks = self.now;
+        self.stats.committed = self.checker.committed_index();
+        Outcome {
+            seed: self.opts.seed,
+            steps: self.step,
+            params: self.params.clone(),
+            events: self.log.count(),
+            event_hash: self.log.hash(),
+            failure,
+            stats: self.stats.clone(),
+            log: self.log.all.as_ref().map(|all| {
+                all.iter()
+                    .map(|(step, e, detail)| match detail {
+                        Some(d) => {
+                            format!("step {step}: {e:?}\n        {}", crate::event::indent(d))
+                        }
+                        None => format!("step {step}: {e:?}"),
+                    })
+                    .collect()
+            }),
+        }
+    }
+
+    fn run_inner(&mut self) -> Check {
+        self.bootstrap()?;
+        let mut next_calm = self.params.calm_every;
+        while self.step < self.opts.steps {
+            self.step += 1;
+            if self.step >= next_calm {
+                next_calm += self.params.calm_every;
+                self.calm()?;
+            } else {
+                self.random_step()?;
+            }
+            self.check_step()?;
+        }
+        self.calm()
+    }
+
+    /// The node's config: the seed's parameters, a fresh core seed from the
+    /// run's stream, then the test hook.
+    fn config(&mut self, id: u64, applied: u64) -> Config {
+        let p = &self.params;
+        let mut c = Config::new(id);
+        c.election_tick = p.election_tick;
+        c.heartbeat_tick = p.heartbeat_tick;
+        c.applied = applied;
+        c.max_size_per_msg = p.max_size_per_msg;
+        c.max_inflight_msgs = p.max_inflight_msgs;
+        c.check_quorum = p.check_quorum;
+        c.pre_vote = p.pre_vote;
+        c.step_down_on_removal = p.step_down_on_removal;
+        // Lease-based reads are only linearizable with bounded clock drift,
+        // and this simulator skews clocks freely (TickOne).
+        c.read_only_option = ReadOnlyOption::Safe;
+        c.random_seed = self.rng.fork_seed();
+        if let Some(hook) = self.opts.config_hook {
+            hook(&mut c);
+        }
+        c
+    }
+
+    fn bootstrap(&mut self) -> Check {
+        let n = self.params.voters + self.params.learners;
+        let voters: Vec<u64> = (1..=self.params.voters).collect();
+        let learners: Vec<u64> = (self.params.voters + 1..=n).collect();
+        self.next_id = n + 1;
+        self.members = voters.iter().chain(&learners).copied().collect();
+        let cs = ConfState {
+            voters,
+            learners,
+            ..Default::default()
+        };
+        let app = App {
+            applied: BOOT_INDEX,
+            hash: BOOT_HASH,
+            conf_state: cs.clone(),
+        };
+        self.ev(Event::Start {
+            params: format!("{:?} conf={:?}", self.params, cs),
+        });
+        for id in 1..=n {
+            let mut disk = MemStorage::new();
+            disk.apply_snapshot(Snapshot {
+                data: app.encode(),
+                metadata: Some(SnapshotMetadata {
+                    conf_state: Some(cs.clone()),
+                    index: BOOT_INDEX,
+                    term: 1,
+                }),
+            })
+            .map_err(|e| core_error(format!("bootstrap snapshot refused: {e:?}")))?;
+            let cfg = self.config(id, BOOT_INDEX);
+            let node = SimNode::start(id, &cfg, disk, app.clone())?;
+            self.nodes.insert(id, node);
+        }
+        Ok(())
+    }
+
+    fn up_ids(&self) -> Vec<u64> {
+        self.nodes
+            .values()
+            .filter(|n| n.is_up())
+            .map(|n| n.id)
+            .collect()
+    }
+
+    fn down_ids(&self) -> Vec<u64> {
+        self.nodes
+            .values()
+            .filter(|n| !n.is_up())
+            .map(|n| n.id)
+            .collect()
+    }
+
+    /// Where a client sends a request: mostly to a node that believes it
+    /// leads (of any term: a stale leader is where requests go wrong),
+    /// otherwise to any running node (which forwards or drops it).
+    fn client_target(&mut self) -> Option<u64> {
+        let leaders: Vec<u64> = self
+            .nodes
+            .values()
+            .filter(|n| n.is_leader())
+            .map(|n| n.id)
+            .collect();
+        if !leaders.is_empty() && self.rng.chance(2, 3) {
+            self.rng.pick(&leaders)
+        } else {
+            self.rng.pick(&self.up_ids())
+        }
+    }
+
+    /// The leader of the highest term among running nodes, if any.
+    fn leader(&self) -> Option<u64> {
+        self.nodes
+            .values()
+            .filter(|n| n.is_leader())
+            .max_by_key(|n| n.term())
+            .map(|n| n.id)
+    }
+
+    fn random_step(&mut self) -> Check {
+        let f = self.params.fault_level;
+        let deliverable = self.net.first_deliverable(self.now).is_some();
+        let any_ready = self
+            .nodes
+            .values()
+            .any(|n| n.raw.as_ref().is_some_and(|r| r.has_ready()));
+        let any_down = self.nodes.values().any(|n| !n.is_up());
+        let any_cut = !self.net.cut.is_empty();
+        let d = u64::from(deliverable);
+        let weights: Vec<u64> = ACTIONS
+            .iter()
+            .map(|a| match a {
+                // Weights per mille of a busy step. Faults scale with the
+                // seed's fault level; at the highest, a node crashes about
+                // every hundred ticks and partitions come every few dozen,
+                // so that elections and commits still happen between them.
+                Action::Deliver => 600 * d,
+                Action::Reorder => 60 * d,
+                Action::Ready => 500 * u64::from(any_ready),
+                Action::Tick => 140,
+                Action::TickOne => 10,
+                Action::Propose => 80,
+                Action::Read => 50,
+                Action::Drop => 20 * f * d,
+                Action::Duplicate => 8 * f * d,
+                Action::Delay => 8 * f * d,
+                Action::Partition => 3 * f,
+                Action::Heal => 3 * u64::from(any_cut),
+                Action::Crash => 2 * f,
+                Action::Restart => 15 * u64::from(any_down),
+                Action::Transfer => 8,
+                Action::ConfChange => 15,
+                Action::Compact => 20,
+            })
+            .collect();
+        let Some(i) = self.rng.weighted(&weights) else {
+            return Ok(());
+        };
+        match ACTIONS[i] {
+            Action::Deliver => {
+                // The oldest message due, and every other message due on
+                // its link, in order: a link delivers in batches, so the
+                // network keeps up with a cluster that sends every tick.
+                let pos = self
+                    .net
+                    .first_deliverable(self.now)
+                    .expect("weighted on it");
+                let link = {
+                    let m = &self.net.get(pos).msg;
+                    (m.from, m.to)
+                };
+                self.deliver(pos)?;
+                while let Some(p) = self.net.first_deliverable_on(self.now, link) {
+                    self.deliver(p)?;
+                }
+                Ok(())
+            }
+            Action::Reorder => {
+                let ds = self.net.deliverable(self.now);
+                let pos = self.rng.pick(&ds).expect("weighted on it");
+                self.deliver(pos)
+            }
+            Action::Ready => {
+                let ids: Vec<u64> = self
+                    .nodes
+                    .values()
+                    .filter(|n| n.raw.as_ref().is_some_and(|r| r.has_ready()))
+                    .map(|n| n.id)
+                    .collect();
+                // One node surely, the others each with even odds: nodes
+                // work in parallel, in a random interleaving.
+                let first = self.rng.pick(&ids).expect("weighted on it");
+                for id in ids {
+                    if id == first || self.rng.chance(1, 2) {
+                        self.handle_ready(id)?;
+                    }
+                }
+                Ok(())
+            }
+            Action::Tick => {
+                self.tick_all();
+                Ok(())
+            }
+            Action::TickOne => {
+                if let Some(id) = self.rng.pick(&self.up_ids()) {
+                    self.ev(Event::TickOne { id });
+                    self.nodes.get_mut(&id).expect("up").raw().tick();
+                }
+                Ok(())
+            }
+            Action::Propose => {
+                if let Some(id) = self.client_target() {
+                    self.propose(id, b'P');
+                }
+                Ok(())
+            }
+            Action::Read => {
+                self.read_index();
+                Ok(())
+            }
+            Action::Drop => {
+                let ds = self.net.deliverable(self.now);
+                let pos = self.rng.pick(&ds).expect("weighted on it");
+                let m = self.net.take(pos).msg;
+                self.lose(m, "chance");
+                Ok(())
+            }
+            Action::Duplicate => {
+                let ds = self.net.deliverable(self.now);
+                let pos = self.rng.pick(&ds).expect("weighted on it");
+                let at = self.now + self.rng.range(0, 3);
+                let m = MsgSummary::of(&self.net.get(pos).msg);
+                if self.net.duplicate(pos, at) {
+                    self.stats.duplicated += 1;
+                    self.ev(Event::Duplicate { m });
+                }
+                Ok(())
+            }
+            Action::Delay => {
+                let ds = self.net.deliverable(self.now);
+                let pos = self.rng.pick(&ds).expect("weighted on it");
+                let until = self.now + self.rng.range(1, 3 * self.params.election_tick as u64);
+                self.net.get_mut(pos).deliver_at = until;
+                let m = MsgSummary::of(&self.net.get(pos).msg);
+                self.ev(Event::Delay { m, until });
+                Ok(())
+            }
+            Action::Partition => {
+                self.partition();
+                Ok(())
+            }
+            Action::Heal => {
+                self.heal_at = None;
+                self.net.heal();
+                self.ev(Event::Heal);
+                Ok(())
+            }
+            Action::Crash => match self.rng.pick(&self.up_ids()) {
+                Some(id) => self.crash(id),
+                None => Ok(()),
+            },
+            Action::Restart => match self.rng.pick(&self.down_ids()) {
+                Some(id) => self.restart(id),
+                None => Ok(()),
+            },
+            Action::Transfer => {
+                self.transfer();
+                Ok(())
+            }
+            Action::ConfChange => self.conf_change(),
+            Action::Compact => self.compact(),
+        }
+    }
+
+    fn tick_all(&mut self) {
+        self.now += 1;
+        self.ev(Event::Tick { now: self.now });
+        if self.heal_at.is_some_and(|t| t <= self.now) {
+            self.heal_at = None;
+            self.net.heal();
+            self.ev(Event::Heal);
+        }
+        for n in self.nodes.values_mut() {
+            if let Some(r) = n.raw.as_mut() {
+                r.tick();
+            }
+        }
+    }
+
+    /// Delivers the message at `pos`, unless its link is cut or its
+    /// destination is down.
+    fn deliver(&mut self, pos: usize) -> Check {
+        let m = self.net.take(pos).msg;
+        let up = self.nodes.get(&m.to).is_some_and(|n| n.is_up());
+        if !up {
+            self.lose(m, "down");
+            return Ok(());
+        }
+        if !self.net.link_up(m.from, m.to) {
+            self.lose(m, "partition");
+            return Ok(());
+        }
+        self.stats.delivered += 1;
+        self.ev(Event::Deliver {
+            m: MsgSummary::of(&m),
+        });
+        let (from, to) = (m.from, m.to);
+        let is_snap = m.r#type == MessageType::MsgSnap as i32;
+        let node = self.nodes.get_mut(&to).expect("checked up");
+        if let Err(e) = node.raw().step(m) {
+            self.ev(Event::StepError {
+                id: to,
+                what: format!("{e:?}"),
+            });
+        }
+        if is_snap {
+            // The transport got the snapshot across: the sender may resume
+            // replicating (etcd's ReportSnapshot after a successful send).
+            if let Some(s) = self.nodes.get_mut(&from).filter(|n| n.is_up()) {
+                s.raw().report_snapshot(to, SnapshotStatus::Finish);
+            }
+        }
+        Ok(())
+    }
+
+    /// A message is lost. The sender hears of it as a real transport would
+    /// tell it: a failed snapshot always, an unreachable peer sometimes.
+    fn lose(&mut self, m: Message, why: &'static str) {
+        self.stats.dropped += 1;
+        self.ev(Event::Drop {
+            m: MsgSummary::of(&m),
+            why,
+        });
+        let is_snap = m.r#type == MessageType::MsgSnap as i32;
+        let report_unreachable = self.rng.chance(1, 4);
+        if let Some(s) = self.nodes.get_mut(&m.from).filter(|n| n.is_up()) {
+            if is_snap {
+                s.raw().report_snapshot(m.to, SnapshotStatus::Failure);
+            } else if report_unreachable {
+                s.raw().report_unreachable(m.to);
+            }
+        }
+    }
+
+    fn send(&mut self, m: Message) {
+        // Most messages arrive at the next delivery; a few take a while.
+        let delay = if self.rng.chance(1, 16) {
+            self.rng.range(1, self.params.election_tick as u64)
+        } else {
+            0
+        };
+        let s = MsgSummary::of(&m);
+        // A message into a cut link or to a node that is down is lost at
+        // once: queued, it would only clog the network until delivery.
+        if !self.net.link_up(m.from, m.to) || !self.nodes.get(&m.to).is_some_and(|n| n.is_up()) {
+            let why = if self.net.link_up(m.from, m.to) {
+                "down"
+            } else {
+                "partition"
+            };
+            self.lose(m, why);
+            return;
+        }
+        if self.net.send(m, self.now + delay) {
+            self.ev(Event::Send { m: s, delay });
+        } else {
+            self.ev(Event::Overflow { m: s });
+        }
+    }
+
+    fn partition(&mut self) {
+        self.stats.partitions += 1;
+        let ids = self.up_ids();
+        if ids.len() < 2 {
+            return;
+        }
+        // A new partition mostly replaces the current one: piling them up
+        // soon leaves no majority connected anywhere, and nothing happens.
+        if self.rng.chance(3, 4) {
+            self.net.heal();
+        }
+        // Isolating the leader is drawn most: it makes stale leaders, where
+        // stale reads and lost writes hide.
+        let kind = match self.rng.weighted(&[3, 1, 4, 1, 2]).expect("weights") {
+            0 => {
+                // Symmetric split into two sides.
+                let mut shuffled = ids.clone();
+                for i in (1..shuffled.len()).rev() {
+                    let j = self.rng.below(i as u64 + 1) as usize;
+                    shuffled.swap(i, j);
+                }
+                let k = self.rng.range(1, shuffled.len() as u64 - 1) as usize;
+                let (a, b) = shuffled.split_at(k);
+                self.net.cut_between(a, b);
+                "split"
+            }
+            1 => {
+                let a = self.rng.pick(&ids).expect("non-empty");
+                let b = self.rng.pick(&ids).expect("non-empty");
+                self.net.cut_one_way(a, b);
+                "one-way"
+            }
+            2 => match self.leader() {
+                Some(l) => {
+                    let others: Vec<u64> = ids.iter().copied().filter(|&x| x != l).collect();
+                    self.net.cut_between(&[l], &others);
+                    "isolate-leader"
+                }
+                None => return,
+            },
+            3 => {
+                // A node that hears nobody but is heard by all.
+                let x = self.rng.pick(&ids).expect("non-empty");
+                for &y in &ids {
+                    self.net.cut_one_way(y, x);
+                }
+                "deaf"
+            }
+            _ => {
+                let x = self.rng.pick(&ids).expect("non-empty");
+                let others: Vec<u64> = ids.iter().copied().filter(|&y| y != x).collect();
+                self.net.cut_between(&[x], &others);
+                "isolate"
+            }
+        };
+        // Partitions last long enough for elections to happen on both
+        // sides (a few election timeouts), unless healed earlier at random.
+        let et = self.params.election_tick as u64;
+        let until = self.now + self.rng.range(et, 6 * et);
+        self.heal_at = Some(self.heal_at.map_or(until, |t| t.max(until)));
+        let cut: Vec<(u64, u64)> = self.net.cut.iter().copied().collect();
+        self.ev(Event::Partition { kind, cut });
+    }
+
+    fn crash(&mut self, id: u64) -> Check {
+        self.stats.crashes += 1;
+        self.ev(Event::Crash { id });
+        self.nodes.get_mut(&id).expect("exists").crash()
+    }
+
+    /// Restarts a crashed node over its disk: the application state is
+    /// rebuilt from the disk's snapshot, and the committed entries after it
+    /// are applied again as the core hands them out.
+    fn restart(&mut self, id: u64) -> Check {
+        let node = self.nodes.get_mut(&id).expect("exists");
+        let disk = node.disk.take().expect("restart of a node that is up");
+        let snap = corelog::raft::Storage::snapshot(&disk)
+            .map_err(|e| core_error(format!("snapshot of node {id}'s disk: {e:?}")))?;
+        // A node added to the cluster starts with an empty disk and may
+        // crash before its first snapshot arrives.
+        let app = if snap_meta(&snap).index == 0 {
+            App::default()
+        } else {
+            App::decode(&snap).ok_or_else(|| {
+                core_error(format!(
+                    "node {id}'s disk holds a snapshot that is not the application's: {:?}",
+                    snap_meta(&snap)
+                ))
+            })?
+        };
+        let hs = disk.hard_state();
+        let view = StoreView(&disk);
+        self.checker.check_restarted(id, hs.commit, &view)?;
+        let last = crate::checker::LogView::last_index(&view);
+        let cfg = self.config(id, app.applied);
+        let incarnation = self.nodes[&id].incarnation + 1;
+        let mut fresh = SimNode::start(id, &cfg, disk, app)?;
+        fresh.incarnation = incarnation;
+        self.nodes.insert(id, fresh);
+        self.ev(Event::Restart {
+            id,
+            term: hs.term,
+            commit: hs.commit,
+            last,
+        });
+        Ok(())
+    }
+
+    fn propose(&mut self, id: u64, tag: u8) {
+        let seq = self.next_prop;
+        self.next_prop += 1;
+        // Payload sizes vary so that the byte limits of messages and
+        // inflight windows are exercised.
+        let pad = self.rng.below(48) as usize;
+        let mut data = Vec::with_capacity(9 + pad);
+        data.push(tag);
+        data.extend_from_slice(&seq.to_be_bytes());
+        data.resize(9 + pad, b'.');
+        self.ev(Event::Propose { id, seq });
+        let node = self.nodes.get_mut(&id).expect("up");
+        if let Err(e) = node.raw().propose(Bytes::from(data)) {
+            self.ev(Event::StepError {
+                id,
+                what: format!("propose: {e:?}"),
+            });
+        }
+    }
+
+    /// The highest commit index any node knows, up or down: a read must
+    /// return at least this.
+    fn max_known_commit(&self) -> u64 {
+        self.nodes
+            .values()
+            .map(|n| n.committed())
+            .max()
+            .unwrap_or(0)
+            .max(self.checker.committed_index())
+    }
+
+    fn read_index(&mut self) {
+        let Some(id) = self.client_target() else {
+            return;
+        };
+        let ctx = self.next_read;
+        self.next_read += 1;
+        let min_index = self.max_known_commit();
+        self.checker.register_read(ctx, id, min_index);
+        self.ev(Event::ReadIndex { id, ctx, min_index });
+        self.nodes
+            .get_mut(&id)
+            .expect("up")
+            .raw()
+            .read_index(ctx_bytes(ctx));
+    }
+
+    fn transfer(&mut self) {
+        let Some(l) = self.leader() else {
+            return;
+        };
+        let voters: Vec<u64> = {
+            let raw = self.nodes[&l].raw.as_ref().expect("leader is up");
+            raw.raft.trk.config.voters.ids().into_iter().collect()
+        };
+        let Some(to) = self.rng.pick(&voters) else {
+            return;
+        };
+        self.stats.transfers += 1;
+        self.ev(Event::TransferLeader { id: l, to });
+        self.nodes
+            .get_mut(&l)
+            .expect("up")
+            .raw()
+            .transfer_leader(to);
+    }
+
+    /// Proposes a membership change at the leader, valid against its
+    /// configuration. Only the leader: it refuses a change while another is
+    /// pending, so the configuration a change is checked against here is the
+    /// one it will be applied to.
+    fn conf_change(&mut self) -> Check {
+        let Some(l) = self.leader() else {
+            return Ok(());
+        };
+        let (incoming, outgoing, learners, auto_leave) = {
+            let raw = self.nodes[&l].raw.as_ref().expect("leader is up");
+            let c = &raw.raft.trk.config;
+            let v = |s: &BTreeSet<u64>| s.iter().copied().collect::<Vec<u64>>();
+            (
+                v(c.voters.incoming.ids()),
+                v(c.voters.outgoing.ids()),
+                v(&c.learners),
+                c.auto_leave,
+            )
+        };
+        if !outgoing.is_empty() {
+            // Joint: the only valid change is leaving, which the leader does
+            // by itself when auto_leave is set.
+            if !auto_leave {
+                let cc = ConfChangeV2::default();
+                return self.propose_cc(l, &cc, "leave-joint".to_string());
+            }
+            return Ok(());
+        }
+        let members = incoming.len() + learners.len();
+        let can_add = members < MAX_MEMBERS;
+        use ConfChangeType::*;
+        let mut changes: Vec<ConfChangeSingle> = Vec::new();
+        let joint = self.rng.chance(1, 3);
+        let kinds = if joint { self.rng.range(1, 3) } else { 1 };
+        // Voters left after the changes so far (never zero) and voter
+        // changes made (at most one without joint consensus).
+        // The voters and learners after the changes so far, and the ids
+        // already touched: touching an id twice in one change would make
+        // this bookkeeping (and the change) ambiguous.
+        let mut voters_left: Vec<u64> = incoming.clone();
+        let mut learners_left: Vec<u64> = learners.clone();
+        let mut touched: BTreeSet<u64> = BTreeSet::new();
+        // The leader itself is removed or demoted only sometimes: that is
+        // the change most likely to wedge the cluster (see `calm`).
+        if self.rng.chance(3, 4) {
+            touched.insert(l);
+        }
+        let mut added = 0usize;
+        for _ in 0..kinds {
+            let untouched = |xs: &[u64], t: &BTreeSet<u64>| -> Vec<u64> {
+                xs.iter().copied().filter(|x| !t.contains(x)).collect()
+            };
+            let free_voters = untouched(&voters_left, &touched);
+            let free_learners = untouched(&learners_left, &touched);
+            match self.rng.below(6) {
+                k @ (0 | 1) if can_add && members + added < MAX_MEMBERS => {
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    added += 1;
+                    touched.insert(id);
+                    if k == 0 {
+                        voters_left.push(id);
+                        changes.push(single(ConfChangeAddNode, id));
+                    } else {
+                        learners_left.push(id);
+                        changes.push(single(ConfChangeAddLearnerNode, id));
+                    }
+                }
+                2 if !free_learners.is_empty() => {
+                    let id = self.rng.pick(&free_learners).expect("non-empty");
+                    touched.insert(id);
+                    learners_left.retain(|&x| x != id);
+                    voters_left.push(id);
+                    changes.push(single(ConfChangeAddNode, id));
+                }
+                3 if voters_left.len() >= 2 && !free_voters.is_empty() => {
+                    let id = self.rng.pick(&free_voters).expect("non-empty");
+                    touched.insert(id);
+                    voters_left.retain(|&x| x != id);
+                    changes.push(single(ConfChangeRemoveNode, id));
+                }
+                4 if !free_learners.is_empty() => {
+                    let id = self.rng.pick(&free_learners).expect("non-empty");
+                    touched.insert(id);
+                    learners_left.retain(|&x| x != id);
+                    changes.push(single(ConfChangeRemoveNode, id));
+                }
+                5 if voters_left.len() >= 2 && !free_voters.is_empty() => {
+                    let id = self.rng.pick(&free_voters).expect("non-empty");
+                    touched.insert(id);
+                    voters_left.retain(|&x| x != id);
+                    learners_left.push(id);
+                    changes.push(single(ConfChangeAddLearnerNode, id));
+                }
+                _ => {}
+            }
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let desc = ccs_to_string(&changes);
+        if joint {
+            let transition = if self.rng.chance(1, 2) {
+                ConfChangeTransition::ConfChangeTransitionJointImplicit
+            } else {
+                ConfChangeTransition::ConfChangeTransitionJointExplicit
+            };
+            let cc = ConfChangeV2 {
+                transition: transition as i32,
+                changes,
+                context: Bytes::new(),
+            };
+            self.propose_cc(l, &cc, format!("joint {desc} {transition:?}"))
+        } else if changes.len() == 1 && self.rng.chance(1, 2) {
+            let cc = ConfChange {
+                r#type: changes[0].r#type,
+                node_id: changes[0].node_id,
+                ..Default::default()
+            };
+            self.propose_cc(l, &cc, format!("v1 {desc}"))
+        } else {
+            let cc = ConfChangeV2 {
+                transition: ConfChangeTransition::ConfChangeTransitionAuto as i32,
+                changes,
+                context: Bytes::new(),
+            };
+            self.propose_cc(l, &cc, format!("v2 {desc}"))
+        }
+    }
+
+    fn propose_cc(&mut self, l: u64, cc: &dyn corelog::raftpb::ConfChangeI, desc: String) -> Check {
+        self.ev(Event::ProposeConfChange {
+            id: l,
+            change: desc,
+        });
+        if let Err(e) = self
+            .nodes
+            .get_mut(&l)
+            .expect("up")
+            .raw()
+            .propose_conf_change(cc)
+        {
+            self.ev(Event::StepError {
+                id: l,
+                what: format!("propose_conf_change: {e:?}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Snapshots a node's applied state and discards some of its log, so
+    /// that lagging nodes must catch up by snapshot.
+    fn compact(&mut self) -> Check {
+        let Some(id) = self.rng.pick(&self.up_ids()) else {
+            return Ok(());
+        };
+        let keep = self.rng.range(0, 8);
+        let node = self.nodes.get_mut(&id).expect("up");
+        let app = node.app.clone();
+        let raw = node.raw.as_mut().expect("up");
+        let snap_index =
+            snap_meta(&corelog::raft::Storage::snapshot(raw.store()).unwrap_or_default()).index;
+        if app.applied <= snap_index {
+            return Ok(());
+        }
+        raw.store_mut()
+            .create_snapshot(app.applied, Some(app.conf_state.clone()), app.encode())
+            .map_err(|e| {
+                core_error(format!(
+                    "create_snapshot({}) on node {id}: {e:?}",
+                    app.applied
+                ))
+            })?;
+        let first = corelog::raft::Storage::first_index(raw.store()).unwrap_or(1);
+        let compact_index = app.applied.saturating_sub(keep).max(first);
+        if compact_index >= first {
+            raw.store_mut()
+                .compact(compact_index)
+                .map_err(|e| core_error(format!("compact({compact_index}) on node {id}: {e:?}")))?;
+        }
+        self.stats.compactions += 1;
+        self.ev(Event::Compact {
+            id,
+            snap_index: app.applied,
+            compact_index,
+        });
+        Ok(())
+    }
+
+    /// Handles one Ready of node `id` under the contract: persist the
+    /// snapshot, entries and hard state; send; apply; advance.
+    fn handle_ready(&mut self, id: u64) -> Check {
+        let node = self.nodes.get_mut(&id).expect("exists");
+        let Some(raw) = node.raw.as_mut() else {
+            return Ok(());
+        };
+        if !raw.has_ready() {
+            return Ok(());
+        }
+        let mut rd = raw.ready();
+        let term = raw.raft.term;
+        let range = |ents: &[Entry]| match (ents.first(), ents.last()) {
+            (Some(a), Some(b)) => Some((a.index, b.index)),
+            _ => None,
+        };
+        let ev = Event::Ready {
+            id,
+            term,
+            state: state_name(raw.raft.state).to_string(),
+            entries: range(&rd.entries),
+            hard_state: rd.hard_state.map(|h| (h.term, h.vote, h.commit)),
+            snapshot: rd.snapshot.as_ref().map(|s| snap_meta(s).index),
+            committed: range(&rd.committed_entries),
+            msgs: rd.messages.len(),
+        };
+        self.log.push_detailed(self.step, ev, || {
+            Some(corelog::raft::describe::describe_ready(&rd, None))
+        });
+
+        // 1. Persist. The snapshot first: entries may follow it.
+        if let Some(snap) = rd.snapshot.take() {
+            let app = App::decode(&snap).ok_or_else(|| {
+                core_error(format!(
+                    "node {id} got a snapshot that is not the application's: {:?}",
+                    snap_meta(&snap)
+                ))
+            })?;
+            self.checker.observe_snapshot(id, app.applied, app.hash)?;
+            raw.store_mut()
+                .apply_snapshot(snap)
+                .map_err(|e| core_error(format!("node {id} apply_snapshot: {e:?}")))?;
+            node.app = app;
+            self.stats.snapshots_applied += 1;
+        }
+        if !rd.entries.is_empty() {
+            let before = rd.entries[0].index - 1;
+            let prev_term = raw.raft.raft_log.term(before).ok();
+            self.checker.check_appended(id, prev_term, &rd.entries)?;
+            let entries = std::mem::take(&mut rd.entries);
+            raw.store_mut()
+                .append_owned(entries)
+                .map_err(|e| core_error(format!("node {id} append: {e:?}")))?;
+        }
+        if let Some(hs) = rd.hard_state {
+            raw.store_mut().set_hard_state(hs);
+        }
+
+        // 2. Send, noting what this node vouched for (it must be on disk).
+        let msgs = std::mem::take(&mut rd.messages);
+        for m in &msgs {
+            if m.reject {
+                continue;
+            }
+            if m.r#type == MessageType::MsgAppResp as i32 {
+                let et = corelog::raft::Storage::term(raw.store(), m.index).unwrap_or(0);
+                node.last_ack = Some((m.term, m.index, et));
+            } else if m.r#type == MessageType::MsgVoteResp as i32 {
+                node.last_vote = Some((m.term, m.to));
+            }
+        }
+
+        // 3. Apply.
+        let committed = std::mem::take(&mut rd.committed_entries);
+        let read_states = std::mem::take(&mut rd.read_states);
+        for e in committed {
+            let h = self
+                .checker
+                .observe_apply(id, term, node.app.applied, node.app.hash, &e)?;
+            node.app.applied = e.index;
+            node.app.hash = h;
+            let cc = match EntryType::try_from(e.r#type) {
+                Ok(EntryType::EntryNormal) => {
+                    if let (Some(floor), Some(&MARKER)) = (self.marker_floor, e.data.first())
+                        && e.data.len() >= 9
+                    {
+                        let seq = u64::from_be_bytes(e.data[1..9].try_into().expect("8 bytes"));
+                        if seq >= floor {
+                            self.marker_applied = true;
+                        }
+                    }
+                    None
+                }
+                Ok(EntryType::EntryConfChange) => Some(
+                    ConfChange::decode(e.data.clone())
+                        .map(|c| c.as_v2())
+                        .map_err(|err| {
+                            core_error(format!("node {id}: bad ConfChange at {}: {err}", e.index))
+                        })?,
+                ),
+                Ok(EntryType::EntryConfChangeV2) => {
+                    Some(ConfChangeV2::decode(e.data.clone()).map_err(|err| {
+                        core_error(format!("node {id}: bad ConfChangeV2 at {}: {err}", e.index))
+                    })?)
+                }
+                Err(_) => {
+                    return Err(core_error(format!(
+                        "node {id}: unknown entry type {}",
+                        e.r#type
+                    )));
+                }
+            };
+            if let Some(cc) = cc {
+                let cs = raw.apply_conf_change(&cc);
+                node.app.conf_state = cs.clone();
+                // Snapshot the state right away: a node this change adds
+                // can only restore a snapshot whose configuration contains
+                // it (the core ignores others, as etcd does), and the
+                // leader sends the storage's latest snapshot.
+                if let Err(err) = raw.store_mut().create_snapshot(
+                    node.app.applied,
+                    Some(cs.clone()),
+                    node.app.encode(),
+                ) && !matches!(
+                    err,
+                    corelog::raft::Error::Storage(corelog::raft::StorageError::SnapshotOutOfDate)
+                ) {
+                    return Err(core_error(format!("node {id} create_snapshot: {err:?}")));
+                }
+                self.stats.conf_changes_applied += 1;
+                self.log.push(
+                    self.step,
+                    Event::ApplyConfChange {
+                        id,
+                        index: e.index,
+                        conf: format!("{:?}", cs),
+                    },
+                );
+                if e.index > self.latest_conf_index {
+                    self.latest_conf_index = e.index;
+                    self.pending_conf = Some(cs);
+                }
+            }
+        }
+        for rs in &read_states {
+            let ctx = ctx_of(&rs.request_ctx).ok_or_else(|| {
+                core_error(format!(
+                    "node {id} answered a read with a context nobody sent"
+                ))
+            })?;
+            self.checker.check_read(id, ctx, rs.index)?;
+            self.stats.reads_answered += 1;
+            self.log.push(
+                self.step,
+                Event::ReadAnswered {
+                    id,
+                    ctx,
+                    index: rs.index,
+                },
+            );
+        }
+
+        // 4. Advance.
+        raw.advance(rd);
+        for m in msgs {
+            self.send(m);
+        }
+        if let Some(cs) = self.pending_conf.take() {
+            self.membership(cs)?;
+        }
+        Ok(())
+    }
+
+    /// Acts on the newest configuration: starts the nodes it added (with
+    /// empty disks: they catch up from the leader) and shuts down for good
+    /// the nodes it no longer contains.
+    fn membership(&mut self, cs: ConfState) -> Check {
+        let members: BTreeSet<u64> = cs
+            .voters
+            .iter()
+            .chain(&cs.voters_outgoing)
+            .chain(&cs.learners)
+            .chain(&cs.learners_next)
+            .copied()
+            .collect();
+        for &id in &members {
+            if self.retired.contains(&id) || self.leaving.iter().any(|&(x, _)| x == id) {
+                return Err(core_error(format!(
+                    "configuration {cs:?} contains node {id}, which was removed before"
+                )));
+            }
+            if !self.nodes.contains_key(&id) {
+                let cfg = self.config(id, 0);
+                let node = SimNode::start(id, &cfg, MemStorage::new(), App::default())?;
+                self.nodes.insert(id, node);
+                self.ev(Event::Spawn { id });
+            }
+        }
+        for &id in self.nodes.keys() {
+            if !members.contains(&id) && !self.leaving.iter().any(|&(x, _)| x == id) {
+                self.leaving.push((id, self.latest_conf_index));
+            }
+        }
+        self.members = members;
+        Ok(())
+    }
+
+    /// Whether every member of the newest configuration has it committed
+    /// on disk: until then some may still run an older one.
+    fn config_settled(&self) -> bool {
+        self.members
+            .iter()
+            .filter_map(|id| self.nodes.get(id))
+            .all(|n| n.durable_commit() >= self.latest_conf_index)
+    }
+
+    /// Shuts down for good the removed nodes whose removal every member
+    /// knows committed, durably (a crash must not make it forget). Not
+    /// sooner: a removed leader that stops at once can
+    /// leave the others holding the change uncommitted, still needing the
+    /// removed nodes' votes (the operator's rule is the same: stop a removed
+    /// member only once the rest of the cluster has the change).
+    fn retire_leaving(&mut self) {
+        if self.leaving.is_empty() {
+            return;
+        }
+        let min_commit = self
+            .members
+            .iter()
+            .filter_map(|id| self.nodes.get(id))
+            .map(|n| n.durable_commit())
+            .min()
+            .unwrap_or(0);
+        let go: Vec<u64> = self
+            .leaving
+            .iter()
+            .filter(|&&(_, idx)| min_commit >= idx)
+            .map(|&(id, _)| id)
+            .collect();
+        self.leaving.retain(|&(_, idx)| min_commit < idx);
+        for id in go {
+            self.nodes.remove(&id);
+            self.retired.insert(id);
+            self.ev(Event::Retire { id });
+        }
+    }
+
+    /// The invariants that are about every node's current state.
+    fn check_step(&mut self) -> Check {
+        self.retire_leaving();
+        if self.nodes.values().filter(|n| n.is_leader()).count() > 1 {
+            self.stats.two_leader_steps += 1;
+        }
+        for n in self.nodes.values() {
+            let Some(raw) = n.raw.as_ref() else {
+                continue;
+            };
+            if raw.raft.state == StateType::Leader {
+                let term = raw.raft.term;
+                if self.checker.observe_leader(n.id, term)? {
+                    self.stats.leaders += 1;
+                }
+                self.checker.check_leader(n.id, term, &RaftLogView(raw))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Faults stop, the network heals and every crashed node restarts; a
+    /// leader must be elected and a proposal committed within the bound.
+    fn calm(&mut self) -> Check {
+        if self.wedged {
+            return Ok(());
+        }
+        self.stats.calms += 1;
+        self.ev(Event::Calm);
+        self.heal_at = None;
+        self.net.heal();
+        for id in self.down_ids() {
+            self.restart(id)?;
+        }
+        let start = self.now;
+        let bound = self.opts.liveness_timeouts * self.params.election_tick as u64;
+        self.marker_floor = Some(self.next_prop);
+        self.marker_applied = false;
+        let mut last_try: Option<(u64, u64, u64)> = None; // (leader, term, tick)
+        let result = loop {
+            // Deliver everything due, handling Readies as they come.
+            let mut budget = CALM_DELIVERIES_PER_TICK;
+            loop {
+                let ids: Vec<u64> = self.nodes.keys().copied().collect();
+                let mut progressed = false;
+                for id in ids {
+                    if self
+                        .nodes
+                        .get(&id)
+                        .and_then(|n| n.raw.as_ref())
+                        .is_some_and(|r| r.has_ready())
+                    {
+                        self.handle_ready(id)?;
+                        progressed = true;
+                    }
+                }
+                if let Some(pos) = self.net.first_deliverable(self.now) {
+                    self.deliver(pos)?;
+                    progressed = true;
+                }
+                self.check_step()?;
+                if !progressed || budget == 0 {
+                    break;
+                }
+                budget -= 1;
+            }
+            if self.marker_applied {
+                break Ok(());
+            }
+            if self.now - start >= bound {
+                if self.leader().is_none() && !self.config_settled() {
+                    // Wedged by a membership change, a limitation of the
+                    // protocol as etcd-raft defines it, not a bug: nodes
+                    // apply a configuration only once they know it is
+                    // committed, and a removed or demoted node never
+                    // campaigns again. If the remaining voters have not
+                    // learned that the change committed, they still need
+                    // the old voters' votes, and an old voter holding a
+                    // longer (uncommitted) tail refuses them for ever. Such
+                    // a run goes on checking safety, not liveness.
+                    self.wedged = true;
+                    self.stats.wedged += 1;
+                    self.ev(Event::Wedged {
+                        leaving: self.leaving.iter().map(|&(id, _)| id).collect(),
+                        nodes: self.describe_nodes(),
+                    });
+                    break Ok(());
+                }
+                break Err(Violation {
+                    invariant: checker::LIVENESS,
+                    detail: format!(
+                        "no proposal committed within {bound} ticks of healing; nodes: {}",
+                        self.describe_nodes()
+                    ),
+                });
+            }
+            if let Some(l) = self.leader() {
+                let term = self.nodes[&l].term();
+                let retry = match last_try {
+                    Some((pl, pt, at)) => {
+                        pl != l || pt != term || self.now - at >= self.params.election_tick as u64
+                    }
+                    None => true,
+                };
+                if retry {
+                    last_try = Some((l, term, self.now));
+                    self.propose(l, MARKER);
+                    continue;
+                }
+            }
+            self.tick_all();
+        };
+        self.marker_floor = None;
+        result?;
+        if self.wedged {
+            return Ok(());
+        }
+        let took = self.now - start;
+        self.stats.max_liveness_ticks = self.stats.max_liveness_ticks.max(took);
+        self.ev(Event::Live { ticks: took });
+        Ok(())
+    }
+
+    fn describe_nodes(&self) -> String {
+        let mut s = String::new();
+        for n in self.nodes.values() {
+            match n.raw.as_ref() {
+                Some(r) => s.push_str(&format!(
+                    "[{} {} term {} lead {} commit {} last {} applied {}] ",
+                    n.id,
+                    state_name(r.raft.state),
+                    r.raft.term,
+                    r.raft.lead,
+                    r.raft.raft_log.committed,
+                    r.raft.raft_log.last_index(),
+                    n.app.applied
+                )),
+                None => s.push_str(&format!("[{} down] ", n.id)),
+            }
+        }
+        s
+    }
+}
