@@ -1,0 +1,133 @@
+//! Segment files: naming, creation (preallocated, zero-filled, header,
+//! fsync, rename, directory fsync), listing and mapping. Knows the layout of
+//! the header only through `format`; knows nothing of records.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use super::error::{Error, Result};
+use super::format::SegmentHeader;
+
+const SUFFIX: &str = ".wal";
+const TMP_SUFFIX: &str = ".wal.tmp";
+
+/// `00000000000000000042.wal`: fixed width so that names sort like numbers.
+pub fn file_name(seq: u64) -> String {
+    format!("{seq:020}{SUFFIX}")
+}
+
+/// Path of segment `seq` in `dir`.
+pub fn path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(file_name(seq))
+}
+
+/// The segments of `dir` in sequence order, and leftover temporary files of
+/// a creation that crashed before its rename.
+pub struct Listing {
+    pub segments: Vec<(u64, PathBuf)>,
+    pub temporaries: Vec<PathBuf>,
+}
+
+/// Lists `dir`, ignoring files that are not ours.
+pub fn list(dir: &Path) -> Result<Listing> {
+    let mut segments = Vec::new();
+    let mut temporaries = Vec::new();
+    let rd = fs::read_dir(dir).map_err(|e| Error::io("read directory", dir, e))?;
+    for ent in rd {
+        let ent = ent.map_err(|e| Error::io("read directory", dir, e))?;
+        let name = ent.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(stem) = name.strip_suffix(TMP_SUFFIX) {
+            if stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()) {
+                temporaries.push(ent.path());
+            }
+        } else if let Some(stem) = name.strip_suffix(SUFFIX)
+            && stem.len() == 20
+            && let Ok(seq) = stem.parse::<u64>()
+        {
+            segments.push((seq, ent.path()));
+        }
+    }
+    segments.sort_unstable_by_key(|s| s.0);
+    Ok(Listing {
+        segments,
+        temporaries,
+    })
+}
+
+/// fsync of the directory itself: makes a create, rename or unlink durable.
+pub fn fsync_dir(dir: &Path) -> Result<()> {
+    let d = File::open(dir).map_err(|e| Error::io("open directory", dir, e))?;
+    d.sync_all()
+        .map_err(|e| Error::io("fsync directory", dir, e))
+}
+
+/// Creates segment `header.sequence` in `dir`: the whole file is written
+/// with zeros first, because overwriting blocks that already exist lets
+/// each later fdatasync flush data only (no extent or size metadata): on
+/// ext4 here that is ~6x more syncs per second than appending or than
+/// writing into fallocate'd (unwritten) extents. Then header, fsync, rename
+/// into place, directory fsync: a segment under its final name is always
+/// complete.
+pub fn create(dir: &Path, header: &SegmentHeader) -> Result<File> {
+    let final_path = path(dir, header.sequence);
+    let tmp = dir.join(format!("{:020}{TMP_SUFFIX}", header.sequence));
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(|e| Error::io("create segment", &tmp, e))?;
+    let zeros = vec![0u8; 1 << 20];
+    let mut left = header.segment_size;
+    while left > 0 {
+        let n = left.min(zeros.len() as u64) as usize;
+        f.write_all(&zeros[..n])
+            .map_err(|e| Error::io("preallocate segment", &tmp, e))?;
+        left -= n as u64;
+    }
+    f.write_all_at(&header.encode(), 0)
+        .map_err(|e| Error::io("write segment header", &tmp, e))?;
+    f.sync_all()
+        .map_err(|e| Error::io("fsync new segment", &tmp, e))?;
+    fs::rename(&tmp, &final_path).map_err(|e| Error::io("rename segment", &tmp, e))?;
+    fsync_dir(dir)?;
+    Ok(f)
+}
+
+/// Opens an existing segment for reading (and writing unless `read_only`).
+pub fn open(p: &Path, read_only: bool) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(!read_only)
+        .open(p)
+        .map_err(|e| Error::io("open segment", p, e))
+}
+
+/// Maps a whole segment read-only. The map is shared with the page cache, so
+/// bytes written later through the file are visible in it; it is handed out
+/// as `Bytes` so that entries can be sliced from it without copying and the
+/// map lives as long as any slice does (even after the file is deleted).
+pub fn map(f: &File, p: &Path) -> Result<Bytes> {
+    // SAFETY: the WAL's own segments are only ever written at offsets past
+    // the durable data being read, and never truncated while mapped (they
+    // are fixed-size); another process modifying them is outside the
+    // contract, as for any database file.
+    let m = unsafe { memmap2::MmapOptions::new().map(f) }
+        .map_err(|e| Error::io("mmap segment", p, e))?;
+    Ok(Bytes::from_owner(m))
+}
+
+/// An open segment: its file (for writes), and its map (for reads).
+pub struct Segment {
+    pub seq: u64,
+    pub path: PathBuf,
+    pub file: File,
+    pub map: Bytes,
+    pub size: u64,
+}
