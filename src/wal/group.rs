@@ -85,12 +85,12 @@ impl GroupState {
     /// Drops every entry at `index` and above; returns the cached bytes
     /// dropped. The caller has checked `index` against the log's bounds.
     pub fn truncate_from(&mut self, index: u64) -> u64 {
+        let cache_first = self.cache_first();
         let keep = index.saturating_sub(self.first);
         if keep < self.locs.len() as u64 {
             self.locs.truncate(keep as usize);
         }
         let mut freed = 0;
-        let cache_first = self.cache_first();
         if index < cache_first + self.cache.len() as u64 {
             let keep = index.saturating_sub(cache_first) as usize;
             for e in self.cache.drain(keep..) {

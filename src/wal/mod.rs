@@ -327,6 +327,12 @@ impl Wal {
         }
     }
 
+    /// The active segment's file and the offset the next record goes to
+    /// (for crash and corruption tests that need to know where bytes are).
+    pub fn write_position(&self) -> (PathBuf, u64) {
+        (segment::path(&self.dir, self.active), self.write_pos)
+    }
+
     /// Whether records are waiting for a flush.
     pub fn has_pending(&self) -> bool {
         !self.parts.is_empty()
