@@ -480,9 +480,11 @@ fn evicted_entries_are_read_back_from_the_segment_maps() {
     let mut o = opts();
     o.cache_bytes = 2000;
     let mut w = Wal::open(d.path(), o.clone()).unwrap();
-    for i in 1..500u64 {
-        let _ = w.append_entries(i % 3, &[ent(i / 3 + 1, 2, &format!("payload {i}"))]);
-        if i % 7 == 0 {
+    for k in 0..500u64 {
+        let _ = w
+            .append_entries(k % 3, &[ent(k / 3 + 1, 2, &format!("payload {k}"))])
+            .unwrap();
+        if k % 7 == 0 {
             w.flush().unwrap();
         }
     }

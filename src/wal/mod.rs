@@ -20,6 +20,7 @@ pub mod format;
 mod group;
 mod recovery;
 mod segment;
+mod storage;
 mod writer;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -36,6 +37,7 @@ use prost::Message as _;
 
 pub use error::{Error, Result};
 pub use recovery::RecoveryReport;
+pub use storage::WalStorage;
 pub use writer::Fault;
 
 use format::{
@@ -720,9 +722,12 @@ impl Wal {
     /// below their group's compaction point, or superseded), oldest first.
     /// A group's latest hard state, snapshot metadata and compaction mark
     /// are rewritten into the active segment first if they live in a
-    /// segment about to go. Returns how many segments were deleted.
+    /// segment about to go. Flushes what is pending. Returns how many
+    /// segments were deleted.
     pub fn gc(&mut self) -> Result<usize> {
-        self.check_writable()?;
+        // Pending records go out first, so that the picture of which
+        // segment holds what is the durable one.
+        self.flush()?;
         let keep_from = self
             .groups
             .values()
@@ -855,16 +860,8 @@ impl Wal {
     /// are handed out as they were appended; older ones are slices of the
     /// segment map, not copies.
     pub fn entries(&self, group: u64, lo: u64, hi: u64, max_size: u64) -> Result<Vec<Entry>> {
-        if lo >= hi {
-            return Ok(Vec::new());
-        }
-        let Some(g) = self.group(group) else {
-            return Err(Error::Unavailable {
-                group,
-                index: hi - 1,
-                last: 0,
-            });
-        };
+        let empty = GroupState::default();
+        let g = self.group(group).unwrap_or(&empty);
         if lo < g.first {
             return Err(Error::Compacted {
                 group,
@@ -873,12 +870,15 @@ impl Wal {
             });
         }
         let last = g.last_index();
-        if hi > last + 1 {
+        if hi > last + 1 || g.locs.is_empty() {
             return Err(Error::Unavailable {
                 group,
-                index: hi - 1,
+                index: hi.saturating_sub(1).max(lo),
                 last,
             });
+        }
+        if lo >= hi {
+            return Ok(Vec::new());
         }
         let mut out = Vec::with_capacity(((hi - lo) as usize).min(1024));
         let mut size = 0u64;
