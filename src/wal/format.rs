@@ -14,9 +14,12 @@
 //! 24  shard id u64           8
 //! 32  sequence u64           8
 //! 40  segment size u64       8
-//! 48  crc32 of bytes 0..48   4
-//! 52  zero padding up to SEGMENT_HEADER_SIZE (64)
-//! 64  records ...  then zeros
+//! 48  base flush seq u64     8   every batch of this segment's life has
+//!                                a flush sequence >= this; lower ones are
+//!                                stale bytes of a recycled file
+//! 56  crc32 of bytes 0..56   4
+//! 60  zero padding up to SEGMENT_HEADER_SIZE (64)
+//! 64  records ...  then zeros (or stale bytes, in a recycled segment)
 //! ```
 //!
 //! Record: `len u32 | crc32(type ‖ payload) u32 | type u8 | payload[len]`.
@@ -90,6 +93,7 @@ pub struct SegmentHeader {
     pub shard_id: u64,
     pub sequence: u64,
     pub segment_size: u64,
+    pub base_flush_seq: u64,
 }
 
 /// Why a segment header was rejected (the caller adds the file name).
@@ -110,8 +114,9 @@ impl SegmentHeader {
         b[24..32].copy_from_slice(&self.shard_id.to_le_bytes());
         b[32..40].copy_from_slice(&self.sequence.to_le_bytes());
         b[40..48].copy_from_slice(&self.segment_size.to_le_bytes());
-        let crc = crc32fast::hash(&b[0..48]);
-        b[48..52].copy_from_slice(&crc.to_le_bytes());
+        b[48..56].copy_from_slice(&self.base_flush_seq.to_le_bytes());
+        let crc = crc32fast::hash(&b[0..56]);
+        b[56..60].copy_from_slice(&crc.to_le_bytes());
         b
     }
 
@@ -122,7 +127,7 @@ impl SegmentHeader {
         if b[0..8] != MAGIC {
             return Err(HeaderError::BadMagic);
         }
-        if crc32fast::hash(&b[0..48]) != u32_at(b, 48) {
+        if crc32fast::hash(&b[0..56]) != u32_at(b, 56) {
             return Err(HeaderError::BadCrc);
         }
         let version = u32_at(b, 8);
@@ -135,6 +140,7 @@ impl SegmentHeader {
             shard_id: u64_at(b, 24),
             sequence: u64_at(b, 32),
             segment_size: u64_at(b, 40),
+            base_flush_seq: u64_at(b, 48),
         })
     }
 }

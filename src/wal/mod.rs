@@ -248,7 +248,12 @@ pub struct Wal {
     report: RecoveryReport,
     /// The next segment, being created ahead of need (`prepare_next`).
     preparing: Option<(u64, JoinHandle<Result<std::fs::File>>)>,
+    /// Deleted segments kept for reuse (at most `RECYCLE_MAX`).
+    free: Vec<PathBuf>,
 }
+
+/// Deleted segments kept for recycling: enough for the next roll or two.
+const RECYCLE_MAX: usize = 2;
 
 impl Drop for Wal {
     /// Waits for a segment being prepared, so that a reopen of the same
@@ -303,6 +308,7 @@ impl Wal {
             cache_order: VecDeque::new(),
             report: rec.report,
             preparing: None,
+            free: rec.free,
         };
         if active == 0 && !wal.opts.read_only {
             wal.roll()?;
@@ -465,11 +471,12 @@ impl Wal {
                 if let Some((_, h)) = other {
                     let _ = h.join();
                 }
-                segment::create(&self.dir, &header)?
+                let free = self.free.pop();
+                segment::create(&self.dir, &header, free)?
             }
         };
         let path = segment::path(&self.dir, seq);
-        let map = segment::map(&file, &path)?;
+        let (map, mmap) = segment::map(&file, &path)?;
         self.segments.insert(
             seq,
             Segment {
@@ -477,7 +484,9 @@ impl Wal {
                 path,
                 file,
                 map,
+                mmap,
                 size: header.segment_size,
+                base_flush_seq: header.base_flush_seq,
             },
         );
         self.active = seq;
@@ -493,6 +502,9 @@ impl Wal {
             shard_id: self.opts.shard_id,
             sequence: seq,
             segment_size: self.opts.segment_size,
+            // Every batch the segment will hold is flushed after this point;
+            // every stale batch of a recycled file was flushed before it.
+            base_flush_seq: self.next_batch_seq,
         }
     }
 
@@ -510,11 +522,14 @@ impl Wal {
         let seq = self.active + 1;
         let dir = self.dir.clone();
         let header = self.header(seq);
-        if let Ok(h) = std::thread::Builder::new()
+        let free = self.free.pop();
+        let back = free.clone();
+        match std::thread::Builder::new()
             .name(format!("wal-prealloc-{seq}"))
-            .spawn(move || segment::create(&dir, &header))
+            .spawn(move || segment::create(&dir, &header, free))
         {
-            self.preparing = Some((seq, h));
+            Ok(h) => self.preparing = Some((seq, h)),
+            Err(_) => self.free.extend(back),
         }
     }
 
@@ -825,12 +840,28 @@ impl Wal {
         self.flush()?;
         let doomed: Vec<u64> = self.segments.range(..keep_from).map(|(s, _)| *s).collect();
         for seq in &doomed {
-            if let Some(s) = self.segments.remove(seq) {
-                std::fs::remove_file(&s.path)
-                    .map_err(|e| Error::io("delete segment", &s.path, e))?;
+            let Some(s) = self.segments.remove(seq) else {
+                continue;
+            };
+            let Segment {
+                path, map, mmap, ..
+            } = s;
+            drop(map);
+            // A file is reused only if no slice of its map is still out
+            // there (an entry being sent, say): reusing it would change
+            // bytes under a reader. Unlinking is always safe: the map
+            // outlives the name.
+            if self.free.len() < RECYCLE_MAX && Arc::strong_count(&mmap) == 1 {
+                let free = segment::free_path(&self.dir, *seq);
+                std::fs::rename(&path, &free).map_err(|e| Error::io("free segment", &path, e))?;
+                self.free.push(free);
+            } else {
+                std::fs::remove_file(&path).map_err(|e| Error::io("delete segment", &path, e))?;
             }
+            // One directory fsync per segment, oldest first: a crash can
+            // leave a shorter prefix deleted, never a hole in the sequence.
+            segment::fsync_dir(&self.dir)?;
         }
-        segment::fsync_dir(&self.dir)?;
         Ok(doomed.len())
     }
 

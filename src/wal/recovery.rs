@@ -64,6 +64,8 @@ pub(crate) struct Recovered {
     pub cluster_id: u64,
     pub shard_id: u64,
     pub report: RecoveryReport,
+    /// Deleted segments kept for recycling (read-write opens only).
+    pub free: Vec<PathBuf>,
 }
 
 fn corrupt(file: &Path, offset: u64, what: impl Into<String>) -> Error {
@@ -176,7 +178,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
                 format!("segment is {len} bytes, header says {}", h.segment_size),
             ));
         }
-        let map = segment::map(&file, path)?;
+        let (map, mmap) = segment::map(&file, path)?;
         segments.insert(
             *seq,
             Segment {
@@ -184,22 +186,31 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
                 path: path.clone(),
                 file,
                 map,
+                mmap,
                 size: h.segment_size,
+                base_flush_seq: h.base_flush_seq,
             },
         );
     }
     report.segments = segments.len();
 
-    // The newest segment holding any data: only there may a batch be torn.
+    // The newest segment holding any data of its current life: only there
+    // may a batch be torn. (A recycled segment starts with stale bytes of
+    // its previous life: a sound batch older than its base, or garbage
+    // that was torn over it.)
     let data_start = SEGMENT_HEADER_SIZE as usize;
     let newest_with_data = segments
         .values()
         .rev()
-        .find(|s| {
-            s.map[data_start..data_start + RECORD_HEADER_SIZE]
-                .iter()
-                .any(|&b| b != 0)
-        })
+        .find(
+            |s| match format::read_record(&s.map, data_start, s.size as usize) {
+                Err(format::RecordError::End) => false,
+                Ok(r) if r.ty == RecordType::Batch => {
+                    format::decode_batch(r.payload).is_none_or(|b| b.flush_seq >= s.base_flush_seq)
+                }
+                _ => true,
+            },
+        )
         .map(|s| s.seq);
 
     let mut groups: BTreeMap<u64, GroupState> = BTreeMap::new();
@@ -210,7 +221,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
         let size = seg.size as usize;
         let mut pos = data_start;
         let end = loop {
-            match check_batch(m, pos, size, expected_seq) {
+            match check_batch(m, pos, size, expected_seq, seg.base_flush_seq) {
                 Ok(Some((seq, body_end))) => {
                     report.records +=
                         apply_batch(seg, pos + BATCH_RECORD_SIZE, body_end, &mut groups)?;
@@ -235,7 +246,13 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
         };
         write_pos = end as u64;
     }
+    let free = if opts.read_only {
+        Vec::new()
+    } else {
+        listing.free
+    };
     Ok(Recovered {
+        free,
         segments,
         groups,
         write_pos,
@@ -246,14 +263,16 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
     })
 }
 
-/// Checks the batch at `pos`: `Ok(None)` at the end of the segment's data,
-/// `Ok(Some((flush_seq, body_end)))` if the batch and all its records are
-/// sound, else the offset and nature of the first defect.
+/// Checks the batch at `pos`: `Ok(None)` at the end of the segment's data
+/// (zeros, or a sound batch older than `base`: stale bytes of a recycled
+/// file), `Ok(Some((flush_seq, body_end)))` if the batch and all its
+/// records are sound, else the offset and nature of the first defect.
 fn check_batch(
     m: &[u8],
     pos: usize,
     size: usize,
     expected_seq: Option<u64>,
+    base: u64,
 ) -> std::result::Result<Option<(u64, usize)>, (usize, String)> {
     let r = match format::read_record(m, pos, size) {
         Ok(r) => r,
@@ -266,6 +285,9 @@ fn check_batch(
     let Some(b) = format::decode_batch(r.payload) else {
         return Err((pos, "batch record of the wrong size".into()));
     };
+    if b.flush_seq < base {
+        return Ok(None);
+    }
     if let Some(want) = expected_seq
         && b.flush_seq != want
     {
@@ -409,8 +431,10 @@ fn torn_tail(
     let size = seg.size as usize;
     let window_end = size.min(pos + BATCH_RECORD_SIZE + MAX_BATCH_BYTES);
     // The flush after a completed one would carry the next sequence number
-    // and start right after it, so within the window.
+    // and start right after it, so within the window. (Beyond the window a
+    // recycled segment may hold stale bytes, so nothing is concluded there.)
     let next_seq = expected_seq.map(|s| s + 1);
+    let base = seg.base_flush_seq;
     for p in pos + 1..window_end.saturating_sub(BATCH_RECORD_SIZE - 1) {
         if m[p + 8] != RecordType::Batch as u8
             || format::u32_at(m, p) != format::BATCH_PAYLOAD_SIZE as u32
@@ -419,7 +443,7 @@ fn torn_tail(
         }
         if let Ok(r) = format::read_record(m, p, size)
             && let Some(b) = format::decode_batch(r.payload)
-            && next_seq.is_none_or(|s| b.flush_seq == s)
+            && next_seq.map_or(b.flush_seq >= base, |s| b.flush_seq == s)
         {
             return Err((
                 p,
@@ -429,12 +453,6 @@ fn torn_tail(
                 ),
             ));
         }
-    }
-    if let Some(k) = m[window_end..size].iter().position(|&b| b != 0) {
-        return Err((
-            window_end + k,
-            "unexpected data after the torn tail window".into(),
-        ));
     }
     let last_nonzero = m[pos..window_end].iter().rposition(|&b| b != 0);
     Ok(Torn {
