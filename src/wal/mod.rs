@@ -255,6 +255,10 @@ pub struct Wal {
 /// Deleted segments kept for recycling: enough for the next roll or two.
 const RECYCLE_MAX: usize = 2;
 
+/// Zeros written after each flush's records in a segment (an all-zero
+/// record header reads as "end of data"); space for them is always kept.
+const END_MARKER: usize = RECORD_HEADER_SIZE;
+
 impl Drop for Wal {
     /// Waits for a segment being prepared, so that a reopen of the same
     /// directory never races with a creation still in progress.
@@ -357,6 +361,12 @@ impl Wal {
         (segment::path(&self.dir, self.active), self.write_pos)
     }
 
+    /// Bytes of each segment part of the pending flush (batch header
+    /// included), for crash tests that tear a flush at a chosen byte.
+    pub fn pending_parts(&self) -> Vec<usize> {
+        self.parts.iter().map(|p| p.buf.len()).collect()
+    }
+
     /// Whether records are waiting for a flush.
     pub fn has_pending(&self) -> bool {
         !self.parts.is_empty()
@@ -387,7 +397,7 @@ impl Wal {
 
     /// Largest record (header included) that fits in one flush of one segment.
     fn max_record(&self) -> usize {
-        let seg = (self.segment_size() - SEGMENT_HEADER_SIZE) as usize;
+        let seg = (self.segment_size() - SEGMENT_HEADER_SIZE) as usize - END_MARKER;
         seg.min(self.opts.max_flush_bytes) - BATCH_RECORD_SIZE
     }
 
@@ -402,7 +412,7 @@ impl Wal {
         } else {
             0
         };
-        let seg = (self.segment_size() - self.write_pos) as usize;
+        let seg = ((self.segment_size() - self.write_pos) as usize).saturating_sub(END_MARKER);
         let flush = self.opts.max_flush_bytes - self.pending_bytes;
         seg.min(flush).saturating_sub(hdr)
     }
@@ -423,7 +433,7 @@ impl Wal {
         } else {
             0
         };
-        if self.write_pos + (hdr + len) as u64 > self.segment_size() {
+        if self.write_pos + (hdr + len + END_MARKER) as u64 > self.segment_size() {
             self.roll()?;
         }
         if self.needs_batch() {
@@ -734,6 +744,10 @@ impl Wal {
                 body as u32,
             );
             self.next_batch_seq += 1;
+            // The end marker: overwritten by the next flush's batch, it is
+            // what ends the data of a sealed segment whose file was
+            // recycled (beyond it lie stale bytes of its previous life).
+            p.buf.extend_from_slice(&[0u8; END_MARKER]);
         }
         let result = {
             let segments = &self.segments;
