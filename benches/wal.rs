@@ -85,6 +85,55 @@ fn bench_wal(c: &mut Criterion, n: usize, size: usize) {
     });
 }
 
+/// CPU cost of one append on the append path (framing, crc, index, cache),
+/// flushes excluded from the timing: DESIGN.md asks for a few hundred ns.
+fn bench_append_cpu(c: &mut Criterion, size: usize) {
+    let id = format!("append_cpu/{size}");
+    let dir = tempfile::tempdir_in(bench_dir()).unwrap();
+    let mut o = Options::new(1, 0);
+    o.segment_size = SEGMENT;
+    o.max_flush_bytes = 8 << 20;
+    let mut wal = Wal::open(dir.path(), o).unwrap();
+    let data = Bytes::from(vec![0x5a; size]);
+    let mut next = [1u64; GROUPS as usize];
+    let mut one = [Entry::default()];
+    let mut since_gc = 0usize;
+    c.bench_function(&id, |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            let mut done = 0;
+            while done < iters {
+                let n = (iters - done).min(1024);
+                let t = Instant::now();
+                for k in 0..n {
+                    let g = k % GROUPS;
+                    one[0] = Entry {
+                        term: 1,
+                        index: next[g as usize],
+                        r#type: 0,
+                        data: data.clone(),
+                    };
+                    let _ = wal.append_entries(g, &one).unwrap();
+                    next[g as usize] += 1;
+                }
+                spent += t.elapsed();
+                done += n;
+                wal.flush().unwrap();
+                since_gc += n as usize * size;
+                if since_gc > 2 * SEGMENT as usize {
+                    for g in 0..GROUPS {
+                        let last = wal.last_index(g);
+                        let _ = wal.compact(g, last, 1).unwrap();
+                    }
+                    wal.gc().unwrap();
+                    since_gc = 0;
+                }
+            }
+            spent
+        })
+    });
+}
+
 /// A zero-filled file of `len` bytes, synced: the state of a new segment.
 fn zero_file(path: &std::path::Path, len: u64) -> std::fs::File {
     let mut f = OpenOptions::new()
@@ -322,6 +371,8 @@ fn main() {
         }
     }
     bench_odirect(&mut c);
+    bench_append_cpu(&mut c, 128);
+    bench_append_cpu(&mut c, 4096);
     c.final_summary();
     report();
 }

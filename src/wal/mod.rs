@@ -754,13 +754,20 @@ impl Wal {
             let ops: Vec<WriteOp<'_>> = self
                 .parts
                 .iter()
-                .filter_map(|p| {
-                    segments.get(&p.seq).map(|s| WriteOp {
+                .map(|p| {
+                    let Some(s) = segments.get(&p.seq) else {
+                        // gc flushes before it deletes anything.
+                        panic!(
+                            "wal: pending records for segment {} which is not open",
+                            p.seq
+                        );
+                    };
+                    WriteOp {
                         fd: s.file.as_raw_fd(),
                         buf: &p.buf,
                         offset: p.offset,
                         path: &s.path,
-                    })
+                    }
                 })
                 .collect();
             match self.writer.as_mut() {
