@@ -1,0 +1,1034 @@
+//! The segment WAL: one per shard, multiplexing the logs of many groups.
+//!
+//! It owns durability: appends of entries, hard states, snapshot metadata
+//! and compaction marks from every group are framed into records (format.rs)
+//! and queue into the next flush, which is one io_uring submission of the
+//! writes plus fdatasync (writer.rs) and completes every waiter of that
+//! flush. Segments are fixed-size, preallocated files (segment.rs);
+//! recovery (recovery.rs) rebuilds every group's state from them. Reads are
+//! served from an in-memory index, a bounded cache of recent entries, and
+//! memory-mapped segments (slices of the map, not copies).
+//!
+//! It must never know Raft's rules: it keeps whatever it is given, under the
+//! single rule of a log (contiguous indexes, an append at `i` supersedes
+//! everything from `i` on). Which entries may be overwritten, what the
+//! compaction point means, and when a hard state must be synced are the
+//! caller's business.
+
+mod error;
+pub mod format;
+mod group;
+mod recovery;
+mod segment;
+mod storage;
+mod writer;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::thread::JoinHandle;
+
+use bytes::BufMut;
+use prost::Message as _;
+
+pub use error::{Error, Result};
+pub use recovery::RecoveryReport;
+pub use storage::WalStorage;
+pub use writer::Fault;
+
+use format::{
+    BATCH_RECORD_SIZE, COMPACT_PAYLOAD, ENTRIES_FIXED, ENTRY_FIXED, HARD_STATE_PAYLOAD,
+    MAX_SNAPSHOT_META, RECORD_HEADER_SIZE, RecordType, SEGMENT_HEADER_SIZE, SNAPSHOT_FIXED,
+    SegmentHeader,
+};
+use group::{GroupState, Loc, NO_SEG, cache_cost};
+use segment::Segment;
+use writer::{WriteOp, Writer};
+
+use crate::raftpb::{Entry, HardState, SnapshotMetadata};
+
+/// Largest flush (all records of one flush, batch headers included). It
+/// bounds how far past the last good record a torn write can reach, which
+/// recovery relies on; it is a format constant, not an option.
+pub const MAX_BATCH_BYTES: usize = 8 << 20;
+
+/// How a WAL is opened.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Every segment carries these; a segment of another cluster or shard is
+    /// refused.
+    pub cluster_id: u64,
+    pub shard_id: u64,
+    /// Size of new segments (existing ones keep the size in their header).
+    pub segment_size: u64,
+    /// A flush is started early when this many bytes are pending
+    /// (at most `MAX_BATCH_BYTES`).
+    pub max_flush_bytes: usize,
+    /// Budget of the cache of recent entries (data bytes + 64 per entry).
+    pub cache_bytes: u64,
+    /// Open for reading only: nothing is written, created or deleted (a
+    /// torn tail is reported but not zeroed).
+    pub read_only: bool,
+    /// Read-only inspection: take cluster and shard id from the oldest
+    /// segment instead of checking them against the fields above.
+    pub adopt_identity: bool,
+}
+
+impl Options {
+    /// Defaults: 64 MiB segments, 4 MiB flushes, 64 MiB cache.
+    pub fn new(cluster_id: u64, shard_id: u64) -> Self {
+        Options {
+            cluster_id,
+            shard_id,
+            segment_size: 64 << 20,
+            max_flush_bytes: 4 << 20,
+            cache_bytes: 64 << 20,
+            read_only: false,
+            adopt_identity: false,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if !(format::MIN_SEGMENT_SIZE..=format::MAX_SEGMENT_SIZE).contains(&self.segment_size) {
+            return Err(Error::InvalidOptions {
+                field: "segment_size",
+                reason: format!(
+                    "{} not in {}..={}",
+                    self.segment_size,
+                    format::MIN_SEGMENT_SIZE,
+                    format::MAX_SEGMENT_SIZE
+                ),
+            });
+        }
+        if !(1024..=MAX_BATCH_BYTES).contains(&self.max_flush_bytes) {
+            return Err(Error::InvalidOptions {
+                field: "max_flush_bytes",
+                reason: format!("{} not in 1024..={MAX_BATCH_BYTES}", self.max_flush_bytes),
+            });
+        }
+        if self.adopt_identity && !self.read_only {
+            return Err(Error::InvalidOptions {
+                field: "adopt_identity",
+                reason: "only for read-only inspection".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Names the flush that makes an append durable. Await it with
+/// `Wal::durable`, or compare with `Wal::durable_flush`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[must_use = "an append is durable only once its flush completes"]
+pub struct Ticket(pub u64);
+
+/// Wakes the waiters of completed flushes. Shared with the `Durable`
+/// futures; touched once per flush and once per waiter, never per record.
+#[derive(Default)]
+struct Signal {
+    durable: AtomicU64,
+    failed: AtomicBool,
+    wakers: Mutex<Vec<(u64, Waker)>>,
+}
+
+impl Signal {
+    fn complete(&self, flush: u64) {
+        self.durable.store(flush, Ordering::Release);
+        self.wake(|t| t <= flush);
+    }
+
+    fn fail(&self) {
+        self.failed.store(true, Ordering::Release);
+        self.wake(|_| true);
+    }
+
+    fn wake(&self, due: impl Fn(u64) -> bool) {
+        let mut ws = match self.wakers.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        ws.retain(|(t, w)| {
+            if due(*t) {
+                w.wake_by_ref();
+                false
+            } else {
+                true
+            }
+        });
+    }
+}
+
+/// Completes when the flush of a ticket has completed (`Ok`), or when a
+/// flush failed before it (`Err(Poisoned)`).
+pub struct Durable {
+    signal: Arc<Signal>,
+    ticket: u64,
+}
+
+impl Future for Durable {
+    type Output = Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let ready = |s: &Signal| {
+            if s.durable.load(Ordering::Acquire) >= self.ticket {
+                Some(Ok(()))
+            } else if s.failed.load(Ordering::Acquire) {
+                Some(Err(Error::Poisoned {
+                    cause: "the flush carrying this append failed".into(),
+                }))
+            } else {
+                None
+            }
+        };
+        if let Some(r) = ready(&self.signal) {
+            return Poll::Ready(r);
+        }
+        {
+            let mut ws = match self.signal.wakers.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            ws.push((self.ticket, cx.waker().clone()));
+        }
+        // A flush may have completed between the check and the push.
+        match ready(&self.signal) {
+            Some(r) => Poll::Ready(r),
+            None => Poll::Pending,
+        }
+    }
+}
+
+/// The records of one flush destined for one segment; `buf` starts with
+/// room for the batch record, filled in when the flush goes out.
+struct Part {
+    seq: u64,
+    offset: u64,
+    buf: Vec<u8>,
+}
+
+/// Summary of one group, for tools and status pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSummary {
+    pub group: u64,
+    pub first_index: u64,
+    pub last_index: u64,
+    pub hard_state: HardState,
+    pub compacted: (u64, u64),
+    pub snapshot: Option<SnapshotMetadata>,
+}
+
+/// The WAL of one shard. Owned by the shard's thread; not shared.
+pub struct Wal {
+    dir: PathBuf,
+    opts: Options,
+    segments: BTreeMap<u64, Segment>,
+    groups: BTreeMap<u64, GroupState>,
+    writer: Option<Writer>,
+    parts: Vec<Part>,
+    spare: Vec<Vec<u8>>,
+    /// Segment receiving new records (0: none, read-only and empty).
+    active: u64,
+    /// Next free offset of the active segment, pending records included.
+    write_pos: u64,
+    next_batch_seq: u64,
+    /// The flush that pending records will go out in.
+    next_flush: u64,
+    durable_flush: u64,
+    pending_bytes: usize,
+    poisoned: Option<String>,
+    signal: Arc<Signal>,
+    cache_used: u64,
+    /// Insertion order of cached entries, for eviction oldest-first.
+    cache_order: VecDeque<(u64, u64)>,
+    report: RecoveryReport,
+    /// The next segment, being created ahead of need (`prepare_next`).
+    preparing: Option<(u64, JoinHandle<Result<std::fs::File>>)>,
+    /// Deleted segments kept for reuse (at most `RECYCLE_MAX`).
+    free: Vec<PathBuf>,
+}
+
+/// Deleted segments kept for recycling: enough for the next roll or two.
+const RECYCLE_MAX: usize = 2;
+
+/// Zeros written after each flush's records in a segment (an all-zero
+/// record header reads as "end of data"); space for them is always kept.
+const END_MARKER: usize = RECORD_HEADER_SIZE;
+
+impl Drop for Wal {
+    /// Waits for a segment being prepared, so that a reopen of the same
+    /// directory never races with a creation still in progress.
+    fn drop(&mut self) {
+        if let Some((_, h)) = self.preparing.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Wal {
+    /// Opens (creating it if needed, unless read-only) the WAL in `dir` and
+    /// recovers it. Fails on corruption before the tail, on a segment of
+    /// another cluster or shard, or of an unknown version.
+    pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Wal> {
+        opts.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        if !opts.read_only && !dir.exists() {
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                segment::fsync_dir(parent)?;
+            }
+        }
+        let rec = recovery::recover(&dir, &opts)?;
+        let mut opts = opts;
+        opts.cluster_id = rec.cluster_id;
+        opts.shard_id = rec.shard_id;
+        let writer = if opts.read_only {
+            None
+        } else {
+            Some(Writer::new().map_err(|e| Error::io("io_uring setup", &dir, e))?)
+        };
+        let active = rec.segments.keys().next_back().copied().unwrap_or(0);
+        let mut wal = Wal {
+            dir,
+            opts,
+            segments: rec.segments,
+            groups: rec.groups,
+            writer,
+            parts: Vec::new(),
+            spare: Vec::new(),
+            active,
+            write_pos: rec.write_pos,
+            next_batch_seq: rec.next_batch_seq,
+            next_flush: 1,
+            durable_flush: 0,
+            pending_bytes: 0,
+            poisoned: None,
+            signal: Arc::new(Signal::default()),
+            cache_used: 0,
+            cache_order: VecDeque::new(),
+            report: rec.report,
+            preparing: None,
+            free: rec.free,
+        };
+        if active == 0 && !wal.opts.read_only {
+            wal.roll()?;
+        } else {
+            wal.prepare_next();
+        }
+        Ok(wal)
+    }
+
+    /// What recovery found when this WAL was opened.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.report
+    }
+
+    /// The directory of the WAL.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Cluster and shard id of this WAL.
+    pub fn identity(&self) -> (u64, u64) {
+        (self.opts.cluster_id, self.opts.shard_id)
+    }
+
+    /// Sequence numbers of the segments on disk, oldest first.
+    pub fn segment_seqs(&self) -> Vec<u64> {
+        self.segments.keys().copied().collect()
+    }
+
+    /// The last completed flush.
+    pub fn durable_flush(&self) -> u64 {
+        self.durable_flush
+    }
+
+    /// A future completing when `t`'s flush has.
+    pub fn durable(&self, t: Ticket) -> Durable {
+        Durable {
+            signal: self.signal.clone(),
+            ticket: t.0,
+        }
+    }
+
+    /// The active segment's file and the offset the next record goes to
+    /// (for crash and corruption tests that need to know where bytes are).
+    pub fn write_position(&self) -> (PathBuf, u64) {
+        (segment::path(&self.dir, self.active), self.write_pos)
+    }
+
+    /// Bytes of each segment part of the pending flush (batch header
+    /// included), for crash tests that tear a flush at a chosen byte.
+    pub fn pending_parts(&self) -> Vec<usize> {
+        self.parts.iter().map(|p| p.buf.len()).collect()
+    }
+
+    /// Whether records are waiting for a flush.
+    pub fn has_pending(&self) -> bool {
+        !self.parts.is_empty()
+    }
+
+    /// Arms a failure for the next flush (tests and crash experiments).
+    pub fn inject_fault(&mut self, f: Fault) {
+        if let Some(w) = self.writer.as_mut() {
+            w.inject(f);
+        }
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.writer.is_none() {
+            return Err(Error::ReadOnly);
+        }
+        if let Some(c) = &self.poisoned {
+            return Err(Error::Poisoned { cause: c.clone() });
+        }
+        Ok(())
+    }
+
+    fn segment_size(&self) -> u64 {
+        self.segments
+            .get(&self.active)
+            .map_or(self.opts.segment_size, |s| s.size)
+    }
+
+    /// Largest record (header included) that fits in one flush of one segment.
+    fn max_record(&self) -> usize {
+        let seg = (self.segment_size() - SEGMENT_HEADER_SIZE) as usize - END_MARKER;
+        seg.min(self.opts.max_flush_bytes) - BATCH_RECORD_SIZE
+    }
+
+    fn needs_batch(&self) -> bool {
+        self.parts.last().is_none_or(|p| p.seq != self.active)
+    }
+
+    /// Bytes a record can take right now without a roll or an early flush.
+    fn room(&self) -> usize {
+        let hdr = if self.needs_batch() {
+            BATCH_RECORD_SIZE
+        } else {
+            0
+        };
+        let seg = ((self.segment_size() - self.write_pos) as usize).saturating_sub(END_MARKER);
+        let flush = self.opts.max_flush_bytes - self.pending_bytes;
+        seg.min(flush).saturating_sub(hdr)
+    }
+
+    /// Makes room for a record of `len` bytes (flushing early or rolling to
+    /// a new segment as needed) and returns its segment and offset. The
+    /// caller then appends exactly `len` bytes to the last part.
+    fn reserve(&mut self, len: usize) -> Result<(u64, u64)> {
+        debug_assert!(len <= self.max_record());
+        if self.pending_bytes + len + BATCH_RECORD_SIZE > self.opts.max_flush_bytes
+            && !self.parts.is_empty()
+            && len > self.room()
+        {
+            self.flush()?;
+        }
+        let hdr = if self.needs_batch() {
+            BATCH_RECORD_SIZE
+        } else {
+            0
+        };
+        if self.write_pos + (hdr + len + END_MARKER) as u64 > self.segment_size() {
+            self.roll()?;
+        }
+        if self.needs_batch() {
+            let mut buf = self.spare.pop().unwrap_or_default();
+            buf.clear();
+            buf.resize(BATCH_RECORD_SIZE, 0);
+            self.parts.push(Part {
+                seq: self.active,
+                offset: self.write_pos,
+                buf,
+            });
+            self.write_pos += BATCH_RECORD_SIZE as u64;
+            self.pending_bytes += BATCH_RECORD_SIZE;
+        }
+        let at = self.write_pos;
+        self.write_pos += len as u64;
+        self.pending_bytes += len;
+        Ok((self.active, at))
+    }
+
+    /// The buffer of the part that `reserve` just made room in.
+    fn tail_buf(&mut self) -> &mut Vec<u8> {
+        match self.parts.last_mut() {
+            Some(p) => &mut p.buf,
+            None => unreachable!("reserve always leaves a part"),
+        }
+    }
+
+    /// Creates the next segment and makes it the active one. Records still
+    /// pending for the old one go out in the next flush, before (linked)
+    /// the new one's.
+    fn roll(&mut self) -> Result<()> {
+        let seq = self.active + 1;
+        let header = self.header(seq);
+        let file = match self.preparing.take() {
+            Some((s, h)) if s == seq => match h.join() {
+                Ok(r) => r?,
+                Err(_) => {
+                    return Err(Error::Poisoned {
+                        cause: "segment preparation thread panicked".into(),
+                    });
+                }
+            },
+            other => {
+                if let Some((_, h)) = other {
+                    let _ = h.join();
+                }
+                let free = self.free.pop();
+                segment::create(&self.dir, &header, free)?
+            }
+        };
+        let path = segment::path(&self.dir, seq);
+        let (map, mmap) = segment::map(&file, &path)?;
+        self.segments.insert(
+            seq,
+            Segment {
+                seq,
+                path,
+                file,
+                map,
+                mmap,
+                size: header.segment_size,
+                base_flush_seq: header.base_flush_seq,
+            },
+        );
+        self.active = seq;
+        self.write_pos = SEGMENT_HEADER_SIZE;
+        self.prepare_next();
+        Ok(())
+    }
+
+    fn header(&self, seq: u64) -> SegmentHeader {
+        SegmentHeader {
+            version: format::VERSION,
+            cluster_id: self.opts.cluster_id,
+            shard_id: self.opts.shard_id,
+            sequence: seq,
+            segment_size: self.opts.segment_size,
+            // Every batch the segment will hold is flushed after this point;
+            // every stale batch of a recycled file was flushed before it.
+            base_flush_seq: self.next_batch_seq,
+        }
+    }
+
+    /// Starts creating the segment after the active one on a helper thread.
+    /// Zero-filling 64 MiB takes ~100 ms of disk time here: done at the
+    /// roll, it would stall every append behind it; done ahead, the roll
+    /// only joins a finished thread. The segment appears under its final
+    /// name before it is used, which recovery treats as an empty newest
+    /// segment. If the thread cannot be started, the roll creates the
+    /// segment itself.
+    fn prepare_next(&mut self) {
+        if self.writer.is_none() || self.preparing.is_some() {
+            return;
+        }
+        let seq = self.active + 1;
+        let dir = self.dir.clone();
+        let header = self.header(seq);
+        let free = self.free.pop();
+        let back = free.clone();
+        match std::thread::Builder::new()
+            .name(format!("wal-prealloc-{seq}"))
+            .spawn(move || segment::create(&dir, &header, free))
+        {
+            Ok(h) => self.preparing = Some((seq, h)),
+            Err(_) => self.free.extend(back),
+        }
+    }
+
+    /// Queues `entries` (consecutive indexes) of `group` for the next
+    /// flush. An append at an index at or below the group's last index
+    /// supersedes the entries from there on, now and after recovery.
+    pub fn append_entries(&mut self, group: u64, entries: &[Entry]) -> Result<Ticket> {
+        self.check_writable()?;
+        let Some(head) = entries.first() else {
+            return Ok(Ticket(self.durable_flush));
+        };
+        let first = head.index;
+        let max_data = self.max_record() - RECORD_HEADER_SIZE - ENTRIES_FIXED - ENTRY_FIXED;
+        for (k, e) in entries.iter().enumerate() {
+            if e.index != first + k as u64 {
+                return Err(Error::NonConsecutive {
+                    group,
+                    expected: first + k as u64,
+                    found: e.index,
+                });
+            }
+            if e.data.len() > max_data {
+                return Err(Error::Limit {
+                    what: "entry data bytes",
+                    value: e.data.len() as u64,
+                    limit: max_data as u64,
+                });
+            }
+            if !(0..=255).contains(&e.r#type) {
+                return Err(Error::Limit {
+                    what: "entry type",
+                    value: e.r#type as u64,
+                    limit: 255,
+                });
+            }
+        }
+        let g = self.groups.entry(group).or_default();
+        let last = g.last_index();
+        if first <= g.compacted.0 || first > last + 1 || first == 0 {
+            return Err(Error::NotContiguous {
+                group,
+                first,
+                last,
+                compacted: g.compacted.0,
+            });
+        }
+        let freed = g.truncate_from(first);
+        if g.locs.is_empty() {
+            g.first = first;
+        }
+        self.cache_used -= freed;
+
+        let max_rec = self.max_record();
+        let mut i = 0;
+        while i < entries.len() {
+            // Fill what is left of the current segment and flush before
+            // rolling, so that a long append does not waste a segment tail.
+            let room = self.room();
+            let first_len = ENTRY_FIXED + entries[i].data.len();
+            let cap = if RECORD_HEADER_SIZE + ENTRIES_FIXED + first_len <= room {
+                room
+            } else {
+                max_rec
+            };
+            let mut len = RECORD_HEADER_SIZE + ENTRIES_FIXED;
+            let mut j = i;
+            while j < entries.len() && len + ENTRY_FIXED + entries[j].data.len() <= cap {
+                len += ENTRY_FIXED + entries[j].data.len();
+                j += 1;
+            }
+            let (seq, at) = self.reserve(len)?;
+            let part_offset = self.parts.last().map_or(0, |p| p.offset);
+            let buf = self.tail_buf();
+            let start = format::begin_record(buf, RecordType::Entries);
+            buf.put_u64_le(group);
+            buf.put_u64_le(entries[i].index);
+            buf.put_u32_le((j - i) as u32);
+            for e in &entries[i..j] {
+                buf.put_u64_le(e.term);
+                buf.put_u8(e.r#type as u8);
+                buf.put_u32_le(e.data.len() as u32);
+                buf.put_slice(&e.data);
+            }
+            format::finish_record(buf, start);
+            debug_assert_eq!(part_offset + buf.len() as u64, at + len as u64);
+            let g = self.groups.entry(group).or_default();
+            let mut pos = at + (RECORD_HEADER_SIZE + ENTRIES_FIXED) as u64;
+            for e in &entries[i..j] {
+                g.locs.push_back(Loc {
+                    term: e.term,
+                    seg: seq,
+                    at: pos as u32,
+                });
+                pos += (ENTRY_FIXED + e.data.len()) as u64;
+                // The cache keeps the caller's `Bytes`: a refcount, no copy.
+                g.cache.push_back(e.clone());
+                self.cache_used += cache_cost(e);
+                self.cache_order.push_back((group, e.index));
+            }
+            i = j;
+        }
+        Ok(Ticket(self.next_flush))
+    }
+
+    /// Queues `hs` as `group`'s hard state.
+    pub fn set_hard_state(&mut self, group: u64, hs: &HardState) -> Result<Ticket> {
+        self.check_writable()?;
+        self.write_hard_state(group, hs)?;
+        Ok(Ticket(self.next_flush))
+    }
+
+    fn write_hard_state(&mut self, group: u64, hs: &HardState) -> Result<()> {
+        let (seq, _) = self.reserve(RECORD_HEADER_SIZE + HARD_STATE_PAYLOAD)?;
+        let buf = self.tail_buf();
+        let start = format::begin_record(buf, RecordType::HardState);
+        buf.put_u64_le(group);
+        buf.put_u64_le(hs.term);
+        buf.put_u64_le(hs.vote);
+        buf.put_u64_le(hs.commit);
+        format::finish_record(buf, start);
+        let g = self.groups.entry(group).or_default();
+        g.hard_state = Some(*hs);
+        g.hs_seg = seq;
+        Ok(())
+    }
+
+    /// Queues `meta` as `group`'s snapshot metadata. It does not compact:
+    /// the caller records a compaction mark if the snapshot replaces entries.
+    pub fn set_snapshot(&mut self, group: u64, meta: &SnapshotMetadata) -> Result<Ticket> {
+        self.check_writable()?;
+        self.write_snapshot(group, meta)?;
+        Ok(Ticket(self.next_flush))
+    }
+
+    fn write_snapshot(&mut self, group: u64, meta: &SnapshotMetadata) -> Result<()> {
+        let len = meta.encoded_len();
+        let limit = MAX_SNAPSHOT_META.min(self.max_record() - RECORD_HEADER_SIZE - SNAPSHOT_FIXED);
+        if len > limit {
+            return Err(Error::Limit {
+                what: "snapshot metadata bytes",
+                value: len as u64,
+                limit: limit as u64,
+            });
+        }
+        let (seq, _) = self.reserve(RECORD_HEADER_SIZE + SNAPSHOT_FIXED + len)?;
+        let buf = self.tail_buf();
+        let start = format::begin_record(buf, RecordType::Snapshot);
+        buf.put_u64_le(group);
+        buf.put_u32_le(len as u32);
+        // Encoding into a Vec cannot fail: it grows as needed.
+        let _ = meta.encode(buf);
+        format::finish_record(buf, start);
+        let g = self.groups.entry(group).or_default();
+        g.snapshot = Some(meta.clone());
+        g.snap_seg = seq;
+        Ok(())
+    }
+
+    /// Queues a compaction mark: `group`'s entries up to `index` (whose term
+    /// is `term`) are no longer needed. If `index` is past the last entry
+    /// the log becomes empty and restarts at `index + 1`. A mark at or
+    /// below the current one changes nothing.
+    pub fn compact(&mut self, group: u64, index: u64, term: u64) -> Result<Ticket> {
+        self.check_writable()?;
+        let current = self.groups.get(&group).map_or(0, |g| g.compacted.0);
+        if index <= current {
+            return Ok(Ticket(self.durable_flush.max(self.next_flush - 1)));
+        }
+        self.write_compact(group, index, term)?;
+        let g = self.groups.entry(group).or_default();
+        let freed = g.compact(index, term);
+        self.cache_used -= freed;
+        Ok(Ticket(self.next_flush))
+    }
+
+    fn write_compact(&mut self, group: u64, index: u64, term: u64) -> Result<()> {
+        let (seq, _) = self.reserve(RECORD_HEADER_SIZE + COMPACT_PAYLOAD)?;
+        let buf = self.tail_buf();
+        let start = format::begin_record(buf, RecordType::Compact);
+        buf.put_u64_le(group);
+        buf.put_u64_le(index);
+        buf.put_u64_le(term);
+        format::finish_record(buf, start);
+        self.groups.entry(group).or_default().compact_seg = seq;
+        Ok(())
+    }
+
+    /// Writes every pending record in one io_uring submission (writes and
+    /// fdatasync, linked) and completes every ticket of this flush. Returns
+    /// the number of the last completed flush. On failure the WAL is
+    /// poisoned: reopen it to recover what reached the disk.
+    pub fn flush(&mut self) -> Result<u64> {
+        self.check_writable()?;
+        if self.parts.is_empty() {
+            return Ok(self.durable_flush);
+        }
+        for p in &mut self.parts {
+            let body = p.buf.len() - BATCH_RECORD_SIZE;
+            format::write_batch_header(
+                &mut p.buf[..BATCH_RECORD_SIZE],
+                self.next_batch_seq,
+                body as u32,
+            );
+            self.next_batch_seq += 1;
+            // The end marker: overwritten by the next flush's batch, it is
+            // what ends the data of a sealed segment whose file was
+            // recycled (beyond it lie stale bytes of its previous life).
+            p.buf.extend_from_slice(&[0u8; END_MARKER]);
+        }
+        let result = {
+            let segments = &self.segments;
+            let ops: Vec<WriteOp<'_>> = self
+                .parts
+                .iter()
+                .map(|p| {
+                    let Some(s) = segments.get(&p.seq) else {
+                        // gc flushes before it deletes anything.
+                        panic!(
+                            "wal: pending records for segment {} which is not open",
+                            p.seq
+                        );
+                    };
+                    WriteOp {
+                        fd: s.file.as_raw_fd(),
+                        buf: &p.buf,
+                        offset: p.offset,
+                        path: &s.path,
+                    }
+                })
+                .collect();
+            match self.writer.as_mut() {
+                Some(w) => w.write_and_sync(&ops),
+                None => Err(Error::ReadOnly),
+            }
+        };
+        if let Err(e) = result {
+            self.poisoned = Some(e.to_string());
+            self.signal.fail();
+            return Err(e);
+        }
+        let done = self.next_flush;
+        self.next_flush += 1;
+        self.durable_flush = done;
+        self.pending_bytes = 0;
+        for p in self.parts.drain(..) {
+            if self.spare.len() < 4 {
+                self.spare.push(p.buf);
+            }
+        }
+        self.signal.complete(done);
+        self.evict();
+        Ok(done)
+    }
+
+    /// Evicts cached entries, oldest first, down to the budget. Only called
+    /// after a flush, so that an entry not yet on disk is never evicted.
+    fn evict(&mut self) {
+        let order_limit = (self.opts.cache_bytes / 64 * 2).max(1024) as usize;
+        while self.cache_used > self.opts.cache_bytes || self.cache_order.len() > order_limit {
+            let Some((gid, index)) = self.cache_order.pop_front() else {
+                break;
+            };
+            if let Some(g) = self.groups.get_mut(&gid)
+                && !g.cache.is_empty()
+                && g.cache_first() <= index
+                && let Some(e) = g.cache.pop_front()
+            {
+                self.cache_used -= cache_cost(&e);
+            }
+        }
+    }
+
+    /// Deletes every segment that holds no live entry of any group (all
+    /// below their group's compaction point, or superseded), oldest first.
+    /// A group's latest hard state, snapshot metadata and compaction mark
+    /// are rewritten into the active segment first if they live in a
+    /// segment about to go. Flushes what is pending. Returns how many
+    /// segments were deleted.
+    pub fn gc(&mut self) -> Result<usize> {
+        // Pending records go out first, so that the picture of which
+        // segment holds what is the durable one.
+        self.flush()?;
+        let keep_from = self
+            .groups
+            .values()
+            .map(|g| g.oldest_entry_seg())
+            .min()
+            .unwrap_or(NO_SEG)
+            .min(self.active);
+        let Some(&oldest) = self.segments.keys().next() else {
+            return Ok(0);
+        };
+        if oldest >= keep_from {
+            return Ok(0);
+        }
+        let movers: Vec<u64> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.state_seg() < keep_from)
+            .map(|(id, _)| *id)
+            .collect();
+        for gid in movers {
+            let Some(g) = self.groups.get(&gid) else {
+                continue;
+            };
+            let (hs, snap, compacted) = (g.hard_state, g.snapshot.clone(), g.compacted);
+            if let Some(hs) = hs {
+                self.write_hard_state(gid, &hs)?;
+            }
+            if let Some(meta) = snap {
+                self.write_snapshot(gid, &meta)?;
+            }
+            if compacted.0 > 0 {
+                self.write_compact(gid, compacted.0, compacted.1)?;
+            }
+        }
+        // Everything a deleted segment could still be needed for must be on
+        // disk elsewhere before it goes.
+        self.flush()?;
+        let doomed: Vec<u64> = self.segments.range(..keep_from).map(|(s, _)| *s).collect();
+        for seq in &doomed {
+            let Some(s) = self.segments.remove(seq) else {
+                continue;
+            };
+            let Segment {
+                path, map, mmap, ..
+            } = s;
+            drop(map);
+            // A file is reused only if no slice of its map is still out
+            // there (an entry being sent, say): reusing it would change
+            // bytes under a reader. Unlinking is always safe: the map
+            // outlives the name.
+            if self.free.len() < RECYCLE_MAX && Arc::strong_count(&mmap) == 1 {
+                let free = segment::free_path(&self.dir, *seq);
+                std::fs::rename(&path, &free).map_err(|e| Error::io("free segment", &path, e))?;
+                self.free.push(free);
+            } else {
+                std::fs::remove_file(&path).map_err(|e| Error::io("delete segment", &path, e))?;
+            }
+            // One directory fsync per segment, oldest first: a crash can
+            // leave a shorter prefix deleted, never a hole in the sequence.
+            segment::fsync_dir(&self.dir)?;
+        }
+        Ok(doomed.len())
+    }
+
+    fn group(&self, group: u64) -> Option<&GroupState> {
+        self.groups.get(&group)
+    }
+
+    /// Ids of the groups the WAL holds anything for.
+    pub fn group_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.groups.keys().copied()
+    }
+
+    /// A summary of `group`.
+    pub fn summary(&self, group: u64) -> GroupSummary {
+        GroupSummary {
+            group,
+            first_index: self.first_index(group),
+            last_index: self.last_index(group),
+            hard_state: self.hard_state(group),
+            compacted: self.compacted(group),
+            snapshot: self.snapshot(group),
+        }
+    }
+
+    /// Index of the first entry held for `group` (last + 1 if none).
+    pub fn first_index(&self, group: u64) -> u64 {
+        self.group(group).map_or(1, |g| g.first)
+    }
+
+    /// Index of the last entry of `group` (the compaction point if none).
+    pub fn last_index(&self, group: u64) -> u64 {
+        self.group(group).map_or(0, |g| g.last_index())
+    }
+
+    /// Latest hard state of `group` (default if none was written).
+    pub fn hard_state(&self, group: u64) -> HardState {
+        self.group(group)
+            .and_then(|g| g.hard_state)
+            .unwrap_or_default()
+    }
+
+    /// Latest snapshot metadata of `group`.
+    pub fn snapshot(&self, group: u64) -> Option<SnapshotMetadata> {
+        self.group(group).and_then(|g| g.snapshot.clone())
+    }
+
+    /// `(index, term)` of `group`'s compaction mark, `(0, 0)` if none.
+    pub fn compacted(&self, group: u64) -> (u64, u64) {
+        self.group(group).map_or((0, 0), |g| g.compacted)
+    }
+
+    /// Term of entry `index` of `group`; the compaction point's term is
+    /// known too (the entry before the first).
+    pub fn term(&self, group: u64, index: u64) -> Result<u64> {
+        let Some(g) = self.group(group) else {
+            return if index == 0 {
+                Ok(0)
+            } else {
+                Err(Error::Unavailable {
+                    group,
+                    index,
+                    last: 0,
+                })
+            };
+        };
+        if index < g.first {
+            if index == g.compacted.0 && index + 1 == g.first {
+                return Ok(g.compacted.1);
+            }
+            return Err(Error::Compacted {
+                group,
+                index,
+                first: g.first,
+            });
+        }
+        let last = g.last_index();
+        if index > last {
+            return Err(Error::Unavailable { group, index, last });
+        }
+        Ok(g.locs[(index - g.first) as usize].term)
+    }
+
+    /// Entries `[lo, hi)` of `group`, stopping before the total encoded size
+    /// exceeds `max_size` (at least one entry is returned). Cached entries
+    /// are handed out as they were appended; older ones are slices of the
+    /// segment map, not copies.
+    pub fn entries(&self, group: u64, lo: u64, hi: u64, max_size: u64) -> Result<Vec<Entry>> {
+        let empty = GroupState::default();
+        let g = self.group(group).unwrap_or(&empty);
+        if lo < g.first {
+            return Err(Error::Compacted {
+                group,
+                index: lo,
+                first: g.first,
+            });
+        }
+        let last = g.last_index();
+        if hi > last + 1 || g.locs.is_empty() {
+            return Err(Error::Unavailable {
+                group,
+                index: hi.saturating_sub(1).max(lo),
+                last,
+            });
+        }
+        if lo >= hi {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::with_capacity(((hi - lo) as usize).min(1024));
+        let mut size = 0u64;
+        let cache_first = g.cache_first();
+        for index in lo..hi {
+            let e = if index >= cache_first {
+                g.cache[(index - cache_first) as usize].clone()
+            } else {
+                self.read_entry(group, g, index)?
+            };
+            size += e.encoded_len() as u64;
+            if !out.is_empty() && size > max_size {
+                break;
+            }
+            out.push(e);
+        }
+        Ok(out)
+    }
+
+    fn read_entry(&self, group: u64, g: &GroupState, index: u64) -> Result<Entry> {
+        let loc = g.locs[(index - g.first) as usize];
+        let Some(seg) = self.segments.get(&loc.seg) else {
+            return Err(Error::Corrupt {
+                file: segment::path(&self.dir, loc.seg),
+                offset: loc.at as u64,
+                what: format!("segment of group {group} entry {index} is gone"),
+            });
+        };
+        match format::entry_at(&seg.map, loc.at as usize) {
+            Some((term, ty, data)) if term == loc.term => Ok(Entry {
+                term,
+                index,
+                r#type: ty as i32,
+                data,
+            }),
+            _ => Err(Error::Corrupt {
+                file: seg.path.clone(),
+                offset: loc.at as u64,
+                what: format!("group {group} entry {index} does not match the index"),
+            }),
+        }
+    }
+}

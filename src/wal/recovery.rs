@@ -1,0 +1,478 @@
+//! Recovery: rebuilds every group's state from the segments, in order,
+//! verifying every checksum.
+//!
+//! The named choice (as raft-engine's "tolerate tail corruption", made
+//! precise by batches): a flush writes, per segment, one `Batch` record
+//! (`flush_seq`, `body_len`) followed by its records, and a flush that
+//! touches two segments makes the older one durable before writing the
+//! newer (linked fdatasync). So at any crash only the newest written batch
+//! can be incomplete. Recovery therefore:
+//!
+//! - accepts a batch only if its header and every record in it check out,
+//!   and flush sequence numbers follow each other (+1) across the log;
+//! - treats a bad batch as a **torn tail** only if it is in the newest
+//!   segment holding data, and no later batch (the one with the next flush
+//!   sequence, which would start within `MAX_BATCH_BYTES` of it) exists, and
+//!   nothing but zeros lies beyond that window. The torn bytes are dropped
+//!   (and zeroed unless read-only, so that later writes can never be
+//!   followed by stale bytes of the torn flush);
+//! - refuses anything else as corruption, naming the file and offset: a bad
+//!   batch in an older segment, a bad batch followed by a completed one, a
+//!   record whose checksum holds but whose content does not parse.
+//!
+//! A torn flush was never acknowledged (its fdatasync had not returned), so
+//! dropping it loses nothing that a caller was told is durable.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use prost::Message as _;
+
+use super::error::{Error, Result};
+use super::format::{
+    self, BATCH_RECORD_SIZE, COMPACT_PAYLOAD, HARD_STATE_PAYLOAD, HeaderError, MAX_SNAPSHOT_META,
+    RECORD_HEADER_SIZE, RecordType, SEGMENT_HEADER_SIZE, SNAPSHOT_FIXED, SegmentHeader,
+};
+use super::group::{GroupState, Loc};
+use super::segment::{self, Segment};
+use super::{MAX_BATCH_BYTES, Options};
+use crate::raftpb::{HardState, SnapshotMetadata};
+
+/// What recovery found, for logs and for `corelog-wal verify`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Segments scanned.
+    pub segments: usize,
+    /// Records applied (batch headers not counted).
+    pub records: u64,
+    /// Bytes of the torn tail that were dropped.
+    pub torn_bytes: u64,
+    /// Where the torn tail started, if there was one.
+    pub torn_at: Option<(PathBuf, u64)>,
+    /// Leftover temporary files of an interrupted segment creation.
+    pub temporaries: usize,
+}
+
+pub(crate) struct Recovered {
+    pub segments: BTreeMap<u64, Segment>,
+    pub groups: BTreeMap<u64, GroupState>,
+    /// Offset after the last good batch of the newest segment.
+    pub write_pos: u64,
+    /// Flush sequence the next batch must carry (0 if the log is empty).
+    pub next_batch_seq: u64,
+    pub cluster_id: u64,
+    pub shard_id: u64,
+    pub report: RecoveryReport,
+    /// Deleted segments kept for recycling (read-write opens only).
+    pub free: Vec<PathBuf>,
+}
+
+fn corrupt(file: &Path, offset: u64, what: impl Into<String>) -> Error {
+    Error::Corrupt {
+        file: file.to_path_buf(),
+        offset,
+        what: what.into(),
+    }
+}
+
+/// Opens and checks every segment of `dir`, then replays them.
+pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
+    let listing = segment::list(dir)?;
+    let mut report = RecoveryReport {
+        temporaries: listing.temporaries.len(),
+        ..Default::default()
+    };
+    if !opts.read_only && !listing.temporaries.is_empty() {
+        // A creation that crashed before its rename: never part of the log.
+        for t in &listing.temporaries {
+            std::fs::remove_file(t).map_err(|e| Error::io("remove temporary segment", t, e))?;
+        }
+        segment::fsync_dir(dir)?;
+    }
+    for w in listing.segments.windows(2) {
+        if w[1].0 != w[0].0 + 1 {
+            return Err(Error::MissingSegment {
+                dir: dir.to_path_buf(),
+                seq: w[0].0 + 1,
+            });
+        }
+    }
+    let (mut cluster_id, mut shard_id) = (opts.cluster_id, opts.shard_id);
+    let mut segments = BTreeMap::new();
+    for (i, (seq, path)) in listing.segments.iter().enumerate() {
+        let file = segment::open(path, opts.read_only)?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("stat segment", path, e))?
+            .len();
+        let mut hb = [0u8; SEGMENT_HEADER_SIZE as usize];
+        if len < SEGMENT_HEADER_SIZE {
+            return Err(Error::TruncatedSegment {
+                file: path.clone(),
+                len,
+                expected: opts.segment_size,
+            });
+        }
+        file.read_exact_at(&mut hb, 0)
+            .map_err(|e| Error::io("read segment header", path, e))?;
+        let h = SegmentHeader::decode(&hb).map_err(|e| match e {
+            HeaderError::Short => Error::TruncatedSegment {
+                file: path.clone(),
+                len,
+                expected: opts.segment_size,
+            },
+            HeaderError::BadMagic => Error::BadMagic { file: path.clone() },
+            HeaderError::BadCrc => corrupt(path, 0, "segment header checksum mismatch"),
+            HeaderError::UnknownVersion(v) => Error::UnknownVersion {
+                file: path.clone(),
+                found: v,
+                supported: format::VERSION,
+            },
+        })?;
+        if i == 0 && opts.adopt_identity {
+            cluster_id = h.cluster_id;
+            shard_id = h.shard_id;
+        }
+        if h.cluster_id != cluster_id {
+            return Err(Error::Foreign {
+                file: path.clone(),
+                field: "cluster id",
+                expected: cluster_id,
+                found: h.cluster_id,
+            });
+        }
+        if h.shard_id != shard_id {
+            return Err(Error::Foreign {
+                file: path.clone(),
+                field: "shard id",
+                expected: shard_id,
+                found: h.shard_id,
+            });
+        }
+        if h.sequence != *seq {
+            return Err(corrupt(
+                path,
+                32,
+                format!("header sequence {} but file name says {seq}", h.sequence),
+            ));
+        }
+        if !(format::MIN_SEGMENT_SIZE..=format::MAX_SEGMENT_SIZE).contains(&h.segment_size) {
+            return Err(Error::Limit {
+                what: "segment size in header",
+                value: h.segment_size,
+                limit: format::MAX_SEGMENT_SIZE,
+            });
+        }
+        if len < h.segment_size {
+            return Err(Error::TruncatedSegment {
+                file: path.clone(),
+                len,
+                expected: h.segment_size,
+            });
+        }
+        if len > h.segment_size {
+            return Err(corrupt(
+                path,
+                h.segment_size,
+                format!("segment is {len} bytes, header says {}", h.segment_size),
+            ));
+        }
+        let (map, mmap) = segment::map(&file, path)?;
+        segments.insert(
+            *seq,
+            Segment {
+                seq: *seq,
+                path: path.clone(),
+                file,
+                map,
+                mmap,
+                size: h.segment_size,
+                base_flush_seq: h.base_flush_seq,
+            },
+        );
+    }
+    report.segments = segments.len();
+
+    // The newest segment holding any data of its current life: only there
+    // may a batch be torn. (A recycled segment starts with stale bytes of
+    // its previous life: a sound batch older than its base, or garbage
+    // that was torn over it.)
+    let data_start = SEGMENT_HEADER_SIZE as usize;
+    let newest_with_data = segments
+        .values()
+        .rev()
+        .find(
+            |s| match format::read_record(&s.map, data_start, s.size as usize) {
+                Err(format::RecordError::End) => false,
+                Ok(r) if r.ty == RecordType::Batch => {
+                    format::decode_batch(r.payload).is_none_or(|b| b.flush_seq >= s.base_flush_seq)
+                }
+                _ => true,
+            },
+        )
+        .map(|s| s.seq);
+
+    let mut groups: BTreeMap<u64, GroupState> = BTreeMap::new();
+    let mut expected_seq: Option<u64> = None;
+    let mut write_pos = SEGMENT_HEADER_SIZE;
+    for seg in segments.values() {
+        let m = &seg.map[..];
+        let size = seg.size as usize;
+        let mut pos = data_start;
+        let end = loop {
+            match check_batch(m, pos, size, expected_seq, seg.base_flush_seq) {
+                Ok(Some((seq, body_end))) => {
+                    report.records +=
+                        apply_batch(seg, pos + BATCH_RECORD_SIZE, body_end, &mut groups)?;
+                    expected_seq = Some(seq + 1);
+                    pos = body_end;
+                }
+                Ok(None) => break pos,
+                Err((off, what)) => {
+                    if Some(seg.seq) != newest_with_data {
+                        return Err(corrupt(&seg.path, off as u64, what));
+                    }
+                    let torn = torn_tail(seg, pos, expected_seq)
+                        .map_err(|(_, w)| corrupt(&seg.path, off as u64, format!("{what}; {w}")))?;
+                    report.torn_bytes = torn.bytes;
+                    report.torn_at = Some((seg.path.clone(), pos as u64));
+                    if !opts.read_only {
+                        zero(seg, pos, torn.window_end)?;
+                    }
+                    break pos;
+                }
+            }
+        };
+        write_pos = end as u64;
+    }
+    let free = if opts.read_only {
+        Vec::new()
+    } else {
+        listing.free
+    };
+    Ok(Recovered {
+        free,
+        segments,
+        groups,
+        write_pos,
+        next_batch_seq: expected_seq.unwrap_or(0),
+        cluster_id,
+        shard_id,
+        report,
+    })
+}
+
+/// Checks the batch at `pos`: `Ok(None)` at the end of the segment's data
+/// (zeros, or a sound batch older than `base`: stale bytes of a recycled
+/// file), `Ok(Some((flush_seq, body_end)))` if the batch and all its
+/// records are sound, else the offset and nature of the first defect.
+fn check_batch(
+    m: &[u8],
+    pos: usize,
+    size: usize,
+    expected_seq: Option<u64>,
+    base: u64,
+) -> std::result::Result<Option<(u64, usize)>, (usize, String)> {
+    let r = match format::read_record(m, pos, size) {
+        Ok(r) => r,
+        Err(format::RecordError::End) => return Ok(None),
+        Err(e) => return Err((pos, format!("batch header: {e}"))),
+    };
+    if r.ty != RecordType::Batch {
+        return Err((pos, format!("expected a batch record, found {:?}", r.ty)));
+    }
+    let Some(b) = format::decode_batch(r.payload) else {
+        return Err((pos, "batch record of the wrong size".into()));
+    };
+    if b.flush_seq < base {
+        return Ok(None);
+    }
+    if let Some(want) = expected_seq
+        && b.flush_seq != want
+    {
+        return Err((
+            pos,
+            format!("flush sequence {} where {want} was expected", b.flush_seq),
+        ));
+    }
+    if b.body_len as usize > MAX_BATCH_BYTES || r.next + b.body_len as usize > size {
+        return Err((pos, format!("batch length {} out of bounds", b.body_len)));
+    }
+    let body_end = r.next + b.body_len as usize;
+    let mut at = r.next;
+    while at < body_end {
+        match format::read_record(m, at, body_end) {
+            Ok(rec) if rec.ty == RecordType::Batch => {
+                return Err((at, "batch record nested in a batch".into()));
+            }
+            Ok(rec) => at = rec.next,
+            Err(e) => return Err((at, format!("record: {e}"))),
+        }
+    }
+    Ok(Some((b.flush_seq, body_end)))
+}
+
+/// Applies the records of a checked batch body; returns how many.
+fn apply_batch(
+    seg: &Segment,
+    mut at: usize,
+    end: usize,
+    groups: &mut BTreeMap<u64, GroupState>,
+) -> Result<u64> {
+    let m = &seg.map[..];
+    let mut n = 0;
+    while at < end {
+        let rec = format::read_record(m, at, end).map_err(|e| {
+            corrupt(
+                &seg.path,
+                at as u64,
+                format!("record changed under recovery: {e}"),
+            )
+        })?;
+        let payload_at = at + RECORD_HEADER_SIZE;
+        let p = rec.payload;
+        let bad = |what: &str| corrupt(&seg.path, at as u64, what.to_string());
+        match rec.ty {
+            RecordType::Batch => return Err(bad("batch record nested in a batch")),
+            RecordType::Entries => {
+                let (group, first, count) = format::check_entries(p).map_err(bad)?;
+                let g = groups.entry(group).or_default();
+                let last_new = first + count as u64 - 1;
+                let eff_first = first.max(g.compacted.0 + 1);
+                if eff_first <= last_new {
+                    let last = g.last_index();
+                    if eff_first > last + 1 {
+                        if !g.locs.is_empty() {
+                            return Err(bad(&format!(
+                                "entries of group {group} start at {first} but its log ends at {last}"
+                            )));
+                        }
+                        // The first entries seen of a group whose older
+                        // segments were deleted after compaction: the log
+                        // starts here (its compaction mark follows).
+                        g.first = eff_first;
+                    } else {
+                        g.truncate_from(eff_first);
+                        if g.locs.is_empty() {
+                            g.first = eff_first;
+                        }
+                    }
+                    for e in format::entries_iter(p) {
+                        if e.index < eff_first {
+                            continue;
+                        }
+                        g.locs.push_back(Loc {
+                            term: e.term,
+                            seg: seg.seq,
+                            at: (payload_at + e.at) as u32,
+                        });
+                    }
+                }
+            }
+            RecordType::HardState => {
+                if p.len() != HARD_STATE_PAYLOAD {
+                    return Err(bad("hard state record of the wrong size"));
+                }
+                let g = groups.entry(format::u64_at(p, 0)).or_default();
+                g.hard_state = Some(HardState {
+                    term: format::u64_at(p, 8),
+                    vote: format::u64_at(p, 16),
+                    commit: format::u64_at(p, 24),
+                });
+                g.hs_seg = seg.seq;
+            }
+            RecordType::Snapshot => {
+                if p.len() < SNAPSHOT_FIXED {
+                    return Err(bad("snapshot record shorter than its fixed part"));
+                }
+                let len = format::u32_at(p, 8) as usize;
+                if len > MAX_SNAPSHOT_META || len != p.len() - SNAPSHOT_FIXED {
+                    return Err(bad("snapshot metadata length out of bounds"));
+                }
+                let meta = SnapshotMetadata::decode(&p[SNAPSHOT_FIXED..])
+                    .map_err(|e| bad(&format!("snapshot metadata: {e}")))?;
+                let g = groups.entry(format::u64_at(p, 0)).or_default();
+                g.snapshot = Some(meta);
+                g.snap_seg = seg.seq;
+            }
+            RecordType::Compact => {
+                if p.len() != COMPACT_PAYLOAD {
+                    return Err(bad("compaction record of the wrong size"));
+                }
+                let g = groups.entry(format::u64_at(p, 0)).or_default();
+                let (index, term) = (format::u64_at(p, 8), format::u64_at(p, 16));
+                if index >= g.compacted.0 {
+                    g.compact(index, term);
+                    g.compact_seg = seg.seq;
+                }
+            }
+        }
+        n += 1;
+        at = rec.next;
+    }
+    Ok(n)
+}
+
+struct Torn {
+    bytes: u64,
+    window_end: usize,
+}
+
+/// Decides whether the bad batch at `pos` of the newest data segment is a
+/// torn tail (see the module comment); `Err` with an offset and reason if
+/// bytes after it prove it was not the last flush.
+fn torn_tail(
+    seg: &Segment,
+    pos: usize,
+    expected_seq: Option<u64>,
+) -> std::result::Result<Torn, (usize, String)> {
+    let m = &seg.map[..];
+    let size = seg.size as usize;
+    let window_end = size.min(pos + BATCH_RECORD_SIZE + MAX_BATCH_BYTES);
+    // The flush after a completed one would carry the next sequence number
+    // and start right after it, so within the window. (Beyond the window a
+    // recycled segment may hold stale bytes, so nothing is concluded there.)
+    let next_seq = expected_seq.map(|s| s + 1);
+    let base = seg.base_flush_seq;
+    for p in pos + 1..window_end.saturating_sub(BATCH_RECORD_SIZE - 1) {
+        if m[p + 8] != RecordType::Batch as u8
+            || format::u32_at(m, p) != format::BATCH_PAYLOAD_SIZE as u32
+        {
+            continue;
+        }
+        if let Ok(r) = format::read_record(m, p, size)
+            && let Some(b) = format::decode_batch(r.payload)
+            && next_seq.map_or(b.flush_seq >= base, |s| b.flush_seq == s)
+        {
+            return Err((
+                p,
+                format!(
+                    "a later flush (sequence {}) follows at offset {p}, so this is not a torn tail",
+                    b.flush_seq
+                ),
+            ));
+        }
+    }
+    let last_nonzero = m[pos..window_end].iter().rposition(|&b| b != 0);
+    Ok(Torn {
+        bytes: last_nonzero.map_or(0, |k| k as u64 + 1),
+        window_end,
+    })
+}
+
+/// Zeroes `[from, to)` of a segment and makes it durable.
+fn zero(seg: &Segment, from: usize, to: usize) -> Result<()> {
+    let zeros = vec![0u8; (to - from).min(1 << 20)];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(zeros.len());
+        seg.file
+            .write_all_at(&zeros[..n], at as u64)
+            .map_err(|e| Error::io("zero torn tail", &seg.path, e))?;
+        at += n;
+    }
+    seg.file
+        .sync_data()
+        .map_err(|e| Error::io("fdatasync", &seg.path, e))
+}
