@@ -2,3 +2,4 @@
 #![allow(dead_code)]
 
 pub mod datadriven;
+pub mod mem_cluster;
