@@ -3,3 +3,10 @@
 
 #![allow(clippy::all)]
 include!(concat!(env!("OUT_DIR"), "/raftpb.rs"));
+
+mod helpers;
+
+pub use helpers::{
+    ConfChangeI, conf_changes_from_string, conf_changes_to_string, marshal_conf_change,
+    vote_resp_msg_type,
+};

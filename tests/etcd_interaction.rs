@@ -1,4 +1,82 @@
 //! Runs etcd-raft's own scenario files against corelog's core (see
-//! shared/conformance/etcd-raft/README.md).
+//! shared/conformance/etcd-raft/README.md): every `*.txt` of the
+//! interaction, quorum and confchange directories, each file from a fresh
+//! state, in relaxed comparison; plus the harness's own scenarios.
 
 mod common;
+mod etcd;
+
+use std::path::PathBuf;
+
+use common::datadriven::run_dir;
+
+/// The scenario directory named by `var`, or `default` (relative to the
+/// checkout, so a clean clone placed beside shared/ finds it).
+fn scenario_dir(var: &str, default: &str) -> PathBuf {
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(default))
+}
+
+#[test]
+fn interaction_scenarios() {
+    let dir = scenario_dir(
+        "CORELOG_ETCD_INTERACTION",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/conformance/etcd-raft/interaction"
+        ),
+    );
+    let (_, failed) = run_dir("etcd-interaction", &dir, || {
+        let mut env = etcd::env::Env::new();
+        move |case| env.handle(case)
+    });
+    assert_eq!(
+        failed, 0,
+        "etcd-interaction: {failed} scenario files failed"
+    );
+}
+
+/// The harness's own scenarios: the commands etcd's files use rarely and the
+/// error lines of malformed input.
+#[test]
+fn harness_commands() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/etcd/testdata");
+    let (_, failed) = run_dir("etcd-harness", std::path::Path::new(dir), || {
+        let mut env = etcd::env::Env::new();
+        move |case| env.handle(case)
+    });
+    assert_eq!(failed, 0, "etcd-harness: {failed} scenario files failed");
+}
+
+#[test]
+fn quorum_scenarios() {
+    let dir = scenario_dir(
+        "CORELOG_ETCD_QUORUM",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/conformance/etcd-raft/quorum"
+        ),
+    );
+    let (_, failed) = run_dir("etcd-quorum", &dir, || etcd::quorum::run);
+    assert_eq!(failed, 0, "etcd-quorum: {failed} scenario file(s) failed");
+}
+
+#[test]
+fn confchange_scenarios() {
+    let dir = scenario_dir(
+        "CORELOG_ETCD_CONFCHANGE",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/conformance/etcd-raft/confchange"
+        ),
+    );
+    let (_, failed) = run_dir("etcd-confchange", &dir, || {
+        let mut env = etcd::confchange::ConfChangeEnv::default();
+        move |case| env.run(case)
+    });
+    assert_eq!(
+        failed, 0,
+        "etcd-confchange: {failed} scenario file(s) failed"
+    );
+}

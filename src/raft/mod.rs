@@ -3,11 +3,42 @@
 //! given the same inputs it produces the same outputs.
 
 pub mod confchange;
+pub mod describe;
 pub mod quorum;
 pub mod tracker;
 
+mod conf_change;
 mod config;
+mod election;
 mod errors;
+mod log_unstable;
+#[allow(clippy::module_inception)]
+mod raft;
+mod raft_log;
+#[cfg(test)]
+mod raft_tests;
+mod raw_node;
+#[cfg(test)]
+mod raw_node_tests;
+mod read_only;
+mod status;
+mod step_follower;
+mod step_leader;
+mod storage;
+mod types;
 
-pub use config::{Config, ReadOnlyOption};
+pub use config::{Config, NO_LIMIT, ReadOnlyOption};
 pub use errors::{Error, Result, StorageError};
+pub use log_unstable::Unstable;
+pub use raft::{
+    NONE, Raft, SnapshotStatus, SoftState, StateType, is_empty_hard_state, is_empty_snap,
+};
+pub use raft_log::RaftLog;
+pub use raw_node::{RawNode, Ready, must_sync};
+pub use read_only::{ReadIndexRequest, ReadOnly, ReadState};
+pub use status::Status;
+pub use storage::{MemStorage, RaftState, Storage};
+pub use types::{
+    EntryId, LogSlice, entry_encoding_size, entry_payload_size, ents_size, limit_size,
+    limit_size_len, payloads_size,
+};

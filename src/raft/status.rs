@@ -1,0 +1,40 @@
+//! `Status`: a snapshot of one node's state for the application (monitoring,
+//! leadership decisions). It copies; it never exposes the live tracker.
+
+use super::raft::{Raft, SoftState, StateType};
+use super::storage::Storage;
+use super::tracker::{ProgressMap, TrackerConfig};
+use crate::raftpb::HardState;
+
+/// The state of one node at the time `RawNode::status` was called.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Status {
+    pub id: u64,
+    pub hard_state: HardState,
+    pub soft_state: SoftState,
+    pub applied: u64,
+    /// The progress of every peer; empty unless the node is leader.
+    pub progress: ProgressMap,
+    pub config: TrackerConfig,
+    pub lead_transferee: u64,
+}
+
+impl Status {
+    pub fn new<S: Storage>(r: &Raft<S>) -> Status {
+        let soft_state = r.soft_state();
+        let progress = if soft_state.raft_state == StateType::Leader {
+            r.trk.progress.clone()
+        } else {
+            ProgressMap::new()
+        };
+        Status {
+            id: r.id,
+            hard_state: r.hard_state(),
+            soft_state,
+            applied: r.raft_log.applied,
+            progress,
+            config: r.trk.config.clone(),
+            lead_transferee: r.lead_transferee,
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! `campaign <id>`: the node starts an election (or pre-election).
+
+use crate::common::datadriven::TestCase;
+
+use super::args::first_as_node_idx;
+use super::env::{CmdResult, Env};
+
+pub fn handle(env: &mut Env, case: &TestCase) -> CmdResult {
+    let idx = first_as_node_idx(env, case)?;
+    env.node(idx)?.raw.campaign().map_err(|e| e.to_string())
+}

@@ -1,0 +1,70 @@
+//! `stabilize [<id>...] [log-level=<level>]`: handles Readys of and delivers
+//! messages to the given nodes (all nodes if none are given) until none of
+//! them has anything left to do.
+
+use crate::common::datadriven::TestCase;
+
+use super::args::node_idxs;
+use super::deliver_msgs::{Recipient, deliver_msgs, has_msgs_for};
+use super::env::{CmdResult, Env};
+use super::log_level::set_level;
+use super::process_ready::process_ready;
+
+/// A bound on the rounds of one `stabilize`, so that a core that never
+/// quiesces fails the scenario instead of hanging the test.
+const MAX_ROUNDS: usize = 10_000;
+
+pub fn handle(env: &mut Env, case: &TestCase) -> CmdResult {
+    let idxs = node_idxs(env, case)?;
+    let old_level = env.out.level;
+    // The level given here holds for this command only, whatever happens.
+    let res = set_levels(env, case).and_then(|()| stabilize(env, &idxs));
+    env.out.level = old_level;
+    res
+}
+
+fn set_levels(env: &mut Env, case: &TestCase) -> CmdResult {
+    for arg in &case.args {
+        for v in &arg.vals {
+            match arg.key.as_str() {
+                "log-level" => set_level(env, v)?,
+                k => return Err(format!("stabilize: unknown argument {k}")),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs rounds of (Ready handling on every node, then message delivery to
+/// every node) until a round finds nothing to do.
+pub fn stabilize(env: &mut Env, idxs: &[usize]) -> CmdResult {
+    let idxs: Vec<usize> = if idxs.is_empty() {
+        (0..env.nodes.len()).collect()
+    } else {
+        idxs.to_vec()
+    };
+    for _ in 0..MAX_ROUNDS {
+        let mut done = true;
+        for &idx in &idxs {
+            if env.node(idx)?.raw.has_ready() {
+                env.out.line(&format!("> {} handling Ready", idx + 1));
+                env.with_indent(|env| process_ready(env, idx))?;
+                done = false;
+            }
+        }
+        for &idx in &idxs {
+            let id = env.node(idx)?.config.id;
+            if has_msgs_for(env, id) {
+                env.out.line(&format!("> {id} receiving messages"));
+                env.with_indent(|env| deliver_msgs(env, None, &[Recipient { id, drop: false }]));
+                done = false;
+            }
+        }
+        if done {
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "stabilize: no fixed point after {MAX_ROUNDS} rounds"
+    ))
+}
