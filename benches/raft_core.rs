@@ -141,9 +141,13 @@ fn bench_batches(c: &mut Criterion) {
         g.measurement_time(Duration::from_secs(4));
         let mut ours = MemCluster::new(3);
         ours.elect_first();
-        g.bench_function("corelog", |b| b.iter(|| ours.propose_batch(batch, &payload)));
+        g.bench_function("corelog", |b| {
+            b.iter(|| ours.propose_batch(batch, &payload))
+        });
         let mut theirs = raftrs::Cluster::new();
-        g.bench_function("raft-rs", |b| b.iter(|| theirs.propose_batch(batch, &payload)));
+        g.bench_function("raft-rs", |b| {
+            b.iter(|| theirs.propose_batch(batch, &payload))
+        });
         g.finish();
     }
 }

@@ -103,7 +103,10 @@ impl MemCluster {
                         .expect("snapshot applies");
                 }
                 if !rd.entries.is_empty() {
-                    node.store_mut().append(&rd.entries).expect("append");
+                    // `advance` does not look at the Ready's entries: hand
+                    // them to the storage without cloning.
+                    let ents = std::mem::take(&mut rd.entries);
+                    node.store_mut().append_owned(ents).expect("append");
                 }
                 if let Some(hs) = &rd.hard_state {
                     node.store_mut().set_hard_state(hs.clone());
