@@ -2,4 +2,5 @@
 #![allow(dead_code)]
 
 pub mod datadriven;
+pub mod mem_cluster;
 pub mod network;
