@@ -109,7 +109,7 @@ impl MemCluster {
                     node.store_mut().append_owned(ents).expect("append");
                 }
                 if let Some(hs) = &rd.hard_state {
-                    node.store_mut().set_hard_state(hs.clone());
+                    node.store_mut().set_hard_state(*hs);
                 }
                 if let Some(last) = rd.committed_entries.last() {
                     self.applied[i] = last.index;
