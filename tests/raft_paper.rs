@@ -675,6 +675,7 @@ fn leader_repairs_every_follower_log_of_figure_7() {
         let (l, f) = (&nw.node(1).raft.raft_log, &nw.node(2).raft.raft_log);
         assert_eq!(f.all_entries(), l.all_entries(), "({case})");
         assert_eq!(f.committed, l.committed, "({case})");
+        assert_eq!(f.applied, l.applied, "({case})");
         assert_eq!(l.last_index(), leader_terms.len() as u64 + 2, "({case})");
         assert_eq!(l.committed, l.last_index(), "({case})");
     }
