@@ -341,3 +341,33 @@ fn joint_configuration_commits_only_with_both_majorities() {
     nw.isolate(3);
     assert!(commits(&mut nw, 1));
 }
+
+#[test]
+fn leader_demoted_to_learner_steps_down_when_step_down_on_removal_is_set() {
+    let mut nw = Network::new_with_config(&[1, 2, 3], |c| c.step_down_on_removal = true);
+    nw.campaign(1);
+
+    change(&mut nw, 1, cc(ConfChangeType::ConfChangeAddLearnerNode, 1));
+
+    assert_eq!(nw.node(1).raft.trk.conf_state(), conf(&[2, 3], &[1]));
+    assert!(nw.node(1).raft.is_learner);
+    assert_eq!(nw.state(1), StateType::Follower);
+}
+
+// Without step_down_on_removal etcd keeps a demoted leader leading: it still
+// has a progress entry, so it takes proposals, and the voters commit them.
+#[test]
+fn leader_demoted_to_learner_without_step_down_keeps_leading() {
+    let mut nw = Network::new(&[1, 2, 3]);
+    nw.campaign(1);
+
+    change(&mut nw, 1, cc(ConfChangeType::ConfChangeAddLearnerNode, 1));
+
+    assert!(nw.node(1).raft.is_learner);
+    assert_eq!(nw.state(1), StateType::Leader);
+    nw.isolate(3);
+    assert!(!commits(&mut nw, 1), "1's copy no longer counts");
+    nw.recover();
+    nw.tick(1, 1);
+    assert_eq!(committed(&nw, 1), last(&nw, 1), "2 and 3 commit it");
+}
