@@ -31,12 +31,12 @@ pub use config::{Config, NO_LIMIT, ReadOnlyOption};
 pub use errors::{Error, Result, StorageError};
 pub use log_unstable::Unstable;
 pub use raft::{
-    NONE, Raft, SnapshotStatus, SoftState, StateType, is_empty_hard_state, is_empty_snap,
+    MAX_INDEX, NONE, Raft, SnapshotStatus, SoftState, StateType, is_empty_hard_state, is_empty_snap,
 };
 pub use raft_log::RaftLog;
 pub use raw_node::{RawNode, Ready, must_sync};
 pub use read_only::{ReadIndexRequest, ReadOnly, ReadState};
-pub use status::Status;
+pub use status::{BasicStatus, Status};
 pub use storage::{MemStorage, RaftState, Storage};
 pub use types::{
     EntryId, LogSlice, entry_encoding_size, entry_payload_size, ents_size, limit_size,

