@@ -148,6 +148,10 @@ impl Sim {
             check_quorum: self.seed % 3 == 0,
             max_inflight_msgs: 4,
             max_size_per_msg: 300,
+            // Some seeds also run with the byte limits of flow control.
+            max_inflight_bytes: if self.seed % 5 == 2 { 300 } else { 0 },
+            max_uncommitted_entries_size: if self.seed % 4 == 1 { 100 } else { 0 },
+            max_committed_size_per_ready: if self.seed % 3 == 1 { 50 } else { 0 },
             applied,
             random_seed: self.seed * 1000 + id + self.restarts * 10,
             ..config(id, 8, 2)
@@ -451,6 +455,12 @@ impl Sim {
                     0 => {
                         if m.r#type() == corelog::raftpb::MessageType::MsgSnap {
                             self.report_snapshot(m.from, m.to, SnapshotStatus::Failure);
+                        } else if self.rng.below(2) == 0 {
+                            // Transports report peers they fail to reach.
+                            if let Some(n) = self.nodes.get_mut(&m.from) {
+                                n.report_unreachable(m.to);
+                                self.process(m.from);
+                            }
                         }
                     }
                     // Duplicated.
