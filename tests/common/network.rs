@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
-use corelog::raft::{Config, MemStorage, RawNode, ReadState, Ready, StateType};
+use corelog::raft::{Config, MemStorage, NO_LIMIT, RawNode, ReadState, Ready, StateType};
 use corelog::raftpb::{
     ConfChange, ConfChangeV2, ConfState, Entry, EntryType, HardState, Message, MessageType,
 };
@@ -25,7 +25,7 @@ pub fn config(id: u64, election: usize, heartbeat: usize) -> Config {
         id,
         election_tick: election,
         heartbeat_tick: heartbeat,
-        max_size_per_msg: u64::MAX,
+        max_size_per_msg: NO_LIMIT,
         max_inflight_msgs: 256,
         ..Config::new(id)
     }
