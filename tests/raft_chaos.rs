@@ -4,6 +4,8 @@
 //! partitions. After every step the Raft invariants must hold:
 //!
 //! - election safety: at most one leader per term;
+//! - leader append-only: a leader never removes or rewrites its entries;
+//! - log matching: logs that agree on an entry agree on all before it;
 //! - state machine safety: every node applies the same entry at an index
 //!   (checked through a hash chain that snapshots carry along);
 //! - leader completeness: an entry, once committed anywhere, is what every
@@ -106,6 +108,9 @@ struct Sim {
     snapshots_delivered: usize,
     conf_changes_applied: usize,
     joint_seen: usize,
+    /// Per leader: its term and last entry when last checked.
+    leader_tails: BTreeMap<u64, (u64, corelog::raft::EntryId)>,
+    steps: u64,
     /// Ids ever proposed for removal.
     removed: BTreeSet<u64>,
 }
@@ -133,6 +138,8 @@ impl Sim {
             removed: BTreeSet::new(),
             conf_changes_applied: 0,
             joint_seen: 0,
+            leader_tails: BTreeMap::new(),
+            steps: 0,
         };
         for &id in &ids {
             let node = RawNode::new(&sim.config(id, 0), storage_with_peers(&ids)).expect("node");
@@ -407,15 +414,39 @@ impl Sim {
 
     fn check(&mut self) {
         for n in self.nodes.values() {
-            if n.raft.state == StateType::Leader {
-                let prev = self.leaders.insert(n.raft.term, n.raft.id);
-                assert!(
-                    prev.is_none() || prev == Some(n.raft.id),
-                    "seed {}: two leaders in term {}",
-                    self.seed,
-                    n.raft.term
-                );
+            let id = n.raft.id;
+            if n.raft.state != StateType::Leader {
+                self.leader_tails.remove(&id);
+                continue;
             }
+            let term = n.raft.term;
+            let prev = self.leaders.insert(term, id);
+            assert!(
+                prev.is_none() || prev == Some(id),
+                "seed {}: two leaders in term {term}",
+                self.seed
+            );
+            // Leader append-only: while it leads a term, a leader never
+            // removes or rewrites what its log held.
+            let log = &n.raft.raft_log;
+            let last = log.last_entry_id();
+            if let Some(&(t, tail)) = self.leader_tails.get(&id) {
+                if t == term {
+                    assert!(
+                        last.index >= tail.index,
+                        "seed {}: leader {id} shrank",
+                        self.seed
+                    );
+                    if let Ok(at) = log.term(tail.index) {
+                        assert_eq!(at, tail.term, "seed {}: leader {id} rewrote", self.seed);
+                    }
+                }
+            }
+            self.leader_tails.insert(id, (term, last));
+        }
+        self.steps += 1;
+        if self.steps % 10 == 0 {
+            self.check_log_matching();
         }
         for n in self.nodes.values() {
             let log = &n.raft.raft_log;
@@ -437,6 +468,35 @@ impl Sim {
                 );
             }
             self.checked.insert(id, log.committed.max(checked));
+        }
+    }
+
+    /// Log matching: two logs holding an entry of the same index and term
+    /// agree on every entry before it.
+    fn check_log_matching(&self) {
+        let nodes: Vec<&Node> = self.nodes.values().collect();
+        for (k, a) in nodes.iter().enumerate() {
+            for b in &nodes[k + 1..] {
+                let (la, lb) = (&a.raft.raft_log, &b.raft.raft_log);
+                let lo = la.first_index().max(lb.first_index());
+                let hi = la.last_index().min(lb.last_index());
+                let Some(top) = (lo..=hi)
+                    .rev()
+                    .find(|&i| matches!((la.term(i), lb.term(i)), (Ok(x), Ok(y)) if x == y))
+                else {
+                    continue;
+                };
+                for i in lo..top {
+                    assert_eq!(
+                        la.term(i).ok(),
+                        lb.term(i).ok(),
+                        "seed {}: nodes {} and {} agree at {top} but not at {i}",
+                        self.seed,
+                        a.raft.id,
+                        b.raft.id
+                    );
+                }
+            }
         }
     }
 
