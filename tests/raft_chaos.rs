@@ -623,14 +623,19 @@ fn random_histories_with_snapshots_membership_and_reads_keep_raft_invariants() {
     let mut answered = 0;
     let mut snapshots = 0;
     let (mut changes, mut joint, mut applied) = (0, 0, 0);
-    // More seeds on demand: CORELOG_CHAOS_SEEDS=500 cargo test --test raft_chaos
+    // Wider searches on demand, e.g.
+    // CORELOG_CHAOS_SEEDS=500 CORELOG_CHAOS_STEPS=20000 cargo test --test raft_chaos
     let seeds: u64 = std::env::var("CORELOG_CHAOS_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(12);
+    let steps: u64 = std::env::var("CORELOG_CHAOS_STEPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4000);
     for seed in 1..=seeds {
         let mut sim = Sim::new(seed);
-        for _ in 0..4000 {
+        for _ in 0..steps {
             sim.step();
         }
         sim.settle();
