@@ -38,9 +38,10 @@ mod raftrs {
                     let mut snap = Snapshot::default();
                     snap.mut_metadata().index = 1;
                     snap.mut_metadata().term = 1;
-                    let mut cs = ConfState::default();
-                    cs.voters = vec![1, 2, 3];
-                    snap.mut_metadata().set_conf_state(cs);
+                    snap.mut_metadata().set_conf_state(ConfState {
+                        voters: vec![1, 2, 3],
+                        ..Default::default()
+                    });
                     store.wl().apply_snapshot(snap).expect("snapshot");
                     let cfg = Config {
                         id,
@@ -70,10 +71,9 @@ mod raftrs {
             m.from = 1;
             m.to = 1;
             m.entries = (0..batch)
-                .map(|_| {
-                    let mut e = Entry::default();
-                    e.data = payload.clone();
-                    e
+                .map(|_| Entry {
+                    data: payload.clone(),
+                    ..Default::default()
                 })
                 .collect::<Vec<_>>()
                 .into();

@@ -338,3 +338,38 @@ fn max_committed_size_per_ready_spreads_committed_entries_over_readys() {
     assert_eq!(applied, (li + 1..=li + 10).collect::<Vec<_>>());
     assert!(readys >= 5, "only {readys} Readys");
 }
+
+#[test]
+fn a_probe_acknowledged_fills_the_window_at_once() {
+    let cfg = Config {
+        max_inflight_msgs: 3,
+        max_size_per_msg: 100,
+        ..config(1, 10, 1)
+    };
+    let mut n = new_node_with(cfg, storage_with_peers(&[1, 2]));
+    let li = elect(&mut n);
+    n.report_unreachable(2);
+    assert_eq!(n.raft.trk.progress[&2].state, ProgressState::Probe);
+
+    n.propose_entries(vec![entry_of(100); 10])
+        .expect("proposal");
+    let msgs = read_messages(&mut n);
+    let probe = single_app(&msgs).clone();
+    assert_eq!(
+        probe.entries.len(),
+        1,
+        "a probe carries one message's worth"
+    );
+
+    n.raft.step(accept_and_reply(&probe)).expect("ack");
+
+    // Back in Replicate: as many appends as the window holds, right away.
+    let sent: Vec<Vec<u64>> = read_messages(&mut n)
+        .iter()
+        .filter(|m| !m.entries.is_empty())
+        .map(|m| m.entries.iter().map(|e| e.index).collect())
+        .collect();
+    assert_eq!(sent, vec![vec![li + 2], vec![li + 3], vec![li + 4]]);
+    assert_eq!(n.raft.trk.progress[&2].state, ProgressState::Replicate);
+    assert!(is_paused(&n, 2));
+}

@@ -6,6 +6,8 @@
 
 mod common;
 
+use std::collections::BTreeSet;
+
 use common::network::*;
 use corelog::raft::{Error, StateType};
 use corelog::raftpb::{
@@ -340,4 +342,81 @@ fn joint_configuration_commits_only_with_both_majorities() {
     nw.isolate(2);
     nw.isolate(3);
     assert!(commits(&mut nw, 1));
+}
+
+#[test]
+fn leader_demoted_to_learner_steps_down_when_step_down_on_removal_is_set() {
+    let mut nw = Network::new_with_config(&[1, 2, 3], |c| c.step_down_on_removal = true);
+    nw.campaign(1);
+
+    change(&mut nw, 1, cc(ConfChangeType::ConfChangeAddLearnerNode, 1));
+
+    assert_eq!(nw.node(1).raft.trk.conf_state(), conf(&[2, 3], &[1]));
+    assert!(nw.node(1).raft.is_learner);
+    assert_eq!(nw.state(1), StateType::Follower);
+}
+
+// Without step_down_on_removal etcd keeps a demoted leader leading: it still
+// has a progress entry, so it takes proposals, and the voters commit them.
+#[test]
+fn leader_demoted_to_learner_without_step_down_keeps_leading() {
+    let mut nw = Network::new(&[1, 2, 3]);
+    nw.campaign(1);
+
+    change(&mut nw, 1, cc(ConfChangeType::ConfChangeAddLearnerNode, 1));
+
+    assert!(nw.node(1).raft.is_learner);
+    assert_eq!(nw.state(1), StateType::Leader);
+    nw.isolate(3);
+    assert!(!commits(&mut nw, 1), "1's copy no longer counts");
+    nw.recover();
+    nw.tick(1, 1);
+    assert_eq!(committed(&nw, 1), last(&nw, 1), "2 and 3 commit it");
+}
+
+/// {1, 2, 3} led by 1, where 3 is cut off while its removal commits: it
+/// does not know it was removed and campaigns once it times out.
+fn removed_node_unaware_of_its_removal(pre_vote: bool) -> Network {
+    let mut nw = Network::new_with_config(&[1, 2, 3], |c| c.pre_vote = pre_vote);
+    nw.campaign(1);
+    nw.isolate(3);
+    change(&mut nw, 1, cc(ConfChangeType::ConfChangeRemoveNode, 3));
+    assert_eq!(nw.node(1).raft.trk.conf_state(), conf(&[1, 2], &[]));
+    assert_eq!(nw.node(3).raft.trk.conf_state(), conf(&[1, 2, 3], &[]));
+    nw.recover();
+    // 3 times out; its requests reach 1 and 2.
+    let timeout = 2 * nw.node(3).raft.election_timeout;
+    nw.tick(3, timeout);
+    nw
+}
+
+// Without PreVote a removed node that missed its removal disrupts the
+// cluster: its vote request of a higher term deposes the leader (as in
+// etcd; CheckQuorum or PreVote prevent it).
+#[test]
+fn removed_node_unaware_of_its_removal_deposes_the_leader_without_pre_vote() {
+    let nw = removed_node_unaware_of_its_removal(false);
+
+    assert!(nw.node(3).raft.term > 1);
+    assert_eq!(nw.node(1).raft.term, nw.node(3).raft.term);
+    assert_ne!(nw.state(1), StateType::Leader);
+}
+
+// With PreVote it cannot: its log lacks the entry that removed it, so no one
+// grants its pre-vote and it never raises its term.
+#[test]
+fn removed_node_unaware_of_its_removal_cannot_disrupt_with_pre_vote() {
+    let nw = removed_node_unaware_of_its_removal(true);
+
+    let refused_by: BTreeSet<u64> = nw
+        .trace
+        .iter()
+        .filter(|m| m.to == 3 && m.r#type() == MessageType::MsgPreVoteResp && m.reject)
+        .map(|m| m.from)
+        .collect();
+    assert_eq!(refused_by, BTreeSet::from([1, 2]));
+    assert_eq!(nw.node(3).raft.term, 1, "never raised its term");
+    assert_eq!(nw.state(3), StateType::Follower, "lost its pre-election");
+    assert_eq!(nw.state(1), StateType::Leader);
+    assert_eq!(nw.node(1).raft.term, 1);
 }

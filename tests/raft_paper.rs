@@ -622,61 +622,94 @@ fn follower_replaces_conflicting_entries_and_appends_new_ones() {
     }
 }
 
-// §5.3, Figure 7: a new leader (term 8) brings each of the followers (a)-(f)
-// to exactly its own log: missing entries are filled in, extra and
-// conflicting ones removed.
+const FIGURE_7_LEADER: [u64; 10] = [1, 1, 1, 4, 4, 5, 5, 6, 6, 6];
+
+/// The follower logs (a)-(f) of Figure 7, by term.
+const FIGURE_7_FOLLOWERS: [&[u64]; 6] = [
+    &[1, 1, 1, 4, 4, 5, 5, 6, 6],
+    &[1, 1, 1, 4],
+    &[1, 1, 1, 4, 4, 5, 5, 6, 6, 6, 6],
+    &[1, 1, 1, 4, 4, 5, 5, 6, 6, 6, 7, 7],
+    &[1, 1, 1, 4, 4, 4, 4],
+    &[1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3],
+];
+
+/// Node 1 with Figure 7's leader log (all committed, term 8) is elected
+/// (term 9) and proposes an entry, with node 2 holding `follower_terms`.
+/// Node 3 is not on the network: its vote is delivered by hand, as node 2
+/// may refuse its own (its log may be more up to date).
+fn figure_7(follower_terms: &[u64]) -> Network {
+    let term = 8;
+    let mut lead_store = storage_with_peers(&[1, 2, 3]);
+    lead_store
+        .append(&ents_with_terms(1, &FIGURE_7_LEADER))
+        .expect("append");
+    let lead = new_node_with_state(
+        config(1, 10, 1),
+        lead_store,
+        HardState {
+            term,
+            vote: 0,
+            commit: FIGURE_7_LEADER.len() as u64,
+        },
+    );
+    let mut follower_store = storage_with_peers(&[1, 2, 3]);
+    follower_store
+        .append(&ents_with_terms(1, follower_terms))
+        .expect("append");
+    let follower = new_node_with_state(
+        config(2, 10, 1),
+        follower_store,
+        HardState {
+            term: term - 1,
+            ..Default::default()
+        },
+    );
+    let mut nw = Network::from_nodes(vec![lead, follower]);
+    nw.campaign(1);
+    nw.send(vec![msg(MessageType::MsgVoteResp, 3, 1, term + 1)]);
+    assert_eq!(nw.state(1), StateType::Leader);
+    nw.send(vec![prop(1, b"")]);
+    nw
+}
+
+// §5.3, Figure 7: a new leader brings each of the followers (a)-(f) to
+// exactly its own log: missing entries are filled in, extra and conflicting
+// ones removed.
 #[test]
 fn leader_repairs_every_follower_log_of_figure_7() {
-    let leader_terms = [1, 1, 1, 4, 4, 5, 5, 6, 6, 6];
-    let followers: [&[u64]; 6] = [
-        &[1, 1, 1, 4, 4, 5, 5, 6, 6],
-        &[1, 1, 1, 4],
-        &[1, 1, 1, 4, 4, 5, 5, 6, 6, 6, 6],
-        &[1, 1, 1, 4, 4, 5, 5, 6, 6, 6, 7, 7],
-        &[1, 1, 1, 4, 4, 4, 4],
-        &[1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3],
-    ];
-    let term = 8;
-    for (i, follower_terms) in followers.into_iter().enumerate() {
+    for (i, follower_terms) in FIGURE_7_FOLLOWERS.into_iter().enumerate() {
         let case = (b'a' + i as u8) as char;
-        let mut lead_store = storage_with_peers(&[1, 2, 3]);
-        lead_store
-            .append(&ents_with_terms(1, &leader_terms))
-            .expect("append");
-        let lead = new_node_with_state(
-            config(1, 10, 1),
-            lead_store,
-            HardState {
-                term,
-                vote: 0,
-                commit: leader_terms.len() as u64,
-            },
-        );
-        let mut follower_store = storage_with_peers(&[1, 2, 3]);
-        follower_store
-            .append(&ents_with_terms(1, follower_terms))
-            .expect("append");
-        let follower = new_node_with_state(
-            config(2, 10, 1),
-            follower_store,
-            HardState {
-                term: term - 1,
-                ..Default::default()
-            },
-        );
-        // Node 3 is not on the network: its vote is delivered by hand, as the
-        // follower may refuse its own (its log may be more up to date).
-        let mut nw = Network::from_nodes(vec![lead, follower]);
-        nw.campaign(1);
-        nw.send(vec![msg(MessageType::MsgVoteResp, 3, 1, term + 1)]);
-        assert_eq!(nw.state(1), StateType::Leader, "({case})");
-        nw.send(vec![prop(1, b"")]);
+        let nw = figure_7(follower_terms);
 
         let (l, f) = (&nw.node(1).raft.raft_log, &nw.node(2).raft.raft_log);
         assert_eq!(f.all_entries(), l.all_entries(), "({case})");
         assert_eq!(f.committed, l.committed, "({case})");
-        assert_eq!(l.last_index(), leader_terms.len() as u64 + 2, "({case})");
+        assert_eq!(f.applied, l.applied, "({case})");
+        assert_eq!(l.last_index(), FIGURE_7_LEADER.len() as u64 + 2, "({case})");
         assert_eq!(l.committed, l.last_index(), "({case})");
+    }
+}
+
+// Figure 7 again, counting round trips: with etcd's hints (the follower
+// names the last index at or below the probe whose term is at most the
+// probe's, and the leader skips its own entries of later terms) each
+// follower's conflict is found with at most one rejected append, where
+// stepping back one index at a time would take up to seven for (f).
+#[test]
+fn figure_7_logs_are_repaired_with_at_most_one_rejection() {
+    // Rejections for (a)-(f): (c) and (d) match the first probe at index 10.
+    let want = [1, 1, 0, 0, 1, 1];
+    for (i, follower_terms) in FIGURE_7_FOLLOWERS.into_iter().enumerate() {
+        let case = (b'a' + i as u8) as char;
+        let nw = figure_7(follower_terms);
+
+        let rejections = nw
+            .trace
+            .iter()
+            .filter(|m| m.r#type() == MessageType::MsgAppResp && m.from == 2 && m.reject)
+            .count();
+        assert_eq!(rejections, want[i], "({case})");
     }
 }
 

@@ -292,3 +292,14 @@ fn a_partitioned_follower_catches_up_through_a_snapshot() {
         nw.node(1).raft.raft_log.last_index()
     );
 }
+
+#[test]
+fn unreachable_report_leaves_a_pending_snapshot_alone() {
+    let (mut n, _) = lagging_follower_needs_snapshot();
+
+    n.report_unreachable(3);
+
+    let pr = progress_of(&n, 3);
+    assert_eq!(pr.state, ProgressState::Snapshot);
+    assert_eq!(pr.pending_snapshot, SNAP);
+}

@@ -267,3 +267,18 @@ fn removing_the_transferee_abandons_the_transfer() {
     assert_eq!(nw.state(1), StateType::Leader);
     nw.node_mut(1).propose("x".into()).expect("proposal");
 }
+
+#[test]
+fn transfer_skips_the_pre_vote_phase() {
+    let mut nw = Network::new_with_config(&[1, 2, 3], |c| c.pre_vote = true);
+    nw.campaign(1);
+    assert_eq!(nw.state(1), StateType::Leader);
+    let sent = nw.trace.len();
+
+    transfer(&mut nw, 1, 2);
+
+    assert_led_by(&nw, 2, 2);
+    let types: Vec<MessageType> = nw.trace[sent..].iter().map(|m| m.r#type()).collect();
+    assert!(types.contains(&MessageType::MsgVote));
+    assert!(!types.contains(&MessageType::MsgPreVote), "{types:?}");
+}

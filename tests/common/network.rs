@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
-use corelog::raft::{Config, MemStorage, RawNode, ReadState, Ready, StateType};
+use corelog::raft::{Config, MemStorage, NO_LIMIT, RawNode, ReadState, Ready, StateType};
 use corelog::raftpb::{
     ConfChange, ConfChangeV2, ConfState, Entry, EntryType, HardState, Message, MessageType,
 };
@@ -25,7 +25,7 @@ pub fn config(id: u64, election: usize, heartbeat: usize) -> Config {
         id,
         election_tick: election,
         heartbeat_tick: heartbeat,
-        max_size_per_msg: u64::MAX,
+        max_size_per_msg: NO_LIMIT,
         max_inflight_msgs: 256,
         ..Config::new(id)
     }
@@ -155,19 +155,20 @@ pub fn handle_ready(node: &mut Node, rd: &Ready) {
     store
         .append(&rd.entries)
         .expect("a Ready's entries follow the log");
+    // The storage's ConfState stays the one of its snapshot (snapshots
+    // taken by tests name theirs), as a restart would need.
     for e in &rd.committed_entries {
-        let cs = match e.r#type() {
-            EntryType::EntryNormal => continue,
+        match e.r#type() {
+            EntryType::EntryNormal => {}
             EntryType::EntryConfChange => {
                 let cc = ConfChange::decode(e.data.clone()).expect("committed conf change");
-                node.apply_conf_change(&cc)
+                node.apply_conf_change(&cc);
             }
             EntryType::EntryConfChangeV2 => {
                 let cc = ConfChangeV2::decode(e.data.clone()).expect("committed conf change");
-                node.apply_conf_change(&cc)
+                node.apply_conf_change(&cc);
             }
-        };
-        node.store_mut().set_conf_state(cs);
+        }
     }
 }
 
