@@ -267,6 +267,10 @@ pub struct Sim {
     /// Removed nodes still running, with the index of the change that
     /// removed them: they are retired once every member has committed it.
     leaving: Vec<(u64, u64)>,
+    /// What the last handled Ready did: (granted a vote, a leader appended
+    /// entries). Crashes are aimed at those moments (see
+    /// `maybe_crash_after_ready`).
+    last_ready: (bool, bool),
     /// When the current partitions heal by themselves.
     heal_at: Option<u64>,
     /// A membership change wedged the cluster (see `calm`): liveness is no
@@ -347,6 +351,7 @@ impl Sim {
             leaving: Vec::new(),
             wedged: false,
             heal_at: None,
+            last_ready: (false, false),
             marker_floor: None,
             marker_applied: false,
             stats: Stats::default(),
@@ -594,6 +599,7 @@ impl Sim {
                 for id in ids {
                     if id == first || self.rng.chance(1, 2) {
                         self.handle_ready(id)?;
+                        self.maybe_crash_after_ready(id)?;
                     }
                 }
                 Ok(())
@@ -1133,9 +1139,26 @@ impl Sim {
         Ok(())
     }
 
+    /// Crashes aimed at the moments where durability bugs show: right
+    /// after a node granted a vote (was it persisted?), and right after a
+    /// leader appended entries it has not replicated yet (the setting of the
+    /// Raft paper's figure 8, where committing by counting replicas loses
+    /// entries).
+    fn maybe_crash_after_ready(&mut self, id: u64) -> Check {
+        if self.params.fault_level == 0 || !self.nodes.get(&id).is_some_and(|n| n.is_up()) {
+            return Ok(());
+        }
+        let (voted, appended) = self.last_ready;
+        if (voted && self.rng.chance(1, 4)) || (appended && self.rng.chance(1, 24)) {
+            self.crash(id)?;
+        }
+        Ok(())
+    }
+
     /// Handles one Ready of node `id` under the contract: persist the
     /// snapshot, entries and hard state; send; apply; advance.
     fn handle_ready(&mut self, id: u64) -> Check {
+        self.last_ready = (false, false);
         let node = self.nodes.get_mut(&id).expect("exists");
         let Some(raw) = node.raw.as_mut() else {
             return Ok(());
@@ -1162,6 +1185,8 @@ impl Sim {
         self.log.push_detailed(self.step, ev, || {
             Some(corelog::raft::describe::describe_ready(&rd, None))
         });
+
+        self.last_ready.1 = raw.raft.state == StateType::Leader && !rd.entries.is_empty();
 
         // 1. Persist. The snapshot first: entries may follow it.
         if let Some(snap) = rd.snapshot.take() {
@@ -1202,6 +1227,7 @@ impl Sim {
                 node.last_ack = Some((m.term, m.index, et));
             } else if m.r#type == MessageType::MsgVoteResp as i32 {
                 node.last_vote = Some((m.term, m.to));
+                self.last_ready.0 = true;
             }
         }
 
