@@ -15,7 +15,8 @@ mod etcd;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use corelog::raft::StateType;
+use corelog::raft::tracker::ProgressState;
+use corelog::raft::{SnapshotStatus, StateType};
 use corelog::raftpb::Entry;
 
 use common::datadriven::parse;
@@ -207,6 +208,101 @@ impl Run {
     }
 }
 
+impl Run {
+    /// Liveness once the faults stop: with the network healed and time
+    /// passing, some leader gets every member's log to its own last index
+    /// and commits it. Nodes outside the leader's configuration stop
+    /// ticking, as decommissioned servers would (a removed node that never
+    /// learnt of its removal could otherwise keep disrupting elections).
+    fn settle(&mut self, n: u64) -> Result<(), String> {
+        self.isolated = None;
+        // Drop what is in flight: a clean start for the healed network.
+        for i in 1..=n {
+            self.cmd(&format!("deliver-msgs drop={i}"), "")?;
+        }
+        // A leader waits for a report on every snapshot it sent; the
+        // transport's duty, which the interaction language has no command
+        // for. Those just dropped (or dropped earlier) failed.
+        for node in &mut self.env.nodes {
+            let waiting: Vec<u64> = node
+                .raw
+                .raft
+                .trk
+                .progress
+                .iter()
+                .filter(|(_, p)| p.state == ProgressState::Snapshot)
+                .map(|(&id, _)| id)
+                .collect();
+            for id in waiting {
+                node.raw.report_snapshot(id, SnapshotStatus::Failure);
+                let _ = writeln!(
+                    self.transcript,
+                    "# (node {} is told its snapshot to {id} failed)\n",
+                    node.raw.raft.id
+                );
+            }
+        }
+        let mut members: Vec<u64> = (1..=n).collect();
+        for round in 0..60u64 {
+            for &i in &members {
+                self.cmd(&format!("tick-heartbeat {i}"), "")?;
+            }
+            self.cmd("stabilize", "")?;
+            self.check().map_err(|e| format!("while settling: {e}"))?;
+            // The newest leader (nodes removed without knowing it may sit
+            // at higher terms, campaigning in vain).
+            let leader = self
+                .env
+                .nodes
+                .iter()
+                .map(|x| &x.raw.raft)
+                .filter(|r| r.state == StateType::Leader)
+                .max_by_key(|r| r.term);
+            if let Some(l) = leader {
+                members = l.trk.progress.keys().copied().collect();
+                let done = members.iter().all(|&m| {
+                    let r = &self.env.nodes[(m - 1) as usize].raw.raft;
+                    r.raft_log.committed == l.raft_log.last_index()
+                        && r.raft_log.last_index() == l.raft_log.last_index()
+                });
+                if done && l.raft_log.committed == l.raft_log.last_index() {
+                    return Ok(());
+                }
+            }
+            if round % 10 == 9 {
+                // Nudge: some member campaigns.
+                let c = members[(round / 10) as usize % members.len()];
+                self.cmd(&format!("campaign {c}"), "")?;
+            }
+        }
+        let views: Vec<String> = self
+            .env
+            .nodes
+            .iter()
+            .map(|x| {
+                let r = &x.raw.raft;
+                format!(
+                    "{}: {} term {} commit {} last {} progress {:?}",
+                    r.id,
+                    r.state,
+                    r.term,
+                    r.raft_log.committed,
+                    r.raft_log.last_index(),
+                    r.trk
+                        .progress
+                        .iter()
+                        .map(|(id, p)| format!("{id}: {p}"))
+                        .collect::<Vec<_>>()
+                )
+            })
+            .collect();
+        Err(format!(
+            "no convergence after the faults stopped:\n{}",
+            views.join("\n")
+        ))
+    }
+}
+
 /// One random command for a cluster of `n` nodes.
 fn random_command(rng: &mut Rng, run: &mut Run, n: u64, step: usize) -> (String, String) {
     let i = rng.node(n);
@@ -337,6 +433,9 @@ fn run_seed(seed: u64, steps: usize) -> Result<Stats, (String, String)> {
             cut_short = 1;
             break;
         }
+    }
+    if cut_short == 0 {
+        run.settle(n).map_err(|e| fail(&run, e))?;
     }
     Ok(Stats {
         leaders: run.leaders.len(),
