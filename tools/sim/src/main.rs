@@ -132,12 +132,22 @@ fn sweep(a: &Args) -> ExitCode {
     let quiet = a.quiet;
     let total = a.seeds;
     let steps = a.steps;
+    // The slowest recovery of a calm phase, in election timeouts: how close
+    // the sweep came to the liveness bound.
+    let mut slowest: (u64, u64, u64) = (0, 0, 0); // (seed, ticks, election tick)
     let result = run_seeds(
         a.seed_start,
         a.seeds,
         &template,
         a.threads,
         |done, failed, out| {
+            let (ticks, et) = (
+                out.stats.max_liveness_ticks,
+                out.params.election_tick as u64,
+            );
+            if ticks * slowest.2.max(1) > slowest.1 * et {
+                slowest = (out.seed, ticks, et);
+            }
             if !out.passed() {
                 eprint!("{}", failure_report(out, steps));
             } else if out.stats.wedged > 0 {
@@ -159,6 +169,13 @@ fn sweep(a: &Args) -> ExitCode {
     );
     let secs = t0.elapsed().as_secs_f64();
     eprintln!("sim: {:.1}s; totals: {:?}", secs, result.stats);
+    eprintln!(
+        "sim: slowest recovery after healing: seed {}, {} ticks ({:.1} election timeouts; the bound is {})",
+        slowest.0,
+        slowest.1,
+        slowest.1 as f64 / slowest.2.max(1) as f64,
+        template.liveness_timeouts
+    );
     for f in &result.failures {
         eprintln!(
             "sim: failed seed {}: {}",
