@@ -1421,7 +1421,9 @@ impl Sim {
                 if self.checker.observe_leader(n.id, term)? {
                     self.stats.leaders += 1;
                 }
-                self.checker.check_leader(n.id, term, &RaftLogView(raw))?;
+                let committed = raw.raft.raft_log.committed;
+                self.checker
+                    .check_leader(n.id, term, committed, &RaftLogView(raw))?;
             }
         }
         Ok(())
