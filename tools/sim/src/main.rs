@@ -7,6 +7,9 @@
 //!
 //! `corelog-sim --seed N [--steps M]` replays one seed and prints its whole
 //! event log and the log's hash.
+//!
+//! Built with `--features sim-bugs`, both take `--bug NAME` to switch on one
+//! of the core's deliberate bugs (to replay a failure of tests/bugs.rs).
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -17,7 +20,9 @@ use corelog_sim::{
 
 const USAGE: &str = "usage:
   corelog-sim --seeds N [--steps M] [--seed-start S] [--threads T] [--quiet]
-  corelog-sim --seed N [--steps M]";
+  corelog-sim --seed N [--steps M]
+  (built with --features sim-bugs, both also take --bug NAME: vote_ignores_log,
+  commit_any_term, unsynced_vote, read_without_quorum)";
 
 struct Args {
     seed: Option<u64>,
