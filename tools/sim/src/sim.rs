@@ -68,7 +68,12 @@ impl Options {
             keep_all_events: false,
             tail: 40,
             config_hook: None,
-            liveness_timeouts: 40,
+            // Elections succeed with some probability per timeout, so any
+            // bound is a trade: the slowest of 100,000 seeds took 39.4
+            // timeouts (seed 22798: without PreVote, a node with a stale
+            // log kept starting elections it could not win, and resetting
+            // the others' timers). A stuck cluster fails any bound.
+            liveness_timeouts: 100,
         }
     }
 }
