@@ -14,13 +14,11 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use corelog_sim::{
-    DEFAULT_STEPS, Options, default_threads, failure_report, replay_command, run_seed, run_seeds,
-};
+use corelog_sim::{DEFAULT_STEPS, Options, default_threads, failure_report, run_seed, run_seeds};
 
 const USAGE: &str = "usage:
-  corelog-sim --seeds N [--steps M] [--seed-start S] [--threads T] [--quiet]
-  corelog-sim --seed N [--steps M]
+  corelog-sim --seeds N [--steps M] [--seed-start S] [--threads T] [--quiet] [--lease-reads]
+  corelog-sim --seed N [--steps M] [--lease-reads]
   (built with --features sim-bugs, both also take --bug NAME: vote_ignores_log,
   commit_any_term, unsynced_vote, read_without_quorum)";
 
@@ -32,6 +30,7 @@ struct Args {
     threads: usize,
     quiet: bool,
     bug: Option<fn(&mut corelog::raft::Config)>,
+    lease_reads: bool,
 }
 
 /// The deliberate bug named `name` (see corelog's `Bugs`), as a config hook.
@@ -60,6 +59,7 @@ fn parse() -> Result<Args, String> {
         threads: default_threads(),
         quiet: false,
         bug: None,
+        lease_reads: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -74,6 +74,7 @@ fn parse() -> Result<Args, String> {
             "--steps" => a.steps = value("--steps")?,
             "--threads" => a.threads = value("--threads")?.max(1) as usize,
             "--quiet" => a.quiet = true,
+            "--lease-reads" => a.lease_reads = true,
             "--bug" => {
                 let name = it.next().ok_or("--bug needs a name")?;
                 a.bug = Some(bug_hook(&name)?);
@@ -94,13 +95,19 @@ fn main() -> ExitCode {
         }
     };
     match args.seed {
-        Some(seed) => replay(seed, args.steps, args.bug),
+        Some(seed) => replay(seed, args.steps, args.bug, args.lease_reads),
         None => sweep(&args),
     }
 }
 
-fn replay(seed: u64, steps: u64, bug: Option<fn(&mut corelog::raft::Config)>) -> ExitCode {
+fn replay(
+    seed: u64,
+    steps: u64,
+    bug: Option<fn(&mut corelog::raft::Config)>,
+    lease_reads: bool,
+) -> ExitCode {
     let mut o = Options::new(seed, steps);
+    o.lease_reads = lease_reads;
     o.keep_all_events = true;
     o.config_hook = bug;
     let out = run_seed(o);
@@ -116,7 +123,7 @@ fn replay(seed: u64, steps: u64, bug: Option<fn(&mut corelog::raft::Config)>) ->
         println!("sim: 1 passed, 0 failed");
         ExitCode::SUCCESS
     } else {
-        print!("{}", failure_report(&out, steps));
+        print!("{}", failure_report(&out));
         println!("sim: 0 passed, 1 failed");
         ExitCode::FAILURE
     }
@@ -127,6 +134,7 @@ fn sweep(a: &Args) -> ExitCode {
     let mut last = Instant::now();
     let mut template = Options::new(0, a.steps);
     template.config_hook = a.bug;
+    template.lease_reads = a.lease_reads;
     eprintln!(
         "sim: seeds {}..{} ({} steps each) on {} threads",
         a.seed_start,
@@ -136,7 +144,6 @@ fn sweep(a: &Args) -> ExitCode {
     );
     let quiet = a.quiet;
     let total = a.seeds;
-    let steps = a.steps;
     // The slowest recovery of a calm phase, in election timeouts: how close
     // the sweep came to the liveness bound.
     let mut slowest: (u64, u64, u64) = (0, 0, 0); // (seed, ticks, election tick)
@@ -154,7 +161,7 @@ fn sweep(a: &Args) -> ExitCode {
                 slowest = (out.seed, ticks, et);
             }
             if !out.passed() {
-                eprint!("{}", failure_report(out, steps));
+                eprint!("{}", failure_report(out));
             } else if out.stats.wedged > 0 {
                 eprintln!(
                     "sim: seed {} wedged by a membership change (liveness unchecked from then on)",
@@ -182,11 +189,7 @@ fn sweep(a: &Args) -> ExitCode {
         template.liveness_timeouts
     );
     for f in &result.failures {
-        eprintln!(
-            "sim: failed seed {}: {}",
-            f.seed,
-            replay_command(f.seed, steps)
-        );
+        eprintln!("sim: failed seed {}: {}", f.seed, f.replay);
     }
     println!("sim: {} passed, {} failed", result.passed, result.failed);
     if result.failed == 0 {

@@ -58,6 +58,11 @@ pub struct Options {
     /// Calm phases must elect a leader and commit a proposal within this
     /// many ticks, in multiples of the election timeout.
     pub liveness_timeouts: u64,
+    /// Seeds that draw CheckQuorum answer reads from the leader lease
+    /// (ReadOnlyOption::LeaseBased), and clocks never drift. Off by default:
+    /// the core's leases are not safe (see the README), and a sweep with it
+    /// finds stale reads.
+    pub lease_reads: bool,
 }
 
 impl Options {
@@ -74,6 +79,7 @@ impl Options {
             // log kept starting elections it could not win, and resetting
             // the others' timers). A stuck cluster fails any bound.
             liveness_timeouts: 100,
+            lease_reads: false,
         }
     }
 }
@@ -197,6 +203,8 @@ pub struct Outcome {
     pub stats: Stats,
     /// Every event, if `keep_all_events`.
     pub log: Option<Vec<String>>,
+    /// The command that replays this run (without any config hook).
+    pub replay: String,
 }
 
 impl Outcome {
@@ -277,6 +285,8 @@ pub struct Sim {
     /// entries). Crashes are aimed at those moments (see
     /// `maybe_crash_after_ready`).
     last_ready: (bool, bool),
+    /// Lease-based reads (`Options::lease_reads` and CheckQuorum drawn).
+    lease_reads: bool,
     /// When the current partitions heal by themselves.
     heal_at: Option<u64>,
     /// A membership change wedged the cluster (see `calm`): liveness is no
@@ -337,6 +347,7 @@ impl Sim {
         let mut rng = Rng::new(opts.seed);
         let params = Params::draw(&mut rng);
         let log = EventLog::new(opts.tail, opts.keep_all_events);
+        let lease_reads = opts.lease_reads && params.check_quorum;
         Sim {
             opts,
             params,
@@ -357,6 +368,7 @@ impl Sim {
             leaving: Vec::new(),
             wedged: false,
             heal_at: None,
+            lease_reads,
             last_ready: (false, false),
             marker_floor: None,
             marker_applied: false,
@@ -397,6 +409,7 @@ impl Sim {
             events: self.log.count(),
             event_hash: self.log.hash(),
             failure,
+            replay: crate::replay_command(self.opts.seed, self.opts.steps, self.opts.lease_reads),
             stats: self.stats.clone(),
             log: self.log.all.as_ref().map(|all| {
                 all.iter()
@@ -441,8 +454,12 @@ impl Sim {
         c.pre_vote = p.pre_vote;
         c.step_down_on_removal = p.step_down_on_removal;
         // Lease-based reads are only linearizable with bounded clock drift,
-        // and this simulator skews clocks freely (TickOne).
-        c.read_only_option = ReadOnlyOption::Safe;
+        // so seeds with them never skew clocks (TickOne).
+        c.read_only_option = if self.lease_reads {
+            ReadOnlyOption::LeaseBased
+        } else {
+            ReadOnlyOption::Safe
+        };
         c.random_seed = self.rng.fork_seed();
         if let Some(hook) = self.opts.config_hook {
             hook(&mut c);
@@ -550,7 +567,7 @@ impl Sim {
                 Action::Reorder => 60 * d,
                 Action::Ready => 500 * u64::from(any_ready),
                 Action::Tick => 140,
-                Action::TickOne => 10,
+                Action::TickOne => 10 * u64::from(!self.lease_reads),
                 Action::Propose => 80,
                 Action::Read => 50,
                 Action::Drop => 20 * f * d,

@@ -72,9 +72,9 @@ fn assert_caught(name: &str, hook: fn(&mut Config), max: u64, expected: &[&str])
     assert!(
         !by_expected.is_empty(),
         "{name}: caught, but never by {expected:?}; first:\n{}",
-        failure_report(&f[0], STEPS)
+        failure_report(&f[0])
     );
-    eprint!("{}", failure_report(by_expected[0], STEPS));
+    eprint!("{}", failure_report(by_expected[0]));
 }
 
 #[test]

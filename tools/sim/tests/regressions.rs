@@ -32,7 +32,7 @@ const SEEDS: [u64; 4] = [7107, 7142, 7257, 6074];
 fn seeds_that_found_core_bugs_now_pass() {
     for seed in SEEDS {
         let out = run_seed(Options::new(seed, 2_000));
-        assert!(out.passed(), "{}", failure_report(&out, 2_000));
+        assert!(out.passed(), "{}", failure_report(&out));
     }
 }
 
