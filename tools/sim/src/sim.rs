@@ -1198,7 +1198,7 @@ impl Sim {
         let ev = Event::Ready {
             id,
             term,
-            state: state_name(raw.raft.state).to_string(),
+            state: state_name(raw.raft.state),
             entries: range(&rd.entries),
             hard_state: rd.hard_state.map(|h| (h.term, h.vote, h.commit)),
             snapshot: rd.snapshot.as_ref().map(|s| snap_meta(s).index),
