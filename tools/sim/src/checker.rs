@@ -59,6 +59,7 @@ pub const ELECTION_SAFETY: &str = "election safety";
 pub const LEADER_APPEND_ONLY: &str = "leader append-only";
 pub const LOG_MATCHING: &str = "log matching";
 pub const LEADER_COMPLETENESS: &str = "leader completeness";
+pub const COMMITMENT_RULE: &str = "leader commits only entries of its term";
 pub const STATE_MACHINE_SAFETY: &str = "state machine safety";
 pub const DURABILITY: &str = "no committed or acknowledged state lost across crashes";
 pub const LINEARIZABLE_READS: &str = "linearizable read index";
@@ -103,6 +104,8 @@ struct LeaderWatch {
     checked_upto: u64,
     /// The leader's last entry when last seen: (index, term, hash).
     last: Option<(u64, u64, u64)>,
+    /// The leader's commit index when first seen leading this term.
+    commit_start: u64,
 }
 
 #[derive(Debug)]
@@ -175,18 +178,33 @@ impl Checker {
         }
     }
 
-    /// Checks a node that is leader at `term` now: its log only grew since
-    /// it was last seen (leader append-only), and it holds every entry known
-    /// committed at an earlier term (leader completeness).
-    pub fn check_leader(&mut self, id: u64, term: u64, log: &dyn LogView) -> Check {
+    /// Checks a node that is leader at `term` now, with commit index
+    /// `committed`: its log only grew since it was last seen (leader
+    /// append-only), it holds every entry known committed at an earlier
+    /// term (leader completeness), and it moved its commit index only to an
+    /// entry of its own term (Raft's commitment rule, §5.4.2: earlier
+    /// entries commit only along with one; counting replicas of an old
+    /// entry is how the paper's figure 8 loses it).
+    pub fn check_leader(&mut self, id: u64, term: u64, committed: u64, log: &dyn LogView) -> Check {
         let mut w = match self.leader_watch.get(&id) {
             Some(w) if w.term == term => *w,
             _ => LeaderWatch {
                 term,
                 checked_upto: self.base,
                 last: None,
+                commit_start: committed,
             },
         };
+        if committed != w.commit_start && log.term(committed) != Some(term) {
+            return Err(violation(
+                COMMITMENT_RULE,
+                format!(
+                    "leader {id} of term {term} moved its commit index from {} to {committed}, an entry of term {:?}",
+                    w.commit_start,
+                    log.term(committed)
+                ),
+            ));
+        }
         if let Some((idx, t, h)) = w.last {
             let now_last = log.last_index();
             if now_last < idx {
@@ -551,25 +569,42 @@ mod tests {
         let e = ent(3, 1, "a");
         c.observe_apply(1, 1, 2, 0, &e).unwrap();
         let good = VecLog(vec![(1, entry_hash(&e))]);
-        c.check_leader(2, 2, &good).unwrap();
+        c.check_leader(2, 2, 0, &good).unwrap();
         let bad = VecLog(vec![]);
         assert_eq!(
-            c.check_leader(3, 3, &bad).unwrap_err().invariant,
+            c.check_leader(3, 3, 0, &bad).unwrap_err().invariant,
             LEADER_COMPLETENESS
         );
         // A leader of the term the entry was observed in is not required
         // to hold it by this check (it may be a stale leader's peer).
-        c.check_leader(4, 1, &bad).unwrap();
+        c.check_leader(4, 1, 0, &bad).unwrap();
+    }
+
+    #[test]
+    fn a_leader_committing_an_older_terms_entry_breaks_the_commitment_rule() {
+        let mut c = Checker::new(2, 0);
+        // Entries 3 (term 1) and 4 (term 2); the leader of term 2 starts
+        // with commit 2.
+        let log = VecLog(vec![(1, 5), (2, 6)]);
+        c.check_leader(1, 2, 2, &log).unwrap();
+        assert_eq!(
+            c.check_leader(1, 2, 3, &log).unwrap_err().invariant,
+            COMMITMENT_RULE
+        );
+        let mut c = Checker::new(2, 0);
+        c.check_leader(1, 2, 2, &log).unwrap();
+        c.check_leader(1, 2, 4, &log).unwrap();
     }
 
     #[test]
     fn a_leader_losing_entries_breaks_append_only() {
         let mut c = Checker::new(2, 0);
-        c.check_leader(1, 2, &VecLog(vec![(2, 5), (2, 6)])).unwrap();
-        c.check_leader(1, 2, &VecLog(vec![(2, 5), (2, 6), (2, 7)]))
+        c.check_leader(1, 2, 0, &VecLog(vec![(2, 5), (2, 6)]))
+            .unwrap();
+        c.check_leader(1, 2, 0, &VecLog(vec![(2, 5), (2, 6), (2, 7)]))
             .unwrap();
         assert_eq!(
-            c.check_leader(1, 2, &VecLog(vec![(2, 5), (2, 6)]))
+            c.check_leader(1, 2, 0, &VecLog(vec![(2, 5), (2, 6)]))
                 .unwrap_err()
                 .invariant,
             LEADER_APPEND_ONLY

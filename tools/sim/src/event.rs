@@ -210,7 +210,7 @@ pub enum Event {
     Ready {
         id: u64,
         term: u64,
-        state: String,
+        state: &'static str,
         entries: Option<(u64, u64)>,
         hard_state: Option<(u64, u64, u64)>,
         snapshot: Option<u64>,

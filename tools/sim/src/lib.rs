@@ -154,19 +154,22 @@ pub fn run_seeds(
 }
 
 /// The command that replays a run exactly.
-pub fn replay_command(seed: u64, steps: u64) -> String {
-    if steps == DEFAULT_STEPS {
-        format!("cargo run --release -p corelog-sim -- --seed {seed}")
-    } else {
-        format!("cargo run --release -p corelog-sim -- --seed {seed} --steps {steps}")
+pub fn replay_command(seed: u64, steps: u64, lease_reads: bool) -> String {
+    let mut s = format!("cargo run --release -p corelog-sim -- --seed {seed}");
+    if steps != DEFAULT_STEPS {
+        s.push_str(&format!(" --steps {steps}"));
     }
+    if lease_reads {
+        s.push_str(" --lease-reads");
+    }
+    s
 }
 
 /// Steps per seed when none are given.
 pub const DEFAULT_STEPS: u64 = 2_000;
 
 /// A failing run's report: seed, invariant, last events, replay command.
-pub fn failure_report(out: &Outcome, steps: u64) -> String {
+pub fn failure_report(out: &Outcome) -> String {
     let Some(f) = &out.failure else {
         return format!("seed {}: passed", out.seed);
     };
@@ -179,7 +182,7 @@ pub fn failure_report(out: &Outcome, steps: u64) -> String {
         s.push_str(line);
         s.push('\n');
     }
-    s.push_str(&format!("  replay: {}\n", replay_command(out.seed, steps)));
+    s.push_str(&format!("  replay: {}\n", out.replay));
     s
 }
 

@@ -7,17 +7,20 @@
 //!
 //! `corelog-sim --seed N [--steps M]` replays one seed and prints its whole
 //! event log and the log's hash.
+//!
+//! Built with `--features sim-bugs`, both take `--bug NAME` to switch on one
+//! of the core's deliberate bugs (to replay a failure of tests/bugs.rs).
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use corelog_sim::{
-    DEFAULT_STEPS, Options, default_threads, failure_report, replay_command, run_seed, run_seeds,
-};
+use corelog_sim::{DEFAULT_STEPS, Options, default_threads, failure_report, run_seed, run_seeds};
 
 const USAGE: &str = "usage:
-  corelog-sim --seeds N [--steps M] [--seed-start S] [--threads T] [--quiet]
-  corelog-sim --seed N [--steps M]";
+  corelog-sim --seeds N [--steps M] [--seed-start S] [--threads T] [--quiet] [--lease-reads]
+  corelog-sim --seed N [--steps M] [--lease-reads]
+  (built with --features sim-bugs, both also take --bug NAME: vote_ignores_log,
+  commit_any_term, unsynced_vote, read_without_quorum)";
 
 struct Args {
     seed: Option<u64>,
@@ -27,6 +30,7 @@ struct Args {
     threads: usize,
     quiet: bool,
     bug: Option<fn(&mut corelog::raft::Config)>,
+    lease_reads: bool,
 }
 
 /// The deliberate bug named `name` (see corelog's `Bugs`), as a config hook.
@@ -55,6 +59,7 @@ fn parse() -> Result<Args, String> {
         threads: default_threads(),
         quiet: false,
         bug: None,
+        lease_reads: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -69,6 +74,7 @@ fn parse() -> Result<Args, String> {
             "--steps" => a.steps = value("--steps")?,
             "--threads" => a.threads = value("--threads")?.max(1) as usize,
             "--quiet" => a.quiet = true,
+            "--lease-reads" => a.lease_reads = true,
             "--bug" => {
                 let name = it.next().ok_or("--bug needs a name")?;
                 a.bug = Some(bug_hook(&name)?);
@@ -89,13 +95,19 @@ fn main() -> ExitCode {
         }
     };
     match args.seed {
-        Some(seed) => replay(seed, args.steps, args.bug),
+        Some(seed) => replay(seed, args.steps, args.bug, args.lease_reads),
         None => sweep(&args),
     }
 }
 
-fn replay(seed: u64, steps: u64, bug: Option<fn(&mut corelog::raft::Config)>) -> ExitCode {
+fn replay(
+    seed: u64,
+    steps: u64,
+    bug: Option<fn(&mut corelog::raft::Config)>,
+    lease_reads: bool,
+) -> ExitCode {
     let mut o = Options::new(seed, steps);
+    o.lease_reads = lease_reads;
     o.keep_all_events = true;
     o.config_hook = bug;
     let out = run_seed(o);
@@ -111,7 +123,7 @@ fn replay(seed: u64, steps: u64, bug: Option<fn(&mut corelog::raft::Config)>) ->
         println!("sim: 1 passed, 0 failed");
         ExitCode::SUCCESS
     } else {
-        print!("{}", failure_report(&out, steps));
+        print!("{}", failure_report(&out));
         println!("sim: 0 passed, 1 failed");
         ExitCode::FAILURE
     }
@@ -122,6 +134,7 @@ fn sweep(a: &Args) -> ExitCode {
     let mut last = Instant::now();
     let mut template = Options::new(0, a.steps);
     template.config_hook = a.bug;
+    template.lease_reads = a.lease_reads;
     eprintln!(
         "sim: seeds {}..{} ({} steps each) on {} threads",
         a.seed_start,
@@ -131,15 +144,24 @@ fn sweep(a: &Args) -> ExitCode {
     );
     let quiet = a.quiet;
     let total = a.seeds;
-    let steps = a.steps;
+    // The slowest recovery of a calm phase, in election timeouts: how close
+    // the sweep came to the liveness bound.
+    let mut slowest: (u64, u64, u64) = (0, 0, 0); // (seed, ticks, election tick)
     let result = run_seeds(
         a.seed_start,
         a.seeds,
         &template,
         a.threads,
         |done, failed, out| {
+            let (ticks, et) = (
+                out.stats.max_liveness_ticks,
+                out.params.election_tick as u64,
+            );
+            if ticks * slowest.2.max(1) > slowest.1 * et {
+                slowest = (out.seed, ticks, et);
+            }
             if !out.passed() {
-                eprint!("{}", failure_report(out, steps));
+                eprint!("{}", failure_report(out));
             } else if out.stats.wedged > 0 {
                 eprintln!(
                     "sim: seed {} wedged by a membership change (liveness unchecked from then on)",
@@ -159,12 +181,15 @@ fn sweep(a: &Args) -> ExitCode {
     );
     let secs = t0.elapsed().as_secs_f64();
     eprintln!("sim: {:.1}s; totals: {:?}", secs, result.stats);
+    eprintln!(
+        "sim: slowest recovery after healing: seed {}, {} ticks ({:.1} election timeouts; the bound is {})",
+        slowest.0,
+        slowest.1,
+        slowest.1 as f64 / slowest.2.max(1) as f64,
+        template.liveness_timeouts
+    );
     for f in &result.failures {
-        eprintln!(
-            "sim: failed seed {}: {}",
-            f.seed,
-            replay_command(f.seed, steps)
-        );
+        eprintln!("sim: failed seed {}: {}", f.seed, f.replay);
     }
     println!("sim: {} passed, {} failed", result.passed, result.failed);
     if result.failed == 0 {

@@ -7,7 +7,8 @@
 //! membership; compact a log; handle a node's Ready). After every step the
 //! checker's invariants are checked. Every few hundred steps, and at the
 //! end, the faults stop and the network heals (a calm phase): a leader must
-//! then be elected and a proposal committed within `liveness_ticks`.
+//! then be elected and a proposal committed within
+//! `Options::liveness_timeouts` election timeouts.
 //!
 //! Nothing here reads a clock, the environment or global randomness, and
 //! every collection iterated is ordered: the run is a pure function of the
@@ -57,6 +58,11 @@ pub struct Options {
     /// Calm phases must elect a leader and commit a proposal within this
     /// many ticks, in multiples of the election timeout.
     pub liveness_timeouts: u64,
+    /// Seeds that draw CheckQuorum answer reads from the leader lease
+    /// (ReadOnlyOption::LeaseBased), and clocks never drift. Off by default:
+    /// the core's leases are not safe (see the README), and a sweep with it
+    /// finds stale reads.
+    pub lease_reads: bool,
 }
 
 impl Options {
@@ -67,7 +73,13 @@ impl Options {
             keep_all_events: false,
             tail: 40,
             config_hook: None,
-            liveness_timeouts: 40,
+            // Elections succeed with some probability per timeout, so any
+            // bound is a trade: the slowest of 100,000 seeds took 39.4
+            // timeouts (seed 22798: without PreVote, a node with a stale
+            // log kept starting elections it could not win, and resetting
+            // the others' timers). A stuck cluster fails any bound.
+            liveness_timeouts: 100,
+            lease_reads: false,
         }
     }
 }
@@ -191,6 +203,8 @@ pub struct Outcome {
     pub stats: Stats,
     /// Every event, if `keep_all_events`.
     pub log: Option<Vec<String>>,
+    /// The command that replays this run (without any config hook).
+    pub replay: String,
 }
 
 impl Outcome {
@@ -267,6 +281,12 @@ pub struct Sim {
     /// Removed nodes still running, with the index of the change that
     /// removed them: they are retired once every member has committed it.
     leaving: Vec<(u64, u64)>,
+    /// What the last handled Ready did: (granted a vote, a leader appended
+    /// entries). Crashes are aimed at those moments (see
+    /// `maybe_crash_after_ready`).
+    last_ready: (bool, bool),
+    /// Lease-based reads (`Options::lease_reads` and CheckQuorum drawn).
+    lease_reads: bool,
     /// When the current partitions heal by themselves.
     heal_at: Option<u64>,
     /// A membership change wedged the cluster (see `calm`): liveness is no
@@ -327,6 +347,7 @@ impl Sim {
         let mut rng = Rng::new(opts.seed);
         let params = Params::draw(&mut rng);
         let log = EventLog::new(opts.tail, opts.keep_all_events);
+        let lease_reads = opts.lease_reads && params.check_quorum;
         Sim {
             opts,
             params,
@@ -347,6 +368,8 @@ impl Sim {
             leaving: Vec::new(),
             wedged: false,
             heal_at: None,
+            lease_reads,
+            last_ready: (false, false),
             marker_floor: None,
             marker_applied: false,
             stats: Stats::default(),
@@ -386,6 +409,7 @@ impl Sim {
             events: self.log.count(),
             event_hash: self.log.hash(),
             failure,
+            replay: crate::replay_command(self.opts.seed, self.opts.steps, self.opts.lease_reads),
             stats: self.stats.clone(),
             log: self.log.all.as_ref().map(|all| {
                 all.iter()
@@ -430,8 +454,12 @@ impl Sim {
         c.pre_vote = p.pre_vote;
         c.step_down_on_removal = p.step_down_on_removal;
         // Lease-based reads are only linearizable with bounded clock drift,
-        // and this simulator skews clocks freely (TickOne).
-        c.read_only_option = ReadOnlyOption::Safe;
+        // so seeds with them never skew clocks (TickOne).
+        c.read_only_option = if self.lease_reads {
+            ReadOnlyOption::LeaseBased
+        } else {
+            ReadOnlyOption::Safe
+        };
         c.random_seed = self.rng.fork_seed();
         if let Some(hook) = self.opts.config_hook {
             hook(&mut c);
@@ -539,7 +567,7 @@ impl Sim {
                 Action::Reorder => 60 * d,
                 Action::Ready => 500 * u64::from(any_ready),
                 Action::Tick => 140,
-                Action::TickOne => 10,
+                Action::TickOne => 10 * u64::from(!self.lease_reads),
                 Action::Propose => 80,
                 Action::Read => 50,
                 Action::Drop => 20 * f * d,
@@ -594,6 +622,7 @@ impl Sim {
                 for id in ids {
                     if id == first || self.rng.chance(1, 2) {
                         self.handle_ready(id)?;
+                        self.maybe_crash_after_ready(id)?;
                     }
                 }
                 Ok(())
@@ -1133,9 +1162,26 @@ impl Sim {
         Ok(())
     }
 
+    /// Crashes aimed at the moments where durability bugs show: right
+    /// after a node granted a vote (was it persisted?), and right after a
+    /// leader appended entries it has not replicated yet (the setting of the
+    /// Raft paper's figure 8, where committing by counting replicas loses
+    /// entries).
+    fn maybe_crash_after_ready(&mut self, id: u64) -> Check {
+        if self.params.fault_level == 0 || !self.nodes.get(&id).is_some_and(|n| n.is_up()) {
+            return Ok(());
+        }
+        let (voted, appended) = self.last_ready;
+        if (voted && self.rng.chance(1, 4)) || (appended && self.rng.chance(1, 24)) {
+            self.crash(id)?;
+        }
+        Ok(())
+    }
+
     /// Handles one Ready of node `id` under the contract: persist the
     /// snapshot, entries and hard state; send; apply; advance.
     fn handle_ready(&mut self, id: u64) -> Check {
+        self.last_ready = (false, false);
         let node = self.nodes.get_mut(&id).expect("exists");
         let Some(raw) = node.raw.as_mut() else {
             return Ok(());
@@ -1152,7 +1198,7 @@ impl Sim {
         let ev = Event::Ready {
             id,
             term,
-            state: state_name(raw.raft.state).to_string(),
+            state: state_name(raw.raft.state),
             entries: range(&rd.entries),
             hard_state: rd.hard_state.map(|h| (h.term, h.vote, h.commit)),
             snapshot: rd.snapshot.as_ref().map(|s| snap_meta(s).index),
@@ -1162,6 +1208,8 @@ impl Sim {
         self.log.push_detailed(self.step, ev, || {
             Some(corelog::raft::describe::describe_ready(&rd, None))
         });
+
+        self.last_ready.1 = raw.raft.state == StateType::Leader && !rd.entries.is_empty();
 
         // 1. Persist. The snapshot first: entries may follow it.
         if let Some(snap) = rd.snapshot.take() {
@@ -1202,6 +1250,7 @@ impl Sim {
                 node.last_ack = Some((m.term, m.index, et));
             } else if m.r#type == MessageType::MsgVoteResp as i32 {
                 node.last_vote = Some((m.term, m.to));
+                self.last_ready.0 = true;
             }
         }
 
@@ -1395,7 +1444,9 @@ impl Sim {
                 if self.checker.observe_leader(n.id, term)? {
                     self.stats.leaders += 1;
                 }
-                self.checker.check_leader(n.id, term, &RaftLogView(raw))?;
+                let committed = raw.raft.raft_log.committed;
+                self.checker
+                    .check_leader(n.id, term, committed, &RaftLogView(raw))?;
             }
         }
         Ok(())

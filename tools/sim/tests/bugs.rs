@@ -2,21 +2,37 @@
 //! (compiled in by the `sim-bugs` feature, switched on through the config
 //! hook) must be caught within a bounded number of seeds, by the invariant
 //! meant to catch it. If the simulator stops catching one, this fails.
+//!
+//! Catch rates measured when the bounds were set (seeds 0..N, 2,000 steps):
+//! vote_ignores_log about one seed in two, commit_any_term one in four,
+//! unsynced_vote one in six, read_without_quorum one in forty. A failure report's replay command
+//! needs the bug on: add `--features sim-bugs` before `--` and
+//! `--bug NAME` after it.
 
 use corelog::raft::Config;
 use corelog_sim::checker::{
-    DURABILITY, ELECTION_SAFETY, LEADER_COMPLETENESS, LINEARIZABLE_READS, LOG_MATCHING,
-    STATE_MACHINE_SAFETY,
+    COMMITMENT_RULE, DURABILITY, ELECTION_SAFETY, LEADER_COMPLETENESS, LINEARIZABLE_READS,
+    LOG_MATCHING, STATE_MACHINE_SAFETY,
 };
 use corelog_sim::{Options, Outcome, default_threads, failure_report, run_seeds};
 
 const STEPS: u64 = 2_000;
 
-/// Runs seeds 0..max with the bug on; returns the failing runs.
+/// Runs seeds 0..max with the bug on; returns the failing runs. A release
+/// build runs them all (the count is the catch rate it prints); a debug
+/// build, ten times slower, stops after the first chunk that fails.
 fn failures(hook: fn(&mut Config), max: u64) -> Vec<Outcome> {
     let mut template = Options::new(0, STEPS);
     template.config_hook = Some(hook);
-    run_seeds(0, max, &template, default_threads(), |_, _, _| {}).failures
+    let chunk = if cfg!(debug_assertions) { 25 } else { max };
+    let mut found = Vec::new();
+    let mut start = 0;
+    while start < max && found.is_empty() {
+        let n = chunk.min(max - start);
+        found = run_seeds(start, n, &template, default_threads(), |_, _, _| {}).failures;
+        start += n;
+    }
+    found
 }
 
 /// Asserts the bug was caught, and by one of `expected`; prints the first
@@ -49,16 +65,16 @@ fn assert_caught(name: &str, hook: fn(&mut Config), max: u64, expected: &[&str])
         })
         .collect();
     eprintln!(
-        "{name}: caught by {} of {max} seeds: {}",
+        "{name}: caught by {} seeds (of at most {max} run): {}",
         f.len(),
         seeds.join(", ")
     );
     assert!(
         !by_expected.is_empty(),
         "{name}: caught, but never by {expected:?}; first:\n{}",
-        failure_report(&f[0], STEPS)
+        failure_report(&f[0])
     );
-    eprint!("{}", failure_report(by_expected[0], STEPS));
+    eprint!("{}", failure_report(by_expected[0]));
 }
 
 #[test]
@@ -71,13 +87,19 @@ fn granting_votes_without_comparing_logs_is_caught() {
     );
 }
 
+/// Caught by the commitment rule as soon as a leader commits an older
+/// term's entry by counting replicas. The data loss that follows (the Raft
+/// paper's figure 8: the entry overwritten by a later leader) takes a
+/// whole chain of faults and is reached rarely (a variant of the simulator
+/// with heavier leader crashes saw it in 3 of 20,000 seeds, as `leader
+/// completeness`), so those invariants are accepted too.
 #[test]
 fn committing_an_earlier_terms_entry_by_counting_replicas_is_caught() {
     assert_caught(
         "commit_any_term",
         |c| c.bugs.commit_any_term = true,
-        400,
-        &[LEADER_COMPLETENESS, STATE_MACHINE_SAFETY, DURABILITY],
+        200,
+        &[COMMITMENT_RULE, LEADER_COMPLETENESS, STATE_MACHINE_SAFETY],
     );
 }
 
@@ -96,7 +118,7 @@ fn answering_reads_without_confirming_leadership_is_caught() {
     assert_caught(
         "read_without_quorum",
         |c| c.bugs.read_without_quorum = true,
-        200,
+        400,
         &[LINEARIZABLE_READS],
     );
 }

@@ -19,7 +19,7 @@ fn ci_sweep_finds_no_violation() {
     let template = Options::new(0, STEPS);
     let sweep = run_seeds(100_000, seeds, &template, default_threads(), |_, _, _| {});
     for f in &sweep.failures {
-        eprint!("{}", failure_report(f, STEPS));
+        eprint!("{}", failure_report(f));
     }
     eprintln!("sim: totals {:?}", sweep.stats);
     println!("sim: {} passed, {} failed", sweep.passed, sweep.failed);
