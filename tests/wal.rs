@@ -633,3 +633,50 @@ fn a_flush_torn_in_its_second_segment_keeps_the_first_segments_part() {
         assert_eq!(e.data, format!("{:>1000}", e.index).as_bytes());
     }
 }
+
+#[test]
+fn appends_go_on_while_a_flush_is_in_flight() {
+    use std::future::Future;
+    let d = tempfile::tempdir().unwrap();
+    let mut o = opts();
+    // Nothing stays cached once durable: reads of flushed entries go to
+    // the maps, and entries not yet on disk must never be evicted.
+    o.cache_bytes = 0;
+    let mut w = Wal::open(d.path(), o.clone()).unwrap();
+    let t1 = w.append_entries(1, &run(1, 20, 1, "first")).unwrap();
+    let n1 = w.start_flush().unwrap().expect("records were pending");
+    assert_eq!(n1, t1.0);
+    // While it is in flight: more appends, a rewrite, reads of everything.
+    let t2 = w.append_entries(1, &run(15, 30, 2, "second")).unwrap();
+    let _ = w.append_entries(2, &run(1, 5, 2, "other")).unwrap();
+    assert_eq!(t2.0, n1 + 1, "new appends go to the next flush");
+    let mut want = run(1, 15, 1, "first");
+    want.extend(run(15, 30, 2, "second"));
+    assert_eq!(all(&w, 1), want);
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut f1 = Box::pin(w.durable(t1));
+    let mut f2 = Box::pin(w.durable(t2));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while w.poll_flush().unwrap() < n1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "flush never completed"
+        );
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    assert!(matches!(f1.as_mut().poll(&mut cx), Poll::Ready(Ok(()))));
+    assert!(f2.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(all(&w, 1), want, "after the first flush, from the maps");
+    assert_eq!(w.flush().unwrap(), t2.0);
+    assert!(matches!(f2.as_mut().poll(&mut cx), Poll::Ready(Ok(()))));
+    assert_eq!(all(&w, 1), want);
+    // A flush left in flight completes when the WAL is dropped.
+    let _ = w.append_entries(2, &run(5, 9, 3, "last")).unwrap();
+    w.start_flush().unwrap();
+    drop(w);
+    let w = Wal::open(d.path(), o).unwrap();
+    assert_eq!(all(&w, 1), want);
+    let mut other = run(1, 5, 2, "other");
+    other.extend(run(5, 9, 3, "last"));
+    assert_eq!(all(&w, 2), other);
+}

@@ -246,6 +246,8 @@ pub struct Wal {
     /// Insertion order of cached entries, for eviction oldest-first.
     cache_order: VecDeque<(u64, u64)>,
     report: RecoveryReport,
+    /// The buffers of the flush in flight, kept until it is over.
+    inflight: Vec<Part>,
     /// The next segment, being created ahead of need (`prepare_next`).
     preparing: Option<(u64, JoinHandle<Result<std::fs::File>>)>,
     /// Deleted segments kept for reuse (at most `RECYCLE_MAX`).
@@ -260,9 +262,17 @@ const RECYCLE_MAX: usize = 2;
 const END_MARKER: usize = RECORD_HEADER_SIZE;
 
 impl Drop for Wal {
-    /// Waits for a segment being prepared, so that a reopen of the same
-    /// directory never races with a creation still in progress.
+    /// Waits for the flush in flight (its buffers must outlive the kernel's
+    /// use of them; it completes, durable, as any flush) and for a segment
+    /// being prepared, so that a reopen of the same directory never races
+    /// with a creation still in progress.
     fn drop(&mut self) {
+        // The kernel may still be reading the in-flight buffers.
+        if !self.inflight.is_empty()
+            && let Some(w) = self.writer.as_mut()
+        {
+            let _ = w.poll(true);
+        }
         if let Some((_, h)) = self.preparing.take() {
             let _ = h.join();
         }
@@ -311,6 +321,7 @@ impl Wal {
             cache_used: 0,
             cache_order: VecDeque::new(),
             report: rec.report,
+            inflight: Vec::new(),
             preparing: None,
             free: rec.free,
         };
@@ -635,7 +646,7 @@ impl Wal {
                 });
                 pos += (ENTRY_FIXED + e.data.len()) as u64;
                 // The cache keeps the caller's `Bytes`: a refcount, no copy.
-                g.cache.push_back(e.clone());
+                g.cache.push_back((e.clone(), self.next_flush));
                 self.cache_used += cache_cost(e);
                 self.cache_order.push_back((group, e.index));
             }
@@ -728,13 +739,28 @@ impl Wal {
     }
 
     /// Writes every pending record in one io_uring submission (writes and
-    /// fdatasync, linked) and completes every ticket of this flush. Returns
-    /// the number of the last completed flush. On failure the WAL is
-    /// poisoned: reopen it to recover what reached the disk.
+    /// fdatasync, linked), waits for it, and completes every ticket of this
+    /// flush (a flush already in flight is waited for first). Returns the
+    /// number of the last completed flush. On failure the WAL is poisoned:
+    /// reopen it to recover what reached the disk.
     pub fn flush(&mut self) -> Result<u64> {
-        self.check_writable()?;
+        self.wait_flush()?;
+        if self.start_flush()?.is_some() {
+            self.wait_flush()?;
+        }
+        Ok(self.durable_flush)
+    }
+
+    /// Starts a flush of every pending record without waiting for it, so
+    /// that the shard can go on (appends go to the next flush) while the
+    /// fdatasync runs; `poll_flush` or `wait_flush` completes it. Only one
+    /// flush is ever in flight (recovery relies on it): one already in
+    /// flight is waited for first. Returns the number of the flush started,
+    /// `None` if nothing was pending.
+    pub fn start_flush(&mut self) -> Result<Option<u64>> {
+        self.wait_flush()?;
         if self.parts.is_empty() {
-            return Ok(self.durable_flush);
+            return Ok(None);
         }
         for p in &mut self.parts {
             let body = p.buf.len() - BATCH_RECORD_SIZE;
@@ -749,49 +775,92 @@ impl Wal {
             // recycled (beyond it lie stale bytes of its previous life).
             p.buf.extend_from_slice(&[0u8; END_MARKER]);
         }
-        let result = {
-            let segments = &self.segments;
-            let ops: Vec<WriteOp<'_>> = self
-                .parts
-                .iter()
-                .map(|p| {
-                    let Some(s) = segments.get(&p.seq) else {
-                        // gc flushes before it deletes anything.
-                        panic!(
-                            "wal: pending records for segment {} which is not open",
-                            p.seq
-                        );
-                    };
-                    WriteOp {
-                        fd: s.file.as_raw_fd(),
-                        buf: &p.buf,
-                        offset: p.offset,
-                        path: &s.path,
-                    }
-                })
-                .collect();
-            match self.writer.as_mut() {
-                Some(w) => w.write_and_sync(&ops),
-                None => Err(Error::ReadOnly),
-            }
-        };
-        if let Err(e) = result {
-            self.poisoned = Some(e.to_string());
-            self.signal.fail();
-            return Err(e);
-        }
-        let done = self.next_flush;
-        self.next_flush += 1;
-        self.durable_flush = done;
+        let ops: Vec<WriteOp> = self
+            .parts
+            .iter()
+            .map(|p| {
+                let Some(s) = self.segments.get(&p.seq) else {
+                    // gc flushes before it deletes anything.
+                    panic!(
+                        "wal: pending records for segment {} which is not open",
+                        p.seq
+                    );
+                };
+                WriteOp {
+                    fd: s.file.as_raw_fd(),
+                    ptr: p.buf.as_ptr(),
+                    len: p.buf.len(),
+                    offset: p.offset,
+                    path: s.path.clone(),
+                }
+            })
+            .collect();
+        // The buffers move into `inflight` (their heap memory does not
+        // move) and stay there until the flush is over.
+        std::mem::swap(&mut self.parts, &mut self.inflight);
         self.pending_bytes = 0;
-        for p in self.parts.drain(..) {
-            if self.spare.len() < 4 {
-                self.spare.push(p.buf);
+        let n = self.next_flush;
+        self.next_flush += 1;
+        let submitted = match self.writer.as_mut() {
+            // SAFETY: `inflight` keeps the buffers until `poll` reports the
+            // flush over (or failed); `Drop` waits for it too.
+            Some(w) => unsafe { w.submit(ops) },
+            None => Err(Error::ReadOnly),
+        };
+        if let Err(e) = submitted {
+            return Err(self.poison(e));
+        }
+        Ok(Some(n))
+    }
+
+    /// Completes the flush in flight if the disk is done with it, without
+    /// blocking. Returns the number of the last completed flush.
+    pub fn poll_flush(&mut self) -> Result<u64> {
+        self.reap(false)
+    }
+
+    /// Waits for the flush in flight, if any. Returns the number of the
+    /// last completed flush.
+    pub fn wait_flush(&mut self) -> Result<u64> {
+        self.reap(true)
+    }
+
+    fn reap(&mut self, wait: bool) -> Result<u64> {
+        self.check_writable()?;
+        if self.inflight.is_empty() {
+            return Ok(self.durable_flush);
+        }
+        let done = match self.writer.as_mut() {
+            Some(w) => w.poll(wait),
+            None => Err(Error::ReadOnly),
+        };
+        match done {
+            Ok(true) => {
+                // The flush in flight is always the one before `next_flush`.
+                let n = self.next_flush - 1;
+                self.durable_flush = n;
+                for p in self.inflight.drain(..) {
+                    if self.spare.len() < 4 {
+                        self.spare.push(p.buf);
+                    }
+                }
+                self.signal.complete(n);
+                self.evict();
+                Ok(n)
+            }
+            Ok(false) => Ok(self.durable_flush),
+            Err(e) => {
+                self.inflight.clear();
+                Err(self.poison(e))
             }
         }
-        self.signal.complete(done);
-        self.evict();
-        Ok(done)
+    }
+
+    /// Marks the WAL failed and tells every waiter.
+    fn poison(&mut self, e: Error) -> Error {
+        self.poisoned = Some(e.to_string());
+        self.signal.fail();
+        e
     }
 
     /// Evicts cached entries, oldest first, down to the budget. Only called
@@ -802,12 +871,22 @@ impl Wal {
             let Some((gid, index)) = self.cache_order.pop_front() else {
                 break;
             };
-            if let Some(g) = self.groups.get_mut(&gid)
-                && !g.cache.is_empty()
-                && g.cache_first() <= index
-                && let Some(e) = g.cache.pop_front()
-            {
-                self.cache_used -= cache_cost(&e);
+            let Some(g) = self.groups.get_mut(&gid) else {
+                continue;
+            };
+            match g.cache.front() {
+                Some((_, flush)) if *flush > self.durable_flush => {
+                    // Not on disk yet (a flush in flight or pending): stop
+                    // here, the next completed flush resumes.
+                    self.cache_order.push_front((gid, index));
+                    break;
+                }
+                Some(_) if g.cache_first() <= index => {
+                    if let Some((e, _)) = g.cache.pop_front() {
+                        self.cache_used -= cache_cost(&e);
+                    }
+                }
+                _ => {}
             }
         }
     }
@@ -995,7 +1074,7 @@ impl Wal {
         let cache_first = g.cache_first();
         for index in lo..hi {
             let e = if index >= cache_first {
-                g.cache[(index - cache_first) as usize].clone()
+                g.cache[(index - cache_first) as usize].0.clone()
             } else {
                 self.read_entry(group, g, index)?
             };
