@@ -167,8 +167,9 @@ impl Writer {
                 return Ok(true);
             }
             if self.outstanding > 0 && wait {
+                // The chain completes as a whole: wait for all of it at once.
                 self.ring
-                    .submit_and_wait(1)
+                    .submit_and_wait(self.outstanding as usize)
                     .map_err(|e| Error::io("io_uring wait", &self.ops[0].path, e))?;
             }
             let mut failure = None;
