@@ -439,6 +439,7 @@ fn a_failed_write_surfaces_and_leaves_the_wal_recoverable() {
     w.inject_fault(Fault {
         land_bytes: 40,
         errno: libc::ENOSPC,
+        scatter: None,
     });
     match w.flush() {
         Err(Error::Io { source, .. }) => assert_eq!(source.raw_os_error(), Some(libc::ENOSPC)),
@@ -619,6 +620,7 @@ fn a_flush_torn_in_its_second_segment_keeps_the_first_segments_part() {
     w.inject_fault(Fault {
         land_bytes: parts[0] + parts[1] / 2,
         errno: libc::EIO,
+        scatter: None,
     });
     assert!(w.flush().is_err());
     drop(w);
@@ -679,4 +681,76 @@ fn appends_go_on_while_a_flush_is_in_flight() {
     let mut other = run(1, 5, 2, "other");
     other.extend(run(5, 9, 3, "last"));
     assert_eq!(all(&w, 2), other);
+}
+
+/// The entries of every group, for comparing whole WAL states.
+fn state(w: &Wal) -> std::collections::BTreeMap<u64, Vec<Entry>> {
+    w.group_ids().map(|g| (g, all(w, g))).collect()
+}
+
+#[test]
+fn flushes_torn_in_scattered_sectors_are_dropped_whole_never_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut rnd = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let mut durable = std::collections::BTreeMap::new();
+    let mut torn_seen = 0;
+    for it in 0..120 {
+        let mut w = Wal::open(d.path(), opts()).unwrap_or_else(|e| panic!("iteration {it}: {e}"));
+        let now = state(&w);
+        if now != durable {
+            panic!("iteration {it}: recovered state is not the last durable one");
+        }
+        for round in 0..=rnd(3) {
+            for _ in 0..=rnd(4) {
+                let g = rnd(4);
+                let last = w.last_index(g);
+                let from = (last + 1).saturating_sub(rnd(3)).max(w.first_index(g));
+                let n = 1 + rnd(3);
+                let es: Vec<Entry> = (from..from + n)
+                    .map(|i| Entry {
+                        term: it + 1,
+                        index: i,
+                        r#type: 0,
+                        data: Bytes::from(
+                            (0..rnd(700))
+                                .map(|k| (k as u8) ^ (i as u8) ^ 0x5c)
+                                .collect::<Vec<u8>>(),
+                        ),
+                    })
+                    .collect();
+                let _ = w.append_entries(g, &es).unwrap();
+            }
+            let last_round = round > 0 && rnd(2) == 0;
+            if last_round && w.pending_parts().len() == 1 {
+                let whole = state(&w);
+                w.inject_fault(Fault {
+                    land_bytes: 0,
+                    errno: libc::EIO,
+                    scatter: Some(rnd(u64::MAX) | 1),
+                });
+                assert!(w.flush().is_err());
+                drop(w);
+                let w = Wal::open(d.path(), opts())
+                    .unwrap_or_else(|e| panic!("iteration {it}: torn flush refused: {e}"));
+                torn_seen += (w.recovery_report().torn_bytes > 0) as u32;
+                let got = state(&w);
+                assert!(
+                    got == durable || got == whole,
+                    "iteration {it}: a torn flush came back in part"
+                );
+                durable = got;
+                break;
+            }
+            w.flush().unwrap();
+            durable = state(&w);
+        }
+    }
+    eprintln!("{torn_seen} torn tails recovered");
+    assert!(torn_seen > 10, "only {torn_seen} torn tails exercised");
 }

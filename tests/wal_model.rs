@@ -221,7 +221,7 @@ proptest! {
                     let [first] = parts[..] else {
                         continue;
                     };
-                    w.inject_fault(Fault { land_bytes: first * frac / 256, errno: libc::EIO });
+                    w.inject_fault(Fault { land_bytes: first * frac / 256, errno: libc::EIO, scatter: None });
                     prop_assert!(w.flush().is_err());
                     drop(w);
                     w = Wal::open(d.path(), opts()).unwrap();

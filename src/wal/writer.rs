@@ -40,11 +40,15 @@ pub struct WriteOp {
 
 /// A failure to inject into the next flush (tests and crash experiments):
 /// the first `land_bytes` bytes of the flush reach the file, then the flush
-/// fails with `errno` (ENOSPC imitates a full disk, EIO a dying one).
+/// fails with `errno` (ENOSPC imitates a full disk, EIO a dying one). With
+/// `scatter`, instead, a pseudo-random subset (seeded) of the 512-byte
+/// sectors of the flush's first segment part lands, in no particular order,
+/// as a power cut can leave the writeback of an unsynced flush.
 #[derive(Debug, Clone, Copy)]
 pub struct Fault {
     pub land_bytes: usize,
     pub errno: i32,
+    pub scatter: Option<u64>,
 }
 
 /// Owns the ring and the one flush in flight. Reused for every flush.
@@ -224,8 +228,42 @@ impl Writer {
         }
     }
 
-    /// Lands a prefix of the flush with plain pwrite, then fails.
+    /// Lands a prefix (or scattered sectors) of the flush with plain
+    /// pwrite, then fails.
     fn fail_with(ops: &[WriteOp], f: Fault) -> Result<()> {
+        if let (Some(seed), Some(op)) = (f.scatter, ops.first()) {
+            let mut x = seed | 1;
+            let end = op.offset + op.len as u64;
+            let mut sector = op.offset & !511;
+            while sector < end {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let from = sector.max(op.offset);
+                let to = (sector + 512).min(end);
+                if x & 1 == 1 {
+                    let at = (from - op.offset) as usize;
+                    // SAFETY: `op.ptr[at..at + len]` lies within the op.
+                    let r = unsafe {
+                        libc::pwrite(
+                            op.fd,
+                            op.ptr.add(at).cast(),
+                            (to - from) as usize,
+                            from as libc::off_t,
+                        )
+                    };
+                    if r < 0 {
+                        return Err(Error::io("write", &op.path, io::Error::last_os_error()));
+                    }
+                }
+                sector += 512;
+            }
+            return Err(Error::io(
+                "write",
+                &op.path,
+                io::Error::from_raw_os_error(f.errno),
+            ));
+        }
         let mut left = f.land_bytes;
         for op in ops {
             let n = left.min(op.len);
