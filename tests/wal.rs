@@ -754,3 +754,34 @@ fn flushes_torn_in_scattered_sectors_are_dropped_whole_never_refused() {
     eprintln!("{torn_seen} torn tails recovered");
     assert!(torn_seen > 10, "only {torn_seen} torn tails exercised");
 }
+
+#[test]
+fn an_eventfd_signals_the_completion_of_a_flush_in_flight() {
+    let d = tempfile::tempdir().unwrap();
+    let mut w = Wal::open(d.path(), opts()).unwrap();
+    // SAFETY: plain syscalls on a descriptor this test owns.
+    let efd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    assert!(efd >= 0);
+    w.register_eventfd(efd).unwrap();
+    let t = w.append_entries(1, &run(1, 4, 1, "ev")).unwrap();
+    let n = w.start_flush().unwrap().unwrap();
+    let mut done = w.durable_flush();
+    while done < n {
+        let mut pfd = libc::pollfd {
+            fd: efd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let r = unsafe { libc::poll(&mut pfd, 1, 20_000) };
+        assert_eq!(r, 1, "the eventfd never fired");
+        let mut v = 0u64;
+        // SAFETY: reading the 8-byte counter of our eventfd.
+        unsafe { libc::read(efd, (&mut v as *mut u64).cast(), 8) };
+        done = w.poll_flush().unwrap();
+    }
+    assert_eq!(done, t.0);
+    drop(w);
+    // SAFETY: closing our own descriptor after the WAL is gone.
+    unsafe { libc::close(efd) };
+}

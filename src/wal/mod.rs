@@ -25,7 +25,7 @@ mod writer;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -811,6 +811,18 @@ impl Wal {
             return Err(self.poison(e));
         }
         Ok(Some(n))
+    }
+
+    /// Makes the ring signal `eventfd` (from `eventfd(2)`) when a flush's
+    /// completions arrive: the shard's executor waits on it and then calls
+    /// `poll_flush`, instead of polling in a loop.
+    pub fn register_eventfd(&self, eventfd: RawFd) -> Result<()> {
+        match self.writer.as_ref() {
+            Some(w) => w
+                .register_eventfd(eventfd)
+                .map_err(|e| Error::io("io_uring register eventfd", &self.dir, e)),
+            None => Err(Error::ReadOnly),
+        }
     }
 
     /// Completes the flush in flight if the disk is done with it, without

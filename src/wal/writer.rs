@@ -82,6 +82,12 @@ impl Writer {
         self.fault = Some(f);
     }
 
+    /// Has the kernel signal `eventfd` whenever a completion is posted, so
+    /// that an executor can sleep on it instead of polling.
+    pub fn register_eventfd(&self, eventfd: RawFd) -> io::Result<()> {
+        self.ring.submitter().register_eventfd(eventfd)
+    }
+
     /// Whether a flush is in flight.
     pub fn busy(&self) -> bool {
         !self.ops.is_empty()
