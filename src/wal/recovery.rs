@@ -429,7 +429,9 @@ fn torn_tail(
 ) -> std::result::Result<Torn, (usize, String)> {
     let m = &seg.map[..];
     let size = seg.size as usize;
-    let window_end = size.min(pos + BATCH_RECORD_SIZE + MAX_BATCH_BYTES);
+    // Room for the torn batch at its largest and the whole next batch
+    // header right after it.
+    let window_end = size.min(pos + BATCH_RECORD_SIZE + MAX_BATCH_BYTES + BATCH_RECORD_SIZE);
     // The flush after a completed one would carry the next sequence number
     // and start right after it, so within the window. (Beyond the window a
     // recycled segment may hold stale bytes, so nothing is concluded there.)
