@@ -587,16 +587,20 @@ impl Wal {
                 });
             }
         }
-        let g = self.groups.entry(group).or_default();
-        let last = g.last_index();
-        if first <= g.compacted.0 || first > last + 1 || first == 0 {
+        let (last, compacted) = self
+            .groups
+            .get(&group)
+            .map_or((0, 0), |g| (g.last_index(), g.compacted.0));
+        if first <= compacted || first > last + 1 {
+            // Refused before anything changes (not even the group's entry).
             return Err(Error::NotContiguous {
                 group,
                 first,
                 last,
-                compacted: g.compacted.0,
+                compacted,
             });
         }
+        let g = self.groups.entry(group).or_default();
         let freed = g.truncate_from(first);
         if g.locs.is_empty() {
             g.first = first;
