@@ -81,11 +81,6 @@ impl GroupState {
         self.hs_seg.min(self.snap_seg).min(self.compact_seg)
     }
 
-    /// Oldest segment holding a live entry of this group.
-    pub fn oldest_entry_seg(&self) -> u64 {
-        self.locs.front().map_or(NO_SEG, |l| l.seg)
-    }
-
     /// Drops every entry at `index` and above; returns the cached bytes
     /// dropped. The caller has checked `index` against the log's bounds.
     pub fn truncate_from(&mut self, index: u64) -> u64 {

@@ -71,6 +71,9 @@ pub struct Options {
     pub max_flush_bytes: usize,
     /// Budget of the cache of recent entries (data bytes + 64 per entry).
     pub cache_bytes: u64,
+    /// At most this many bytes of live entries are copied forward per `gc`
+    /// to free old segments that only a few entries hold (0: never).
+    pub relocate_bytes: u64,
     /// Open for reading only: nothing is written, created or deleted (a
     /// torn tail is reported but not zeroed).
     pub read_only: bool,
@@ -88,6 +91,7 @@ impl Options {
             segment_size: 64 << 20,
             max_flush_bytes: 4 << 20,
             cache_bytes: 64 << 20,
+            relocate_bytes: 16 << 20,
             read_only: false,
             adopt_identity: false,
         }
@@ -248,10 +252,25 @@ pub struct Wal {
     report: RecoveryReport,
     /// The buffers of the flush in flight, kept until it is over.
     inflight: Vec<Part>,
+    /// Live entries (of all groups) per segment: what GC may not delete.
+    /// Kept per run of entries, not per entry, on the append path.
+    live: BTreeMap<u64, u64>,
     /// The next segment, being created ahead of need (`prepare_next`).
     preparing: Option<(u64, JoinHandle<Result<std::fs::File>>)>,
     /// Deleted segments kept for reuse (at most `RECYCLE_MAX`).
     free: Vec<PathBuf>,
+}
+
+/// Takes the live entries `locs` off the per-segment counts.
+fn unlive<'a>(live: &mut BTreeMap<u64, u64>, locs: impl Iterator<Item = &'a Loc>) {
+    for l in locs {
+        if let Some(c) = live.get_mut(&l.seg) {
+            *c -= 1;
+            if *c == 0 {
+                live.remove(&l.seg);
+            }
+        }
+    }
 }
 
 /// Deleted segments kept for recycling: enough for the next roll or two.
@@ -322,9 +341,15 @@ impl Wal {
             cache_order: VecDeque::new(),
             report: rec.report,
             inflight: Vec::new(),
+            live: BTreeMap::new(),
             preparing: None,
             free: rec.free,
         };
+        for g in wal.groups.values() {
+            for l in &g.locs {
+                *wal.live.entry(l.seg).or_default() += 1;
+            }
+        }
         if active == 0 && !wal.opts.read_only {
             wal.roll()?;
         } else {
@@ -601,12 +626,28 @@ impl Wal {
             });
         }
         let g = self.groups.entry(group).or_default();
+        let keep = first.saturating_sub(g.first) as usize;
+        unlive(&mut self.live, g.locs.range(keep.min(g.locs.len())..));
         let freed = g.truncate_from(first);
         if g.locs.is_empty() {
             g.first = first;
         }
         self.cache_used -= freed;
 
+        self.encode_runs(group, entries, false)?;
+        Ok(Ticket(self.next_flush))
+    }
+
+    /// Frames `entries` into as many records as needed (`Entries`, or
+    /// `Relocate` for entries already in the log that move forward) and
+    /// indexes them: appended entries are pushed (and cached), relocated
+    /// ones only change place.
+    fn encode_runs(&mut self, group: u64, entries: &[Entry], relocate: bool) -> Result<()> {
+        let ty = if relocate {
+            RecordType::Relocate
+        } else {
+            RecordType::Entries
+        };
         let max_rec = self.max_record();
         let mut i = 0;
         while i < entries.len() {
@@ -614,7 +655,9 @@ impl Wal {
             // rolling, so that a long append does not waste a segment tail.
             let room = self.room();
             let first_len = ENTRY_FIXED + entries[i].data.len();
-            let cap = if RECORD_HEADER_SIZE + ENTRIES_FIXED + first_len <= room {
+            // A relocation is never split to fill a segment's tail: one
+            // record (the caller checked it fits) moves a whole log at once.
+            let cap = if !relocate && RECORD_HEADER_SIZE + ENTRIES_FIXED + first_len <= room {
                 room
             } else {
                 max_rec
@@ -628,7 +671,7 @@ impl Wal {
             let (seq, at) = self.reserve(len)?;
             let part_offset = self.parts.last().map_or(0, |p| p.offset);
             let buf = self.tail_buf();
-            let start = format::begin_record(buf, RecordType::Entries);
+            let start = format::begin_record(buf, ty);
             buf.put_u64_le(group);
             buf.put_u64_le(entries[i].index);
             buf.put_u32_le((j - i) as u32);
@@ -643,20 +686,36 @@ impl Wal {
             let g = self.groups.entry(group).or_default();
             let mut pos = at + (RECORD_HEADER_SIZE + ENTRIES_FIXED) as u64;
             for e in &entries[i..j] {
-                g.locs.push_back(Loc {
+                let loc = Loc {
                     term: e.term,
                     seg: seq,
                     at: pos as u32,
-                });
+                };
                 pos += (ENTRY_FIXED + e.data.len()) as u64;
+                if relocate {
+                    let k = e.index.checked_sub(g.first).map(|k| k as usize);
+                    match k.and_then(|k| g.locs.get_mut(k)) {
+                        Some(l) if l.term == e.term => {
+                            unlive(&mut self.live, std::iter::once(&*l));
+                            *l = loc;
+                        }
+                        _ => panic!(
+                            "wal: relocating entry {} of group {group} not in its log",
+                            e.index
+                        ),
+                    }
+                    continue;
+                }
+                g.locs.push_back(loc);
                 // The cache keeps the caller's `Bytes`: a refcount, no copy.
                 g.cache.push_back((e.clone(), self.next_flush));
                 self.cache_used += cache_cost(e);
                 self.cache_order.push_back((group, e.index));
             }
+            *self.live.entry(seq).or_default() += (j - i) as u64;
             i = j;
         }
-        Ok(Ticket(self.next_flush))
+        Ok(())
     }
 
     /// Queues `hs` as `group`'s hard state.
@@ -725,6 +784,8 @@ impl Wal {
         }
         self.write_compact(group, index, term)?;
         let g = self.groups.entry(group).or_default();
+        let gone = (index + 1).saturating_sub(g.first).min(g.locs.len() as u64) as usize;
+        unlive(&mut self.live, g.locs.range(..gone));
         let freed = g.compact(index, term);
         self.cache_used -= freed;
         Ok(Ticket(self.next_flush))
@@ -917,11 +978,14 @@ impl Wal {
         // Pending records go out first, so that the picture of which
         // segment holds what is the durable one.
         self.flush()?;
+        if self.opts.relocate_bytes > 0 {
+            self.relocate_stragglers()?;
+        }
         let keep_from = self
-            .groups
-            .values()
-            .map(|g| g.oldest_entry_seg())
-            .min()
+            .live
+            .keys()
+            .next()
+            .copied()
             .unwrap_or(NO_SEG)
             .min(self.active);
         let Some(&oldest) = self.segments.keys().next() else {
@@ -979,6 +1043,69 @@ impl Wal {
             segment::fsync_dir(&self.dir)?;
         }
         Ok(doomed.len())
+    }
+
+    /// Frees old segments held by few entries (as raft-engine rewrites a
+    /// few groups' entries): for the oldest segments in turn, the groups
+    /// with a live entry in them have their whole log copied forward into
+    /// `Relocate` records, if all those logs fit in what is left of
+    /// `relocate_bytes`. Stops at the first segment that would cost more: a
+    /// group that keeps much data pins its segments, as it should.
+    ///
+    /// Always the whole log of a group: every `Relocate` run then starts at
+    /// the group's first entry, so that at recovery it meets (overlaps or
+    /// directly precedes) whatever of the log survives in older segments.
+    fn relocate_stragglers(&mut self) -> Result<()> {
+        let mut budget = self.opts.relocate_bytes;
+        let oldest = self.segments.keys().next().copied().unwrap_or(self.active);
+        for target in oldest + 1..self.active {
+            let mut movers: Vec<u64> = Vec::new();
+            let mut total = 0u64;
+            let mut one_record = true;
+            for (gid, g) in &self.groups {
+                if g.locs.iter().any(|l| l.seg < target) {
+                    movers.push(*gid);
+                    let bytes = g
+                        .locs
+                        .iter()
+                        .map(|l| ENTRY_FIXED as u64 + self.entry_data_len(l))
+                        .sum::<u64>();
+                    // A log is relocated in one record, so that recovery
+                    // never sees half of it: larger logs stay where they are.
+                    one_record &= bytes + (RECORD_HEADER_SIZE + ENTRIES_FIXED) as u64
+                        <= self.max_record() as u64;
+                    total += bytes;
+                }
+            }
+            if total > budget || !one_record {
+                break;
+            }
+            budget -= total;
+            for gid in movers {
+                let Some(g) = self.groups.get(&gid) else {
+                    continue;
+                };
+                let (first, last) = (g.first, g.last_index());
+                let es = (first..=last)
+                    .map(|i| self.read_entry(gid, g, i))
+                    .collect::<Result<Vec<Entry>>>()?;
+                self.encode_runs(gid, &es, true)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Data length of the entry at `l`, from its segment (0 if unreadable:
+    /// only used for estimates).
+    fn entry_data_len(&self, l: &Loc) -> u64 {
+        let Some(s) = self.segments.get(&l.seg) else {
+            return 0;
+        };
+        let at = l.at as usize + 9;
+        if at + 4 > s.map.len() {
+            return 0;
+        }
+        format::u32_at(&s.map, at) as u64
     }
 
     fn group(&self, group: u64) -> Option<&GroupState> {
