@@ -257,6 +257,8 @@ pub struct Wal {
     live: BTreeMap<u64, u64>,
     /// The next segment, being created ahead of need (`prepare_next`).
     preparing: Option<(u64, JoinHandle<Result<std::fs::File>>)>,
+    /// Its outcome, once `wait_prepared` has collected it.
+    prepared: Option<(u64, Result<std::fs::File>)>,
     /// Deleted segments kept for reuse (at most `RECYCLE_MAX`).
     free: Vec<PathBuf>,
 }
@@ -343,6 +345,7 @@ impl Wal {
             inflight: Vec::new(),
             live: BTreeMap::new(),
             preparing: None,
+            prepared: None,
             free: rec.free,
         };
         for g in wal.groups.values() {
@@ -504,19 +507,10 @@ impl Wal {
     fn roll(&mut self) -> Result<()> {
         let seq = self.active + 1;
         let header = self.header(seq);
-        let file = match self.preparing.take() {
-            Some((s, h)) if s == seq => match h.join() {
-                Ok(r) => r?,
-                Err(_) => {
-                    return Err(Error::Poisoned {
-                        cause: "segment preparation thread panicked".into(),
-                    });
-                }
-            },
-            other => {
-                if let Some((_, h)) = other {
-                    let _ = h.join();
-                }
+        self.wait_prepared();
+        let file = match self.prepared.take() {
+            Some((s, r)) if s == seq => r?,
+            _ => {
                 let free = self.free.pop();
                 segment::create(&self.dir, &header, free)?
             }
@@ -541,6 +535,21 @@ impl Wal {
         Ok(())
     }
 
+    /// Waits until the segment being prepared ahead (if any) is ready.
+    /// A roll does this itself; benchmarks call it after `open` so that
+    /// the one-off zero-fill of the first spare segment does not compete
+    /// with what they measure.
+    pub fn wait_prepared(&mut self) {
+        if let Some((seq, h)) = self.preparing.take() {
+            let r = h.join().unwrap_or_else(|_| {
+                Err(Error::Poisoned {
+                    cause: "segment preparation thread panicked".into(),
+                })
+            });
+            self.prepared = Some((seq, r));
+        }
+    }
+
     fn header(&self, seq: u64) -> SegmentHeader {
         SegmentHeader {
             version: format::VERSION,
@@ -562,7 +571,7 @@ impl Wal {
     /// segment. If the thread cannot be started, the roll creates the
     /// segment itself.
     fn prepare_next(&mut self) {
-        if self.writer.is_none() || self.preparing.is_some() {
+        if self.writer.is_none() || self.preparing.is_some() || self.prepared.is_some() {
             return;
         }
         let seq = self.active + 1;
