@@ -34,6 +34,10 @@ enum Op {
         ahead: u64,
     },
     Flush,
+    /// Start a flush and go on without waiting for it.
+    StartFlush,
+    /// Complete the flush in flight if the disk is done, without waiting.
+    Poll,
     Gc,
     Reopen,
     /// A flush that lands only `frac`/256 of its bytes, then fails (a crash
@@ -51,7 +55,9 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..3u64, 0..9u64, 0..50u64).prop_map(|(group, term, commit)| Op::Hard { group, term, commit }),
         1 => (0..3u64, 0..8u64).prop_map(|(group, back)| Op::Compact { group, back }),
         1 => (0..3u64, 1..4u64).prop_map(|(group, ahead)| Op::CompactPast { group, ahead }),
-        3 => Just(Op::Flush),
+        2 => Just(Op::Flush),
+        2 => Just(Op::StartFlush),
+        1 => Just(Op::Poll),
         1 => Just(Op::Gc),
         1 => Just(Op::Reopen),
         1 => (0..256usize).prop_map(|frac| Op::TornFlush { frac }),
@@ -137,6 +143,8 @@ proptest! {
         let mut w = Wal::open(d.path(), opts()).unwrap();
         let mut live: BTreeMap<u64, Group> = BTreeMap::new();
         let mut durable = live.clone();
+        // The flush in flight (its number) and the state it makes durable.
+        let mut inflight: Option<(u64, BTreeMap<u64, Group>)> = None;
         for (step, op) in ops.into_iter().enumerate() {
             match op {
                 Op::Append { group, back, n, term, len } => {
@@ -181,21 +189,39 @@ proptest! {
                 Op::Flush => {
                     w.flush().unwrap();
                     durable = live.clone();
+                    inflight = None;
+                }
+                Op::StartFlush => {
+                    if let Some((_, snap)) = inflight.take() {
+                        // Starting waits for the one in flight.
+                        durable = snap;
+                    }
+                    if let Some(n) = w.start_flush().unwrap() {
+                        inflight = Some((n, live.clone()));
+                    }
+                }
+                Op::Poll => {
+                    w.poll_flush().unwrap();
                 }
                 Op::Gc => {
                     w.gc().unwrap();
                     durable = live.clone();
+                    inflight = None;
                 }
                 Op::TornFlush { frac } => {
                     // One segment's part of a flush is atomic; a flush that
                     // spans two may keep its first part only (a prefix of
                     // the records, possibly splitting an append), which
                     // this model does not track: tear single-part flushes.
+                    if let Some((_, snap)) = inflight.take() {
+                        w.wait_flush().unwrap();
+                        durable = snap;
+                    }
                     let parts = w.pending_parts();
                     let [first] = parts[..] else {
                         continue;
                     };
-                    w.inject_fault(Fault { land_bytes: first * frac / 256, errno: libc::EIO });
+                    w.inject_fault(Fault { land_bytes: first * frac / 256, errno: libc::EIO, scatter: None });
                     prop_assert!(w.flush().is_err());
                     drop(w);
                     w = Wal::open(d.path(), opts()).unwrap();
@@ -209,11 +235,21 @@ proptest! {
                     }
                 }
                 Op::Reopen => {
+                    // Dropping waits for the flush in flight: it completes.
+                    if let Some((_, snap)) = inflight.take() {
+                        durable = snap;
+                    }
                     drop(w);
                     w = Wal::open(d.path(), opts()).unwrap();
                     prop_assert_eq!(w.recovery_report().torn_bytes, 0);
                     live = durable.clone();
                 }
+            }
+            if let Some((n, _)) = &inflight
+                && w.durable_flush() >= *n
+                && let Some((_, snap)) = inflight.take()
+            {
+                durable = snap;
             }
             check(&w, &live, step)?;
         }

@@ -70,6 +70,10 @@ pub enum RecordType {
     HardState = 3,
     Snapshot = 4,
     Compact = 5,
+    /// Entries copied forward from an old segment so that it can be
+    /// deleted: same payload as `Entries`, but it moves the entries it
+    /// names instead of truncating the log after them.
+    Relocate = 6,
 }
 
 impl RecordType {
@@ -80,6 +84,7 @@ impl RecordType {
             3 => RecordType::HardState,
             4 => RecordType::Snapshot,
             5 => RecordType::Compact,
+            6 => RecordType::Relocate,
             _ => return None,
         })
     }

@@ -24,6 +24,10 @@ pub(crate) fn cache_cost(e: &Entry) -> u64 {
     e.data.len() as u64 + 64
 }
 
+/// A cached entry and the flush that carries it: it may be evicted only
+/// once that flush is complete (before, the segment does not hold it yet).
+pub(crate) type Cached = (Entry, u64);
+
 /// Segment sequence meaning "no record".
 pub(crate) const NO_SEG: u64 = u64::MAX;
 
@@ -38,7 +42,7 @@ pub(crate) struct GroupState {
     pub first: u64,
     pub locs: VecDeque<Loc>,
     /// A suffix of the log: `cache[k]` has index `last + 1 - cache.len() + k`.
-    pub cache: VecDeque<Entry>,
+    pub cache: VecDeque<Cached>,
     /// Segments of the latest hard state, snapshot and compaction records.
     pub hs_seg: u64,
     pub snap_seg: u64,
@@ -77,11 +81,6 @@ impl GroupState {
         self.hs_seg.min(self.snap_seg).min(self.compact_seg)
     }
 
-    /// Oldest segment holding a live entry of this group.
-    pub fn oldest_entry_seg(&self) -> u64 {
-        self.locs.front().map_or(NO_SEG, |l| l.seg)
-    }
-
     /// Drops every entry at `index` and above; returns the cached bytes
     /// dropped. The caller has checked `index` against the log's bounds.
     pub fn truncate_from(&mut self, index: u64) -> u64 {
@@ -93,7 +92,7 @@ impl GroupState {
         let mut freed = 0;
         if index < cache_first + self.cache.len() as u64 {
             let keep = index.saturating_sub(cache_first) as usize;
-            for e in self.cache.drain(keep..) {
+            for (e, _) in self.cache.drain(keep..) {
                 freed += cache_cost(&e);
             }
         }
@@ -102,7 +101,7 @@ impl GroupState {
 
     /// Empties the cache, returning the bytes it held.
     pub fn drain_cache(&mut self) -> u64 {
-        self.cache.drain(..).map(|e| cache_cost(&e)).sum()
+        self.cache.drain(..).map(|(e, _)| cache_cost(&e)).sum()
     }
 
     /// Records a compaction mark; returns the cached bytes dropped.
@@ -121,7 +120,7 @@ impl GroupState {
             self.locs.drain(..drop);
             self.first = index + 1;
             while !self.cache.is_empty() && self.cache_first() <= index {
-                if let Some(e) = self.cache.pop_front() {
+                if let Some((e, _)) = self.cache.pop_front() {
                     freed += cache_cost(&e);
                 }
             }

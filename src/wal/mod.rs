@@ -25,7 +25,7 @@ mod writer;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -71,6 +71,9 @@ pub struct Options {
     pub max_flush_bytes: usize,
     /// Budget of the cache of recent entries (data bytes + 64 per entry).
     pub cache_bytes: u64,
+    /// At most this many bytes of live entries are copied forward per `gc`
+    /// to free old segments that only a few entries hold (0: never).
+    pub relocate_bytes: u64,
     /// Open for reading only: nothing is written, created or deleted (a
     /// torn tail is reported but not zeroed).
     pub read_only: bool,
@@ -88,6 +91,7 @@ impl Options {
             segment_size: 64 << 20,
             max_flush_bytes: 4 << 20,
             cache_bytes: 64 << 20,
+            relocate_bytes: 16 << 20,
             read_only: false,
             adopt_identity: false,
         }
@@ -246,10 +250,29 @@ pub struct Wal {
     /// Insertion order of cached entries, for eviction oldest-first.
     cache_order: VecDeque<(u64, u64)>,
     report: RecoveryReport,
+    /// The buffers of the flush in flight, kept until it is over.
+    inflight: Vec<Part>,
+    /// Live entries (of all groups) per segment: what GC may not delete.
+    /// Kept per run of entries, not per entry, on the append path.
+    live: BTreeMap<u64, u64>,
     /// The next segment, being created ahead of need (`prepare_next`).
     preparing: Option<(u64, JoinHandle<Result<std::fs::File>>)>,
+    /// Its outcome, once `wait_prepared` has collected it.
+    prepared: Option<(u64, Result<std::fs::File>)>,
     /// Deleted segments kept for reuse (at most `RECYCLE_MAX`).
     free: Vec<PathBuf>,
+}
+
+/// Takes the live entries `locs` off the per-segment counts.
+fn unlive<'a>(live: &mut BTreeMap<u64, u64>, locs: impl Iterator<Item = &'a Loc>) {
+    for l in locs {
+        if let Some(c) = live.get_mut(&l.seg) {
+            *c -= 1;
+            if *c == 0 {
+                live.remove(&l.seg);
+            }
+        }
+    }
 }
 
 /// Deleted segments kept for recycling: enough for the next roll or two.
@@ -260,9 +283,17 @@ const RECYCLE_MAX: usize = 2;
 const END_MARKER: usize = RECORD_HEADER_SIZE;
 
 impl Drop for Wal {
-    /// Waits for a segment being prepared, so that a reopen of the same
-    /// directory never races with a creation still in progress.
+    /// Waits for the flush in flight (its buffers must outlive the kernel's
+    /// use of them; it completes, durable, as any flush) and for a segment
+    /// being prepared, so that a reopen of the same directory never races
+    /// with a creation still in progress.
     fn drop(&mut self) {
+        // The kernel may still be reading the in-flight buffers.
+        if !self.inflight.is_empty()
+            && let Some(w) = self.writer.as_mut()
+        {
+            let _ = w.poll(true);
+        }
         if let Some((_, h)) = self.preparing.take() {
             let _ = h.join();
         }
@@ -311,9 +342,17 @@ impl Wal {
             cache_used: 0,
             cache_order: VecDeque::new(),
             report: rec.report,
+            inflight: Vec::new(),
+            live: BTreeMap::new(),
             preparing: None,
+            prepared: None,
             free: rec.free,
         };
+        for g in wal.groups.values() {
+            for l in &g.locs {
+                *wal.live.entry(l.seg).or_default() += 1;
+            }
+        }
         if active == 0 && !wal.opts.read_only {
             wal.roll()?;
         } else {
@@ -468,19 +507,10 @@ impl Wal {
     fn roll(&mut self) -> Result<()> {
         let seq = self.active + 1;
         let header = self.header(seq);
-        let file = match self.preparing.take() {
-            Some((s, h)) if s == seq => match h.join() {
-                Ok(r) => r?,
-                Err(_) => {
-                    return Err(Error::Poisoned {
-                        cause: "segment preparation thread panicked".into(),
-                    });
-                }
-            },
-            other => {
-                if let Some((_, h)) = other {
-                    let _ = h.join();
-                }
+        self.wait_prepared();
+        let file = match self.prepared.take() {
+            Some((s, r)) if s == seq => r?,
+            _ => {
                 let free = self.free.pop();
                 segment::create(&self.dir, &header, free)?
             }
@@ -505,6 +535,21 @@ impl Wal {
         Ok(())
     }
 
+    /// Waits until the segment being prepared ahead (if any) is ready.
+    /// A roll does this itself; benchmarks call it after `open` so that
+    /// the one-off zero-fill of the first spare segment does not compete
+    /// with what they measure.
+    pub fn wait_prepared(&mut self) {
+        if let Some((seq, h)) = self.preparing.take() {
+            let r = h.join().unwrap_or_else(|_| {
+                Err(Error::Poisoned {
+                    cause: "segment preparation thread panicked".into(),
+                })
+            });
+            self.prepared = Some((seq, r));
+        }
+    }
+
     fn header(&self, seq: u64) -> SegmentHeader {
         SegmentHeader {
             version: format::VERSION,
@@ -526,7 +571,7 @@ impl Wal {
     /// segment. If the thread cannot be started, the roll creates the
     /// segment itself.
     fn prepare_next(&mut self) {
-        if self.writer.is_none() || self.preparing.is_some() {
+        if self.writer.is_none() || self.preparing.is_some() || self.prepared.is_some() {
             return;
         }
         let seq = self.active + 1;
@@ -576,22 +621,42 @@ impl Wal {
                 });
             }
         }
-        let g = self.groups.entry(group).or_default();
-        let last = g.last_index();
-        if first <= g.compacted.0 || first > last + 1 || first == 0 {
+        let (last, compacted) = self
+            .groups
+            .get(&group)
+            .map_or((0, 0), |g| (g.last_index(), g.compacted.0));
+        if first <= compacted || first > last + 1 {
+            // Refused before anything changes (not even the group's entry).
             return Err(Error::NotContiguous {
                 group,
                 first,
                 last,
-                compacted: g.compacted.0,
+                compacted,
             });
         }
+        let g = self.groups.entry(group).or_default();
+        let keep = first.saturating_sub(g.first) as usize;
+        unlive(&mut self.live, g.locs.range(keep.min(g.locs.len())..));
         let freed = g.truncate_from(first);
         if g.locs.is_empty() {
             g.first = first;
         }
         self.cache_used -= freed;
 
+        self.encode_runs(group, entries, false)?;
+        Ok(Ticket(self.next_flush))
+    }
+
+    /// Frames `entries` into as many records as needed (`Entries`, or
+    /// `Relocate` for entries already in the log that move forward) and
+    /// indexes them: appended entries are pushed (and cached), relocated
+    /// ones only change place.
+    fn encode_runs(&mut self, group: u64, entries: &[Entry], relocate: bool) -> Result<()> {
+        let ty = if relocate {
+            RecordType::Relocate
+        } else {
+            RecordType::Entries
+        };
         let max_rec = self.max_record();
         let mut i = 0;
         while i < entries.len() {
@@ -599,7 +664,9 @@ impl Wal {
             // rolling, so that a long append does not waste a segment tail.
             let room = self.room();
             let first_len = ENTRY_FIXED + entries[i].data.len();
-            let cap = if RECORD_HEADER_SIZE + ENTRIES_FIXED + first_len <= room {
+            // A relocation is never split to fill a segment's tail: one
+            // record (the caller checked it fits) moves a whole log at once.
+            let cap = if !relocate && RECORD_HEADER_SIZE + ENTRIES_FIXED + first_len <= room {
                 room
             } else {
                 max_rec
@@ -613,7 +680,7 @@ impl Wal {
             let (seq, at) = self.reserve(len)?;
             let part_offset = self.parts.last().map_or(0, |p| p.offset);
             let buf = self.tail_buf();
-            let start = format::begin_record(buf, RecordType::Entries);
+            let start = format::begin_record(buf, ty);
             buf.put_u64_le(group);
             buf.put_u64_le(entries[i].index);
             buf.put_u32_le((j - i) as u32);
@@ -628,20 +695,36 @@ impl Wal {
             let g = self.groups.entry(group).or_default();
             let mut pos = at + (RECORD_HEADER_SIZE + ENTRIES_FIXED) as u64;
             for e in &entries[i..j] {
-                g.locs.push_back(Loc {
+                let loc = Loc {
                     term: e.term,
                     seg: seq,
                     at: pos as u32,
-                });
+                };
                 pos += (ENTRY_FIXED + e.data.len()) as u64;
+                if relocate {
+                    let k = e.index.checked_sub(g.first).map(|k| k as usize);
+                    match k.and_then(|k| g.locs.get_mut(k)) {
+                        Some(l) if l.term == e.term => {
+                            unlive(&mut self.live, std::iter::once(&*l));
+                            *l = loc;
+                        }
+                        _ => panic!(
+                            "wal: relocating entry {} of group {group} not in its log",
+                            e.index
+                        ),
+                    }
+                    continue;
+                }
+                g.locs.push_back(loc);
                 // The cache keeps the caller's `Bytes`: a refcount, no copy.
-                g.cache.push_back(e.clone());
+                g.cache.push_back((e.clone(), self.next_flush));
                 self.cache_used += cache_cost(e);
                 self.cache_order.push_back((group, e.index));
             }
+            *self.live.entry(seq).or_default() += (j - i) as u64;
             i = j;
         }
-        Ok(Ticket(self.next_flush))
+        Ok(())
     }
 
     /// Queues `hs` as `group`'s hard state.
@@ -710,6 +793,8 @@ impl Wal {
         }
         self.write_compact(group, index, term)?;
         let g = self.groups.entry(group).or_default();
+        let gone = (index + 1).saturating_sub(g.first).min(g.locs.len() as u64) as usize;
+        unlive(&mut self.live, g.locs.range(..gone));
         let freed = g.compact(index, term);
         self.cache_used -= freed;
         Ok(Ticket(self.next_flush))
@@ -728,13 +813,28 @@ impl Wal {
     }
 
     /// Writes every pending record in one io_uring submission (writes and
-    /// fdatasync, linked) and completes every ticket of this flush. Returns
-    /// the number of the last completed flush. On failure the WAL is
-    /// poisoned: reopen it to recover what reached the disk.
+    /// fdatasync, linked), waits for it, and completes every ticket of this
+    /// flush (a flush already in flight is waited for first). Returns the
+    /// number of the last completed flush. On failure the WAL is poisoned:
+    /// reopen it to recover what reached the disk.
     pub fn flush(&mut self) -> Result<u64> {
-        self.check_writable()?;
+        self.wait_flush()?;
+        if self.start_flush()?.is_some() {
+            self.wait_flush()?;
+        }
+        Ok(self.durable_flush)
+    }
+
+    /// Starts a flush of every pending record without waiting for it, so
+    /// that the shard can go on (appends go to the next flush) while the
+    /// fdatasync runs; `poll_flush` or `wait_flush` completes it. Only one
+    /// flush is ever in flight (recovery relies on it): one already in
+    /// flight is waited for first. Returns the number of the flush started,
+    /// `None` if nothing was pending.
+    pub fn start_flush(&mut self) -> Result<Option<u64>> {
+        self.wait_flush()?;
         if self.parts.is_empty() {
-            return Ok(self.durable_flush);
+            return Ok(None);
         }
         for p in &mut self.parts {
             let body = p.buf.len() - BATCH_RECORD_SIZE;
@@ -749,49 +849,104 @@ impl Wal {
             // recycled (beyond it lie stale bytes of its previous life).
             p.buf.extend_from_slice(&[0u8; END_MARKER]);
         }
-        let result = {
-            let segments = &self.segments;
-            let ops: Vec<WriteOp<'_>> = self
-                .parts
-                .iter()
-                .map(|p| {
-                    let Some(s) = segments.get(&p.seq) else {
-                        // gc flushes before it deletes anything.
-                        panic!(
-                            "wal: pending records for segment {} which is not open",
-                            p.seq
-                        );
-                    };
-                    WriteOp {
-                        fd: s.file.as_raw_fd(),
-                        buf: &p.buf,
-                        offset: p.offset,
-                        path: &s.path,
-                    }
-                })
-                .collect();
-            match self.writer.as_mut() {
-                Some(w) => w.write_and_sync(&ops),
-                None => Err(Error::ReadOnly),
-            }
-        };
-        if let Err(e) = result {
-            self.poisoned = Some(e.to_string());
-            self.signal.fail();
-            return Err(e);
-        }
-        let done = self.next_flush;
-        self.next_flush += 1;
-        self.durable_flush = done;
+        let ops: Vec<WriteOp> = self
+            .parts
+            .iter()
+            .map(|p| {
+                let Some(s) = self.segments.get(&p.seq) else {
+                    // gc flushes before it deletes anything.
+                    panic!(
+                        "wal: pending records for segment {} which is not open",
+                        p.seq
+                    );
+                };
+                WriteOp {
+                    fd: s.file.as_raw_fd(),
+                    ptr: p.buf.as_ptr(),
+                    len: p.buf.len(),
+                    offset: p.offset,
+                    path: s.path.clone(),
+                }
+            })
+            .collect();
+        // The buffers move into `inflight` (their heap memory does not
+        // move) and stay there until the flush is over.
+        std::mem::swap(&mut self.parts, &mut self.inflight);
         self.pending_bytes = 0;
-        for p in self.parts.drain(..) {
-            if self.spare.len() < 4 {
-                self.spare.push(p.buf);
+        let n = self.next_flush;
+        self.next_flush += 1;
+        let submitted = match self.writer.as_mut() {
+            // SAFETY: `inflight` keeps the buffers until `poll` reports the
+            // flush over (or failed); `Drop` waits for it too.
+            Some(w) => unsafe { w.submit(ops) },
+            None => Err(Error::ReadOnly),
+        };
+        if let Err(e) = submitted {
+            return Err(self.poison(e));
+        }
+        Ok(Some(n))
+    }
+
+    /// Makes the ring signal `eventfd` (from `eventfd(2)`) when a flush's
+    /// completions arrive: the shard's executor waits on it and then calls
+    /// `poll_flush`, instead of polling in a loop.
+    pub fn register_eventfd(&self, eventfd: RawFd) -> Result<()> {
+        match self.writer.as_ref() {
+            Some(w) => w
+                .register_eventfd(eventfd)
+                .map_err(|e| Error::io("io_uring register eventfd", &self.dir, e)),
+            None => Err(Error::ReadOnly),
+        }
+    }
+
+    /// Completes the flush in flight if the disk is done with it, without
+    /// blocking. Returns the number of the last completed flush.
+    pub fn poll_flush(&mut self) -> Result<u64> {
+        self.reap(false)
+    }
+
+    /// Waits for the flush in flight, if any. Returns the number of the
+    /// last completed flush.
+    pub fn wait_flush(&mut self) -> Result<u64> {
+        self.reap(true)
+    }
+
+    fn reap(&mut self, wait: bool) -> Result<u64> {
+        self.check_writable()?;
+        if self.inflight.is_empty() {
+            return Ok(self.durable_flush);
+        }
+        let done = match self.writer.as_mut() {
+            Some(w) => w.poll(wait),
+            None => Err(Error::ReadOnly),
+        };
+        match done {
+            Ok(true) => {
+                // The flush in flight is always the one before `next_flush`.
+                let n = self.next_flush - 1;
+                self.durable_flush = n;
+                for p in self.inflight.drain(..) {
+                    if self.spare.len() < 4 {
+                        self.spare.push(p.buf);
+                    }
+                }
+                self.signal.complete(n);
+                self.evict();
+                Ok(n)
+            }
+            Ok(false) => Ok(self.durable_flush),
+            Err(e) => {
+                self.inflight.clear();
+                Err(self.poison(e))
             }
         }
-        self.signal.complete(done);
-        self.evict();
-        Ok(done)
+    }
+
+    /// Marks the WAL failed and tells every waiter.
+    fn poison(&mut self, e: Error) -> Error {
+        self.poisoned = Some(e.to_string());
+        self.signal.fail();
+        e
     }
 
     /// Evicts cached entries, oldest first, down to the budget. Only called
@@ -802,12 +957,22 @@ impl Wal {
             let Some((gid, index)) = self.cache_order.pop_front() else {
                 break;
             };
-            if let Some(g) = self.groups.get_mut(&gid)
-                && !g.cache.is_empty()
-                && g.cache_first() <= index
-                && let Some(e) = g.cache.pop_front()
-            {
-                self.cache_used -= cache_cost(&e);
+            let Some(g) = self.groups.get_mut(&gid) else {
+                continue;
+            };
+            match g.cache.front() {
+                Some((_, flush)) if *flush > self.durable_flush => {
+                    // Not on disk yet (a flush in flight or pending): stop
+                    // here, the next completed flush resumes.
+                    self.cache_order.push_front((gid, index));
+                    break;
+                }
+                Some(_) if g.cache_first() <= index => {
+                    if let Some((e, _)) = g.cache.pop_front() {
+                        self.cache_used -= cache_cost(&e);
+                    }
+                }
+                _ => {}
             }
         }
     }
@@ -822,11 +987,14 @@ impl Wal {
         // Pending records go out first, so that the picture of which
         // segment holds what is the durable one.
         self.flush()?;
+        if self.opts.relocate_bytes > 0 {
+            self.relocate_stragglers()?;
+        }
         let keep_from = self
-            .groups
-            .values()
-            .map(|g| g.oldest_entry_seg())
-            .min()
+            .live
+            .keys()
+            .next()
+            .copied()
             .unwrap_or(NO_SEG)
             .min(self.active);
         let Some(&oldest) = self.segments.keys().next() else {
@@ -884,6 +1052,69 @@ impl Wal {
             segment::fsync_dir(&self.dir)?;
         }
         Ok(doomed.len())
+    }
+
+    /// Frees old segments held by few entries (as raft-engine rewrites a
+    /// few groups' entries): for the oldest segments in turn, the groups
+    /// with a live entry in them have their whole log copied forward into
+    /// `Relocate` records, if all those logs fit in what is left of
+    /// `relocate_bytes`. Stops at the first segment that would cost more: a
+    /// group that keeps much data pins its segments, as it should.
+    ///
+    /// Always the whole log of a group: every `Relocate` run then starts at
+    /// the group's first entry, so that at recovery it meets (overlaps or
+    /// directly precedes) whatever of the log survives in older segments.
+    fn relocate_stragglers(&mut self) -> Result<()> {
+        let mut budget = self.opts.relocate_bytes;
+        let oldest = self.segments.keys().next().copied().unwrap_or(self.active);
+        for target in oldest + 1..self.active {
+            let mut movers: Vec<u64> = Vec::new();
+            let mut total = 0u64;
+            let mut one_record = true;
+            for (gid, g) in &self.groups {
+                if g.locs.iter().any(|l| l.seg < target) {
+                    movers.push(*gid);
+                    let bytes = g
+                        .locs
+                        .iter()
+                        .map(|l| ENTRY_FIXED as u64 + self.entry_data_len(l))
+                        .sum::<u64>();
+                    // A log is relocated in one record, so that recovery
+                    // never sees half of it: larger logs stay where they are.
+                    one_record &= bytes + (RECORD_HEADER_SIZE + ENTRIES_FIXED) as u64
+                        <= self.max_record() as u64;
+                    total += bytes;
+                }
+            }
+            if total > budget || !one_record {
+                break;
+            }
+            budget -= total;
+            for gid in movers {
+                let Some(g) = self.groups.get(&gid) else {
+                    continue;
+                };
+                let (first, last) = (g.first, g.last_index());
+                let es = (first..=last)
+                    .map(|i| self.read_entry(gid, g, i))
+                    .collect::<Result<Vec<Entry>>>()?;
+                self.encode_runs(gid, &es, true)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Data length of the entry at `l`, from its segment (0 if unreadable:
+    /// only used for estimates).
+    fn entry_data_len(&self, l: &Loc) -> u64 {
+        let Some(s) = self.segments.get(&l.seg) else {
+            return 0;
+        };
+        let at = l.at as usize + 9;
+        if at + 4 > s.map.len() {
+            return 0;
+        }
+        format::u32_at(&s.map, at) as u64
     }
 
     fn group(&self, group: u64) -> Option<&GroupState> {
@@ -995,7 +1226,7 @@ impl Wal {
         let cache_first = g.cache_first();
         for index in lo..hi {
             let e = if index >= cache_first {
-                g.cache[(index - cache_first) as usize].clone()
+                g.cache[(index - cache_first) as usize].0.clone()
             } else {
                 self.read_entry(group, g, index)?
             };

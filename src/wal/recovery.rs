@@ -396,6 +396,54 @@ fn apply_batch(
                 g.snapshot = Some(meta);
                 g.snap_seg = seg.seq;
             }
+            RecordType::Relocate => {
+                let (group, _, _) = format::check_entries(p).map_err(bad)?;
+                let g = groups.entry(group).or_default();
+                let c = g.compacted.0;
+                // Allocates per record: recovery only, and relocations are rare.
+                let moved: Vec<(u64, Loc)> = format::entries_iter(p)
+                    .filter(|e| e.index > c)
+                    .map(|e| {
+                        let loc = Loc {
+                            term: e.term,
+                            seg: seg.seq,
+                            at: (payload_at + e.at) as u32,
+                        };
+                        (e.index, loc)
+                    })
+                    .collect();
+                if let (Some(&(a, _)), Some(&(b, _))) = (moved.first(), moved.last()) {
+                    if g.locs.is_empty() {
+                        // The originals were in deleted segments.
+                        g.first = a;
+                        g.locs.extend(moved.iter().map(|m| m.1));
+                    } else {
+                        let (first, last) = (g.first, g.last_index());
+                        if b > last || b + 1 < first {
+                            return Err(bad(&format!(
+                                "relocated entries {a}..={b} of group {group} do not meet its log {first}..={last}"
+                            )));
+                        }
+                        // Entries before the log's first: their originals
+                        // were deleted with an old segment; put them back.
+                        let before = moved.iter().take_while(|m| m.0 < first).count();
+                        for m in moved[..before].iter().rev() {
+                            g.locs.push_front(m.1);
+                        }
+                        g.first = first - before as u64;
+                        for (i, loc) in &moved[before..] {
+                            match g.locs.get_mut((i - g.first) as usize) {
+                                Some(l) if l.term == loc.term => *l = *loc,
+                                _ => {
+                                    return Err(bad(&format!(
+                                        "relocated entry {i} of group {group} does not match its log"
+                                    )));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
             RecordType::Compact => {
                 if p.len() != COMPACT_PAYLOAD {
                     return Err(bad("compaction record of the wrong size"));
@@ -429,7 +477,9 @@ fn torn_tail(
 ) -> std::result::Result<Torn, (usize, String)> {
     let m = &seg.map[..];
     let size = seg.size as usize;
-    let window_end = size.min(pos + BATCH_RECORD_SIZE + MAX_BATCH_BYTES);
+    // Room for the torn batch at its largest and the whole next batch
+    // header right after it.
+    let window_end = size.min(pos + BATCH_RECORD_SIZE + MAX_BATCH_BYTES + BATCH_RECORD_SIZE);
     // The flush after a completed one would carry the next sequence number
     // and start right after it, so within the window. (Beyond the window a
     // recycled segment may hold stale bytes, so nothing is concluded there.)

@@ -1,6 +1,8 @@
 //! The flush: one io_uring submission carrying every write of the flush and
 //! its fdatasync, linked so that the kernel runs them in order and each
-//! fdatasync runs only if the writes before it completed in full. A flush
+//! fdatasync runs only if the writes before it completed in full. It is
+//! submitted without waiting (`submit`) and reaped later (`poll`), so the
+//! shard can work while the disk syncs; one flush is in flight at a time. A flush
 //! that touches two segments writes and syncs the older one first (the
 //! link guarantees it), so that a crash can tear only the newest written
 //! batch: recovery depends on that (see recovery.rs).
@@ -15,7 +17,7 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use io_uring::{IoUring, opcode, squeue, types};
 
@@ -25,36 +27,52 @@ use super::error::{Error, Result};
 /// flush touches; a flush touching more is split into several rounds.
 const RING_ENTRIES: u32 = 32;
 
-/// One write of a flush: `buf` goes to `offset` of the file `fd`.
-pub struct WriteOp<'a> {
+/// One write of a flush: `len` bytes at `ptr` go to `offset` of the file
+/// `fd`. The bytes belong to the WAL's in-flight buffers, which it keeps
+/// alive (and unmoved) until the flush has completed or failed.
+pub struct WriteOp {
     pub fd: RawFd,
-    pub buf: &'a [u8],
+    pub ptr: *const u8,
+    pub len: usize,
     pub offset: u64,
-    pub path: &'a Path,
+    pub path: PathBuf,
 }
 
 /// A failure to inject into the next flush (tests and crash experiments):
 /// the first `land_bytes` bytes of the flush reach the file, then the flush
-/// fails with `errno` (ENOSPC imitates a full disk, EIO a dying one).
+/// fails with `errno` (ENOSPC imitates a full disk, EIO a dying one). With
+/// `scatter`, instead, a pseudo-random subset (seeded) of the 512-byte
+/// sectors of the flush's first segment part lands, in no particular order,
+/// as a power cut can leave the writeback of an unsynced flush.
 #[derive(Debug, Clone, Copy)]
 pub struct Fault {
     pub land_bytes: usize,
     pub errno: i32,
+    pub scatter: Option<u64>,
 }
 
-/// Owns the ring. Reused for every flush: no per-flush allocation.
+/// Owns the ring and the one flush in flight. Reused for every flush.
 pub struct Writer {
     ring: IoUring,
+    ops: Vec<WriteOp>,
     /// Bytes written so far and whether synced, per op of the current flush.
     progress: Vec<(usize, bool)>,
+    /// Submitted entries not yet reaped.
+    outstanding: u32,
     fault: Option<Fault>,
 }
+
+// SAFETY: the raw pointers in `ops` point into buffers owned by the `Wal`
+// that owns this `Writer`; they move (and are freed) only together.
+unsafe impl Send for Writer {}
 
 impl Writer {
     pub fn new() -> io::Result<Self> {
         Ok(Writer {
             ring: IoUring::new(RING_ENTRIES)?,
+            ops: Vec::with_capacity(4),
             progress: Vec::with_capacity(4),
+            outstanding: 0,
             fault: None,
         })
     }
@@ -64,128 +82,216 @@ impl Writer {
         self.fault = Some(f);
     }
 
-    /// Writes every op and fdatasyncs each file, in order. Returns only when
-    /// all are durable, or the first error.
-    pub fn write_and_sync(&mut self, ops: &[WriteOp<'_>]) -> Result<()> {
+    /// Has the kernel signal `eventfd` whenever a completion is posted, so
+    /// that an executor can sleep on it instead of polling.
+    pub fn register_eventfd(&self, eventfd: RawFd) -> io::Result<()> {
+        self.ring.submitter().register_eventfd(eventfd)
+    }
+
+    /// Whether a flush is in flight.
+    pub fn busy(&self) -> bool {
+        !self.ops.is_empty()
+    }
+
+    /// Starts a flush: every op written, each file fdatasynced, in order, as
+    /// one linked chain in one submission. Returns without waiting.
+    ///
+    /// # Safety
+    /// Every op's bytes must stay valid and unmoved until `poll` has
+    /// returned `Ok(true)` or an error.
+    pub unsafe fn submit(&mut self, ops: Vec<WriteOp>) -> Result<()> {
+        debug_assert!(!self.busy(), "one flush in flight at a time");
         if let Some(f) = self.fault.take() {
-            return Self::fail_with(ops, f);
+            return Self::fail_with(&ops, f);
         }
         self.progress.clear();
         self.progress.resize(ops.len(), (0, false));
-        loop {
-            let first = match self.progress.iter().position(|p| !p.1) {
-                Some(i) => i,
-                None => return Ok(()),
-            };
-            let mut pushed = 0u32;
-            {
-                let mut sq = self.ring.submission();
-                let mut i = first;
-                while i < ops.len() && pushed + 2 <= RING_ENTRIES {
-                    let op = &ops[i];
-                    let (done, _) = self.progress[i];
-                    let rest = &op.buf[done..];
-                    let fd = types::Fd(op.fd);
-                    let last = i + 1 == ops.len() || pushed + 4 > RING_ENTRIES;
-                    if !rest.is_empty() {
-                        let len = u32::try_from(rest.len()).map_err(|_| Error::Limit {
-                            what: "flush bytes for one segment",
-                            value: rest.len() as u64,
-                            limit: u32::MAX as u64,
-                        })?;
-                        let w = opcode::Write::new(fd, rest.as_ptr(), len)
-                            .offset(op.offset + done as u64)
-                            .build()
-                            .flags(squeue::Flags::IO_LINK)
-                            .user_data((i as u64) << 1);
-                        // SAFETY: `rest` lives in `ops`, borrowed until this
-                        // function returns, and we wait for every completion
-                        // before returning.
-                        unsafe { sq.push(&w) }.map_err(|_| ring_full())?;
-                        pushed += 1;
-                    }
-                    let mut s = opcode::Fsync::new(fd)
-                        .flags(types::FsyncFlags::DATASYNC)
+        self.ops = ops;
+        self.push_chain()
+    }
+
+    /// Pushes the chain of what is left to do (everything, or what a short
+    /// write or a cancelled link left) and submits it.
+    fn push_chain(&mut self) -> Result<()> {
+        let Some(first) = self.progress.iter().position(|p| !p.1) else {
+            return Ok(());
+        };
+        let mut pushed = 0u32;
+        {
+            let mut sq = self.ring.submission();
+            let mut i = first;
+            while i < self.ops.len() && pushed + 2 <= RING_ENTRIES {
+                let op = &self.ops[i];
+                let (done, _) = self.progress[i];
+                let fd = types::Fd(op.fd);
+                let last = i + 1 == self.ops.len() || pushed + 4 > RING_ENTRIES;
+                if done < op.len {
+                    let rest = op.len - done;
+                    let len = u32::try_from(rest).map_err(|_| Error::Limit {
+                        what: "flush bytes for one segment",
+                        value: rest as u64,
+                        limit: u32::MAX as u64,
+                    })?;
+                    // SAFETY: in bounds of the op's buffer, which the
+                    // caller of `submit` keeps alive until completion.
+                    let ptr = unsafe { op.ptr.add(done) };
+                    let w = opcode::Write::new(fd, ptr, len)
+                        .offset(op.offset + done as u64)
                         .build()
-                        .user_data(((i as u64) << 1) | 1);
-                    if !last {
-                        s = s.flags(squeue::Flags::IO_LINK);
-                    }
-                    // SAFETY: fsync references no memory.
-                    unsafe { sq.push(&s) }.map_err(|_| ring_full())?;
+                        .flags(squeue::Flags::IO_LINK)
+                        .user_data((i as u64) << 1);
+                    // SAFETY: as above; the entry is reaped before the
+                    // buffer can go.
+                    unsafe { sq.push(&w) }.map_err(|_| ring_full())?;
                     pushed += 1;
-                    i += 1;
-                    if last {
-                        break;
-                    }
+                }
+                let mut s = opcode::Fsync::new(fd)
+                    .flags(types::FsyncFlags::DATASYNC)
+                    .build()
+                    .user_data(((i as u64) << 1) | 1);
+                if !last {
+                    s = s.flags(squeue::Flags::IO_LINK);
+                }
+                // SAFETY: fsync references no memory.
+                unsafe { sq.push(&s) }.map_err(|_| ring_full())?;
+                pushed += 1;
+                i += 1;
+                if last {
+                    break;
                 }
             }
-            self.ring
-                .submit_and_wait(pushed as usize)
-                .map_err(|e| Error::io("io_uring submit", ops[first].path, e))?;
-            let mut reaped = 0;
-            while reaped < pushed {
-                let Some(cqe) = self.ring.completion().next() else {
-                    // submit_and_wait returned early (a signal): wait again.
-                    self.ring
-                        .submit_and_wait(1)
-                        .map_err(|e| Error::io("io_uring wait", ops[first].path, e))?;
-                    continue;
-                };
-                reaped += 1;
+        }
+        self.ring
+            .submit()
+            .map_err(|e| Error::io("io_uring submit", &self.ops[first].path, e))?;
+        self.outstanding += pushed;
+        Ok(())
+    }
+
+    /// Reaps completions of the flush in flight; with `wait`, blocks until
+    /// it is done. `Ok(true)` once every op is written and synced (the
+    /// flush is over and its buffers may go), `Ok(false)` if not yet.
+    pub fn poll(&mut self, wait: bool) -> Result<bool> {
+        loop {
+            if !self.busy() {
+                return Ok(true);
+            }
+            if self.outstanding > 0 && wait {
+                // The chain completes as a whole: wait for all of it at once.
+                self.ring
+                    .submit_and_wait(self.outstanding as usize)
+                    .map_err(|e| Error::io("io_uring wait", &self.ops[0].path, e))?;
+            }
+            let mut failure = None;
+            while let Some(cqe) = self.ring.completion().next() {
+                self.outstanding -= 1;
                 let i = (cqe.user_data() >> 1) as usize;
                 let is_sync = cqe.user_data() & 1 == 1;
                 let res = cqe.result();
-                let op = &ops[i];
                 if res == -libc::ECANCELED {
-                    // A link before it failed or was short: redone next round.
+                    // A link before it failed or was short: redone below.
                     continue;
                 }
+                if failure.is_some() {
+                    continue;
+                }
+                let path = &self.ops[i].path;
                 if res < 0 {
                     let what = if is_sync { "fdatasync" } else { "write" };
-                    return Err(Error::io(what, op.path, io::Error::from_raw_os_error(-res)));
-                }
-                if is_sync {
+                    failure = Some(Error::io(what, path, io::Error::from_raw_os_error(-res)));
+                } else if is_sync {
                     self.progress[i].1 = true;
                 } else if res == 0 {
-                    return Err(Error::io(
+                    failure = Some(Error::io(
                         "write",
-                        op.path,
+                        path,
                         io::Error::new(io::ErrorKind::WriteZero, "write returned 0"),
                     ));
                 } else {
                     self.progress[i].0 += res as usize;
                 }
             }
+            if self.outstanding > 0 {
+                if wait {
+                    continue;
+                }
+                return Ok(false);
+            }
+            // Nothing of this flush is in the kernel any more.
+            if let Some(e) = failure {
+                self.ops.clear();
+                return Err(e);
+            }
+            if self.progress.iter().all(|p| p.1) {
+                self.ops.clear();
+                return Ok(true);
+            }
+            // A short write broke the chain: submit what is left.
+            self.push_chain()?;
+            if !wait {
+                return Ok(false);
+            }
         }
     }
 
-    /// Lands a prefix of the flush with plain pwrite, then fails.
-    fn fail_with(ops: &[WriteOp<'_>], f: Fault) -> Result<()> {
+    /// Lands a prefix (or scattered sectors) of the flush with plain
+    /// pwrite, then fails.
+    fn fail_with(ops: &[WriteOp], f: Fault) -> Result<()> {
+        if let (Some(seed), Some(op)) = (f.scatter, ops.first()) {
+            let mut x = seed | 1;
+            let end = op.offset + op.len as u64;
+            let mut sector = op.offset & !511;
+            while sector < end {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let from = sector.max(op.offset);
+                let to = (sector + 512).min(end);
+                if x & 1 == 1 {
+                    let at = (from - op.offset) as usize;
+                    // SAFETY: `op.ptr[at..at + len]` lies within the op.
+                    let r = unsafe {
+                        libc::pwrite(
+                            op.fd,
+                            op.ptr.add(at).cast(),
+                            (to - from) as usize,
+                            from as libc::off_t,
+                        )
+                    };
+                    if r < 0 {
+                        return Err(Error::io("write", &op.path, io::Error::last_os_error()));
+                    }
+                }
+                sector += 512;
+            }
+            return Err(Error::io(
+                "write",
+                &op.path,
+                io::Error::from_raw_os_error(f.errno),
+            ));
+        }
         let mut left = f.land_bytes;
         for op in ops {
-            let n = left.min(op.buf.len());
+            let n = left.min(op.len);
             if n > 0 {
-                // SAFETY: `op.buf[..n]` is a valid readable slice.
-                let r = unsafe {
-                    libc::pwrite(op.fd, op.buf.as_ptr().cast(), n, op.offset as libc::off_t)
-                };
+                // SAFETY: `op.ptr[..n]` is readable (the caller's contract).
+                let r = unsafe { libc::pwrite(op.fd, op.ptr.cast(), n, op.offset as libc::off_t) };
                 if r < 0 {
-                    return Err(Error::io("write", op.path, io::Error::last_os_error()));
+                    return Err(Error::io("write", &op.path, io::Error::last_os_error()));
                 }
             }
             left -= n;
             if left == 0 {
                 return Err(Error::io(
                     "write",
-                    op.path,
+                    &op.path,
                     io::Error::from_raw_os_error(f.errno),
                 ));
             }
         }
         Err(Error::io(
             "fdatasync",
-            ops.last().map(|o| o.path).unwrap_or(Path::new("")),
+            ops.last().map_or(Path::new(""), |o| o.path.as_path()),
             io::Error::from_raw_os_error(f.errno),
         ))
     }

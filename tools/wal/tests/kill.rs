@@ -71,7 +71,7 @@ fn fill_and_kill(dir: &Path, lines: u64, pause_us: u64, durable: &mut BTreeMap<u
     let _ = child.wait();
 }
 
-fn verify(dir: &Path, durable: &BTreeMap<u64, u64>) {
+fn verify(dir: &Path, durable: &BTreeMap<u64, u64>, size: usize) {
     let out = Command::new(BIN)
         .args(["verify", dir.to_str().unwrap()])
         .output()
@@ -103,10 +103,10 @@ fn verify(dir: &Path, durable: &BTreeMap<u64, u64>) {
         let es = wal.entries(*g, 1, d + 1, u64::MAX).unwrap();
         assert_eq!(es.len() as u64, *d);
         for e in es {
-            assert_eq!(e.data.len(), 300);
+            assert_eq!(e.data.len(), size);
             assert_eq!(
                 e.data,
-                corelog_wal_pattern(*g, e.index, 300),
+                corelog_wal_pattern(*g, e.index, size),
                 "group {g} index {}",
                 e.index
             );
@@ -139,7 +139,7 @@ fn sigkill_during_fill_loses_no_printed_durable_index() {
             let pause = rng.next() % 3000;
             fill_and_kill(d.path(), lines, pause, &mut durable);
             eprintln!("round {round} kill {kill}: after {lines} lines + {pause} us: {durable:?}");
-            verify(d.path(), &durable);
+            verify(d.path(), &durable, 300);
         }
     }
 }
@@ -175,4 +175,50 @@ fn verify_reports_corruption_with_file_and_offset() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     let want = format!("verify: corrupt {} at offset ", seg.display());
     assert!(text.starts_with(&want), "{text}");
+}
+
+#[test]
+fn a_real_write_failure_surfaces_and_leaves_the_wal_recoverable() {
+    // RLIMIT_FSIZE makes the kernel refuse (EFBIG) to grow any file past
+    // 512 KiB; with SIGXFSZ ignored the error reaches the WAL instead of
+    // killing the process. The first run fills 64 KiB segments freely; the
+    // second asks for 1 MiB segments, so creating its next segment fails.
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().to_str().unwrap();
+    let first = Command::new(BIN)
+        .args([
+            "fill",
+            dir,
+            "--groups",
+            "3",
+            "--records",
+            "300",
+            "--size",
+            "200",
+        ])
+        .args(["--batch", "5", "--segment-size", "65536"])
+        .output()
+        .unwrap();
+    assert!(first.status.success());
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 1024; exec {BIN} fill {dir} --groups 3 --records 100000 \
+         --size 200 --batch 5 --segment-size 1048576"
+    );
+    let second = Command::new("sh").args(["-c", &script]).output().unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "fill should fail: {err}");
+    assert!(
+        err.contains("File too large") || err.contains("os error 27"),
+        "the kernel's EFBIG should be named: {err}"
+    );
+    let mut durable = BTreeMap::new();
+    for out in [&first.stdout, &second.stdout] {
+        for l in String::from_utf8_lossy(out).lines() {
+            let rest = l.strip_prefix("durable group=").expect(l);
+            let (g, i) = rest.split_once(" index=").expect(l);
+            durable.insert(g.parse::<u64>().unwrap(), i.parse::<u64>().unwrap());
+        }
+    }
+    assert!(durable.values().all(|&i| i > 100), "{durable:?}");
+    verify(d.path(), &durable, 200);
 }
