@@ -16,11 +16,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use corelog::raft::tracker::ProgressState;
-use corelog::raft::{SnapshotStatus, StateType};
+use corelog::raft::{MemStorage, RawNode, SnapshotStatus, StateType};
 use corelog::raftpb::Entry;
 
 use common::datadriven::parse;
-use etcd::env::Env;
+use etcd::env::{Env, EnvStorage};
 
 /// splitmix64: a small, good-enough generator with no dependency.
 struct Rng(u64);
@@ -209,6 +209,38 @@ impl Run {
 }
 
 impl Run {
+    /// Crashes node `i` and starts it again from what it persisted: its
+    /// storage (hard state, snapshot, entries written from Readys) and its
+    /// state machine, applied up to the last applied index. Whatever it had
+    /// not handed out in a Ready is lost, as in a real crash; if it had
+    /// acknowledged anything it had not persisted, the checks catch the
+    /// lost committed entry. (Not a command of the language: the transcript
+    /// notes it as a comment.)
+    fn restart(&mut self, i: u64) -> Result<(), String> {
+        let node = &mut self.env.nodes[(i - 1) as usize];
+        let mut store = std::mem::replace(
+            node.raw.store_mut(),
+            EnvStorage {
+                mem: MemStorage::new(),
+                history: Vec::new(),
+            },
+        );
+        let mut cfg = node.config.clone();
+        let applied = store.history.last().and_then(|s| s.metadata.clone());
+        cfg.applied = applied.as_ref().map_or(0, |m| m.index);
+        // The configuration as of the applied index is the application's to
+        // persist (the core restarts from the storage's ConfState and does
+        // not apply again what is applied).
+        if let Some(cs) = applied.and_then(|m| m.conf_state) {
+            store.mem.set_conf_state(cs);
+        }
+        node.raw = RawNode::new(&cfg, store).map_err(|e| format!("node {i} restarts: {e}"))?;
+        // The commit index is volatile: it may restart lower.
+        self.commits.remove(&i);
+        let _ = writeln!(self.transcript, "# (node {i} crashes and restarts)\n");
+        Ok(())
+    }
+
     /// Liveness once the faults stop: with the network healed and time
     /// passing, some leader gets every member's log to its own last index
     /// and commits it. Nodes outside the leader's configuration stop
@@ -422,6 +454,10 @@ fn run_seed(seed: u64, steps: usize) -> Result<Stats, (String, String)> {
     let n = n + 1;
     let mut cut_short = 0;
     for step in 0..steps {
+        if rng.below(100) == 0 {
+            let i = rng.node(n);
+            run.restart(i).map_err(|e| fail(&run, e))?;
+        }
         let (line, input) = random_command(&mut rng, &mut run, n, step);
         let out = run.cmd(&line, &input).map_err(|e| fail(&run, e))?;
         run.check()
