@@ -178,14 +178,14 @@ fn acknowledgement_at_the_snapshot_index_ends_the_snapshot_early() {
 
 fn snap_msg(index: u64, term: u64, cs: ConfState) -> Message {
     Message {
-        snapshot: Some(Snapshot {
+        snapshot: Some(Box::new(Snapshot {
             data: Bytes::from_static(b"state"),
             metadata: Some(SnapshotMetadata {
                 conf_state: Some(cs),
                 index,
                 term,
             }),
-        }),
+        })),
         ..msg(MessageType::MsgSnap, 1, 2, 2)
     }
 }

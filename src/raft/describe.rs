@@ -590,21 +590,21 @@ mod tests {
     #[test]
     fn snapshot_message_prints_the_snapshot_below() {
         let mut m = msg(MessageType::MsgSnap, 1, 2, 1);
-        m.snapshot = Some(Snapshot {
+        m.snapshot = Some(Box::new(Snapshot {
             data: Bytes::new(),
             metadata: Some(SnapshotMetadata {
                 conf_state: Some(cs(&[1, 2, 3], &[1], true)),
                 index: 4,
                 term: 1,
             }),
-        });
+        }));
         assert_eq!(
             describe_message(&m, None),
             "1->2 MsgSnap Term:1 Log:0/0\n  Snapshot: Index:4 Term:1 ConfState:Voters:[1 2 3] \
              VotersOutgoing:[1] Learners:[] LearnersNext:[] AutoLeave:true"
         );
         // An empty snapshot is not printed.
-        m.snapshot = Some(Snapshot::default());
+        m.snapshot = Some(Box::default());
         assert_eq!(describe_message(&m, None), "1->2 MsgSnap Term:1 Log:0/0");
     }
 

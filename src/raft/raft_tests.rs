@@ -2752,7 +2752,7 @@ fn restore_from_snap_msg() {
     let s = test_snap(11, 11, &[1, 2], &[]);
     let mut sm = new_test_raft(2, 10, 1, storage_with(&[1, 2], &[]));
     let mut m = msg_term(1, 2, MessageType::MsgSnap, 2);
-    m.snapshot = Some(s);
+    m.snapshot = Some(Box::new(s));
     sm.step(m).unwrap();
     assert_eq!(sm.lead, 1);
     assert_eq!(sm.raft_log.last_index(), 11);
@@ -3680,7 +3680,7 @@ fn snapshot_at_the_end_of_the_index_space_does_not_panic() {
     for index in [u64::MAX, u64::MAX - 1, MAX_INDEX, MAX_INDEX + 1] {
         let mut sm = new_test_raft(2, 10, 1, storage_with(&[1, 2], &[]));
         let mut m = msg_term(1, 2, MessageType::MsgSnap, 2);
-        m.snapshot = Some(test_snap(index, 2, &[1, 2], &[]));
+        m.snapshot = Some(Box::new(test_snap(index, 2, &[1, 2], &[])));
         sm.step(m).unwrap();
         read_messages(&mut sm);
         // Appends after it cannot panic either.

@@ -865,7 +865,7 @@ fn garbage_message(rng: &mut Rng, to: u64) -> Message {
         index: rng.index(),
         entries,
         commit: rng.index(),
-        snapshot,
+        snapshot: snapshot.map(Box::new),
         reject: rng.below(2) == 0,
         reject_hint: rng.index(),
         context: match rng.below(3) {

@@ -193,7 +193,7 @@ impl<S: Storage> Raft<S> {
 
     pub(crate) fn handle_snapshot(&mut self, m: Message) {
         let from = m.from;
-        let s = m.snapshot.unwrap_or_default();
+        let s = m.snapshot.map(|b| *b).unwrap_or_default();
         let restored = self.restore(s);
         let index = if restored {
             self.raft_log.last_index()

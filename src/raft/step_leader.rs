@@ -108,7 +108,7 @@ impl<S: Storage> Raft<S> {
         self.send(Message {
             r#type: MessageType::MsgSnap as i32,
             to,
-            snapshot: Some(snapshot),
+            snapshot: Some(Box::new(snapshot)),
             ..Default::default()
         });
         true

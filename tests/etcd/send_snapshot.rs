@@ -22,7 +22,7 @@ pub fn handle(env: &mut Env, case: &TestCase) -> CmdResult {
         term: from.raw.raft.term,
         from: from_idx as u64 + 1,
         to: to_idx as u64 + 1,
-        snapshot: Some(snapshot),
+        snapshot: Some(Box::new(snapshot)),
         ..Default::default()
     };
     let s = describe_message(&msg, None);
