@@ -21,30 +21,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use common::network::{config, storage_with_peers};
-use corelog::raft::{RawNode, SnapshotStatus, StateType, Storage};
+use corelog::raft::{Prng, RawNode, SnapshotStatus, StateType, Storage};
 use corelog::raftpb::{
     ConfChange, ConfChangeSingle, ConfChangeType, ConfChangeV2, Entry, EntryType, Message,
 };
 use prost::Message as _;
 
 type Node = RawNode<corelog::raft::MemStorage>;
-
-/// splitmix64: deterministic per seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// A node's state machine: how far it applied and a hash of everything
 /// applied. Snapshots carry it as their data.
@@ -91,7 +74,7 @@ struct Sim {
     machines: BTreeMap<u64, Machine>,
     pool: Vec<Message>,
     isolated: Option<u64>,
-    rng: Rng,
+    rng: Prng,
     /// Election safety: the leader seen in each term.
     leaders: BTreeMap<u64, u64>,
     /// State machine safety: the hash after applying each index.
@@ -125,7 +108,7 @@ impl Sim {
             machines: BTreeMap::new(),
             pool: Vec::new(),
             isolated: None,
-            rng: Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d)),
+            rng: Prng::new(seed.wrapping_mul(0x2545_f491_4f6c_dd1d)),
             leaders: BTreeMap::new(),
             hash_at: BTreeMap::new(),
             committed_terms: BTreeMap::new(),

@@ -12,6 +12,7 @@ mod config;
 mod election;
 mod errors;
 mod log_unstable;
+mod prng;
 #[allow(clippy::module_inception)]
 mod raft;
 mod raft_log;
@@ -32,6 +33,7 @@ pub use config::Bugs;
 pub use config::{Config, NO_LIMIT, ReadOnlyOption};
 pub use errors::{Error, Result, StorageError};
 pub use log_unstable::Unstable;
+pub use prng::Prng;
 pub use raft::{
     MAX_INDEX, NONE, Raft, SnapshotStatus, SoftState, StateType, is_empty_hard_state, is_empty_snap,
 };

@@ -29,6 +29,7 @@ use std::fmt;
 use super::confchange;
 use super::config::{Config, NO_LIMIT};
 use super::errors::{Error, Result};
+use super::prng::Prng;
 use super::raft_log::RaftLog;
 use super::read_only::{ReadOnly, ReadState};
 use super::storage::Storage;
@@ -95,33 +96,6 @@ pub(crate) enum CampaignType {
     /// An election asked for by the leader (MsgTimeoutNow): skips PreVote
     /// and breaks through leader leases.
     Transfer,
-}
-
-/// A small deterministic PRNG (splitmix64) for the randomized election
-/// timeout: seeded by `Config::random_seed`, so runs replay exactly.
-#[derive(Debug, Clone)]
-struct Prng(u64);
-
-impl Prng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, n)`; `n > 0`.
-    fn below(&mut self, n: u64) -> u64 {
-        // Rejection sampling keeps the distribution exactly uniform.
-        let zone = u64::MAX - (u64::MAX % n);
-        loop {
-            let v = self.next_u64();
-            if v < zone {
-                return v % n;
-            }
-        }
-    }
 }
 
 /// What `RawNode::advance` reports once the entries (and snapshot) of a
@@ -228,7 +202,7 @@ impl<S: Storage> Raft<S> {
             disable_proposal_forwarding: c.disable_proposal_forwarding,
             step_down_on_removal: c.step_down_on_removal,
             pending_read_index_messages: Vec::new(),
-            rng: Prng(c.random_seed),
+            rng: Prng::new(c.random_seed),
             #[cfg(feature = "sim-bugs")]
             bugs: c.bugs,
         };
