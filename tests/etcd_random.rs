@@ -16,26 +16,18 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use corelog::raft::tracker::ProgressState;
-use corelog::raft::{MemStorage, RawNode, SnapshotStatus, StateType};
+use corelog::raft::{MemStorage, Prng, RawNode, SnapshotStatus, StateType};
 use corelog::raftpb::Entry;
 
 use common::datadriven::parse;
 use etcd::env::{Env, EnvStorage};
 
-/// splitmix64: a small, good-enough generator with no dependency.
-struct Rng(u64);
+/// The core's generator, plus node ids.
+struct Rng(Prng);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.0.below(n)
     }
 
     /// A node id in 1..=n.
@@ -417,7 +409,7 @@ struct Stats {
 }
 
 fn run_seed(seed: u64, steps: usize) -> Result<Stats, (String, String)> {
-    let mut rng = Rng(seed);
+    let mut rng = Rng(Prng::new(seed));
     let n = 3 + 2 * rng.below(2);
     let voters: Vec<String> = (1..=n).map(|i| i.to_string()).collect();
     let mut opts = String::new();
