@@ -1732,13 +1732,7 @@ fn non_promotable_voter_with_check_quorum() {
         .unwrap();
     assert!(!nt.raft(2).promotable());
 
-    let t = nt.raft(2).election_timeout;
-    nt.raft_mut(2).randomized_election_timeout = t + 1;
-    for _ in 0..t {
-        nt.raft_mut(2).tick();
-    }
-    nt.send1(hup(1));
-    assert_eq!(nt.raft(1).state, StateType::Leader);
+    elect_1_while_2_waits(&mut nt);
     assert_eq!(nt.raft(2).state, StateType::Follower);
     assert_eq!(nt.raft(2).lead, 1);
 }
@@ -1881,9 +1875,9 @@ fn learner_cannot_campaign() {
 // ---------------------------------------------------------------------------
 // Reads.
 
-#[test]
-fn read_only_option_safe() {
-    let mut nt = Network::new(vec![Peer::New, Peer::New, Peer::New]);
+/// Lets node 2's election timer run to just before its timeout, then elects
+/// node 1 (so node 2 does not campaign during the test).
+fn elect_1_while_2_waits(nt: &mut Network) {
     let t = nt.raft(2).election_timeout;
     nt.raft_mut(2).randomized_election_timeout = t + 1;
     for _ in 0..t {
@@ -1891,17 +1885,12 @@ fn read_only_option_safe() {
     }
     nt.send1(hup(1));
     assert_eq!(nt.raft(1).state, StateType::Leader);
+}
 
-    // (node asked, proposals before, wri, wctx)
-    let cases: [(u64, usize, u64, &[u8]); 6] = [
-        (1, 10, 11, b"ctx1"),
-        (2, 10, 21, b"ctx2"),
-        (3, 10, 31, b"ctx3"),
-        (1, 10, 41, b"ctx4"),
-        (2, 10, 51, b"ctx5"),
-        (3, 10, 61, b"ctx6"),
-    ];
-    for (i, (id, proposals, wri, wctx)) in cases.into_iter().enumerate() {
+/// Each case: `proposals` proposals at node 1, then a ReadIndex with
+/// context `wctx` at node `id`, which must be answered with index `wri`.
+fn check_read_cases(nt: &mut Network, cases: &[(u64, usize, u64, &[u8])]) {
+    for (i, (id, proposals, wri, wctx)) in cases.iter().copied().enumerate() {
         for _ in 0..proposals {
             nt.send1(prop(1, 1, b""));
         }
@@ -1920,17 +1909,28 @@ fn read_only_option_safe() {
 }
 
 #[test]
+fn read_only_option_safe() {
+    let mut nt = Network::new(vec![Peer::New, Peer::New, Peer::New]);
+    elect_1_while_2_waits(&mut nt);
+
+    // (node asked, proposals before, wri, wctx)
+    let cases: [(u64, usize, u64, &[u8]); 6] = [
+        (1, 10, 11, b"ctx1"),
+        (2, 10, 21, b"ctx2"),
+        (3, 10, 31, b"ctx3"),
+        (1, 10, 41, b"ctx4"),
+        (2, 10, 51, b"ctx5"),
+        (3, 10, 61, b"ctx6"),
+    ];
+    check_read_cases(&mut nt, &cases);
+}
+
+#[test]
 fn read_only_with_learner() {
     let a = new_test_raft(1, 10, 1, storage_with(&[1], &[2]));
     let b = new_test_raft(2, 10, 1, storage_with(&[1], &[2]));
     let mut nt = Network::new(vec![Peer::Raft(Box::new(a)), Peer::Raft(Box::new(b))]);
-    let t = nt.raft(2).election_timeout;
-    nt.raft_mut(2).randomized_election_timeout = t + 1;
-    for _ in 0..t {
-        nt.raft_mut(2).tick();
-    }
-    nt.send1(hup(1));
-    assert_eq!(nt.raft(1).state, StateType::Leader);
+    elect_1_while_2_waits(&mut nt);
 
     let cases: [(u64, usize, u64, &[u8]); 4] = [
         (1, 10, 11, b"ctx1"),
@@ -1938,22 +1938,7 @@ fn read_only_with_learner() {
         (1, 10, 31, b"ctx3"),
         (2, 10, 41, b"ctx4"),
     ];
-    for (i, (id, proposals, wri, wctx)) in cases.into_iter().enumerate() {
-        for _ in 0..proposals {
-            nt.send1(prop(1, 1, b""));
-        }
-        let mut m = msg(id, id, MessageType::MsgReadIndex);
-        m.entries = vec![Entry {
-            data: Bytes::copy_from_slice(wctx),
-            ..Default::default()
-        }];
-        nt.send1(m);
-        let r = nt.raft_mut(id);
-        assert_eq!(r.read_states.len(), 1, "#{i}");
-        let rs = r.read_states.remove(0);
-        assert_eq!(rs.index, wri, "#{i}");
-        assert_eq!(&rs.request_ctx[..], wctx, "#{i}");
-    }
+    check_read_cases(&mut nt, &cases);
 }
 
 #[test]
@@ -1965,13 +1950,7 @@ fn read_only_option_lease() {
         },
         vec![Peer::New, Peer::New, Peer::New],
     );
-    let t = nt.raft(2).election_timeout;
-    nt.raft_mut(2).randomized_election_timeout = t + 1;
-    for _ in 0..t {
-        nt.raft_mut(2).tick();
-    }
-    nt.send1(hup(1));
-    assert_eq!(nt.raft(1).state, StateType::Leader);
+    elect_1_while_2_waits(&mut nt);
     let cases: [(u64, usize, u64, &[u8]); 6] = [
         (1, 10, 11, b"ctx1"),
         (2, 10, 21, b"ctx2"),
@@ -1980,22 +1959,7 @@ fn read_only_option_lease() {
         (2, 10, 51, b"ctx5"),
         (3, 10, 61, b"ctx6"),
     ];
-    for (i, (id, proposals, wri, wctx)) in cases.into_iter().enumerate() {
-        for _ in 0..proposals {
-            nt.send1(prop(1, 1, b""));
-        }
-        let mut m = msg(id, id, MessageType::MsgReadIndex);
-        m.entries = vec![Entry {
-            data: Bytes::copy_from_slice(wctx),
-            ..Default::default()
-        }];
-        nt.send1(m);
-        let r = nt.raft_mut(id);
-        assert_eq!(r.read_states.len(), 1, "#{i}");
-        let rs = r.read_states.remove(0);
-        assert_eq!(rs.index, wri, "#{i}");
-        assert_eq!(&rs.request_ctx[..], wctx, "#{i}");
-    }
+    check_read_cases(&mut nt, &cases);
 }
 
 #[test]
