@@ -3200,11 +3200,7 @@ fn leader_transfer_to_non_existing_node() {
 
 #[test]
 fn leader_transfer_timeout() {
-    let mut nt = Network::new(vec![Peer::New, Peer::New, Peer::New]);
-    nt.send1(hup(1));
-    nt.isolate(3);
-    nt.send1(msg(3, 1, MessageType::MsgTransferLeader));
-    assert_eq!(nt.raft(1).lead_transferee, 3);
+    let mut nt = leader_1_transferring_to_isolated_3();
     let (hb, el) = (nt.raft(1).heartbeat_timeout, nt.raft(1).election_timeout);
     for _ in 0..hb {
         nt.raft_mut(1).tick();
@@ -3218,11 +3214,7 @@ fn leader_transfer_timeout() {
 
 #[test]
 fn leader_transfer_ignores_proposals() {
-    let mut nt = Network::new(vec![Peer::New, Peer::New, Peer::New]);
-    nt.send1(hup(1));
-    nt.isolate(3);
-    nt.send1(msg(3, 1, MessageType::MsgTransferLeader));
-    assert_eq!(nt.raft(1).lead_transferee, 3);
+    let mut nt = leader_1_transferring_to_isolated_3();
     nt.send1(prop(1, 1, b""));
     assert_eq!(
         nt.raft_mut(1).step(prop(1, 1, b"")),
@@ -3233,11 +3225,7 @@ fn leader_transfer_ignores_proposals() {
 
 #[test]
 fn leader_transfer_receive_higher_term_vote() {
-    let mut nt = Network::new(vec![Peer::New, Peer::New, Peer::New]);
-    nt.send1(hup(1));
-    nt.isolate(3);
-    nt.send1(msg(3, 1, MessageType::MsgTransferLeader));
-    assert_eq!(nt.raft(1).lead_transferee, 3);
+    let mut nt = leader_1_transferring_to_isolated_3();
     let mut m = msg_term(2, 2, MessageType::MsgHup, 0);
     m.index = 1;
     nt.send1(m);
@@ -3287,13 +3275,20 @@ fn leader_transfer_demote_node() {
     check_leader_transfer_state(nt.raft(1), StateType::Leader, 1);
 }
 
-#[test]
-fn leader_transfer_back() {
+/// Three nodes, 1 leads and has started a transfer to 3, which is cut off
+/// and so never catches up.
+fn leader_1_transferring_to_isolated_3() -> Network {
     let mut nt = Network::new(vec![Peer::New, Peer::New, Peer::New]);
     nt.send1(hup(1));
     nt.isolate(3);
     nt.send1(msg(3, 1, MessageType::MsgTransferLeader));
     assert_eq!(nt.raft(1).lead_transferee, 3);
+    nt
+}
+
+#[test]
+fn leader_transfer_back() {
+    let mut nt = leader_1_transferring_to_isolated_3();
     // Transfer leadership back to self.
     nt.send1(msg(1, 1, MessageType::MsgTransferLeader));
     check_leader_transfer_state(nt.raft(1), StateType::Leader, 1);
@@ -3301,11 +3296,7 @@ fn leader_transfer_back() {
 
 #[test]
 fn leader_transfer_second_transfer_to_another_node() {
-    let mut nt = Network::new(vec![Peer::New, Peer::New, Peer::New]);
-    nt.send1(hup(1));
-    nt.isolate(3);
-    nt.send1(msg(3, 1, MessageType::MsgTransferLeader));
-    assert_eq!(nt.raft(1).lead_transferee, 3);
+    let mut nt = leader_1_transferring_to_isolated_3();
     // Transfer leadership to another node.
     nt.send1(msg(2, 1, MessageType::MsgTransferLeader));
     check_leader_transfer_state(nt.raft(1), StateType::Follower, 2);
@@ -3313,11 +3304,7 @@ fn leader_transfer_second_transfer_to_another_node() {
 
 #[test]
 fn leader_transfer_second_transfer_to_same_node() {
-    let mut nt = Network::new(vec![Peer::New, Peer::New, Peer::New]);
-    nt.send1(hup(1));
-    nt.isolate(3);
-    nt.send1(msg(3, 1, MessageType::MsgTransferLeader));
-    assert_eq!(nt.raft(1).lead_transferee, 3);
+    let mut nt = leader_1_transferring_to_isolated_3();
     let (hb, el) = (nt.raft(1).heartbeat_timeout, nt.raft(1).election_timeout);
     for _ in 0..hb {
         nt.raft_mut(1).tick();
