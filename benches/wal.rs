@@ -40,45 +40,87 @@ fn record(id: &str, d: Duration, iters: u64) {
     e.1 += iters;
 }
 
+/// One WAL under a flush workload: `n` one-entry appends (of `size`
+/// bytes, round-robin over `GROUPS` groups) then a flush, with retention
+/// (compact everything, `gc`) every two segments so disk use stays flat
+/// over a long run. Shared by the criterion and the paired measurements.
+struct FlushWorkload {
+    wal: Wal,
+    _dir: tempfile::TempDir,
+    data: Bytes,
+    next: [u64; GROUPS as usize],
+    one: [Entry; 1],
+    since_gc: usize,
+    n: usize,
+    size: usize,
+}
+
+impl FlushWorkload {
+    fn open(n: usize, size: usize) -> FlushWorkload {
+        let dir = tempfile::tempdir_in(bench_dir()).unwrap();
+        let mut o = Options::new(1, 0);
+        o.segment_size = SEGMENT;
+        o.max_flush_bytes = 8 << 20;
+        let mut wal = Wal::open(dir.path(), o).unwrap();
+        // The first spare segment's zero-fill is a startup cost, not a flush's.
+        wal.wait_prepared();
+        FlushWorkload {
+            wal,
+            _dir: dir,
+            data: Bytes::from(vec![0x5a; size]),
+            next: [1; GROUPS as usize],
+            one: [Entry::default()],
+            since_gc: 0,
+            n,
+            size,
+        }
+    }
+
+    /// `n` appends, then a flush with retention.
+    fn flush_once(&mut self) {
+        self.append(self.n);
+        self.flush_and_retain(self.n);
+    }
+
+    /// `count` one-entry appends, round-robin over the groups.
+    fn append(&mut self, count: usize) {
+        for k in 0..count {
+            let g = k as u64 % GROUPS;
+            self.one[0] = Entry {
+                term: 1,
+                index: self.next[g as usize],
+                r#type: 0,
+                data: self.data.clone(),
+            };
+            let _ = self.wal.append_entries(g, &self.one).unwrap();
+            self.next[g as usize] += 1;
+        }
+    }
+
+    /// Flushes `appended` records' worth, compacting and collecting every two
+    /// segments.
+    fn flush_and_retain(&mut self, appended: usize) {
+        self.wal.flush().unwrap();
+        self.since_gc += appended * self.size;
+        if self.since_gc > 2 * SEGMENT as usize {
+            for g in 0..GROUPS {
+                let last = self.wal.last_index(g);
+                let _ = self.wal.compact(g, last, 1).unwrap();
+            }
+            self.wal.gc().unwrap();
+            self.since_gc = 0;
+        }
+    }
+}
+
 fn bench_wal(c: &mut Criterion, n: usize, size: usize) {
     let id = format!("wal/{n}x{size}");
-    let dir = tempfile::tempdir_in(bench_dir()).unwrap();
-    let mut o = Options::new(1, 0);
-    o.segment_size = SEGMENT;
-    o.max_flush_bytes = 8 << 20;
-    let mut wal = Wal::open(dir.path(), o).unwrap();
-    // The first spare segment's zero-fill is a startup cost, not a flush's.
-    wal.wait_prepared();
-    let data = Bytes::from(vec![0x5a; size]);
-    let mut next = [1u64; GROUPS as usize];
-    let mut since_gc = 0usize;
-    let mut one = [Entry::default()];
+    let mut w = FlushWorkload::open(n, size);
     c.bench_function(&id, |b| {
         b.iter_custom(|iters| {
             let t = Instant::now();
             for _ in 0..iters {
-                for k in 0..n {
-                    let g = k as u64 % GROUPS;
-                    one[0] = Entry {
-                        term: 1,
-                        index: next[g as usize],
-                        r#type: 0,
-                        data: data.clone(),
-                    };
-                    let _ = wal.append_entries(g, &one).unwrap();
-                    next[g as usize] += 1;
-                }
-                wal.flush().unwrap();
-                since_gc += n * size;
-                if since_gc > 2 * SEGMENT as usize {
-                    // Retention keeps disk use flat over a long run.
-                    for g in 0..GROUPS {
-                        let last = wal.last_index(g);
-                        let _ = wal.compact(g, last, 1).unwrap();
-                    }
-                    wal.gc().unwrap();
-                    since_gc = 0;
-                }
+                w.flush_once();
             }
             let d = t.elapsed();
             record(&id, d, iters);
@@ -91,15 +133,7 @@ fn bench_wal(c: &mut Criterion, n: usize, size: usize) {
 /// flushes excluded from the timing: DESIGN.md asks for a few hundred ns.
 fn bench_append_cpu(c: &mut Criterion, size: usize) {
     let id = format!("append_cpu/{size}");
-    let dir = tempfile::tempdir_in(bench_dir()).unwrap();
-    let mut o = Options::new(1, 0);
-    o.segment_size = SEGMENT;
-    o.max_flush_bytes = 8 << 20;
-    let mut wal = Wal::open(dir.path(), o).unwrap();
-    let data = Bytes::from(vec![0x5a; size]);
-    let mut next = [1u64; GROUPS as usize];
-    let mut one = [Entry::default()];
-    let mut since_gc = 0usize;
+    let mut w = FlushWorkload::open(0, size);
     c.bench_function(&id, |b| {
         b.iter_custom(|iters| {
             let mut spent = Duration::ZERO;
@@ -107,29 +141,10 @@ fn bench_append_cpu(c: &mut Criterion, size: usize) {
             while done < iters {
                 let n = (iters - done).min(1024);
                 let t = Instant::now();
-                for k in 0..n {
-                    let g = k % GROUPS;
-                    one[0] = Entry {
-                        term: 1,
-                        index: next[g as usize],
-                        r#type: 0,
-                        data: data.clone(),
-                    };
-                    let _ = wal.append_entries(g, &one).unwrap();
-                    next[g as usize] += 1;
-                }
+                w.append(n as usize);
                 spent += t.elapsed();
                 done += n;
-                wal.flush().unwrap();
-                since_gc += n as usize * size;
-                if since_gc > 2 * SEGMENT as usize {
-                    for g in 0..GROUPS {
-                        let last = wal.last_index(g);
-                        let _ = wal.compact(g, last, 1).unwrap();
-                    }
-                    wal.gc().unwrap();
-                    since_gc = 0;
-                }
+                w.flush_and_retain(n as usize);
             }
             spent
         })
@@ -240,46 +255,17 @@ fn rate(id: &str) -> Option<f64> {
 /// ratio that means something. Returns flushes/s of each.
 fn paired(n: usize, size: usize, budget: Duration) -> (f64, f64) {
     const ROUND: usize = 1;
-    let wdir = tempfile::tempdir_in(bench_dir()).unwrap();
-    let mut o = Options::new(1, 0);
-    o.segment_size = SEGMENT;
-    o.max_flush_bytes = 8 << 20;
-    let mut wal = Wal::open(wdir.path(), o).unwrap();
-    wal.wait_prepared();
+    let mut w = FlushWorkload::open(n, size);
     let rdir = tempfile::tempdir_in(bench_dir()).unwrap();
     let path = rdir.path().join("raw");
     let mut f = zero_file(&path, SEGMENT);
     let buf = vec![0x5a; n * size];
-    let data = Bytes::from(vec![0x5a; size]);
-    let mut next = [1u64; GROUPS as usize];
-    let mut one = [Entry::default()];
     let (mut wal_t, mut raw_t, mut flushes) = (Duration::ZERO, Duration::ZERO, 0u64);
     let mut off = 0u64;
-    let mut since_gc = 0usize;
     while wal_t + raw_t < budget {
         let t = Instant::now();
         for _ in 0..ROUND {
-            for k in 0..n {
-                let g = k as u64 % GROUPS;
-                one[0] = Entry {
-                    term: 1,
-                    index: next[g as usize],
-                    r#type: 0,
-                    data: data.clone(),
-                };
-                let _ = wal.append_entries(g, &one).unwrap();
-                next[g as usize] += 1;
-            }
-            wal.flush().unwrap();
-            since_gc += n * size;
-            if since_gc > 2 * SEGMENT as usize {
-                for g in 0..GROUPS {
-                    let last = wal.last_index(g);
-                    let _ = wal.compact(g, last, 1).unwrap();
-                }
-                wal.gc().unwrap();
-                since_gc = 0;
-            }
+            w.flush_once();
         }
         wal_t += t.elapsed();
         if off + (ROUND * buf.len()) as u64 > SEGMENT {
