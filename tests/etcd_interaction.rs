@@ -1,7 +1,8 @@
 //! Runs etcd-raft's own scenario files against corelog's core (see
-//! shared/conformance/etcd-raft/README.md): every `*.txt` of the
-//! interaction, quorum and confchange directories, each file from a fresh
-//! state, in relaxed comparison; plus the harness's own scenarios.
+//! tests/testdata/etcd-raft/README.md): every `*.txt` of the interaction,
+//! quorum and confchange directories, each file from a fresh state, in
+//! relaxed comparison; plus the harness's own scenarios. The files ship in
+//! the repository, so a clone needs nothing beside it.
 
 mod common;
 mod etcd;
@@ -10,8 +11,8 @@ use std::path::PathBuf;
 
 use common::datadriven::run_dir;
 
-/// The scenario directory named by `var`, or `default` (relative to the
-/// checkout, so a clean clone placed beside shared/ finds it).
+/// The scenario directory named by `var`, or `default` (inside the
+/// checkout).
 fn scenario_dir(var: &str, default: &str) -> PathBuf {
     std::env::var_os(var)
         .map(PathBuf::from)
@@ -24,7 +25,7 @@ fn interaction_scenarios() {
         "CORELOG_ETCD_INTERACTION",
         concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/conformance/etcd-raft/interaction"
+            "/tests/testdata/etcd-raft/interaction"
         ),
     );
     let (_, failed) = run_dir("etcd-interaction", &dir, || {
@@ -55,7 +56,7 @@ fn quorum_scenarios() {
         "CORELOG_ETCD_QUORUM",
         concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/conformance/etcd-raft/quorum"
+            "/tests/testdata/etcd-raft/quorum"
         ),
     );
     let (_, failed) = run_dir("etcd-quorum", &dir, || etcd::quorum::run);
@@ -68,7 +69,7 @@ fn confchange_scenarios() {
         "CORELOG_ETCD_CONFCHANGE",
         concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/conformance/etcd-raft/confchange"
+            "/tests/testdata/etcd-raft/confchange"
         ),
     );
     let (_, failed) = run_dir("etcd-confchange", &dir, || {

@@ -19,8 +19,9 @@ pub const NO_LIMIT: u64 = u64::MAX;
 
 /// Deliberate bugs, each breaking one Raft rule, so that the simulator can
 /// show it catches them (tools/sim/tests/bugs.rs). Compiled only with the
-/// `sim-bugs` feature; all off by default.
-#[cfg(feature = "sim-bugs")]
+/// `--cfg corelog_sim_bugs` flag (never a feature: see the workspace
+/// Cargo.toml); all off by default.
+#[cfg(corelog_sim_bugs)]
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Bugs {
@@ -76,7 +77,7 @@ pub struct Config {
     /// reads no global randomness so that runs replay exactly. 0 means
     /// "derive from `id`".
     pub random_seed: u64,
-    #[cfg(feature = "sim-bugs")]
+    #[cfg(corelog_sim_bugs)]
     #[doc(hidden)]
     pub bugs: Bugs,
 }
@@ -100,7 +101,7 @@ impl Default for Config {
             step_down_on_removal: false,
             disable_conf_change_validation: false,
             random_seed: 0,
-            #[cfg(feature = "sim-bugs")]
+            #[cfg(corelog_sim_bugs)]
             bugs: Bugs::default(),
         }
     }

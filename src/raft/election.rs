@@ -93,9 +93,9 @@ impl<S: Storage> Raft<S> {
         // Learners vote too: a learner may have been promoted without
         // knowing it yet, and the candidate's request says so.
         let cand = EntryId::new(m.log_term, m.index);
-        #[cfg(feature = "sim-bugs")]
+        #[cfg(corelog_sim_bugs)]
         let up_to_date = self.bugs.vote_ignores_log || self.raft_log.is_up_to_date(cand);
-        #[cfg(not(feature = "sim-bugs"))]
+        #[cfg(not(corelog_sim_bugs))]
         let up_to_date = self.raft_log.is_up_to_date(cand);
         if can_vote && up_to_date {
             // Answer with the message's term, not ours: for a pre-vote ours

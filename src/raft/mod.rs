@@ -28,8 +28,13 @@ mod step_leader;
 mod storage;
 mod types;
 
-#[cfg(feature = "sim-bugs")]
+#[cfg(corelog_sim_bugs)]
 pub use config::Bugs;
+/// Whether this build carries the deliberate bugs of the simulator's
+/// self-test (`--cfg corelog_sim_bugs`); false in every build users run.
+pub fn deliberate_bugs_compiled() -> bool {
+    cfg!(corelog_sim_bugs)
+}
 pub use config::{Config, NO_LIMIT, ReadOnlyOption};
 pub use errors::{Error, Result, StorageError};
 pub use log_unstable::Unstable;

@@ -161,7 +161,7 @@ pub struct Raft<S: Storage> {
     /// its term; answered after that first commit.
     pub pending_read_index_messages: Vec<Message>,
     rng: Prng,
-    #[cfg(feature = "sim-bugs")]
+    #[cfg(corelog_sim_bugs)]
     pub(crate) bugs: super::config::Bugs,
 }
 
@@ -203,7 +203,7 @@ impl<S: Storage> Raft<S> {
             step_down_on_removal: c.step_down_on_removal,
             pending_read_index_messages: Vec::new(),
             rng: Prng::new(c.random_seed),
-            #[cfg(feature = "sim-bugs")]
+            #[cfg(corelog_sim_bugs)]
             bugs: c.bugs,
         };
 

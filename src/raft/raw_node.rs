@@ -372,7 +372,7 @@ impl<S: Storage> RawNode<S> {
 
 /// Whether `hs` differs from the hard state last handed out.
 fn hard_state_changed<S: Storage>(_r: &Raft<S>, hs: &HardState, prev: &HardState) -> bool {
-    #[cfg(feature = "sim-bugs")]
+    #[cfg(corelog_sim_bugs)]
     if _r.bugs.unsynced_vote {
         return hs.term != prev.term || hs.commit != prev.commit;
     }

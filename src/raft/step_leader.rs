@@ -190,7 +190,7 @@ impl<S: Storage> Raft<S> {
     /// is of the current term. Returns whether it moved.
     pub(crate) fn maybe_commit(&mut self) -> bool {
         let index = self.trk.committed();
-        #[cfg(feature = "sim-bugs")]
+        #[cfg(corelog_sim_bugs)]
         if self.bugs.commit_any_term {
             let term = self.raft_log.term(index).unwrap_or(0);
             return self.raft_log.maybe_commit(EntryId::new(term, index));
@@ -296,7 +296,7 @@ impl<S: Storage> Raft<S> {
             }
             return;
         }
-        #[cfg(feature = "sim-bugs")]
+        #[cfg(corelog_sim_bugs)]
         if self.bugs.read_without_quorum {
             let commit = self.raft_log.committed;
             if let Some(resp) = self.response_to_read_index_req(m, commit) {

@@ -197,7 +197,7 @@ pub fn parse(name: &str, text: &str) -> Result<Vec<TestCase>, String> {
     Ok(cases)
 }
 
-/// Relaxed comparison (see shared/conformance/etcd-raft/README.md): lines that
+/// Relaxed comparison (see tests/testdata/etcd-raft/README.md): lines that
 /// are log messages are dropped, and an output left with nothing in it reads
 /// as `ok` (what a command prints when it has nothing to say).
 pub fn relaxed(s: &str) -> String {
@@ -287,6 +287,13 @@ pub fn scenario_files(dir: &Path) -> Vec<PathBuf> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "txt"))
         .collect();
+    // A directory with no scenario would pass while testing nothing (a
+    // mistyped variable, a clone without its testdata): that is a failure.
+    assert!(
+        !v.is_empty(),
+        "no scenario file (*.txt) in {}",
+        dir.display()
+    );
     v.sort();
     v
 }
@@ -350,6 +357,14 @@ pub fn run_dir<R: FnMut(&TestCase) -> String>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[should_panic(expected = "no scenario file")]
+    fn an_empty_scenario_directory_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("notes.md"), "not a scenario").unwrap();
+        scenario_files(dir.path());
+    }
 
     #[test]
     fn parses_args_lists_and_inputs() {

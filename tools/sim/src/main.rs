@@ -8,8 +8,9 @@
 //! `corelog-sim --seed N [--steps M]` replays one seed and prints its whole
 //! event log and the log's hash.
 //!
-//! Built with `--features sim-bugs`, both take `--bug NAME` to switch on one
-//! of the core's deliberate bugs (to replay a failure of tests/bugs.rs).
+//! Built with `RUSTFLAGS="--cfg corelog_sim_bugs"` (best in a target
+//! directory of its own), both take `--bug NAME` to switch on one of the
+//! core's deliberate bugs (to replay a failure of tests/bugs.rs).
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -19,7 +20,7 @@ use corelog_sim::{DEFAULT_STEPS, Options, default_threads, failure_report, run_s
 const USAGE: &str = "usage:
   corelog-sim --seeds N [--steps M] [--seed-start S] [--threads T] [--quiet] [--lease-reads]
   corelog-sim --seed N [--steps M] [--lease-reads]
-  (built with --features sim-bugs, both also take --bug NAME: vote_ignores_log,
+  (built with RUSTFLAGS=\"--cfg corelog_sim_bugs\", both also take --bug NAME: vote_ignores_log,
   commit_any_term, unsynced_vote, read_without_quorum)";
 
 struct Args {
@@ -34,7 +35,7 @@ struct Args {
 }
 
 /// The deliberate bug named `name` (see corelog's `Bugs`), as a config hook.
-#[cfg(feature = "sim-bugs")]
+#[cfg(corelog_sim_bugs)]
 fn bug_hook(name: &str) -> Result<fn(&mut corelog::raft::Config), String> {
     Ok(match name {
         "vote_ignores_log" => |c| c.bugs.vote_ignores_log = true,
@@ -45,9 +46,9 @@ fn bug_hook(name: &str) -> Result<fn(&mut corelog::raft::Config), String> {
     })
 }
 
-#[cfg(not(feature = "sim-bugs"))]
+#[cfg(not(corelog_sim_bugs))]
 fn bug_hook(_: &str) -> Result<fn(&mut corelog::raft::Config), String> {
-    Err("--bug needs a build with --features sim-bugs".to_string())
+    Err("--bug needs a build with RUSTFLAGS=\"--cfg corelog_sim_bugs\"".to_string())
 }
 
 fn parse() -> Result<Args, String> {

@@ -1,13 +1,15 @@
 //! Proof that the simulator can fail: each deliberate bug of the core
-//! (compiled in by the `sim-bugs` feature, switched on through the config
+//! (compiled in by `--cfg corelog_sim_bugs`, switched on through the config
 //! hook) must be caught within a bounded number of seeds, by the invariant
 //! meant to catch it. If the simulator stops catching one, this fails.
 //!
 //! Catch rates measured when the bounds were set (seeds 0..N, 2,000 steps):
 //! vote_ignores_log about one seed in two, commit_any_term one in four,
 //! unsynced_vote one in six, read_without_quorum one in forty. A failure report's replay command
-//! needs the bug on: add `--features sim-bugs` before `--` and
-//! `--bug NAME` after it.
+//! needs the bug on: build with `RUSTFLAGS="--cfg corelog_sim_bugs"` and add
+//! `--bug NAME` after `--`. Without that flag this file compiles to nothing
+//! (see tools/sim/README.md, "Proof it can fail").
+#![cfg(corelog_sim_bugs)]
 
 use corelog::raft::Config;
 use corelog_sim::checker::{

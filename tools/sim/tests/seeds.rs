@@ -9,6 +9,17 @@ use corelog_sim::{Options, default_threads, failure_report, run_seeds};
 const SEEDS: u64 = 1_000;
 const STEPS: u64 = 2_000;
 
+/// The workspace build that CI tests is the code users run: the core's
+/// deliberate bugs must not be in it (they build only under their own
+/// `--cfg`, see tests/bugs.rs).
+#[test]
+fn the_tested_core_has_no_deliberate_bug_compiled_in() {
+    assert!(
+        !corelog::raft::deliberate_bugs_compiled(),
+        "this build has the core's deliberate bugs: build without --cfg corelog_sim_bugs"
+    );
+}
+
 #[test]
 fn ci_sweep_finds_no_violation() {
     let seeds = if cfg!(debug_assertions) {
