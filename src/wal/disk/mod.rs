@@ -8,7 +8,7 @@
 //! - on its directory ([`Disk`]): list names, create or open a file,
 //!   rename, remove, make those durable (`sync_dir`), take the directory
 //!   lock;
-//! - on a file ([`DiskFile`]): length, preallocation, a synchronous
+//! - on a file ([`DiskFile`]): size, preallocation, a synchronous
 //!   positioned write, a data sync, and a read view of the whole file as
 //!   `Bytes` (the mmap in production: entries are sliced from it without
 //!   copying);
@@ -36,6 +36,8 @@
 
 pub mod sim;
 mod sim_media;
+#[cfg(test)]
+mod sim_tests;
 
 use std::io;
 use std::os::fd::RawFd;
@@ -107,8 +109,8 @@ pub trait Disk: Clone + Send + Sync + 'static {
 /// An open file. Clones are handles to the same open file (an `Arc`), so a
 /// flush can hold one for as long as it runs.
 pub trait DiskFile: Clone + Send + Sync + 'static {
-    /// Current length in bytes.
-    fn len(&self) -> io::Result<u64>;
+    /// Current length in bytes (fstat's `st_size`).
+    fn size(&self) -> io::Result<u64>;
 
     /// Grows the file to `len` bytes whose blocks are all written (zeros),
     /// so that later overwrites and their data syncs touch data only, no

@@ -313,7 +313,8 @@ impl State {
         let Some((ino, offset, buf)) = flight.writes.get(cut) else {
             return;
         };
-        if !torn || !self.faults.torn_writes || self.room(*ino, offset + buf.len() as u64).is_err() {
+        if !torn || !self.faults.torn_writes || self.room(*ino, offset + buf.len() as u64).is_err()
+        {
             return;
         }
         self.counts.torn_writes += 1;
@@ -542,7 +543,8 @@ impl Disk for SimDisk {
         }
         st.names.remove(from);
         st.names.insert(to.to_string(), ino);
-        st.pending.push(DirOp::Rename(from.to_string(), to.to_string()));
+        st.pending
+            .push(DirOp::Rename(from.to_string(), to.to_string()));
         st.reap_inodes();
         Ok(())
     }
@@ -690,7 +692,7 @@ impl AsRef<[u8]> for ViewOwner {
 }
 
 impl DiskFile for SimFile {
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         let mut st = self.live()?;
         Ok(st.inode(self.ino)?.cache.len() as u64)
     }
@@ -758,7 +760,10 @@ impl Flusher for SimFlusher {
     type File = SimFile;
 
     fn submit(&mut self, mut writes: Vec<FlushWrite<SimFile>>) {
-        assert!(!self.busy, "SimFlusher::submit: a flush is already in flight");
+        assert!(
+            !self.busy,
+            "SimFlusher::submit: a flush is already in flight"
+        );
         let mut st = self.disk.st();
         let mut bad = None;
         if st.life != self.life {
