@@ -428,6 +428,30 @@ impl SimDisk {
         self.st().crash();
     }
 
+    /// Latent corruption at rest: flips one random bit of the durable bytes
+    /// of a random durably named, non-empty file (drawn from the seed).
+    /// The page cache keeps the good bytes until a crash, as a drive's
+    /// cache would. Returns the file and the byte offset that rotted.
+    pub fn rot_at_rest(&self) -> Option<(String, u64)> {
+        let mut guard = self.st();
+        let st = &mut *guard;
+        let files: Vec<(&String, &u64)> = st
+            .durable_names
+            .iter()
+            .filter(|(_, ino)| st.inodes.get(ino).is_some_and(|i| !i.media.is_empty()))
+            .collect();
+        if files.is_empty() {
+            return None;
+        }
+        let (name, ino) = files[st.rng.below(files.len() as u64) as usize];
+        let (name, ino) = (name.clone(), *ino);
+        let inode = st.inodes.get_mut(&ino)?;
+        let bit = st.rng.below(inode.media.len() as u64 * 8);
+        inode.media[(bit / 8) as usize] ^= 1 << (bit % 8);
+        st.counts.bit_flips += 1;
+        Some((name, bit / 8))
+    }
+
     /// Faults injected so far.
     pub fn counts(&self) -> FaultCounts {
         self.st().counts

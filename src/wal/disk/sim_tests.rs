@@ -472,6 +472,22 @@ fn bit_flips_rot_the_media_not_the_cache() {
 }
 
 #[test]
+fn rot_at_rest_flips_one_durable_bit_seen_after_a_crash() {
+    let d = disk(15, 512, Faults::NONE);
+    assert_eq!(d.rot_at_rest(), None, "nothing durable to rot");
+    synced_file(&d, "a", 1000, 0);
+    d.create("unsynced").unwrap();
+    let (name, at) = d.rot_at_rest().unwrap();
+    assert_eq!(name, "a");
+    assert_eq!(d.cached_bytes("a").unwrap(), vec![0; 1000], "cache intact");
+    d.crash();
+    let m = d.cached_bytes("a").unwrap();
+    assert_eq!(m[at as usize].count_ones(), 1);
+    assert_eq!(m.iter().map(|b| b.count_ones()).sum::<u32>(), 1);
+    assert_eq!(d.counts().bit_flips, 1);
+}
+
+#[test]
 fn a_misdirected_write_lands_elsewhere_in_the_same_file() {
     let d = disk(14, 4096, Faults::NONE);
     let f = synced_file(&d, "a", 4 * 4096, 0);
