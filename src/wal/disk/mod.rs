@@ -191,7 +191,9 @@ pub enum FlushPoll<F> {
 /// file, each step running only if every step before it succeeded in full
 /// (in production: one linked io_uring chain `write A → fdatasync A →
 /// write B → fdatasync B`, in one submission). So a flush that spans two
-/// files makes the first durable before the second is written.
+/// files makes the first durable before the second is written. How each
+/// step is made durable (a linked fdatasync, or a write with `RWF_DSYNC`)
+/// is the implementation's choice; `Done` means all of it is durable.
 ///
 /// Dropping a `Flusher` with a flush in flight waits for it to complete or
 /// fail (its buffers must outlive the disk's use of them).
