@@ -35,6 +35,7 @@
 //! dynamic dispatch (the WAL is generic over `Disk`).
 
 pub mod sim;
+mod sim_faults;
 mod sim_media;
 #[cfg(test)]
 mod sim_tests;

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::io;
 use std::sync::Arc;
 
-use super::sim::{ErrorPages, FaultCounts, Faults};
+use super::sim_faults::{ErrorPages, FaultCounts, Faults};
 use crate::raft::Prng;
 
 /// What a fault decision needs: the disk's generator, its switches, its
