@@ -15,6 +15,7 @@
 //! compaction point means, and when a hard state must be synced are the
 //! caller's business.
 
+pub mod disk;
 mod error;
 pub mod format;
 mod group;
