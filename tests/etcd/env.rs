@@ -73,8 +73,10 @@ impl fmt::Write for Output {
 /// what `MemStorage` last compacted to.
 pub struct EnvStorage {
     pub mem: MemStorage,
-    /// Every state the node's "appender" state machine went through, oldest
-    /// first; never empty.
+    /// Every state the node's "appender" state machine reached, oldest
+    /// first: the bootstrap state, then one per applied committed entry.
+    /// A snapshot restored from the leader does not enter it (as in etcd's
+    /// harness). Never empty.
     pub history: Vec<Snapshot>,
 }
 
