@@ -115,10 +115,7 @@ pub fn add_nodes(env: &mut Env, n: usize, cfg: Config, mut snap: Snapshot) -> Cm
                 return Err(format!("failed to establish first index {exp}; got {fi}"));
             }
         }
-        let storage = EnvStorage {
-            mem,
-            history: vec![snap.clone()],
-        };
+        let storage = EnvStorage::new(mem, vec![snap.clone()]);
         let mut cfg = cfg.clone();
         cfg.id = id;
         let raw = RawNode::new(&cfg, storage).map_err(|e| etcd_config_error(&e))?;

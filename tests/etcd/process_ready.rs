@@ -76,10 +76,12 @@ fn process_append(
         // offering the state it last reached by applying, and later
         // applications build on that state (tests/etcd/testdata/
         // snapshot_history.txt shows it).
-        return store
+        store
             .mem
             .apply_snapshot(snap.clone())
-            .map_err(|e| e.to_string());
+            .map_err(|e| e.to_string())?;
+        store.restored = true;
+        return Ok(());
     }
     store.mem.append(ents).map_err(|e| e.to_string())
 }
