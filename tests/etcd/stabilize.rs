@@ -28,7 +28,8 @@ fn set_levels(env: &mut Env, case: &TestCase) -> CmdResult {
         for v in &arg.vals {
             match arg.key.as_str() {
                 "log-level" => set_level(env, v)?,
-                k => return Err(format!("stabilize: unknown argument {k}")),
+                // etcd's harness skips arguments it does not know.
+                _ => {}
             }
         }
     }
