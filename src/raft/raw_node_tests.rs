@@ -381,6 +381,49 @@ fn read_index_states_come_out_once() {
     rn.advance(rd);
 }
 
+/// The only voter of a joint configuration (`[1]` both incoming and
+/// outgoing) is a quorum of its own: its own heartbeat ack confirms a Safe
+/// read, with no peer to answer. (Found by corelog-sim's calm-phase read:
+/// the read waited for a heartbeat response that never comes.)
+#[test]
+fn a_joint_configuration_of_one_voter_answers_reads_by_itself() {
+    let mut s = MemStorage::new();
+    s.apply_snapshot(Snapshot {
+        metadata: Some(SnapshotMetadata {
+            index: 2,
+            term: 1,
+            conf_state: Some(ConfState {
+                voters: vec![1],
+                voters_outgoing: vec![1],
+                ..Default::default()
+            }),
+        }),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut c = test_config(1, 10, 1);
+    c.applied = 2;
+    let mut rn = RawNode::new(&c, s).unwrap();
+    elect(&mut rn);
+    while rn.has_ready() {
+        let rd = rn.ready();
+        persist(&mut rn, &rd);
+        rn.advance(rd);
+    }
+    assert_eq!(rn.raft.raft_log.committed, 3, "the empty entry commits");
+    rn.read_index(Bytes::from_static(b"joint"));
+    let mut answered = Vec::new();
+    while rn.has_ready() {
+        let rd = rn.ready();
+        answered.extend(rd.read_states.iter().cloned());
+        persist(&mut rn, &rd);
+        rn.advance(rd);
+    }
+    assert_eq!(answered.len(), 1, "the read is answered without any peer");
+    assert_eq!(&answered[0].request_ctx[..], b"joint");
+    assert_eq!(answered[0].index, 3);
+}
+
 #[test]
 fn start_from_a_bootstrapped_snapshot() {
     let mut s = MemStorage::new();
