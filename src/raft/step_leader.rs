@@ -313,6 +313,14 @@ impl<S: Storage> Raft<S> {
                 let ctx = self.read_only.heartbeat_ctx();
                 let id = self.id;
                 self.read_only.recv_ack(id, &ctx);
+                // Our own ack may be a quorum already (the only voter of a
+                // joint configuration), and no heartbeat response would
+                // ever come to confirm the read.
+                for rs in self.read_only.maybe_advance(&self.trk.config.voters) {
+                    if let Some(resp) = self.response_to_read_index_req(rs.req, rs.index) {
+                        self.send(resp);
+                    }
+                }
                 self.bcast_heartbeat();
             }
             ReadOnlyOption::LeaseBased => {
