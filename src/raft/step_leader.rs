@@ -279,6 +279,16 @@ impl<S: Storage> Raft<S> {
         }
     }
 
+    /// Answers the Safe reads that a quorum of the current voters has
+    /// acknowledged.
+    pub(crate) fn answer_confirmed_reads(&mut self) {
+        for rs in self.read_only.maybe_advance(&self.trk.config.voters) {
+            if let Some(resp) = self.response_to_read_index_req(rs.req, rs.index) {
+                self.send(resp);
+            }
+        }
+    }
+
     fn send_msg_read_index_response(&mut self, m: Message) {
         // The only voter: no one to confirm with. Only if that voter is this
         // node: a leader that was demoted or removed (and leads on,
@@ -316,11 +326,7 @@ impl<S: Storage> Raft<S> {
                 // Our own ack may be a quorum already (the only voter of a
                 // joint configuration), and no heartbeat response would
                 // ever come to confirm the read.
-                for rs in self.read_only.maybe_advance(&self.trk.config.voters) {
-                    if let Some(resp) = self.response_to_read_index_req(rs.req, rs.index) {
-                        self.send(resp);
-                    }
-                }
+                self.answer_confirmed_reads();
                 self.bcast_heartbeat();
             }
             ReadOnlyOption::LeaseBased => {
