@@ -121,6 +121,13 @@ impl<S: Storage> Raft<S> {
         let Some(pr) = self.trk.progress.get(&to) else {
             return;
         };
+        #[cfg(corelog_sim_bugs)]
+        let commit = if self.bugs.heartbeat_commit_beyond_match {
+            self.raft_log.committed
+        } else {
+            pr.matched.min(self.raft_log.committed)
+        };
+        #[cfg(not(corelog_sim_bugs))]
         let commit = pr.matched.min(self.raft_log.committed);
         self.send(Message {
             r#type: MessageType::MsgHeartbeat as i32,
@@ -543,6 +550,10 @@ impl<S: Storage> Raft<S> {
         // Only `min(rejected, hint + 1)` matters, so capping the hint at the
         // rejected index changes nothing but keeps `hint + 1` in range.
         next_probe_idx = next_probe_idx.min(m.index);
+        #[cfg(corelog_sim_bugs)]
+        if self.bugs.probe_one_too_far {
+            next_probe_idx = next_probe_idx.saturating_sub(1);
+        }
         let Some(pr) = self.trk.progress.get_mut(&from) else {
             return;
         };
