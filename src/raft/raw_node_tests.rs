@@ -478,7 +478,11 @@ fn a_read_waiting_for_a_removed_voter_is_answered_once_it_is_gone() {
     })
     .unwrap();
     cycle(&mut rn, &mut reads);
-    assert_eq!(rn.raft.trk.config.voters.ids().len(), 1, "node 2 is removed");
+    assert_eq!(
+        rn.raft.trk.config.voters.ids().len(),
+        1,
+        "node 2 is removed"
+    );
     assert_eq!(reads.len(), 1, "the read is answered by the new quorum");
     assert_eq!(reads[0].index, committed);
 }

@@ -295,7 +295,36 @@ pub struct Sim {
     /// In a calm phase: proposals numbered from here are liveness markers.
     marker_floor: Option<u64>,
     marker_applied: bool,
+    /// In a calm phase: the read asked of the current leader before any
+    /// proposal (see `calm_read`).
+    calm_read: Option<CalmRead>,
     stats: Stats,
+}
+
+/// The read of a calm phase: asked of `leader` at `term` at tick `since`.
+#[derive(Debug, Clone, Copy)]
+struct CalmRead {
+    leader: u64,
+    term: u64,
+    ctx: u64,
+    since: u64,
+    answered: bool,
+}
+
+/// How long, in election timeouts, the calm phase's read may wait at one
+/// leader: the rules need one commit of the leader's term (its empty entry,
+/// which a quorum of a healed network acknowledges within a few round
+/// trips, some of them delayed) and one heartbeat round.
+const READ_WAIT_TIMEOUTS: u64 = 20;
+
+/// A leader's probe rejected, as `Sim::probe_rejection` found it.
+struct ProbeRejection {
+    leader: u64,
+    follower: u64,
+    rejected: u64,
+    hint: (u64, u64),
+    leader_term_at_hint: Option<u64>,
+    matched: u64,
 }
 
 /// Liveness markers are proposals whose payload starts with this byte;
@@ -372,6 +401,7 @@ impl Sim {
             last_ready: (false, false),
             marker_floor: None,
             marker_applied: false,
+            calm_read: None,
             stats: Stats::default(),
         }
     }
@@ -736,12 +766,16 @@ impl Sim {
         });
         let (from, to) = (m.from, m.to);
         let is_snap = m.r#type == MessageType::MsgSnap as i32;
+        let probe = self.probe_rejection(&m);
         let node = self.nodes.get_mut(&to).expect("checked up");
         if let Err(e) = node.raw().step(m) {
             self.ev(Event::StepError {
                 id: to,
                 what: format!("{e:?}"),
             });
+        }
+        if let Some(p) = probe {
+            self.check_probe(p)?;
         }
         if is_snap {
             // The transport got the snapshot across: the sender may resume
@@ -1236,6 +1270,9 @@ impl Sim {
                 .map_err(|e| core_error(format!("node {id} append: {e:?}")))?;
         }
         if let Some(hs) = rd.hard_state {
+            if hs.vote != 0 {
+                self.checker.observe_vote(id, hs.term, hs.vote)?;
+            }
             raw.store_mut().set_hard_state(hs);
         }
 
@@ -1251,6 +1288,7 @@ impl Sim {
             } else if m.r#type == MessageType::MsgVoteResp as i32 {
                 node.last_vote = Some((m.term, m.to));
                 self.last_ready.0 = true;
+                self.checker.observe_vote(id, m.term, m.to)?;
             }
         }
 
@@ -1333,6 +1371,9 @@ impl Sim {
                 ))
             })?;
             self.checker.check_read(id, ctx, rs.index)?;
+            if let Some(r) = self.calm_read.as_mut().filter(|r| r.ctx == ctx) {
+                r.answered = true;
+            }
             self.stats.reads_answered += 1;
             self.log.push(
                 self.step,
@@ -1449,6 +1490,31 @@ impl Sim {
                     .check_leader(n.id, term, committed, &RaftLogView(raw))?;
             }
         }
+        self.check_commits_in_leader_logs()
+    }
+
+    /// Every running node's commit index against every running leader of
+    /// its term or later (see `Checker::check_commit_in_leader_log`).
+    fn check_commits_in_leader_logs(&self) -> Check {
+        let leaders: Vec<&SimNode> = self.nodes.values().filter(|n| n.is_leader()).collect();
+        for n in self.nodes.values() {
+            let Some(raw) = n.raw.as_ref() else {
+                continue;
+            };
+            for l in leaders
+                .iter()
+                .filter(|l| l.id != n.id && l.term() >= n.term())
+            {
+                let lraw = l.raw.as_ref().expect("a leader is up");
+                self.checker.check_commit_in_leader_log(
+                    n.id,
+                    raw.raft.raft_log.committed,
+                    &RaftLogView(raw),
+                    l.id,
+                    &RaftLogView(lraw),
+                )?;
+            }
+        }
         Ok(())
     }
 
@@ -1529,6 +1595,14 @@ impl Sim {
             }
             if let Some(l) = self.leader() {
                 let term = self.nodes[&l].term();
+                match self.calm_read(l, term) {
+                    Err(v) => break Err(v),
+                    Ok(false) => {
+                        self.tick_all();
+                        continue;
+                    }
+                    Ok(true) => {}
+                }
                 let retry = match last_try {
                     Some((pl, pt, at)) => {
                         pl != l || pt != term || self.now - at >= self.params.election_tick as u64
@@ -1544,6 +1618,7 @@ impl Sim {
             self.tick_all();
         };
         self.marker_floor = None;
+        self.calm_read = None;
         result?;
         if self.wedged {
             return Ok(());
@@ -1552,6 +1627,106 @@ impl Sim {
         self.stats.max_liveness_ticks = self.stats.max_liveness_ticks.max(took);
         self.ev(Event::Live { ticks: took });
         Ok(())
+    }
+
+    /// Before the calm phase proposes anything, a read asked of the leader
+    /// must be answered: a leader needs no proposal to serve reads (its
+    /// empty entry commits an entry of its term), and a leader elected with
+    /// uncommitted entries of earlier terms must commit them by itself.
+    /// Returns whether the read was answered; asks again of each new
+    /// leader (a read asked of a deposed one may be dropped).
+    fn calm_read(&mut self, leader: u64, term: u64) -> Result<bool, Violation> {
+        match self.calm_read {
+            Some(r) if r.answered => return Ok(true),
+            Some(r) if r.leader == leader && r.term == term => {
+                let waited = self.now - r.since;
+                let bound = READ_WAIT_TIMEOUTS * self.params.election_tick as u64;
+                if waited < bound {
+                    return Ok(false);
+                }
+                let raw = self.nodes[&leader].raw.as_ref().expect("a leader is up");
+                return Err(Violation {
+                    invariant: checker::READ_WAIT,
+                    detail: format!(
+                        "read {} asked of leader {leader} of term {term} unanswered after {waited} ticks of a healed network, no proposal made; leader commit {} last index {}; nodes: {}",
+                        r.ctx,
+                        raw.raft.raft_log.committed,
+                        raw.raft.raft_log.last_index(),
+                        self.describe_nodes()
+                    ),
+                });
+            }
+            _ => {}
+        }
+        let ctx = self.next_read;
+        self.next_read += 1;
+        let min_index = self.max_known_commit();
+        self.checker.register_read(ctx, leader, min_index);
+        self.ev(Event::ReadIndex {
+            id: leader,
+            ctx,
+            min_index,
+        });
+        self.nodes
+            .get_mut(&leader)
+            .expect("up")
+            .raw()
+            .read_index(ctx_bytes(ctx));
+        self.calm_read = Some(CalmRead {
+            leader,
+            term,
+            ctx,
+            since: self.now,
+            answered: false,
+        });
+        Ok(false)
+    }
+
+    /// If `m` is a genuine rejection of a leader's probe (the leader is
+    /// probing its sender, and `m` rejects the one probe in flight), what
+    /// the probing rule needs to judge the leader's next probe.
+    fn probe_rejection(&self, m: &Message) -> Option<ProbeRejection> {
+        if m.r#type != MessageType::MsgAppResp as i32 || !m.reject {
+            return None;
+        }
+        let raw = self.nodes.get(&m.to)?.raw.as_ref()?;
+        if raw.raft.state != StateType::Leader || raw.raft.term != m.term {
+            return None;
+        }
+        let pr = raw.raft.trk.progress.get(&m.from)?;
+        let probing = pr.state == corelog::raft::tracker::ProgressState::Probe;
+        if !probing || pr.next_idx.wrapping_sub(1) != m.index {
+            return None;
+        }
+        Some(ProbeRejection {
+            leader: m.to,
+            follower: m.from,
+            rejected: m.index,
+            hint: (m.reject_hint, m.log_term),
+            leader_term_at_hint: crate::checker::LogView::term(&RaftLogView(raw), m.reject_hint),
+            matched: pr.matched,
+        })
+    }
+
+    /// The leader's progress for the follower once it handled the
+    /// rejection `p`.
+    fn check_probe(&self, p: ProbeRejection) -> Check {
+        let Some(raw) = self.nodes.get(&p.leader).and_then(|n| n.raw.as_ref()) else {
+            return Ok(());
+        };
+        let Some(pr) = raw.raft.trk.progress.get(&p.follower) else {
+            return Ok(());
+        };
+        let probing = pr.state == corelog::raft::tracker::ProgressState::Probe;
+        self.checker.check_probe(
+            p.leader,
+            p.follower,
+            p.rejected,
+            p.hint,
+            p.leader_term_at_hint,
+            p.matched,
+            (pr.next_idx, probing),
+        )
     }
 
     fn describe_nodes(&self) -> String {
