@@ -658,7 +658,9 @@ impl Sim {
                 Ok(())
             }
             Action::Tick => {
-                self.tick_all();
+                if self.tick_all() {
+                    self.compact_leader_on_heal()?;
+                }
                 Ok(())
             }
             Action::TickOne => {
@@ -670,7 +672,15 @@ impl Sim {
             }
             Action::Propose => {
                 if let Some(id) = self.client_target() {
-                    self.propose(id, b'P');
+                    // A leader cut off from a majority, or of an older term
+                    // than the newest: clients keep writing to it, and the
+                    // burst grows the divergent tail it will have to give up.
+                    let stale = self.nodes[&id].is_leader()
+                        && (self.leader() != Some(id) || self.cut_off(id));
+                    let n = if stale { self.rng.range(4, 16) } else { 1 };
+                    for _ in 0..n {
+                        self.propose(id, b'P');
+                    }
                 }
                 Ok(())
             }
@@ -705,15 +715,12 @@ impl Sim {
                 self.ev(Event::Delay { m, until });
                 Ok(())
             }
-            Action::Partition => {
-                self.partition();
-                Ok(())
-            }
+            Action::Partition => self.partition(),
             Action::Heal => {
                 self.heal_at = None;
                 self.net.heal();
                 self.ev(Event::Heal);
-                Ok(())
+                self.compact_leader_on_heal()
             }
             Action::Crash => match self.rng.pick(&self.up_ids()) {
                 Some(id) => self.crash(id),
@@ -732,10 +739,12 @@ impl Sim {
         }
     }
 
-    fn tick_all(&mut self) {
+    /// Advances time by a tick; returns whether the partitions healed.
+    fn tick_all(&mut self) -> bool {
         self.now += 1;
         self.ev(Event::Tick { now: self.now });
-        if self.heal_at.is_some_and(|t| t <= self.now) {
+        let healed = self.heal_at.is_some_and(|t| t <= self.now);
+        if healed {
             self.heal_at = None;
             self.net.heal();
             self.ev(Event::Heal);
@@ -745,6 +754,7 @@ impl Sim {
                 r.tick();
             }
         }
+        healed
     }
 
     /// Delivers the message at `pos`, unless its link is cut or its
@@ -832,16 +842,18 @@ impl Sim {
         }
     }
 
-    fn partition(&mut self) {
+    fn partition(&mut self) -> Check {
         self.stats.partitions += 1;
         let ids = self.up_ids();
         if ids.len() < 2 {
-            return;
+            return Ok(());
         }
         // A new partition mostly replaces the current one: piling them up
         // soon leaves no majority connected anywhere, and nothing happens.
-        if self.rng.chance(3, 4) {
+        if self.rng.chance(3, 4) && !self.net.cut.is_empty() {
             self.net.heal();
+            self.ev(Event::Heal);
+            self.compact_leader_on_heal()?;
         }
         // Isolating the leader is drawn most: it makes stale leaders, where
         // stale reads and lost writes hide.
@@ -870,7 +882,7 @@ impl Sim {
                     self.net.cut_between(&[l], &others);
                     "isolate-leader"
                 }
-                None => return,
+                None => return Ok(()),
             },
             3 => {
                 // A node that hears nobody but is heard by all.
@@ -894,6 +906,7 @@ impl Sim {
         self.heal_at = Some(self.heal_at.map_or(until, |t| t.max(until)));
         let cut: Vec<(u64, u64)> = self.net.cut.iter().copied().collect();
         self.ev(Event::Partition { kind, cut });
+        Ok(())
     }
 
     fn crash(&mut self, id: u64) -> Check {
@@ -1164,6 +1177,34 @@ impl Sim {
             return Ok(());
         };
         let keep = self.rng.range(0, 8);
+        self.compact_node(id, keep)
+    }
+
+    /// Whether node `id` reaches less than a majority of the nodes (itself
+    /// included) both ways.
+    fn cut_off(&self, id: u64) -> bool {
+        let reach = self
+            .nodes
+            .keys()
+            .filter(|&&x| x == id || (self.net.link_up(id, x) && self.net.link_up(x, id)))
+            .count();
+        2 * reach <= self.nodes.len()
+    }
+
+    /// When a partition heals, the newest leader often compacts its whole
+    /// applied log: the nodes that come back, old leaders with long
+    /// divergent tails among them, must then catch up by snapshot, where a
+    /// snapshot restored over a conflicting log shows.
+    fn compact_leader_on_heal(&mut self) -> Check {
+        match self.leader() {
+            Some(l) if self.rng.chance(3, 4) => self.compact_node(l, 0),
+            _ => Ok(()),
+        }
+    }
+
+    /// Snapshots node `id`'s applied state and compacts its log, keeping
+    /// `keep` applied entries.
+    fn compact_node(&mut self, id: u64, keep: u64) -> Check {
         let node = self.nodes.get_mut(&id).expect("up");
         let app = node.app.clone();
         let raw = node.raw.as_mut().expect("up");
