@@ -50,13 +50,11 @@ pub fn handle(env: &mut Env, case: &TestCase) -> CmdResult {
                     cfg.applied = index;
                 }
                 "content" => data = Bytes::from(v.clone().into_bytes()),
-                "async-storage-writes" => {
-                    if parse_bool(key, v)? {
-                        return Err(
-                            "async-storage-writes=true is not supported by corelog's RawNode"
-                                .to_string(),
-                        );
-                    }
+                "async-storage-writes" if parse_bool(key, v)? => {
+                    return Err(
+                        "async-storage-writes=true is not supported by corelog's RawNode"
+                            .to_string(),
+                    );
                 }
                 "prevote" => cfg.pre_vote = parse_bool(key, v)?,
                 "checkquorum" => cfg.check_quorum = parse_bool(key, v)?,

@@ -7,8 +7,8 @@
 //! membership; compact a log; handle a node's Ready). After every step the
 //! checker's invariants are checked. Every few hundred steps, and at the
 //! end, the faults stop and the network heals (a calm phase): a leader must
-//! then be elected and a proposal committed within
-//! `Options::liveness_timeouts` election timeouts.
+//! then be elected, answer a read before any proposal, and commit a
+//! proposal within `Options::liveness_timeouts` election timeouts.
 //!
 //! Nothing here reads a clock, the environment or global randomness, and
 //! every collection iterated is ordered: the run is a pure function of the
