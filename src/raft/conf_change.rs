@@ -71,6 +71,10 @@ impl<S: Storage> Raft<S> {
             // proposal.
             self.bcast_append_if_nonempty();
         }
+        // Reads waiting for heartbeat acks may have a quorum of the new
+        // voters already; a removed voter would never answer the next
+        // heartbeat round.
+        self.answer_confirmed_reads();
         // A transfer to a node that is no longer a voter cannot complete.
         if self.lead_transferee != NONE && !self.trk.config.voters.contains(self.lead_transferee) {
             self.abort_leader_transfer();

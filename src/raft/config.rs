@@ -34,6 +34,25 @@ pub struct Bugs {
     pub unsynced_vote: bool,
     /// Answer ReadIndex without confirming leadership, even in Safe mode.
     pub read_without_quorum: bool,
+    /// A follower raises its commit index on MsgApp to the leader's commit
+    /// capped by its own last index, not by the last entry the message
+    /// matched: a divergent suffix gets committed.
+    pub follower_commit_to_last_index: bool,
+    /// The leader's heartbeat carries its commit index uncapped by the
+    /// follower's match, so the follower commits beyond its matched prefix.
+    pub heartbeat_commit_beyond_match: bool,
+    /// A new leader does not append the empty entry of its term, so it
+    /// commits nothing (and answers no read) until a proposal comes.
+    pub leader_skips_empty_entry: bool,
+    /// After a rejection, probing steps the next index one entry further
+    /// back than the follower's hint allows.
+    pub probe_one_too_far: bool,
+    /// A follower given a snapshot whose index its log holds at another
+    /// term keeps its conflicting log and commits up to the snapshot index.
+    pub restore_keeps_conflicting_log: bool,
+    /// A node clears its vote when it becomes follower in the same term,
+    /// so it can vote twice in one term.
+    pub vote_cleared_without_term_change: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -301,7 +301,11 @@ impl<S: Storage> Raft<S> {
     }
 
     pub(crate) fn reset(&mut self, term: u64) {
-        if self.term != term {
+        #[cfg(corelog_sim_bugs)]
+        let term_changed = self.term != term || self.bugs.vote_cleared_without_term_change;
+        #[cfg(not(corelog_sim_bugs))]
+        let term_changed = self.term != term;
+        if term_changed {
             self.term = term;
             self.vote = NONE;
         }
@@ -424,6 +428,10 @@ impl<S: Storage> Raft<S> {
         // new ones until the whole tail is applied is safe and cheap.
         self.pending_conf_index = self.raft_log.last_index();
 
+        #[cfg(corelog_sim_bugs)]
+        if self.bugs.leader_skips_empty_entry {
+            return;
+        }
         // An empty entry has payload size 0, so this cannot be refused.
         let accepted = self.append_entry(vec![crate::raftpb::Entry::default()]);
         assert!(accepted, "the empty entry of a new leader was dropped");

@@ -381,6 +381,112 @@ fn read_index_states_come_out_once() {
     rn.advance(rd);
 }
 
+/// The only voter of a joint configuration (`[1]` both incoming and
+/// outgoing) is a quorum of its own: its own heartbeat ack confirms a Safe
+/// read, with no peer to answer. (Found by corelog-sim's calm-phase read:
+/// the read waited for a heartbeat response that never comes.)
+#[test]
+fn a_joint_configuration_of_one_voter_answers_reads_by_itself() {
+    let mut s = MemStorage::new();
+    s.apply_snapshot(Snapshot {
+        metadata: Some(SnapshotMetadata {
+            index: 2,
+            term: 1,
+            conf_state: Some(ConfState {
+                voters: vec![1],
+                voters_outgoing: vec![1],
+                ..Default::default()
+            }),
+        }),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut c = test_config(1, 10, 1);
+    c.applied = 2;
+    let mut rn = RawNode::new(&c, s).unwrap();
+    elect(&mut rn);
+    while rn.has_ready() {
+        let rd = rn.ready();
+        persist(&mut rn, &rd);
+        rn.advance(rd);
+    }
+    assert_eq!(rn.raft.raft_log.committed, 3, "the empty entry commits");
+    rn.read_index(Bytes::from_static(b"joint"));
+    let mut answered = Vec::new();
+    while rn.has_ready() {
+        let rd = rn.ready();
+        answered.extend(rd.read_states.iter().cloned());
+        persist(&mut rn, &rd);
+        rn.advance(rd);
+    }
+    assert_eq!(answered.len(), 1, "the read is answered without any peer");
+    assert_eq!(&answered[0].request_ctx[..], b"joint");
+    assert_eq!(answered[0].index, 3);
+}
+
+/// A Safe read waiting for heartbeat acks is confirmed as soon as the
+/// configuration shrinks to voters that acknowledged it: with node 2 removed,
+/// node 1 alone is the quorum, and no heartbeat response will ever come.
+/// (Found by corelog-sim's calm-phase read, seed 816.)
+#[test]
+fn a_read_waiting_for_a_removed_voter_is_answered_once_it_is_gone() {
+    let mut rn = RawNode::new(&test_config(1, 10, 1), storage_with(&[1, 2], &[])).unwrap();
+    // Handles Readys; answers each append to node 2 as node 2 would (its
+    // log matching), and drops the rest (heartbeats) unless told.
+    fn cycle(rn: &mut RawNode<MemStorage>, reads: &mut Vec<ReadState>) {
+        while rn.has_ready() {
+            let rd = rn.ready();
+            persist(rn, &rd);
+            reads.extend(rd.read_states.iter().cloned());
+            let msgs = rd.messages.clone();
+            for e in &rd.committed_entries {
+                if let Some(cc) = decode_cc(e) {
+                    rn.apply_conf_change(cc.as_ref());
+                }
+            }
+            rn.advance(rd);
+            for m in msgs {
+                let resp = match m.r#type() {
+                    MessageType::MsgVote => MessageType::MsgVoteResp,
+                    MessageType::MsgApp => MessageType::MsgAppResp,
+                    _ => continue,
+                };
+                let index = m.index + m.entries.len() as u64;
+                // Once removed, node 2's answers are refused.
+                let _ = rn.step(Message {
+                    r#type: resp as i32,
+                    from: 2,
+                    to: 1,
+                    term: m.term,
+                    index,
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    let mut reads = Vec::new();
+    rn.campaign().unwrap();
+    cycle(&mut rn, &mut reads);
+    assert_eq!(rn.raft.state, StateType::Leader);
+    let committed = rn.raft.raft_log.committed;
+    rn.read_index(Bytes::from_static(b"r"));
+    // The heartbeat carrying the read's context goes unanswered; node 2 is
+    // removed, which node 2 acknowledges.
+    rn.propose_conf_change(&ConfChangeV2 {
+        changes: vec![single(ConfChangeType::ConfChangeRemoveNode, 2)],
+        ..Default::default()
+    })
+    .unwrap();
+    cycle(&mut rn, &mut reads);
+    assert_eq!(
+        rn.raft.trk.config.voters.ids().len(),
+        1,
+        "node 2 is removed"
+    );
+    assert_eq!(reads.len(), 1, "the read is answered by the new quorum");
+    assert_eq!(reads[0].index, committed);
+}
+
 #[test]
 fn start_from_a_bootstrapped_snapshot() {
     let mut s = MemStorage::new();

@@ -152,6 +152,11 @@ impl<S: Storage> Raft<S> {
             return;
         }
         if let Some(last_new) = self.raft_log.maybe_append(a, commit) {
+            #[cfg(corelog_sim_bugs)]
+            if self.bugs.follower_commit_to_last_index {
+                let last = self.raft_log.last_index();
+                self.raft_log.commit_to(commit.min(last));
+            }
             self.send(Message {
                 r#type: MessageType::MsgAppResp as i32,
                 to: from,
@@ -241,7 +246,12 @@ impl<S: Storage> Raft<S> {
         }
 
         let id = EntryId::new(meta.term, meta.index);
-        if self.raft_log.match_term(id) {
+        #[cfg(corelog_sim_bugs)]
+        let have = self.raft_log.match_term(id)
+            || (self.bugs.restore_keeps_conflicting_log && self.raft_log.term(meta.index).is_ok());
+        #[cfg(not(corelog_sim_bugs))]
+        let have = self.raft_log.match_term(id);
+        if have {
             // We already have the snapshot's last entry: just commit up to
             // it.
             self.raft_log.commit_to(meta.index);

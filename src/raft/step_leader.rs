@@ -121,6 +121,13 @@ impl<S: Storage> Raft<S> {
         let Some(pr) = self.trk.progress.get(&to) else {
             return;
         };
+        #[cfg(corelog_sim_bugs)]
+        let commit = if self.bugs.heartbeat_commit_beyond_match {
+            self.raft_log.committed
+        } else {
+            pr.matched.min(self.raft_log.committed)
+        };
+        #[cfg(not(corelog_sim_bugs))]
         let commit = pr.matched.min(self.raft_log.committed);
         self.send(Message {
             r#type: MessageType::MsgHeartbeat as i32,
@@ -279,6 +286,16 @@ impl<S: Storage> Raft<S> {
         }
     }
 
+    /// Answers the Safe reads that a quorum of the current voters has
+    /// acknowledged.
+    pub(crate) fn answer_confirmed_reads(&mut self) {
+        for rs in self.read_only.maybe_advance(&self.trk.config.voters) {
+            if let Some(resp) = self.response_to_read_index_req(rs.req, rs.index) {
+                self.send(resp);
+            }
+        }
+    }
+
     fn send_msg_read_index_response(&mut self, m: Message) {
         // The only voter: no one to confirm with. Only if that voter is this
         // node: a leader that was demoted or removed (and leads on,
@@ -313,6 +330,10 @@ impl<S: Storage> Raft<S> {
                 let ctx = self.read_only.heartbeat_ctx();
                 let id = self.id;
                 self.read_only.recv_ack(id, &ctx);
+                // Our own ack may be a quorum already (the only voter of a
+                // joint configuration), and no heartbeat response would
+                // ever come to confirm the read.
+                self.answer_confirmed_reads();
                 self.bcast_heartbeat();
             }
             ReadOnlyOption::LeaseBased => {
@@ -529,6 +550,10 @@ impl<S: Storage> Raft<S> {
         // Only `min(rejected, hint + 1)` matters, so capping the hint at the
         // rejected index changes nothing but keeps `hint + 1` in range.
         next_probe_idx = next_probe_idx.min(m.index);
+        #[cfg(corelog_sim_bugs)]
+        if self.bugs.probe_one_too_far {
+            next_probe_idx = next_probe_idx.saturating_sub(1);
+        }
         let Some(pr) = self.trk.progress.get_mut(&from) else {
             return;
         };

@@ -4,7 +4,8 @@
 //! [max-committed-size-per-ready=n] [async-storage-writes=false]`:
 //! creates `n` nodes with the next free ids. With any of voters, learners,
 //! index or content the nodes start from a snapshot at `index` (term 1)
-//! holding that configuration; without, from an empty log.
+//! holding that configuration; without, from an empty log. Other arguments
+//! are skipped, as etcd's harness does.
 //!
 //! `async-storage-writes=true` is not supported: corelog's RawNode has only
 //! the synchronous storage contract.
@@ -38,9 +39,7 @@ pub fn handle(env: &mut Env, case: &TestCase) -> CmdResult {
     let mut cfg = config_stub();
     for arg in case.args.iter().skip(1) {
         let key = arg.key.as_str();
-        if arg.vals.is_empty() {
-            return Err(format!("add-nodes: unexpected argument {key}"));
-        }
+        // A plain argument has no values and, as in etcd, is skipped.
         for v in &arg.vals {
             match key {
                 "voters" => cs.voters.push(parse_num(key, v)?),
@@ -51,13 +50,11 @@ pub fn handle(env: &mut Env, case: &TestCase) -> CmdResult {
                     cfg.applied = index;
                 }
                 "content" => data = Bytes::from(v.clone().into_bytes()),
-                "async-storage-writes" => {
-                    if parse_bool(key, v)? {
-                        return Err(
-                            "async-storage-writes=true is not supported by corelog's RawNode"
-                                .to_string(),
-                        );
-                    }
+                "async-storage-writes" if parse_bool(key, v)? => {
+                    return Err(
+                        "async-storage-writes=true is not supported by corelog's RawNode"
+                            .to_string(),
+                    );
                 }
                 "prevote" => cfg.pre_vote = parse_bool(key, v)?,
                 "checkquorum" => cfg.check_quorum = parse_bool(key, v)?,
@@ -75,7 +72,8 @@ pub fn handle(env: &mut Env, case: &TestCase) -> CmdResult {
                     }
                 }
                 "step-down-on-removal" => cfg.step_down_on_removal = parse_bool(key, v)?,
-                _ => return Err(format!("add-nodes: unknown argument {key}")),
+                // etcd's harness skips arguments it does not know.
+                _ => {}
             }
         }
     }
@@ -115,10 +113,7 @@ pub fn add_nodes(env: &mut Env, n: usize, cfg: Config, mut snap: Snapshot) -> Cm
                 return Err(format!("failed to establish first index {exp}; got {fi}"));
             }
         }
-        let storage = EnvStorage {
-            mem,
-            history: vec![snap.clone()],
-        };
+        let storage = EnvStorage::new(mem, vec![snap.clone()]);
         let mut cfg = cfg.clone();
         cfg.id = id;
         let raw = RawNode::new(&cfg, storage).map_err(|e| etcd_config_error(&e))?;

@@ -7,6 +7,7 @@
 //! itself (everything goes through the `RawNode` API). A malformed scenario
 //! line is an error string in the output, never a panic.
 
+use std::cell::Cell;
 use std::fmt;
 
 use bytes::Bytes;
@@ -73,9 +74,30 @@ impl fmt::Write for Output {
 /// what `MemStorage` last compacted to.
 pub struct EnvStorage {
     pub mem: MemStorage,
-    /// Every state the node's "appender" state machine went through, oldest
-    /// first; never empty.
+    /// Every state the node's "appender" state machine reached, oldest
+    /// first: the bootstrap state, then one per applied committed entry.
+    /// A snapshot restored from the leader does not enter it (as in etcd's
+    /// harness). Never empty.
     pub history: Vec<Snapshot>,
+    /// Whether the node restored a snapshot from a leader: from then on its
+    /// history no longer describes its state (etcd's harness keeps it all
+    /// the same).
+    pub restored: bool,
+    /// How often `snapshot()` answered from a history that `restored` made
+    /// stale (a random run cannot trust what follows).
+    pub stale_snapshots: Cell<usize>,
+}
+
+impl EnvStorage {
+    /// A node's storage over `mem`, its state machine at `history`.
+    pub fn new(mem: MemStorage, history: Vec<Snapshot>) -> EnvStorage {
+        EnvStorage {
+            mem,
+            history,
+            restored: false,
+            stale_snapshots: Cell::new(0),
+        }
+    }
 }
 
 impl Storage for EnvStorage {
@@ -100,6 +122,9 @@ impl Storage for EnvStorage {
     }
 
     fn snapshot(&self) -> RaftResult<Snapshot> {
+        if self.restored {
+            self.stale_snapshots.set(self.stale_snapshots.get() + 1);
+        }
         Ok(self.history.last().cloned().unwrap_or_default())
     }
 }

@@ -64,6 +64,11 @@ pub const STATE_MACHINE_SAFETY: &str = "state machine safety";
 pub const DURABILITY: &str = "no committed or acknowledged state lost across crashes";
 pub const LINEARIZABLE_READS: &str = "linearizable read index";
 pub const LIVENESS: &str = "liveness";
+pub const COMMIT_IN_LEADER_LOG: &str =
+    "a commit index lies within the prefix shared with the leader";
+pub const ONE_VOTE_PER_TERM: &str = "a node votes at most once per term";
+pub const PROBE_FROM_HINT: &str = "a rejected leader probes right after the follower's hint";
+pub const READ_WAIT: &str = "a read waits only as long as the rules require";
 pub const CORE_PANIC: &str = "core did not panic";
 pub const CORE_ERROR: &str = "core accepted a valid request";
 
@@ -125,6 +130,9 @@ pub struct Checker {
     /// Read request context -> (node asked, the highest commit index anyone
     /// knew when it was asked).
     reads: BTreeMap<u64, (u64, u64)>,
+    /// (node, term) -> the candidate it voted for in that term, from its
+    /// persisted hard states and the grants it sent.
+    votes: BTreeMap<(u64, u64), u64>,
 }
 
 impl Checker {
@@ -137,6 +145,7 @@ impl Checker {
             written: BTreeMap::new(),
             leader_watch: BTreeMap::new(),
             reads: BTreeMap::new(),
+            votes: BTreeMap::new(),
         }
     }
 
@@ -447,6 +456,92 @@ impl Checker {
         Ok(())
     }
 
+    /// Node `id` voted for `cand` in `term` (a hard state it persisted, or a
+    /// vote it granted): one vote per term, across crashes too, or two
+    /// candidates may win the same term.
+    pub fn observe_vote(&mut self, id: u64, term: u64, cand: u64) -> Check {
+        match self.votes.get(&(id, term)) {
+            Some(&prev) if prev != cand => Err(violation(
+                ONE_VOTE_PER_TERM,
+                format!("node {id} voted for {prev} and then for {cand} in term {term}"),
+            )),
+            Some(_) => Ok(()),
+            None => {
+                self.votes.insert((id, term), cand);
+                Ok(())
+            }
+        }
+    }
+
+    /// A node at `node_term` with commit index `commit`, checked against a
+    /// leader of `leader_term >= node_term`: whatever the node knows
+    /// committed, it learned from a leader of its term or before, so every
+    /// leader from then on holds it (leader completeness). Checked at every
+    /// step, so a commit index raised past the prefix a follower shares with
+    /// its leader is caught when it moves, not only when (and if) the wrong
+    /// entry is applied.
+    pub fn check_commit_in_leader_log(
+        &self,
+        id: u64,
+        commit: u64,
+        log: &dyn LogView,
+        leader: u64,
+        leader_log: &dyn LogView,
+    ) -> Check {
+        if commit < log.first_known().max(leader_log.first_known()) || commit <= self.base {
+            // Compacted on one side: a snapshot vouches for it.
+            return Ok(());
+        }
+        let (mine, theirs) = (log.term(commit), leader_log.term(commit));
+        let same_entry = match (log.entry_hash(commit), leader_log.entry_hash(commit)) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        };
+        if mine.is_some() && (mine != theirs || !same_entry) {
+            return Err(violation(
+                COMMIT_IN_LEADER_LOG,
+                format!(
+                    "node {id} has commit index {commit} at an entry of term {mine:?}, leader {leader} has term {theirs:?} there (last index {})",
+                    leader_log.last_index()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A leader got a genuine rejection from a probed follower (rejected
+    /// index `rejected`, the follower's hint `hint` at term `hint_term`).
+    /// If the leader's log holds the hinted entry, the follower's log
+    /// matches the leader's up to it (log matching): the next probe must
+    /// come right after it (`next`, the leader's next index for the
+    /// follower once the rejection is handled, in `state_probe`), neither
+    /// before (resending what matches, or a needless snapshot) nor beyond.
+    #[allow(clippy::too_many_arguments)]
+    pub fn check_probe(
+        &self,
+        leader: u64,
+        follower: u64,
+        rejected: u64,
+        (hint, hint_term): (u64, u64),
+        leader_term_at_hint: Option<u64>,
+        matched: u64,
+        (next, state_probe): (u64, bool),
+    ) -> Check {
+        if hint_term == 0 || leader_term_at_hint != Some(hint_term) {
+            return Ok(());
+        }
+        let want = rejected.min(hint + 1).max(matched + 1);
+        if !state_probe || next != want {
+            return Err(violation(
+                PROBE_FROM_HINT,
+                format!(
+                    "leader {leader} probing {follower}: rejected at {rejected} with hint {hint} (term {hint_term}, which the leader holds), match {matched}; next index now {next} (probing: {state_probe}), want {want}"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// A read request: whatever it returns must be at least `min_index`.
     pub fn register_read(&mut self, ctx: u64, id: u64, min_index: u64) {
         self.reads.insert(ctx, (id, min_index));
@@ -594,6 +689,61 @@ mod tests {
         let mut c = Checker::new(2, 0);
         c.check_leader(1, 2, 2, &log).unwrap();
         c.check_leader(1, 2, 4, &log).unwrap();
+    }
+
+    #[test]
+    fn a_second_vote_in_a_term_is_caught() {
+        let mut c = Checker::new(2, 0);
+        c.observe_vote(1, 3, 1).unwrap();
+        c.observe_vote(1, 3, 1).unwrap();
+        c.observe_vote(1, 4, 2).unwrap();
+        c.observe_vote(2, 3, 2).unwrap();
+        assert_eq!(
+            c.observe_vote(1, 3, 2).unwrap_err().invariant,
+            ONE_VOTE_PER_TERM
+        );
+    }
+
+    #[test]
+    fn a_commit_index_on_an_entry_the_leader_lacks_is_caught() {
+        let c = Checker::new(2, 0);
+        let leader = VecLog(vec![(1, 5), (2, 6), (2, 7)]);
+        let follower = VecLog(vec![(1, 5), (1, 8), (1, 9)]);
+        c.check_commit_in_leader_log(2, 3, &follower, 1, &leader)
+            .unwrap();
+        assert_eq!(
+            c.check_commit_in_leader_log(2, 4, &follower, 1, &leader)
+                .unwrap_err()
+                .invariant,
+            COMMIT_IN_LEADER_LOG
+        );
+        // Beyond the leader's log.
+        let longer = VecLog(vec![(1, 5), (2, 6), (2, 7), (2, 10)]);
+        assert_eq!(
+            c.check_commit_in_leader_log(2, 6, &longer, 1, &leader)
+                .unwrap_err()
+                .invariant,
+            COMMIT_IN_LEADER_LOG
+        );
+    }
+
+    #[test]
+    fn probing_anywhere_but_right_after_a_held_hint_is_caught() {
+        let c = Checker::new(2, 0);
+        // Rejected at 9, the follower holds 5 at term 2, as the leader does.
+        c.check_probe(1, 2, 9, (5, 2), Some(2), 0, (6, true))
+            .unwrap();
+        for bad in [(5, true), (7, true), (6, false)] {
+            assert_eq!(
+                c.check_probe(1, 2, 9, (5, 2), Some(2), 0, bad)
+                    .unwrap_err()
+                    .invariant,
+                PROBE_FROM_HINT
+            );
+        }
+        // A hint the leader's log does not hold says nothing.
+        c.check_probe(1, 2, 9, (5, 2), Some(3), 0, (3, true))
+            .unwrap();
     }
 
     #[test]

@@ -21,7 +21,9 @@ const USAGE: &str = "usage:
   corelog-sim --seeds N [--steps M] [--seed-start S] [--threads T] [--quiet] [--lease-reads]
   corelog-sim --seed N [--steps M] [--lease-reads]
   (built with RUSTFLAGS=\"--cfg corelog_sim_bugs\", both also take --bug NAME: vote_ignores_log,
-  commit_any_term, unsynced_vote, read_without_quorum)";
+  commit_any_term, unsynced_vote, read_without_quorum, follower_commit_to_last_index,
+  heartbeat_commit_beyond_match, leader_skips_empty_entry, probe_one_too_far,
+  restore_keeps_conflicting_log, vote_cleared_without_term_change)";
 
 struct Args {
     seed: Option<u64>,
@@ -42,6 +44,12 @@ fn bug_hook(name: &str) -> Result<fn(&mut corelog::raft::Config), String> {
         "commit_any_term" => |c| c.bugs.commit_any_term = true,
         "unsynced_vote" => |c| c.bugs.unsynced_vote = true,
         "read_without_quorum" => |c| c.bugs.read_without_quorum = true,
+        "follower_commit_to_last_index" => |c| c.bugs.follower_commit_to_last_index = true,
+        "heartbeat_commit_beyond_match" => |c| c.bugs.heartbeat_commit_beyond_match = true,
+        "leader_skips_empty_entry" => |c| c.bugs.leader_skips_empty_entry = true,
+        "probe_one_too_far" => |c| c.bugs.probe_one_too_far = true,
+        "restore_keeps_conflicting_log" => |c| c.bugs.restore_keeps_conflicting_log = true,
+        "vote_cleared_without_term_change" => |c| c.bugs.vote_cleared_without_term_change = true,
         other => return Err(format!("unknown bug {other}")),
     })
 }

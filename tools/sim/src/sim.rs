@@ -7,8 +7,8 @@
 //! membership; compact a log; handle a node's Ready). After every step the
 //! checker's invariants are checked. Every few hundred steps, and at the
 //! end, the faults stop and the network heals (a calm phase): a leader must
-//! then be elected and a proposal committed within
-//! `Options::liveness_timeouts` election timeouts.
+//! then be elected, answer a read before any proposal, and commit a
+//! proposal within `Options::liveness_timeouts` election timeouts.
 //!
 //! Nothing here reads a clock, the environment or global randomness, and
 //! every collection iterated is ordered: the run is a pure function of the
@@ -295,7 +295,36 @@ pub struct Sim {
     /// In a calm phase: proposals numbered from here are liveness markers.
     marker_floor: Option<u64>,
     marker_applied: bool,
+    /// In a calm phase: the read asked of the current leader before any
+    /// proposal (see `calm_read`).
+    calm_read: Option<CalmRead>,
     stats: Stats,
+}
+
+/// The read of a calm phase: asked of `leader` at `term` at tick `since`.
+#[derive(Debug, Clone, Copy)]
+struct CalmRead {
+    leader: u64,
+    term: u64,
+    ctx: u64,
+    since: u64,
+    answered: bool,
+}
+
+/// How long, in election timeouts, the calm phase's read may wait at one
+/// leader: the rules need one commit of the leader's term (its empty entry,
+/// which a quorum of a healed network acknowledges within a few round
+/// trips, some of them delayed) and one heartbeat round.
+const READ_WAIT_TIMEOUTS: u64 = 20;
+
+/// A leader's probe rejected, as `Sim::probe_rejection` found it.
+struct ProbeRejection {
+    leader: u64,
+    follower: u64,
+    rejected: u64,
+    hint: (u64, u64),
+    leader_term_at_hint: Option<u64>,
+    matched: u64,
 }
 
 /// Liveness markers are proposals whose payload starts with this byte;
@@ -372,6 +401,7 @@ impl Sim {
             last_ready: (false, false),
             marker_floor: None,
             marker_applied: false,
+            calm_read: None,
             stats: Stats::default(),
         }
     }
@@ -628,7 +658,9 @@ impl Sim {
                 Ok(())
             }
             Action::Tick => {
-                self.tick_all();
+                if self.tick_all() {
+                    self.compact_leader_on_heal()?;
+                }
                 Ok(())
             }
             Action::TickOne => {
@@ -640,7 +672,15 @@ impl Sim {
             }
             Action::Propose => {
                 if let Some(id) = self.client_target() {
-                    self.propose(id, b'P');
+                    // A leader cut off from a majority, or of an older term
+                    // than the newest: clients keep writing to it, and the
+                    // burst grows the divergent tail it will have to give up.
+                    let stale = self.nodes[&id].is_leader()
+                        && (self.leader() != Some(id) || self.cut_off(id));
+                    let n = if stale { self.rng.range(4, 16) } else { 1 };
+                    for _ in 0..n {
+                        self.propose(id, b'P');
+                    }
                 }
                 Ok(())
             }
@@ -675,15 +715,12 @@ impl Sim {
                 self.ev(Event::Delay { m, until });
                 Ok(())
             }
-            Action::Partition => {
-                self.partition();
-                Ok(())
-            }
+            Action::Partition => self.partition(),
             Action::Heal => {
                 self.heal_at = None;
                 self.net.heal();
                 self.ev(Event::Heal);
-                Ok(())
+                self.compact_leader_on_heal()
             }
             Action::Crash => match self.rng.pick(&self.up_ids()) {
                 Some(id) => self.crash(id),
@@ -702,10 +739,12 @@ impl Sim {
         }
     }
 
-    fn tick_all(&mut self) {
+    /// Advances time by a tick; returns whether the partitions healed.
+    fn tick_all(&mut self) -> bool {
         self.now += 1;
         self.ev(Event::Tick { now: self.now });
-        if self.heal_at.is_some_and(|t| t <= self.now) {
+        let healed = self.heal_at.is_some_and(|t| t <= self.now);
+        if healed {
             self.heal_at = None;
             self.net.heal();
             self.ev(Event::Heal);
@@ -715,6 +754,7 @@ impl Sim {
                 r.tick();
             }
         }
+        healed
     }
 
     /// Delivers the message at `pos`, unless its link is cut or its
@@ -736,12 +776,16 @@ impl Sim {
         });
         let (from, to) = (m.from, m.to);
         let is_snap = m.r#type == MessageType::MsgSnap as i32;
+        let probe = self.probe_rejection(&m);
         let node = self.nodes.get_mut(&to).expect("checked up");
         if let Err(e) = node.raw().step(m) {
             self.ev(Event::StepError {
                 id: to,
                 what: format!("{e:?}"),
             });
+        }
+        if let Some(p) = probe {
+            self.check_probe(p)?;
         }
         if is_snap {
             // The transport got the snapshot across: the sender may resume
@@ -798,16 +842,18 @@ impl Sim {
         }
     }
 
-    fn partition(&mut self) {
+    fn partition(&mut self) -> Check {
         self.stats.partitions += 1;
         let ids = self.up_ids();
         if ids.len() < 2 {
-            return;
+            return Ok(());
         }
         // A new partition mostly replaces the current one: piling them up
         // soon leaves no majority connected anywhere, and nothing happens.
-        if self.rng.chance(3, 4) {
+        if self.rng.chance(3, 4) && !self.net.cut.is_empty() {
             self.net.heal();
+            self.ev(Event::Heal);
+            self.compact_leader_on_heal()?;
         }
         // Isolating the leader is drawn most: it makes stale leaders, where
         // stale reads and lost writes hide.
@@ -836,7 +882,7 @@ impl Sim {
                     self.net.cut_between(&[l], &others);
                     "isolate-leader"
                 }
-                None => return,
+                None => return Ok(()),
             },
             3 => {
                 // A node that hears nobody but is heard by all.
@@ -860,6 +906,7 @@ impl Sim {
         self.heal_at = Some(self.heal_at.map_or(until, |t| t.max(until)));
         let cut: Vec<(u64, u64)> = self.net.cut.iter().copied().collect();
         self.ev(Event::Partition { kind, cut });
+        Ok(())
     }
 
     fn crash(&mut self, id: u64) -> Check {
@@ -1130,6 +1177,34 @@ impl Sim {
             return Ok(());
         };
         let keep = self.rng.range(0, 8);
+        self.compact_node(id, keep)
+    }
+
+    /// Whether node `id` reaches less than a majority of the nodes (itself
+    /// included) both ways.
+    fn cut_off(&self, id: u64) -> bool {
+        let reach = self
+            .nodes
+            .keys()
+            .filter(|&&x| x == id || (self.net.link_up(id, x) && self.net.link_up(x, id)))
+            .count();
+        2 * reach <= self.nodes.len()
+    }
+
+    /// When a partition heals, the newest leader often compacts its whole
+    /// applied log: the nodes that come back, old leaders with long
+    /// divergent tails among them, must then catch up by snapshot, where a
+    /// snapshot restored over a conflicting log shows.
+    fn compact_leader_on_heal(&mut self) -> Check {
+        match self.leader() {
+            Some(l) if self.rng.chance(3, 4) => self.compact_node(l, 0),
+            _ => Ok(()),
+        }
+    }
+
+    /// Snapshots node `id`'s applied state and compacts its log, keeping
+    /// `keep` applied entries.
+    fn compact_node(&mut self, id: u64, keep: u64) -> Check {
         let node = self.nodes.get_mut(&id).expect("up");
         let app = node.app.clone();
         let raw = node.raw.as_mut().expect("up");
@@ -1236,6 +1311,9 @@ impl Sim {
                 .map_err(|e| core_error(format!("node {id} append: {e:?}")))?;
         }
         if let Some(hs) = rd.hard_state {
+            if hs.vote != 0 {
+                self.checker.observe_vote(id, hs.term, hs.vote)?;
+            }
             raw.store_mut().set_hard_state(hs);
         }
 
@@ -1251,6 +1329,7 @@ impl Sim {
             } else if m.r#type == MessageType::MsgVoteResp as i32 {
                 node.last_vote = Some((m.term, m.to));
                 self.last_ready.0 = true;
+                self.checker.observe_vote(id, m.term, m.to)?;
             }
         }
 
@@ -1333,6 +1412,9 @@ impl Sim {
                 ))
             })?;
             self.checker.check_read(id, ctx, rs.index)?;
+            if let Some(r) = self.calm_read.as_mut().filter(|r| r.ctx == ctx) {
+                r.answered = true;
+            }
             self.stats.reads_answered += 1;
             self.log.push(
                 self.step,
@@ -1449,6 +1531,31 @@ impl Sim {
                     .check_leader(n.id, term, committed, &RaftLogView(raw))?;
             }
         }
+        self.check_commits_in_leader_logs()
+    }
+
+    /// Every running node's commit index against every running leader of
+    /// its term or later (see `Checker::check_commit_in_leader_log`).
+    fn check_commits_in_leader_logs(&self) -> Check {
+        let leaders: Vec<&SimNode> = self.nodes.values().filter(|n| n.is_leader()).collect();
+        for n in self.nodes.values() {
+            let Some(raw) = n.raw.as_ref() else {
+                continue;
+            };
+            for l in leaders
+                .iter()
+                .filter(|l| l.id != n.id && l.term() >= n.term())
+            {
+                let lraw = l.raw.as_ref().expect("a leader is up");
+                self.checker.check_commit_in_leader_log(
+                    n.id,
+                    raw.raft.raft_log.committed,
+                    &RaftLogView(raw),
+                    l.id,
+                    &RaftLogView(lraw),
+                )?;
+            }
+        }
         Ok(())
     }
 
@@ -1529,6 +1636,14 @@ impl Sim {
             }
             if let Some(l) = self.leader() {
                 let term = self.nodes[&l].term();
+                match self.calm_read(l, term) {
+                    Err(v) => break Err(v),
+                    Ok(false) => {
+                        self.tick_all();
+                        continue;
+                    }
+                    Ok(true) => {}
+                }
                 let retry = match last_try {
                     Some((pl, pt, at)) => {
                         pl != l || pt != term || self.now - at >= self.params.election_tick as u64
@@ -1544,6 +1659,7 @@ impl Sim {
             self.tick_all();
         };
         self.marker_floor = None;
+        self.calm_read = None;
         result?;
         if self.wedged {
             return Ok(());
@@ -1552,6 +1668,106 @@ impl Sim {
         self.stats.max_liveness_ticks = self.stats.max_liveness_ticks.max(took);
         self.ev(Event::Live { ticks: took });
         Ok(())
+    }
+
+    /// Before the calm phase proposes anything, a read asked of the leader
+    /// must be answered: a leader needs no proposal to serve reads (its
+    /// empty entry commits an entry of its term), and a leader elected with
+    /// uncommitted entries of earlier terms must commit them by itself.
+    /// Returns whether the read was answered; asks again of each new
+    /// leader (a read asked of a deposed one may be dropped).
+    fn calm_read(&mut self, leader: u64, term: u64) -> Result<bool, Violation> {
+        match self.calm_read {
+            Some(r) if r.answered => return Ok(true),
+            Some(r) if r.leader == leader && r.term == term => {
+                let waited = self.now - r.since;
+                let bound = READ_WAIT_TIMEOUTS * self.params.election_tick as u64;
+                if waited < bound {
+                    return Ok(false);
+                }
+                let raw = self.nodes[&leader].raw.as_ref().expect("a leader is up");
+                return Err(Violation {
+                    invariant: checker::READ_WAIT,
+                    detail: format!(
+                        "read {} asked of leader {leader} of term {term} unanswered after {waited} ticks of a healed network, no proposal made; leader commit {} last index {}; nodes: {}",
+                        r.ctx,
+                        raw.raft.raft_log.committed,
+                        raw.raft.raft_log.last_index(),
+                        self.describe_nodes()
+                    ),
+                });
+            }
+            _ => {}
+        }
+        let ctx = self.next_read;
+        self.next_read += 1;
+        let min_index = self.max_known_commit();
+        self.checker.register_read(ctx, leader, min_index);
+        self.ev(Event::ReadIndex {
+            id: leader,
+            ctx,
+            min_index,
+        });
+        self.nodes
+            .get_mut(&leader)
+            .expect("up")
+            .raw()
+            .read_index(ctx_bytes(ctx));
+        self.calm_read = Some(CalmRead {
+            leader,
+            term,
+            ctx,
+            since: self.now,
+            answered: false,
+        });
+        Ok(false)
+    }
+
+    /// If `m` is a genuine rejection of a leader's probe (the leader is
+    /// probing its sender, and `m` rejects the one probe in flight), what
+    /// the probing rule needs to judge the leader's next probe.
+    fn probe_rejection(&self, m: &Message) -> Option<ProbeRejection> {
+        if m.r#type != MessageType::MsgAppResp as i32 || !m.reject {
+            return None;
+        }
+        let raw = self.nodes.get(&m.to)?.raw.as_ref()?;
+        if raw.raft.state != StateType::Leader || raw.raft.term != m.term {
+            return None;
+        }
+        let pr = raw.raft.trk.progress.get(&m.from)?;
+        let probing = pr.state == corelog::raft::tracker::ProgressState::Probe;
+        if !probing || pr.next_idx.wrapping_sub(1) != m.index {
+            return None;
+        }
+        Some(ProbeRejection {
+            leader: m.to,
+            follower: m.from,
+            rejected: m.index,
+            hint: (m.reject_hint, m.log_term),
+            leader_term_at_hint: crate::checker::LogView::term(&RaftLogView(raw), m.reject_hint),
+            matched: pr.matched,
+        })
+    }
+
+    /// The leader's progress for the follower once it handled the
+    /// rejection `p`.
+    fn check_probe(&self, p: ProbeRejection) -> Check {
+        let Some(raw) = self.nodes.get(&p.leader).and_then(|n| n.raw.as_ref()) else {
+            return Ok(());
+        };
+        let Some(pr) = raw.raft.trk.progress.get(&p.follower) else {
+            return Ok(());
+        };
+        let probing = pr.state == corelog::raft::tracker::ProgressState::Probe;
+        self.checker.check_probe(
+            p.leader,
+            p.follower,
+            p.rejected,
+            p.hint,
+            p.leader_term_at_hint,
+            p.matched,
+            (pr.next_idx, probing),
+        )
     }
 
     fn describe_nodes(&self) -> String {
