@@ -76,6 +76,12 @@ pub struct Config {
     /// reads no global randomness so that runs replay exactly. 0 means
     /// "derive from `id`".
     pub random_seed: u64,
+    /// etcd's AsyncStorageWrites: each `Ready` hands its storage work out as
+    /// `MsgStorageAppend` / `MsgStorageApply` messages to the local append
+    /// and apply threads, whose responses the driver steps back once the
+    /// work is done; `advance` is not used, and further `Ready`s may be
+    /// taken while writes are in flight (see `RawNode`).
+    pub async_storage_writes: bool,
     #[cfg(feature = "sim-bugs")]
     #[doc(hidden)]
     pub bugs: Bugs,
@@ -100,6 +106,7 @@ impl Default for Config {
             step_down_on_removal: false,
             disable_conf_change_validation: false,
             random_seed: 0,
+            async_storage_writes: false,
             #[cfg(feature = "sim-bugs")]
             bugs: Bugs::default(),
         }

@@ -46,6 +46,21 @@ pub const NONE: u64 = 0;
 /// peer sends.
 pub const MAX_INDEX: u64 = u64::MAX / 2;
 
+/// The pseudo-id of a node's local append thread (asynchronous storage
+/// writes): the target of `MsgStorageAppend` and the sender of
+/// `MsgStorageAppendResp`. etcd's value, so descriptions match.
+pub const LOCAL_APPEND_THREAD: u64 = u64::MAX;
+
+/// The pseudo-id of a node's local apply thread (asynchronous storage
+/// writes): the target of `MsgStorageApply` and the sender of
+/// `MsgStorageApplyResp`.
+pub const LOCAL_APPLY_THREAD: u64 = u64::MAX - 1;
+
+/// Whether `id` names one of the local storage threads rather than a node.
+pub fn is_local_msg_target(id: u64) -> bool {
+    id == LOCAL_APPEND_THREAD || id == LOCAL_APPLY_THREAD
+}
+
 /// The context of a MsgVote sent on a leadership transfer: it lets the vote
 /// through a voter's leader lease.
 pub(crate) const CAMPAIGN_TRANSFER: &[u8] = b"CampaignTransfer";
@@ -486,6 +501,16 @@ impl<S: Storage> Raft<S> {
                     reject: true,
                     ..Default::default()
                 });
+            } else if t == MessageType::MsgStorageAppendResp {
+                // The entries it vouches for may have been replaced in the
+                // unstable log under a later term while the write was in
+                // flight (and a write of the replacement may still be in
+                // flight): they are not marked stable. A snapshot holds
+                // committed state, valid whatever the term.
+                if let Some(snap) = &m.snapshot {
+                    let index = snap.metadata.as_ref().map_or(0, |md| md.index);
+                    self.applied_snap(index);
+                }
             }
             return Ok(());
         }
@@ -501,6 +526,14 @@ impl<S: Storage> Raft<S> {
             }
             MessageType::MsgVote | MessageType::MsgPreVote => {
                 self.handle_vote_request(m);
+                Ok(())
+            }
+            MessageType::MsgStorageAppendResp => {
+                self.on_storage_append_resp(&m);
+                Ok(())
+            }
+            MessageType::MsgStorageApplyResp => {
+                self.on_storage_apply_resp(&m);
                 Ok(())
             }
             _ => match self.state {
@@ -614,6 +647,35 @@ impl<S: Storage> Raft<S> {
     pub(crate) fn on_storage_apply(&mut self, last_index: u64, ents_size: u64, payload: u64) {
         self.applied_to(last_index, ents_size);
         self.reduce_uncommitted_size(payload);
+    }
+
+    /// A `MsgStorageAppendResp` of the current term (asynchronous storage
+    /// writes): the log up to `(log_term, index)` is durable, unless that
+    /// entry was replaced since (then `stable_to` ignores it), and so is the
+    /// snapshot it carries.
+    fn on_storage_append_resp(&mut self, m: &Message) {
+        if m.index != 0 {
+            self.raft_log.stable_to(EntryId::new(m.log_term, m.index));
+        }
+        if let Some(snap) = &m.snapshot {
+            let index = snap.metadata.as_ref().map_or(0, |md| md.index);
+            self.applied_snap(index);
+        }
+    }
+
+    /// A `MsgStorageApplyResp` (asynchronous storage writes): the entries it
+    /// carries are applied. Entries past the commit index were never handed
+    /// out for applying; such a response comes from a broken driver and is
+    /// dropped (etcd panics).
+    fn on_storage_apply_resp(&mut self, m: &Message) {
+        let Some(last) = m.entries.last() else {
+            return;
+        };
+        if last.index > self.raft_log.committed {
+            return;
+        }
+        self.applied_to(last.index, ents_size(&m.entries));
+        self.reduce_uncommitted_size(payloads_size(&m.entries));
     }
 
     /// Sizes of a batch of committed entries: encoded bytes (for the apply
