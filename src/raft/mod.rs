@@ -20,6 +20,8 @@ mod raft_log;
 mod raft_tests;
 mod raw_node;
 #[cfg(test)]
+mod raw_node_async_tests;
+#[cfg(test)]
 mod raw_node_tests;
 mod read_only;
 mod status;
