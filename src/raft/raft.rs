@@ -18,7 +18,8 @@
 //! its previous index (or pass `MAX_INDEX`); a snapshot past `MAX_INDEX`, or
 //! whose ConfState does not restore to itself; a heartbeat commit index
 //! beyond the log; an append ack beyond the leader's log; a vote request
-//! without a term; an empty MsgProp (`ProposalDropped`); a proposed conf
+//! without a term; a storage apply response past the commit index; an
+//! empty MsgProp (`ProposalDropped`); a proposed conf
 //! change that does not decode (it becomes an empty normal entry, like one
 //! failing validation); terms saturate at `u64::MAX`; a pre-vote rejection
 //! at term 0 is sent with term 0 (etcd asserts a term). There is no logger:
