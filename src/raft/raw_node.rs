@@ -43,7 +43,10 @@ use crate::raftpb::{
 
 /// What the application must do next: persist `entries`, `hard_state` and
 /// `snapshot` (durably if `must_sync`), send `messages`, apply
-/// `committed_entries`, report `read_states`; then call `advance`.
+/// `committed_entries`, report `read_states`; then call `advance`. With
+/// asynchronous storage writes, `messages` also holds the storage work
+/// (`MsgStorageAppend`, `MsgStorageApply`) and the other fields are copies
+/// of it, for inspection; see the module doc.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Ready {
     /// The new soft state, if it changed.

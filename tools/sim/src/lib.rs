@@ -5,7 +5,9 @@
 //! and can be partitioned; nodes crash (losing what the Ready contract did
 //! not make durable) and restart; clients propose, read and change the
 //! membership; logs are compacted so that lagging nodes catch up by
-//! snapshot. All choices come from one seeded PRNG and time is counted in
+//! snapshot. A quarter of the seeds run every node with asynchronous
+//! storage writes, whose completions are steps of their own (a crash loses
+//! the writes not yet completed). All choices come from one seeded PRNG and time is counted in
 //! ticks, so a seed is one exact history: any failure replays with
 //! `cargo run --release -p corelog-sim -- --seed N`.
 //!
