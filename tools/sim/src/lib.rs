@@ -7,8 +7,9 @@
 //! membership; logs are compacted so that lagging nodes catch up by
 //! snapshot. A quarter of the seeds run every node with asynchronous
 //! storage writes, whose completions are steps of their own (a crash loses
-//! the writes not yet completed). All choices come from one seeded PRNG and time is counted in
-//! ticks, so a seed is one exact history: any failure replays with
+//! the writes not yet completed). All choices come from one seeded PRNG and
+//! time is counted in ticks, so a seed is one exact history: any failure
+//! replays with
 //! `cargo run --release -p corelog-sim -- --seed N`.
 //!
 //! After every step the invariants of `checker` are checked (election
