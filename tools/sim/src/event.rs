@@ -258,6 +258,12 @@ pub enum Event {
         id: u64,
         committed: Option<(u64, u64)>,
     },
+    /// Asynchronous storage writes: node `id`'s append thread completes
+    /// nothing before tick `until`.
+    StallDisk {
+        id: u64,
+        until: u64,
+    },
 }
 
 /// The running log of a run.

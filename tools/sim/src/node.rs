@@ -97,6 +97,9 @@ pub struct SimNode {
     /// Asynchronous storage writes: the `MsgStorageApply`s not yet applied,
     /// oldest first.
     pub apply_work: VecDeque<Message>,
+    /// Asynchronous storage writes: the append thread completes nothing
+    /// before this tick (a slow disk); the calm phases ignore it.
+    pub disk_stalled_until: u64,
 }
 
 impl SimNode {
@@ -117,6 +120,7 @@ impl SimNode {
             last_vote: None,
             append_work: VecDeque::new(),
             apply_work: VecDeque::new(),
+            disk_stalled_until: 0,
         })
     }
 

@@ -285,11 +285,14 @@ enum Action {
     /// Asynchronous storage writes: a node's apply thread completes its
     /// oldest queued apply.
     StorageApply,
+    /// Asynchronous storage writes: a node's disk stalls; its append thread
+    /// completes nothing for a while, so its writes pile up in flight.
+    StallDisk,
 }
 
 // The storage actions come last: with their weights at 0 (synchronous
 // runs) every other action is drawn exactly as before they existed.
-const ACTIONS: [Action; 19] = [
+const ACTIONS: [Action; 20] = [
     Action::Deliver,
     Action::Reorder,
     Action::Ready,
@@ -309,6 +312,7 @@ const ACTIONS: [Action; 19] = [
     Action::Compact,
     Action::StorageAppend,
     Action::StorageApply,
+    Action::StallDisk,
 ];
 
 pub struct Sim {
@@ -627,7 +631,11 @@ impl Sim {
             .values()
             .any(|n| n.raw.as_ref().is_some_and(|r| r.has_ready()));
         let any_down = self.nodes.values().any(|n| !n.is_up());
-        let any_append = self.nodes.values().any(|n| !n.append_work.is_empty());
+        let now = self.now;
+        let any_append = self
+            .nodes
+            .values()
+            .any(|n| !n.append_work.is_empty() && n.disk_stalled_until <= now);
         let any_apply = self.nodes.values().any(|n| !n.apply_work.is_empty());
         let any_cut = !self.net.cut.is_empty();
         let d = u64::from(deliverable);
@@ -659,6 +667,7 @@ impl Sim {
                 // they are handed out, but in any order against the network.
                 Action::StorageAppend => 400 * u64::from(any_append),
                 Action::StorageApply => 300 * u64::from(any_apply),
+                Action::StallDisk => 4 * f * u64::from(self.async_writes),
             })
             .collect();
         let Some(i) = self.rng.weighted(&weights) else {
@@ -782,7 +791,7 @@ impl Sim {
                 let ids: Vec<u64> = self
                     .nodes
                     .values()
-                    .filter(|n| !n.append_work.is_empty())
+                    .filter(|n| !n.append_work.is_empty() && n.disk_stalled_until <= now)
                     .map(|n| n.id)
                     .collect();
                 let id = self.rng.pick(&ids).expect("weighted on it");
@@ -797,6 +806,14 @@ impl Sim {
                     .collect();
                 let id = self.rng.pick(&ids).expect("weighted on it");
                 self.complete_apply(id)
+            }
+            Action::StallDisk => {
+                if let Some(id) = self.rng.pick(&self.up_ids()) {
+                    let until = self.now + self.rng.range(1, 3 * self.params.election_tick as u64);
+                    self.nodes.get_mut(&id).expect("up").disk_stalled_until = until;
+                    self.ev(Event::StallDisk { id, until });
+                }
+                Ok(())
             }
         }
     }
@@ -1555,8 +1572,9 @@ impl Sim {
     /// Applies committed entries to node `id`'s state machine (conf changes
     /// to its core), checking state machine safety. With `skip_applied`
     /// (asynchronous storage writes), entries at or below what the state
-    /// machine holds are skipped: a snapshot installed by the append thread
-    /// may have overtaken a queued apply.
+    /// machine holds, or at or below a snapshot the core accepted since (and
+    /// whose write is pending), are skipped: the snapshot supersedes them,
+    /// and the core took its configuration when it accepted it.
     fn apply_entries(
         &mut self,
         id: u64,
@@ -1566,8 +1584,15 @@ impl Sim {
     ) -> Check {
         let node = self.nodes.get_mut(&id).expect("exists");
         let raw = node.raw.as_mut().expect("applies only on a running node");
+        let pending_snap = raw
+            .raft
+            .raft_log
+            .unstable
+            .snapshot
+            .as_ref()
+            .map_or(0, |s| snap_meta(s).index);
         for e in committed {
-            if skip_applied && e.index <= node.app.applied {
+            if skip_applied && e.index <= node.app.applied.max(pending_snap) {
                 continue;
             }
             let h = self
