@@ -24,6 +24,10 @@
 //! failing validation); terms saturate at `u64::MAX`; a pre-vote rejection
 //! at term 0 is sent with term 0 (etcd asserts a term). There is no logger:
 //! etcd's log lines are not produced.
+//!
+//! One departure on well-formed input, for safety: with asynchronous
+//! storage writes a candidate does not become leader on its peers' votes
+//! before its own vote is counted (etcd's does; see `step_candidate`).
 
 use std::fmt;
 
@@ -176,6 +180,10 @@ pub struct Raft<S: Storage> {
     /// MsgReadIndex that arrived before this leader committed an entry of
     /// its term; answered after that first commit.
     pub pending_read_index_messages: Vec<Message>,
+    /// `Config::async_storage_writes`: a candidate's MsgVote may leave
+    /// before its term and vote are durable, so it wins only once its own
+    /// vote (which waits for that write) is counted.
+    pub async_storage_writes: bool,
     rng: Prng,
     #[cfg(feature = "sim-bugs")]
     pub(crate) bugs: super::config::Bugs,
@@ -218,6 +226,7 @@ impl<S: Storage> Raft<S> {
             disable_proposal_forwarding: c.disable_proposal_forwarding,
             step_down_on_removal: c.step_down_on_removal,
             pending_read_index_messages: Vec::new(),
+            async_storage_writes: c.async_storage_writes,
             rng: Prng::new(c.random_seed),
             #[cfg(feature = "sim-bugs")]
             bugs: c.bugs,

@@ -483,3 +483,36 @@ fn single_node_elects_commits_and_applies_through_its_threads() {
     assert_eq!(rn.raft.raft_log.applied, 2);
     assert_eq!(rn.store().last_index().unwrap(), 2);
 }
+
+/// A candidate whose term and self-vote are still in flight must not win on
+/// the others' votes alone: if it crashed before the write completed it
+/// would restart at the older term, campaign for the same term again, win
+/// it again from the same voters (who repeat their vote), and lead one term
+/// twice with two different logs (found by corelog-sim, seed 982 with
+/// `--async-writes` and stalled disks).
+#[test]
+fn candidate_wins_only_once_its_own_vote_is_durable() {
+    let mut rn = async_node(1, &[1, 2, 3]);
+    rn.campaign().unwrap();
+    let s = split(rn.ready());
+    let append = s.append.unwrap();
+    assert_eq!((append.term, append.vote), (1, 1));
+    for from in [2, 3] {
+        rn.step(Message {
+            r#type: MessageType::MsgVoteResp as i32,
+            from,
+            to: 1,
+            term: 1,
+            ..Default::default()
+        })
+        .unwrap();
+    }
+    assert_eq!(
+        rn.raft.state,
+        StateType::Candidate,
+        "a quorum of others, but the term is not durable here yet"
+    );
+    let resps = do_append(&mut rn, &append);
+    deliver(&mut rn, resps);
+    assert_eq!(rn.raft.state, StateType::Leader);
+}
