@@ -2,7 +2,10 @@
 //! entries proposed in batches (one MsgProp per batch), pumped through
 //! Ready/advance and message delivery until committed and applied on all
 //! three. The same workload runs on raft-rs (the `raft` crate) in the same
-//! process, and the run ends with `ratio vs raft-rs (batch 64): X`.
+//! process, and on corelog with asynchronous storage writes (storage work
+//! as messages, completed after each round's network delivery); the run
+//! ends with `ratio vs raft-rs (batch 64): X` and `async vs sync (batch
+//! N): X`.
 
 use std::time::{Duration, Instant};
 
@@ -144,6 +147,11 @@ fn bench_batches(c: &mut Criterion) {
         g.bench_function("corelog", |b| {
             b.iter(|| ours.propose_batch(batch, &payload))
         });
+        let mut ours_async = MemCluster::with_mode(3, true);
+        ours_async.elect_first();
+        g.bench_function("corelog-async", |b| {
+            b.iter(|| ours_async.propose_batch(batch, &payload))
+        });
         let mut theirs = raftrs::Cluster::new();
         g.bench_function("raft-rs", |b| {
             b.iter(|| theirs.propose_batch(batch, &payload))
@@ -175,21 +183,30 @@ fn print_ratios() {
     for (batch, batches) in [(1usize, 20_000usize), (64, 2_000)] {
         let mut ours = MemCluster::new(3);
         ours.elect_first();
+        let mut ours_async = MemCluster::with_mode(3, true);
+        ours_async.elect_first();
         let mut theirs = raftrs::Cluster::new();
-        let (mut o, mut t) = (Vec::new(), Vec::new());
+        let (mut o, mut a, mut t) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..7 {
             o.push(entries_per_sec(1, batches, batch, || {
                 ours.propose_batch(batch, &payload);
+            }));
+            a.push(entries_per_sec(1, batches, batch, || {
+                ours_async.propose_batch(batch, &payload);
             }));
             t.push(entries_per_sec(1, batches, batch, || {
                 theirs.propose_batch(batch, &payload);
             }));
         }
-        o.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
-        t.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
-        let (om, tm) = (o[3], t[3]);
-        println!("batch {batch:>2}: corelog {om:>12.0} entries/s, raft-rs {tm:>12.0} entries/s");
+        for v in [&mut o, &mut a, &mut t] {
+            v.sort_by(|x, y| x.partial_cmp(y).expect("finite"));
+        }
+        let (om, am, tm) = (o[3], a[3], t[3]);
+        println!(
+            "batch {batch:>2}: corelog {om:>12.0} entries/s, corelog async {am:>12.0} entries/s, raft-rs {tm:>12.0} entries/s"
+        );
         println!("ratio vs raft-rs (batch {batch}): {:.2}", om / tm);
+        println!("async vs sync (batch {batch}): {:.2}", am / om);
     }
 }
 

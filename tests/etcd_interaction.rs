@@ -1,8 +1,8 @@
 //! Runs etcd-raft's own scenario files against corelog's core (see
 //! tests/testdata/etcd-raft/README.md): every `*.txt` of the interaction,
-//! quorum and confchange directories, each file from a fresh state, in
-//! relaxed comparison; plus the harness's own scenarios. The files ship in
-//! the repository, so a clone needs nothing beside it.
+//! interaction-async, quorum and confchange directories, each file from a
+//! fresh state, in relaxed comparison; plus the harness's own scenarios. The
+//! files ship in the repository, so a clone needs nothing beside it.
 
 mod common;
 mod etcd;
@@ -35,6 +35,28 @@ fn interaction_scenarios() {
     assert_eq!(
         failed, 0,
         "etcd-interaction: {failed} scenario files failed"
+    );
+}
+
+/// etcd's scenario files of the asynchronous-storage-writes mode. Like any
+/// interaction directory it may mix modes: each file runs in the mode its
+/// `add-nodes` asks for.
+#[test]
+fn interaction_async_scenarios() {
+    let dir = scenario_dir(
+        "CORELOG_ETCD_INTERACTION_ASYNC",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/testdata/etcd-raft/interaction-async"
+        ),
+    );
+    let (_, failed) = run_dir("etcd-interaction-async", &dir, || {
+        let mut env = etcd::env::Env::new();
+        move |case| env.handle(case)
+    });
+    assert_eq!(
+        failed, 0,
+        "etcd-interaction-async: {failed} scenario files failed"
     );
 }
 

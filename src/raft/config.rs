@@ -96,6 +96,12 @@ pub struct Config {
     /// reads no global randomness so that runs replay exactly. 0 means
     /// "derive from `id`".
     pub random_seed: u64,
+    /// etcd's AsyncStorageWrites: each `Ready` hands its storage work out as
+    /// `MsgStorageAppend` / `MsgStorageApply` messages to the local append
+    /// and apply threads, whose responses the driver steps back once the
+    /// work is done; `advance` is not used, and further `Ready`s may be
+    /// taken while writes are in flight (see `RawNode`).
+    pub async_storage_writes: bool,
     #[cfg(corelog_sim_bugs)]
     #[doc(hidden)]
     pub bugs: Bugs,
@@ -120,6 +126,7 @@ impl Default for Config {
             step_down_on_removal: false,
             disable_conf_change_validation: false,
             random_seed: 0,
+            async_storage_writes: false,
             #[cfg(corelog_sim_bugs)]
             bugs: Bugs::default(),
         }

@@ -11,7 +11,9 @@ use std::fmt::Write as _;
 
 use prost::Message as _;
 
-use super::raft::{SoftState, is_empty_hard_state, is_empty_snap};
+use super::raft::{
+    LOCAL_APPEND_THREAD, LOCAL_APPLY_THREAD, SoftState, is_empty_hard_state, is_empty_snap,
+};
 use super::raw_node::Ready;
 use super::read_only::ReadState;
 use crate::raftpb::{
@@ -22,11 +24,6 @@ use crate::raftpb::{
 /// Formats the data of a normal entry. `None` means the default: the bytes
 /// as a Go-quoted string (`"foo"`).
 pub type EntryFormatter<'a> = Option<&'a dyn Fn(&[u8]) -> String>;
-
-/// The pseudo-target etcd uses for its local append thread; printed by name.
-const LOCAL_APPEND_THREAD: u64 = u64::MAX;
-/// The pseudo-target etcd uses for its local apply thread; printed by name.
-const LOCAL_APPLY_THREAD: u64 = u64::MAX - 1;
 
 /// `Term:1 Vote:1 Commit:2`; the vote is left out while it is 0.
 pub fn describe_hard_state(hs: &HardState) -> String {
@@ -129,12 +126,21 @@ pub fn describe_ready(rd: &Ready, f: EntryFormatter<'_>) -> String {
 }
 
 /// `1->2 MsgApp Term:1 Log:1/3 Commit:4 Entries:[1/4 EntryNormal "x"]`; more
-/// than one entry prints one per line, a snapshot on a line of its own.
+/// than one entry prints one per line, a snapshot on a line of its own, and
+/// the responses a storage message carries one per line, indented, between
+/// `Responses:[` and `]`.
 pub fn describe_message(m: &Message, f: EntryFormatter<'_>) -> String {
     let mut s = String::new();
+    describe_message_into(&mut s, "", m, f);
+    s
+}
+
+/// Appends the description of `m` to `s`, every line after the first
+/// starting with `indent` (nested responses add two spaces each).
+fn describe_message_into(s: &mut String, indent: &str, m: &Message, f: EntryFormatter<'_>) {
     let _ = write!(
         s,
-        "{}->{} {} Term:{} Log:{}/{}",
+        "{indent}{}->{} {} Term:{} Log:{}/{}",
         describe_target(m.from),
         describe_target(m.to),
         message_type_name(m.r#type),
@@ -148,6 +154,9 @@ pub fn describe_message(m: &Message, f: EntryFormatter<'_>) -> String {
     if m.commit != 0 {
         let _ = write!(s, " Commit:{}", m.commit);
     }
+    if m.vote != 0 {
+        let _ = write!(s, " Vote:{}", m.vote);
+    }
     match m.entries.as_slice() {
         [] => {}
         [e] => {
@@ -156,16 +165,23 @@ pub fn describe_message(m: &Message, f: EntryFormatter<'_>) -> String {
         ents => {
             s.push_str(" Entries:[");
             for e in ents {
-                s.push_str("\n  ");
-                s.push_str(&describe_entry(e, f));
+                let _ = write!(s, "\n{indent}  {}", describe_entry(e, f));
             }
-            s.push_str("\n]");
+            let _ = write!(s, "\n{indent}]");
         }
     }
     if let Some(snap) = m.snapshot.as_ref().filter(|snap| !is_empty_snap(snap)) {
-        let _ = write!(s, "\n  Snapshot: {}", describe_snapshot(snap));
+        let _ = write!(s, "\n{indent}  Snapshot: {}", describe_snapshot(snap));
     }
-    s
+    if !m.responses.is_empty() {
+        s.push_str(" Responses:[");
+        let inner = format!("{indent}  ");
+        for r in &m.responses {
+            s.push('\n');
+            describe_message_into(s, &inner, r, f);
+        }
+        let _ = write!(s, "\n{indent}]");
+    }
 }
 
 /// A message endpoint: `None` for 0, the local storage threads by name,

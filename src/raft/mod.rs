@@ -20,6 +20,8 @@ mod raft_log;
 mod raft_tests;
 mod raw_node;
 #[cfg(test)]
+mod raw_node_async_tests;
+#[cfg(test)]
 mod raw_node_tests;
 mod read_only;
 mod status;
@@ -40,7 +42,8 @@ pub use errors::{Error, Result, StorageError};
 pub use log_unstable::Unstable;
 pub use prng::Prng;
 pub use raft::{
-    MAX_INDEX, NONE, Raft, SnapshotStatus, SoftState, StateType, is_empty_hard_state, is_empty_snap,
+    LOCAL_APPEND_THREAD, LOCAL_APPLY_THREAD, MAX_INDEX, NONE, Raft, SnapshotStatus, SoftState,
+    StateType, is_empty_hard_state, is_empty_snap, is_local_msg_target,
 };
 pub use raft_log::RaftLog;
 pub use raw_node::{RawNode, Ready, must_sync};

@@ -18,11 +18,16 @@
 //! its previous index (or pass `MAX_INDEX`); a snapshot past `MAX_INDEX`, or
 //! whose ConfState does not restore to itself; a heartbeat commit index
 //! beyond the log; an append ack beyond the leader's log; a vote request
-//! without a term; an empty MsgProp (`ProposalDropped`); a proposed conf
+//! without a term; a storage apply response past the commit index; an
+//! empty MsgProp (`ProposalDropped`); a proposed conf
 //! change that does not decode (it becomes an empty normal entry, like one
 //! failing validation); terms saturate at `u64::MAX`; a pre-vote rejection
 //! at term 0 is sent with term 0 (etcd asserts a term). There is no logger:
 //! etcd's log lines are not produced.
+//!
+//! One departure on well-formed input, for safety: with asynchronous
+//! storage writes a candidate does not become leader on its peers' votes
+//! before its own vote is counted (etcd's does; see `step_candidate`).
 
 use std::fmt;
 
@@ -45,6 +50,21 @@ pub const NONE: u64 = 0;
 /// `index + n` computation of the log and the tracker in range whatever a
 /// peer sends.
 pub const MAX_INDEX: u64 = u64::MAX / 2;
+
+/// The pseudo-id of a node's local append thread (asynchronous storage
+/// writes): the target of `MsgStorageAppend` and the sender of
+/// `MsgStorageAppendResp`. etcd's value, so descriptions match.
+pub const LOCAL_APPEND_THREAD: u64 = u64::MAX;
+
+/// The pseudo-id of a node's local apply thread (asynchronous storage
+/// writes): the target of `MsgStorageApply` and the sender of
+/// `MsgStorageApplyResp`.
+pub const LOCAL_APPLY_THREAD: u64 = u64::MAX - 1;
+
+/// Whether `id` names one of the local storage threads rather than a node.
+pub fn is_local_msg_target(id: u64) -> bool {
+    id == LOCAL_APPEND_THREAD || id == LOCAL_APPLY_THREAD
+}
 
 /// The context of a MsgVote sent on a leadership transfer: it lets the vote
 /// through a voter's leader lease.
@@ -160,6 +180,10 @@ pub struct Raft<S: Storage> {
     /// MsgReadIndex that arrived before this leader committed an entry of
     /// its term; answered after that first commit.
     pub pending_read_index_messages: Vec<Message>,
+    /// `Config::async_storage_writes`: a candidate's MsgVote may leave
+    /// before its term and vote are durable, so it wins only once its own
+    /// vote (which waits for that write) is counted.
+    pub async_storage_writes: bool,
     rng: Prng,
     #[cfg(corelog_sim_bugs)]
     pub(crate) bugs: super::config::Bugs,
@@ -202,6 +226,7 @@ impl<S: Storage> Raft<S> {
             disable_proposal_forwarding: c.disable_proposal_forwarding,
             step_down_on_removal: c.step_down_on_removal,
             pending_read_index_messages: Vec::new(),
+            async_storage_writes: c.async_storage_writes,
             rng: Prng::new(c.random_seed),
             #[cfg(corelog_sim_bugs)]
             bugs: c.bugs,
@@ -494,6 +519,16 @@ impl<S: Storage> Raft<S> {
                     reject: true,
                     ..Default::default()
                 });
+            } else if t == MessageType::MsgStorageAppendResp {
+                // The entries it vouches for may have been replaced in the
+                // unstable log under a later term while the write was in
+                // flight (and a write of the replacement may still be in
+                // flight): they are not marked stable. A snapshot holds
+                // committed state, valid whatever the term.
+                if let Some(snap) = &m.snapshot {
+                    let index = snap.metadata.as_ref().map_or(0, |md| md.index);
+                    self.applied_snap(index);
+                }
             }
             return Ok(());
         }
@@ -509,6 +544,14 @@ impl<S: Storage> Raft<S> {
             }
             MessageType::MsgVote | MessageType::MsgPreVote => {
                 self.handle_vote_request(m);
+                Ok(())
+            }
+            MessageType::MsgStorageAppendResp => {
+                self.on_storage_append_resp(&m);
+                Ok(())
+            }
+            MessageType::MsgStorageApplyResp => {
+                self.on_storage_apply_resp(&m);
                 Ok(())
             }
             _ => match self.state {
@@ -622,6 +665,35 @@ impl<S: Storage> Raft<S> {
     pub(crate) fn on_storage_apply(&mut self, last_index: u64, ents_size: u64, payload: u64) {
         self.applied_to(last_index, ents_size);
         self.reduce_uncommitted_size(payload);
+    }
+
+    /// A `MsgStorageAppendResp` of the current term (asynchronous storage
+    /// writes): the log up to `(log_term, index)` is durable, unless that
+    /// entry was replaced since (then `stable_to` ignores it), and so is the
+    /// snapshot it carries.
+    fn on_storage_append_resp(&mut self, m: &Message) {
+        if m.index != 0 {
+            self.raft_log.stable_to(EntryId::new(m.log_term, m.index));
+        }
+        if let Some(snap) = &m.snapshot {
+            let index = snap.metadata.as_ref().map_or(0, |md| md.index);
+            self.applied_snap(index);
+        }
+    }
+
+    /// A `MsgStorageApplyResp` (asynchronous storage writes): the entries it
+    /// carries are applied. Entries past the commit index were never handed
+    /// out for applying; such a response comes from a broken driver and is
+    /// dropped (etcd panics).
+    fn on_storage_apply_resp(&mut self, m: &Message) {
+        let Some(last) = m.entries.last() else {
+            return;
+        };
+        if last.index > self.raft_log.committed {
+            return;
+        }
+        self.applied_to(last.index, ents_size(&m.entries));
+        self.reduce_uncommitted_size(payloads_size(&m.entries));
     }
 
     /// Sizes of a batch of committed entries: encoded bytes (for the apply

@@ -1,20 +1,38 @@
 //! `RawNode` and `Ready`: the driver contract around `Raft`.
 //!
-//! The caller feeds inputs (`tick`, `step`, `propose`, ...), collects a
-//! `Ready` when `has_ready()`, persists its entries / hard state / snapshot,
-//! sends its messages, applies its committed entries, and calls `advance`.
-//! This is etcd-raft's synchronous-storage mode: acknowledgements that need
-//! durable state (the leader's own append, its own vote) are held until
-//! `advance`, and then stepped in the order etcd steps them.
+//! The caller feeds inputs (`tick`, `step`, `propose`, ...) and collects a
+//! `Ready` when `has_ready()`. Two contracts, chosen by
+//! `Config::async_storage_writes`, as in etcd-raft:
 //!
-//! The only panics here are for a caller breaking that contract (a second
-//! `Ready` accepted before `advance`); never for input from the network.
+//! - synchronous (the default): persist the Ready's entries / hard state /
+//!   snapshot, send its messages, apply its committed entries, and call
+//!   `advance`. Acknowledgements that need durable state (the leader's own
+//!   append, its own vote) are held until `advance` and then stepped in the
+//!   order etcd steps them.
+//! - asynchronous: the Ready's storage work comes as two local messages in
+//!   `messages`: a `MsgStorageAppend` to `LOCAL_APPEND_THREAD` (entries, hard
+//!   state, snapshot) and a `MsgStorageApply` to `LOCAL_APPLY_THREAD`
+//!   (committed entries). Each carries in `responses` the messages to deliver
+//!   once its work is done (durably, for the append): the node's own
+//!   MsgAppResp / vote responses and those to peers, and a
+//!   `MsgStorageAppendResp` / `MsgStorageApplyResp` that the driver steps
+//!   back into this node. There is no `advance`: the next `Ready` may be
+//!   taken while earlier writes are in flight; messages to one thread must be
+//!   processed in order, the two threads in any order relative to each
+//!   other. Committed entries are handed out only once locally durable.
+//!
+//! The only panics here are for a caller breaking its contract (a second
+//! `Ready` accepted before `advance`, or `advance` in asynchronous mode);
+//! never for input from the network.
 
 use bytes::Bytes;
 
 use super::config::Config;
 use super::errors::{Error, Result};
-use super::raft::{Raft, SnapshotStatus, SoftState, StorageAppendAck, is_empty_hard_state};
+use super::raft::{
+    LOCAL_APPEND_THREAD, LOCAL_APPLY_THREAD, Raft, SnapshotStatus, SoftState, StorageAppendAck,
+    is_empty_hard_state, is_empty_snap, is_local_msg_target,
+};
 use super::read_only::ReadState;
 use super::status::{BasicStatus, Status};
 use super::storage::Storage;
@@ -25,7 +43,10 @@ use crate::raftpb::{
 
 /// What the application must do next: persist `entries`, `hard_state` and
 /// `snapshot` (durably if `must_sync`), send `messages`, apply
-/// `committed_entries`, report `read_states`; then call `advance`.
+/// `committed_entries`, report `read_states`; then call `advance`. With
+/// asynchronous storage writes, `messages` also holds the storage work
+/// (`MsgStorageAppend`, `MsgStorageApply`) and the other fields are copies
+/// of it, for inspection; see the module doc.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Ready {
     /// The new soft state, if it changed.
@@ -69,6 +90,8 @@ pub struct RawNode<S: Storage> {
     prev_soft_st: SoftState,
     prev_hard_st: HardState,
     steps_on_advance: StepsOnAdvance,
+    /// `Config::async_storage_writes`: storage work goes out as messages.
+    async_storage_writes: bool,
 }
 
 impl<S: Storage> RawNode<S> {
@@ -83,6 +106,7 @@ impl<S: Storage> RawNode<S> {
             prev_soft_st,
             prev_hard_st,
             steps_on_advance: StepsOnAdvance::default(),
+            async_storage_writes: config.async_storage_writes,
         })
     }
 
@@ -171,18 +195,21 @@ impl<S: Storage> RawNode<S> {
         self.raft.apply_conf_change(&cc.as_v2())
     }
 
-    /// Steps a message from the network. Local-only types are refused, as
-    /// are responses from peers not in the configuration.
+    /// Steps a message from the network, or (asynchronous storage writes) a
+    /// response a storage thread delivered. Local-only types are refused
+    /// unless they come from a storage thread of a node in asynchronous
+    /// mode, as are responses from peers not in the configuration.
     pub fn step(&mut self, m: Message) -> Result<()> {
         let Ok(t) = MessageType::try_from(m.r#type) else {
             // Unknown types are dropped inside `Raft::step` as well; here
             // they are simply not ours to interpret.
             return Ok(());
         };
-        if t.is_local() {
+        let from_storage = self.async_storage_writes && is_local_msg_target(m.from);
+        if t.is_local() && !from_storage {
             return Err(Error::StepLocalMsg);
         }
-        if t.is_response() && !self.raft.trk.progress.contains_key(&m.from) {
+        if t.is_response() && !from_storage && !self.raft.trk.progress.contains_key(&m.from) {
             return Err(Error::StepPeerNotFound);
         }
         self.raft.step(m)
@@ -204,21 +231,33 @@ impl<S: Storage> RawNode<S> {
         if !r.msgs.is_empty() || !r.msgs_after_append.is_empty() {
             return true;
         }
-        if r.raft_log.has_next_unstable_ents() || r.raft_log.has_next_committed_ents(true) {
+        if r.raft_log.has_next_unstable_ents()
+            || r.raft_log
+                .has_next_committed_ents(self.apply_unstable_entries())
+        {
             return true;
         }
         !r.read_states.is_empty()
     }
 
+    /// Whether committed entries may be applied before they are durable
+    /// locally: in synchronous mode the Ready's append precedes its apply,
+    /// in asynchronous mode the two threads are not ordered.
+    fn apply_unstable_entries(&self) -> bool {
+        !self.async_storage_writes
+    }
+
     /// Collects what the application must do next, and accepts it: its
     /// entries count as being persisted and its committed entries as being
-    /// applied until `advance`.
+    /// applied until `advance` (synchronous mode) or until the storage
+    /// threads answer (asynchronous mode).
     ///
-    /// Panics if the previous `Ready` (which had acknowledgements pending)
-    /// was not advanced: rule "one Ready at a time, then advance".
+    /// Panics, in synchronous mode, if the previous `Ready` (which had
+    /// acknowledgements pending) was not advanced: rule "one Ready at a
+    /// time, then advance".
     pub fn ready(&mut self) -> Ready {
         assert!(
-            self.steps_on_advance.is_empty(),
+            self.async_storage_writes || self.steps_on_advance.is_empty(),
             "Ready/advance contract: two Ready accepted without a call to advance"
         );
         let rd = self.ready_without_accept();
@@ -227,10 +266,11 @@ impl<S: Storage> RawNode<S> {
     }
 
     fn ready_without_accept(&mut self) -> Ready {
+        let allow_unstable = self.apply_unstable_entries();
         let r = &mut self.raft;
         let mut rd = Ready {
             entries: r.raft_log.next_unstable_ents().to_vec(),
-            committed_entries: r.raft_log.next_committed_ents(true),
+            committed_entries: r.raft_log.next_committed_ents(allow_unstable),
             messages: std::mem::take(&mut r.msgs),
             ..Default::default()
         };
@@ -245,6 +285,18 @@ impl<S: Storage> RawNode<S> {
         rd.snapshot = r.raft_log.next_unstable_snapshot().cloned();
         rd.read_states = std::mem::take(&mut r.read_states);
         rd.must_sync = must_sync(&hs, &self.prev_hard_st, rd.entries.len());
+
+        if self.async_storage_writes {
+            if need_storage_append_msg(r, &rd) {
+                let m = new_storage_append_msg(r, &rd);
+                rd.messages.push(m);
+            }
+            if !rd.committed_entries.is_empty() {
+                let m = new_storage_apply_msg(r.id, &rd.committed_entries);
+                rd.messages.push(m);
+            }
+            return rd;
+        }
 
         // Messages that waited for durability go out after the others; those
         // to ourselves are stepped on advance.
@@ -268,7 +320,20 @@ impl<S: Storage> RawNode<S> {
                 self.prev_hard_st = hs;
             }
         }
+        let allow_unstable = self.apply_unstable_entries();
         let r = &mut self.raft;
+        if self.async_storage_writes {
+            // What waited for durability left inside the MsgStorageAppend;
+            // the storage threads' responses take the place of `advance`.
+            r.msgs_after_append.clear();
+            r.raft_log.accept_unstable();
+            if let Some(last) = rd.committed_entries.last() {
+                let (ents_size, _) = Raft::<S>::applied_sizes(&rd.committed_entries);
+                r.raft_log
+                    .accept_applying(last.index, ents_size, allow_unstable);
+            }
+            return;
+        }
         let has_unstable = r.raft_log.has_next_or_in_progress_unstable_ents();
         if has_unstable || rd.snapshot.is_some() {
             let last = has_unstable.then(|| r.raft_log.last_entry_id());
@@ -290,7 +355,14 @@ impl<S: Storage> RawNode<S> {
     }
 
     /// The application has persisted, sent and applied the last `Ready`.
+    ///
+    /// Panics in asynchronous mode, where the storage threads' responses
+    /// take its place: calling it there is a driver bug.
     pub fn advance(&mut self, _rd: Ready) {
+        assert!(
+            !self.async_storage_writes,
+            "advance must not be called with asynchronous storage writes"
+        );
         let steps = std::mem::take(&mut self.steps_on_advance);
         for m in steps.msgs {
             let _ = self.raft.step(m);
@@ -382,4 +454,100 @@ fn hard_state_changed<S: Storage>(_r: &Raft<S>, hs: &HardState, prev: &HardState
 /// Whether the hard state change or new entries must be synced to disk.
 pub fn must_sync(st: &HardState, prev: &HardState, entsnum: usize) -> bool {
     entsnum != 0 || st.vote != prev.vote || st.term != prev.term
+}
+
+/// Whether a Ready of an asynchronous-mode node needs a `MsgStorageAppend`:
+/// it has something to persist (entries, hard state, snapshot), or messages
+/// that may only go once everything before them is durable.
+fn need_storage_append_msg<S: Storage>(r: &Raft<S>, rd: &Ready) -> bool {
+    !rd.entries.is_empty()
+        || rd
+            .hard_state
+            .as_ref()
+            .is_some_and(|hs| !is_empty_hard_state(hs))
+        || rd.snapshot.as_ref().is_some_and(|s| !is_empty_snap(s))
+        || !r.msgs_after_append.is_empty()
+}
+
+/// The `MsgStorageAppend` of a Ready: entries, hard state (as term, vote,
+/// commit; all zero when unchanged) and snapshot to persist, with the
+/// messages that waited for durability as its responses, followed by the
+/// node's own `MsgStorageAppendResp` when the log or a snapshot has
+/// something to acknowledge. The node's own MsgAppResp precedes that
+/// acknowledgement so that it still finds the new entries' terms in the
+/// unstable log.
+fn new_storage_append_msg<S: Storage>(r: &mut Raft<S>, rd: &Ready) -> Message {
+    let mut m = Message {
+        r#type: MessageType::MsgStorageAppend as i32,
+        to: LOCAL_APPEND_THREAD,
+        from: r.id,
+        entries: rd.entries.clone(),
+        ..Default::default()
+    };
+    if let Some(hs) = rd.hard_state.as_ref().filter(|hs| !is_empty_hard_state(hs)) {
+        m.term = hs.term;
+        m.vote = hs.vote;
+        m.commit = hs.commit;
+    }
+    let snap = rd.snapshot.as_ref().filter(|s| !is_empty_snap(s));
+    if let Some(snap) = snap {
+        m.snapshot = Some(Box::new(snap.clone()));
+    }
+    m.responses = std::mem::take(&mut r.msgs_after_append);
+    let has_unstable = r.raft_log.has_next_or_in_progress_unstable_ents();
+    if has_unstable || snap.is_some() {
+        m.responses
+            .push(new_storage_append_resp_msg(r, has_unstable, snap));
+    }
+    m
+}
+
+/// The acknowledgement the append thread returns once this and every
+/// earlier `MsgStorageAppend` is durable. It names the last entry of the
+/// whole log at the current term, not only of this Ready's entries: an
+/// acknowledgement of an earlier term is ignored (its entries may have been
+/// replaced since, and a write of the replacement may still be in flight),
+/// so every term change must bring one that can release the unstable log.
+fn new_storage_append_resp_msg<S: Storage>(
+    r: &Raft<S>,
+    has_unstable: bool,
+    snap: Option<&Snapshot>,
+) -> Message {
+    let mut m = Message {
+        r#type: MessageType::MsgStorageAppendResp as i32,
+        to: r.id,
+        from: LOCAL_APPEND_THREAD,
+        term: r.term,
+        ..Default::default()
+    };
+    if has_unstable {
+        let last = r.raft_log.last_entry_id();
+        m.index = last.index;
+        m.log_term = last.term;
+    }
+    if let Some(snap) = snap {
+        m.snapshot = Some(Box::new(snap.clone()));
+    }
+    m
+}
+
+/// The `MsgStorageApply` of a Ready: the committed entries to apply, with
+/// the `MsgStorageApplyResp` (carrying the same entries) the apply thread
+/// returns once they are applied. Neither is bound to a term.
+fn new_storage_apply_msg(id: u64, ents: &[Entry]) -> Message {
+    let resp = Message {
+        r#type: MessageType::MsgStorageApplyResp as i32,
+        to: id,
+        from: LOCAL_APPLY_THREAD,
+        entries: ents.to_vec(),
+        ..Default::default()
+    };
+    Message {
+        r#type: MessageType::MsgStorageApply as i32,
+        to: LOCAL_APPLY_THREAD,
+        from: id,
+        entries: ents.to_vec(),
+        responses: vec![resp],
+        ..Default::default()
+    }
 }

@@ -51,6 +51,17 @@ impl<S: Storage> Raft<S> {
                     VoteResult::Won => {
                         if self.state == StateType::PreCandidate {
                             self.campaign(CampaignType::Election);
+                        } else if self.async_storage_writes
+                            && self.trk.votes.get(&self.id) != Some(&true)
+                        {
+                            // Our MsgVotes left before our term and vote
+                            // were durable (etcd's async mode). Leading now
+                            // and crashing before that write completes would
+                            // let us restart at the older term, campaign for
+                            // this one again and win it again from the same
+                            // voters: one term led twice, with two different
+                            // logs. Our own vote arrives once the write is
+                            // durable, and wins then. (etcd wins at once.)
                         } else {
                             self.become_leader();
                             self.bcast_append();

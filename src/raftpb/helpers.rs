@@ -197,6 +197,10 @@ impl MessageType {
                 | MessageType::MsgUnreachable
                 | MessageType::MsgSnapStatus
                 | MessageType::MsgCheckQuorum
+                | MessageType::MsgStorageAppend
+                | MessageType::MsgStorageAppendResp
+                | MessageType::MsgStorageApply
+                | MessageType::MsgStorageApplyResp
         )
     }
 
@@ -210,6 +214,8 @@ impl MessageType {
                 | MessageType::MsgUnreachable
                 | MessageType::MsgReadIndexResp
                 | MessageType::MsgPreVoteResp
+                | MessageType::MsgStorageAppendResp
+                | MessageType::MsgStorageApplyResp
         )
     }
 }
@@ -400,6 +406,10 @@ mod tests {
             MsgUnreachable,
             MsgSnapStatus,
             MsgCheckQuorum,
+            MsgStorageAppend,
+            MsgStorageAppendResp,
+            MsgStorageApply,
+            MsgStorageApplyResp,
         ];
         let response = [
             MsgAppResp,
@@ -408,8 +418,10 @@ mod tests {
             MsgUnreachable,
             MsgReadIndexResp,
             MsgPreVoteResp,
+            MsgStorageAppendResp,
+            MsgStorageApplyResp,
         ];
-        for i in 0..=18 {
+        for i in 0..=22 {
             let t = MessageType::try_from(i).unwrap();
             assert_eq!(t.is_local(), local.contains(&t), "{t:?}");
             assert_eq!(t.is_response(), response.contains(&t), "{t:?}");

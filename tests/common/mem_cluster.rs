@@ -1,9 +1,12 @@
 //! A cluster of in-memory RawNodes in one thread, pumped through
-//! Ready/advance and direct message delivery. Used by the allocation test and
+//! Ready/advance (or, with asynchronous storage writes, through the storage
+//! messages) and direct message delivery. Used by the allocation test and
 //! by benches/raft_core.rs (through `#[path]`), so both measure one loop.
 
 use bytes::Bytes;
-use corelog::raft::{Config, MemStorage, RawNode, StateType, Storage};
+use corelog::raft::{
+    Config, LOCAL_APPEND_THREAD, LOCAL_APPLY_THREAD, MemStorage, RawNode, StateType, Storage,
+};
 use corelog::raftpb::{ConfState, Entry, Message, MessageType, Snapshot, SnapshotMetadata};
 
 pub struct MemCluster {
@@ -14,11 +17,23 @@ pub struct MemCluster {
     /// Compact each node's storage once this many entries are applied past
     /// its first index, so long runs stay bounded in memory.
     compact_every: u64,
+    /// Asynchronous storage writes: the storage messages of the current
+    /// round, completed after the round's network delivery (so each write
+    /// is in flight while the messages sent beside it are handled).
+    storage: Vec<(usize, Message)>,
+    async_writes: bool,
 }
 
 impl MemCluster {
     /// `n` voters with ids 1..=n, all starting from a snapshot at index 1.
     pub fn new(n: u64) -> MemCluster {
+        MemCluster::with_mode(n, false)
+    }
+
+    /// Like `new`, every node with `Config::async_storage_writes` if
+    /// `async_writes`.
+    #[allow(dead_code)] // not every user of this module runs both modes
+    pub fn with_mode(n: u64, async_writes: bool) -> MemCluster {
         let voters: Vec<u64> = (1..=n).collect();
         let nodes = voters
             .iter()
@@ -43,6 +58,7 @@ impl MemCluster {
                     heartbeat_tick: 1,
                     max_size_per_msg: 1024 * 1024,
                     max_inflight_msgs: 256,
+                    async_storage_writes: async_writes,
                     ..Config::default()
                 };
                 RawNode::new(&cfg, store).expect("valid config")
@@ -53,6 +69,8 @@ impl MemCluster {
             queue: Vec::with_capacity(64),
             applied: vec![1; n as usize],
             compact_every: 4096,
+            storage: Vec::new(),
+            async_writes,
         }
     }
 
@@ -97,6 +115,17 @@ impl MemCluster {
                 }
                 active = true;
                 let mut rd = node.ready();
+                if self.async_writes {
+                    // The storage work travels as messages; the rest of
+                    // the Ready is a copy of it.
+                    for m in rd.messages.drain(..) {
+                        match m.to {
+                            LOCAL_APPEND_THREAD | LOCAL_APPLY_THREAD => self.storage.push((i, m)),
+                            _ => self.queue.push(m),
+                        }
+                    }
+                    continue;
+                }
                 if let Some(snap) = &rd.snapshot {
                     node.store_mut()
                         .apply_snapshot(snap.clone())
@@ -127,9 +156,50 @@ impl MemCluster {
                 let to = m.to as usize - 1;
                 let _ = self.nodes[to].step(m);
             }
+            for (i, mut m) in std::mem::take(&mut self.storage) {
+                self.complete_storage(i, &mut m);
+                active = true;
+            }
             if !active {
                 break;
             }
+        }
+    }
+
+    /// Does the work of one storage message of node `i` (append: snapshot,
+    /// entries, hard state; apply: note the applied index), then delivers
+    /// its responses.
+    fn complete_storage(&mut self, i: usize, m: &mut Message) {
+        let node = &mut self.nodes[i];
+        if m.to == LOCAL_APPEND_THREAD {
+            if let Some(snap) = m.snapshot.take() {
+                node.store_mut()
+                    .apply_snapshot(*snap)
+                    .expect("snapshot applies");
+            }
+            if !m.entries.is_empty() {
+                let ents = std::mem::take(&mut m.entries);
+                node.store_mut().append_owned(ents).expect("append");
+            }
+            if m.term != 0 || m.vote != 0 || m.commit != 0 {
+                node.store_mut().set_hard_state(corelog::raftpb::HardState {
+                    term: m.term,
+                    vote: m.vote,
+                    commit: m.commit,
+                });
+            }
+        } else if let Some(last) = m.entries.last() {
+            self.applied[i] = last.index;
+            let first = node.store().first_index().unwrap_or(1);
+            if self.applied[i] > first + self.compact_every {
+                node.store_mut()
+                    .compact(self.applied[i])
+                    .expect("compact below applied");
+            }
+        }
+        for r in m.responses.drain(..) {
+            let to = r.to as usize - 1;
+            let _ = self.nodes[to].step(r);
         }
     }
 }

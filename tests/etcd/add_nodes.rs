@@ -1,14 +1,14 @@
 //! `add-nodes <n> [voters=(..)] [learners=(..)] [index=i] [content=s]
 //! [inflight=n] [prevote=b] [checkquorum=b] [read-only=safe|lease-based]
 //! [step-down-on-removal=b] [disable-conf-change-validation=b]
-//! [max-committed-size-per-ready=n] [async-storage-writes=false]`:
+//! [max-committed-size-per-ready=n] [async-storage-writes=b]`:
 //! creates `n` nodes with the next free ids. With any of voters, learners,
 //! index or content the nodes start from a snapshot at `index` (term 1)
-//! holding that configuration; without, from an empty log. Other arguments
-//! are skipped, as etcd's harness does.
-//!
-//! `async-storage-writes=true` is not supported: corelog's RawNode has only
-//! the synchronous storage contract.
+//! holding that configuration; without, from an empty log. With
+//! `async-storage-writes=true` the nodes hand their storage work to their
+//! append and apply threads (`process-append-thread`,
+//! `process-apply-thread`) instead of doing it in `process-ready`. Other
+//! arguments are skipped, as etcd's harness does.
 
 use bytes::Bytes;
 use corelog::raft::{Config, Error, MemStorage, NO_LIMIT, RawNode, ReadOnlyOption, Storage};
@@ -50,12 +50,7 @@ pub fn handle(env: &mut Env, case: &TestCase) -> CmdResult {
                     cfg.applied = index;
                 }
                 "content" => data = Bytes::from(v.clone().into_bytes()),
-                "async-storage-writes" if parse_bool(key, v)? => {
-                    return Err(
-                        "async-storage-writes=true is not supported by corelog's RawNode"
-                            .to_string(),
-                    );
-                }
+                "async-storage-writes" => cfg.async_storage_writes = parse_bool(key, v)?,
                 "prevote" => cfg.pre_vote = parse_bool(key, v)?,
                 "checkquorum" => cfg.check_quorum = parse_bool(key, v)?,
                 "max-committed-size-per-ready" => {
@@ -117,7 +112,12 @@ pub fn add_nodes(env: &mut Env, n: usize, cfg: Config, mut snap: Snapshot) -> Cm
         let mut cfg = cfg.clone();
         cfg.id = id;
         let raw = RawNode::new(&cfg, storage).map_err(|e| etcd_config_error(&e))?;
-        env.nodes.push(Node { raw, config: cfg });
+        env.nodes.push(Node {
+            raw,
+            config: cfg,
+            append_work: Vec::new(),
+            apply_work: Vec::new(),
+        });
     }
     Ok(())
 }

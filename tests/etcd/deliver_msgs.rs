@@ -4,6 +4,7 @@
 //! type. Prints each message handled, `no messages` when there was none.
 
 use corelog::raft::describe::describe_message;
+use corelog::raft::is_local_msg_target;
 use corelog::raftpb::{Message, MessageType};
 
 use crate::common::datadriven::TestCase;
@@ -87,8 +88,9 @@ pub fn deliver_msgs(env: &mut Env, typ: Option<MessageType>, rs: &[Recipient]) -
 }
 
 /// Takes the messages to `to` (of type `typ`, if given) out of `msgs`,
-/// keeping the order of both parts. When dropping, messages a node sends to
-/// itself stay: they need reliable delivery.
+/// keeping the order of both parts. When dropping, local messages (a node's
+/// to itself, and those from its storage threads) stay: they need reliable
+/// delivery.
 pub fn split_msgs(
     msgs: Vec<Message>,
     to: u64,
@@ -96,8 +98,14 @@ pub fn split_msgs(
     drop: bool,
 ) -> (Vec<Message>, Vec<Message>) {
     msgs.into_iter().partition(|m| {
-        m.to == to && !(drop && m.from == m.to) && typ.is_none_or(|t| m.r#type == t as i32)
+        m.to == to && !(drop && is_local(m)) && typ.is_none_or(|t| m.r#type == t as i32)
     })
+}
+
+/// Whether `m` stays within one node: sent to itself, or from or to one of
+/// its storage threads.
+fn is_local(m: &Message) -> bool {
+    m.from == m.to || is_local_msg_target(m.from) || is_local_msg_target(m.to)
 }
 
 /// Whether any in-flight message is addressed to `to`.

@@ -134,6 +134,12 @@ pub struct Node {
     pub raw: RawNode<EnvStorage>,
     /// The config the node was created with (ticks per election/heartbeat).
     pub config: Config,
+    /// Asynchronous storage writes: the `MsgStorageAppend`s handed out and
+    /// not yet processed by the append thread, oldest first.
+    pub append_work: Vec<Message>,
+    /// Asynchronous storage writes: the `MsgStorageApply`s not yet processed
+    /// by the apply thread, oldest first.
+    pub apply_work: Vec<Message>,
 }
 
 /// The cluster under test: nodes `1..=nodes.len()` (node id = index + 1) and

@@ -1,14 +1,20 @@
-//! `process-ready <id>...`: handles one Ready of each given node the way a
-//! synchronous application does: print it, persist hard state, snapshot and
-//! entries, apply the committed entries (conf changes included) to the
-//! node's "appender" state machine, queue the messages, then `advance`.
+//! `process-ready <id>...`: handles one Ready of each given node. A node with
+//! synchronous storage does it all: print the Ready, persist hard state,
+//! snapshot and entries, apply the committed entries (conf changes
+//! included) to the node's "appender" state machine, queue the messages,
+//! then `advance`. A node with asynchronous storage writes only prints the
+//! Ready and routes its messages: those to its storage threads join their
+//! work queues, the rest go to the network; there is no `advance`.
 
 use bytes::Bytes;
 use corelog::raft::describe::describe_ready;
-use corelog::raft::{is_empty_hard_state, is_empty_snap};
+use corelog::raft::{
+    LOCAL_APPEND_THREAD, LOCAL_APPLY_THREAD, is_empty_hard_state, is_empty_snap,
+    is_local_msg_target,
+};
 use corelog::raftpb::{
-    ConfChange, ConfChangeSingle, ConfChangeV2, ConfState, Entry, EntryType, HardState, Snapshot,
-    SnapshotMetadata,
+    ConfChange, ConfChangeSingle, ConfChangeV2, ConfState, Entry, EntryType, HardState,
+    MessageType, Snapshot, SnapshotMetadata,
 };
 use prost::Message as _;
 
@@ -42,6 +48,24 @@ pub fn process_ready(env: &mut Env, idx: usize) -> CmdResult {
         .ok_or_else(|| format!("node {} does not exist", idx + 1))?;
     let mut rd = node.raw.ready();
     out.push(&describe_ready(&rd, None));
+    if node.config.async_storage_writes {
+        for m in std::mem::take(&mut rd.messages) {
+            match (m.to, MessageType::try_from(m.r#type)) {
+                (LOCAL_APPEND_THREAD, Ok(MessageType::MsgStorageAppend)) => {
+                    node.append_work.push(m)
+                }
+                (LOCAL_APPLY_THREAD, Ok(MessageType::MsgStorageApply)) => node.apply_work.push(m),
+                (to, _) if is_local_msg_target(to) => {
+                    return Err(format!(
+                        "unexpected message type {} to a storage thread",
+                        m.r#type
+                    ));
+                }
+                _ => messages.push(m),
+            }
+        }
+        return Ok(());
+    }
     process_append(
         node,
         rd.hard_state.as_ref(),
@@ -49,14 +73,20 @@ pub fn process_ready(env: &mut Env, idx: usize) -> CmdResult {
         rd.snapshot.as_ref(),
     )?;
     process_apply(node, &rd.committed_entries)?;
+    if let Some(m) = rd.messages.iter().find(|m| is_local_msg_target(m.to)) {
+        return Err(format!(
+            "unexpected message to a storage thread from a synchronous node: {}",
+            m.r#type
+        ));
+    }
     messages.append(&mut rd.messages);
     node.raw.advance(rd);
     Ok(())
 }
 
-/// Persists what a Ready asks for: the hard state, then either the snapshot
-/// or the entries (never both).
-fn process_append(
+/// Persists what a Ready (or a `MsgStorageAppend`) asks for: the hard
+/// state, then either the snapshot or the entries (never both).
+pub fn process_append(
     node: &mut Node,
     hs: Option<&HardState>,
     ents: &[Entry],
@@ -89,7 +119,7 @@ fn process_append(
 /// Applies committed entries: conf changes go to the node, and every entry
 /// extends the node's history with a new state whose data is the previous
 /// data plus the entry's payload (conf changes: their context).
-fn process_apply(node: &mut Node, ents: &[Entry]) -> CmdResult {
+pub fn process_apply(node: &mut Node, ents: &[Entry]) -> CmdResult {
     for ent in ents {
         let (update, cs): (Bytes, Option<ConfState>) = match EntryType::try_from(ent.r#type) {
             Ok(EntryType::EntryConfChange) => {

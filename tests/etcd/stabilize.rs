@@ -1,6 +1,7 @@
-//! `stabilize [<id>...] [log-level=<level>]`: handles Readys of and delivers
-//! messages to the given nodes (all nodes if none are given) until none of
-//! them has anything left to do.
+//! `stabilize [<id>...] [log-level=<level>]`: handles Readys of, delivers
+//! messages to, and (asynchronous storage writes) runs the storage threads
+//! of the given nodes (all nodes if none are given) until none of them has
+//! anything left to do.
 
 use crate::common::datadriven::TestCase;
 
@@ -9,6 +10,7 @@ use super::deliver_msgs::{Recipient, deliver_msgs, has_msgs_for};
 use super::env::{CmdResult, Env};
 use super::log_level::set_level;
 use super::process_ready::process_ready;
+use super::storage_threads::{Thread, has_work, process_thread};
 
 /// A bound on the rounds of one `stabilize`, so that a core that never
 /// quiesces fails the scenario instead of hanging the test.
@@ -35,8 +37,9 @@ fn set_levels(env: &mut Env, case: &TestCase) -> CmdResult {
     Ok(())
 }
 
-/// Runs rounds of (Ready handling on every node, then message delivery to
-/// every node) until a round finds nothing to do.
+/// Runs rounds of (Ready handling on every node, message delivery to every
+/// node, then all queued append work, then all queued apply work) until a
+/// round finds nothing to do.
 pub fn stabilize(env: &mut Env, idxs: &[usize]) -> CmdResult {
     let idxs: Vec<usize> = if idxs.is_empty() {
         (0..env.nodes.len()).collect()
@@ -57,6 +60,28 @@ pub fn stabilize(env: &mut Env, idxs: &[usize]) -> CmdResult {
             if has_msgs_for(env, id) {
                 env.out.line(&format!("> {id} receiving messages"));
                 env.with_indent(|env| deliver_msgs(env, None, &[Recipient { id, drop: false }]));
+                done = false;
+            }
+        }
+        for thread in [Thread::Append, Thread::Apply] {
+            for &idx in &idxs {
+                if !has_work(env, idx, thread)? {
+                    continue;
+                }
+                let name = match thread {
+                    Thread::Append => "append",
+                    Thread::Apply => "apply",
+                };
+                env.out
+                    .line(&format!("> {} processing {name} thread", idx + 1));
+                while has_work(env, idx, thread)? {
+                    let res = env.with_indent(|env| process_thread(env, idx, thread));
+                    // etcd's harness stops at an append error but goes on
+                    // past an apply error, printing nothing for it.
+                    if thread == Thread::Append {
+                        res?;
+                    }
+                }
                 done = false;
             }
         }

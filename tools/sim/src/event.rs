@@ -241,6 +241,29 @@ pub enum Event {
         id: u64,
         what: String,
     },
+    // New variants go last: the hash covers each variant's position, and
+    // the histories of seeds that never use them keep their hashes.
+    /// Asynchronous storage writes: a node's append thread completed one
+    /// `MsgStorageAppend` (now on its disk) and delivered its responses.
+    StorageAppend {
+        id: u64,
+        entries: Option<(u64, u64)>,
+        hard_state: Option<(u64, u64, u64)>,
+        snapshot: Option<u64>,
+        responses: usize,
+    },
+    /// Asynchronous storage writes: a node's apply thread applied one
+    /// `MsgStorageApply` and answered.
+    StorageApply {
+        id: u64,
+        committed: Option<(u64, u64)>,
+    },
+    /// Asynchronous storage writes: node `id`'s append thread completes
+    /// nothing before tick `until`.
+    StallDisk {
+        id: u64,
+        until: u64,
+    },
 }
 
 /// The running log of a run.

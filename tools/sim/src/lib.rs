@@ -5,8 +5,11 @@
 //! and can be partitioned; nodes crash (losing what the Ready contract did
 //! not make durable) and restart; clients propose, read and change the
 //! membership; logs are compacted so that lagging nodes catch up by
-//! snapshot. All choices come from one seeded PRNG and time is counted in
-//! ticks, so a seed is one exact history: any failure replays with
+//! snapshot. A quarter of the seeds run every node with asynchronous
+//! storage writes, whose completions are steps of their own (a crash loses
+//! the writes not yet completed). All choices come from one seeded PRNG and
+//! time is counted in ticks, so a seed is one exact history: any failure
+//! replays with
 //! `cargo run --release -p corelog-sim -- --seed N`.
 //!
 //! After every step the invariants of `checker` are checked (election
@@ -33,7 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
 pub use checker::Violation;
-pub use sim::{Failure, Options, Outcome, Params, Sim, Stats};
+pub use sim::{Failure, Options, Outcome, Params, Sim, Stats, seed_runs_async};
 
 thread_local! {
     /// Set while a simulation runs on this thread: its panics are failures
@@ -154,13 +157,16 @@ pub fn run_seeds(
 }
 
 /// The command that replays a run exactly.
-pub fn replay_command(seed: u64, steps: u64, lease_reads: bool) -> String {
+pub fn replay_command(seed: u64, steps: u64, lease_reads: bool, async_writes: bool) -> String {
     let mut s = format!("cargo run --release -p corelog-sim -- --seed {seed}");
     if steps != DEFAULT_STEPS {
         s.push_str(&format!(" --steps {steps}"));
     }
     if lease_reads {
         s.push_str(" --lease-reads");
+    }
+    if async_writes {
+        s.push_str(" --async-writes");
     }
     s
 }
@@ -174,8 +180,17 @@ pub fn failure_report(out: &Outcome) -> String {
         return format!("seed {}: passed", out.seed);
     };
     let mut s = format!(
-        "sim: seed {} FAILED at step {} (tick {}): {}\n  params: {:?}\n  last events:\n",
-        out.seed, f.step, f.tick, f.violation, out.params
+        "sim: seed {} FAILED at step {} (tick {}): {}\n  params: {:?}{}\n  last events:\n",
+        out.seed,
+        f.step,
+        f.tick,
+        f.violation,
+        out.params,
+        if out.async_writes {
+            " async-storage-writes"
+        } else {
+            ""
+        }
     );
     for line in &f.tail {
         s.push_str("    ");

@@ -8,6 +8,9 @@
 //! `corelog-sim --seed N [--steps M]` replays one seed and prints its whole
 //! event log and the log's hash.
 //!
+//! `--async-writes` runs every seed with asynchronous storage writes (by
+//! default a quarter of the seeds do, see `seed_runs_async`).
+//!
 //! Built with `RUSTFLAGS="--cfg corelog_sim_bugs"` (best in a target
 //! directory of its own), both take `--bug NAME` to switch on one of the
 //! core's deliberate bugs (to replay a failure of tests/bugs.rs).
@@ -18,8 +21,8 @@ use std::time::{Duration, Instant};
 use corelog_sim::{DEFAULT_STEPS, Options, default_threads, failure_report, run_seed, run_seeds};
 
 const USAGE: &str = "usage:
-  corelog-sim --seeds N [--steps M] [--seed-start S] [--threads T] [--quiet] [--lease-reads]
-  corelog-sim --seed N [--steps M] [--lease-reads]
+  corelog-sim --seeds N [--steps M] [--seed-start S] [--threads T] [--quiet] [--lease-reads] [--async-writes]
+  corelog-sim --seed N [--steps M] [--lease-reads] [--async-writes]
   (built with RUSTFLAGS=\"--cfg corelog_sim_bugs\", both also take --bug NAME: vote_ignores_log,
   commit_any_term, unsynced_vote, read_without_quorum, follower_commit_to_last_index,
   heartbeat_commit_beyond_match, leader_skips_empty_entry, probe_one_too_far,
@@ -34,6 +37,7 @@ struct Args {
     quiet: bool,
     bug: Option<fn(&mut corelog::raft::Config)>,
     lease_reads: bool,
+    async_writes: bool,
 }
 
 /// The deliberate bug named `name` (see corelog's `Bugs`), as a config hook.
@@ -69,6 +73,7 @@ fn parse() -> Result<Args, String> {
         quiet: false,
         bug: None,
         lease_reads: false,
+        async_writes: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -84,6 +89,7 @@ fn parse() -> Result<Args, String> {
             "--threads" => a.threads = value("--threads")?.max(1) as usize,
             "--quiet" => a.quiet = true,
             "--lease-reads" => a.lease_reads = true,
+            "--async-writes" => a.async_writes = true,
             "--bug" => {
                 let name = it.next().ok_or("--bug needs a name")?;
                 a.bug = Some(bug_hook(&name)?);
@@ -104,28 +110,32 @@ fn main() -> ExitCode {
         }
     };
     match args.seed {
-        Some(seed) => replay(seed, args.steps, args.bug, args.lease_reads),
+        Some(seed) => replay(seed, &args),
         None => sweep(&args),
     }
 }
 
-fn replay(
-    seed: u64,
-    steps: u64,
-    bug: Option<fn(&mut corelog::raft::Config)>,
-    lease_reads: bool,
-) -> ExitCode {
-    let mut o = Options::new(seed, steps);
-    o.lease_reads = lease_reads;
+fn replay(seed: u64, a: &Args) -> ExitCode {
+    let mut o = Options::new(seed, a.steps);
+    o.lease_reads = a.lease_reads;
+    o.async_writes = a.async_writes;
     o.keep_all_events = true;
-    o.config_hook = bug;
+    o.config_hook = a.bug;
     let out = run_seed(o);
     for line in out.log.as_deref().unwrap_or_default() {
         println!("{line}");
     }
     println!(
-        "sim: seed {seed}: {} steps, {} ticks, {} events, event log hash {:016x}",
-        out.steps, out.stats.ticks, out.events, out.event_hash
+        "sim: seed {seed}: {} steps, {} ticks, {} events, event log hash {:016x}{}",
+        out.steps,
+        out.stats.ticks,
+        out.events,
+        out.event_hash,
+        if out.async_writes {
+            " (asynchronous storage writes)"
+        } else {
+            ""
+        }
     );
     println!("sim: stats {:?}", out.stats);
     if out.passed() {
@@ -144,6 +154,7 @@ fn sweep(a: &Args) -> ExitCode {
     let mut template = Options::new(0, a.steps);
     template.config_hook = a.bug;
     template.lease_reads = a.lease_reads;
+    template.async_writes = a.async_writes;
     eprintln!(
         "sim: seeds {}..{} ({} steps each) on {} threads",
         a.seed_start,

@@ -1,20 +1,24 @@
 //! One simulated server: a `RawNode` over `MemStorage`, the application
 //! state machine it feeds, and what survives a crash.
 //!
-//! The storage is the node's disk. Under the Ready contract everything the
-//! node must not forget is written to it before `advance`, so a crash keeps
-//! exactly the `MemStorage` and loses the rest: the unstable log tail, any
-//! term or vote not yet handed out in a Ready, the commit index in memory,
-//! the application's state (rebuilt from the snapshot and the log on
-//! restart). This file is the only one that calls the core's API, so that
-//! an API change touches one place.
+//! The storage is the node's disk. Under the synchronous Ready contract
+//! everything the node must not forget is written to it before `advance`;
+//! with asynchronous storage writes, when its append thread completes a
+//! `MsgStorageAppend` (the writes still queued are not on the disk). Either
+//! way a crash keeps exactly the `MemStorage` and loses the rest: the
+//! unstable log tail, the queued writes and applies, any term or vote not
+//! yet written, the commit index in memory, the application's state
+//! (rebuilt from the snapshot and the log on restart). This file and the
+//! storage-thread code of `sim.rs` are the only callers of the core's API.
+
+use std::collections::VecDeque;
 
 use bytes::Bytes;
 use corelog::raft::{Config, MemStorage, RawNode, StateType, Storage};
 
 /// No byte limit on an entries read (the core's `NO_LIMIT`).
 const NO_LIMIT: u64 = u64::MAX;
-use corelog::raftpb::{ConfState, HardState, Snapshot, SnapshotMetadata};
+use corelog::raftpb::{ConfState, HardState, Message, Snapshot, SnapshotMetadata};
 
 use crate::checker::{self, Check, LogView, Violation};
 
@@ -87,6 +91,15 @@ pub struct SimNode {
     /// The last vote this incarnation granted: (term, candidate). It must be
     /// on disk when the grant leaves.
     pub last_vote: Option<(u64, u64)>,
+    /// Asynchronous storage writes: the `MsgStorageAppend`s handed out and
+    /// not yet written, oldest first. A crash loses them.
+    pub append_work: VecDeque<Message>,
+    /// Asynchronous storage writes: the `MsgStorageApply`s not yet applied,
+    /// oldest first.
+    pub apply_work: VecDeque<Message>,
+    /// Asynchronous storage writes: the append thread completes nothing
+    /// before this tick (a slow disk); the calm phases ignore it.
+    pub disk_stalled_until: u64,
 }
 
 impl SimNode {
@@ -105,6 +118,9 @@ impl SimNode {
             incarnation: 0,
             last_ack: None,
             last_vote: None,
+            append_work: VecDeque::new(),
+            apply_work: VecDeque::new(),
+            disk_stalled_until: 0,
         })
     }
 
@@ -183,6 +199,9 @@ impl SimNode {
         self.disk = Some(disk);
         self.last_ack = None;
         self.last_vote = None;
+        // Writes not completed never reached the disk.
+        self.append_work.clear();
+        self.apply_work.clear();
         Ok(())
     }
 }

@@ -4,11 +4,20 @@
 //! `steps` steps, each one action drawn from the seeded `Rng` (deliver,
 //! drop, duplicate, delay or reorder a message; cut or heal links; crash or
 //! restart a node; tick; propose; read; transfer leadership; change the
-//! membership; compact a log; handle a node's Ready). After every step the
+//! membership; compact a log; handle a node's Ready; with asynchronous
+//! storage writes, complete a node's oldest queued write or apply). After
+//! every step the
 //! checker's invariants are checked. Every few hundred steps, and at the
 //! end, the faults stop and the network heals (a calm phase): a leader must
 //! then be elected, answer a read before any proposal, and commit a
 //! proposal within `Options::liveness_timeouts` election timeouts.
+//!
+//! A quarter of the seeds (those for which `seed_runs_async` says so), and
+//! every seed with `Options::async_writes`, run every node with etcd's
+//! asynchronous storage writes: a Ready's storage work is queued on the
+//! node's append and apply "threads", whose completions are separate random
+//! steps, delayed and reordered against network deliveries, and a crash
+//! loses the queued writes.
 //!
 //! Nothing here reads a clock, the environment or global randomness, and
 //! every collection iterated is ordered: the run is a pure function of the
@@ -17,7 +26,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
-use corelog::raft::{Config, MemStorage, ReadOnlyOption, SnapshotStatus, StateType};
+use corelog::raft::{
+    Config, LOCAL_APPEND_THREAD, LOCAL_APPLY_THREAD, MemStorage, ReadOnlyOption, SnapshotStatus,
+    StateType, is_local_msg_target,
+};
 use corelog::raftpb::{
     ConfChange, ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfChangeV2, ConfState,
     Entry, EntryType, Message, MessageType, Snapshot, SnapshotMetadata,
@@ -63,6 +75,25 @@ pub struct Options {
     /// the core's leases are not safe (see the README), and a sweep with it
     /// finds stale reads.
     pub lease_reads: bool,
+    /// Run every node with asynchronous storage writes, whatever the seed
+    /// (otherwise only the seeds `seed_runs_async` picks do).
+    pub async_writes: bool,
+}
+
+/// Mixed into the seed for the asynchronous-writes draw. Chosen so that
+/// the seeds named by regression tests (7107, 7142, 7257 and 6074 in
+/// tests/regressions.rs; 1811 and 2361 of `--lease-reads`) stay
+/// synchronous and keep the histories they were found with.
+const ASYNC_SALT: u64 = 0xa5f0_57a6_e000_0006;
+
+/// Whether `seed` runs with asynchronous storage writes without being
+/// forced to: when `splitmix64(seed ^ ASYNC_SALT) % 4 == 0`, about one seed
+/// in four (24.9% of seeds 0..100,000). Drawn apart from the run's own
+/// stream, so that the other seeds' histories are exactly those of a
+/// simulator without the mode.
+pub fn seed_runs_async(seed: u64) -> bool {
+    let mut x = seed ^ ASYNC_SALT;
+    crate::rng::splitmix64(&mut x) % 4 == 0
 }
 
 impl Options {
@@ -80,6 +111,7 @@ impl Options {
             // the others' timers). A stuck cluster fails any bound.
             liveness_timeouts: 100,
             lease_reads: false,
+            async_writes: false,
         }
     }
 }
@@ -166,6 +198,14 @@ pub struct Stats {
     /// Steps during which two nodes both believed they led (in different
     /// terms): the histories where stale reads and lost writes hide.
     pub two_leader_steps: u64,
+    /// Runs with asynchronous storage writes.
+    pub async_runs: u64,
+    /// Writes (`MsgStorageAppend`) completed by append threads.
+    pub storage_appends: u64,
+    /// Applies (`MsgStorageApply`) completed by apply threads.
+    pub storage_applies: u64,
+    /// Queued writes a crash lost before they were completed.
+    pub lost_writes: u64,
 }
 
 impl Stats {
@@ -187,6 +227,10 @@ impl Stats {
         self.max_liveness_ticks = self.max_liveness_ticks.max(o.max_liveness_ticks);
         self.wedged += o.wedged;
         self.two_leader_steps += o.two_leader_steps;
+        self.async_runs += o.async_runs;
+        self.storage_appends += o.storage_appends;
+        self.storage_applies += o.storage_applies;
+        self.lost_writes += o.lost_writes;
     }
 }
 
@@ -196,6 +240,8 @@ pub struct Outcome {
     pub seed: u64,
     pub steps: u64,
     pub params: Params,
+    /// The run used asynchronous storage writes.
+    pub async_writes: bool,
     pub events: u64,
     /// Hash of the whole event log: equal for identical histories.
     pub event_hash: u64,
@@ -233,9 +279,20 @@ enum Action {
     Transfer,
     ConfChange,
     Compact,
+    /// Asynchronous storage writes: a node's append thread completes its
+    /// oldest queued write.
+    StorageAppend,
+    /// Asynchronous storage writes: a node's apply thread completes its
+    /// oldest queued apply.
+    StorageApply,
+    /// Asynchronous storage writes: a node's disk stalls; its append thread
+    /// completes nothing for a while, so its writes pile up in flight.
+    StallDisk,
 }
 
-const ACTIONS: [Action; 17] = [
+// The storage actions come last: with their weights at 0 (synchronous
+// runs) every other action is drawn exactly as before they existed.
+const ACTIONS: [Action; 20] = [
     Action::Deliver,
     Action::Reorder,
     Action::Ready,
@@ -253,6 +310,9 @@ const ACTIONS: [Action; 17] = [
     Action::Transfer,
     Action::ConfChange,
     Action::Compact,
+    Action::StorageAppend,
+    Action::StorageApply,
+    Action::StallDisk,
 ];
 
 pub struct Sim {
@@ -287,6 +347,8 @@ pub struct Sim {
     last_ready: (bool, bool),
     /// Lease-based reads (`Options::lease_reads` and CheckQuorum drawn).
     lease_reads: bool,
+    /// Every node uses asynchronous storage writes.
+    async_writes: bool,
     /// When the current partitions heal by themselves.
     heal_at: Option<u64>,
     /// A membership change wedged the cluster (see `calm`): liveness is no
@@ -377,6 +439,7 @@ impl Sim {
         let params = Params::draw(&mut rng);
         let log = EventLog::new(opts.tail, opts.keep_all_events);
         let lease_reads = opts.lease_reads && params.check_quorum;
+        let async_writes = opts.async_writes || seed_runs_async(opts.seed);
         Sim {
             opts,
             params,
@@ -398,6 +461,7 @@ impl Sim {
             wedged: false,
             heal_at: None,
             lease_reads,
+            async_writes,
             last_ready: (false, false),
             marker_floor: None,
             marker_applied: false,
@@ -432,14 +496,21 @@ impl Sim {
         });
         self.stats.ticks = self.now;
         self.stats.committed = self.checker.committed_index();
+        self.stats.async_runs = u64::from(self.async_writes);
         Outcome {
             seed: self.opts.seed,
             steps: self.step,
             params: self.params.clone(),
+            async_writes: self.async_writes,
             events: self.log.count(),
             event_hash: self.log.hash(),
             failure,
-            replay: crate::replay_command(self.opts.seed, self.opts.steps, self.opts.lease_reads),
+            replay: crate::replay_command(
+                self.opts.seed,
+                self.opts.steps,
+                self.opts.lease_reads,
+                self.opts.async_writes,
+            ),
             stats: self.stats.clone(),
             log: self.log.all.as_ref().map(|all| {
                 all.iter()
@@ -491,6 +562,7 @@ impl Sim {
             ReadOnlyOption::Safe
         };
         c.random_seed = self.rng.fork_seed();
+        c.async_storage_writes = self.async_writes;
         if let Some(hook) = self.opts.config_hook {
             hook(&mut c);
         }
@@ -513,8 +585,13 @@ impl Sim {
             hash: BOOT_HASH,
             conf_state: cs.clone(),
         };
+        let mode = if self.async_writes {
+            " async-storage-writes"
+        } else {
+            ""
+        };
         self.ev(Event::Start {
-            params: format!("{:?} conf={:?}", self.params, cs),
+            params: format!("{:?} conf={:?}{mode}", self.params, cs),
         });
         for id in 1..=n {
             let mut disk = MemStorage::new();
@@ -584,6 +661,12 @@ impl Sim {
             .values()
             .any(|n| n.raw.as_ref().is_some_and(|r| r.has_ready()));
         let any_down = self.nodes.values().any(|n| !n.is_up());
+        let now = self.now;
+        let any_append = self
+            .nodes
+            .values()
+            .any(|n| !n.append_work.is_empty() && n.disk_stalled_until <= now);
+        let any_apply = self.nodes.values().any(|n| !n.apply_work.is_empty());
         let any_cut = !self.net.cut.is_empty();
         let d = u64::from(deliverable);
         let weights: Vec<u64> = ACTIONS
@@ -610,6 +693,11 @@ impl Sim {
                 Action::Transfer => 8,
                 Action::ConfChange => 15,
                 Action::Compact => 20,
+                // About as often as a Ready: writes complete at the pace
+                // they are handed out, but in any order against the network.
+                Action::StorageAppend => 400 * u64::from(any_append),
+                Action::StorageApply => 300 * u64::from(any_apply),
+                Action::StallDisk => 4 * f * u64::from(self.async_writes),
             })
             .collect();
         let Some(i) = self.rng.weighted(&weights) else {
@@ -736,6 +824,34 @@ impl Sim {
             }
             Action::ConfChange => self.conf_change(),
             Action::Compact => self.compact(),
+            Action::StorageAppend => {
+                let ids: Vec<u64> = self
+                    .nodes
+                    .values()
+                    .filter(|n| !n.append_work.is_empty() && n.disk_stalled_until <= now)
+                    .map(|n| n.id)
+                    .collect();
+                let id = self.rng.pick(&ids).expect("weighted on it");
+                self.complete_append(id)
+            }
+            Action::StorageApply => {
+                let ids: Vec<u64> = self
+                    .nodes
+                    .values()
+                    .filter(|n| !n.apply_work.is_empty())
+                    .map(|n| n.id)
+                    .collect();
+                let id = self.rng.pick(&ids).expect("weighted on it");
+                self.complete_apply(id)
+            }
+            Action::StallDisk => {
+                if let Some(id) = self.rng.pick(&self.up_ids()) {
+                    let until = self.now + self.rng.range(1, 3 * self.params.election_tick as u64);
+                    self.nodes.get_mut(&id).expect("up").disk_stalled_until = until;
+                    self.ev(Event::StallDisk { id, until });
+                }
+                Ok(())
+            }
         }
     }
 
@@ -911,6 +1027,7 @@ impl Sim {
 
     fn crash(&mut self, id: u64) -> Check {
         self.stats.crashes += 1;
+        self.stats.lost_writes += self.nodes[&id].append_work.len() as u64;
         self.ev(Event::Crash { id });
         self.nodes.get_mut(&id).expect("exists").crash()
     }
@@ -935,7 +1052,22 @@ impl Sim {
                 ))
             })?
         };
-        let hs = disk.hard_state();
+        let mut disk = disk;
+        let mut hs = disk.hard_state();
+        if self.async_writes && !corelog::raft::is_empty_hard_state(&hs) && app.applied > hs.commit
+        {
+            // Asynchronous storage writes: the apply thread may have made
+            // its state (a snapshot on the disk) durable before the append
+            // thread wrote the hard state that committed those entries.
+            // They were committed (only committed entries are handed out
+            // for applying, and only once on this disk), so the commit
+            // index is raised to match: etcd's raft, like ours, refuses to
+            // start with `applied` beyond the commit index. (A disk that
+            // never wrote a hard state is a bootstrapped one: the core takes
+            // its commit from the snapshot.)
+            hs.commit = app.applied;
+            disk.set_hard_state(hs);
+        }
         let view = StoreView(&disk);
         self.checker.check_restarted(id, hs.commit, &view)?;
         let last = crate::checker::LogView::last_index(&view);
@@ -1286,6 +1418,10 @@ impl Sim {
 
         self.last_ready.1 = raw.raft.state == StateType::Leader && !rd.entries.is_empty();
 
+        if self.async_writes {
+            return self.queue_storage_work(id, rd);
+        }
+
         // 1. Persist. The snapshot first: entries may follow it.
         if let Some(snap) = rd.snapshot.take() {
             let app = App::decode(&snap).ok_or_else(|| {
@@ -1336,7 +1472,208 @@ impl Sim {
         // 3. Apply.
         let committed = std::mem::take(&mut rd.committed_entries);
         let read_states = std::mem::take(&mut rd.read_states);
+        self.apply_entries(id, term, committed, false)?;
+        self.answer_reads(id, &read_states)?;
+
+        // 4. Advance.
+        self.nodes.get_mut(&id).expect("exists").raw().advance(rd);
+        for m in msgs {
+            self.send(m);
+        }
+        if let Some(cs) = self.pending_conf.take() {
+            self.membership(cs)?;
+        }
+        Ok(())
+    }
+
+    /// Asynchronous storage writes: a Ready's storage work joins the node's
+    /// append and apply queues, its other messages go to the network (they
+    /// need nothing durable), its read states are answered.
+    fn queue_storage_work(&mut self, id: u64, mut rd: corelog::raft::Ready) -> Check {
+        let read_states = std::mem::take(&mut rd.read_states);
+        self.answer_reads(id, &read_states)?;
+        let node = self.nodes.get_mut(&id).expect("exists");
+        let mut net = Vec::new();
+        for m in std::mem::take(&mut rd.messages) {
+            match (m.to, MessageType::try_from(m.r#type)) {
+                (LOCAL_APPEND_THREAD, Ok(MessageType::MsgStorageAppend)) => {
+                    node.append_work.push_back(m)
+                }
+                (LOCAL_APPLY_THREAD, Ok(MessageType::MsgStorageApply)) => {
+                    node.apply_work.push_back(m)
+                }
+                (to, _) if is_local_msg_target(to) => {
+                    return Err(core_error(format!(
+                        "node {id} handed its storage threads a message of type {}",
+                        m.r#type
+                    )));
+                }
+                _ => net.push(m),
+            }
+        }
+        for m in net {
+            self.send(m);
+        }
+        Ok(())
+    }
+
+    /// The append thread of node `id` completes its oldest queued write:
+    /// snapshot, entries and hard state reach the disk, then the responses
+    /// go out (to the node itself: stepped at once; to peers: sent).
+    fn complete_append(&mut self, id: u64) -> Check {
+        let node = self.nodes.get_mut(&id).expect("exists");
+        let Some(mut m) = node.append_work.pop_front() else {
+            return Ok(());
+        };
+        let raw = node
+            .raw
+            .as_mut()
+            .expect("queued work only on a running node");
+        let range = |ents: &[Entry]| match (ents.first(), ents.last()) {
+            (Some(a), Some(b)) => Some((a.index, b.index)),
+            _ => None,
+        };
+        let hs = corelog::raftpb::HardState {
+            term: m.term,
+            vote: m.vote,
+            commit: m.commit,
+        };
+        let hs = (!corelog::raft::is_empty_hard_state(&hs)).then_some(hs);
+        let snapshot = m.snapshot.take().filter(|s| snap_meta(s).index > 0);
+        self.stats.storage_appends += 1;
+        self.log.push(
+            self.step,
+            Event::StorageAppend {
+                id,
+                entries: range(&m.entries),
+                hard_state: hs.map(|h| (h.term, h.vote, h.commit)),
+                snapshot: snapshot.as_ref().map(|s| snap_meta(s).index),
+                responses: m.responses.len(),
+            },
+        );
+        if let Some(snap) = snapshot {
+            let app = App::decode(&snap).ok_or_else(|| {
+                core_error(format!(
+                    "node {id} got a snapshot that is not the application's: {:?}",
+                    snap_meta(&snap)
+                ))
+            })?;
+            self.checker.observe_snapshot(id, app.applied, app.hash)?;
+            raw.store_mut()
+                .apply_snapshot(*snap)
+                .map_err(|e| core_error(format!("node {id} apply_snapshot: {e:?}")))?;
+            // The apply thread may have gone past nothing newer: committed
+            // entries wait while a snapshot is in flight.
+            if app.applied > node.app.applied {
+                node.app = app;
+            }
+            self.stats.snapshots_applied += 1;
+        }
+        if !m.entries.is_empty() {
+            // The disk holds what the entries follow: every earlier write
+            // is complete (the in-memory log may have moved on since).
+            let before = m.entries[0].index - 1;
+            let prev_term = corelog::raft::Storage::term(raw.store(), before).ok();
+            self.checker.check_appended(id, prev_term, &m.entries)?;
+            raw.store_mut()
+                .append_owned(std::mem::take(&mut m.entries))
+                .map_err(|e| core_error(format!("node {id} append: {e:?}")))?;
+        }
+        if let Some(hs) = hs {
+            raw.store_mut().set_hard_state(hs);
+        }
+        let mut net = Vec::new();
+        for r in std::mem::take(&mut m.responses) {
+            if r.to == id {
+                if let Err(e) = raw.step(r) {
+                    self.log.push(
+                        self.step,
+                        Event::StepError {
+                            id,
+                            what: format!("{e:?}"),
+                        },
+                    );
+                }
+                continue;
+            }
+            // What this node vouches for to others is on its disk now.
+            if !r.reject && r.r#type == MessageType::MsgAppResp as i32 {
+                let et = corelog::raft::Storage::term(raw.store(), r.index).unwrap_or(0);
+                node.last_ack = Some((r.term, r.index, et));
+            } else if !r.reject && r.r#type == MessageType::MsgVoteResp as i32 {
+                node.last_vote = Some((r.term, r.to));
+            }
+            net.push(r);
+        }
+        for r in net {
+            self.send(r);
+        }
+        Ok(())
+    }
+
+    /// The apply thread of node `id` applies its oldest queued batch, then
+    /// answers the node. Entries a snapshot installed meanwhile already
+    /// covers are skipped.
+    fn complete_apply(&mut self, id: u64) -> Check {
+        let node = self.nodes.get_mut(&id).expect("exists");
+        let Some(mut m) = node.apply_work.pop_front() else {
+            return Ok(());
+        };
+        let term = node.term();
+        let range = match (m.entries.first(), m.entries.last()) {
+            (Some(a), Some(b)) => Some((a.index, b.index)),
+            _ => None,
+        };
+        self.stats.storage_applies += 1;
+        self.ev(Event::StorageApply {
+            id,
+            committed: range,
+        });
+        self.apply_entries(id, term, std::mem::take(&mut m.entries), true)?;
+        let raw = self.nodes.get_mut(&id).expect("exists").raw();
+        for r in std::mem::take(&mut m.responses) {
+            if let Err(e) = raw.step(r) {
+                self.log.push(
+                    self.step,
+                    Event::StepError {
+                        id,
+                        what: format!("{e:?}"),
+                    },
+                );
+            }
+        }
+        if let Some(cs) = self.pending_conf.take() {
+            self.membership(cs)?;
+        }
+        Ok(())
+    }
+
+    /// Applies committed entries to node `id`'s state machine (conf changes
+    /// to its core), checking state machine safety. With `skip_applied`
+    /// (asynchronous storage writes), entries at or below what the state
+    /// machine holds, or at or below a snapshot the core accepted since (and
+    /// whose write is pending), are skipped: the snapshot supersedes them,
+    /// and the core took its configuration when it accepted it.
+    fn apply_entries(
+        &mut self,
+        id: u64,
+        term: u64,
+        committed: Vec<Entry>,
+        skip_applied: bool,
+    ) -> Check {
+        let node = self.nodes.get_mut(&id).expect("exists");
+        let raw = node.raw.as_mut().expect("applies only on a running node");
+        let pending_snap = raw
+            .raft
+            .raft_log
+            .unstable
+            .snapshot
+            .as_ref()
+            .map_or(0, |s| snap_meta(s).index);
         for e in committed {
+            if skip_applied && e.index <= node.app.applied.max(pending_snap) {
+                continue;
+            }
             let h = self
                 .checker
                 .observe_apply(id, term, node.app.applied, node.app.hash, &e)?;
@@ -1405,7 +1742,12 @@ impl Sim {
                 }
             }
         }
-        for rs in &read_states {
+        Ok(())
+    }
+
+    /// Checks and records the answers to reads a Ready of node `id` gave.
+    fn answer_reads(&mut self, id: u64, read_states: &[corelog::raft::ReadState]) -> Check {
+        for rs in read_states {
             let ctx = ctx_of(&rs.request_ctx).ok_or_else(|| {
                 core_error(format!(
                     "node {id} answered a read with a context nobody sent"
@@ -1424,15 +1766,6 @@ impl Sim {
                     index: rs.index,
                 },
             );
-        }
-
-        // 4. Advance.
-        raw.advance(rd);
-        for m in msgs {
-            self.send(m);
-        }
-        if let Some(cs) = self.pending_conf.take() {
-            self.membership(cs)?;
         }
         Ok(())
     }
@@ -1597,6 +1930,25 @@ impl Sim {
                 if let Some(pos) = self.net.first_deliverable(self.now) {
                     self.deliver(pos)?;
                     progressed = true;
+                }
+                let ids: Vec<u64> = self.nodes.keys().copied().collect();
+                for id in ids {
+                    while self
+                        .nodes
+                        .get(&id)
+                        .is_some_and(|n| !n.append_work.is_empty())
+                    {
+                        self.complete_append(id)?;
+                        progressed = true;
+                    }
+                    while self
+                        .nodes
+                        .get(&id)
+                        .is_some_and(|n| !n.apply_work.is_empty())
+                    {
+                        self.complete_apply(id)?;
+                        progressed = true;
+                    }
                 }
                 self.check_step()?;
                 if !progressed || budget == 0 {

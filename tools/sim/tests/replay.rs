@@ -45,3 +45,32 @@ fn replays_agree_across_threads() {
     let there = std::thread::spawn(|| run(11, false)).join().unwrap();
     assert_eq!(here, there);
 }
+
+#[test]
+fn async_storage_writes_replay_event_for_event() {
+    let run_async = |seed: u64| {
+        let mut o = Options::new(seed, 2_000);
+        o.async_writes = true;
+        let out = run_seed(o);
+        assert!(out.passed(), "seed {seed}: {:?}", out.failure);
+        assert!(out.async_writes && out.stats.storage_appends > 0);
+        (out.event_hash, out.events)
+    };
+    assert_eq!(run_async(4), run_async(4));
+    // Forcing the mode makes another history than the seed's own (seed 4
+    // is synchronous unless forced).
+    assert!(!corelog_sim::seed_runs_async(4));
+    assert_ne!(run_async(4).0, run(4, false).0);
+}
+
+#[test]
+fn about_a_quarter_of_the_seeds_run_async() {
+    let n = (0..4_000u64)
+        .filter(|&s| corelog_sim::seed_runs_async(s))
+        .count();
+    assert!((800..1_200).contains(&n), "{n} of 4000 seeds run async");
+    // The seeds the regression tests name keep their synchronous histories.
+    for s in [7107, 7142, 7257, 6074, 1811, 2361] {
+        assert!(!corelog_sim::seed_runs_async(s), "seed {s}");
+    }
+}
