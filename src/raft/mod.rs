@@ -11,6 +11,8 @@ mod conf_change;
 mod config;
 mod election;
 mod errors;
+#[cfg(test)]
+mod lease_tests;
 mod log_unstable;
 mod prng;
 #[allow(clippy::module_inception)]
