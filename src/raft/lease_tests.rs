@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
 
-use super::raft_tests::{msg, read_messages, storage_with, test_config};
+use super::raft_tests::{msg, msg_term, read_messages, storage_with, test_config};
 use super::*;
 use crate::raftpb::{Entry, Message, MessageType};
 
@@ -167,5 +167,132 @@ fn transfer_ends_the_old_leaders_lease_reads() {
     assert!(
         reads.iter().all(|rs| rs.index >= committed),
         "stale lease read {reads:?}: node 2 committed {committed}"
+    );
+}
+
+/// The exact promise: a follower that heard from the leader votes for no
+/// one else for an election timeout, even when a stale answer of a higher
+/// term moved its term on without a leader (etcd's stickiness only looks at
+/// a known leader of the current term, and grants here).
+#[test]
+fn a_follower_keeps_its_promise_across_a_term_change() {
+    let mut c = Cluster::led_by_1(|_| {});
+    c.tick_all();
+    let n3 = c.node(3);
+    // A late answer from node 2 at term 2 (say, to an append node 3 sent
+    // as leader long ago): node 3 moves to term 2 with no leader.
+    let _ = n3.step(msg_term(2, 3, MessageType::MsgAppResp, 2));
+    assert_eq!((n3.term, n3.lead), (2, NONE));
+    let last = n3.raft_log.last_entry_id();
+    let mut vote = msg_term(2, 3, MessageType::MsgVote, 2);
+    (vote.index, vote.log_term) = (last.index, last.term);
+    let _ = n3.step(vote.clone());
+    let out = read_messages(n3);
+    assert_eq!(n3.vote, NONE, "{out:?}");
+    assert!(out.iter().all(|m| m.reject), "{out:?}");
+    // Once an election timeout has passed since node 1's last heartbeat,
+    // the vote is granted.
+    for _ in 0..ET {
+        n3.tick();
+    }
+    let _ = read_messages(n3);
+    let _ = n3.step(vote);
+    let out = read_messages(n3);
+    assert_eq!(n3.vote, 2);
+    assert!(
+        out.iter()
+            .any(|m| m.r#type == MessageType::MsgVoteResp as i32 && !m.reject)
+    );
+}
+
+/// A node that restarts with a term may have acknowledged a leader just
+/// before it stopped: it keeps the promise for an election timeout, votes
+/// and campaigns included. A node that never had a term has promised
+/// nothing.
+#[test]
+fn a_restarted_node_keeps_its_promise_for_an_election_timeout() {
+    let mut s = storage_with(&[1, 2, 3], &[]);
+    s.set_hard_state(crate::raftpb::HardState {
+        term: 1,
+        vote: 1,
+        commit: 0,
+    });
+    let mut cfg = test_config(3, ET, 1);
+    cfg.check_quorum = true;
+    cfg.read_only_option = ReadOnlyOption::LeaseBased;
+    let mut r = Raft::new(&cfg, s).unwrap();
+    let _ = r.step(hup(3));
+    assert_eq!(
+        r.state,
+        StateType::Follower,
+        "no campaign within the promise"
+    );
+    let _ = r.step(msg_term(2, 3, MessageType::MsgVote, 2));
+    assert_eq!((r.term, r.vote), (1, 1), "vote request ignored");
+    for _ in 0..ET - 1 {
+        r.tick();
+    }
+    assert!(r.lease.promised());
+    r.tick();
+    assert!(!r.lease.promised());
+    let _ = r.step(msg_term(2, 3, MessageType::MsgVote, 2));
+    assert_eq!((r.term, r.vote), (2, 2));
+
+    let fresh = Cluster::new(|_| {});
+    assert!(!fresh.nodes[&1].lease.promised());
+}
+
+/// Once the leader sent MsgTimeoutNow, the transferee may campaign at any
+/// later time (the message may be late), and its election goes through the
+/// followers' promises: even after the transfer is abandoned, the leader
+/// answers no read from its lease for the rest of its term.
+#[test]
+fn an_abandoned_transfer_does_not_give_the_lease_back() {
+    let mut c = Cluster::led_by_1(|_| {});
+    c.tick_all();
+    assert_eq!(c.read(1).len(), 1, "the lease holds");
+    // MsgTimeoutNow to node 2 is lost; the transfer is abandoned after an
+    // election timeout, and node 1 leads on with acknowledged heartbeats.
+    let n1 = c.node(1);
+    let _ = n1.step(msg(2, 1, MessageType::MsgTransferLeader));
+    let out = read_messages(n1);
+    assert!(
+        out.iter()
+            .any(|m| m.r#type == MessageType::MsgTimeoutNow as i32)
+    );
+    for _ in 0..ET {
+        c.tick_all();
+    }
+    assert_eq!(c.node(1).state, StateType::Leader);
+    assert_eq!(c.node(1).lead_transferee, NONE);
+    let n1 = &c.nodes[&1];
+    assert!(!n1.lease.holds(1, &n1.trk.config.voters));
+    // Reads still work, by a heartbeat round.
+    let n1 = c.node(1);
+    let mut m = msg(1, 1, MessageType::MsgReadIndex);
+    m.entries = vec![Entry::default()];
+    let _ = n1.step(m);
+    assert!(n1.read_states.is_empty());
+    let out = read_messages(n1);
+    assert!(
+        out.iter()
+            .all(|m| m.r#type == MessageType::MsgHeartbeat as i32)
+    );
+    c.deliver(out);
+    assert_eq!(c.node(1).read_states.len(), 1);
+}
+
+/// Under lease-based reads a heartbeat's answer waits for the durability
+/// of the term it promises in, like a vote.
+#[test]
+fn heartbeat_answers_wait_for_durability_under_lease_reads() {
+    let mut c = Cluster::new(|_| {});
+    let n2 = c.node(2);
+    let _ = n2.step(msg_term(1, 2, MessageType::MsgHeartbeat, 1));
+    assert!(n2.msgs.is_empty());
+    assert_eq!(n2.msgs_after_append.len(), 1);
+    assert_eq!(
+        n2.msgs_after_append[0].r#type,
+        MessageType::MsgHeartbeatResp as i32
     );
 }

@@ -11,6 +11,7 @@ mod conf_change;
 mod config;
 mod election;
 mod errors;
+mod lease;
 #[cfg(test)]
 mod lease_tests;
 mod log_unstable;
@@ -34,6 +35,7 @@ mod types;
 pub use config::Bugs;
 pub use config::{Config, NO_LIMIT, ReadOnlyOption};
 pub use errors::{Error, Result, StorageError};
+pub use lease::Lease;
 pub use log_unstable::Unstable;
 pub use prng::Prng;
 pub use raft::{
