@@ -25,6 +25,7 @@ use corelog::raftpb::{
 use prost::Message as _;
 
 use crate::checker::{self, Check, Checker, Violation};
+use crate::clock::Clocks;
 use crate::event::{Event, EventLog, MsgSummary};
 use crate::net::Net;
 use crate::node::{App, RaftLogView, SimNode, StoreView, snap_meta, state_name};
@@ -59,9 +60,10 @@ pub struct Options {
     /// many ticks, in multiples of the election timeout.
     pub liveness_timeouts: u64,
     /// Seeds that draw CheckQuorum answer reads from the leader lease
-    /// (ReadOnlyOption::LeaseBased), and clocks never drift. Off by default:
-    /// the core's leases are not safe (see the README), and a sweep with it
-    /// finds stale reads.
+    /// (ReadOnlyOption::LeaseBased), and every node ticks at its own rate
+    /// within the drift bound the nodes are configured with (`clock.rs`).
+    /// Off by default, so that the default histories stay those of the
+    /// long runs; `tests/seeds.rs` runs a share of seeds with it.
     pub lease_reads: bool,
 }
 
@@ -166,6 +168,11 @@ pub struct Stats {
     /// Steps during which two nodes both believed they led (in different
     /// terms): the histories where stale reads and lost writes hide.
     pub two_leader_steps: u64,
+    /// Runs with lease-based reads, each node ticking at its own rate.
+    pub lease_runs: u64,
+    /// Of those, runs whose drift bound let the rates differ (2 ticks or
+    /// more per election timeout; 1 is the phase between tickers alone).
+    pub drifting_runs: u64,
 }
 
 impl Stats {
@@ -187,6 +194,8 @@ impl Stats {
         self.max_liveness_ticks = self.max_liveness_ticks.max(o.max_liveness_ticks);
         self.wedged += o.wedged;
         self.two_leader_steps += o.two_leader_steps;
+        self.lease_runs += o.lease_runs;
+        self.drifting_runs += o.drifting_runs;
     }
 }
 
@@ -287,6 +296,9 @@ pub struct Sim {
     last_ready: (bool, bool),
     /// Lease-based reads (`Options::lease_reads` and CheckQuorum drawn).
     lease_reads: bool,
+    /// Each node's tick rate, under lease-based reads; otherwise all nodes
+    /// tick together (and `TickOne` skews them).
+    clocks: Option<Clocks>,
     /// When the current partitions heal by themselves.
     heal_at: Option<u64>,
     /// A membership change wedged the cluster (see `calm`): liveness is no
@@ -348,6 +360,7 @@ impl Sim {
         let params = Params::draw(&mut rng);
         let log = EventLog::new(opts.tail, opts.keep_all_events);
         let lease_reads = opts.lease_reads && params.check_quorum;
+        let clocks = lease_reads.then(|| Clocks::draw(&mut rng, params.election_tick as u64));
         Sim {
             opts,
             params,
@@ -369,6 +382,7 @@ impl Sim {
             wedged: false,
             heal_at: None,
             lease_reads,
+            clocks,
             last_ready: (false, false),
             marker_floor: None,
             marker_applied: false,
@@ -401,6 +415,10 @@ impl Sim {
             tail: self.log.tail_lines(),
         });
         self.stats.ticks = self.now;
+        if let Some(c) = &self.clocks {
+            self.stats.lease_runs = 1;
+            self.stats.drifting_runs = u64::from(c.drift >= 2);
+        }
         self.stats.committed = self.checker.committed_index();
         Outcome {
             seed: self.opts.seed,
@@ -453,13 +471,18 @@ impl Sim {
         c.check_quorum = p.check_quorum;
         c.pre_vote = p.pre_vote;
         c.step_down_on_removal = p.step_down_on_removal;
-        // Lease-based reads are only linearizable with bounded clock drift,
-        // so seeds with them never skew clocks (TickOne).
+        // Lease-based reads are only linearizable with bounded clock drift:
+        // seeds with them tick each node at its own rate within the bound
+        // they are configured with, and never skew clocks beyond it
+        // (TickOne).
         c.read_only_option = if self.lease_reads {
             ReadOnlyOption::LeaseBased
         } else {
             ReadOnlyOption::Safe
         };
+        if let Some(clocks) = &self.clocks {
+            c.max_clock_drift_ticks = clocks.drift as usize;
+        }
         c.random_seed = self.rng.fork_seed();
         if let Some(hook) = self.opts.config_hook {
             hook(&mut c);
@@ -483,8 +506,12 @@ impl Sim {
             hash: BOOT_HASH,
             conf_state: cs.clone(),
         };
+        let clocks = self
+            .clocks
+            .as_ref()
+            .map_or(String::new(), |c| format!(" clock_drift={}", c.drift));
         self.ev(Event::Start {
-            params: format!("{:?} conf={:?}", self.params, cs),
+            params: format!("{:?} conf={:?}{clocks}", self.params, cs),
         });
         for id in 1..=n {
             let mut disk = MemStorage::new();
@@ -711,8 +738,14 @@ impl Sim {
             self.ev(Event::Heal);
         }
         for n in self.nodes.values_mut() {
+            let ticks = match self.clocks.as_mut() {
+                Some(c) => c.ticks(&mut self.rng, n.id, self.now),
+                None => 1,
+            };
             if let Some(r) = n.raw.as_mut() {
-                r.tick();
+                for _ in 0..ticks {
+                    r.tick();
+                }
             }
         }
     }
