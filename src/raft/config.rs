@@ -36,6 +36,9 @@ pub struct Bugs {
     pub unsynced_vote: bool,
     /// Answer ReadIndex without confirming leadership, even in Safe mode.
     pub read_without_quorum: bool,
+    /// Answer lease-based reads at once, whether the lease holds or not
+    /// (etcd-raft's lease reads).
+    pub lease_always_holds: bool,
 }
 
 #[derive(Debug, Clone)]

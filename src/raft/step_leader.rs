@@ -308,8 +308,11 @@ impl<S: Storage> Raft<S> {
             }
             return;
         }
+        let lease_holds = self.lease.holds(self.id, &self.trk.config.voters);
+        #[cfg(feature = "sim-bugs")]
+        let lease_holds = lease_holds || self.bugs.lease_always_holds;
         match self.read_only.option {
-            ReadOnlyOption::LeaseBased if self.lease.holds(self.id, &self.trk.config.voters) => {
+            ReadOnlyOption::LeaseBased if lease_holds => {
                 let commit = self.raft_log.committed;
                 if let Some(resp) = self.response_to_read_index_req(m, commit) {
                     self.send(resp);

@@ -20,7 +20,7 @@ const USAGE: &str = "usage:
   corelog-sim --seeds N [--steps M] [--seed-start S] [--threads T] [--quiet] [--lease-reads]
   corelog-sim --seed N [--steps M] [--lease-reads]
   (built with --features sim-bugs, both also take --bug NAME: vote_ignores_log,
-  commit_any_term, unsynced_vote, read_without_quorum)";
+  commit_any_term, unsynced_vote, read_without_quorum, lease_always_holds)";
 
 struct Args {
     seed: Option<u64>,
@@ -41,6 +41,7 @@ fn bug_hook(name: &str) -> Result<fn(&mut corelog::raft::Config), String> {
         "commit_any_term" => |c| c.bugs.commit_any_term = true,
         "unsynced_vote" => |c| c.bugs.unsynced_vote = true,
         "read_without_quorum" => |c| c.bugs.read_without_quorum = true,
+        "lease_always_holds" => |c| c.bugs.lease_always_holds = true,
         other => return Err(format!("unknown bug {other}")),
     })
 }
