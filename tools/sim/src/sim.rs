@@ -173,6 +173,9 @@ pub struct Stats {
     /// Of those, runs whose drift bound let the rates differ (2 ticks or
     /// more per election timeout; 1 is the phase between tickers alone).
     pub drifting_runs: u64,
+    /// Reads asked of a leader whose lease held: answered at once, from
+    /// the lease (the others take a heartbeat round).
+    pub lease_reads_held: u64,
 }
 
 impl Stats {
@@ -196,6 +199,7 @@ impl Stats {
         self.two_leader_steps += o.two_leader_steps;
         self.lease_runs += o.lease_runs;
         self.drifting_runs += o.drifting_runs;
+        self.lease_reads_held += o.lease_reads_held;
     }
 }
 
@@ -979,11 +983,12 @@ impl Sim {
         let min_index = self.max_known_commit();
         self.checker.register_read(ctx, id, min_index);
         self.ev(Event::ReadIndex { id, ctx, min_index });
-        self.nodes
-            .get_mut(&id)
-            .expect("up")
-            .raw()
-            .read_index(ctx_bytes(ctx));
+        let raw = self.nodes.get_mut(&id).expect("up").raw();
+        let r = &raw.raft;
+        if r.state == StateType::Leader && r.lease.holds(r.id, &r.trk.config.voters) {
+            self.stats.lease_reads_held += 1;
+        }
+        raw.read_index(ctx_bytes(ctx));
     }
 
     fn transfer(&mut self) {
