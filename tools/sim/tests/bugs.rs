@@ -19,14 +19,10 @@ use corelog_sim::{Options, Outcome, default_threads, failure_report, run_seeds};
 
 const STEPS: u64 = 2_000;
 
-/// Runs seeds 0..max with the bug on; returns the failing runs. A release
+/// Runs seeds 0..max with the bug on, with lease-based reads
+/// (`Options::lease_reads`) or not; returns the failing runs. A release
 /// build runs them all (the count is the catch rate it prints); a debug
 /// build, ten times slower, stops after the first chunk that fails.
-fn failures(hook: fn(&mut Config), max: u64) -> Vec<Outcome> {
-    failures_with(hook, max, false)
-}
-
-/// As `failures`, with lease-based reads (`Options::lease_reads`) or not.
 fn failures_with(hook: fn(&mut Config), max: u64, lease_reads: bool) -> Vec<Outcome> {
     let mut template = Options::new(0, STEPS);
     template.config_hook = Some(hook);
