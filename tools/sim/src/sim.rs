@@ -1487,6 +1487,43 @@ impl Sim {
                     .check_leader(n.id, term, committed, &RaftLogView(raw))?;
             }
         }
+        if self.lease_reads {
+            self.check_leases()?;
+        }
+        Ok(())
+    }
+
+    /// A leader whose lease holds would answer a read at once: no node may
+    /// lead a later term meanwhile, or that read could miss its writes.
+    /// Checked on the lease itself, after every step, so that a lease held
+    /// too long is caught whether or not a read and a commit happen to
+    /// fall in the window.
+    fn check_leases(&self) -> Check {
+        let leaders = || {
+            self.nodes
+                .values()
+                .filter_map(|n| n.raw.as_ref())
+                .map(|raw| &raw.raft)
+                .filter(|r| r.state == StateType::Leader)
+        };
+        let Some(newest) = leaders().max_by_key(|r| r.term) else {
+            return Ok(());
+        };
+        for r in leaders() {
+            if r.term < newest.term && r.lease.holds(r.id, &r.trk.config.voters) {
+                return Err(Violation {
+                    invariant: checker::LEASE_EXCLUSIVE,
+                    detail: format!(
+                        "node {} (term {}) holds its lease at tick {} while node {} leads term {}",
+                        r.id,
+                        r.term,
+                        r.lease.now(),
+                        newest.id,
+                        newest.term
+                    ),
+                });
+            }
+        }
         Ok(())
     }
 
