@@ -1,10 +1,12 @@
 //! `Clocks`: each node's own tick rate, for runs with lease-based reads.
 //!
 //! Simulated time advances in steps of `UNITS` units (the simulator's
-//! `now`). A node ticks every `period` units from a phase of its own, so a
-//! fast node ticks at most once per step and a slow one sometimes not at
-//! all; ticks falling in one step all happen at its end, before anything
-//! else. A node that is down misses its ticks; its clock runs on.
+//! `now`). A node ticks every `period` units from a phase of its own, so
+//! it ticks once in most steps, twice in some and in some not at all;
+//! ticks falling in one step all happen at its end, before anything else.
+//! A node that is down misses its ticks; its clock runs on. Periods are
+//! never exactly one step (then every phase would tick in the same steps,
+//! and nodes of one rate would never drift apart).
 //!
 //! The periods keep the drift bound the nodes are configured with
 //! (`Config::max_clock_drift_ticks`, `d`), in the form the core assumes:
@@ -12,9 +14,10 @@
 //! every other node ticks at least `E - d` times. A span of whole steps in
 //! which the fastest node (period `p_min`) ticks `E` times is longer than
 //! `(E - 1) * p_min` units, and holds at least `floor(span / p)` ticks of
-//! a node of period `p`; so periods within `[UNITS, UNITS * (E - 1) / (E -
-//! d)]` keep the bound. With `d = 1` every node runs at the same rate, with
-//! its own phase (the drift of two unsynchronised tickers).
+//! a node of period `p`; so periods within `[base, base * (E - 1) / (E -
+//! d)]` keep the bound, whatever the run's `base` (drawn within a quarter
+//! of a step). With `d = 1` every node runs at the same rate, with its own
+//! phase (the drift of two unsynchronised tickers).
 
 use std::collections::BTreeMap;
 
@@ -36,6 +39,8 @@ struct Ticker {
 pub struct Clocks {
     /// The configured bound, in ticks.
     pub drift: u64,
+    /// The shortest period of the run.
+    base: u64,
     /// The longest period the bound allows.
     max_period: u64,
     tickers: BTreeMap<u64, Ticker>,
@@ -46,9 +51,14 @@ impl Clocks {
     /// 1 tick, or up to a third of the election timeout.
     pub fn draw(rng: &mut Rng, election: u64) -> Clocks {
         let drift = rng.range(1, (election / 3).max(1));
-        let max_period = UNITS * (election - 1) / (election - drift);
+        let mut base = rng.range(UNITS * 4 / 5, UNITS * 5 / 4);
+        if base == UNITS {
+            base += 1;
+        }
+        let max_period = base * (election - 1) / (election - drift);
         Clocks {
             drift,
+            base,
             max_period,
             tickers: BTreeMap::new(),
         }
@@ -59,12 +69,12 @@ impl Clocks {
     /// extremes of the bound, or anything between.
     pub fn ticks(&mut self, rng: &mut Rng, id: u64, now: u64) -> u32 {
         let end = now * UNITS;
-        let max_period = self.max_period;
+        let (base, max_period) = (self.base, self.max_period);
         let t = self.tickers.entry(id).or_insert_with(|| {
             let period = match rng.below(3) {
-                0 => UNITS,
+                0 => base,
                 1 => max_period,
-                _ => rng.range(UNITS, max_period),
+                _ => rng.range(base, max_period),
             };
             Ticker {
                 period,
@@ -114,7 +124,6 @@ mod tests {
             for now in 1..=steps {
                 for id in ids {
                     let n = c.ticks(&mut rng, id, now);
-                    assert!(n <= 1, "a period is at least one step");
                     let p = prefix.get_mut(&id).unwrap();
                     let last = *p.last().unwrap();
                     p.push(last + u64::from(n));
