@@ -6,7 +6,8 @@
 //! `RawNode` calls when storage has caught up. The rest of `Raft` is split by
 //! concern: `election.rs` (campaigns and votes), `step_leader.rs` (leader,
 //! replication, reads, transfer), `step_follower.rs` (candidate, follower,
-//! appends, snapshots) and `conf_change.rs` (membership).
+//! appends, snapshots), `conf_change.rs` (membership) and `lease.rs` (the
+//! tick count, the leader's lease and the followers' promise).
 //!
 //! It must never do I/O, read a clock or use global randomness: messages go
 //! to `msgs` / `msgs_after_append` and are handed out by the `RawNode`.
