@@ -1,7 +1,8 @@
 //! ReadIndex: linearizable reads without a log entry. No interaction
 //! scenario file exercises it; these check etcd's rules through the public
 //! API: a `Safe` read waits for a quorum of heartbeat acknowledgements, a
-//! `LeaseBased` one is answered at once, a follower forwards its requests to
+//! `LeaseBased` one is answered at once while the leader's lease holds (and
+//! like a `Safe` one otherwise), a follower forwards its requests to
 //! the leader, a new leader answers nothing before it has committed an entry
 //! of its term, and a leader cut off from the quorum never answers.
 
@@ -26,6 +27,14 @@ fn read_states(nw: &Network, id: u64) -> Vec<ReadState> {
 fn lease_based(c: &mut corelog::raft::Config) {
     c.check_quorum = true;
     c.read_only_option = ReadOnlyOption::LeaseBased;
+}
+
+/// Led by 1 under lease-based reads, with one heartbeat round
+/// acknowledged since: the lease holds.
+fn leased_by_1() -> Network {
+    let mut nw = led_by_1(&[1, 2, 3], lease_based);
+    nw.tick(1, 1);
+    nw
 }
 
 /// A cluster of `ids` led by 1 with everything committed.
@@ -83,7 +92,7 @@ fn one_quorum_acknowledgement_confirms_every_earlier_read() {
 
 #[test]
 fn lease_based_read_is_answered_without_a_heartbeat_round() {
-    let mut nw = led_by_1(&[1, 2, 3], lease_based);
+    let mut nw = leased_by_1();
     let commit = nw.node(1).raft.raft_log.committed;
 
     nw.node_mut(1).read_index(Bytes::from_static(b"a"));
@@ -125,7 +134,7 @@ fn follower_forwards_a_safe_read_and_gets_the_leaders_commit_index() {
 
 #[test]
 fn follower_forwards_a_lease_based_read_and_gets_an_immediate_answer() {
-    let mut nw = led_by_1(&[1, 2, 3], lease_based);
+    let mut nw = leased_by_1();
     let commit = nw.node(1).raft.raft_log.committed;
     let sent = nw.trace.len();
 
@@ -199,33 +208,67 @@ fn leader_cut_off_from_the_quorum_never_answers_a_safe_read() {
     assert!(read_states(&nw, 1).is_empty());
 }
 
-// The price of LeaseBased reads: a leader cut off from the others keeps
-// answering from its lease until CheckQuorum makes it step down, an
-// election timeout later; then it answers nothing.
+// A new leader has no lease before a quorum acknowledged a heartbeat of
+// its term (the acks of its appends say nothing about when they were
+// sent): its first lease-based read takes a heartbeat round, which also
+// starts the lease.
 #[test]
-fn lease_based_leader_cut_off_answers_until_check_quorum_deposes_it() {
+fn lease_based_read_of_a_new_leader_takes_a_heartbeat_round() {
     let mut nw = led_by_1(&[1, 2, 3], lease_based);
     let commit = nw.node(1).raft.raft_log.committed;
+
+    nw.node_mut(1).read_index(Bytes::from_static(b"a"));
+    let out = drain(nw.node_mut(1));
+    assert!(out.read_states.is_empty(), "no lease yet");
+    assert!(
+        out.messages
+            .iter()
+            .all(|m| m.r#type() == MessageType::MsgHeartbeat),
+        "{:?}",
+        out.messages
+    );
+    nw.send(out.messages);
+    assert_eq!(read_states(&nw, 1), vec![rs(commit, b"a")]);
+
+    // The round's acknowledgements started the lease.
+    nw.node_mut(1).read_index(Bytes::from_static(b"b"));
+    let out = drain(nw.node_mut(1));
+    assert_eq!(out.read_states, vec![rs(commit, b"b")]);
+    assert!(out.messages.is_empty(), "{:?}", out.messages);
+}
+
+// A leader cut off from the others answers from its lease only for
+// `election_tick - max_clock_drift_ticks` ticks after sending the last
+// heartbeat a quorum acknowledged: the followers promised to vote for no
+// one else for an election timeout after they received it. After that its
+// reads wait for a heartbeat round, which never comes back, and CheckQuorum
+// deposes it (up to two election timeouts after it was cut off).
+#[test]
+fn lease_based_leader_cut_off_answers_only_while_its_lease_holds() {
+    let mut nw = leased_by_1();
+    let commit = nw.node(1).raft.raft_log.committed;
+    let et = nw.node(1).raft.election_timeout;
+    let drift = 1; // the default max_clock_drift_ticks
+    // The acknowledged heartbeat was sent one tick ago.
     nw.isolate(1);
 
     nw.node_mut(1).read_index(Bytes::from_static(b"lease"));
     nw.flush();
     assert_eq!(read_states(&nw, 1), vec![rs(commit, b"lease")]);
 
-    // CheckQuorum runs at every election timeout: the first check only
-    // resets the activity marks of the followers, the second finds none.
-    let et = nw.node(1).raft.election_timeout;
-    nw.tick(1, et);
+    // Still within the lease on its last tick...
+    nw.tick(1, et - drift - 1);
+    nw.node_mut(1).read_index(Bytes::from_static(b"last"));
+    nw.flush();
+    // ...and no longer one tick later.
+    nw.tick(1, 1);
     assert_eq!(nw.state(1), StateType::Leader);
-    nw.node_mut(1).read_index(Bytes::from_static(b"still"));
+    nw.node_mut(1).read_index(Bytes::from_static(b"late"));
     nw.flush();
     nw.tick(1, et);
     assert_eq!(nw.state(1), StateType::Follower);
-
-    nw.node_mut(1).read_index(Bytes::from_static(b"late"));
-    nw.flush();
     assert_eq!(
         read_states(&nw, 1),
-        vec![rs(commit, b"lease"), rs(commit, b"still")]
+        vec![rs(commit, b"lease"), rs(commit, b"last")]
     );
 }

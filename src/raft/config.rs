@@ -9,8 +9,11 @@ pub enum ReadOnlyOption {
     /// linearizable.
     #[default]
     Safe,
-    /// Trust the leader lease (requires `check_quorum`): no round trip, but
-    /// correct only while clock drift stays below the election timeout.
+    /// Answer from the leader's lease when it holds (no round trip),
+    /// otherwise confirm with a heartbeat round as `Safe` does. Requires
+    /// `check_quorum`. Linearizable as long as the members' tick counts
+    /// differ by at most `Config::max_clock_drift_ticks` over any span in
+    /// which one of them counts `election_tick` ticks (see `lease.rs`).
     LeaseBased,
 }
 
@@ -53,6 +56,9 @@ pub struct Bugs {
     /// A node clears its vote when it becomes follower in the same term,
     /// so it can vote twice in one term.
     pub vote_cleared_without_term_change: bool,
+    /// Answer lease-based reads at once, whether the lease holds or not
+    /// (etcd-raft's lease reads).
+    pub lease_always_holds: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +91,15 @@ pub struct Config {
     /// disrupt the cluster by raising its term.
     pub pre_vote: bool,
     pub read_only_option: ReadOnlyOption,
+    /// The clock-drift bound of lease-based reads, in ticks: over any span
+    /// of time in which one member counts `election_tick` ticks, every
+    /// other member counts at least `election_tick -
+    /// max_clock_drift_ticks`. A leader's lease lasts `election_tick -
+    /// max_clock_drift_ticks` ticks from the heartbeat a quorum
+    /// acknowledged. The default, 1, covers members whose tickers run at
+    /// the same rate with any phase between them; add the rate difference
+    /// over an election timeout on top. Less than `election_tick`.
+    pub max_clock_drift_ticks: usize,
     /// Followers drop proposals instead of forwarding them to the leader.
     pub disable_proposal_forwarding: bool,
     /// A leader that removes itself steps down when the change applies.
@@ -122,6 +137,7 @@ impl Default for Config {
             check_quorum: false,
             pre_vote: false,
             read_only_option: ReadOnlyOption::Safe,
+            max_clock_drift_ticks: 1,
             disable_proposal_forwarding: false,
             step_down_on_removal: false,
             disable_conf_change_validation: false,
@@ -176,6 +192,12 @@ impl Config {
             return invalid(
                 "read_only_option",
                 "LeaseBased requires check_quorum to be enabled",
+            );
+        }
+        if self.max_clock_drift_ticks >= self.election_tick {
+            return invalid(
+                "max_clock_drift_ticks",
+                "must be less than election_tick (a lease would never hold)",
             );
         }
         if self.random_seed == 0 {
@@ -233,9 +255,16 @@ mod tests {
         assert_eq!(
             field_of(Config {
                 read_only_option: ReadOnlyOption::LeaseBased,
-                ..base
+                ..base.clone()
             }),
             "read_only_option"
+        );
+        assert_eq!(
+            field_of(Config {
+                max_clock_drift_ticks: 10,
+                ..base
+            }),
+            "max_clock_drift_ticks"
         );
     }
 

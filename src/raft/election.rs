@@ -28,6 +28,13 @@ impl<S: Storage> Raft<S> {
         if self.has_unapplied_conf_changes() {
             return;
         }
+        if t != CampaignType::Transfer && self.lease.promised() {
+            // A vote for ourselves would break the promise made to the
+            // leader we heard from (lease-based reads). An election timeout
+            // started by a tick never gets here: it counts from the same
+            // moment.
+            return;
+        }
         self.campaign(t);
     }
 
@@ -89,6 +96,12 @@ impl<S: Storage> Raft<S> {
         let can_vote = self.vote == m.from
             || (self.vote == NONE && self.lead == NONE)
             || (t == MessageType::MsgPreVote && m.term > self.term);
+        // Under lease-based reads, not while the promise to a leader holds,
+        // even if our term moved on without one (a stale answer of a higher
+        // term can do that); a transfer's election is let through, its
+        // leader gave its lease up.
+        let can_vote =
+            can_vote && (!self.lease.promised() || m.context.as_ref() == CAMPAIGN_TRANSFER);
         // ...if the candidate's log is at least as up to date as ours.
         // Learners vote too: a learner may have been promoted without
         // knowing it yet, and the candidate's request says so.

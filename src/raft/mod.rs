@@ -11,6 +11,9 @@ mod conf_change;
 mod config;
 mod election;
 mod errors;
+mod lease;
+#[cfg(test)]
+mod lease_tests;
 mod log_unstable;
 mod prng;
 #[allow(clippy::module_inception)]
@@ -39,6 +42,7 @@ pub fn deliberate_bugs_compiled() -> bool {
 }
 pub use config::{Config, NO_LIMIT, ReadOnlyOption};
 pub use errors::{Error, Result, StorageError};
+pub use lease::Lease;
 pub use log_unstable::Unstable;
 pub use prng::Prng;
 pub use raft::{

@@ -6,7 +6,8 @@
 //! `RawNode` calls when storage has caught up. The rest of `Raft` is split by
 //! concern: `election.rs` (campaigns and votes), `step_leader.rs` (leader,
 //! replication, reads, transfer), `step_follower.rs` (candidate, follower,
-//! appends, snapshots) and `conf_change.rs` (membership).
+//! appends, snapshots), `conf_change.rs` (membership) and `lease.rs` (the
+//! tick count, the leader's lease and the followers' promise).
 //!
 //! It must never do I/O, read a clock or use global randomness: messages go
 //! to `msgs` / `msgs_after_append` and are handed out by the `RawNode`.
@@ -32,8 +33,9 @@
 use std::fmt;
 
 use super::confchange;
-use super::config::{Config, NO_LIMIT};
+use super::config::{Config, NO_LIMIT, ReadOnlyOption};
 use super::errors::{Error, Result};
+use super::lease::Lease;
 use super::prng::Prng;
 use super::raft_log::RaftLog;
 use super::read_only::{ReadOnly, ReadState};
@@ -163,6 +165,9 @@ pub struct Raft<S: Storage> {
     /// Estimated payload bytes of the leader's uncommitted tail.
     pub uncommitted_size: u64,
     pub read_only: ReadOnly,
+    /// This node's tick count and lease-based reads: the leader's lease,
+    /// the follower's promise not to vote (`lease.rs`).
+    pub lease: Lease,
     /// Ticks since the last election timeout (leader, candidate) or since
     /// the last valid message from the leader (follower).
     pub election_elapsed: usize,
@@ -216,6 +221,12 @@ impl<S: Storage> Raft<S> {
             disable_conf_change_validation: c.disable_conf_change_validation,
             uncommitted_size: 0,
             read_only: ReadOnly::new(c.read_only_option),
+            lease: Lease::new(
+                c.read_only_option == ReadOnlyOption::LeaseBased,
+                c.election_tick,
+                c.max_clock_drift_ticks,
+                rs.hard_state.term > 0,
+            ),
             election_elapsed: 0,
             heartbeat_elapsed: 0,
             check_quorum: c.check_quorum,
@@ -312,10 +323,14 @@ impl<S: Storage> Raft<S> {
             }
             _ => m.term = self.term,
         }
-        if matches!(
+        // Under lease-based reads a heartbeat's answer is a promise not to
+        // vote for another for an election timeout; the term it promises
+        // in must survive a crash, so it too waits for durability.
+        let vouches = matches!(
             t,
             Some(MessageType::MsgAppResp | MessageType::MsgVoteResp | MessageType::MsgPreVoteResp)
-        ) {
+        ) || (t == Some(MessageType::MsgHeartbeatResp) && self.lease.enabled());
+        if vouches {
             self.msgs_after_append.push(m);
         } else if m.to != self.id {
             self.msgs.push(m);
@@ -396,6 +411,7 @@ impl<S: Storage> Raft<S> {
 
     /// Advances the logical clock by one tick.
     pub fn tick(&mut self) {
+        self.lease.tick();
         match self.state {
             StateType::Leader => self.tick_heartbeat(),
             _ => self.tick_election(),
@@ -443,6 +459,7 @@ impl<S: Storage> Raft<S> {
         self.reset(term);
         self.lead = self.id;
         self.state = StateType::Leader;
+        self.lease.become_leader();
         let id = self.id;
         if let Some(pr) = self.trk.progress.get_mut(&id) {
             // The leader trivially replicates to itself and is always active.
@@ -476,9 +493,12 @@ impl<S: Storage> Raft<S> {
         } else if m.term > self.term {
             if matches!(t, MessageType::MsgVote | MessageType::MsgPreVote) {
                 let force = m.context.as_ref() == CAMPAIGN_TRANSFER;
-                let in_lease = self.check_quorum
+                // etcd's leader stickiness; under lease-based reads also the
+                // exact promise, which term changes do not end (`lease.rs`).
+                let in_lease = (self.check_quorum
                     && self.lead != NONE
-                    && self.election_elapsed < self.election_timeout;
+                    && self.election_elapsed < self.election_timeout)
+                    || self.lease.promised();
                 if !force && in_lease {
                     // Within the minimum election timeout of hearing from
                     // the leader: neither bump the term nor grant the vote.

@@ -1,5 +1,6 @@
 //! `ReadOnly`: the leader's queue of linearizable read requests waiting for a
-//! quorum to confirm its leadership (the `Safe` option of ReadIndex).
+//! quorum to confirm its leadership (the `Safe` option of ReadIndex, and
+//! the `LeaseBased` one when the lease does not hold).
 //!
 //! Every request is numbered by its position in the queue; a heartbeat carries
 //! the position of the newest request in its context, and a follower's echo of

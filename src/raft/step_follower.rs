@@ -143,6 +143,7 @@ impl<S: Storage> Raft<S> {
     }
 
     pub(crate) fn handle_append_entries(&mut self, m: Message) {
+        self.lease.heard_from_leader();
         let from = m.from;
         let committed = self.raft_log.committed;
         if m.index < committed {
@@ -194,6 +195,7 @@ impl<S: Storage> Raft<S> {
     }
 
     pub(crate) fn handle_heartbeat(&mut self, m: Message) {
+        self.lease.heard_from_leader();
         // A leader caps the commit index at our match, so it is within our
         // log; if it is not, the claim cannot be acted upon safely.
         if m.commit <= self.raft_log.last_index() {
@@ -208,6 +210,7 @@ impl<S: Storage> Raft<S> {
     }
 
     pub(crate) fn handle_snapshot(&mut self, m: Message) {
+        self.lease.heard_from_leader();
         let from = m.from;
         let s = m.snapshot.map(|b| *b).unwrap_or_default();
         let restored = self.restore(s);

@@ -179,7 +179,8 @@ impl<S: Storage> Raft<S> {
     }
 
     pub(crate) fn bcast_heartbeat(&mut self) {
-        let ctx = self.read_only.heartbeat_ctx();
+        // Under lease-based reads the context also carries the send tick.
+        let ctx = self.lease.heartbeat_ctx(self.read_only.heartbeat_ctx());
         self.bcast_heartbeat_with_ctx(ctx);
     }
 
@@ -231,6 +232,9 @@ impl<S: Storage> Raft<S> {
     }
 
     pub(crate) fn send_timeout_now(&mut self, to: u64) {
+        // The transferee's election goes through the followers' promises:
+        // from now on this leader answers no read from its lease.
+        self.lease.revoke();
         self.send(Message {
             r#type: MessageType::MsgTimeoutNow as i32,
             to,
@@ -321,9 +325,22 @@ impl<S: Storage> Raft<S> {
             }
             return;
         }
+        let lease_holds = self.lease.holds(self.id, &self.trk.config.voters);
+        #[cfg(corelog_sim_bugs)]
+        let lease_holds = lease_holds || self.bugs.lease_always_holds;
         match self.read_only.option {
-            // Confirm leadership with a heartbeat round first.
-            ReadOnlyOption::Safe => {
+            ReadOnlyOption::LeaseBased if lease_holds => {
+                let commit = self.raft_log.committed;
+                if let Some(resp) = self.response_to_read_index_req(m, commit) {
+                    self.send(resp);
+                }
+            }
+            // Confirm leadership with a heartbeat round first: always under
+            // Safe, and under LeaseBased when the lease does not hold (a
+            // new leader before a quorum acknowledged its heartbeats, a
+            // leader cut off, one that handed leadership over). The round's
+            // heartbeats renew the lease too.
+            _ => {
                 let commit = self.raft_log.committed;
                 self.read_only.add_request(commit, m);
                 // The leader acks its own heartbeat.
@@ -335,12 +352,6 @@ impl<S: Storage> Raft<S> {
                 // ever come to confirm the read.
                 self.answer_confirmed_reads();
                 self.bcast_heartbeat();
-            }
-            ReadOnlyOption::LeaseBased => {
-                let commit = self.raft_log.committed;
-                if let Some(resp) = self.response_to_read_index_req(m, commit) {
-                    self.send(resp);
-                }
             }
         }
     }
@@ -476,10 +487,13 @@ impl<S: Storage> Raft<S> {
                     self.send_append(from);
                 }
 
-                if self.read_only.option != ReadOnlyOption::Safe || m.context.is_empty() {
+                // The lease's tick comes first in the context; what follows
+                // confirms reads waiting for a heartbeat round.
+                let read_ctx = self.lease.recv_ack(from, m.context);
+                if read_ctx.is_empty() {
                     return Ok(());
                 }
-                self.read_only.recv_ack(from, &m.context);
+                self.read_only.recv_ack(from, &read_ctx);
                 let rss = self.read_only.maybe_advance(&self.trk.config.voters);
                 for rs in rss {
                     if let Some(resp) = self.response_to_read_index_req(rs.req, rs.index) {

@@ -63,6 +63,9 @@ pub const COMMITMENT_RULE: &str = "leader commits only entries of its term";
 pub const STATE_MACHINE_SAFETY: &str = "state machine safety";
 pub const DURABILITY: &str = "no committed or acknowledged state lost across crashes";
 pub const LINEARIZABLE_READS: &str = "linearizable read index";
+/// Lease-based reads: while a leader's lease holds, no node leads a later
+/// term (checked after every step; a stale lease read needs this first).
+pub const LEASE_EXCLUSIVE: &str = "no leader of a later term while a lease holds";
 pub const LIVENESS: &str = "liveness";
 pub const COMMIT_IN_LEADER_LOG: &str =
     "a commit index lies within the prefix shared with the leader";

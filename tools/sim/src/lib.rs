@@ -24,6 +24,7 @@
 //! API and the `Config` a test hook adjusts.
 
 pub mod checker;
+pub mod clock;
 pub mod event;
 pub mod net;
 pub mod node;

@@ -26,7 +26,8 @@ const USAGE: &str = "usage:
   (built with RUSTFLAGS=\"--cfg corelog_sim_bugs\", both also take --bug NAME: vote_ignores_log,
   commit_any_term, unsynced_vote, read_without_quorum, follower_commit_to_last_index,
   heartbeat_commit_beyond_match, leader_skips_empty_entry, probe_one_too_far,
-  restore_keeps_conflicting_log, vote_cleared_without_term_change)";
+  restore_keeps_conflicting_log, vote_cleared_without_term_change,
+  lease_always_holds)";
 
 struct Args {
     seed: Option<u64>,
@@ -54,6 +55,7 @@ fn bug_hook(name: &str) -> Result<fn(&mut corelog::raft::Config), String> {
         "probe_one_too_far" => |c| c.bugs.probe_one_too_far = true,
         "restore_keeps_conflicting_log" => |c| c.bugs.restore_keeps_conflicting_log = true,
         "vote_cleared_without_term_change" => |c| c.bugs.vote_cleared_without_term_change = true,
+        "lease_always_holds" => |c| c.bugs.lease_always_holds = true,
         other => return Err(format!("unknown bug {other}")),
     })
 }

@@ -37,6 +37,7 @@ use corelog::raftpb::{
 use prost::Message as _;
 
 use crate::checker::{self, Check, Checker, Violation};
+use crate::clock::Clocks;
 use crate::event::{Event, EventLog, MsgSummary};
 use crate::net::Net;
 use crate::node::{App, RaftLogView, SimNode, StoreView, snap_meta, state_name};
@@ -71,9 +72,10 @@ pub struct Options {
     /// many ticks, in multiples of the election timeout.
     pub liveness_timeouts: u64,
     /// Seeds that draw CheckQuorum answer reads from the leader lease
-    /// (ReadOnlyOption::LeaseBased), and clocks never drift. Off by default:
-    /// the core's leases are not safe (see the README), and a sweep with it
-    /// finds stale reads.
+    /// (ReadOnlyOption::LeaseBased), and every node ticks at its own rate
+    /// within the drift bound the nodes are configured with (`clock.rs`).
+    /// Off by default, so that the default histories stay those of the
+    /// long runs; `tests/seeds.rs` runs a share of seeds with it.
     pub lease_reads: bool,
     /// Run every node with asynchronous storage writes, whatever the seed
     /// (otherwise only the seeds `seed_runs_async` picks do).
@@ -206,6 +208,14 @@ pub struct Stats {
     pub storage_applies: u64,
     /// Queued writes a crash lost before they were completed.
     pub lost_writes: u64,
+    /// Runs with lease-based reads, each node ticking at its own rate.
+    pub lease_runs: u64,
+    /// Of those, runs whose drift bound let the rates differ (2 ticks or
+    /// more per election timeout; 1 is the phase between tickers alone).
+    pub drifting_runs: u64,
+    /// Reads asked of a leader whose lease held: answered at once, from
+    /// the lease (the others take a heartbeat round).
+    pub lease_reads_held: u64,
 }
 
 impl Stats {
@@ -231,6 +241,9 @@ impl Stats {
         self.storage_appends += o.storage_appends;
         self.storage_applies += o.storage_applies;
         self.lost_writes += o.lost_writes;
+        self.lease_runs += o.lease_runs;
+        self.drifting_runs += o.drifting_runs;
+        self.lease_reads_held += o.lease_reads_held;
     }
 }
 
@@ -349,6 +362,9 @@ pub struct Sim {
     lease_reads: bool,
     /// Every node uses asynchronous storage writes.
     async_writes: bool,
+    /// Each node's tick rate, under lease-based reads; otherwise all nodes
+    /// tick together (and `TickOne` skews them).
+    clocks: Option<Clocks>,
     /// When the current partitions heal by themselves.
     heal_at: Option<u64>,
     /// A membership change wedged the cluster (see `calm`): liveness is no
@@ -440,6 +456,7 @@ impl Sim {
         let log = EventLog::new(opts.tail, opts.keep_all_events);
         let lease_reads = opts.lease_reads && params.check_quorum;
         let async_writes = opts.async_writes || seed_runs_async(opts.seed);
+        let clocks = lease_reads.then(|| Clocks::draw(&mut rng, params.election_tick as u64));
         Sim {
             opts,
             params,
@@ -462,6 +479,7 @@ impl Sim {
             heal_at: None,
             lease_reads,
             async_writes,
+            clocks,
             last_ready: (false, false),
             marker_floor: None,
             marker_applied: false,
@@ -495,6 +513,10 @@ impl Sim {
             tail: self.log.tail_lines(),
         });
         self.stats.ticks = self.now;
+        if let Some(c) = &self.clocks {
+            self.stats.lease_runs = 1;
+            self.stats.drifting_runs = u64::from(c.drift >= 2);
+        }
         self.stats.committed = self.checker.committed_index();
         self.stats.async_runs = u64::from(self.async_writes);
         Outcome {
@@ -554,13 +576,18 @@ impl Sim {
         c.check_quorum = p.check_quorum;
         c.pre_vote = p.pre_vote;
         c.step_down_on_removal = p.step_down_on_removal;
-        // Lease-based reads are only linearizable with bounded clock drift,
-        // so seeds with them never skew clocks (TickOne).
+        // Lease-based reads are only linearizable with bounded clock drift:
+        // seeds with them tick each node at its own rate within the bound
+        // they are configured with, and never skew clocks beyond it
+        // (TickOne).
         c.read_only_option = if self.lease_reads {
             ReadOnlyOption::LeaseBased
         } else {
             ReadOnlyOption::Safe
         };
+        if let Some(clocks) = &self.clocks {
+            c.max_clock_drift_ticks = clocks.drift as usize;
+        }
         c.random_seed = self.rng.fork_seed();
         c.async_storage_writes = self.async_writes;
         if let Some(hook) = self.opts.config_hook {
@@ -590,8 +617,12 @@ impl Sim {
         } else {
             ""
         };
+        let clocks = self
+            .clocks
+            .as_ref()
+            .map_or(String::new(), |c| format!(" clock_drift={}", c.drift));
         self.ev(Event::Start {
-            params: format!("{:?} conf={:?}{mode}", self.params, cs),
+            params: format!("{:?} conf={:?}{mode}{clocks}", self.params, cs),
         });
         for id in 1..=n {
             let mut disk = MemStorage::new();
@@ -866,8 +897,14 @@ impl Sim {
             self.ev(Event::Heal);
         }
         for n in self.nodes.values_mut() {
+            let ticks = match self.clocks.as_mut() {
+                Some(c) => c.ticks(&mut self.rng, n.id, self.now),
+                None => 1,
+            };
             if let Some(r) = n.raw.as_mut() {
-                r.tick();
+                for _ in 0..ticks {
+                    r.tick();
+                }
             }
         }
         healed
@@ -1125,11 +1162,12 @@ impl Sim {
         let min_index = self.max_known_commit();
         self.checker.register_read(ctx, id, min_index);
         self.ev(Event::ReadIndex { id, ctx, min_index });
-        self.nodes
-            .get_mut(&id)
-            .expect("up")
-            .raw()
-            .read_index(ctx_bytes(ctx));
+        let raw = self.nodes.get_mut(&id).expect("up").raw();
+        let r = &raw.raft;
+        if r.state == StateType::Leader && r.lease.holds(r.id, &r.trk.config.voters) {
+            self.stats.lease_reads_held += 1;
+        }
+        raw.read_index(ctx_bytes(ctx));
     }
 
     fn transfer(&mut self) {
@@ -1864,7 +1902,11 @@ impl Sim {
                     .check_leader(n.id, term, committed, &RaftLogView(raw))?;
             }
         }
-        self.check_commits_in_leader_logs()
+        self.check_commits_in_leader_logs()?;
+        if self.lease_reads {
+            self.check_leases()?;
+        }
+        Ok(())
     }
 
     /// Every running node's commit index against every running leader of
@@ -1887,6 +1929,40 @@ impl Sim {
                     l.id,
                     &RaftLogView(lraw),
                 )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A leader whose lease holds would answer a read at once: no node may
+    /// lead a later term meanwhile, or that read could miss its writes.
+    /// Checked on the lease itself, after every step, so that a lease held
+    /// too long is caught whether or not a read and a commit happen to
+    /// fall in the window.
+    fn check_leases(&self) -> Check {
+        let leaders = || {
+            self.nodes
+                .values()
+                .filter_map(|n| n.raw.as_ref())
+                .map(|raw| &raw.raft)
+                .filter(|r| r.state == StateType::Leader)
+        };
+        let Some(newest) = leaders().max_by_key(|r| r.term) else {
+            return Ok(());
+        };
+        for r in leaders() {
+            if r.term < newest.term && r.lease.holds(r.id, &r.trk.config.voters) {
+                return Err(Violation {
+                    invariant: checker::LEASE_EXCLUSIVE,
+                    detail: format!(
+                        "node {} (term {}) holds its lease at tick {} while node {} leads term {}",
+                        r.id,
+                        r.term,
+                        r.lease.now(),
+                        newest.id,
+                        newest.term
+                    ),
+                });
             }
         }
         Ok(())

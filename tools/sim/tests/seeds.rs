@@ -1,14 +1,18 @@
-//! The CI-sized sweep: many seeds of thousands of steps, every invariant
+//! The CI-sized sweeps: many seeds of thousands of steps, every invariant
 //! checked after every step, a quarter of them with asynchronous storage
-//! writes. `cargo test --release --workspace` runs it in
-//! seconds on two cores; a debug build runs a tenth of it.
+//! writes. `cargo test --release --workspace` runs them in seconds on two
+//! cores; a debug build runs a tenth of them.
 
-use corelog_sim::{Options, default_threads, failure_report, run_seeds};
+use corelog_sim::{Options, Stats, default_threads, failure_report, run_seeds};
 
 /// Seeds and steps of the release sweep (the issue asks for at least 500
 /// seeds of at least 2,000 steps).
 const SEEDS: u64 = 1_000;
 const STEPS: u64 = 2_000;
+/// The share of seeds run again with lease-based reads (`--lease-reads`:
+/// the seeds that draw CheckQuorum read from the lease, each node ticking
+/// at its own rate within the drift bound).
+const LEASE_SEEDS: u64 = 500;
 
 /// The workspace build that CI tests is the code users run: the core's
 /// deliberate bugs must not be in it (they build only under their own
@@ -21,27 +25,33 @@ fn the_tested_core_has_no_deliberate_bug_compiled_in() {
     );
 }
 
-#[test]
-fn ci_sweep_finds_no_violation() {
+/// Runs `seeds` seeds from `start` with `template`'s options, prints the
+/// failures and the summary line, and fails on any violation. Returns the
+/// totals and the number of seeds run.
+fn sweep(name: &str, start: u64, seeds: u64, template: &Options) -> (Stats, u64) {
     let seeds = if cfg!(debug_assertions) {
-        SEEDS / 10
+        seeds / 10
     } else {
-        SEEDS
+        seeds
     };
-    let template = Options::new(0, STEPS);
-    let sweep = run_seeds(100_000, seeds, &template, default_threads(), |_, _, _| {});
+    let sweep = run_seeds(start, seeds, template, default_threads(), |_, _, _| {});
     for f in &sweep.failures {
         eprint!("{}", failure_report(f));
     }
-    eprintln!("sim: totals {:?}", sweep.stats);
-    println!("sim: {} passed, {} failed", sweep.passed, sweep.failed);
+    eprintln!("{name}: totals {:?}", sweep.stats);
+    println!("{name}: {} passed, {} failed", sweep.passed, sweep.failed);
     assert_eq!(
         sweep.failed, 0,
         "the simulator found violations (reports above)"
     );
+    (sweep.stats, seeds)
+}
+
+#[test]
+fn ci_sweep_finds_no_violation() {
+    let (s, seeds) = sweep("sim", 100_000, SEEDS, &Options::new(0, STEPS));
     // The sweep must exercise what it claims to: faults, crashes,
     // membership changes, snapshots, reads and elections all happened.
-    let s = &sweep.stats;
     assert!(s.crashes > 0 && s.partitions > 0 && s.dropped > 0 && s.duplicated > 0);
     assert!(s.conf_changes_applied > 0 && s.snapshots_applied > 0 && s.compactions > 0);
     assert!(s.reads_answered > 0 && s.transfers > 0 && s.leaders > seeds);
@@ -55,4 +65,19 @@ fn ci_sweep_finds_no_violation() {
         s.async_runs
     );
     assert!(s.storage_appends > 0 && s.storage_applies > 0 && s.lost_writes > 0);
+    assert_eq!(s.lease_runs, 0, "lease reads are off by default");
+}
+
+#[test]
+fn ci_lease_read_sweep_finds_no_violation() {
+    let mut template = Options::new(0, STEPS);
+    template.lease_reads = true;
+    let (s, seeds) = sweep("sim-lease-reads", 200_000, LEASE_SEEDS, &template);
+    // About half the seeds draw CheckQuorum and read from leases; some of
+    // them with tick rates that differ, not only phases.
+    assert!(s.lease_runs > 0 && s.drifting_runs > 0, "{s:?}");
+    // Reads were answered from the lease, not only by heartbeat rounds.
+    assert!(s.lease_reads_held > s.reads_answered / 10, "{s:?}");
+    assert!(s.reads_answered > 0 && s.transfers > 0 && s.crashes > 0);
+    assert!(s.calms >= seeds, "every run ends with a liveness check");
 }
