@@ -8,6 +8,7 @@ use std::io::{self, Write};
 use bytes::{Bytes, BytesMut};
 use corelog::raftpb::{ConfState, Entry, Message, Snapshot, SnapshotMetadata};
 use corelog::transport::codec::{INLINE_MAX, MAX_IOV, decode_message};
+use corelog::transport::frame::checksum;
 use corelog::transport::{
     Encoder, Error, FRAME_HEADER_LEN, Limits, Messages, decode_all, split_frame,
 };
@@ -115,7 +116,7 @@ fn split_by_hand(frame: &[u8]) -> Vec<(u64, Vec<u8>)> {
     let len = u32::from_le_bytes(frame[0..4].try_into().unwrap()) as usize;
     let crc = u32::from_le_bytes(frame[4..8].try_into().unwrap());
     assert_eq!(len, frame.len() - FRAME_HEADER_LEN, "header length");
-    assert_eq!(crc, crc32fast::hash(&frame[8..]), "header crc");
+    assert_eq!(crc, checksum(&frame[8..]), "header crc");
     let count = u32::from_le_bytes(frame[8..12].try_into().unwrap());
     let mut pos = 12;
     let mut out = Vec::new();
@@ -141,7 +142,7 @@ fn receive(frame: &[u8]) -> Result<Vec<(u64, Message)>, Error> {
 fn frame_around(payload: &[u8]) -> Vec<u8> {
     let mut f = Vec::with_capacity(payload.len() + 8);
     f.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    f.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    f.extend_from_slice(&checksum(payload).to_le_bytes());
     f.extend_from_slice(payload);
     f
 }

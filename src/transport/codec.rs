@@ -36,7 +36,7 @@ use std::ops::Range;
 use bytes::Bytes;
 use prost::Message as _;
 
-use super::frame::{FRAME_HEADER_LEN, FrameHeader};
+use super::frame::{FRAME_HEADER_LEN, FrameHeader, checksum_append};
 use super::pbwire::{
     WIRE_LEN, WIRE_VARINT, get_key, get_len_delimited, get_varint, key, put_varint, skip_field,
     varint_len,
@@ -48,8 +48,9 @@ use crate::raftpb::{Entry, Message, Snapshot};
 pub const PAYLOAD_HEADER_LEN: usize = 4;
 /// Bytes before each message: `group u64 | len u32`.
 pub const MESSAGE_HEADER_LEN: usize = 12;
-/// Payloads up to this many bytes are copied into the scratch buffer
-/// rather than given an `IoSlice` of their own.
+/// Default of [`Encoder::with_inline_max`]: payloads up to this many bytes
+/// are copied into the scratch buffer rather than given an `IoSlice` of
+/// their own (see the module doc and docs/benchmarks.md for why).
 pub const INLINE_MAX: usize = 32;
 /// Most `IoSlice`s one `write_vectored` call is given (Linux's IOV_MAX).
 pub const MAX_IOV: usize = 1024;
@@ -74,6 +75,8 @@ pub struct Encoder {
     parts: Vec<Part>,
     /// Start of the scratch bytes not yet closed into a `Part`.
     run_start: usize,
+    /// Payloads up to this length are copied into `scratch`.
+    inline_max: usize,
     messages: u32,
     /// Payload bytes so far (the frame header excluded).
     payload_len: u64,
@@ -82,11 +85,18 @@ pub struct Encoder {
 impl Encoder {
     /// An empty frame that will be kept within `limits`.
     pub fn new(limits: Limits) -> Self {
+        Self::with_inline_max(limits, INLINE_MAX)
+    }
+
+    /// An encoder that copies payloads of at most `inline_max` bytes into
+    /// its scratch buffer and references longer ones (0: never copy).
+    pub fn with_inline_max(limits: Limits, inline_max: usize) -> Self {
         let mut e = Encoder {
             limits,
             scratch: Vec::with_capacity(4096),
             parts: Vec::new(),
             run_start: 0,
+            inline_max,
             messages: 0,
             payload_len: 0,
         };
@@ -183,20 +193,21 @@ impl Encoder {
         self.close_run();
         self.scratch[FRAME_HEADER_LEN..FRAME_HEADER_LEN + PAYLOAD_HEADER_LEN]
             .copy_from_slice(&self.messages.to_le_bytes());
-        let mut h = crc32fast::Hasher::new();
+        let mut crc = 0;
         for (i, chunk) in self.chunks().enumerate() {
             // The first chunk starts with the frame header, which the crc
             // does not cover.
-            h.update(if i == 0 {
+            let covered = if i == 0 {
                 &chunk[FRAME_HEADER_LEN..]
             } else {
                 chunk
-            });
+            };
+            crc = checksum_append(crc, covered);
         }
         let header = FrameHeader {
             // `push` kept payload_len within max_frame_bytes, a u32.
             len: self.payload_len as u32,
-            crc: h.finalize(),
+            crc,
         };
         self.scratch[..FRAME_HEADER_LEN].copy_from_slice(&header.encode());
         Frame { enc: self }
@@ -247,7 +258,7 @@ impl Encoder {
         }
         self.scratch.push(key(tag, WIRE_LEN));
         put_varint(&mut self.scratch, data.len() as u64);
-        if data.len() <= INLINE_MAX {
+        if data.len() <= self.inline_max {
             self.scratch.extend_from_slice(&data);
         } else {
             self.close_run();

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! 0  length u32   payload bytes that follow the header (<= max_frame_bytes)
-//! 4  crc32  u32   crc32 (IEEE, crc32fast) of the payload bytes
+//! 4  crc    u32   CRC-32C (Castagnoli) of the payload bytes
 //! 8  payload      see codec.rs
 //! ```
 //!
@@ -18,7 +18,17 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use super::{Error, Limits};
 
-/// Bytes of the frame header: `length u32 | crc32 u32`.
+/// The frame checksum (CRC-32C) of `data`.
+pub fn checksum(data: &[u8]) -> u32 {
+    crc32c::crc32c(data)
+}
+
+/// Extends the checksum `crc` of some bytes with the bytes that follow them.
+pub fn checksum_append(crc: u32, data: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc, data)
+}
+
+/// Bytes of the frame header: `length u32 | crc32c u32`.
 pub const FRAME_HEADER_LEN: usize = 8;
 
 /// The decoded frame header.
@@ -26,7 +36,7 @@ pub const FRAME_HEADER_LEN: usize = 8;
 pub struct FrameHeader {
     /// Payload bytes after the header.
     pub len: u32,
-    /// crc32 of the payload.
+    /// CRC-32C of the payload.
     pub crc: u32,
 }
 
@@ -84,7 +94,7 @@ pub fn split_frame(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Bytes>,
     let mut frame = buf.split_to(total);
     frame.advance(FRAME_HEADER_LEN);
     let payload = frame.freeze();
-    let computed = crc32fast::hash(&payload);
+    let computed = checksum(&payload);
     if computed != header.crc {
         return Err(Error::CrcMismatch {
             expected: header.crc,
@@ -101,11 +111,18 @@ mod tests {
     fn frame_of(payload: &[u8]) -> Vec<u8> {
         let h = FrameHeader {
             len: payload.len() as u32,
-            crc: crc32fast::hash(payload),
+            crc: checksum(payload),
         };
         let mut v = h.encode().to_vec();
         v.extend_from_slice(payload);
         v
+    }
+
+    #[test]
+    fn checksum_is_crc32c() {
+        // The standard check value of CRC-32C (Castagnoli).
+        assert_eq!(checksum(b"123456789"), 0xe306_9283);
+        assert_eq!(checksum_append(checksum(b"1234"), b"56789"), 0xe306_9283);
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! 24  to member    u64
 //! 32  from shard   u32
 //! 36  to shard     u32
-//! 40  crc32        u32   of bytes 0..40
+//! 40  crc32c       u32   of bytes 0..40
 //! ```
 //!
 //! Checked in this order, so the error says the most useful thing: the
@@ -24,6 +24,7 @@
 //! the cluster, the cluster id, the addressee, the sender, the shards.
 
 use super::Error;
+use super::frame::checksum;
 use crate::cluster::Cluster;
 
 /// Bytes of a handshake.
@@ -63,7 +64,7 @@ impl Handshake {
         b[24..32].copy_from_slice(&self.to_member.to_le_bytes());
         b[32..36].copy_from_slice(&self.from_shard.to_le_bytes());
         b[36..40].copy_from_slice(&self.to_shard.to_le_bytes());
-        let crc = crc32fast::hash(&b[..40]);
+        let crc = checksum(&b[..40]);
         b[40..44].copy_from_slice(&crc.to_le_bytes());
         b
     }
@@ -97,7 +98,7 @@ impl Handshake {
             });
         }
         let expected = u32_at(40);
-        let computed = crc32fast::hash(&b[..40]);
+        let computed = checksum(&b[..40]);
         if expected != computed {
             return Err(Error::CrcMismatch { expected, computed });
         }
@@ -248,7 +249,7 @@ mod tests {
         assert_eq!(&b[24..32], &2u64.to_le_bytes());
         assert_eq!(&b[32..36], &2u32.to_le_bytes());
         assert_eq!(&b[36..40], &1u32.to_le_bytes());
-        assert_eq!(&b[40..44], &crc32fast::hash(&b[..40]).to_le_bytes());
+        assert_eq!(&b[40..44], &checksum(&b[..40]).to_le_bytes());
         assert_eq!(Handshake::decode(&b), Ok(hello()));
     }
 
@@ -300,7 +301,7 @@ mod tests {
     fn nonzero_reserved_field_is_refused() {
         let mut b = hello().encode();
         b[6] = 1;
-        let crc = crc32fast::hash(&b[..40]);
+        let crc = checksum(&b[..40]);
         b[40..44].copy_from_slice(&crc.to_le_bytes());
         assert!(matches!(
             Handshake::decode(&b),
