@@ -30,7 +30,7 @@ fn enum_value(max: i32) -> impl Strategy<Value = i32> {
 fn payload() -> impl Strategy<Value = Bytes> {
     prop_oneof![
         3 => proptest::collection::vec(any::<u8>(), 0..=2 * INLINE_MAX),
-        1 => proptest::collection::vec(any::<u8>(), 100..2000),
+        1 => proptest::collection::vec(any::<u8>(), INLINE_MAX + 1..INLINE_MAX + 3000),
     ]
     .prop_map(Bytes::from)
 }
@@ -262,7 +262,7 @@ impl Write for Dribble {
 #[test]
 fn a_frame_of_more_chunks_than_one_writev_takes_is_written_whole() {
     let entries: Vec<Entry> = (0..3000).map(|i| big_entry(64, i as u8)).collect();
-    let mut enc = Encoder::new(Limits::default());
+    let mut enc = Encoder::with_inline_max(Limits::default(), 0);
     enc.push(7, app(entries)).unwrap();
     let frame = enc.finish();
     let mut slices = Vec::new();
@@ -314,7 +314,9 @@ fn every_message_type_round_trips_with_entries_snapshot_and_context() {
 
 #[test]
 fn encoding_shares_the_entries_buffers() {
-    let entries: Vec<Entry> = (0..8).map(|i| big_entry(1000 + i, i as u8)).collect();
+    let entries: Vec<Entry> = (0..8)
+        .map(|i| big_entry(INLINE_MAX + 1 + i, i as u8))
+        .collect();
     let small = big_entry(INLINE_MAX, 0xee);
     let msg = app(entries.iter().cloned().chain([small]).collect());
     let mut enc = Encoder::new(Limits::default());
@@ -336,6 +338,31 @@ fn encoding_shares_the_entries_buffers() {
         2 * entries.len() + 1,
         "one header slice around each payload"
     );
+}
+
+proptest! {
+    #[test]
+    fn with_inline_max_zero_no_payload_is_copied(batch in batch()) {
+        let mut enc = Encoder::with_inline_max(Limits::default(), 0);
+        for (g, m) in &batch {
+            enc.push_ref(*g, m).unwrap();
+        }
+        let frame = enc.finish();
+        let chunks: Vec<(usize, usize)> =
+            frame.chunks().map(|c| (c.as_ptr() as usize, c.len())).collect();
+        for (_, m) in &batch {
+            let payloads = m
+                .entries
+                .iter()
+                .map(|e| &e.data)
+                .chain(m.snapshot.as_ref().map(|s| &s.data))
+                .chain([&m.context]);
+            for p in payloads.filter(|p| !p.is_empty()) {
+                prop_assert!(chunks.contains(&(p.as_ptr() as usize, p.len())));
+            }
+        }
+        prop_assert_eq!(frame.to_vec(), encode(&batch));
+    }
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! 0  length u32   payload bytes that follow the header (<= max_frame_bytes)
-//! 4  crc    u32   CRC-32C (Castagnoli) of the payload bytes
+//! 4  crc    u32   CRC-32 (IEEE, crc32fast) of the payload bytes
 //! 8  payload      see codec.rs
 //! ```
 //!
@@ -18,17 +18,12 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use super::{Error, Limits};
 
-/// The frame checksum (CRC-32C) of `data`.
+/// The frame checksum (CRC-32, IEEE, as the WAL's) of `data`.
 pub fn checksum(data: &[u8]) -> u32 {
-    crc32c::crc32c(data)
+    crc32fast::hash(data)
 }
 
-/// Extends the checksum `crc` of some bytes with the bytes that follow them.
-pub fn checksum_append(crc: u32, data: &[u8]) -> u32 {
-    crc32c::crc32c_append(crc, data)
-}
-
-/// Bytes of the frame header: `length u32 | crc32c u32`.
+/// Bytes of the frame header: `length u32 | crc32 u32`.
 pub const FRAME_HEADER_LEN: usize = 8;
 
 /// The decoded frame header.
@@ -36,7 +31,7 @@ pub const FRAME_HEADER_LEN: usize = 8;
 pub struct FrameHeader {
     /// Payload bytes after the header.
     pub len: u32,
-    /// CRC-32C of the payload.
+    /// CRC-32 of the payload.
     pub crc: u32,
 }
 
@@ -119,10 +114,9 @@ mod tests {
     }
 
     #[test]
-    fn checksum_is_crc32c() {
-        // The standard check value of CRC-32C (Castagnoli).
-        assert_eq!(checksum(b"123456789"), 0xe306_9283);
-        assert_eq!(checksum_append(checksum(b"1234"), b"56789"), 0xe306_9283);
+    fn checksum_is_crc32_ieee() {
+        // The standard check value of CRC-32 (IEEE 802.3).
+        assert_eq!(checksum(b"123456789"), 0xcbf4_3926);
     }
 
     #[test]

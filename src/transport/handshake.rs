@@ -15,7 +15,7 @@
 //! 24  to member    u64
 //! 32  from shard   u32
 //! 36  to shard     u32
-//! 40  crc32c       u32   of bytes 0..40
+//! 40  crc32        u32   of bytes 0..40
 //! ```
 //!
 //! Checked in this order, so the error says the most useful thing: the
