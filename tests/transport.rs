@@ -369,8 +369,10 @@ proptest! {
 fn encoding_by_value_moves_the_buffers_into_the_frame() {
     let entries: Vec<Entry> = (0..4).map(|i| big_entry(4096, i as u8)).collect();
     let ptrs: Vec<usize> = entries.iter().map(|e| e.data.as_ptr() as usize).collect();
-    let mut snap = Snapshot::default();
-    snap.data = Bytes::from(vec![1u8; 4096]);
+    let snap = Snapshot {
+        data: Bytes::from(vec![1u8; 4096]),
+        metadata: None,
+    };
     let snap_ptr = snap.data.as_ptr() as usize;
     let mut msg = app(entries);
     msg.snapshot = Some(Box::new(snap));
@@ -534,6 +536,25 @@ fn a_message_length_past_the_payload_is_truncated() {
         ),
         "{err:?}"
     );
+}
+
+#[test]
+fn decode_message_refuses_a_range_outside_its_buffer() {
+    let b = Bytes::from(app(vec![]).encode_to_vec());
+    let err = decode_message(&b, 0..b.len() + 1, &Limits::default()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Truncated {
+                what: "message",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    #[allow(clippy::reversed_empty_ranges)]
+    let err = decode_message(&b, 3..1, &Limits::default()).unwrap_err();
+    assert!(matches!(err, Error::Truncated { .. }), "{err:?}");
 }
 
 #[test]

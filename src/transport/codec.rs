@@ -604,6 +604,13 @@ fn len_field(b: &[u8], pos: &mut usize, wt: u8, what: &'static str) -> Result<Ra
 /// unknown fields are skipped), except that groups (a deprecated wire type
 /// raftpb never writes) are refused.
 pub fn decode_message(buf: &Bytes, range: Range<usize>, limits: &Limits) -> Result<Message, Error> {
+    if range.start > range.end || range.end > buf.len() {
+        return Err(Error::Truncated {
+            what: "message",
+            needed: range.end as u64,
+            available: buf.len() as u64,
+        });
+    }
     // Offsets stay those of `buf`; slicing to the message's end keeps every
     // inner length within it.
     let b = &buf[..range.end];
