@@ -1,0 +1,132 @@
+//! `transport::Error`: every way a peer frame or handshake can be refused.
+//! Each names the field and, where one applies, the limit, so that the
+//! connection that sent it can be closed (never the process) and the
+//! reason logged and counted.
+
+use std::fmt;
+
+/// Errors of the peer transport's codecs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// A length or count read from (or about to be written to) the wire is
+    /// above its limit. `what` names it: "frame bytes", "messages per
+    /// frame", "entries per message", ...
+    Limit {
+        what: &'static str,
+        value: u64,
+        limit: u64,
+    },
+    /// Fewer bytes than a fixed-size field or an announced length needs.
+    Truncated {
+        what: &'static str,
+        needed: u64,
+        available: u64,
+    },
+    /// The frame's crc32 does not match its payload.
+    CrcMismatch { expected: u32, computed: u32 },
+    /// Bytes that are not a valid encoding of `what`.
+    Malformed {
+        what: &'static str,
+        offset: usize,
+        reason: &'static str,
+    },
+    /// Bytes after the last message a frame announced.
+    TrailingBytes { count: u64 },
+    /// A handshake that does not start with the transport's magic number:
+    /// not a corelog peer at all.
+    BadMagic { found: u32 },
+    /// A handshake of another protocol version.
+    VersionMismatch { ours: u16, theirs: u16 },
+    /// A handshake from a member of another cluster.
+    ForeignCluster { ours: u64, theirs: u64 },
+    /// A handshake naming a member id this cluster does not have (`role`
+    /// says which side: "from" or "to").
+    UnknownMember { role: &'static str, id: u64 },
+    /// A handshake addressed to another member than the one that read it.
+    WrongMember { ours: u64, theirs: u64 },
+    /// A handshake naming a shard the member does not have.
+    UnknownShard {
+        member: u64,
+        shard: u32,
+        shard_count: u32,
+    },
+    /// The answer to our handshake came from another member or shard than
+    /// the one dialled.
+    UnexpectedPeer {
+        field: &'static str,
+        expected: u64,
+        found: u64,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Limit { what, value, limit } => {
+                write!(f, "transport: {what} {value} exceeds the limit {limit}")
+            }
+            Error::Truncated {
+                what,
+                needed,
+                available,
+            } => write!(
+                f,
+                "transport: {what} needs {needed} bytes, only {available} present"
+            ),
+            Error::CrcMismatch { expected, computed } => write!(
+                f,
+                "transport: frame crc {expected:#010x} does not match payload crc {computed:#010x}"
+            ),
+            Error::Malformed {
+                what,
+                offset,
+                reason,
+            } => write!(
+                f,
+                "transport: malformed {what} at offset {offset}: {reason}"
+            ),
+            Error::TrailingBytes { count } => {
+                write!(f, "transport: {count} bytes after the frame's last message")
+            }
+            Error::BadMagic { found } => {
+                write!(f, "transport: not a corelog peer (magic {found:#010x})")
+            }
+            Error::VersionMismatch { ours, theirs } => write!(
+                f,
+                "transport: peer speaks protocol version {theirs}, this build {ours}"
+            ),
+            Error::ForeignCluster { ours, theirs } => write!(
+                f,
+                "transport: peer belongs to cluster {theirs:#x}, this is cluster {ours:#x}"
+            ),
+            Error::UnknownMember { role, id } => {
+                write!(
+                    f,
+                    "transport: handshake {role} member {id} is not in the cluster"
+                )
+            }
+            Error::WrongMember { ours, theirs } => write!(
+                f,
+                "transport: handshake addressed to member {theirs}, this is member {ours}"
+            ),
+            Error::UnknownShard {
+                member,
+                shard,
+                shard_count,
+            } => write!(
+                f,
+                "transport: member {member} has {shard_count} shards, no shard {shard}"
+            ),
+            Error::UnexpectedPeer {
+                field,
+                expected,
+                found,
+            } => write!(
+                f,
+                "transport: handshake answered by {field} {found}, expected {expected}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
