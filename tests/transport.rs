@@ -91,6 +91,7 @@ fn message() -> impl Strategy<Value = Message> {
                     reject,
                     reject_hint: hint,
                     context: ctx,
+                    ..Message::default()
                 }
             },
         )
@@ -303,11 +304,72 @@ fn every_message_type_round_trips_with_entries_snapshot_and_context() {
             reject: true,
             reject_hint: 77,
             context: Bytes::from_static(b"read-index context, longer than the inline limit"),
+            ..Message::default()
         };
         let frame = encode(&[(t as u64, m.clone())]);
         assert_eq!(split_by_hand(&frame)[0].1, m.encode_to_vec(), "type {t}");
         assert_eq!(receive(&frame).unwrap(), vec![(t as u64, m)], "type {t}");
     }
+}
+
+/// The messages of asynchronous storage writes (types 19-22) and their
+/// local-only fields (`vote`, `responses`) never go on the wire.
+#[test]
+fn local_storage_messages_are_refused_by_the_encoder() {
+    let mut enc = Encoder::new(Limits::default());
+    for t in 19..=22 {
+        let m = Message {
+            r#type: t,
+            ..Message::default()
+        };
+        assert!(
+            matches!(enc.push_ref(1, &m), Err(Error::LocalOnly { msg_type }) if msg_type == t),
+            "type {t}"
+        );
+    }
+    let with_vote = Message {
+        r#type: 3,
+        vote: 2,
+        ..Message::default()
+    };
+    assert!(matches!(
+        enc.push_ref(1, &with_vote),
+        Err(Error::LocalOnly { .. })
+    ));
+    let with_responses = Message {
+        r#type: 3,
+        responses: vec![Message::default()],
+        ..Message::default()
+    };
+    assert!(matches!(
+        enc.push(1, with_responses),
+        Err(Error::LocalOnly { .. })
+    ));
+    assert!(enc.is_empty(), "a refused message leaves the frame unchanged");
+}
+
+/// A hostile peer may write the local-only fields anyway: the decoder
+/// skips them, so no `responses` reach the core from the network.
+#[test]
+fn the_decoder_drops_local_only_fields_sent_by_a_peer() {
+    let m = Message {
+        r#type: 4,
+        to: 2,
+        from: 1,
+        term: 3,
+        vote: 7,
+        responses: vec![Message {
+            r#type: 4,
+            to: 1,
+            ..Message::default()
+        }],
+        ..Message::default()
+    };
+    let bytes = Bytes::from(m.encode_to_vec());
+    let got = decode_message(&bytes, 0..bytes.len(), &Limits::default()).unwrap();
+    assert_eq!(got.vote, 0);
+    assert!(got.responses.is_empty());
+    assert_eq!((got.r#type, got.to, got.from, got.term), (4, 2, 1, 3));
 }
 
 // ---- zero copy ----

@@ -152,6 +152,14 @@ impl Encoder {
 
     fn push_message(&mut self, group: u64, m: &mut MessageRef<'_>) -> Result<(), Error> {
         let msg = m.get();
+        // The storage messages of asynchronous writes and their fields stay
+        // inside a node; the encoder writes neither, so refusing them keeps
+        // every frame byte-identical to prost's encoding.
+        if LOCAL_TYPES.contains(&msg.r#type) || msg.vote != 0 || !msg.responses.is_empty() {
+            return Err(Error::LocalOnly {
+                msg_type: msg.r#type,
+            });
+        }
         let len = message_len(msg, &self.limits)?;
         if len > u64::from(u32::MAX) {
             return Err(Error::Limit {
@@ -358,6 +366,9 @@ impl MessageRef<'_> {
 
 /// An enum field's varint: protobuf sign-extends a negative int32 to 64
 /// bits (ten bytes).
+/// `MsgStorageAppend` (19) to `MsgStorageApplyResp` (22): local to a node.
+const LOCAL_TYPES: std::ops::RangeInclusive<i32> = 19..=22;
+
 fn enum_varint(v: i32) -> u64 {
     i64::from(v) as u64
 }

@@ -50,6 +50,10 @@ pub enum Error {
         shard: u32,
         shard_count: u32,
     },
+    /// A message that never crosses the wire: a local storage message
+    /// (types 19-22) or one carrying the local-only fields `vote` or
+    /// `responses` (asynchronous storage writes).
+    LocalOnly { msg_type: i32 },
     /// The answer to our handshake came from another member or shard than
     /// the one dialled.
     UnexpectedPeer {
@@ -116,6 +120,10 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "transport: member {member} has {shard_count} shards, no shard {shard}"
+            ),
+            Error::LocalOnly { msg_type } => write!(
+                f,
+                "transport: message of type {msg_type} is local to a node and never sent"
             ),
             Error::UnexpectedPeer {
                 field,
