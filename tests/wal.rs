@@ -333,23 +333,30 @@ fn foreign_cluster_shard_or_version_is_refused() {
             ..
         })
     ));
-    // Version 2 with a valid header checksum: refused for its version.
+    // Another version with a valid header checksum: refused for its version,
+    // older (1: before batches were chained and records bound to their
+    // segment and flush) as well as newer.
     let seg = &segment_files(d.path())[0];
     let f = OpenOptions::new().read(true).write(true).open(seg).unwrap();
-    let mut h = [0u8; 64];
-    f.read_exact_at(&mut h, 0).unwrap();
-    h[8..12].copy_from_slice(&2u32.to_le_bytes());
-    let crc = crc32fast::hash(&h[0..56]);
-    h[56..60].copy_from_slice(&crc.to_le_bytes());
-    f.write_all_at(&h, 0).unwrap();
-    assert!(matches!(
-        Wal::open(d.path(), opts()),
-        Err(Error::UnknownVersion {
-            found: 2,
-            supported: 1,
-            ..
-        })
-    ));
+    for v in [1u32, 3] {
+        let mut h = [0u8; 64];
+        f.read_exact_at(&mut h, 0).unwrap();
+        h[8..12].copy_from_slice(&v.to_le_bytes());
+        let crc = crc32fast::hash(&h[0..56]);
+        h[56..60].copy_from_slice(&crc.to_le_bytes());
+        f.write_all_at(&h, 0).unwrap();
+        match Wal::open(d.path(), opts()) {
+            Err(Error::UnknownVersion {
+                found,
+                supported: 2,
+                ..
+            }) => assert_eq!(found, v),
+            other => panic!(
+                "version {v}: expected UnknownVersion, got {:?}",
+                other.err()
+            ),
+        }
+    }
     f.write_all_at(b"NOTAWAL!", 0).unwrap();
     assert!(matches!(
         Wal::open(d.path(), opts()),

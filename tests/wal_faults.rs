@@ -78,9 +78,7 @@ fn flushes_after_a_lost_in_flight_flush_are_never_taken_for_stale_bytes() {
     }
     let durable = w.last_index(1);
     let (seg1, lost_from) = w.write_position();
-    let _ = w
-        .append_entries(1, &[ent(durable + 1, 1, 1000)])
-        .unwrap();
+    let _ = w.append_entries(1, &[ent(durable + 1, 1, 1000)]).unwrap();
     let lost_to = w.write_position().1;
     let t = w.start_flush().unwrap().expect("flush T started");
     // While T is in flight: appends that roll into the next segment, which
@@ -91,7 +89,10 @@ fn flushes_after_a_lost_in_flight_flush_are_never_taken_for_stale_bytes() {
         i += 1;
     }
     w.wait_prepared();
-    assert!(files(d.path(), ".wal").len() >= 3, "a segment prepared ahead");
+    assert!(
+        files(d.path(), ".wal").len() >= 3,
+        "a segment prepared ahead"
+    );
     drop(w);
     // The power cut: T's bytes never reached the disk (nor anything after).
     zero_range(&seg1, lost_from, lost_to + 64);
@@ -116,9 +117,17 @@ fn flushes_after_a_lost_in_flight_flush_are_never_taken_for_stale_bytes() {
 
     for pass in 0..2 {
         let w = Wal::open(d.path(), opts()).unwrap_or_else(|e| panic!("pass {pass}: {e}"));
-        assert_eq!(w.last_index(1), durable + 3, "pass {pass}: acknowledged entries lost");
+        assert_eq!(
+            w.last_index(1),
+            durable + 3,
+            "pass {pass}: acknowledged entries lost"
+        );
         assert_eq!(all(&w, 1), want, "pass {pass}");
-        assert_eq!(w.hard_state(1), hs, "pass {pass}: acknowledged hard state lost");
+        assert_eq!(
+            w.hard_state(1),
+            hs,
+            "pass {pass}: acknowledged hard state lost"
+        );
         assert_eq!(w.recovery_report().torn_bytes, 0, "pass {pass}");
     }
 }

@@ -33,13 +33,13 @@ use bytes::{BufMut, Bytes};
 /// First bytes of every segment.
 pub const MAGIC: [u8; 8] = *b"CLOGWAL\0";
 /// The format version this build writes and reads.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Bytes reserved for the segment header; records start here.
 pub const SEGMENT_HEADER_SIZE: u64 = 64;
 /// `len u32 | crc u32 | type u8`.
 pub const RECORD_HEADER_SIZE: usize = 9;
-/// Payload of a batch record: `flush_seq u64 | body_len u32`.
-pub const BATCH_PAYLOAD_SIZE: usize = 12;
+/// Payload of a batch record: `flush_seq u64 | prev_seq u64 | body_len u32`.
+pub const BATCH_PAYLOAD_SIZE: usize = 20;
 /// A batch record with its header.
 pub const BATCH_RECORD_SIZE: usize = RECORD_HEADER_SIZE + BATCH_PAYLOAD_SIZE;
 /// Fixed part of an entries payload: `group u64 | first_index u64 | count u32`.
@@ -184,10 +184,11 @@ pub fn finish_record(buf: &mut [u8], start: usize) {
 }
 
 /// Writes a complete batch record at `buf[0..BATCH_RECORD_SIZE]`.
-pub fn write_batch_header(buf: &mut [u8], flush_seq: u64, body_len: u32) {
+pub fn write_batch_header(buf: &mut [u8], flush_seq: u64, prev_seq: u64, body_len: u32) {
     buf[8] = RecordType::Batch as u8;
     buf[9..17].copy_from_slice(&flush_seq.to_le_bytes());
-    buf[17..21].copy_from_slice(&body_len.to_le_bytes());
+    buf[17..25].copy_from_slice(&prev_seq.to_le_bytes());
+    buf[25..29].copy_from_slice(&body_len.to_le_bytes());
     let crc = crc32fast::hash(&buf[8..BATCH_RECORD_SIZE]);
     buf[0..4].copy_from_slice(&(BATCH_PAYLOAD_SIZE as u32).to_le_bytes());
     buf[4..8].copy_from_slice(&crc.to_le_bytes());
@@ -265,6 +266,10 @@ pub fn read_record(b: &[u8], at: usize, limit: usize) -> Result<RawRecord<'_>, R
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchHeader {
     pub flush_seq: u64,
+    /// The flush sequence of the batch before this one in the log (0 for
+    /// the first batch ever written): the chain that proves no batch is
+    /// missing even though sequences are not consecutive.
+    pub prev_seq: u64,
     pub body_len: u32,
 }
 
@@ -275,7 +280,8 @@ pub fn decode_batch(p: &[u8]) -> Option<BatchHeader> {
     }
     Some(BatchHeader {
         flush_seq: u64_at(p, 0),
-        body_len: u32_at(p, 8),
+        prev_seq: u64_at(p, 8),
+        body_len: u32_at(p, 16),
     })
 }
 

@@ -239,7 +239,12 @@ pub struct Wal {
     active: u64,
     /// Next free offset of the active segment, pending records included.
     write_pos: u64,
+    /// Sequence of the next batch: above every sequence that could exist on
+    /// disk (recovery sees to it), so none is ever issued twice.
     next_batch_seq: u64,
+    /// Sequence of the last batch issued (0: none yet), which the next
+    /// batch names as its predecessor.
+    last_batch_seq: u64,
     /// The flush that pending records will go out in.
     next_flush: u64,
     durable_flush: u64,
@@ -334,6 +339,7 @@ impl Wal {
             active,
             write_pos: rec.write_pos,
             next_batch_seq: rec.next_batch_seq,
+            last_batch_seq: rec.last_batch_seq,
             next_flush: 1,
             durable_flush: 0,
             pending_bytes: 0,
@@ -557,8 +563,10 @@ impl Wal {
             shard_id: self.opts.shard_id,
             sequence: seq,
             segment_size: self.opts.segment_size,
-            // Every batch the segment will hold is flushed after this point;
-            // every stale batch of a recycled file was flushed before it.
+            // Every batch the segment will hold is issued after this point
+            // (sequences only grow, and recovery restarts numbering above
+            // every segment's base); every stale batch of a recycled file
+            // was issued before it.
             base_flush_seq: self.next_batch_seq,
         }
     }
@@ -841,8 +849,10 @@ impl Wal {
             format::write_batch_header(
                 &mut p.buf[..BATCH_RECORD_SIZE],
                 self.next_batch_seq,
+                self.last_batch_seq,
                 body as u32,
             );
+            self.last_batch_seq = self.next_batch_seq;
             self.next_batch_seq += 1;
             // The end marker: overwritten by the next flush's batch, it is
             // what ends the data of a sealed segment whose file was

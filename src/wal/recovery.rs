@@ -59,8 +59,12 @@ pub(crate) struct Recovered {
     pub groups: BTreeMap<u64, GroupState>,
     /// Offset after the last good batch of the newest segment.
     pub write_pos: u64,
-    /// Flush sequence the next batch must carry (0 if the log is empty).
+    /// Flush sequence the next batch gets: above every sequence that could
+    /// be on disk (the last batch, a torn one, every segment's base).
     pub next_batch_seq: u64,
+    /// Sequence of the last sound batch (0 if none): the next batch's
+    /// predecessor.
+    pub last_batch_seq: u64,
     pub cluster_id: u64,
     pub shard_id: u64,
     pub report: RecoveryReport,
@@ -214,18 +218,28 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
         .map(|s| s.seq);
 
     let mut groups: BTreeMap<u64, GroupState> = BTreeMap::new();
-    let mut expected_seq: Option<u64> = None;
+    let mut last_seq: Option<u64> = None;
+    // The highest sequence that may exist on disk: a segment prepared ahead
+    // was given the sequence then next as its base even if the flushes
+    // issued before it never landed; a torn batch may carry one too. New
+    // batches are numbered above all of them, so that none is ever read as
+    // a stale batch of a recycled file (below its segment's base).
+    let mut max_seen = segments
+        .values()
+        .map(|s| s.base_flush_seq)
+        .max()
+        .unwrap_or(0);
     let mut write_pos = SEGMENT_HEADER_SIZE;
     for seg in segments.values() {
         let m = &seg.map[..];
         let size = seg.size as usize;
         let mut pos = data_start;
         let end = loop {
-            match check_batch(m, pos, size, expected_seq, seg.base_flush_seq) {
+            match check_batch(m, pos, size, last_seq, seg.base_flush_seq) {
                 Ok(Some((seq, body_end))) => {
                     report.records +=
                         apply_batch(seg, pos + BATCH_RECORD_SIZE, body_end, &mut groups)?;
-                    expected_seq = Some(seq + 1);
+                    last_seq = Some(seq);
                     pos = body_end;
                 }
                 Ok(None) => break pos,
@@ -233,7 +247,13 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
                     if Some(seg.seq) != newest_with_data {
                         return Err(corrupt(&seg.path, off as u64, what));
                     }
-                    let torn = torn_tail(seg, pos, expected_seq)
+                    if let Ok(r) = format::read_record(m, pos, size)
+                        && r.ty == RecordType::Batch
+                        && let Some(b) = format::decode_batch(r.payload)
+                    {
+                        max_seen = max_seen.max(b.flush_seq);
+                    }
+                    let torn = torn_tail(seg, pos, last_seq)
                         .map_err(|(_, w)| corrupt(&seg.path, off as u64, format!("{what}; {w}")))?;
                     report.torn_bytes = torn.bytes;
                     report.torn_at = Some((seg.path.clone(), pos as u64));
@@ -256,7 +276,8 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
         segments,
         groups,
         write_pos,
-        next_batch_seq: expected_seq.unwrap_or(0),
+        next_batch_seq: last_seq.unwrap_or(0).max(max_seen).max(1) + 1,
+        last_batch_seq: last_seq.unwrap_or(0),
         cluster_id,
         shard_id,
         report,
@@ -266,12 +287,13 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
 /// Checks the batch at `pos`: `Ok(None)` at the end of the segment's data
 /// (zeros, or a sound batch older than `base`: stale bytes of a recycled
 /// file), `Ok(Some((flush_seq, body_end)))` if the batch and all its
-/// records are sound, else the offset and nature of the first defect.
+/// records are sound and it follows `last` (the last sound batch, if any),
+/// else the offset and nature of the first defect.
 fn check_batch(
     m: &[u8],
     pos: usize,
     size: usize,
-    expected_seq: Option<u64>,
+    last: Option<u64>,
     base: u64,
 ) -> std::result::Result<Option<(u64, usize)>, (usize, String)> {
     let r = match format::read_record(m, pos, size) {
@@ -288,12 +310,18 @@ fn check_batch(
     if b.flush_seq < base {
         return Ok(None);
     }
-    if let Some(want) = expected_seq
-        && b.flush_seq != want
+    // Sequences grow but may jump (numbering restarts above everything
+    // that could be on disk after a crash); the predecessor link is what
+    // proves that no batch is missing in between.
+    if let Some(last) = last
+        && (b.prev_seq != last || b.flush_seq <= last)
     {
         return Err((
             pos,
-            format!("flush sequence {} where {want} was expected", b.flush_seq),
+            format!(
+                "batch {} follows batch {} but the log's last batch is {last}",
+                b.flush_seq, b.prev_seq
+            ),
         ));
     }
     if b.body_len as usize > MAX_BATCH_BYTES || r.next + b.body_len as usize > size {
@@ -473,17 +501,16 @@ struct Torn {
 fn torn_tail(
     seg: &Segment,
     pos: usize,
-    expected_seq: Option<u64>,
+    last: Option<u64>,
 ) -> std::result::Result<Torn, (usize, String)> {
     let m = &seg.map[..];
     let size = seg.size as usize;
     // Room for the torn batch at its largest and the whole next batch
     // header right after it.
     let window_end = size.min(pos + BATCH_RECORD_SIZE + MAX_BATCH_BYTES + BATCH_RECORD_SIZE);
-    // The flush after a completed one would carry the next sequence number
+    // The flush after a completed one would carry a higher sequence number
     // and start right after it, so within the window. (Beyond the window a
     // recycled segment may hold stale bytes, so nothing is concluded there.)
-    let next_seq = expected_seq.map(|s| s + 1);
     let base = seg.base_flush_seq;
     for p in pos + 1..window_end.saturating_sub(BATCH_RECORD_SIZE - 1) {
         if m[p + 8] != RecordType::Batch as u8
@@ -493,7 +520,8 @@ fn torn_tail(
         }
         if let Ok(r) = format::read_record(m, p, size)
             && let Some(b) = format::decode_batch(r.payload)
-            && next_seq.map_or(b.flush_seq >= base, |s| b.flush_seq == s)
+            && b.flush_seq >= base
+            && last.is_none_or(|l| b.flush_seq > l)
         {
             return Err((
                 p,
