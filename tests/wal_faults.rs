@@ -131,3 +131,126 @@ fn flushes_after_a_lost_in_flight_flush_are_never_taken_for_stale_bytes() {
         assert_eq!(w.recovery_report().torn_bytes, 0, "pass {pass}");
     }
 }
+
+/// One flush of exactly `FLUSH` bytes, laid out so that a record boundary
+/// falls on the 512-byte sector boundary 448 bytes in (flushes start at
+/// 64 + k * FLUSH): `Entries(group 1) | HardState(group 1)` in the first
+/// sector part, `Entries(group 2)` after. Returns nothing; the caller
+/// flushes.
+const FLUSH: u64 = 1024;
+
+/// Returns the hard state written, and the segment and offset of the flush.
+fn aligned_flush(w: &mut Wal, term: u64, vote: u64) -> (HardState, PathBuf, u64) {
+    use corelog::wal::format::{
+        BATCH_RECORD_SIZE, ENTRIES_FIXED, ENTRY_FIXED, HARD_STATE_PAYLOAD, RECORD_HEADER_SIZE,
+    };
+    let rec = RECORD_HEADER_SIZE + ENTRIES_FIXED + ENTRY_FIXED;
+    let hs_len = RECORD_HEADER_SIZE + HARD_STATE_PAYLOAD;
+    let a = 448 - BATCH_RECORD_SIZE - rec;
+    let c = FLUSH as usize - 448 - hs_len - rec;
+    let i1 = w.last_index(1) + 1;
+    let i2 = w.last_index(2) + 1;
+    let _ = w.append_entries(1, &[ent(i1, term, a)]).unwrap();
+    let (path, at) = w.write_position();
+    let before = at - (a + rec + BATCH_RECORD_SIZE) as u64;
+    let hs = HardState {
+        term,
+        vote,
+        commit: i1,
+    };
+    let _ = w.set_hard_state(1, &hs).unwrap();
+    let _ = w.append_entries(2, &[ent(i2, term, c)]).unwrap();
+    let (_, after) = w.write_position();
+    assert_eq!(after - before, FLUSH, "flush layout");
+    assert_eq!(w.write_position().0, path, "one segment");
+    w.flush().unwrap();
+    (hs, path, before)
+}
+
+/// Makes the next `aligned_flush` start at `64 + k * FLUSH` of a segment:
+/// if what is left of the active segment cannot take a whole one, a
+/// filler flush takes all of it (so the next flush rolls).
+fn align(w: &mut Wal, seg_size: u64) {
+    use corelog::wal::format::{BATCH_RECORD_SIZE, ENTRIES_FIXED, ENTRY_FIXED, RECORD_HEADER_SIZE};
+    let end_marker = RECORD_HEADER_SIZE as u64;
+    let min = (BATCH_RECORD_SIZE + RECORD_HEADER_SIZE + ENTRIES_FIXED + ENTRY_FIXED) as u64;
+    let (_, pos) = w.write_position();
+    let left = seg_size - pos - end_marker;
+    if left >= FLUSH || left < min {
+        return;
+    }
+    let i = w.last_index(3) + 1;
+    let _ = w
+        .append_entries(3, &[ent(i, 1, (left - min) as usize)])
+        .unwrap();
+    w.flush().unwrap();
+    assert_eq!(w.write_position().1, seg_size - end_marker, "filler");
+}
+
+/// Defect 2. A recycled file keeps its previous life's records. A flush
+/// whose first sector lands while the rest keeps the old bytes (a power
+/// cut before its fdatasync returned) must be dropped: the old records
+/// there must never pass for the new flush's, or the hard state goes back
+/// in time and the log is rewritten with entries of another life.
+#[test]
+fn stale_records_of_a_recycled_file_never_complete_a_torn_flush() {
+    let d = tempfile::tempdir().unwrap();
+    let mut o = opts();
+    o.relocate_bytes = 0;
+    let size = o.segment_size;
+    let mut w = Wal::open(d.path(), o.clone()).unwrap();
+    // Life 1 of the file: segment 1, hard states of term 1.
+    let seg1 = w.write_position().0;
+    while w.write_position().0 == seg1 {
+        align(&mut w, size);
+        let _ = aligned_flush(&mut w, 1, 1);
+    }
+    let life1 = std::fs::read(&seg1).unwrap();
+    for g in [1, 2, 3] {
+        let last = w.last_index(g);
+        let _ = w.compact(g, last, w.term(g, last).unwrap()).unwrap();
+    }
+    assert!(w.gc().unwrap() >= 1);
+    assert_eq!(files(d.path(), ".wal.free").len(), 1, "segment 1 kept for reuse");
+    // On until the recycled file is the active segment, a few flushes in.
+    let mut n_in_recycled = 0;
+    let mut last_durable = None;
+    let mut torn_at = 0;
+    let seg4 = d.path().join("00000000000000000004.wal");
+    while n_in_recycled < 6 {
+        align(&mut w, size);
+        let term = 2 + n_in_recycled;
+        let last_one = n_in_recycled == 5;
+        let (hs, path, at) = aligned_flush(&mut w, if last_one { 90 } else { term }, 1);
+        if path == seg4 {
+            assert!(files(d.path(), ".wal.free").is_empty(), "segment 4 is the recycled file");
+            assert_eq!((at - 64) % FLUSH, 0);
+            n_in_recycled += 1;
+            if last_one {
+                torn_at = at;
+            } else {
+                last_durable = Some((hs, w.last_index(1), w.last_index(2)));
+            }
+        }
+    }
+    let (hs, last1, last2) = last_durable.unwrap();
+    assert!(torn_at > 64 && (torn_at - 64) % FLUSH == 0);
+    assert_eq!(w.write_position(), (seg4.clone(), torn_at + FLUSH));
+    drop(w);
+    // The power cut: of the last flush only its first sector landed; the
+    // file still holds life 1's bytes after it.
+    let from = (torn_at + 448) as usize;
+    let to = (torn_at + FLUSH) as usize;
+    let f = OpenOptions::new().write(true).open(&seg4).unwrap();
+    f.write_all_at(&life1[from..to], from as u64).unwrap();
+    drop(f);
+
+    let w = Wal::open(d.path(), ro()).unwrap();
+    assert_eq!(w.hard_state(1), hs, "hard state of the last durable flush");
+    assert_eq!(
+        (w.last_index(1), w.last_index(2)),
+        (last1, last2),
+        "logs of the last durable flush"
+    );
+    assert!(w.recovery_report().torn_bytes > 0);
+}
