@@ -211,7 +211,11 @@ fn stale_records_of_a_recycled_file_never_complete_a_torn_flush() {
         let _ = w.compact(g, last, w.term(g, last).unwrap()).unwrap();
     }
     assert!(w.gc().unwrap() >= 1);
-    assert_eq!(files(d.path(), ".wal.free").len(), 1, "segment 1 kept for reuse");
+    assert_eq!(
+        files(d.path(), ".wal.free").len(),
+        1,
+        "segment 1 kept for reuse"
+    );
     // On until the recycled file is the active segment, a few flushes in.
     let mut n_in_recycled = 0;
     let mut last_durable = None;
@@ -223,7 +227,10 @@ fn stale_records_of_a_recycled_file_never_complete_a_torn_flush() {
         let last_one = n_in_recycled == 5;
         let (hs, path, at) = aligned_flush(&mut w, if last_one { 90 } else { term }, 1);
         if path == seg4 {
-            assert!(files(d.path(), ".wal.free").is_empty(), "segment 4 is the recycled file");
+            assert!(
+                files(d.path(), ".wal.free").is_empty(),
+                "segment 4 is the recycled file"
+            );
             assert_eq!((at - 64) % FLUSH, 0);
             n_in_recycled += 1;
             if last_one {

@@ -213,6 +213,13 @@ struct Part {
     seq: u64,
     offset: u64,
     buf: Vec<u8>,
+    /// The batch's flush sequence and its predecessor's, fixed when the
+    /// part is opened so that each record's crc can be seeded with them as
+    /// it is framed (one pass of crc32 per record, as before).
+    batch_seq: u64,
+    prev_seq: u64,
+    seed: u32,
+    records: u32,
 }
 
 /// Summary of one group, for tools and status pages.
@@ -485,11 +492,18 @@ impl Wal {
             let mut buf = self.spare.pop().unwrap_or_default();
             buf.clear();
             buf.resize(BATCH_RECORD_SIZE, 0);
+            let batch_seq = self.next_batch_seq;
             self.parts.push(Part {
                 seq: self.active,
                 offset: self.write_pos,
                 buf,
+                batch_seq,
+                prev_seq: self.last_batch_seq,
+                seed: format::record_seed(self.active, batch_seq),
+                records: 0,
             });
+            self.last_batch_seq = batch_seq;
+            self.next_batch_seq += 1;
             self.write_pos += BATCH_RECORD_SIZE as u64;
             self.pending_bytes += BATCH_RECORD_SIZE;
         }
@@ -499,10 +513,10 @@ impl Wal {
         Ok((self.active, at))
     }
 
-    /// The buffer of the part that `reserve` just made room in.
-    fn tail_buf(&mut self) -> &mut Vec<u8> {
+    /// The part that `reserve` just made room in.
+    fn tail_part(&mut self) -> &mut Part {
         match self.parts.last_mut() {
-            Some(p) => &mut p.buf,
+            Some(p) => p,
             None => unreachable!("reserve always leaves a part"),
         }
     }
@@ -686,8 +700,10 @@ impl Wal {
                 j += 1;
             }
             let (seq, at) = self.reserve(len)?;
-            let part_offset = self.parts.last().map_or(0, |p| p.offset);
-            let buf = self.tail_buf();
+            let part = self.tail_part();
+            let (part_offset, seed) = (part.offset, part.seed);
+            part.records += 1;
+            let buf = &mut part.buf;
             let start = format::begin_record(buf, ty);
             buf.put_u64_le(group);
             buf.put_u64_le(entries[i].index);
@@ -698,7 +714,7 @@ impl Wal {
                 buf.put_u32_le(e.data.len() as u32);
                 buf.put_slice(&e.data);
             }
-            format::finish_record(buf, start);
+            format::finish_record(buf, start, seed);
             debug_assert_eq!(part_offset + buf.len() as u64, at + len as u64);
             let g = self.groups.entry(group).or_default();
             let mut pos = at + (RECORD_HEADER_SIZE + ENTRIES_FIXED) as u64;
@@ -744,13 +760,16 @@ impl Wal {
 
     fn write_hard_state(&mut self, group: u64, hs: &HardState) -> Result<()> {
         let (seq, _) = self.reserve(RECORD_HEADER_SIZE + HARD_STATE_PAYLOAD)?;
-        let buf = self.tail_buf();
+        let part = self.tail_part();
+        part.records += 1;
+        let seed = part.seed;
+        let buf = &mut part.buf;
         let start = format::begin_record(buf, RecordType::HardState);
         buf.put_u64_le(group);
         buf.put_u64_le(hs.term);
         buf.put_u64_le(hs.vote);
         buf.put_u64_le(hs.commit);
-        format::finish_record(buf, start);
+        format::finish_record(buf, start, seed);
         let g = self.groups.entry(group).or_default();
         g.hard_state = Some(*hs);
         g.hs_seg = seq;
@@ -776,13 +795,16 @@ impl Wal {
             });
         }
         let (seq, _) = self.reserve(RECORD_HEADER_SIZE + SNAPSHOT_FIXED + len)?;
-        let buf = self.tail_buf();
+        let part = self.tail_part();
+        part.records += 1;
+        let seed = part.seed;
+        let buf = &mut part.buf;
         let start = format::begin_record(buf, RecordType::Snapshot);
         buf.put_u64_le(group);
         buf.put_u32_le(len as u32);
         // Encoding into a Vec cannot fail: it grows as needed.
         let _ = meta.encode(buf);
-        format::finish_record(buf, start);
+        format::finish_record(buf, start, seed);
         let g = self.groups.entry(group).or_default();
         g.snapshot = Some(meta.clone());
         g.snap_seg = seq;
@@ -810,12 +832,15 @@ impl Wal {
 
     fn write_compact(&mut self, group: u64, index: u64, term: u64) -> Result<()> {
         let (seq, _) = self.reserve(RECORD_HEADER_SIZE + COMPACT_PAYLOAD)?;
-        let buf = self.tail_buf();
+        let part = self.tail_part();
+        part.records += 1;
+        let seed = part.seed;
+        let buf = &mut part.buf;
         let start = format::begin_record(buf, RecordType::Compact);
         buf.put_u64_le(group);
         buf.put_u64_le(index);
         buf.put_u64_le(term);
-        format::finish_record(buf, start);
+        format::finish_record(buf, start, seed);
         self.groups.entry(group).or_default().compact_seg = seq;
         Ok(())
     }
@@ -846,14 +871,13 @@ impl Wal {
         }
         for p in &mut self.parts {
             let body = p.buf.len() - BATCH_RECORD_SIZE;
-            format::write_batch_header(
-                &mut p.buf[..BATCH_RECORD_SIZE],
-                self.next_batch_seq,
-                self.last_batch_seq,
-                body as u32,
-            );
-            self.last_batch_seq = self.next_batch_seq;
-            self.next_batch_seq += 1;
+            let h = format::BatchHeader {
+                flush_seq: p.batch_seq,
+                prev_seq: p.prev_seq,
+                body_len: body as u32,
+                records: p.records,
+            };
+            format::write_batch_header(&mut p.buf[..BATCH_RECORD_SIZE], p.seed, &h);
             // The end marker: overwritten by the next flush's batch, it is
             // what ends the data of a sealed segment whose file was
             // recycled (beyond it lie stale bytes of its previous life).

@@ -206,15 +206,12 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
     let newest_with_data = segments
         .values()
         .rev()
-        .find(
-            |s| match format::read_record(&s.map, data_start, s.size as usize) {
-                Err(format::RecordError::End) => false,
-                Ok(r) if r.ty == RecordType::Batch => {
-                    format::decode_batch(r.payload).is_none_or(|b| b.flush_seq >= s.base_flush_seq)
-                }
-                _ => true,
-            },
-        )
+        .find(|s| {
+            !matches!(
+                format::read_batch(&s.map, data_start, s.size as usize, s.seq),
+                Err(format::RecordError::End)
+            )
+        })
         .map(|s| s.seq);
 
     let mut groups: BTreeMap<u64, GroupState> = BTreeMap::new();
@@ -235,10 +232,11 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
         let size = seg.size as usize;
         let mut pos = data_start;
         let end = loop {
-            match check_batch(m, pos, size, last_seq, seg.base_flush_seq) {
+            match check_batch(m, pos, size, last_seq, seg.seq, seg.base_flush_seq) {
                 Ok(Some((seq, body_end))) => {
+                    let seed = format::record_seed(seg.seq, seq);
                     report.records +=
-                        apply_batch(seg, pos + BATCH_RECORD_SIZE, body_end, &mut groups)?;
+                        apply_batch(seg, pos + BATCH_RECORD_SIZE, body_end, seed, &mut groups)?;
                     last_seq = Some(seq);
                     pos = body_end;
                 }
@@ -247,10 +245,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
                     if Some(seg.seq) != newest_with_data {
                         return Err(corrupt(&seg.path, off as u64, what));
                     }
-                    if let Ok(r) = format::read_record(m, pos, size)
-                        && r.ty == RecordType::Batch
-                        && let Some(b) = format::decode_batch(r.payload)
-                    {
+                    if let Ok((b, _)) = format::read_batch(m, pos, size, seg.seq) {
                         max_seen = max_seen.max(b.flush_seq);
                     }
                     let torn = torn_tail(seg, pos, last_seq)
@@ -294,21 +289,21 @@ fn check_batch(
     pos: usize,
     size: usize,
     last: Option<u64>,
+    seq_of_segment: u64,
     base: u64,
 ) -> std::result::Result<Option<(u64, usize)>, (usize, String)> {
-    let r = match format::read_record(m, pos, size) {
+    let (b, body_start) = match format::read_batch(m, pos, size, seq_of_segment) {
         Ok(r) => r,
         Err(format::RecordError::End) => return Ok(None),
         Err(e) => return Err((pos, format!("batch header: {e}"))),
     };
-    if r.ty != RecordType::Batch {
-        return Err((pos, format!("expected a batch record, found {:?}", r.ty)));
-    }
-    let Some(b) = format::decode_batch(r.payload) else {
-        return Err((pos, "batch record of the wrong size".into()));
-    };
+    // The crc is seeded with this segment's sequence: this batch was
+    // written in this life of the file, so it cannot be older than it.
     if b.flush_seq < base {
-        return Ok(None);
+        return Err((
+            pos,
+            format!("batch {} below the segment's base {base}", b.flush_seq),
+        ));
     }
     // Sequences grow but may jump (numbering restarts above everything
     // that could be on disk after a crash); the predecessor link is what
@@ -324,19 +319,32 @@ fn check_batch(
             ),
         ));
     }
-    if b.body_len as usize > MAX_BATCH_BYTES || r.next + b.body_len as usize > size {
+    if b.body_len as usize > MAX_BATCH_BYTES || body_start + b.body_len as usize > size {
         return Err((pos, format!("batch length {} out of bounds", b.body_len)));
     }
-    let body_end = r.next + b.body_len as usize;
-    let mut at = r.next;
+    // The whole batch is checked as a unit before any of it is applied:
+    // every record's crc (seeded with this segment and this flush, so no
+    // record of another life or flush passes), the records tiling the body
+    // exactly, and their number.
+    let seed = format::record_seed(seq_of_segment, b.flush_seq);
+    let body_end = body_start + b.body_len as usize;
+    let mut at = body_start;
+    let mut n = 0u32;
     while at < body_end {
-        match format::read_record(m, at, body_end) {
+        match format::read_record(m, at, body_end, seed) {
             Ok(rec) if rec.ty == RecordType::Batch => {
                 return Err((at, "batch record nested in a batch".into()));
             }
             Ok(rec) => at = rec.next,
             Err(e) => return Err((at, format!("record: {e}"))),
         }
+        n += 1;
+    }
+    if n != b.records {
+        return Err((
+            pos,
+            format!("batch holds {n} records, its header says {}", b.records),
+        ));
     }
     Ok(Some((b.flush_seq, body_end)))
 }
@@ -346,12 +354,13 @@ fn apply_batch(
     seg: &Segment,
     mut at: usize,
     end: usize,
+    seed: u32,
     groups: &mut BTreeMap<u64, GroupState>,
 ) -> Result<u64> {
     let m = &seg.map[..];
     let mut n = 0;
     while at < end {
-        let rec = format::read_record(m, at, end).map_err(|e| {
+        let rec = format::read_record(m, at, end, seed).map_err(|e| {
             corrupt(
                 &seg.path,
                 at as u64,
@@ -518,8 +527,7 @@ fn torn_tail(
         {
             continue;
         }
-        if let Ok(r) = format::read_record(m, p, size)
-            && let Some(b) = format::decode_batch(r.payload)
+        if let Ok((b, _)) = format::read_batch(m, p, size, seg.seq)
             && b.flush_seq >= base
             && last.is_none_or(|l| b.flush_seq > l)
         {

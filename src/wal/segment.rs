@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::error::{Error, Result};
-use super::format::SegmentHeader;
+use super::format::{RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE, SegmentHeader};
 
 const SUFFIX: &str = ".wal";
 const TMP_SUFFIX: &str = ".wal.tmp";
@@ -109,7 +109,14 @@ pub fn create(dir: &Path, header: &SegmentHeader, recycle: Option<PathBuf>) -> R
     });
     let f = match recycled {
         Some(f) => {
-            f.write_all_at(&header.encode(), 0)
+            // The header and an end marker (an all-zero record header) where
+            // the first batch will go: the old bytes there belong to the
+            // previous life, and their crcs are seeded with another segment
+            // sequence, so without the marker they would read as garbage
+            // rather than as the end of this (still empty) segment's data.
+            let mut head = [0u8; SEGMENT_HEADER_SIZE as usize + RECORD_HEADER_SIZE];
+            head[..SEGMENT_HEADER_SIZE as usize].copy_from_slice(&header.encode());
+            f.write_all_at(&head, 0)
                 .map_err(|e| Error::io("write segment header", &tmp, e))?;
             // Same blocks, same size: only data to sync.
             f.sync_data()
