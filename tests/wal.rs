@@ -612,43 +612,6 @@ fn a_segment_whose_map_is_still_read_is_deleted_not_recycled() {
 }
 
 #[test]
-fn a_flush_torn_in_its_second_segment_keeps_the_first_segments_part() {
-    let d = tempfile::tempdir().unwrap();
-    let mut w = Wal::open(d.path(), opts()).unwrap();
-    // Fill segment 1 to just under its end, durable.
-    while w.write_position().1 < 60_000 {
-        push(&mut w, 1);
-    }
-    let durable = w.last_index(1);
-    // One flush of 10 more entries: the roll splits it across segments.
-    for _ in 0..10 {
-        let i = w.last_index(1) + 1;
-        let _ = w
-            .append_entries(1, &[ent(i, 3, &format!("{i:>1000}"))])
-            .unwrap();
-    }
-    let parts = w.pending_parts();
-    assert_eq!(parts.len(), 2, "the flush spans two segments: {parts:?}");
-    w.inject_fault(Fault {
-        land_bytes: parts[0] + parts[1] / 2,
-        errno: libc::EIO,
-        scatter: None,
-    });
-    assert!(w.flush().is_err());
-    drop(w);
-    let w = Wal::open(d.path(), opts()).unwrap();
-    let last = w.last_index(1);
-    assert!(
-        last > durable && last < durable + 10,
-        "first part kept, second dropped: durable {durable}, recovered {last}"
-    );
-    assert!(w.recovery_report().torn_bytes > 0);
-    for e in all(&w, 1) {
-        assert_eq!(e.data, format!("{:>1000}", e.index).as_bytes());
-    }
-}
-
-#[test]
 fn appends_go_on_while_a_flush_is_in_flight() {
     use std::future::Future;
     let d = tempfile::tempdir().unwrap();

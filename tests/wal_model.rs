@@ -209,19 +209,17 @@ proptest! {
                     inflight = None;
                 }
                 Op::TornFlush { frac } => {
-                    // One segment's part of a flush is atomic; a flush that
-                    // spans two may keep its first part only (a prefix of
-                    // the records, possibly splitting an append), which
-                    // this model does not track: tear single-part flushes.
+                    // A flush is all or nothing, even when it spans
+                    // segments: tear it anywhere.
                     if let Some((_, snap)) = inflight.take() {
                         w.wait_flush().unwrap();
                         durable = snap;
                     }
-                    let parts = w.pending_parts();
-                    let [first] = parts[..] else {
+                    let total: usize = w.pending_parts().iter().sum();
+                    if total == 0 {
                         continue;
-                    };
-                    w.inject_fault(Fault { land_bytes: first * frac / 256, errno: libc::EIO, scatter: None });
+                    }
+                    w.inject_fault(Fault { land_bytes: total * frac / 256, errno: libc::EIO, scatter: None });
                     prop_assert!(w.flush().is_err());
                     drop(w);
                     w = Wal::open(d.path(), opts()).unwrap();

@@ -40,8 +40,11 @@ pub const SEGMENT_HEADER_SIZE: u64 = 64;
 /// `len u32 | crc u32 | type u8`.
 pub const RECORD_HEADER_SIZE: usize = 9;
 /// Payload of a batch record:
-/// `flush_seq u64 | prev_seq u64 | body_len u32 | records u32`.
-pub const BATCH_PAYLOAD_SIZE: usize = 24;
+/// `flush_seq u64 | prev_seq u64 | body_len u32 | records u32 | flags u32`.
+pub const BATCH_PAYLOAD_SIZE: usize = 28;
+/// Batch flag: the flush goes on in the next segment (this is not its last
+/// part). Recovery applies a flush only once it has its last part.
+pub const BATCH_CONTINUED: u32 = 1;
 /// A batch record with its header.
 pub const BATCH_RECORD_SIZE: usize = RECORD_HEADER_SIZE + BATCH_PAYLOAD_SIZE;
 /// Fixed part of an entries payload: `group u64 | first_index u64 | count u32`.
@@ -215,6 +218,7 @@ pub fn write_batch_header(buf: &mut [u8], seed: u32, h: &BatchHeader) {
     buf[17..25].copy_from_slice(&h.prev_seq.to_le_bytes());
     buf[25..29].copy_from_slice(&h.body_len.to_le_bytes());
     buf[29..33].copy_from_slice(&h.records.to_le_bytes());
+    buf[33..37].copy_from_slice(&h.flags.to_le_bytes());
     let crc = seeded_crc(seed, &buf[8..BATCH_RECORD_SIZE]);
     buf[0..4].copy_from_slice(&(BATCH_PAYLOAD_SIZE as u32).to_le_bytes());
     buf[4..8].copy_from_slice(&crc.to_le_bytes());
@@ -311,6 +315,8 @@ pub struct BatchHeader {
     /// How many records those bytes hold: a batch is checked complete as a
     /// unit before any of it is applied.
     pub records: u32,
+    /// `BATCH_CONTINUED` or 0; other bits are refused.
+    pub flags: u32,
 }
 
 /// Parses the batch record at `at` of segment `segment_seq`: its sequence
@@ -342,6 +348,7 @@ pub fn read_batch(
         prev_seq: u64_at(p, 8),
         body_len: u32_at(p, 16),
         records: u32_at(p, 20),
+        flags: u32_at(p, 24),
     };
     let r = read_record(b, at, limit, record_seed(segment_seq, h.flush_seq))?;
     Ok((h, r.next))
@@ -459,6 +466,7 @@ mod tests {
             prev_seq: 11,
             body_len: 0,
             records: 0,
+            flags: BATCH_CONTINUED,
         };
         write_batch_header(&mut b, record_seed(3, 12), &h);
         assert_eq!(read_batch(&b, 0, b.len(), 3), Ok((h, BATCH_RECORD_SIZE)));

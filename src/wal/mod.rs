@@ -869,13 +869,21 @@ impl Wal {
         if self.parts.is_empty() {
             return Ok(None);
         }
-        for p in &mut self.parts {
+        let n_parts = self.parts.len();
+        for (k, p) in self.parts.iter_mut().enumerate() {
             let body = p.buf.len() - BATCH_RECORD_SIZE;
             let h = format::BatchHeader {
                 flush_seq: p.batch_seq,
                 prev_seq: p.prev_seq,
                 body_len: body as u32,
                 records: p.records,
+                // Every part but the last says the flush goes on: recovery
+                // applies a flush only with all of its parts.
+                flags: if k + 1 < n_parts {
+                    format::BATCH_CONTINUED
+                } else {
+                    0
+                },
             };
             format::write_batch_header(&mut p.buf[..BATCH_RECORD_SIZE], p.seed, &h);
             // The end marker: overwritten by the next flush's batch, it is

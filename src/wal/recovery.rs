@@ -215,12 +215,15 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
         .map(|s| s.seq);
 
     let mut groups: BTreeMap<u64, GroupState> = BTreeMap::new();
-    let mut last_seq: Option<u64> = None;
+    // The chain: the last batch of the last complete flush, and the parts
+    // (checked, not applied) of a flush whose last part has not been seen.
+    let mut applied: Option<u64> = None;
+    let mut held: Vec<Held> = Vec::new();
     // The highest sequence that may exist on disk: a segment prepared ahead
     // was given the sequence then next as its base even if the flushes
     // issued before it never landed; a torn batch may carry one too. New
-    // batches are numbered above all of them, so that none is ever read as
-    // a stale batch of a recycled file (below its segment's base).
+    // batches are numbered above all of them, so that none is ever issued
+    // twice or falls below the base of the segment it is written in.
     let mut max_seen = segments
         .values()
         .map(|s| s.base_flush_seq)
@@ -232,12 +235,38 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
         let size = seg.size as usize;
         let mut pos = data_start;
         let end = loop {
-            match check_batch(m, pos, size, last_seq, seg.seq, seg.base_flush_seq) {
-                Ok(Some((seq, body_end))) => {
-                    let seed = format::record_seed(seg.seq, seq);
-                    report.records +=
-                        apply_batch(seg, pos + BATCH_RECORD_SIZE, body_end, seed, &mut groups)?;
-                    last_seq = Some(seq);
+            let chain = Chain {
+                applied,
+                held: held.last().map(|h| h.seq),
+                floor: max_sound(applied, &held),
+            };
+            match check_batch(m, pos, size, &chain, seg.seq, seg.base_flush_seq) {
+                Ok(Some((b, body_end))) => {
+                    if held.last().is_some_and(|h| b.prev_seq != h.seq) {
+                        // The held parts' flush lost its later part in a
+                        // crash, and this flush was written after the
+                        // recovery that dropped them (it names the last
+                        // complete flush as its predecessor).
+                        held.clear();
+                    }
+                    max_seen = max_seen.max(b.flush_seq);
+                    held.push(Held {
+                        seg: seg.seq,
+                        body: (pos + BATCH_RECORD_SIZE, body_end),
+                        seq: b.flush_seq,
+                    });
+                    if b.flags & format::BATCH_CONTINUED == 0 {
+                        // The flush is complete: apply all its parts, in order.
+                        for h in held.drain(..) {
+                            let Some(hs) = segments.get(&h.seg) else {
+                                unreachable!("held parts are in scanned segments")
+                            };
+                            let seed = format::record_seed(h.seg, h.seq);
+                            report.records +=
+                                apply_batch(hs, h.body.0, h.body.1, seed, &mut groups)?;
+                        }
+                        applied = Some(b.flush_seq);
+                    }
                     pos = body_end;
                 }
                 Ok(None) => break pos,
@@ -248,7 +277,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
                     if let Ok((b, _)) = format::read_batch(m, pos, size, seg.seq) {
                         max_seen = max_seen.max(b.flush_seq);
                     }
-                    let torn = torn_tail(seg, pos, last_seq)
+                    let torn = torn_tail(seg, pos, chain.floor)
                         .map_err(|(_, w)| corrupt(&seg.path, off as u64, format!("{what}; {w}")))?;
                     report.torn_bytes = torn.bytes;
                     report.torn_at = Some((seg.path.clone(), pos as u64));
@@ -261,6 +290,28 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
         };
         write_pos = end as u64;
     }
+    // Parts of a flush whose last part never landed: that flush was never
+    // acknowledged, and it is dropped whole. Each is the last batch of its
+    // segment; unless read-only they are zeroed like a torn tail. (Should
+    // a crash stop that, the next batch names `applied` as its
+    // predecessor, which tells a later recovery to skip them.)
+    if !opts.read_only {
+        for h in &held {
+            if let Some(s) = segments.get(&h.seg) {
+                zero(s, h.body.0 - BATCH_RECORD_SIZE, h.body.1)?;
+            }
+        }
+    }
+    if let Some(first) = held.first() {
+        report.torn_bytes += held
+            .iter()
+            .map(|h| (h.body.1 - h.body.0 + BATCH_RECORD_SIZE) as u64)
+            .sum::<u64>();
+        report.torn_at = Some((
+            segment::path(dir, first.seg),
+            (first.body.0 - BATCH_RECORD_SIZE) as u64,
+        ));
+    }
     let free = if opts.read_only {
         Vec::new()
     } else {
@@ -271,27 +322,49 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
         segments,
         groups,
         write_pos,
-        next_batch_seq: last_seq.unwrap_or(0).max(max_seen).max(1) + 1,
-        last_batch_seq: last_seq.unwrap_or(0),
+        next_batch_seq: max_seen.max(max_sound(applied, &held)).max(1) + 1,
+        last_batch_seq: applied.unwrap_or(0),
         cluster_id,
         shard_id,
         report,
     })
 }
 
+/// A checked part of a flush, waiting for the flush's last part.
+struct Held {
+    seg: u64,
+    /// Offsets of its records: `[body.0, body.1)`.
+    body: (usize, usize),
+    seq: u64,
+}
+
+/// The highest sequence of a sound batch seen so far.
+fn max_sound(applied: Option<u64>, held: &[Held]) -> u64 {
+    held.last().map_or(applied.unwrap_or(0), |h| h.seq)
+}
+
+/// What the next batch may follow: the last batch of the last complete
+/// flush (`applied`), or the last held part of an incomplete one (`held`);
+/// its sequence must exceed `floor`. Before the first batch (older ones
+/// deleted by GC) anything goes.
+struct Chain {
+    applied: Option<u64>,
+    held: Option<u64>,
+    floor: u64,
+}
+
 /// Checks the batch at `pos`: `Ok(None)` at the end of the segment's data
-/// (zeros, or a sound batch older than `base`: stale bytes of a recycled
-/// file), `Ok(Some((flush_seq, body_end)))` if the batch and all its
-/// records are sound and it follows `last` (the last sound batch, if any),
-/// else the offset and nature of the first defect.
+/// (an all-zero record header), `Ok(Some((header, body_end)))` if the
+/// batch and all its records are sound and it follows the chain, else the
+/// offset and nature of the first defect.
 fn check_batch(
     m: &[u8],
     pos: usize,
     size: usize,
-    last: Option<u64>,
+    chain: &Chain,
     seq_of_segment: u64,
     base: u64,
-) -> std::result::Result<Option<(u64, usize)>, (usize, String)> {
+) -> std::result::Result<Option<(format::BatchHeader, usize)>, (usize, String)> {
     let (b, body_start) = match format::read_batch(m, pos, size, seq_of_segment) {
         Ok(r) => r,
         Err(format::RecordError::End) => return Ok(None),
@@ -308,16 +381,22 @@ fn check_batch(
     // Sequences grow but may jump (numbering restarts above everything
     // that could be on disk after a crash); the predecessor link is what
     // proves that no batch is missing in between.
-    if let Some(last) = last
-        && (b.prev_seq != last || b.flush_seq <= last)
-    {
+    // (With held parts but no complete flush before them, the flush they
+    // follow was in a segment GC deleted: any predecessor may be it.)
+    let follows = Some(b.prev_seq) == chain.held || chain.applied.is_none_or(|a| a == b.prev_seq);
+    let known = chain.applied.is_some() || chain.held.is_some();
+    if known && (b.flush_seq <= chain.floor || !follows) {
         return Err((
             pos,
             format!(
-                "batch {} follows batch {} but the log's last batch is {last}",
-                b.flush_seq, b.prev_seq
+                "batch {} follows batch {}, which is not the log's last complete flush ({:?}) \
+                 nor the last part of an incomplete one ({:?})",
+                b.flush_seq, b.prev_seq, chain.applied, chain.held
             ),
         ));
+    }
+    if b.flags & !format::BATCH_CONTINUED != 0 {
+        return Err((pos, format!("unknown batch flags {:#x}", b.flags)));
     }
     if b.body_len as usize > MAX_BATCH_BYTES || body_start + b.body_len as usize > size {
         return Err((pos, format!("batch length {} out of bounds", b.body_len)));
@@ -346,7 +425,7 @@ fn check_batch(
             format!("batch holds {n} records, its header says {}", b.records),
         ));
     }
-    Ok(Some((b.flush_seq, body_end)))
+    Ok(Some((b, body_end)))
 }
 
 /// Applies the records of a checked batch body; returns how many.
@@ -507,11 +586,7 @@ struct Torn {
 /// Decides whether the bad batch at `pos` of the newest data segment is a
 /// torn tail (see the module comment); `Err` with an offset and reason if
 /// bytes after it prove it was not the last flush.
-fn torn_tail(
-    seg: &Segment,
-    pos: usize,
-    last: Option<u64>,
-) -> std::result::Result<Torn, (usize, String)> {
+fn torn_tail(seg: &Segment, pos: usize, floor: u64) -> std::result::Result<Torn, (usize, String)> {
     let m = &seg.map[..];
     let size = seg.size as usize;
     // Room for the torn batch at its largest and the whole next batch
@@ -529,7 +604,7 @@ fn torn_tail(
         }
         if let Ok((b, _)) = format::read_batch(m, p, size, seg.seq)
             && b.flush_seq >= base
-            && last.is_none_or(|l| b.flush_seq > l)
+            && b.flush_seq > floor
         {
             return Err((
                 p,
