@@ -330,3 +330,64 @@ fn a_flush_torn_across_segments_comes_back_whole_or_not_at_all() {
         assert_eq!(w.hard_state(1), hs0, "quarter {quarter}");
     }
 }
+
+extern "C" fn on_sigusr1(_: libc::c_int) {}
+
+/// Defect 3. A signal delivered while the shard waits for a flush makes
+/// `io_uring_enter` return EINTR with the flush still in the kernel: the
+/// wait must be retried (and the buffers kept), never turned into a failed
+/// flush.
+#[test]
+fn signals_during_a_flush_wait_are_retried_not_fatal() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    // SAFETY: installs a handler that does nothing, without SA_RESTART, so
+    // that an interrupted wait returns EINTR; no other test uses SIGUSR1.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_sigusr1 as *const () as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        sa.sa_flags = 0;
+        assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
+    }
+    let d = tempfile::tempdir().unwrap();
+    let mut o = opts();
+    o.segment_size = 16 << 20;
+    o.max_flush_bytes = 4 << 20;
+    let mut w = Wal::open(d.path(), o.clone()).unwrap();
+    w.wait_prepared();
+    // SAFETY: the id of this thread, to signal it from another.
+    let me = unsafe { libc::pthread_self() };
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let pinger = {
+        let (stop, sent) = (stop.clone(), sent.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                // SAFETY: the target thread outlives this one (joined below).
+                unsafe { libc::pthread_kill(me, libc::SIGUSR1) };
+                sent.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(std::time::Duration::from_micros(100));
+            }
+        })
+    };
+    let mut result = Ok(());
+    for round in 0..12u64 {
+        let es: Vec<Entry> = (0..30)
+            .map(|k| ent(round * 30 + k + 1, 1, 64 << 10))
+            .collect();
+        let _ = w.append_entries(1, &es).unwrap();
+        if let Err(e) = w.flush() {
+            result = Err(format!("round {round}: {e}"));
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    pinger.join().unwrap();
+    assert!(sent.load(Ordering::Relaxed) > 10, "signals were sent");
+    result.unwrap();
+    let want = all(&w, 1);
+    drop(w);
+    let w = Wal::open(d.path(), o).unwrap();
+    assert_eq!(all(&w, 1), want);
+}
