@@ -300,11 +300,14 @@ impl Drop for Wal {
     /// being prepared, so that a reopen of the same directory never races
     /// with a creation still in progress.
     fn drop(&mut self) {
-        // The kernel may still be reading the in-flight buffers.
+        // The kernel may still be reading the in-flight buffers: wait for
+        // it (a failure has drained the ring, or leaves it unconfirmed, in
+        // which case the buffers are leaked rather than freed).
         if !self.inflight.is_empty()
             && let Some(w) = self.writer.as_mut()
+            && w.poll(true).is_err()
         {
-            let _ = w.poll(true);
+            self.release_inflight();
         }
         if let Some((_, h)) = self.preparing.take() {
             let _ = h.join();
@@ -924,6 +927,7 @@ impl Wal {
             None => Err(Error::ReadOnly),
         };
         if let Err(e) = submitted {
+            self.release_inflight();
             return Err(self.poison(e));
         }
         Ok(Some(n))
@@ -978,8 +982,21 @@ impl Wal {
             }
             Ok(false) => Ok(self.durable_flush),
             Err(e) => {
-                self.inflight.clear();
+                self.release_inflight();
                 Err(self.poison(e))
+            }
+        }
+    }
+
+    /// Releases the buffers of a failed flush, unless the kernel may still
+    /// read them (the writer could not confirm that every operation is
+    /// over): those are leaked, never freed or reused.
+    fn release_inflight(&mut self) {
+        if self.writer.as_ref().is_none_or(|w| w.quiescent()) {
+            self.inflight.clear();
+        } else {
+            for p in self.inflight.drain(..) {
+                std::mem::forget(p.buf);
             }
         }
     }
