@@ -391,3 +391,47 @@ fn signals_during_a_flush_wait_are_retried_not_fatal() {
     let w = Wal::open(d.path(), o).unwrap();
     assert_eq!(all(&w, 1), want);
 }
+
+/// Defect 4. After a failed flush the page cache may hold pages that never
+/// reached the disk, and a new descriptor's fsync does not report the old
+/// error: a WAL that failed stays failed, and its directory is not
+/// reopened by the process that saw the failure (a restarted process
+/// recovers it). Here, a crash image of the directory stands for the disk
+/// a restarted process finds.
+#[test]
+fn a_poisoned_wal_stays_poisoned_and_its_directory_is_not_reopened_in_process() {
+    use corelog::wal::{Error, Fault};
+    let d = tempfile::tempdir().unwrap();
+    let mut w = Wal::open(d.path(), opts()).unwrap();
+    push_one(&mut w);
+    let _ = w.append_entries(1, &[ent(2, 1, 100)]).unwrap();
+    w.inject_fault(Fault {
+        land_bytes: 0,
+        errno: libc::EIO,
+        scatter: None,
+    });
+    assert!(w.flush().is_err());
+    assert!(matches!(w.flush(), Err(Error::Poisoned { .. })));
+    assert!(matches!(
+        w.append_entries(1, &[ent(2, 1, 100)]),
+        Err(Error::Poisoned { .. })
+    ));
+    drop(w);
+    for read_only in [false, true] {
+        let mut o = opts();
+        o.read_only = read_only;
+        match Wal::open(d.path(), o) {
+            Err(Error::PoisonedDirectory { dir, cause }) => {
+                assert_eq!(dir, d.path().canonicalize().unwrap());
+                assert!(cause.contains("Input/output error"), "{cause}");
+            }
+            other => panic!(
+                "read_only {read_only}: expected PoisonedDirectory, got {:?}",
+                other.map(|_| "an open WAL")
+            ),
+        }
+    }
+    let img = crash_image(d.path());
+    let w = Wal::open(img.path(), opts()).unwrap();
+    assert_eq!(w.last_index(1), 1);
+}

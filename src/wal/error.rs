@@ -70,9 +70,16 @@ pub enum Error {
     Compacted { group: u64, index: u64, first: u64 },
     /// A read above the group's last index.
     Unavailable { group: u64, index: u64, last: u64 },
-    /// A previous flush failed: what reached the disk is unknown until the
-    /// WAL is reopened (and recovered), so every further write is refused.
+    /// A previous flush failed: what reached the disk is unknown, so every
+    /// further write is refused. The WAL stays poisoned; only a new process
+    /// recovers its directory (see `PoisonedDirectory`).
     Poisoned { cause: String },
+    /// An open of a directory whose WAL failed a flush in this process:
+    /// pages that never reached the disk may still be in the page cache,
+    /// and a new descriptor's fsync would not report the old error
+    /// (PostgreSQL's "fsyncgate"), so recovery here would trust records
+    /// that are not durable. Restart the process to recover it.
+    PoisonedDirectory { dir: PathBuf, cause: String },
     /// A write to a WAL opened read-only.
     ReadOnly,
     /// An option that cannot work.
@@ -175,8 +182,17 @@ impl fmt::Display for Error {
                 )
             }
             Error::Poisoned { cause } => {
-                write!(f, "wal: a flush failed ({cause}); reopen to recover")
+                write!(
+                    f,
+                    "wal: a flush failed ({cause}); restart the process to recover"
+                )
             }
+            Error::PoisonedDirectory { dir, cause } => write!(
+                f,
+                "wal: {}: a flush failed in this process ({cause}); its page cache \
+                 cannot be trusted: restart the process to recover",
+                dir.display()
+            ),
             Error::ReadOnly => f.write_str("wal: opened read-only"),
             Error::InvalidOptions { field, reason } => {
                 write!(f, "wal: invalid option {field}: {reason}")
