@@ -6,7 +6,10 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::task::{Context, Poll, Waker};
 
+mod common;
+
 use bytes::Bytes;
+use common::crash::crash_image;
 use corelog::raftpb::{ConfState, Entry, HardState, SnapshotMetadata};
 use corelog::wal::{Error, Fault, Options, Wal};
 
@@ -440,7 +443,7 @@ fn compaction_past_the_last_entry_restarts_the_log() {
 }
 
 #[test]
-fn a_failed_write_surfaces_and_leaves_the_wal_recoverable() {
+fn a_failed_write_poisons_the_wal_and_a_restart_recovers_the_durable_prefix() {
     let d = tempfile::tempdir().unwrap();
     let mut w = Wal::open(d.path(), opts()).unwrap();
     let _ = w.append_entries(1, &run(1, 4, 1, "ok")).unwrap();
@@ -464,6 +467,13 @@ fn a_failed_write_surfaces_and_leaves_the_wal_recoverable() {
     let mut cx = Context::from_waker(Waker::noop());
     assert!(matches!(fut.as_mut().poll(&mut cx), Poll::Ready(Err(_))));
     drop(w);
+    // Not in this process (the directory is poisoned here): from the disk
+    // a restarted process would find.
+    assert!(matches!(
+        Wal::open(d.path(), opts()),
+        Err(Error::PoisonedDirectory { .. })
+    ));
+    let d = crash_image(d.path());
     let mut w = Wal::open(d.path(), opts()).unwrap();
     assert_eq!(all(&w, 1), run(1, 4, 1, "ok"));
     let torn = w.recovery_report().torn_bytes;
@@ -665,7 +675,7 @@ fn state(w: &Wal) -> std::collections::BTreeMap<u64, Vec<Entry>> {
 
 #[test]
 fn flushes_torn_in_scattered_sectors_are_dropped_whole_never_refused() {
-    let d = tempfile::tempdir().unwrap();
+    let mut d = tempfile::tempdir().unwrap();
     let mut x: u64 = 0x2545_F491_4F6C_DD1D;
     let mut rnd = move |n: u64| {
         x ^= x << 13;
@@ -711,6 +721,7 @@ fn flushes_torn_in_scattered_sectors_are_dropped_whole_never_refused() {
                 });
                 assert!(w.flush().is_err());
                 drop(w);
+                d = crash_image(d.path());
                 let w = Wal::open(d.path(), opts())
                     .unwrap_or_else(|e| panic!("iteration {it}: torn flush refused: {e}"));
                 torn_seen += (w.recovery_report().torn_bytes > 0) as u32;

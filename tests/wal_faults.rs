@@ -8,7 +8,10 @@ use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+mod common;
+
 use bytes::Bytes;
+use common::crash::crash_image;
 use corelog::raftpb::{Entry, HardState};
 use corelog::wal::{Options, Wal};
 
@@ -260,21 +263,6 @@ fn stale_records_of_a_recycled_file_never_complete_a_torn_flush() {
         "logs of the last durable flush"
     );
     assert!(w.recovery_report().torn_bytes > 0);
-}
-
-/// What a crash leaves: the directory's files as they are now, in a new
-/// directory. A test that injected a failed flush recovers from this image,
-/// as a restarted process would; the poisoned WAL's own directory is not
-/// reopened in the process that saw the failure (defect 4).
-fn crash_image(dir: &Path) -> tempfile::TempDir {
-    let img = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_file() {
-            std::fs::copy(&p, img.path().join(p.file_name().unwrap())).unwrap();
-        }
-    }
-    img
 }
 
 /// Defect 5. A flush spanning two segments whose second part is torn must

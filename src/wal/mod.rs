@@ -236,6 +236,8 @@ pub struct GroupSummary {
 /// The WAL of one shard. Owned by the shard's thread; not shared.
 pub struct Wal {
     dir: PathBuf,
+    /// `dir` resolved, the key of the poisoned-directory registry.
+    canonical: PathBuf,
     opts: Options,
     segments: BTreeMap<u64, Segment>,
     groups: BTreeMap<u64, GroupState>,
@@ -287,6 +289,18 @@ fn unlive<'a>(live: &mut BTreeMap<u64, u64>, locs: impl Iterator<Item = &'a Loc>
     }
 }
 
+/// Directories whose WAL failed a flush in this process, with the cause.
+/// Never emptied: only a new process may recover them (see
+/// `Error::PoisonedDirectory`). Touched only when a WAL opens or fails.
+static POISONED_DIRS: Mutex<BTreeMap<PathBuf, String>> = Mutex::new(BTreeMap::new());
+
+fn poisoned_dirs() -> std::sync::MutexGuard<'static, BTreeMap<PathBuf, String>> {
+    match POISONED_DIRS.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
 /// Deleted segments kept for recycling: enough for the next roll or two.
 const RECYCLE_MAX: usize = 2;
 
@@ -328,6 +342,17 @@ impl Wal {
                 segment::fsync_dir(parent)?;
             }
         }
+        // The registry is keyed by the canonical path, so that another
+        // spelling of the directory is refused too.
+        let canonical = dir
+            .canonicalize()
+            .map_err(|e| Error::io("resolve directory", &dir, e))?;
+        if let Some(cause) = poisoned_dirs().get(&canonical) {
+            return Err(Error::PoisonedDirectory {
+                dir: canonical,
+                cause: cause.clone(),
+            });
+        }
         let rec = recovery::recover(&dir, &opts)?;
         let mut opts = opts;
         opts.cluster_id = rec.cluster_id;
@@ -340,6 +365,7 @@ impl Wal {
         let active = rec.segments.keys().next_back().copied().unwrap_or(0);
         let mut wal = Wal {
             dir,
+            canonical,
             opts,
             segments: rec.segments,
             groups: rec.groups,
@@ -851,8 +877,10 @@ impl Wal {
     /// Writes every pending record in one io_uring submission (writes and
     /// fdatasync, linked), waits for it, and completes every ticket of this
     /// flush (a flush already in flight is waited for first). Returns the
-    /// number of the last completed flush. On failure the WAL is poisoned:
-    /// reopen it to recover what reached the disk.
+    /// number of the last completed flush. On failure the WAL is poisoned
+    /// for good, and so is its directory for this process: what reached the
+    /// disk is unknown and the page cache cannot be trusted, so the shard
+    /// stops and a new process recovers the directory.
     pub fn flush(&mut self) -> Result<u64> {
         self.wait_flush()?;
         if self.start_flush()?.is_some() {
@@ -1002,8 +1030,11 @@ impl Wal {
     }
 
     /// Marks the WAL failed and tells every waiter.
+    /// The directory is recorded as poisoned for the rest of the process.
     fn poison(&mut self, e: Error) -> Error {
-        self.poisoned = Some(e.to_string());
+        let cause = e.to_string();
+        poisoned_dirs().insert(self.canonical.clone(), cause.clone());
+        self.poisoned = Some(cause);
         self.signal.fail();
         e
     }
