@@ -423,3 +423,38 @@ fn a_poisoned_wal_stays_poisoned_and_its_directory_is_not_reopened_in_process() 
     let w = Wal::open(img.path(), opts()).unwrap();
     assert_eq!(w.last_index(1), 1);
 }
+
+/// Defect 6. One `Wal` per directory: a second open, read-write or
+/// read-only, while one is open is refused with an error naming the
+/// holder; once it is dropped the directory opens again.
+#[test]
+fn a_second_open_of_a_directory_is_refused_naming_the_holder() {
+    use corelog::wal::Error;
+    let d = tempfile::tempdir().unwrap();
+    let mut w = Wal::open(d.path(), opts()).unwrap();
+    push_one(&mut w);
+    for o in [opts(), ro()] {
+        match Wal::open(d.path(), o.clone()) {
+            Err(Error::Locked { dir, holder }) => {
+                assert_eq!(dir, d.path());
+                assert_eq!(holder, Some(std::process::id()));
+            }
+            other => panic!(
+                "read_only {}: expected Locked, got {:?}",
+                o.read_only,
+                other.map(|_| "an open WAL")
+            ),
+        }
+    }
+    drop(w);
+    // Read-only inspections may share the directory, never with a writer.
+    let r1 = Wal::open(d.path(), ro()).unwrap();
+    let r2 = Wal::open(d.path(), ro()).unwrap();
+    assert!(matches!(
+        Wal::open(d.path(), opts()),
+        Err(Error::Locked { holder: None, .. })
+    ));
+    drop((r1, r2));
+    let w = Wal::open(d.path(), opts()).unwrap();
+    assert_eq!(w.last_index(1), 1);
+}

@@ -80,6 +80,11 @@ pub enum Error {
     /// (PostgreSQL's "fsyncgate"), so recovery here would trust records
     /// that are not durable. Restart the process to recover it.
     PoisonedDirectory { dir: PathBuf, cause: String },
+    /// The directory is held by another open `Wal` (of this process or
+    /// another): two writers would interleave their segments. `holder` is
+    /// the process id a read-write holder wrote into the lock file (`None`
+    /// if read-only opens hold it).
+    Locked { dir: PathBuf, holder: Option<u32> },
     /// A write to a WAL opened read-only.
     ReadOnly,
     /// An option that cannot work.
@@ -193,6 +198,14 @@ impl fmt::Display for Error {
                  cannot be trusted: restart the process to recover",
                 dir.display()
             ),
+            Error::Locked { dir, holder } => match holder {
+                Some(pid) => write!(
+                    f,
+                    "wal: {} is in use by process {pid}",
+                    dir.display()
+                ),
+                None => write!(f, "wal: {} is in use by read-only opens", dir.display()),
+            },
             Error::ReadOnly => f.write_str("wal: opened read-only"),
             Error::InvalidOptions { field, reason } => {
                 write!(f, "wal: invalid option {field}: {reason}")
