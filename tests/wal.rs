@@ -538,12 +538,10 @@ fn entries_larger_than_a_flush_are_split_and_span_segments() {
     w.flush().unwrap();
     assert!(w.segment_seqs().len() >= 2);
     drop(w);
-    let w = Wal::open(d.path(), opts()).unwrap();
+    let mut w = Wal::open(d.path(), opts()).unwrap();
     assert_eq!(all(&w, 5), big);
     assert!(matches!(
-        Wal::open(d.path(), opts())
-            .unwrap()
-            .append_entries(5, &[ent(121, 1, &"x".repeat(20000))]),
+        w.append_entries(5, &[ent(121, 1, &"x".repeat(20000))]),
         Err(Error::Limit { .. })
     ));
 }

@@ -199,11 +199,7 @@ impl fmt::Display for Error {
                 dir.display()
             ),
             Error::Locked { dir, holder } => match holder {
-                Some(pid) => write!(
-                    f,
-                    "wal: {} is in use by process {pid}",
-                    dir.display()
-                ),
+                Some(pid) => write!(f, "wal: {} is in use by process {pid}", dir.display()),
                 None => write!(f, "wal: {} is in use by read-only opens", dir.display()),
             },
             Error::ReadOnly => f.write_str("wal: opened read-only"),

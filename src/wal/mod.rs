@@ -18,6 +18,7 @@
 mod error;
 pub mod format;
 mod group;
+mod lock;
 mod recovery;
 mod segment;
 mod storage;
@@ -238,6 +239,9 @@ pub struct Wal {
     dir: PathBuf,
     /// `dir` resolved, the key of the poisoned-directory registry.
     canonical: PathBuf,
+    /// Held for the life of the `Wal` (released after `Drop` has waited for
+    /// the flush in flight and the segment being prepared).
+    _lock: Option<lock::DirLock>,
     opts: Options,
     segments: BTreeMap<u64, Segment>,
     groups: BTreeMap<u64, GroupState>,
@@ -353,6 +357,8 @@ impl Wal {
                 cause: cause.clone(),
             });
         }
+        // Before recovery, which may zero a torn tail under another open.
+        let lock = lock::acquire(&dir, opts.read_only)?;
         let rec = recovery::recover(&dir, &opts)?;
         let mut opts = opts;
         opts.cluster_id = rec.cluster_id;
@@ -366,6 +372,7 @@ impl Wal {
         let mut wal = Wal {
             dir,
             canonical,
+            _lock: lock,
             opts,
             segments: rec.segments,
             groups: rec.groups,
