@@ -458,3 +458,42 @@ fn a_second_open_of_a_directory_is_refused_naming_the_holder() {
     let w = Wal::open(d.path(), opts()).unwrap();
     assert_eq!(w.last_index(1), 1);
 }
+
+/// Defect 7. A roll that cannot create the next segment (a full disk; here
+/// a directory squatting on its temporary name) in the middle of a long
+/// append: the append must not stand half applied on a WAL that goes on.
+/// It poisons the WAL; a restart recovers the last durable state.
+#[test]
+fn a_roll_that_fails_mid_append_poisons_the_wal() {
+    use corelog::wal::Error;
+    let d = tempfile::tempdir().unwrap();
+    let mut w = Wal::open(d.path(), opts()).unwrap();
+    // Segment 2 is being prepared already; segment 3's creation will fail.
+    std::fs::create_dir(d.path().join("00000000000000000003.wal.tmp")).unwrap();
+    let seg2 = d.path().join("00000000000000000002.wal");
+    while w.write_position().0 != seg2 || w.write_position().1 < 60_000 {
+        push_one(&mut w);
+    }
+    let durable = w.last_index(1);
+    let es: Vec<Entry> = (durable + 1..durable + 11)
+        .map(|i| ent(i, 2, 1000))
+        .collect();
+    match w.append_entries(1, &es) {
+        Err(Error::Io { .. }) => {}
+        other => panic!("expected the roll's I/O error, got {other:?}"),
+    }
+    assert!(
+        matches!(
+            w.append_entries(1, &[ent(w.last_index(1) + 1, 2, 10)]),
+            Err(Error::Poisoned { .. })
+        ),
+        "the WAL went on with a half-applied append (last index {})",
+        w.last_index(1)
+    );
+    assert!(matches!(w.flush(), Err(Error::Poisoned { .. })));
+    drop(w);
+    std::fs::remove_dir(d.path().join("00000000000000000003.wal.tmp")).unwrap();
+    let img = crash_image(d.path());
+    let w = Wal::open(img.path(), opts()).unwrap();
+    assert_eq!(w.last_index(1), durable);
+}
