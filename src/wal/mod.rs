@@ -403,7 +403,8 @@ impl Wal {
             }
         }
         if active == 0 && !wal.opts.read_only {
-            wal.roll()?;
+            // Nothing is queued yet: a failure here is only a failed open.
+            wal.try_roll()?;
         } else {
             wal.prepare_next();
         }
@@ -560,7 +561,19 @@ impl Wal {
     /// Creates the next segment and makes it the active one. Records still
     /// pending for the old one go out in the next flush, before (linked)
     /// the new one's.
+    ///
+    /// A failure (a full disk, say) poisons the WAL: a roll happens in the
+    /// middle of queueing, so the call that needed it may stand half
+    /// applied (the first runs of a long append queued and indexed, the
+    /// rest not), and nothing may be built on that.
     fn roll(&mut self) -> Result<()> {
+        match self.try_roll() {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.poison(e)),
+        }
+    }
+
+    fn try_roll(&mut self) -> Result<()> {
         let seq = self.active + 1;
         let header = self.header(seq);
         self.wait_prepared();
@@ -649,6 +662,9 @@ impl Wal {
     /// Queues `entries` (consecutive indexes) of `group` for the next
     /// flush. An append at an index at or below the group's last index
     /// supersedes the entries from there on, now and after recovery.
+    /// Invalid input is refused before anything changes; an I/O failure
+    /// while queueing (a roll, an early flush) poisons the WAL, since the
+    /// append may then be half queued.
     pub fn append_entries(&mut self, group: u64, entries: &[Entry]) -> Result<Ticket> {
         self.check_writable()?;
         let Some(head) = entries.first() else {
