@@ -497,3 +497,151 @@ fn a_roll_that_fails_mid_append_poisons_the_wal() {
     let w = Wal::open(img.path(), opts()).unwrap();
     assert_eq!(w.last_index(1), durable);
 }
+
+/// Defect 8: a call that queues nothing returns a ticket no earlier than
+/// the records queued before it.
+#[test]
+fn a_call_that_changes_nothing_waits_for_what_was_queued_before_it() {
+    let d = tempfile::tempdir().unwrap();
+    let mut w = Wal::open(d.path(), opts()).unwrap();
+    let _ = w.append_entries(1, &[ent(1, 1, 10)]).unwrap();
+    let _ = w.compact(1, 1, 1).unwrap();
+    w.flush().unwrap();
+    // A flush in flight, then records pending for the next one.
+    let _ = w.append_entries(1, &[ent(2, 1, 10)]).unwrap();
+    let in_flight = w.start_flush().unwrap().unwrap();
+    let queued = w.append_entries(1, &[ent(3, 1, 10)]).unwrap();
+    assert!(queued.0 > in_flight);
+    let noop_compact = w.compact(1, 1, 1).unwrap();
+    let empty_append = w.append_entries(2, &[]).unwrap();
+    assert!(
+        noop_compact >= queued,
+        "no-op compact: {noop_compact:?} before {queued:?}"
+    );
+    assert!(
+        empty_append >= queued,
+        "empty append: {empty_append:?} before {queued:?}"
+    );
+    w.flush().unwrap();
+}
+
+/// Defect 8: dropping the WAL fails the waiters of flushes that will now
+/// never happen, instead of leaving them pending for ever.
+#[test]
+fn dropping_the_wal_fails_the_waiters_of_records_never_flushed() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let d = tempfile::tempdir().unwrap();
+    let mut w = Wal::open(d.path(), opts()).unwrap();
+    let t1 = w.append_entries(1, &[ent(1, 1, 10)]).unwrap();
+    w.flush().unwrap();
+    let t2 = w.append_entries(1, &[ent(2, 1, 10)]).unwrap();
+    let mut done = Box::pin(w.durable(t1));
+    let mut never = Box::pin(w.durable(t2));
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(never.as_mut().poll(&mut cx).is_pending());
+    drop(w);
+    assert!(matches!(done.as_mut().poll(&mut cx), Poll::Ready(Ok(()))));
+    assert!(
+        matches!(never.as_mut().poll(&mut cx), Poll::Ready(Err(_))),
+        "a waiter of a flush that will never happen is still pending"
+    );
+}
+
+/// Defect 8: reopening (a crash loop, say) does not create one more spare
+/// segment each time.
+#[test]
+fn reopening_does_not_add_a_spare_segment_each_time() {
+    let d = tempfile::tempdir().unwrap();
+    let mut w = Wal::open(d.path(), opts()).unwrap();
+    push_one(&mut w);
+    w.wait_prepared();
+    drop(w);
+    let before = files(d.path(), ".wal").len();
+    for round in 0..5 {
+        let mut w = Wal::open(d.path(), opts()).unwrap();
+        w.wait_prepared();
+        assert_eq!(w.last_index(1), 1);
+        drop(w);
+        assert_eq!(
+            files(d.path(), ".wal").len(),
+            before,
+            "round {round}: segments on disk grew"
+        );
+    }
+    // And the adopted spare is used by the next roll.
+    let mut w = Wal::open(d.path(), opts()).unwrap();
+    while w.segment_seqs().len() < 3 {
+        push_one(&mut w);
+    }
+    let last = w.last_index(1);
+    drop(w);
+    let w = Wal::open(d.path(), opts()).unwrap();
+    assert_eq!(w.last_index(1), last);
+}
+
+/// Defect 8: a flipped bit inside a complete-looking last flush (every
+/// sector of it written, every record header in place) is bit rot, not a
+/// torn write: reported, not silently dropped.
+#[test]
+fn bit_rot_in_the_last_flush_is_reported_not_truncated() {
+    use corelog::wal::Error;
+    let d = tempfile::tempdir().unwrap();
+    let mut w = Wal::open(d.path(), opts()).unwrap();
+    push_one(&mut w);
+    let (path, start) = w.write_position();
+    let _ = w.append_entries(1, &[ent(2, 1, 1500)]).unwrap();
+    w.flush().unwrap();
+    let (_, end) = w.write_position();
+    drop(w);
+    // A bit in the entry's data, well inside the flush.
+    let at = (start + end) / 2;
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let mut b = [0u8];
+    f.read_exact_at(&mut b, at).unwrap();
+    f.write_all_at(&[b[0] ^ 0x10], at).unwrap();
+    match Wal::open(d.path(), ro()) {
+        Err(Error::Corrupt { file, offset, .. }) => {
+            assert_eq!(file, path);
+            assert!((start..end).contains(&offset), "offset {offset}");
+        }
+        other => panic!(
+            "expected Corrupt, got {:?}",
+            other.map(|w| (w.last_index(1), w.recovery_report().torn_bytes))
+        ),
+    }
+}
+
+/// Defect 8: indexes near `u64::MAX` are refused with a typed error
+/// instead of overflowing.
+#[test]
+fn indexes_near_the_top_of_u64_are_refused_not_overflowed() {
+    use corelog::wal::Error;
+    let d = tempfile::tempdir().unwrap();
+    let mut w = Wal::open(d.path(), opts()).unwrap();
+    assert!(matches!(
+        w.append_entries(1, &[ent(u64::MAX, 1, 1)]),
+        Err(Error::NotContiguous { .. } | Error::Limit { .. })
+    ));
+    assert!(matches!(
+        w.compact(1, u64::MAX, 1),
+        Err(Error::Limit { .. })
+    ));
+    let _ = w.compact(1, u64::MAX - 2, 1).unwrap();
+    let _ = w.append_entries(1, &[ent(u64::MAX - 1, 1, 1)]).unwrap();
+    assert!(matches!(
+        w.append_entries(1, &[ent(u64::MAX, 1, 1)]),
+        Err(Error::Limit { .. })
+    ));
+    assert_eq!(w.last_index(1), u64::MAX - 1);
+    assert_eq!(w.term(1, u64::MAX - 1).unwrap(), 1);
+    assert!(w.entries(1, u64::MAX - 1, u64::MAX, u64::MAX).is_ok());
+    w.flush().unwrap();
+    drop(w);
+    let w = Wal::open(d.path(), opts()).unwrap();
+    assert_eq!(w.last_index(1), u64::MAX - 1);
+}
