@@ -85,6 +85,8 @@ pub enum Error {
     /// the process id a read-write holder wrote into the lock file (`None`
     /// if read-only opens hold it).
     Locked { dir: PathBuf, holder: Option<u32> },
+    /// The WAL was dropped before the flush a waiter was waiting for.
+    Closed,
     /// A write to a WAL opened read-only.
     ReadOnly,
     /// An option that cannot work.
@@ -202,6 +204,7 @@ impl fmt::Display for Error {
                 Some(pid) => write!(f, "wal: {} is in use by process {pid}", dir.display()),
                 None => write!(f, "wal: {} is in use by read-only opens", dir.display()),
             },
+            Error::Closed => f.write_str("wal: dropped before this append was flushed"),
             Error::ReadOnly => f.write_str("wal: opened read-only"),
             Error::InvalidOptions { field, reason } => {
                 write!(f, "wal: invalid option {field}: {reason}")

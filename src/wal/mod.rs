@@ -58,6 +58,10 @@ use crate::raftpb::{Entry, HardState, SnapshotMetadata};
 /// recovery relies on; it is a format constant, not an option.
 pub const MAX_BATCH_BYTES: usize = 8 << 20;
 
+/// Largest entry or compaction index: one below `u64::MAX`, so that
+/// `last + 1` (the next index, the first after a compaction) always exists.
+pub const MAX_INDEX: u64 = u64::MAX - 1;
+
 /// How a WAL is opened.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -138,6 +142,8 @@ pub struct Ticket(pub u64);
 struct Signal {
     durable: AtomicU64,
     failed: AtomicBool,
+    /// The WAL was dropped: no flush will ever complete again.
+    closed: AtomicBool,
     wakers: Mutex<Vec<(u64, Waker)>>,
 }
 
@@ -149,6 +155,11 @@ impl Signal {
 
     fn fail(&self) {
         self.failed.store(true, Ordering::Release);
+        self.wake(|_| true);
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
         self.wake(|_| true);
     }
 
@@ -168,8 +179,9 @@ impl Signal {
     }
 }
 
-/// Completes when the flush of a ticket has completed (`Ok`), or when a
-/// flush failed before it (`Err(Poisoned)`).
+/// Completes when the flush of a ticket has completed (`Ok`), when a
+/// flush failed before it (`Err(Poisoned)`), or when the WAL was dropped
+/// before it (`Err(Closed)`).
 pub struct Durable {
     signal: Arc<Signal>,
     ticket: u64,
@@ -186,6 +198,8 @@ impl Future for Durable {
                 Some(Err(Error::Poisoned {
                     cause: "the flush carrying this append failed".into(),
                 }))
+            } else if s.closed.load(Ordering::Acquire) {
+                Some(Err(Error::Closed))
             } else {
                 None
             }
@@ -330,6 +344,9 @@ impl Drop for Wal {
         if let Some((_, h)) = self.preparing.take() {
             let _ = h.join();
         }
+        // Records queued and never flushed will not be now: their waiters
+        // get an error instead of waiting for ever.
+        self.signal.close();
     }
 }
 
@@ -465,6 +482,17 @@ impl Wal {
     pub fn inject_fault(&mut self, f: Fault) {
         if let Some(w) = self.writer.as_mut() {
             w.inject(f);
+        }
+    }
+
+    /// The ticket of a call that queues nothing: the flush carrying what
+    /// was queued before it (the pending flush if records are pending, else
+    /// the last one started, which may still be in flight).
+    fn noop_ticket(&self) -> Ticket {
+        if self.parts.is_empty() {
+            Ticket(self.next_flush - 1)
+        } else {
+            Ticket(self.next_flush)
         }
     }
 
@@ -668,10 +696,19 @@ impl Wal {
     pub fn append_entries(&mut self, group: u64, entries: &[Entry]) -> Result<Ticket> {
         self.check_writable()?;
         let Some(head) = entries.first() else {
-            return Ok(Ticket(self.durable_flush));
+            return Ok(self.noop_ticket());
         };
         let first = head.index;
         let max_data = self.max_record() - RECORD_HEADER_SIZE - ENTRIES_FIXED - ENTRY_FIXED;
+        if let Some(last) = entries.last()
+            && last.index > MAX_INDEX
+        {
+            return Err(Error::Limit {
+                what: "entry index",
+                value: last.index,
+                limit: MAX_INDEX,
+            });
+        }
         for (k, e) in entries.iter().enumerate() {
             if e.index != first + k as u64 {
                 return Err(Error::NonConsecutive {
@@ -869,9 +906,16 @@ impl Wal {
     /// below the current one changes nothing.
     pub fn compact(&mut self, group: u64, index: u64, term: u64) -> Result<Ticket> {
         self.check_writable()?;
+        if index > MAX_INDEX {
+            return Err(Error::Limit {
+                what: "compaction index",
+                value: index,
+                limit: MAX_INDEX,
+            });
+        }
         let current = self.groups.get(&group).map_or(0, |g| g.compacted.0);
         if index <= current {
-            return Ok(Ticket(self.durable_flush.max(self.next_flush - 1)));
+            return Ok(self.noop_ticket());
         }
         self.write_compact(group, index, term)?;
         let g = self.groups.entry(group).or_default();

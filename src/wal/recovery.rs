@@ -36,7 +36,7 @@ use super::format::{
 };
 use super::group::{GroupState, Loc};
 use super::segment::{self, Segment};
-use super::{MAX_BATCH_BYTES, Options};
+use super::{MAX_BATCH_BYTES, MAX_INDEX, Options};
 use crate::raftpb::{HardState, SnapshotMetadata};
 
 /// What recovery found, for logs and for `corelog-wal verify`.
@@ -453,8 +453,11 @@ fn apply_batch(
             RecordType::Batch => return Err(bad("batch record nested in a batch")),
             RecordType::Entries => {
                 let (group, first, count) = format::check_entries(p).map_err(bad)?;
-                let g = groups.entry(group).or_default();
                 let last_new = first + count as u64 - 1;
+                if last_new > MAX_INDEX {
+                    return Err(bad("entry index above the largest index"));
+                }
+                let g = groups.entry(group).or_default();
                 let eff_first = first.max(g.compacted.0 + 1);
                 if eff_first <= last_new {
                     let last = g.last_index();
@@ -513,7 +516,10 @@ fn apply_batch(
                 g.snap_seg = seg.seq;
             }
             RecordType::Relocate => {
-                let (group, _, _) = format::check_entries(p).map_err(bad)?;
+                let (group, first, count) = format::check_entries(p).map_err(bad)?;
+                if first + count as u64 - 1 > MAX_INDEX {
+                    return Err(bad("entry index above the largest index"));
+                }
                 let g = groups.entry(group).or_default();
                 let c = g.compacted.0;
                 // Allocates per record: recovery only, and relocations are rare.
@@ -566,6 +572,9 @@ fn apply_batch(
                 }
                 let g = groups.entry(format::u64_at(p, 0)).or_default();
                 let (index, term) = (format::u64_at(p, 8), format::u64_at(p, 16));
+                if index > MAX_INDEX {
+                    return Err(bad("compaction index above the largest index"));
+                }
                 if index >= g.compacted.0 {
                     g.compact(index, term);
                     g.compact_seg = seg.seq;

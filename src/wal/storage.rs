@@ -25,13 +25,14 @@ pub struct WalStorage {
 }
 
 /// Maps a read error of the WAL: out-of-range reads are what the core
-/// expects and handles; anything else means bytes verified at recovery
-/// changed under us, and no answer would be safe.
+/// expects and handles; anything else (bytes verified at recovery changed
+/// under us) is `Unreadable`: no answer would be safe, but it is this
+/// group's failure, not a reason to take down every group of the shard.
 fn to_raft(e: Error) -> raft::Error {
     match e {
         Error::Compacted { .. } => raft::Error::Storage(StorageError::Compacted),
         Error::Unavailable { .. } => raft::Error::Storage(StorageError::Unavailable),
-        other => panic!("wal storage: unreadable log: {other}"),
+        _ => raft::Error::Storage(StorageError::Unreadable),
     }
 }
 
