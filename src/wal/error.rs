@@ -85,6 +85,12 @@ pub enum Error {
     /// the process id a read-write holder wrote into the lock file (`None`
     /// if read-only opens hold it).
     Locked { dir: PathBuf, holder: Option<u32> },
+    /// A snapshot older than the group's compaction point.
+    SnapshotOutOfDate {
+        group: u64,
+        index: u64,
+        compacted: u64,
+    },
     /// The WAL was dropped before the flush a waiter was waiting for.
     Closed,
     /// A write to a WAL opened read-only.
@@ -204,6 +210,14 @@ impl fmt::Display for Error {
                 Some(pid) => write!(f, "wal: {} is in use by process {pid}", dir.display()),
                 None => write!(f, "wal: {} is in use by read-only opens", dir.display()),
             },
+            Error::SnapshotOutOfDate {
+                group,
+                index,
+                compacted,
+            } => write!(
+                f,
+                "wal: group {group}: snapshot at {index} is older than the compaction point {compacted}"
+            ),
             Error::Closed => f.write_str("wal: dropped before this append was flushed"),
             Error::ReadOnly => f.write_str("wal: opened read-only"),
             Error::InvalidOptions { field, reason } => {

@@ -79,6 +79,10 @@ pub enum RecordType {
     /// deleted: same payload as `Entries`, but it moves the entries it
     /// names instead of truncating the log after them.
     Relocate = 6,
+    /// A snapshot that replaces the whole log: same payload as `Snapshot`;
+    /// it also drops every entry and restarts the log after the snapshot's
+    /// index (one record, so that no recovered prefix holds half of it).
+    Restart = 7,
 }
 
 impl RecordType {
@@ -90,6 +94,7 @@ impl RecordType {
             4 => RecordType::Snapshot,
             5 => RecordType::Compact,
             6 => RecordType::Relocate,
+            7 => RecordType::Restart,
             _ => return None,
         })
     }

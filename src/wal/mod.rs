@@ -873,7 +873,56 @@ impl Wal {
         Ok(Ticket(self.next_flush))
     }
 
+    /// Queues `meta` as `group`'s snapshot and replaces the whole log with
+    /// it (as `MemStorage::apply_snapshot` does, which Raft needs when the
+    /// snapshot's entry conflicts with the log): every entry is dropped and
+    /// the log restarts at `meta.index + 1`, compacted at the snapshot's
+    /// index and term. One record, so that no recovered prefix holds the
+    /// snapshot without the restart. A snapshot below the compaction point
+    /// is refused (`SnapshotOutOfDate`).
+    pub fn apply_snapshot(&mut self, group: u64, meta: &SnapshotMetadata) -> Result<Ticket> {
+        self.check_writable()?;
+        let compacted = self.groups.get(&group).map_or(0, |g| g.compacted.0);
+        if meta.index < compacted {
+            return Err(Error::SnapshotOutOfDate {
+                group,
+                index: meta.index,
+                compacted,
+            });
+        }
+        if meta.index > MAX_INDEX {
+            return Err(Error::Limit {
+                what: "snapshot index",
+                value: meta.index,
+                limit: MAX_INDEX,
+            });
+        }
+        let seq = self.write_snapshot_record(group, meta, RecordType::Restart)?;
+        let g = self.groups.entry(group).or_default();
+        unlive(&mut self.live, g.locs.iter());
+        let freed = g.restart(meta.index, meta.term);
+        g.snapshot = Some(meta.clone());
+        g.snap_seg = seq;
+        g.compact_seg = seq;
+        self.cache_used -= freed;
+        Ok(Ticket(self.next_flush))
+    }
+
     fn write_snapshot(&mut self, group: u64, meta: &SnapshotMetadata) -> Result<()> {
+        let seq = self.write_snapshot_record(group, meta, RecordType::Snapshot)?;
+        let g = self.groups.entry(group).or_default();
+        g.snapshot = Some(meta.clone());
+        g.snap_seg = seq;
+        Ok(())
+    }
+
+    /// Frames a `Snapshot` or `Restart` record; returns its segment.
+    fn write_snapshot_record(
+        &mut self,
+        group: u64,
+        meta: &SnapshotMetadata,
+        ty: RecordType,
+    ) -> Result<u64> {
         let len = meta.encoded_len();
         let limit = MAX_SNAPSHOT_META.min(self.max_record() - RECORD_HEADER_SIZE - SNAPSHOT_FIXED);
         if len > limit {
@@ -888,16 +937,13 @@ impl Wal {
         part.records += 1;
         let seed = part.seed;
         let buf = &mut part.buf;
-        let start = format::begin_record(buf, RecordType::Snapshot);
+        let start = format::begin_record(buf, ty);
         buf.put_u64_le(group);
         buf.put_u32_le(len as u32);
         // Encoding into a Vec cannot fail: it grows as needed.
         let _ = meta.encode(buf);
         format::finish_record(buf, start, seed);
-        let g = self.groups.entry(group).or_default();
-        g.snapshot = Some(meta.clone());
-        g.snap_seg = seq;
-        Ok(())
+        Ok(seq)
     }
 
     /// Queues a compaction mark: `group`'s entries up to `index` (whose term

@@ -501,7 +501,7 @@ fn apply_batch(
                 });
                 g.hs_seg = seg.seq;
             }
-            RecordType::Snapshot => {
+            RecordType::Snapshot | RecordType::Restart => {
                 if p.len() < SNAPSHOT_FIXED {
                     return Err(bad("snapshot record shorter than its fixed part"));
                 }
@@ -511,7 +511,14 @@ fn apply_batch(
                 }
                 let meta = SnapshotMetadata::decode(&p[SNAPSHOT_FIXED..])
                     .map_err(|e| bad(&format!("snapshot metadata: {e}")))?;
+                if rec.ty == RecordType::Restart && meta.index > MAX_INDEX {
+                    return Err(bad("snapshot index above the largest index"));
+                }
                 let g = groups.entry(format::u64_at(p, 0)).or_default();
+                if rec.ty == RecordType::Restart {
+                    g.restart(meta.index, meta.term);
+                    g.compact_seg = seg.seq;
+                }
                 g.snapshot = Some(meta);
                 g.snap_seg = seg.seq;
             }

@@ -67,11 +67,11 @@ impl WalStorage {
         self.wal.borrow_mut().set_hard_state(self.group, hs)
     }
 
-    /// Queues a snapshot's metadata and drops the entries it covers.
+    /// Queues a snapshot's metadata and replaces the whole log with it, as
+    /// `MemStorage::apply_snapshot` does (one record: see
+    /// `Wal::apply_snapshot`).
     pub fn apply_snapshot(&self, meta: &SnapshotMetadata) -> WalResult<Ticket> {
-        let mut w = self.wal.borrow_mut();
-        let _ = w.set_snapshot(self.group, meta)?;
-        w.compact(self.group, meta.index, meta.term)
+        self.wal.borrow_mut().apply_snapshot(self.group, meta)
     }
 
     /// Sets the configuration kept in the snapshot metadata (bootstrap).
