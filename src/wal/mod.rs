@@ -288,9 +288,10 @@ pub struct Wal {
     /// Kept per run of entries, not per entry, on the append path.
     live: BTreeMap<u64, u64>,
     /// The next segment, being created ahead of need (`prepare_next`).
-    preparing: Option<(u64, JoinHandle<Result<std::fs::File>>)>,
-    /// Its outcome, once `wait_prepared` has collected it.
-    prepared: Option<(u64, Result<std::fs::File>)>,
+    preparing: Option<(SegmentHeader, JoinHandle<Result<std::fs::File>>)>,
+    /// Its outcome, once `wait_prepared` has collected it (or the empty
+    /// newest segment found at open: the spare a previous run prepared).
+    prepared: Option<(SegmentHeader, Result<std::fs::File>)>,
     /// Deleted segments kept for reuse (at most `RECYCLE_MAX`).
     free: Vec<PathBuf>,
 }
@@ -411,7 +412,17 @@ impl Wal {
             inflight: Vec::new(),
             live: BTreeMap::new(),
             preparing: None,
-            prepared: None,
+            prepared: rec.spare.map(|s| {
+                let header = SegmentHeader {
+                    version: format::VERSION,
+                    cluster_id: rec.cluster_id,
+                    shard_id: rec.shard_id,
+                    sequence: s.seq,
+                    segment_size: s.size,
+                    base_flush_seq: s.base_flush_seq,
+                };
+                (header, Ok(s.file))
+            }),
             free: rec.free,
         };
         for g in wal.groups.values() {
@@ -603,13 +614,13 @@ impl Wal {
 
     fn try_roll(&mut self) -> Result<()> {
         let seq = self.active + 1;
-        let header = self.header(seq);
         self.wait_prepared();
-        let file = match self.prepared.take() {
-            Some((s, r)) if s == seq => r?,
+        let (header, file) = match self.prepared.take() {
+            Some((h, r)) if h.sequence == seq => (h, r?),
             _ => {
+                let header = self.header(seq);
                 let free = self.free.pop();
-                segment::create(&self.dir, &header, free)?
+                (header, segment::create(&self.dir, &header, free)?)
             }
         };
         let path = segment::path(&self.dir, seq);
@@ -637,13 +648,13 @@ impl Wal {
     /// the one-off zero-fill of the first spare segment does not compete
     /// with what they measure.
     pub fn wait_prepared(&mut self) {
-        if let Some((seq, h)) = self.preparing.take() {
+        if let Some((header, h)) = self.preparing.take() {
             let r = h.join().unwrap_or_else(|_| {
                 Err(Error::Poisoned {
                     cause: "segment preparation thread panicked".into(),
                 })
             });
-            self.prepared = Some((seq, r));
+            self.prepared = Some((header, r));
         }
     }
 
@@ -682,7 +693,7 @@ impl Wal {
             .name(format!("wal-prealloc-{seq}"))
             .spawn(move || segment::create(&dir, &header, free))
         {
-            Ok(h) => self.preparing = Some((seq, h)),
+            Ok(h) => self.preparing = Some((header, h)),
             Err(_) => self.free.extend(back),
         }
     }

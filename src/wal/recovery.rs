@@ -70,6 +70,10 @@ pub(crate) struct Recovered {
     pub report: RecoveryReport,
     /// Deleted segments kept for recycling (read-write opens only).
     pub free: Vec<PathBuf>,
+    /// The newest segment, if it holds no data of its life and is not the
+    /// only one: the spare a previous run prepared ahead, to be used by the
+    /// next roll rather than joined by another (read-write opens only).
+    pub spare: Option<Segment>,
 }
 
 fn corrupt(file: &Path, offset: u64, what: impl Into<String>) -> Error {
@@ -214,6 +218,20 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
         })
         .map(|s| s.seq);
 
+    // The highest base is taken before the spare is set aside: the next
+    // flush may be written into it.
+    let max_base = segments
+        .values()
+        .map(|s| s.base_flush_seq)
+        .max()
+        .unwrap_or(0);
+    let newest = segments.keys().next_back().copied();
+    let spare = if !opts.read_only && segments.len() >= 2 && newest != newest_with_data {
+        segments.pop_last().map(|(_, s)| s)
+    } else {
+        None
+    };
+
     let mut groups: BTreeMap<u64, GroupState> = BTreeMap::new();
     // The chain: the last batch of the last complete flush, and the parts
     // (checked, not applied) of a flush whose last part has not been seen.
@@ -224,11 +242,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
     // issued before it never landed; a torn batch may carry one too. New
     // batches are numbered above all of them, so that none is ever issued
     // twice or falls below the base of the segment it is written in.
-    let mut max_seen = segments
-        .values()
-        .map(|s| s.base_flush_seq)
-        .max()
-        .unwrap_or(0);
+    let mut max_seen = max_base;
     let mut write_pos = SEGMENT_HEADER_SIZE;
     for seg in segments.values() {
         let m = &seg.map[..];
@@ -290,6 +304,12 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
         };
         write_pos = end as u64;
     }
+    // Held parts at the end of the last segment are dropped below: the
+    // next flush is written where the first of them starts.
+    let last_seg = segments.keys().next_back().copied();
+    if let Some(h) = held.iter().find(|h| Some(h.seg) == last_seg) {
+        write_pos = (h.body.0 - BATCH_RECORD_SIZE) as u64;
+    }
     // Parts of a flush whose last part never landed: that flush was never
     // acknowledged, and it is dropped whole. Each is the last batch of its
     // segment; unless read-only they are zeroed like a torn tail. (Should
@@ -319,6 +339,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
     };
     Ok(Recovered {
         free,
+        spare,
         segments,
         groups,
         write_pos,
