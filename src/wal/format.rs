@@ -9,7 +9,8 @@
 //! ```text
 //! 0   magic "CLOGWAL\0"      8
 //! 8   version u32            4
-//! 12  reserved u32 (0)       4
+//! 12  flags u32              4   bit 0: recycled (the file had a
+//!                                previous life; its old bytes remain)
 //! 16  cluster id u64         8
 //! 24  shard id u64           8
 //! 32  sequence u64           8
@@ -109,7 +110,14 @@ pub struct SegmentHeader {
     pub sequence: u64,
     pub segment_size: u64,
     pub base_flush_seq: u64,
+    /// The file was a deleted segment, reused: past its data lie its
+    /// previous life's bytes, not zeros (recovery cannot tell a torn write
+    /// from bit rot there).
+    pub recycled: bool,
 }
+
+/// Header flag: the segment is a recycled file.
+pub const SEGMENT_RECYCLED: u32 = 1;
 
 /// Why a segment header was rejected (the caller adds the file name).
 #[derive(Debug, PartialEq, Eq)]
@@ -125,6 +133,8 @@ impl SegmentHeader {
         let mut b = [0u8; SEGMENT_HEADER_SIZE as usize];
         b[0..8].copy_from_slice(&MAGIC);
         b[8..12].copy_from_slice(&self.version.to_le_bytes());
+        let flags = if self.recycled { SEGMENT_RECYCLED } else { 0 };
+        b[12..16].copy_from_slice(&flags.to_le_bytes());
         b[16..24].copy_from_slice(&self.cluster_id.to_le_bytes());
         b[24..32].copy_from_slice(&self.shard_id.to_le_bytes());
         b[32..40].copy_from_slice(&self.sequence.to_le_bytes());
@@ -156,6 +166,7 @@ impl SegmentHeader {
             sequence: u64_at(b, 32),
             segment_size: u64_at(b, 40),
             base_flush_seq: u64_at(b, 48),
+            recycled: u32_at(b, 12) & SEGMENT_RECYCLED != 0,
         })
     }
 }

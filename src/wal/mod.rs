@@ -420,6 +420,7 @@ impl Wal {
                     sequence: s.seq,
                     segment_size: s.size,
                     base_flush_seq: s.base_flush_seq,
+                    recycled: s.recycled,
                 };
                 (header, Ok(s.file))
             }),
@@ -635,6 +636,7 @@ impl Wal {
                 mmap,
                 size: header.segment_size,
                 base_flush_seq: header.base_flush_seq,
+                recycled: false,
             },
         );
         self.active = seq;
@@ -670,6 +672,8 @@ impl Wal {
             // every segment's base); every stale batch of a recycled file
             // was issued before it.
             base_flush_seq: self.next_batch_seq,
+            // Set by `segment::create` if it reuses a free file.
+            recycled: false,
         }
     }
 

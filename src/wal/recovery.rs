@@ -197,6 +197,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
                 mmap,
                 size: h.segment_size,
                 base_flush_seq: h.base_flush_seq,
+                recycled: h.recycled,
             },
         );
     }
@@ -290,6 +291,17 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
                     }
                     if let Ok((b, _)) = format::read_batch(m, pos, size, seg.seq) {
                         max_seen = max_seen.max(b.flush_seq);
+                    }
+                    if !seg.recycled && !looks_torn(m, pos, off, size) {
+                        return Err(corrupt(
+                            &seg.path,
+                            off as u64,
+                            format!(
+                                "{what}, inside a complete-looking last flush (no unwritten \
+                                 sector, no zeros to its end): bit rot or a misdirected \
+                                 write, not a torn write"
+                            ),
+                        ));
                     }
                     let torn = torn_tail(seg, pos, chain.floor)
                         .map_err(|(_, w)| corrupt(&seg.path, off as u64, format!("{what}; {w}")))?;
@@ -613,6 +625,60 @@ fn apply_batch(
         at = rec.next;
     }
     Ok(n)
+}
+
+/// Whether the bad batch at `pos` (first defect at `off`) of a segment
+/// that was zero-filled can be a torn write. A flush's bytes that never
+/// landed read as zeros there: either whole 512-byte sectors (any sector
+/// of the batch, or its part of one, all zero) or, for a write cut at a
+/// byte, everything from within the defective record to the batch's end.
+/// A defect with neither is a crc mismatch inside a complete-looking
+/// batch, which a torn write cannot produce: bit rot (reported, as etcd's
+/// WAL does, rather than silently truncated). A batch whose records end in
+/// zero bytes of their own may be taken for torn: the rule errs that way.
+fn looks_torn(m: &[u8], pos: usize, off: usize, size: usize) -> bool {
+    let size = size.min(m.len());
+    let hdr_end = pos + BATCH_RECORD_SIZE;
+    if hdr_end > size {
+        return true;
+    }
+    // The batch's extent as its header claims, if the claim is sane.
+    let claimed = format::u32_at(m, pos) == format::BATCH_PAYLOAD_SIZE as u32
+        && m[pos + 8] == RecordType::Batch as u8;
+    let body = format::u32_at(m, pos + RECORD_HEADER_SIZE + 16) as usize;
+    let end = if claimed && body <= MAX_BATCH_BYTES {
+        (hdr_end + body).min(size)
+    } else {
+        hdr_end
+    };
+    let mut chunk = pos & !511;
+    while chunk < end {
+        let (a, b) = (chunk.max(pos), (chunk + 512).min(end));
+        if m[a..b].iter().all(|&x| x == 0) {
+            return true;
+        }
+        chunk += 512;
+    }
+    let zeros_from = |to: usize| {
+        m[pos..to]
+            .iter()
+            .rposition(|&x| x != 0)
+            .map_or(pos, |k| pos + k + 1)
+    };
+    if !claimed {
+        // A batch header cut before its type byte: nothing after the cut
+        // landed, so its whole payload is zeros. (Its last field, the
+        // flags, is zero anyway: a zero tail alone proves nothing here.)
+        return zeros_from(hdr_end) <= pos + RECORD_HEADER_SIZE;
+    }
+    // Zeros from within the defective record to the end of the batch.
+    let rec_end = if off + RECORD_HEADER_SIZE <= end {
+        (off + RECORD_HEADER_SIZE + format::u32_at(m, off) as usize).min(end)
+    } else {
+        end
+    };
+    let z = zeros_from(end);
+    z < end && z <= rec_end.max(off)
 }
 
 struct Torn {

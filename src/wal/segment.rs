@@ -115,7 +115,11 @@ pub fn create(dir: &Path, header: &SegmentHeader, recycle: Option<PathBuf>) -> R
             // sequence, so without the marker they would read as garbage
             // rather than as the end of this (still empty) segment's data.
             let mut head = [0u8; SEGMENT_HEADER_SIZE as usize + RECORD_HEADER_SIZE];
-            head[..SEGMENT_HEADER_SIZE as usize].copy_from_slice(&header.encode());
+            let h = SegmentHeader {
+                recycled: true,
+                ..*header
+            };
+            head[..SEGMENT_HEADER_SIZE as usize].copy_from_slice(&h.encode());
             f.write_all_at(&head, 0)
                 .map_err(|e| Error::io("write segment header", &tmp, e))?;
             // Same blocks, same size: only data to sync.
@@ -196,4 +200,7 @@ pub struct Segment {
     pub mmap: Arc<memmap2::Mmap>,
     pub size: u64,
     pub base_flush_seq: u64,
+    /// From the header (as found at recovery; false for segments this
+    /// process created, whose flag recovery alone reads).
+    pub recycled: bool,
 }
