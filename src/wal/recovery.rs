@@ -1,24 +1,25 @@
 //! Recovery: rebuilds every group's state from the segments, in order,
-//! verifying every checksum.
+//! verifying every checksum. The rules (docs/architecture.md, "Recovery",
+//! gives the reason for each):
 //!
-//! The named choice (as raft-engine's "tolerate tail corruption", made
-//! precise by batches): a flush writes, per segment, one `Batch` record
-//! (`flush_seq`, `body_len`) followed by its records, and a flush that
-//! touches two segments makes the older one durable before writing the
-//! newer (linked fdatasync). So at any crash only the newest written batch
-//! can be incomplete. Recovery therefore:
-//!
-//! - accepts a batch only if its header and every record in it check out,
-//!   and flush sequence numbers follow each other (+1) across the log;
-//! - treats a bad batch as a **torn tail** only if it is in the newest
-//!   segment holding data, and no later batch (the one with the next flush
-//!   sequence, which would start within `MAX_BATCH_BYTES` of it) exists, and
-//!   nothing but zeros lies beyond that window. The torn bytes are dropped
-//!   (and zeroed unless read-only, so that later writes can never be
-//!   followed by stale bytes of the torn flush);
-//! - refuses anything else as corruption, naming the file and offset: a bad
-//!   batch in an older segment, a bad batch followed by a completed one, a
-//!   record whose checksum holds but whose content does not parse.
+//! - a batch is checked as a unit (its header and every record, their crcs
+//!   seeded with the segment and the flush sequence, their exact tiling
+//!   and count) before any of it is used;
+//! - each batch names its predecessor (`prev_seq`): the last batch of the
+//!   last complete flush, or the last part of the flush being assembled;
+//!   sequences only grow;
+//! - a flush is applied only whole: its continued parts are held until its
+//!   last part is found; parts of a flush that never got its last part are
+//!   dropped (and zeroed unless read-only);
+//! - a bad batch is a **torn tail** only if it is in the newest segment
+//!   holding data, no later flush follows within `MAX_BATCH_BYTES`, and
+//!   (in a zero-filled file) bytes that never landed can explain it; the
+//!   torn bytes are dropped (and zeroed unless read-only). Anything else,
+//!   bit rot in the last flush included, is refused as corruption, naming
+//!   the file and offset;
+//! - numbering restarts above every sequence that could be on disk (the
+//!   last batch, a torn batch's header, every segment's base), so that no
+//!   sequence is ever issued twice.
 //!
 //! A torn flush was never acknowledged (its fdatasync had not returned), so
 //! dropping it loses nothing that a caller was told is durable.
