@@ -536,12 +536,19 @@ fn dropping_the_wal_fails_the_waiters_of_records_never_flushed() {
     let t1 = w.append_entries(1, &[ent(1, 1, 10)]).unwrap();
     w.flush().unwrap();
     let t2 = w.append_entries(1, &[ent(2, 1, 10)]).unwrap();
+    let _ = w.start_flush().unwrap();
+    let t3 = w.append_entries(1, &[ent(3, 1, 10)]).unwrap();
     let mut done = Box::pin(w.durable(t1));
-    let mut never = Box::pin(w.durable(t2));
+    let mut in_flight = Box::pin(w.durable(t2));
+    let mut never = Box::pin(w.durable(t3));
     let mut cx = Context::from_waker(Waker::noop());
     assert!(never.as_mut().poll(&mut cx).is_pending());
     drop(w);
     assert!(matches!(done.as_mut().poll(&mut cx), Poll::Ready(Ok(()))));
+    assert!(
+        matches!(in_flight.as_mut().poll(&mut cx), Poll::Ready(Ok(()))),
+        "the flush in flight completes at drop, and says so"
+    );
     assert!(
         matches!(never.as_mut().poll(&mut cx), Poll::Ready(Err(_))),
         "a waiter of a flush that will never happen is still pending"

@@ -336,10 +336,12 @@ impl Drop for Wal {
         // The kernel may still be reading the in-flight buffers: wait for
         // it (a failure has drained the ring, or leaves it unconfirmed, in
         // which case the buffers are leaked rather than freed).
-        if !self.inflight.is_empty()
-            && let Some(w) = self.writer.as_mut()
-            && w.poll(true).is_err()
-        {
+        // The flush in flight completes as any flush (its waiters are told).
+        if !self.inflight.is_empty() && self.reap(true).is_err() && !self.inflight.is_empty() {
+            // Refused before reaping (the WAL was already poisoned).
+            if let Some(w) = self.writer.as_mut() {
+                let _ = w.poll(true);
+            }
             self.release_inflight();
         }
         if let Some((_, h)) = self.preparing.take() {
