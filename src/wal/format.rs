@@ -16,8 +16,9 @@
 //! 32  sequence u64           8
 //! 40  segment size u64       8
 //! 48  base flush seq u64     8   every batch of this segment's life has
-//!                                a flush sequence >= this; lower ones are
-//!                                stale bytes of a recycled file
+//!                                a flush sequence >= this (a check: stale
+//!                                bytes of a recycled file fail their
+//!                                seeded crcs)
 //! 56  crc32 of bytes 0..56   4
 //! 60  zero padding up to SEGMENT_HEADER_SIZE (64)
 //! 64  records ...  then zeros (or stale bytes, in a recycled segment)

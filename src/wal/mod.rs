@@ -671,8 +671,7 @@ impl Wal {
             segment_size: self.opts.segment_size,
             // Every batch the segment will hold is issued after this point
             // (sequences only grow, and recovery restarts numbering above
-            // every segment's base); every stale batch of a recycled file
-            // was issued before it.
+            // every segment's base), which recovery checks.
             base_flush_seq: self.next_batch_seq,
             // Set by `segment::create` if it reuses a free file.
             recycled: false,

@@ -91,7 +91,8 @@ pub fn fsync_dir(dir: &Path) -> Result<()> {
 /// syncs per second than appending or than writing into fallocate'd
 /// (unwritten) extents. Recycling a free file (a deleted segment) keeps
 /// that property without writing the zeros again: its old bytes stay, and
-/// the header's `base_flush_seq` tells recovery they are stale.
+/// their crcs, seeded with the old segment sequence, never pass for
+/// records of the new life (the header is flagged recycled).
 ///
 /// Either way: header, fsync, rename into place, directory fsync; a segment
 /// under its final name is always complete.
