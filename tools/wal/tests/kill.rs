@@ -239,3 +239,33 @@ fn a_real_write_failure_surfaces_and_leaves_the_wal_recoverable() {
     assert!(durable.values().all(|&i| i > 100), "{durable:?}");
     verify(d.path(), &durable, 200);
 }
+
+#[test]
+fn another_process_cannot_open_a_directory_in_use() {
+    // The lock of issue 11's defect 6 across processes: `verify` (a
+    // read-only open in a child process) is refused while this process
+    // holds the WAL read-write, naming this process; it opens once the WAL
+    // is dropped.
+    let d = tempfile::tempdir().unwrap();
+    let mut o = Options::new(1, 0);
+    o.segment_size = 65536;
+    let wal = Wal::open(d.path(), o).unwrap();
+    let out = Command::new(BIN)
+        .args(["verify", d.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let want = format!("in use by process {}", std::process::id());
+    assert!(text.contains(&want), "{text}");
+    drop(wal);
+    let out = Command::new(BIN)
+        .args(["verify", d.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
