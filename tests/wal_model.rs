@@ -4,9 +4,12 @@
 //! step the WAL must answer exactly as the model does, and a reopen must
 //! bring back exactly what the last flush made durable.
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use common::crash::crash_image;
 use corelog::raftpb::{Entry, HardState};
 use corelog::wal::{Fault, Options, Wal};
 use proptest::prelude::*;
@@ -139,7 +142,7 @@ proptest! {
 
     #[test]
     fn wal_matches_a_model_of_per_group_logs(ops in proptest::collection::vec(op(), 1..60)) {
-        let d = tempfile::tempdir().unwrap();
+        let mut d = tempfile::tempdir().unwrap();
         let mut w = Wal::open(d.path(), opts()).unwrap();
         let mut live: BTreeMap<u64, Group> = BTreeMap::new();
         let mut durable = live.clone();
@@ -209,21 +212,22 @@ proptest! {
                     inflight = None;
                 }
                 Op::TornFlush { frac } => {
-                    // One segment's part of a flush is atomic; a flush that
-                    // spans two may keep its first part only (a prefix of
-                    // the records, possibly splitting an append), which
-                    // this model does not track: tear single-part flushes.
+                    // A flush is all or nothing, even when it spans
+                    // segments: tear it anywhere.
                     if let Some((_, snap)) = inflight.take() {
                         w.wait_flush().unwrap();
                         durable = snap;
                     }
-                    let parts = w.pending_parts();
-                    let [first] = parts[..] else {
+                    let total: usize = w.pending_parts().iter().sum();
+                    if total == 0 {
                         continue;
-                    };
-                    w.inject_fault(Fault { land_bytes: first * frac / 256, errno: libc::EIO, scatter: None });
+                    }
+                    w.inject_fault(Fault { land_bytes: total * frac / 256, errno: libc::EIO, scatter: None });
                     prop_assert!(w.flush().is_err());
                     drop(w);
+                    // The directory is poisoned in this process: recover
+                    // from the disk a restarted process would find.
+                    d = crash_image(d.path());
                     w = Wal::open(d.path(), opts()).unwrap();
                     // A flush is all or nothing. (All, when the bytes that
                     // did not land happen to equal what was on disk: zeros.)

@@ -14,6 +14,9 @@ pub enum StorageError {
     SnapshotOutOfDate,
     /// A snapshot cannot be produced right now; the leader retries later.
     SnapshotTemporarilyUnavailable,
+    /// What the storage holds could not be read (corruption found after
+    /// recovery, an I/O error): that group cannot go on, the others can.
+    Unreadable,
 }
 
 impl fmt::Display for StorageError {
@@ -25,6 +28,7 @@ impl fmt::Display for StorageError {
                 "requested index is older than the existing snapshot"
             }
             StorageError::SnapshotTemporarilyUnavailable => "snapshot is temporarily unavailable",
+            StorageError::Unreadable => "the log could not be read from storage",
         })
     }
 }

@@ -70,9 +70,29 @@ pub enum Error {
     Compacted { group: u64, index: u64, first: u64 },
     /// A read above the group's last index.
     Unavailable { group: u64, index: u64, last: u64 },
-    /// A previous flush failed: what reached the disk is unknown until the
-    /// WAL is reopened (and recovered), so every further write is refused.
+    /// A previous flush failed: what reached the disk is unknown, so every
+    /// further write is refused. The WAL stays poisoned; only a new process
+    /// recovers its directory (see `PoisonedDirectory`).
     Poisoned { cause: String },
+    /// An open of a directory whose WAL failed a flush in this process:
+    /// pages that never reached the disk may still be in the page cache,
+    /// and a new descriptor's fsync would not report the old error
+    /// (PostgreSQL's "fsyncgate"), so recovery here would trust records
+    /// that are not durable. Restart the process to recover it.
+    PoisonedDirectory { dir: PathBuf, cause: String },
+    /// The directory is held by another open `Wal` (of this process or
+    /// another): two writers would interleave their segments. `holder` is
+    /// the process id a read-write holder wrote into the lock file (`None`
+    /// if read-only opens hold it).
+    Locked { dir: PathBuf, holder: Option<u32> },
+    /// A snapshot older than the group's compaction point.
+    SnapshotOutOfDate {
+        group: u64,
+        index: u64,
+        compacted: u64,
+    },
+    /// The WAL was dropped before the flush a waiter was waiting for.
+    Closed,
     /// A write to a WAL opened read-only.
     ReadOnly,
     /// An option that cannot work.
@@ -175,8 +195,30 @@ impl fmt::Display for Error {
                 )
             }
             Error::Poisoned { cause } => {
-                write!(f, "wal: a flush failed ({cause}); reopen to recover")
+                write!(
+                    f,
+                    "wal: a flush failed ({cause}); restart the process to recover"
+                )
             }
+            Error::PoisonedDirectory { dir, cause } => write!(
+                f,
+                "wal: {}: a flush failed in this process ({cause}); its page cache \
+                 cannot be trusted: restart the process to recover",
+                dir.display()
+            ),
+            Error::Locked { dir, holder } => match holder {
+                Some(pid) => write!(f, "wal: {} is in use by process {pid}", dir.display()),
+                None => write!(f, "wal: {} is in use by read-only opens", dir.display()),
+            },
+            Error::SnapshotOutOfDate {
+                group,
+                index,
+                compacted,
+            } => write!(
+                f,
+                "wal: group {group}: snapshot at {index} is older than the compaction point {compacted}"
+            ),
+            Error::Closed => f.write_str("wal: dropped before this append was flushed"),
             Error::ReadOnly => f.write_str("wal: opened read-only"),
             Error::InvalidOptions { field, reason } => {
                 write!(f, "wal: invalid option {field}: {reason}")

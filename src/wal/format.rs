@@ -9,37 +9,44 @@
 //! ```text
 //! 0   magic "CLOGWAL\0"      8
 //! 8   version u32            4
-//! 12  reserved u32 (0)       4
+//! 12  flags u32              4   bit 0: recycled (the file had a
+//!                                previous life; its old bytes remain)
 //! 16  cluster id u64         8
 //! 24  shard id u64           8
 //! 32  sequence u64           8
 //! 40  segment size u64       8
 //! 48  base flush seq u64     8   every batch of this segment's life has
-//!                                a flush sequence >= this; lower ones are
-//!                                stale bytes of a recycled file
+//!                                a flush sequence >= this (a check: stale
+//!                                bytes of a recycled file fail their
+//!                                seeded crcs)
 //! 56  crc32 of bytes 0..56   4
 //! 60  zero padding up to SEGMENT_HEADER_SIZE (64)
 //! 64  records ...  then zeros (or stale bytes, in a recycled segment)
 //! ```
 //!
-//! Record: `len u32 | crc32(type ‖ payload) u32 | type u8 | payload[len]`.
-//! An all-zero record header marks the end of a segment's data. Every flush
-//! writes, per segment it touches, one `Batch` record followed by `body_len`
-//! bytes of other records: the batch is the unit of atomicity (see
-//! recovery.rs).
+//! Record: `len u32 | crc u32 | type u8 | payload[len]`, where `crc` is the
+//! crc32 of `segment_seq u64 | flush_seq u64 | type | payload` (see
+//! `record_seed`). An all-zero record header marks the end of a segment's
+//! data. Every flush writes, per segment it touches, one `Batch` record
+//! followed by `body_len` bytes holding `records` other records: the batch
+//! is the unit of atomicity (see recovery.rs).
 
 use bytes::{BufMut, Bytes};
 
 /// First bytes of every segment.
 pub const MAGIC: [u8; 8] = *b"CLOGWAL\0";
 /// The format version this build writes and reads.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Bytes reserved for the segment header; records start here.
 pub const SEGMENT_HEADER_SIZE: u64 = 64;
 /// `len u32 | crc u32 | type u8`.
 pub const RECORD_HEADER_SIZE: usize = 9;
-/// Payload of a batch record: `flush_seq u64 | body_len u32`.
-pub const BATCH_PAYLOAD_SIZE: usize = 12;
+/// Payload of a batch record:
+/// `flush_seq u64 | prev_seq u64 | body_len u32 | records u32 | flags u32`.
+pub const BATCH_PAYLOAD_SIZE: usize = 28;
+/// Batch flag: the flush goes on in the next segment (this is not its last
+/// part). Recovery applies a flush only once it has its last part.
+pub const BATCH_CONTINUED: u32 = 1;
 /// A batch record with its header.
 pub const BATCH_RECORD_SIZE: usize = RECORD_HEADER_SIZE + BATCH_PAYLOAD_SIZE;
 /// Fixed part of an entries payload: `group u64 | first_index u64 | count u32`.
@@ -74,6 +81,10 @@ pub enum RecordType {
     /// deleted: same payload as `Entries`, but it moves the entries it
     /// names instead of truncating the log after them.
     Relocate = 6,
+    /// A snapshot that replaces the whole log: same payload as `Snapshot`;
+    /// it also drops every entry and restarts the log after the snapshot's
+    /// index (one record, so that no recovered prefix holds half of it).
+    Restart = 7,
 }
 
 impl RecordType {
@@ -85,6 +96,7 @@ impl RecordType {
             4 => RecordType::Snapshot,
             5 => RecordType::Compact,
             6 => RecordType::Relocate,
+            7 => RecordType::Restart,
             _ => return None,
         })
     }
@@ -99,7 +111,14 @@ pub struct SegmentHeader {
     pub sequence: u64,
     pub segment_size: u64,
     pub base_flush_seq: u64,
+    /// The file was a deleted segment, reused: past its data lie its
+    /// previous life's bytes, not zeros (recovery cannot tell a torn write
+    /// from bit rot there).
+    pub recycled: bool,
 }
+
+/// Header flag: the segment is a recycled file.
+pub const SEGMENT_RECYCLED: u32 = 1;
 
 /// Why a segment header was rejected (the caller adds the file name).
 #[derive(Debug, PartialEq, Eq)]
@@ -115,6 +134,8 @@ impl SegmentHeader {
         let mut b = [0u8; SEGMENT_HEADER_SIZE as usize];
         b[0..8].copy_from_slice(&MAGIC);
         b[8..12].copy_from_slice(&self.version.to_le_bytes());
+        let flags = if self.recycled { SEGMENT_RECYCLED } else { 0 };
+        b[12..16].copy_from_slice(&flags.to_le_bytes());
         b[16..24].copy_from_slice(&self.cluster_id.to_le_bytes());
         b[24..32].copy_from_slice(&self.shard_id.to_le_bytes());
         b[32..40].copy_from_slice(&self.sequence.to_le_bytes());
@@ -146,6 +167,7 @@ impl SegmentHeader {
             sequence: u64_at(b, 32),
             segment_size: u64_at(b, 40),
             base_flush_seq: u64_at(b, 48),
+            recycled: u32_at(b, 12) & SEGMENT_RECYCLED != 0,
         })
     }
 }
@@ -164,6 +186,27 @@ pub fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(a)
 }
 
+/// The crc seed of every record of one batch: the crc32 of
+/// `segment_seq u64 | flush_seq u64`. Each record's crc is the crc32 of
+/// those 16 bytes followed by its type and payload, so a record written in
+/// another segment, in another life of a recycled file, or by another
+/// flush never passes for one of this batch (as RocksDB's recyclable log
+/// records carry their log number). Computed once per batch: the records
+/// pay nothing for it.
+pub fn record_seed(segment_seq: u64, flush_seq: u64) -> u32 {
+    let mut b = [0u8; 16];
+    b[0..8].copy_from_slice(&segment_seq.to_le_bytes());
+    b[8..16].copy_from_slice(&flush_seq.to_le_bytes());
+    crc32fast::hash(&b)
+}
+
+/// crc32 of the bytes the seed stands for, followed by `bytes`.
+fn seeded_crc(seed: u32, bytes: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new_with_initial(seed);
+    h.update(bytes);
+    h.finalize()
+}
+
 /// Appends a record header with a placeholder crc and returns the record's
 /// start, to be sealed by `finish_record` once the payload is written. The
 /// payload is written straight into `buf`: no intermediate allocation.
@@ -175,20 +218,25 @@ pub fn begin_record(buf: &mut Vec<u8>, ty: RecordType) -> usize {
     start
 }
 
-/// Fills in the length and crc of the record begun at `start`.
-pub fn finish_record(buf: &mut [u8], start: usize) {
+/// Fills in the length and crc (seeded with its batch's `seed`) of the
+/// record begun at `start`.
+pub fn finish_record(buf: &mut [u8], start: usize, seed: u32) {
     let payload_len = buf.len() - start - RECORD_HEADER_SIZE;
-    let crc = crc32fast::hash(&buf[start + 8..]);
+    let crc = seeded_crc(seed, &buf[start + 8..]);
     buf[start..start + 4].copy_from_slice(&(payload_len as u32).to_le_bytes());
     buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// Writes a complete batch record at `buf[0..BATCH_RECORD_SIZE]`.
-pub fn write_batch_header(buf: &mut [u8], flush_seq: u64, body_len: u32) {
+/// Writes a complete batch record at `buf[0..BATCH_RECORD_SIZE]`, its crc
+/// seeded as its records' are (with `record_seed(segment, h.flush_seq)`).
+pub fn write_batch_header(buf: &mut [u8], seed: u32, h: &BatchHeader) {
     buf[8] = RecordType::Batch as u8;
-    buf[9..17].copy_from_slice(&flush_seq.to_le_bytes());
-    buf[17..21].copy_from_slice(&body_len.to_le_bytes());
-    let crc = crc32fast::hash(&buf[8..BATCH_RECORD_SIZE]);
+    buf[9..17].copy_from_slice(&h.flush_seq.to_le_bytes());
+    buf[17..25].copy_from_slice(&h.prev_seq.to_le_bytes());
+    buf[25..29].copy_from_slice(&h.body_len.to_le_bytes());
+    buf[29..33].copy_from_slice(&h.records.to_le_bytes());
+    buf[33..37].copy_from_slice(&h.flags.to_le_bytes());
+    let crc = seeded_crc(seed, &buf[8..BATCH_RECORD_SIZE]);
     buf[0..4].copy_from_slice(&(BATCH_PAYLOAD_SIZE as u32).to_le_bytes());
     buf[4..8].copy_from_slice(&crc.to_le_bytes());
 }
@@ -215,6 +263,9 @@ pub enum RecordError {
     BadCrc,
     /// The type byte is not a known record type.
     UnknownType(u8),
+    /// A batch record was expected here, and this is another record (or
+    /// has the wrong size for a batch).
+    NotBatch,
 }
 
 impl std::fmt::Display for RecordError {
@@ -227,12 +278,19 @@ impl std::fmt::Display for RecordError {
             }
             RecordError::BadCrc => f.write_str("record checksum mismatch"),
             RecordError::UnknownType(t) => write!(f, "unknown record type {t}"),
+            RecordError::NotBatch => f.write_str("not a batch record"),
         }
     }
 }
 
-/// Parses the record at `at`, which must end at or before `limit`.
-pub fn read_record(b: &[u8], at: usize, limit: usize) -> Result<RawRecord<'_>, RecordError> {
+/// Parses the record at `at`, which must end at or before `limit`, and
+/// whose crc is seeded with `seed`.
+pub fn read_record(
+    b: &[u8],
+    at: usize,
+    limit: usize,
+    seed: u32,
+) -> Result<RawRecord<'_>, RecordError> {
     let limit = limit.min(b.len());
     if at + RECORD_HEADER_SIZE > limit {
         if b[at.min(limit)..limit].iter().all(|&x| x == 0) {
@@ -250,7 +308,7 @@ pub fn read_record(b: &[u8], at: usize, limit: usize) -> Result<RawRecord<'_>, R
     if end > limit {
         return Err(RecordError::LengthTooLarge(len));
     }
-    if crc32fast::hash(&b[at + 8..end]) != crc {
+    if seeded_crc(seed, &b[at + 8..end]) != crc {
         return Err(RecordError::BadCrc);
     }
     let ty = RecordType::from_u8(ty).ok_or(RecordError::UnknownType(ty))?;
@@ -265,18 +323,52 @@ pub fn read_record(b: &[u8], at: usize, limit: usize) -> Result<RawRecord<'_>, R
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchHeader {
     pub flush_seq: u64,
+    /// The flush sequence of the batch before this one in the log (0 for
+    /// the first batch ever written): the chain that proves no batch is
+    /// missing even though sequences are not consecutive.
+    pub prev_seq: u64,
+    /// Bytes of records after the batch record.
     pub body_len: u32,
+    /// How many records those bytes hold: a batch is checked complete as a
+    /// unit before any of it is applied.
+    pub records: u32,
+    /// `BATCH_CONTINUED` or 0; other bits are refused.
+    pub flags: u32,
 }
 
-/// Decodes a batch payload; `None` if it has the wrong size.
-pub fn decode_batch(p: &[u8]) -> Option<BatchHeader> {
-    if p.len() != BATCH_PAYLOAD_SIZE {
-        return None;
+/// Parses the batch record at `at` of segment `segment_seq`: its sequence
+/// is read first, to seed the check of its crc.
+pub fn read_batch(
+    b: &[u8],
+    at: usize,
+    limit: usize,
+    segment_seq: u64,
+) -> Result<(BatchHeader, usize), RecordError> {
+    let limit = limit.min(b.len());
+    if at + BATCH_RECORD_SIZE > limit {
+        return match read_record(b, at, limit, 0) {
+            Err(RecordError::End) => Err(RecordError::End),
+            _ => Err(RecordError::HeaderCut),
+        };
     }
-    Some(BatchHeader {
+    let len = u32_at(b, at);
+    let ty = b[at + 8];
+    if len == 0 && u32_at(b, at + 4) == 0 && ty == 0 {
+        return Err(RecordError::End);
+    }
+    if len as usize != BATCH_PAYLOAD_SIZE || ty != RecordType::Batch as u8 {
+        return Err(RecordError::NotBatch);
+    }
+    let p = &b[at + RECORD_HEADER_SIZE..at + BATCH_RECORD_SIZE];
+    let h = BatchHeader {
         flush_seq: u64_at(p, 0),
-        body_len: u32_at(p, 8),
-    })
+        prev_seq: u64_at(p, 8),
+        body_len: u32_at(p, 16),
+        records: u32_at(p, 20),
+        flags: u32_at(p, 24),
+    };
+    let r = read_record(b, at, limit, record_seed(segment_seq, h.flush_seq))?;
+    Ok((h, r.next))
 }
 
 /// One entry found inside an entries payload; `data` is the byte range of
@@ -363,4 +455,42 @@ pub fn entry_at(seg: &Bytes, at: usize) -> Option<(u64, u8, Bytes)> {
         return None;
     }
     Some((term, ty, seg.slice(start..start + len)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seeded_crc_is_the_crc_of_the_seed_bytes_then_the_record() {
+        let mut all = Vec::new();
+        all.extend_from_slice(&5u64.to_le_bytes());
+        all.extend_from_slice(&9u64.to_le_bytes());
+        all.extend_from_slice(b"\x03payload");
+        assert_eq!(
+            seeded_crc(record_seed(5, 9), b"\x03payload"),
+            crc32fast::hash(&all)
+        );
+        assert_ne!(record_seed(5, 9), record_seed(6, 9));
+        assert_ne!(record_seed(5, 9), record_seed(5, 10));
+    }
+
+    #[test]
+    fn a_batch_reads_back_only_in_its_own_segment() {
+        let mut b = vec![0u8; BATCH_RECORD_SIZE + 4];
+        let h = BatchHeader {
+            flush_seq: 12,
+            prev_seq: 11,
+            body_len: 0,
+            records: 0,
+            flags: BATCH_CONTINUED,
+        };
+        write_batch_header(&mut b, record_seed(3, 12), &h);
+        assert_eq!(read_batch(&b, 0, b.len(), 3), Ok((h, BATCH_RECORD_SIZE)));
+        assert_eq!(read_batch(&b, 0, b.len(), 4), Err(RecordError::BadCrc));
+        assert_eq!(
+            read_batch(&b, BATCH_RECORD_SIZE, b.len(), 3),
+            Err(RecordError::End)
+        );
+    }
 }

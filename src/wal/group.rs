@@ -104,6 +104,16 @@ impl GroupState {
         self.cache.drain(..).map(|(e, _)| cache_cost(&e)).sum()
     }
 
+    /// Drops the whole log for a snapshot at `(index, term)`: the log
+    /// restarts at `index + 1`. Returns the cached bytes dropped.
+    pub fn restart(&mut self, index: u64, term: u64) -> u64 {
+        let freed = self.drain_cache();
+        self.locs.clear();
+        self.compacted = (index, term);
+        self.first = index + 1;
+        freed
+    }
+
     /// Records a compaction mark; returns the cached bytes dropped.
     pub fn compact(&mut self, index: u64, term: u64) -> u64 {
         if index <= self.compacted.0 {

@@ -19,6 +19,7 @@ pub mod disk;
 mod error;
 pub mod format;
 mod group;
+mod lock;
 mod recovery;
 mod segment;
 mod storage;
@@ -57,6 +58,10 @@ use crate::raftpb::{Entry, HardState, SnapshotMetadata};
 /// bounds how far past the last good record a torn write can reach, which
 /// recovery relies on; it is a format constant, not an option.
 pub const MAX_BATCH_BYTES: usize = 8 << 20;
+
+/// Largest entry or compaction index: one below `u64::MAX`, so that
+/// `last + 1` (the next index, the first after a compaction) always exists.
+pub const MAX_INDEX: u64 = u64::MAX - 1;
 
 /// How a WAL is opened.
 #[derive(Debug, Clone)]
@@ -138,6 +143,8 @@ pub struct Ticket(pub u64);
 struct Signal {
     durable: AtomicU64,
     failed: AtomicBool,
+    /// The WAL was dropped: no flush will ever complete again.
+    closed: AtomicBool,
     wakers: Mutex<Vec<(u64, Waker)>>,
 }
 
@@ -149,6 +156,11 @@ impl Signal {
 
     fn fail(&self) {
         self.failed.store(true, Ordering::Release);
+        self.wake(|_| true);
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
         self.wake(|_| true);
     }
 
@@ -168,8 +180,9 @@ impl Signal {
     }
 }
 
-/// Completes when the flush of a ticket has completed (`Ok`), or when a
-/// flush failed before it (`Err(Poisoned)`).
+/// Completes when the flush of a ticket has completed (`Ok`), when a
+/// flush failed before it (`Err(Poisoned)`), or when the WAL was dropped
+/// before it (`Err(Closed)`).
 pub struct Durable {
     signal: Arc<Signal>,
     ticket: u64,
@@ -186,6 +199,8 @@ impl Future for Durable {
                 Some(Err(Error::Poisoned {
                     cause: "the flush carrying this append failed".into(),
                 }))
+            } else if s.closed.load(Ordering::Acquire) {
+                Some(Err(Error::Closed))
             } else {
                 None
             }
@@ -214,6 +229,13 @@ struct Part {
     seq: u64,
     offset: u64,
     buf: Vec<u8>,
+    /// The batch's flush sequence and its predecessor's, fixed when the
+    /// part is opened so that each record's crc can be seeded with them as
+    /// it is framed (one pass of crc32 per record, as before).
+    batch_seq: u64,
+    prev_seq: u64,
+    seed: u32,
+    records: u32,
 }
 
 /// Summary of one group, for tools and status pages.
@@ -230,6 +252,11 @@ pub struct GroupSummary {
 /// The WAL of one shard. Owned by the shard's thread; not shared.
 pub struct Wal {
     dir: PathBuf,
+    /// `dir` resolved, the key of the poisoned-directory registry.
+    canonical: PathBuf,
+    /// Held for the life of the `Wal` (released after `Drop` has waited for
+    /// the flush in flight and the segment being prepared).
+    _lock: Option<lock::DirLock>,
     opts: Options,
     segments: BTreeMap<u64, Segment>,
     groups: BTreeMap<u64, GroupState>,
@@ -240,7 +267,12 @@ pub struct Wal {
     active: u64,
     /// Next free offset of the active segment, pending records included.
     write_pos: u64,
+    /// Sequence of the next batch: above every sequence that could exist on
+    /// disk (recovery sees to it), so none is ever issued twice.
     next_batch_seq: u64,
+    /// Sequence of the last batch issued (0: none yet), which the next
+    /// batch names as its predecessor.
+    last_batch_seq: u64,
     /// The flush that pending records will go out in.
     next_flush: u64,
     durable_flush: u64,
@@ -257,9 +289,10 @@ pub struct Wal {
     /// Kept per run of entries, not per entry, on the append path.
     live: BTreeMap<u64, u64>,
     /// The next segment, being created ahead of need (`prepare_next`).
-    preparing: Option<(u64, JoinHandle<Result<std::fs::File>>)>,
-    /// Its outcome, once `wait_prepared` has collected it.
-    prepared: Option<(u64, Result<std::fs::File>)>,
+    preparing: Option<(SegmentHeader, JoinHandle<Result<std::fs::File>>)>,
+    /// Its outcome, once `wait_prepared` has collected it (or the empty
+    /// newest segment found at open: the spare a previous run prepared).
+    prepared: Option<(SegmentHeader, Result<std::fs::File>)>,
     /// Deleted segments kept for reuse (at most `RECYCLE_MAX`).
     free: Vec<PathBuf>,
 }
@@ -276,6 +309,18 @@ fn unlive<'a>(live: &mut BTreeMap<u64, u64>, locs: impl Iterator<Item = &'a Loc>
     }
 }
 
+/// Directories whose WAL failed a flush in this process, with the cause.
+/// Never emptied: only a new process may recover them (see
+/// `Error::PoisonedDirectory`). Touched only when a WAL opens or fails.
+static POISONED_DIRS: Mutex<BTreeMap<PathBuf, String>> = Mutex::new(BTreeMap::new());
+
+fn poisoned_dirs() -> std::sync::MutexGuard<'static, BTreeMap<PathBuf, String>> {
+    match POISONED_DIRS.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
 /// Deleted segments kept for recycling: enough for the next roll or two.
 const RECYCLE_MAX: usize = 2;
 
@@ -289,15 +334,23 @@ impl Drop for Wal {
     /// being prepared, so that a reopen of the same directory never races
     /// with a creation still in progress.
     fn drop(&mut self) {
-        // The kernel may still be reading the in-flight buffers.
-        if !self.inflight.is_empty()
-            && let Some(w) = self.writer.as_mut()
-        {
-            let _ = w.poll(true);
+        // The kernel may still be reading the in-flight buffers: wait for
+        // it (a failure has drained the ring, or leaves it unconfirmed, in
+        // which case the buffers are leaked rather than freed).
+        // The flush in flight completes as any flush (its waiters are told).
+        if !self.inflight.is_empty() && self.reap(true).is_err() && !self.inflight.is_empty() {
+            // Refused before reaping (the WAL was already poisoned).
+            if let Some(w) = self.writer.as_mut() {
+                let _ = w.poll(true);
+            }
+            self.release_inflight();
         }
         if let Some((_, h)) = self.preparing.take() {
             let _ = h.join();
         }
+        // Records queued and never flushed will not be now: their waiters
+        // get an error instead of waiting for ever.
+        self.signal.close();
     }
 }
 
@@ -314,6 +367,19 @@ impl Wal {
                 segment::fsync_dir(parent)?;
             }
         }
+        // The registry is keyed by the canonical path, so that another
+        // spelling of the directory is refused too.
+        let canonical = dir
+            .canonicalize()
+            .map_err(|e| Error::io("resolve directory", &dir, e))?;
+        if let Some(cause) = poisoned_dirs().get(&canonical) {
+            return Err(Error::PoisonedDirectory {
+                dir: canonical,
+                cause: cause.clone(),
+            });
+        }
+        // Before recovery, which may zero a torn tail under another open.
+        let lock = lock::acquire(&dir, opts.read_only)?;
         let rec = recovery::recover(&dir, &opts)?;
         let mut opts = opts;
         opts.cluster_id = rec.cluster_id;
@@ -326,6 +392,8 @@ impl Wal {
         let active = rec.segments.keys().next_back().copied().unwrap_or(0);
         let mut wal = Wal {
             dir,
+            canonical,
+            _lock: lock,
             opts,
             segments: rec.segments,
             groups: rec.groups,
@@ -335,6 +403,7 @@ impl Wal {
             active,
             write_pos: rec.write_pos,
             next_batch_seq: rec.next_batch_seq,
+            last_batch_seq: rec.last_batch_seq,
             next_flush: 1,
             durable_flush: 0,
             pending_bytes: 0,
@@ -346,7 +415,18 @@ impl Wal {
             inflight: Vec::new(),
             live: BTreeMap::new(),
             preparing: None,
-            prepared: None,
+            prepared: rec.spare.map(|s| {
+                let header = SegmentHeader {
+                    version: format::VERSION,
+                    cluster_id: rec.cluster_id,
+                    shard_id: rec.shard_id,
+                    sequence: s.seq,
+                    segment_size: s.size,
+                    base_flush_seq: s.base_flush_seq,
+                    recycled: s.recycled,
+                };
+                (header, Ok(s.file))
+            }),
             free: rec.free,
         };
         for g in wal.groups.values() {
@@ -355,7 +435,8 @@ impl Wal {
             }
         }
         if active == 0 && !wal.opts.read_only {
-            wal.roll()?;
+            // Nothing is queued yet: a failure here is only a failed open.
+            wal.try_roll()?;
         } else {
             wal.prepare_next();
         }
@@ -416,6 +497,17 @@ impl Wal {
     pub fn inject_fault(&mut self, f: Fault) {
         if let Some(w) = self.writer.as_mut() {
             w.inject(f);
+        }
+    }
+
+    /// The ticket of a call that queues nothing: the flush carrying what
+    /// was queued before it (the pending flush if records are pending, else
+    /// the last one started, which may still be in flight).
+    fn noop_ticket(&self) -> Ticket {
+        if self.parts.is_empty() {
+            Ticket(self.next_flush - 1)
+        } else {
+            Ticket(self.next_flush)
         }
     }
 
@@ -480,11 +572,18 @@ impl Wal {
             let mut buf = self.spare.pop().unwrap_or_default();
             buf.clear();
             buf.resize(BATCH_RECORD_SIZE, 0);
+            let batch_seq = self.next_batch_seq;
             self.parts.push(Part {
                 seq: self.active,
                 offset: self.write_pos,
                 buf,
+                batch_seq,
+                prev_seq: self.last_batch_seq,
+                seed: format::record_seed(self.active, batch_seq),
+                records: 0,
             });
+            self.last_batch_seq = batch_seq;
+            self.next_batch_seq += 1;
             self.write_pos += BATCH_RECORD_SIZE as u64;
             self.pending_bytes += BATCH_RECORD_SIZE;
         }
@@ -494,10 +593,10 @@ impl Wal {
         Ok((self.active, at))
     }
 
-    /// The buffer of the part that `reserve` just made room in.
-    fn tail_buf(&mut self) -> &mut Vec<u8> {
+    /// The part that `reserve` just made room in.
+    fn tail_part(&mut self) -> &mut Part {
         match self.parts.last_mut() {
-            Some(p) => &mut p.buf,
+            Some(p) => p,
             None => unreachable!("reserve always leaves a part"),
         }
     }
@@ -505,15 +604,27 @@ impl Wal {
     /// Creates the next segment and makes it the active one. Records still
     /// pending for the old one go out in the next flush, before (linked)
     /// the new one's.
+    ///
+    /// A failure (a full disk, say) poisons the WAL: a roll happens in the
+    /// middle of queueing, so the call that needed it may stand half
+    /// applied (the first runs of a long append queued and indexed, the
+    /// rest not), and nothing may be built on that.
     fn roll(&mut self) -> Result<()> {
+        match self.try_roll() {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.poison(e)),
+        }
+    }
+
+    fn try_roll(&mut self) -> Result<()> {
         let seq = self.active + 1;
-        let header = self.header(seq);
         self.wait_prepared();
-        let file = match self.prepared.take() {
-            Some((s, r)) if s == seq => r?,
+        let (header, file) = match self.prepared.take() {
+            Some((h, r)) if h.sequence == seq => (h, r?),
             _ => {
+                let header = self.header(seq);
                 let free = self.free.pop();
-                segment::create(&self.dir, &header, free)?
+                (header, segment::create(&self.dir, &header, free)?)
             }
         };
         let path = segment::path(&self.dir, seq);
@@ -528,6 +639,7 @@ impl Wal {
                 mmap,
                 size: header.segment_size,
                 base_flush_seq: header.base_flush_seq,
+                recycled: false,
             },
         );
         self.active = seq;
@@ -541,13 +653,13 @@ impl Wal {
     /// the one-off zero-fill of the first spare segment does not compete
     /// with what they measure.
     pub fn wait_prepared(&mut self) {
-        if let Some((seq, h)) = self.preparing.take() {
+        if let Some((header, h)) = self.preparing.take() {
             let r = h.join().unwrap_or_else(|_| {
                 Err(Error::Poisoned {
                     cause: "segment preparation thread panicked".into(),
                 })
             });
-            self.prepared = Some((seq, r));
+            self.prepared = Some((header, r));
         }
     }
 
@@ -558,9 +670,12 @@ impl Wal {
             shard_id: self.opts.shard_id,
             sequence: seq,
             segment_size: self.opts.segment_size,
-            // Every batch the segment will hold is flushed after this point;
-            // every stale batch of a recycled file was flushed before it.
+            // Every batch the segment will hold is issued after this point
+            // (sequences only grow, and recovery restarts numbering above
+            // every segment's base), which recovery checks.
             base_flush_seq: self.next_batch_seq,
+            // Set by `segment::create` if it reuses a free file.
+            recycled: false,
         }
     }
 
@@ -584,7 +699,7 @@ impl Wal {
             .name(format!("wal-prealloc-{seq}"))
             .spawn(move || segment::create(&dir, &header, free))
         {
-            Ok(h) => self.preparing = Some((seq, h)),
+            Ok(h) => self.preparing = Some((header, h)),
             Err(_) => self.free.extend(back),
         }
     }
@@ -592,13 +707,25 @@ impl Wal {
     /// Queues `entries` (consecutive indexes) of `group` for the next
     /// flush. An append at an index at or below the group's last index
     /// supersedes the entries from there on, now and after recovery.
+    /// Invalid input is refused before anything changes; an I/O failure
+    /// while queueing (a roll, an early flush) poisons the WAL, since the
+    /// append may then be half queued.
     pub fn append_entries(&mut self, group: u64, entries: &[Entry]) -> Result<Ticket> {
         self.check_writable()?;
         let Some(head) = entries.first() else {
-            return Ok(Ticket(self.durable_flush));
+            return Ok(self.noop_ticket());
         };
         let first = head.index;
         let max_data = self.max_record() - RECORD_HEADER_SIZE - ENTRIES_FIXED - ENTRY_FIXED;
+        if let Some(last) = entries.last()
+            && last.index > MAX_INDEX
+        {
+            return Err(Error::Limit {
+                what: "entry index",
+                value: last.index,
+                limit: MAX_INDEX,
+            });
+        }
         for (k, e) in entries.iter().enumerate() {
             if e.index != first + k as u64 {
                 return Err(Error::NonConsecutive {
@@ -679,8 +806,10 @@ impl Wal {
                 j += 1;
             }
             let (seq, at) = self.reserve(len)?;
-            let part_offset = self.parts.last().map_or(0, |p| p.offset);
-            let buf = self.tail_buf();
+            let part = self.tail_part();
+            let (part_offset, seed) = (part.offset, part.seed);
+            part.records += 1;
+            let buf = &mut part.buf;
             let start = format::begin_record(buf, ty);
             buf.put_u64_le(group);
             buf.put_u64_le(entries[i].index);
@@ -691,7 +820,7 @@ impl Wal {
                 buf.put_u32_le(e.data.len() as u32);
                 buf.put_slice(&e.data);
             }
-            format::finish_record(buf, start);
+            format::finish_record(buf, start, seed);
             debug_assert_eq!(part_offset + buf.len() as u64, at + len as u64);
             let g = self.groups.entry(group).or_default();
             let mut pos = at + (RECORD_HEADER_SIZE + ENTRIES_FIXED) as u64;
@@ -737,13 +866,16 @@ impl Wal {
 
     fn write_hard_state(&mut self, group: u64, hs: &HardState) -> Result<()> {
         let (seq, _) = self.reserve(RECORD_HEADER_SIZE + HARD_STATE_PAYLOAD)?;
-        let buf = self.tail_buf();
+        let part = self.tail_part();
+        part.records += 1;
+        let seed = part.seed;
+        let buf = &mut part.buf;
         let start = format::begin_record(buf, RecordType::HardState);
         buf.put_u64_le(group);
         buf.put_u64_le(hs.term);
         buf.put_u64_le(hs.vote);
         buf.put_u64_le(hs.commit);
-        format::finish_record(buf, start);
+        format::finish_record(buf, start, seed);
         let g = self.groups.entry(group).or_default();
         g.hard_state = Some(*hs);
         g.hs_seg = seq;
@@ -758,7 +890,56 @@ impl Wal {
         Ok(Ticket(self.next_flush))
     }
 
+    /// Queues `meta` as `group`'s snapshot and replaces the whole log with
+    /// it (as `MemStorage::apply_snapshot` does, which Raft needs when the
+    /// snapshot's entry conflicts with the log): every entry is dropped and
+    /// the log restarts at `meta.index + 1`, compacted at the snapshot's
+    /// index and term. One record, so that no recovered prefix holds the
+    /// snapshot without the restart. A snapshot below the compaction point
+    /// is refused (`SnapshotOutOfDate`).
+    pub fn apply_snapshot(&mut self, group: u64, meta: &SnapshotMetadata) -> Result<Ticket> {
+        self.check_writable()?;
+        let compacted = self.groups.get(&group).map_or(0, |g| g.compacted.0);
+        if meta.index < compacted {
+            return Err(Error::SnapshotOutOfDate {
+                group,
+                index: meta.index,
+                compacted,
+            });
+        }
+        if meta.index > MAX_INDEX {
+            return Err(Error::Limit {
+                what: "snapshot index",
+                value: meta.index,
+                limit: MAX_INDEX,
+            });
+        }
+        let seq = self.write_snapshot_record(group, meta, RecordType::Restart)?;
+        let g = self.groups.entry(group).or_default();
+        unlive(&mut self.live, g.locs.iter());
+        let freed = g.restart(meta.index, meta.term);
+        g.snapshot = Some(meta.clone());
+        g.snap_seg = seq;
+        g.compact_seg = seq;
+        self.cache_used -= freed;
+        Ok(Ticket(self.next_flush))
+    }
+
     fn write_snapshot(&mut self, group: u64, meta: &SnapshotMetadata) -> Result<()> {
+        let seq = self.write_snapshot_record(group, meta, RecordType::Snapshot)?;
+        let g = self.groups.entry(group).or_default();
+        g.snapshot = Some(meta.clone());
+        g.snap_seg = seq;
+        Ok(())
+    }
+
+    /// Frames a `Snapshot` or `Restart` record; returns its segment.
+    fn write_snapshot_record(
+        &mut self,
+        group: u64,
+        meta: &SnapshotMetadata,
+        ty: RecordType,
+    ) -> Result<u64> {
         let len = meta.encoded_len();
         let limit = MAX_SNAPSHOT_META.min(self.max_record() - RECORD_HEADER_SIZE - SNAPSHOT_FIXED);
         if len > limit {
@@ -769,17 +950,17 @@ impl Wal {
             });
         }
         let (seq, _) = self.reserve(RECORD_HEADER_SIZE + SNAPSHOT_FIXED + len)?;
-        let buf = self.tail_buf();
-        let start = format::begin_record(buf, RecordType::Snapshot);
+        let part = self.tail_part();
+        part.records += 1;
+        let seed = part.seed;
+        let buf = &mut part.buf;
+        let start = format::begin_record(buf, ty);
         buf.put_u64_le(group);
         buf.put_u32_le(len as u32);
         // Encoding into a Vec cannot fail: it grows as needed.
         let _ = meta.encode(buf);
-        format::finish_record(buf, start);
-        let g = self.groups.entry(group).or_default();
-        g.snapshot = Some(meta.clone());
-        g.snap_seg = seq;
-        Ok(())
+        format::finish_record(buf, start, seed);
+        Ok(seq)
     }
 
     /// Queues a compaction mark: `group`'s entries up to `index` (whose term
@@ -788,9 +969,16 @@ impl Wal {
     /// below the current one changes nothing.
     pub fn compact(&mut self, group: u64, index: u64, term: u64) -> Result<Ticket> {
         self.check_writable()?;
+        if index > MAX_INDEX {
+            return Err(Error::Limit {
+                what: "compaction index",
+                value: index,
+                limit: MAX_INDEX,
+            });
+        }
         let current = self.groups.get(&group).map_or(0, |g| g.compacted.0);
         if index <= current {
-            return Ok(Ticket(self.durable_flush.max(self.next_flush - 1)));
+            return Ok(self.noop_ticket());
         }
         self.write_compact(group, index, term)?;
         let g = self.groups.entry(group).or_default();
@@ -803,12 +991,15 @@ impl Wal {
 
     fn write_compact(&mut self, group: u64, index: u64, term: u64) -> Result<()> {
         let (seq, _) = self.reserve(RECORD_HEADER_SIZE + COMPACT_PAYLOAD)?;
-        let buf = self.tail_buf();
+        let part = self.tail_part();
+        part.records += 1;
+        let seed = part.seed;
+        let buf = &mut part.buf;
         let start = format::begin_record(buf, RecordType::Compact);
         buf.put_u64_le(group);
         buf.put_u64_le(index);
         buf.put_u64_le(term);
-        format::finish_record(buf, start);
+        format::finish_record(buf, start, seed);
         self.groups.entry(group).or_default().compact_seg = seq;
         Ok(())
     }
@@ -816,8 +1007,10 @@ impl Wal {
     /// Writes every pending record in one io_uring submission (writes and
     /// fdatasync, linked), waits for it, and completes every ticket of this
     /// flush (a flush already in flight is waited for first). Returns the
-    /// number of the last completed flush. On failure the WAL is poisoned:
-    /// reopen it to recover what reached the disk.
+    /// number of the last completed flush. On failure the WAL is poisoned
+    /// for good, and so is its directory for this process: what reached the
+    /// disk is unknown and the page cache cannot be trusted, so the shard
+    /// stops and a new process recovers the directory.
     pub fn flush(&mut self) -> Result<u64> {
         self.wait_flush()?;
         if self.start_flush()?.is_some() {
@@ -837,14 +1030,23 @@ impl Wal {
         if self.parts.is_empty() {
             return Ok(None);
         }
-        for p in &mut self.parts {
+        let n_parts = self.parts.len();
+        for (k, p) in self.parts.iter_mut().enumerate() {
             let body = p.buf.len() - BATCH_RECORD_SIZE;
-            format::write_batch_header(
-                &mut p.buf[..BATCH_RECORD_SIZE],
-                self.next_batch_seq,
-                body as u32,
-            );
-            self.next_batch_seq += 1;
+            let h = format::BatchHeader {
+                flush_seq: p.batch_seq,
+                prev_seq: p.prev_seq,
+                body_len: body as u32,
+                records: p.records,
+                // Every part but the last says the flush goes on: recovery
+                // applies a flush only with all of its parts.
+                flags: if k + 1 < n_parts {
+                    format::BATCH_CONTINUED
+                } else {
+                    0
+                },
+            };
+            format::write_batch_header(&mut p.buf[..BATCH_RECORD_SIZE], p.seed, &h);
             // The end marker: overwritten by the next flush's batch, it is
             // what ends the data of a sealed segment whose file was
             // recycled (beyond it lie stale bytes of its previous life).
@@ -883,6 +1085,7 @@ impl Wal {
             None => Err(Error::ReadOnly),
         };
         if let Err(e) = submitted {
+            self.release_inflight();
             return Err(self.poison(e));
         }
         Ok(Some(n))
@@ -937,15 +1140,31 @@ impl Wal {
             }
             Ok(false) => Ok(self.durable_flush),
             Err(e) => {
-                self.inflight.clear();
+                self.release_inflight();
                 Err(self.poison(e))
             }
         }
     }
 
+    /// Releases the buffers of a failed flush, unless the kernel may still
+    /// read them (the writer could not confirm that every operation is
+    /// over): those are leaked, never freed or reused.
+    fn release_inflight(&mut self) {
+        if self.writer.as_ref().is_none_or(|w| w.quiescent()) {
+            self.inflight.clear();
+        } else {
+            for p in self.inflight.drain(..) {
+                std::mem::forget(p.buf);
+            }
+        }
+    }
+
     /// Marks the WAL failed and tells every waiter.
+    /// The directory is recorded as poisoned for the rest of the process.
     fn poison(&mut self, e: Error) -> Error {
-        self.poisoned = Some(e.to_string());
+        let cause = e.to_string();
+        poisoned_dirs().insert(self.canonical.clone(), cause.clone());
+        self.poisoned = Some(cause);
         self.signal.fail();
         e
     }

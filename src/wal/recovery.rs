@@ -1,24 +1,25 @@
 //! Recovery: rebuilds every group's state from the segments, in order,
-//! verifying every checksum.
+//! verifying every checksum. The rules (docs/architecture.md, "Recovery",
+//! gives the reason for each):
 //!
-//! The named choice (as raft-engine's "tolerate tail corruption", made
-//! precise by batches): a flush writes, per segment, one `Batch` record
-//! (`flush_seq`, `body_len`) followed by its records, and a flush that
-//! touches two segments makes the older one durable before writing the
-//! newer (linked fdatasync). So at any crash only the newest written batch
-//! can be incomplete. Recovery therefore:
-//!
-//! - accepts a batch only if its header and every record in it check out,
-//!   and flush sequence numbers follow each other (+1) across the log;
-//! - treats a bad batch as a **torn tail** only if it is in the newest
-//!   segment holding data, and no later batch (the one with the next flush
-//!   sequence, which would start within `MAX_BATCH_BYTES` of it) exists, and
-//!   nothing but zeros lies beyond that window. The torn bytes are dropped
-//!   (and zeroed unless read-only, so that later writes can never be
-//!   followed by stale bytes of the torn flush);
-//! - refuses anything else as corruption, naming the file and offset: a bad
-//!   batch in an older segment, a bad batch followed by a completed one, a
-//!   record whose checksum holds but whose content does not parse.
+//! - a batch is checked as a unit (its header and every record, their crcs
+//!   seeded with the segment and the flush sequence, their exact tiling
+//!   and count) before any of it is used;
+//! - each batch names its predecessor (`prev_seq`): the last batch of the
+//!   last complete flush, or the last part of the flush being assembled;
+//!   sequences only grow;
+//! - a flush is applied only whole: its continued parts are held until its
+//!   last part is found; parts of a flush that never got its last part are
+//!   dropped (and zeroed unless read-only);
+//! - a bad batch is a **torn tail** only if it is in the newest segment
+//!   holding data, no later flush follows within `MAX_BATCH_BYTES`, and
+//!   (in a zero-filled file) bytes that never landed can explain it; the
+//!   torn bytes are dropped (and zeroed unless read-only). Anything else,
+//!   bit rot in the last flush included, is refused as corruption, naming
+//!   the file and offset;
+//! - numbering restarts above every sequence that could be on disk (the
+//!   last batch, a torn batch's header, every segment's base), so that no
+//!   sequence is ever issued twice.
 //!
 //! A torn flush was never acknowledged (its fdatasync had not returned), so
 //! dropping it loses nothing that a caller was told is durable.
@@ -36,7 +37,7 @@ use super::format::{
 };
 use super::group::{GroupState, Loc};
 use super::segment::{self, Segment};
-use super::{MAX_BATCH_BYTES, Options};
+use super::{MAX_BATCH_BYTES, MAX_INDEX, Options};
 use crate::raftpb::{HardState, SnapshotMetadata};
 
 /// What recovery found, for logs and for `corelog-wal verify`.
@@ -59,13 +60,21 @@ pub(crate) struct Recovered {
     pub groups: BTreeMap<u64, GroupState>,
     /// Offset after the last good batch of the newest segment.
     pub write_pos: u64,
-    /// Flush sequence the next batch must carry (0 if the log is empty).
+    /// Flush sequence the next batch gets: above every sequence that could
+    /// be on disk (the last batch, a torn one, every segment's base).
     pub next_batch_seq: u64,
+    /// Sequence of the last sound batch (0 if none): the next batch's
+    /// predecessor.
+    pub last_batch_seq: u64,
     pub cluster_id: u64,
     pub shard_id: u64,
     pub report: RecoveryReport,
     /// Deleted segments kept for recycling (read-write opens only).
     pub free: Vec<PathBuf>,
+    /// The newest segment, if it holds no data of its life and is not the
+    /// only one: the spare a previous run prepared ahead, to be used by the
+    /// next roll rather than joined by another (read-write opens only).
+    pub spare: Option<Segment>,
 }
 
 fn corrupt(file: &Path, offset: u64, what: impl Into<String>) -> Error {
@@ -189,6 +198,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
                 mmap,
                 size: h.segment_size,
                 base_flush_seq: h.base_flush_seq,
+                recycled: h.recycled,
             },
         );
     }
@@ -202,30 +212,77 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
     let newest_with_data = segments
         .values()
         .rev()
-        .find(
-            |s| match format::read_record(&s.map, data_start, s.size as usize) {
-                Err(format::RecordError::End) => false,
-                Ok(r) if r.ty == RecordType::Batch => {
-                    format::decode_batch(r.payload).is_none_or(|b| b.flush_seq >= s.base_flush_seq)
-                }
-                _ => true,
-            },
-        )
+        .find(|s| {
+            !matches!(
+                format::read_batch(&s.map, data_start, s.size as usize, s.seq),
+                Err(format::RecordError::End)
+            )
+        })
         .map(|s| s.seq);
 
+    // The highest base is taken before the spare is set aside: the next
+    // flush may be written into it.
+    let max_base = segments
+        .values()
+        .map(|s| s.base_flush_seq)
+        .max()
+        .unwrap_or(0);
+    let newest = segments.keys().next_back().copied();
+    let spare = if !opts.read_only && segments.len() >= 2 && newest != newest_with_data {
+        segments.pop_last().map(|(_, s)| s)
+    } else {
+        None
+    };
+
     let mut groups: BTreeMap<u64, GroupState> = BTreeMap::new();
-    let mut expected_seq: Option<u64> = None;
+    // The chain: the last batch of the last complete flush, and the parts
+    // (checked, not applied) of a flush whose last part has not been seen.
+    let mut applied: Option<u64> = None;
+    let mut held: Vec<Held> = Vec::new();
+    // The highest sequence that may exist on disk: a segment prepared ahead
+    // was given the sequence then next as its base even if the flushes
+    // issued before it never landed; a torn batch may carry one too. New
+    // batches are numbered above all of them, so that none is ever issued
+    // twice or falls below the base of the segment it is written in.
+    let mut max_seen = max_base;
     let mut write_pos = SEGMENT_HEADER_SIZE;
     for seg in segments.values() {
         let m = &seg.map[..];
         let size = seg.size as usize;
         let mut pos = data_start;
         let end = loop {
-            match check_batch(m, pos, size, expected_seq, seg.base_flush_seq) {
-                Ok(Some((seq, body_end))) => {
-                    report.records +=
-                        apply_batch(seg, pos + BATCH_RECORD_SIZE, body_end, &mut groups)?;
-                    expected_seq = Some(seq + 1);
+            let chain = Chain {
+                applied,
+                held: held.last().map(|h| h.seq),
+                floor: max_sound(applied, &held),
+            };
+            match check_batch(m, pos, size, &chain, seg.seq, seg.base_flush_seq) {
+                Ok(Some((b, body_end))) => {
+                    if held.last().is_some_and(|h| b.prev_seq != h.seq) {
+                        // The held parts' flush lost its later part in a
+                        // crash, and this flush was written after the
+                        // recovery that dropped them (it names the last
+                        // complete flush as its predecessor).
+                        held.clear();
+                    }
+                    max_seen = max_seen.max(b.flush_seq);
+                    held.push(Held {
+                        seg: seg.seq,
+                        body: (pos + BATCH_RECORD_SIZE, body_end),
+                        seq: b.flush_seq,
+                    });
+                    if b.flags & format::BATCH_CONTINUED == 0 {
+                        // The flush is complete: apply all its parts, in order.
+                        for h in held.drain(..) {
+                            let Some(hs) = segments.get(&h.seg) else {
+                                unreachable!("held parts are in scanned segments")
+                            };
+                            let seed = format::record_seed(h.seg, h.seq);
+                            report.records +=
+                                apply_batch(hs, h.body.0, h.body.1, seed, &mut groups)?;
+                        }
+                        applied = Some(b.flush_seq);
+                    }
                     pos = body_end;
                 }
                 Ok(None) => break pos,
@@ -233,7 +290,21 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
                     if Some(seg.seq) != newest_with_data {
                         return Err(corrupt(&seg.path, off as u64, what));
                     }
-                    let torn = torn_tail(seg, pos, expected_seq)
+                    if let Ok((b, _)) = format::read_batch(m, pos, size, seg.seq) {
+                        max_seen = max_seen.max(b.flush_seq);
+                    }
+                    if !seg.recycled && !looks_torn(m, pos, off, size) {
+                        return Err(corrupt(
+                            &seg.path,
+                            off as u64,
+                            format!(
+                                "{what}, inside a complete-looking last flush (no unwritten \
+                                 sector, no zeros to its end): bit rot or a misdirected \
+                                 write, not a torn write"
+                            ),
+                        ));
+                    }
+                    let torn = torn_tail(seg, pos, chain.floor)
                         .map_err(|(_, w)| corrupt(&seg.path, off as u64, format!("{what}; {w}")))?;
                     report.torn_bytes = torn.bytes;
                     report.torn_at = Some((seg.path.clone(), pos as u64));
@@ -246,6 +317,34 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
         };
         write_pos = end as u64;
     }
+    // Held parts at the end of the last segment are dropped below: the
+    // next flush is written where the first of them starts.
+    let last_seg = segments.keys().next_back().copied();
+    if let Some(h) = held.iter().find(|h| Some(h.seg) == last_seg) {
+        write_pos = (h.body.0 - BATCH_RECORD_SIZE) as u64;
+    }
+    // Parts of a flush whose last part never landed: that flush was never
+    // acknowledged, and it is dropped whole. Each is the last batch of its
+    // segment; unless read-only they are zeroed like a torn tail. (Should
+    // a crash stop that, the next batch names `applied` as its
+    // predecessor, which tells a later recovery to skip them.)
+    if !opts.read_only {
+        for h in &held {
+            if let Some(s) = segments.get(&h.seg) {
+                zero(s, h.body.0 - BATCH_RECORD_SIZE, h.body.1)?;
+            }
+        }
+    }
+    if let Some(first) = held.first() {
+        report.torn_bytes += held
+            .iter()
+            .map(|h| (h.body.1 - h.body.0 + BATCH_RECORD_SIZE) as u64)
+            .sum::<u64>();
+        report.torn_at = Some((
+            segment::path(dir, first.seg),
+            (first.body.0 - BATCH_RECORD_SIZE) as u64,
+        ));
+    }
     let free = if opts.read_only {
         Vec::new()
     } else {
@@ -253,64 +352,114 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
     };
     Ok(Recovered {
         free,
+        spare,
         segments,
         groups,
         write_pos,
-        next_batch_seq: expected_seq.unwrap_or(0),
+        next_batch_seq: max_seen.max(max_sound(applied, &held)).max(1) + 1,
+        last_batch_seq: applied.unwrap_or(0),
         cluster_id,
         shard_id,
         report,
     })
 }
 
+/// A checked part of a flush, waiting for the flush's last part.
+struct Held {
+    seg: u64,
+    /// Offsets of its records: `[body.0, body.1)`.
+    body: (usize, usize),
+    seq: u64,
+}
+
+/// The highest sequence of a sound batch seen so far.
+fn max_sound(applied: Option<u64>, held: &[Held]) -> u64 {
+    held.last().map_or(applied.unwrap_or(0), |h| h.seq)
+}
+
+/// What the next batch may follow: the last batch of the last complete
+/// flush (`applied`), or the last held part of an incomplete one (`held`);
+/// its sequence must exceed `floor`. Before the first batch (older ones
+/// deleted by GC) anything goes.
+struct Chain {
+    applied: Option<u64>,
+    held: Option<u64>,
+    floor: u64,
+}
+
 /// Checks the batch at `pos`: `Ok(None)` at the end of the segment's data
-/// (zeros, or a sound batch older than `base`: stale bytes of a recycled
-/// file), `Ok(Some((flush_seq, body_end)))` if the batch and all its
-/// records are sound, else the offset and nature of the first defect.
+/// (an all-zero record header), `Ok(Some((header, body_end)))` if the
+/// batch and all its records are sound and it follows the chain, else the
+/// offset and nature of the first defect.
 fn check_batch(
     m: &[u8],
     pos: usize,
     size: usize,
-    expected_seq: Option<u64>,
+    chain: &Chain,
+    seq_of_segment: u64,
     base: u64,
-) -> std::result::Result<Option<(u64, usize)>, (usize, String)> {
-    let r = match format::read_record(m, pos, size) {
+) -> std::result::Result<Option<(format::BatchHeader, usize)>, (usize, String)> {
+    let (b, body_start) = match format::read_batch(m, pos, size, seq_of_segment) {
         Ok(r) => r,
         Err(format::RecordError::End) => return Ok(None),
         Err(e) => return Err((pos, format!("batch header: {e}"))),
     };
-    if r.ty != RecordType::Batch {
-        return Err((pos, format!("expected a batch record, found {:?}", r.ty)));
-    }
-    let Some(b) = format::decode_batch(r.payload) else {
-        return Err((pos, "batch record of the wrong size".into()));
-    };
+    // The crc is seeded with this segment's sequence: this batch was
+    // written in this life of the file, so it cannot be older than it.
     if b.flush_seq < base {
-        return Ok(None);
-    }
-    if let Some(want) = expected_seq
-        && b.flush_seq != want
-    {
         return Err((
             pos,
-            format!("flush sequence {} where {want} was expected", b.flush_seq),
+            format!("batch {} below the segment's base {base}", b.flush_seq),
         ));
     }
-    if b.body_len as usize > MAX_BATCH_BYTES || r.next + b.body_len as usize > size {
+    // Sequences grow but may jump (numbering restarts above everything
+    // that could be on disk after a crash); the predecessor link is what
+    // proves that no batch is missing in between.
+    // (With held parts but no complete flush before them, the flush they
+    // follow was in a segment GC deleted: any predecessor may be it.)
+    let follows = Some(b.prev_seq) == chain.held || chain.applied.is_none_or(|a| a == b.prev_seq);
+    let known = chain.applied.is_some() || chain.held.is_some();
+    if known && (b.flush_seq <= chain.floor || !follows) {
+        return Err((
+            pos,
+            format!(
+                "batch {} follows batch {}, which is not the log's last complete flush ({:?}) \
+                 nor the last part of an incomplete one ({:?})",
+                b.flush_seq, b.prev_seq, chain.applied, chain.held
+            ),
+        ));
+    }
+    if b.flags & !format::BATCH_CONTINUED != 0 {
+        return Err((pos, format!("unknown batch flags {:#x}", b.flags)));
+    }
+    if b.body_len as usize > MAX_BATCH_BYTES || body_start + b.body_len as usize > size {
         return Err((pos, format!("batch length {} out of bounds", b.body_len)));
     }
-    let body_end = r.next + b.body_len as usize;
-    let mut at = r.next;
+    // The whole batch is checked as a unit before any of it is applied:
+    // every record's crc (seeded with this segment and this flush, so no
+    // record of another life or flush passes), the records tiling the body
+    // exactly, and their number.
+    let seed = format::record_seed(seq_of_segment, b.flush_seq);
+    let body_end = body_start + b.body_len as usize;
+    let mut at = body_start;
+    let mut n = 0u32;
     while at < body_end {
-        match format::read_record(m, at, body_end) {
+        match format::read_record(m, at, body_end, seed) {
             Ok(rec) if rec.ty == RecordType::Batch => {
                 return Err((at, "batch record nested in a batch".into()));
             }
             Ok(rec) => at = rec.next,
             Err(e) => return Err((at, format!("record: {e}"))),
         }
+        n += 1;
     }
-    Ok(Some((b.flush_seq, body_end)))
+    if n != b.records {
+        return Err((
+            pos,
+            format!("batch holds {n} records, its header says {}", b.records),
+        ));
+    }
+    Ok(Some((b, body_end)))
 }
 
 /// Applies the records of a checked batch body; returns how many.
@@ -318,12 +467,13 @@ fn apply_batch(
     seg: &Segment,
     mut at: usize,
     end: usize,
+    seed: u32,
     groups: &mut BTreeMap<u64, GroupState>,
 ) -> Result<u64> {
     let m = &seg.map[..];
     let mut n = 0;
     while at < end {
-        let rec = format::read_record(m, at, end).map_err(|e| {
+        let rec = format::read_record(m, at, end, seed).map_err(|e| {
             corrupt(
                 &seg.path,
                 at as u64,
@@ -337,8 +487,11 @@ fn apply_batch(
             RecordType::Batch => return Err(bad("batch record nested in a batch")),
             RecordType::Entries => {
                 let (group, first, count) = format::check_entries(p).map_err(bad)?;
-                let g = groups.entry(group).or_default();
                 let last_new = first + count as u64 - 1;
+                if last_new > MAX_INDEX {
+                    return Err(bad("entry index above the largest index"));
+                }
+                let g = groups.entry(group).or_default();
                 let eff_first = first.max(g.compacted.0 + 1);
                 if eff_first <= last_new {
                     let last = g.last_index();
@@ -382,7 +535,7 @@ fn apply_batch(
                 });
                 g.hs_seg = seg.seq;
             }
-            RecordType::Snapshot => {
+            RecordType::Snapshot | RecordType::Restart => {
                 if p.len() < SNAPSHOT_FIXED {
                     return Err(bad("snapshot record shorter than its fixed part"));
                 }
@@ -392,12 +545,22 @@ fn apply_batch(
                 }
                 let meta = SnapshotMetadata::decode(&p[SNAPSHOT_FIXED..])
                     .map_err(|e| bad(&format!("snapshot metadata: {e}")))?;
+                if rec.ty == RecordType::Restart && meta.index > MAX_INDEX {
+                    return Err(bad("snapshot index above the largest index"));
+                }
                 let g = groups.entry(format::u64_at(p, 0)).or_default();
+                if rec.ty == RecordType::Restart {
+                    g.restart(meta.index, meta.term);
+                    g.compact_seg = seg.seq;
+                }
                 g.snapshot = Some(meta);
                 g.snap_seg = seg.seq;
             }
             RecordType::Relocate => {
-                let (group, _, _) = format::check_entries(p).map_err(bad)?;
+                let (group, first, count) = format::check_entries(p).map_err(bad)?;
+                if first + count as u64 - 1 > MAX_INDEX {
+                    return Err(bad("entry index above the largest index"));
+                }
                 let g = groups.entry(group).or_default();
                 let c = g.compacted.0;
                 // Allocates per record: recovery only, and relocations are rare.
@@ -450,6 +613,9 @@ fn apply_batch(
                 }
                 let g = groups.entry(format::u64_at(p, 0)).or_default();
                 let (index, term) = (format::u64_at(p, 8), format::u64_at(p, 16));
+                if index > MAX_INDEX {
+                    return Err(bad("compaction index above the largest index"));
+                }
                 if index >= g.compacted.0 {
                     g.compact(index, term);
                     g.compact_seg = seg.seq;
@@ -462,6 +628,60 @@ fn apply_batch(
     Ok(n)
 }
 
+/// Whether the bad batch at `pos` (first defect at `off`) of a segment
+/// that was zero-filled can be a torn write. A flush's bytes that never
+/// landed read as zeros there: either whole 512-byte sectors (any sector
+/// of the batch, or its part of one, all zero) or, for a write cut at a
+/// byte, everything from within the defective record to the batch's end.
+/// A defect with neither is a crc mismatch inside a complete-looking
+/// batch, which a torn write cannot produce: bit rot (reported, as etcd's
+/// WAL does, rather than silently truncated). A batch whose records end in
+/// zero bytes of their own may be taken for torn: the rule errs that way.
+fn looks_torn(m: &[u8], pos: usize, off: usize, size: usize) -> bool {
+    let size = size.min(m.len());
+    let hdr_end = pos + BATCH_RECORD_SIZE;
+    if hdr_end > size {
+        return true;
+    }
+    // The batch's extent as its header claims, if the claim is sane.
+    let claimed = format::u32_at(m, pos) == format::BATCH_PAYLOAD_SIZE as u32
+        && m[pos + 8] == RecordType::Batch as u8;
+    let body = format::u32_at(m, pos + RECORD_HEADER_SIZE + 16) as usize;
+    let end = if claimed && body <= MAX_BATCH_BYTES {
+        (hdr_end + body).min(size)
+    } else {
+        hdr_end
+    };
+    let mut chunk = pos & !511;
+    while chunk < end {
+        let (a, b) = (chunk.max(pos), (chunk + 512).min(end));
+        if m[a..b].iter().all(|&x| x == 0) {
+            return true;
+        }
+        chunk += 512;
+    }
+    let zeros_from = |to: usize| {
+        m[pos..to]
+            .iter()
+            .rposition(|&x| x != 0)
+            .map_or(pos, |k| pos + k + 1)
+    };
+    if !claimed {
+        // A batch header cut before its type byte: nothing after the cut
+        // landed, so its whole payload is zeros. (Its last field, the
+        // flags, is zero anyway: a zero tail alone proves nothing here.)
+        return zeros_from(hdr_end) <= pos + RECORD_HEADER_SIZE;
+    }
+    // Zeros from within the defective record to the end of the batch.
+    let rec_end = if off + RECORD_HEADER_SIZE <= end {
+        (off + RECORD_HEADER_SIZE + format::u32_at(m, off) as usize).min(end)
+    } else {
+        end
+    };
+    let z = zeros_from(end);
+    z < end && z <= rec_end.max(off)
+}
+
 struct Torn {
     bytes: u64,
     window_end: usize,
@@ -470,20 +690,15 @@ struct Torn {
 /// Decides whether the bad batch at `pos` of the newest data segment is a
 /// torn tail (see the module comment); `Err` with an offset and reason if
 /// bytes after it prove it was not the last flush.
-fn torn_tail(
-    seg: &Segment,
-    pos: usize,
-    expected_seq: Option<u64>,
-) -> std::result::Result<Torn, (usize, String)> {
+fn torn_tail(seg: &Segment, pos: usize, floor: u64) -> std::result::Result<Torn, (usize, String)> {
     let m = &seg.map[..];
     let size = seg.size as usize;
     // Room for the torn batch at its largest and the whole next batch
     // header right after it.
     let window_end = size.min(pos + BATCH_RECORD_SIZE + MAX_BATCH_BYTES + BATCH_RECORD_SIZE);
-    // The flush after a completed one would carry the next sequence number
+    // The flush after a completed one would carry a higher sequence number
     // and start right after it, so within the window. (Beyond the window a
     // recycled segment may hold stale bytes, so nothing is concluded there.)
-    let next_seq = expected_seq.map(|s| s + 1);
     let base = seg.base_flush_seq;
     for p in pos + 1..window_end.saturating_sub(BATCH_RECORD_SIZE - 1) {
         if m[p + 8] != RecordType::Batch as u8
@@ -491,9 +706,9 @@ fn torn_tail(
         {
             continue;
         }
-        if let Ok(r) = format::read_record(m, p, size)
-            && let Some(b) = format::decode_batch(r.payload)
-            && next_seq.map_or(b.flush_seq >= base, |s| b.flush_seq == s)
+        if let Ok((b, _)) = format::read_batch(m, p, size, seg.seq)
+            && b.flush_seq >= base
+            && b.flush_seq > floor
         {
             return Err((
                 p,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::error::{Error, Result};
-use super::format::SegmentHeader;
+use super::format::{RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE, SegmentHeader};
 
 const SUFFIX: &str = ".wal";
 const TMP_SUFFIX: &str = ".wal.tmp";
@@ -91,7 +91,8 @@ pub fn fsync_dir(dir: &Path) -> Result<()> {
 /// syncs per second than appending or than writing into fallocate'd
 /// (unwritten) extents. Recycling a free file (a deleted segment) keeps
 /// that property without writing the zeros again: its old bytes stay, and
-/// the header's `base_flush_seq` tells recovery they are stale.
+/// their crcs, seeded with the old segment sequence, never pass for
+/// records of the new life (the header is flagged recycled).
 ///
 /// Either way: header, fsync, rename into place, directory fsync; a segment
 /// under its final name is always complete.
@@ -109,7 +110,18 @@ pub fn create(dir: &Path, header: &SegmentHeader, recycle: Option<PathBuf>) -> R
     });
     let f = match recycled {
         Some(f) => {
-            f.write_all_at(&header.encode(), 0)
+            // The header and an end marker (an all-zero record header) where
+            // the first batch will go: the old bytes there belong to the
+            // previous life, and their crcs are seeded with another segment
+            // sequence, so without the marker they would read as garbage
+            // rather than as the end of this (still empty) segment's data.
+            let mut head = [0u8; SEGMENT_HEADER_SIZE as usize + RECORD_HEADER_SIZE];
+            let h = SegmentHeader {
+                recycled: true,
+                ..*header
+            };
+            head[..SEGMENT_HEADER_SIZE as usize].copy_from_slice(&h.encode());
+            f.write_all_at(&head, 0)
                 .map_err(|e| Error::io("write segment header", &tmp, e))?;
             // Same blocks, same size: only data to sync.
             f.sync_data()
@@ -189,4 +201,7 @@ pub struct Segment {
     pub mmap: Arc<memmap2::Mmap>,
     pub size: u64,
     pub base_flush_seq: u64,
+    /// From the header (as found at recovery; false for segments this
+    /// process created, whose flag recovery alone reads).
+    pub recycled: bool,
 }

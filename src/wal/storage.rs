@@ -25,13 +25,14 @@ pub struct WalStorage {
 }
 
 /// Maps a read error of the WAL: out-of-range reads are what the core
-/// expects and handles; anything else means bytes verified at recovery
-/// changed under us, and no answer would be safe.
+/// expects and handles; anything else (bytes verified at recovery changed
+/// under us) is `Unreadable`: no answer would be safe, but it is this
+/// group's failure, not a reason to take down every group of the shard.
 fn to_raft(e: Error) -> raft::Error {
     match e {
         Error::Compacted { .. } => raft::Error::Storage(StorageError::Compacted),
         Error::Unavailable { .. } => raft::Error::Storage(StorageError::Unavailable),
-        other => panic!("wal storage: unreadable log: {other}"),
+        _ => raft::Error::Storage(StorageError::Unreadable),
     }
 }
 
@@ -66,11 +67,11 @@ impl WalStorage {
         self.wal.borrow_mut().set_hard_state(self.group, hs)
     }
 
-    /// Queues a snapshot's metadata and drops the entries it covers.
+    /// Queues a snapshot's metadata and replaces the whole log with it, as
+    /// `MemStorage::apply_snapshot` does (one record: see
+    /// `Wal::apply_snapshot`).
     pub fn apply_snapshot(&self, meta: &SnapshotMetadata) -> WalResult<Ticket> {
-        let mut w = self.wal.borrow_mut();
-        let _ = w.set_snapshot(self.group, meta)?;
-        w.compact(self.group, meta.index, meta.term)
+        self.wal.borrow_mut().apply_snapshot(self.group, meta)
     }
 
     /// Sets the configuration kept in the snapshot metadata (bootstrap).

@@ -57,10 +57,22 @@ pub struct Writer {
     ops: Vec<WriteOp>,
     /// Bytes written so far and whether synced, per op of the current flush.
     progress: Vec<(usize, bool)>,
-    /// Submitted entries not yet reaped.
+    /// Entries pushed to the ring (submitted, or left in the submission
+    /// queue by a failed submit) and not yet reaped: while it is not zero
+    /// the kernel may still read the flush's buffers.
     outstanding: u32,
     fault: Option<Fault>,
+    /// Test hooks: waits to fail with EINTR, and one wait to fail with an
+    /// errno, before the kernel is asked (the flush stays in flight).
+    #[cfg(test)]
+    fake_eintr: u32,
+    #[cfg(test)]
+    fake_wait_error: Option<i32>,
 }
+
+/// How often `drain` retries a wait that fails (other than EINTR) before
+/// it gives up and the buffers are leaked rather than freed.
+const DRAIN_ATTEMPTS: u32 = 1000;
 
 // SAFETY: the raw pointers in `ops` point into buffers owned by the `Wal`
 // that owns this `Writer`; they move (and are freed) only together.
@@ -74,6 +86,10 @@ impl Writer {
             progress: Vec::with_capacity(4),
             outstanding: 0,
             fault: None,
+            #[cfg(test)]
+            fake_eintr: 0,
+            #[cfg(test)]
+            fake_wait_error: None,
         })
     }
 
@@ -91,6 +107,61 @@ impl Writer {
     /// Whether a flush is in flight.
     pub fn busy(&self) -> bool {
         !self.ops.is_empty()
+    }
+
+    /// Whether nothing of any flush is left in the kernel: only then may
+    /// the buffers of a failed flush be released or reused.
+    pub fn quiescent(&self) -> bool {
+        self.outstanding == 0
+    }
+
+    /// Submits what is queued and waits for `want` completions.
+    fn enter(&mut self, want: usize) -> io::Result<usize> {
+        #[cfg(test)]
+        {
+            if self.fake_eintr > 0 {
+                self.fake_eintr -= 1;
+                return Err(io::Error::from_raw_os_error(libc::EINTR));
+            }
+            if let Some(e) = self.fake_wait_error.take() {
+                return Err(io::Error::from_raw_os_error(e));
+            }
+        }
+        self.ring.submit_and_wait(want)
+    }
+
+    /// After a failure: waits until every entry of the flush is out of the
+    /// kernel (retrying EINTR, and other errors up to `DRAIN_ATTEMPTS`
+    /// times), reaping and ignoring the completions. The flush is over
+    /// (failed) once this returns; if the kernel may still hold part of it
+    /// (`quiescent()` is false) its buffers must never be freed.
+    fn drain(&mut self) {
+        let mut attempts = 0;
+        loop {
+            while self.ring.completion().next().is_some() {
+                self.outstanding -= 1;
+            }
+            if self.outstanding == 0 || attempts >= DRAIN_ATTEMPTS {
+                break;
+            }
+            match self.enter(self.outstanding as usize) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+        }
+        if self.quiescent() {
+            self.ops.clear();
+        }
+    }
+
+    /// Ends the flush in flight with `e`, once the kernel is done with it.
+    fn abort(&mut self, e: Error) -> Error {
+        self.drain();
+        e
     }
 
     /// Starts a flush: every op written, each file fdatasynced, in order, as
@@ -161,16 +232,26 @@ impl Writer {
                 }
             }
         }
-        self.ring
-            .submit()
-            .map_err(|e| Error::io("io_uring submit", &self.ops[first].path, e))?;
+        // The entries are in the submission queue now, submitted or not: a
+        // later enter would submit them, so they count as outstanding.
         self.outstanding += pushed;
-        Ok(())
+        loop {
+            match self.ring.submit() {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let e = Error::io("io_uring submit", &self.ops[first].path, e);
+                    return Err(self.abort(e));
+                }
+            }
+        }
     }
 
     /// Reaps completions of the flush in flight; with `wait`, blocks until
     /// it is done. `Ok(true)` once every op is written and synced (the
-    /// flush is over and its buffers may go), `Ok(false)` if not yet.
+    /// flush is over and its buffers may go), `Ok(false)` if not yet. An
+    /// error is returned only once nothing of the flush is left in the
+    /// kernel, or, if that cannot be confirmed, with `quiescent()` false.
     pub fn poll(&mut self, wait: bool) -> Result<bool> {
         loop {
             if !self.busy() {
@@ -178,9 +259,15 @@ impl Writer {
             }
             if self.outstanding > 0 && wait {
                 // The chain completes as a whole: wait for all of it at once.
-                self.ring
-                    .submit_and_wait(self.outstanding as usize)
-                    .map_err(|e| Error::io("io_uring wait", &self.ops[0].path, e))?;
+                // A signal interrupts the wait, not the flush: wait again.
+                match self.enter(self.outstanding as usize) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        let e = Error::io("io_uring wait", &self.ops[0].path, e);
+                        return Err(self.abort(e));
+                    }
+                }
             }
             let mut failure = None;
             while let Some(cqe) = self.ring.completion().next() {
@@ -303,4 +390,62 @@ fn ring_full() -> Error {
         "",
         io::Error::other("submission queue full"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::FileExt;
+
+    use super::*;
+
+    fn one_write(w: &mut Writer, f: &std::fs::File, buf: &[u8]) {
+        let op = WriteOp {
+            fd: f.as_raw_fd(),
+            ptr: buf.as_ptr(),
+            len: buf.len(),
+            offset: 0,
+            path: PathBuf::from("test"),
+        };
+        // SAFETY: `buf` outlives the flush: every caller polls it to the end.
+        unsafe { w.submit(vec![op]) }.unwrap();
+    }
+
+    fn contents(f: &std::fs::File, len: usize) -> Vec<u8> {
+        let mut b = vec![0u8; len];
+        f.read_exact_at(&mut b, 0).unwrap();
+        b
+    }
+
+    #[test]
+    fn an_interrupted_wait_is_retried_and_the_flush_completes() {
+        let f = tempfile::tempfile().unwrap();
+        let buf = vec![0x5a; 1 << 20];
+        let mut w = Writer::new().unwrap();
+        w.fake_eintr = 3;
+        one_write(&mut w, &f, &buf);
+        assert!(w.poll(true).unwrap());
+        assert_eq!(w.fake_eintr, 0, "every interrupted wait was retried");
+        assert!(w.quiescent());
+        assert_eq!(contents(&f, buf.len()), buf);
+    }
+
+    #[test]
+    fn a_failed_wait_returns_only_once_the_kernel_is_done_with_the_flush() {
+        let f = tempfile::tempfile().unwrap();
+        let buf = vec![0xa5; 4 << 20];
+        let mut w = Writer::new().unwrap();
+        w.fake_wait_error = Some(libc::EIO);
+        one_write(&mut w, &f, &buf);
+        assert!(w.poll(true).is_err());
+        // Nothing of the flush is in the kernel: its write ran to the end
+        // before the error was returned, and the buffer may now go.
+        assert!(w.quiescent());
+        assert!(!w.busy());
+        assert_eq!(contents(&f, buf.len()), buf);
+        // The writer is usable again (the WAL poisons itself regardless).
+        let buf2 = vec![1u8; 100];
+        one_write(&mut w, &f, &buf2);
+        assert!(w.poll(true).unwrap());
+    }
 }

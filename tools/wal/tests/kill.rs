@@ -3,6 +3,19 @@
 //! entries back) that every index it printed as durable is there, intact.
 //! Each directory is killed twice: the second `fill` first recovers what
 //! the first one left, torn tail included.
+//!
+//! What this test cannot see: SIGKILL ends the process, not the machine,
+//! so the page cache survives and every byte `fill` wrote reaches the
+//! file whether or not it was fdatasynced. A WAL that skipped or misordered
+//! its fdatasync would pass here. Power loss (unsynced writes lost, a
+//! flush torn in any subset of its sectors) is exercised by the fault hook
+//! in tests/wal.rs, tests/wal_faults.rs and tests/wal_model.rs, and is the
+//! job of the simulated disk (issue 11); this test checks the process-crash
+//! half: recovery after a kill at any moment, and no printed index lost.
+//!
+//! The kill points (lines read, then a pause) come from a seed, printed at
+//! the start; `CORELOG_WAL_KILL_SEED=<seed>` replays them (the kernel's
+//! timing around each kill is not replayed).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -124,12 +137,16 @@ fn corelog_wal_pattern(group: u64, index: u64, size: usize) -> Vec<u8> {
 
 #[test]
 fn sigkill_during_fill_loses_no_printed_durable_index() {
-    let seed = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    eprintln!("seed {seed}");
+    let seed = match std::env::var("CORELOG_WAL_KILL_SEED") {
+        Ok(s) => s
+            .parse::<u64>()
+            .expect("CORELOG_WAL_KILL_SEED must be a u64"),
+        Err(_) => SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64,
+    } | 1;
+    eprintln!("seed {seed} (replay the kill points: CORELOG_WAL_KILL_SEED={seed})");
     let mut rng = Rng(seed);
     for round in 0..4 {
         let d = tempfile::tempdir().unwrap();
@@ -221,4 +238,34 @@ fn a_real_write_failure_surfaces_and_leaves_the_wal_recoverable() {
     }
     assert!(durable.values().all(|&i| i > 100), "{durable:?}");
     verify(d.path(), &durable, 200);
+}
+
+#[test]
+fn another_process_cannot_open_a_directory_in_use() {
+    // The lock of issue 11's defect 6 across processes: `verify` (a
+    // read-only open in a child process) is refused while this process
+    // holds the WAL read-write, naming this process; it opens once the WAL
+    // is dropped.
+    let d = tempfile::tempdir().unwrap();
+    let mut o = Options::new(1, 0);
+    o.segment_size = 65536;
+    let wal = Wal::open(d.path(), o).unwrap();
+    let out = Command::new(BIN)
+        .args(["verify", d.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let want = format!("in use by process {}", std::process::id());
+    assert!(text.contains(&want), "{text}");
+    drop(wal);
+    let out = Command::new(BIN)
+        .args(["verify", d.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
