@@ -357,11 +357,12 @@ impl RaftEngineWorkload {
         }
         for k in 0..self.n {
             let g = k % GROUPS as usize;
-            let mut e = raft::eraftpb::Entry::default();
-            e.term = 1;
-            e.index = self.next[g];
-            e.data = self.data.next();
-            self.per_group[g].push(e);
+            self.per_group[g].push(raft::eraftpb::Entry {
+                term: 1,
+                index: self.next[g],
+                data: self.data.next(),
+                ..Default::default()
+            });
             self.next[g] += 1;
         }
         for (g, v) in self.per_group.iter().enumerate() {
