@@ -684,6 +684,21 @@ impl Sim {
             .map(|n| n.id)
     }
 
+    /// Whether the calm phase's leader is a stale one left over from a
+    /// wedging membership change: a running node has moved to a later
+    /// term, and the configuration has not settled. Such a leader may never
+    /// hear of that term (without CheckQuorum or PreVote, nodes of a higher
+    /// term ignore its messages, and no candidate asks a learner for its
+    /// vote), so it is not waited on: the run counts as wedged.
+    fn wedged_under_stale_leader(&self, l: u64) -> bool {
+        let term = self.nodes[&l].term();
+        !self.config_settled()
+            && self
+                .nodes
+                .values()
+                .any(|n| n.is_up() && n.term() > term)
+    }
+
     fn random_step(&mut self) -> Check {
         let f = self.params.fault_level;
         let deliverable = self.net.first_deliverable(self.now).is_some();
@@ -2036,7 +2051,10 @@ impl Sim {
                 break Ok(());
             }
             if self.now - start >= bound {
-                if self.leader().is_none() && !self.config_settled() {
+                let stale = self
+                    .leader()
+                    .is_some_and(|l| self.wedged_under_stale_leader(l));
+                if (self.leader().is_none() || stale) && !self.config_settled() {
                     // Wedged by a membership change, a limitation of the
                     // protocol as etcd-raft defines it, not a bug: nodes
                     // apply a configuration only once they know it is
@@ -2110,7 +2128,7 @@ impl Sim {
             Some(r) if r.leader == leader && r.term == term => {
                 let waited = self.now - r.since;
                 let bound = READ_WAIT_TIMEOUTS * self.params.election_tick as u64;
-                if waited < bound {
+                if waited < bound || self.wedged_under_stale_leader(leader) {
                     return Ok(false);
                 }
                 let raw = self.nodes[&leader].raw.as_ref().expect("a leader is up");
