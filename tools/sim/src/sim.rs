@@ -692,11 +692,7 @@ impl Sim {
     /// vote), so it is not waited on: the run counts as wedged.
     fn wedged_under_stale_leader(&self, l: u64) -> bool {
         let term = self.nodes[&l].term();
-        !self.config_settled()
-            && self
-                .nodes
-                .values()
-                .any(|n| n.is_up() && n.term() > term)
+        !self.config_settled() && self.nodes.values().any(|n| n.is_up() && n.term() > term)
     }
 
     fn random_step(&mut self) -> Check {
