@@ -31,9 +31,21 @@
 //!   and replies go through eventfds (the caller sleeps on one, as a shard
 //!   does);
 //! - `pwrite + syncer fdatasync`: the write inline, the sync on the thread;
+//! - `O_DIRECT` variants (rows 11-15): the file is opened `O_DIRECT`
+//!   and each flush rewrites, from a 4 KiB-aligned buffer, the aligned
+//!   blocks that hold the new bytes: the partial last block of the log
+//!   (its earlier bytes kept in the buffer) with the record in it, so a
+//!   128-byte flush is one 4 KiB write and a 64 KiB flush at an aligned
+//!   offset is exactly 64 KiB. The blocks are written zeros, so each write
+//!   is an overwrite that needs no extent change. Row 11: one io_uring
+//!   write carrying `RWF_DSYNC`; row 12: the file opened
+//!   `O_DIRECT | O_DSYNC`, a plain io_uring write; row 13: io_uring write,
+//!   then fdatasync with `IO_LINK`; row 14: inline `pwrite` on the
+//!   `O_DIRECT | O_DSYNC` file; row 15: inline `pwrite` on the `O_DIRECT`
+//!   file, then `fdatasync`;
 //! - `pwrite+sync_file_range`: NOT durable (no cache flush, no metadata),
 //!   a reference for what the device cache flush costs; only run when
-//!   named in `CORELOG_FLUSH_ONLY` (row 11), since the data it leaves in
+//!   named in `CORELOG_FLUSH_ONLY` (row 16), since the data it leaves in
 //!   the device cache would be flushed by the next variant.
 //!
 //! Run: `cargo bench --bench flush_path` (`CORELOG_FLUSH_SECS`, default
@@ -51,6 +63,47 @@ use std::time::{Duration, Instant};
 use io_uring::{IoUring, opcode, squeue, types};
 
 const FILE: u64 = 64 << 20;
+
+/// The block size of `O_DIRECT` writes: offsets, lengths and buffer
+/// addresses are multiples of it (the disk's physical block and the page).
+const BLOCK: usize = 4096;
+
+/// A zeroed heap buffer aligned to `BLOCK`, as `O_DIRECT` needs.
+struct Aligned {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Aligned {
+    fn new(len: usize) -> Aligned {
+        let layout = std::alloc::Layout::from_size_align(len, BLOCK).unwrap();
+        // SAFETY: `len` is not zero (callers ask for at least one block).
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        assert!(!ptr.is_null(), "out of memory");
+        Aligned { ptr, len }
+    }
+
+    fn bytes(&mut self) -> &mut [u8] {
+        // SAFETY: `ptr` owns `len` initialised bytes, borrowed mutably here.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+impl Drop for Aligned {
+    fn drop(&mut self) {
+        let layout = std::alloc::Layout::from_size_align(self.len, BLOCK).unwrap();
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { std::alloc::dealloc(self.ptr, layout) };
+    }
+}
+
+/// Drops the file's pages from the page cache (written by the buffered
+/// zero fill), so that `O_DIRECT` writes find none to invalidate.
+fn drop_cache(f: &std::fs::File) {
+    // SAFETY: plain syscall.
+    let r = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(r, 0, "posix_fadvise");
+}
 
 fn zero_file(path: &std::path::Path) -> std::fs::File {
     let mut f = OpenOptions::new()
@@ -167,10 +220,30 @@ enum Kind {
     UringTwoSteps,
     SyncerThread,
     PwriteSyncerSync,
+    DirectUringDsync,
+    DirectUringOdsync,
+    DirectUringLink,
+    DirectPwriteOdsync,
+    DirectPwriteFdatasync,
     SyncFileRange,
 }
 
-const KINDS: [(Kind, &str); 12] = [
+impl Kind {
+    /// The `O_DIRECT` variants, and the extra open flags of their file.
+    fn direct(self) -> Option<i32> {
+        match self {
+            Kind::DirectUringDsync | Kind::DirectUringLink | Kind::DirectPwriteFdatasync => {
+                Some(libc::O_DIRECT)
+            }
+            Kind::DirectUringOdsync | Kind::DirectPwriteOdsync => {
+                Some(libc::O_DIRECT | libc::O_DSYNC)
+            }
+            _ => None,
+        }
+    }
+}
+
+const KINDS: [(Kind, &str); 17] = [
     (Kind::PwriteFdatasync, "pwrite+fdatasync (inline)"),
     (Kind::Pwritev2Dsync, "pwritev2 RWF_DSYNC (inline)"),
     (Kind::UringLink, "uring write+fsync linked (today)"),
@@ -185,6 +258,14 @@ const KINDS: [(Kind, &str); 12] = [
     (Kind::UringTwoSteps, "uring write; then fsync"),
     (Kind::SyncerThread, "syncer thread pwrite+fdatasync"),
     (Kind::PwriteSyncerSync, "pwrite; syncer thread fdatasync"),
+    (Kind::DirectUringDsync, "O_DIRECT uring write RWF_DSYNC"),
+    (Kind::DirectUringOdsync, "O_DIRECT|O_DSYNC uring write"),
+    (Kind::DirectUringLink, "O_DIRECT uring write+fsync linked"),
+    (Kind::DirectPwriteOdsync, "O_DIRECT|O_DSYNC pwrite (inline)"),
+    (
+        Kind::DirectPwriteFdatasync,
+        "O_DIRECT pwrite+fdatasync (inline)",
+    ),
     (Kind::SyncFileRange, "pwrite+sync_file_range (NOT durable)"),
 ];
 
@@ -197,6 +278,9 @@ struct Variant {
     off: u64,
     ring: Option<IoUring>,
     syncer: Option<Syncer>,
+    /// `O_DIRECT` variants: the blocks written, the first holding the
+    /// log's partial last block.
+    blocks: Option<Aligned>,
     lat: Vec<Duration>,
 }
 
@@ -204,11 +288,27 @@ impl Variant {
     fn new(kind: Kind, name: &'static str, buf: &Arc<Vec<u8>>) -> Variant {
         let dir = tempfile::tempdir_in(bench_dir()).unwrap();
         let path = dir.path().join("f");
-        let file = zero_file(&path);
+        let mut file = zero_file(&path);
+        let mut blocks = None;
+        if let Some(flags) = kind.direct() {
+            use std::os::unix::fs::OpenOptionsExt;
+            drop_cache(&file);
+            file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(flags)
+                .open(&path)
+                .unwrap();
+            blocks = Some(Aligned::new(buf.len().next_multiple_of(BLOCK) + BLOCK));
+        }
         let ring = match kind {
-            Kind::UringLink | Kind::UringDsync | Kind::UringDrain | Kind::UringTwoSteps => {
-                Some(IoUring::new(32).unwrap())
-            }
+            Kind::UringLink
+            | Kind::UringDsync
+            | Kind::UringDrain
+            | Kind::UringTwoSteps
+            | Kind::DirectUringDsync
+            | Kind::DirectUringOdsync
+            | Kind::DirectUringLink => Some(IoUring::new(32).unwrap()),
             Kind::UringLinkDefer => Some(
                 IoUring::builder()
                     .setup_single_issuer()
@@ -244,6 +344,7 @@ impl Variant {
             off: 0,
             ring,
             syncer,
+            blocks,
             lat: Vec::with_capacity(1 << 16),
         }
     }
@@ -259,8 +360,37 @@ impl Variant {
                 f.write_all(&z).unwrap();
             }
             f.sync_all().unwrap();
+            drop_cache(&f);
+            if let Some(b) = self.blocks.as_mut() {
+                b.bytes().fill(0);
+            }
             self.off = 0;
         }
+    }
+
+    /// `O_DIRECT` variants: the new bytes go after the partial last block's
+    /// earlier bytes (kept at the buffer's start), the rest of their last
+    /// block zeros (what the file holds there); returns the aligned offset
+    /// and length to write.
+    fn fill_blocks(&mut self, buf: &[u8]) -> (u64, usize) {
+        let start = self.off & !(BLOCK as u64 - 1);
+        let head = (self.off - start) as usize;
+        let end = head + buf.len();
+        let len = end.next_multiple_of(BLOCK);
+        let b = self.blocks.as_mut().unwrap().bytes();
+        b[head..end].copy_from_slice(buf);
+        b[end..len].fill(0);
+        (start, len)
+    }
+
+    /// After an `O_DIRECT` write: the partial last block moves to the
+    /// buffer's start for the next flush to rewrite.
+    fn keep_tail(&mut self, written: usize) {
+        let head = (self.off & (BLOCK as u64 - 1)) as usize;
+        let end = head + written;
+        let last = end & !(BLOCK - 1);
+        let b = self.blocks.as_mut().unwrap().bytes();
+        b.copy_within(last..end, 0);
     }
 
     fn flush(&mut self, buf: &[u8]) {
@@ -367,6 +497,50 @@ impl Variant {
                     "pwrite",
                 );
                 self.syncer.as_ref().unwrap().run(off);
+            }
+            Kind::DirectPwriteOdsync | Kind::DirectPwriteFdatasync => {
+                let (at, n) = self.fill_blocks(buf);
+                let p = self.blocks.as_ref().unwrap().ptr;
+                // SAFETY: `n` bytes of the aligned buffer, live.
+                let r = unsafe { libc::pwrite(fd, p.cast(), n, at as libc::off_t) };
+                check(r, "pwrite O_DIRECT");
+                assert_eq!(r as usize, n, "short write");
+                if self.kind == Kind::DirectPwriteFdatasync {
+                    // SAFETY: plain syscall.
+                    check(unsafe { libc::fdatasync(fd) } as isize, "fdatasync");
+                }
+                self.keep_tail(len);
+            }
+            Kind::DirectUringDsync | Kind::DirectUringOdsync | Kind::DirectUringLink => {
+                let (at, n) = self.fill_blocks(buf);
+                let p = self.blocks.as_ref().unwrap().ptr;
+                let ring = self.ring.as_mut().unwrap();
+                let mut w = opcode::Write::new(types::Fd(fd), p, n as u32).offset(at);
+                if self.kind == Kind::DirectUringDsync {
+                    w = w.rw_flags(libc::RWF_DSYNC);
+                }
+                let w = w.build().user_data(0);
+                if self.kind == Kind::DirectUringLink {
+                    let s = opcode::Fsync::new(types::Fd(fd))
+                        .flags(types::FsyncFlags::DATASYNC)
+                        .build()
+                        .user_data(1);
+                    // SAFETY: the buffer outlives the wait below.
+                    unsafe {
+                        ring.submission()
+                            .push(&w.flags(squeue::Flags::IO_LINK))
+                            .unwrap();
+                        ring.submission().push(&s).unwrap();
+                    }
+                    ring.submit().unwrap();
+                    reap(ring, 2, n);
+                } else {
+                    // SAFETY: as above.
+                    unsafe { ring.submission().push(&w).unwrap() };
+                    ring.submit().unwrap();
+                    reap(ring, 1, n);
+                }
+                self.keep_tail(len);
             }
             Kind::SyncFileRange => {
                 // SAFETY: plain syscalls on a live buffer.
