@@ -721,3 +721,30 @@ proptest! {
         }
     }
 }
+
+/// A peer can write a storage-thread response (types 19-22) with the
+/// storage thread's id as `from`: `RawNode::step` tells a storage thread's
+/// response only by that id, so such a message, decoded and stepped into a
+/// node with asynchronous storage writes, would mark entries durable that
+/// are not (`MsgStorageAppendResp`) or applied that never were
+/// (`MsgStorageApplyResp`). The decoder refuses the local types outright.
+#[test]
+fn the_decoder_refuses_storage_messages_sent_by_a_peer() {
+    for t in 19..=22 {
+        let m = Message {
+            r#type: t,
+            to: 1,
+            from: u64::MAX - u64::from(t % 2 == 0),
+            term: 3,
+            index: 9,
+            log_term: 3,
+            ..Message::default()
+        };
+        let bytes = Bytes::from(m.encode_to_vec());
+        let got = decode_message(&bytes, 0..bytes.len(), &Limits::default());
+        assert!(
+            matches!(got, Err(Error::LocalOnly { msg_type }) if msg_type == t),
+            "type {t}: {got:?}"
+        );
+    }
+}
