@@ -272,3 +272,27 @@ fn lease_based_leader_cut_off_answers_only_while_its_lease_holds() {
         vec![rs(commit, b"lease"), rs(commit, b"last")]
     );
 }
+
+// `tick_quiesced` is time passing too: the followers count it towards the
+// end of their promise (they tick normally or quiesced, and a quiesced
+// follower wakes up and elects), so the leader's lease must run out by the
+// same ticks. A leader that only ticks quiesced must not answer from a
+// lease that ran out long ago.
+#[test]
+fn quiesced_ticks_run_the_lease_out() {
+    let mut nw = leased_by_1();
+    let et = nw.node(1).raft.election_timeout;
+    nw.isolate(1);
+    for _ in 0..10 * et {
+        nw.node_mut(1).tick_quiesced();
+    }
+    assert_eq!(nw.state(1), StateType::Leader);
+    nw.node_mut(1).read_index(Bytes::from_static(b"stale"));
+    nw.flush();
+    assert!(
+        read_states(&nw, 1).is_empty(),
+        "answered from a lease {} quiesced ticks old: {:?}",
+        10 * et,
+        read_states(&nw, 1)
+    );
+}

@@ -125,10 +125,14 @@ impl<S: Storage> RawNode<S> {
         self.raft.tick();
     }
 
-    /// Advances the election clock only: for a quiesced group whose leader
-    /// does not send heartbeats while idle.
+    /// Advances the election clock and the lease clock, without heartbeats
+    /// or elections: for a quiesced group whose leader does not send
+    /// heartbeats while idle.
     pub fn tick_quiesced(&mut self) {
         self.raft.election_elapsed += 1;
+        // Time passes all the same: a lease must run out, and a promise
+        // not to vote must end, by the ticks the node counts.
+        self.raft.lease.tick();
     }
 
     /// Starts an election (a pre-election with PreVote).

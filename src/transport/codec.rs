@@ -613,7 +613,8 @@ fn len_field(b: &[u8], pos: &mut usize, wt: u8, what: &'static str) -> Result<Ra
 /// Decodes the `Message` at `range` of `buf`, with prost's semantics for
 /// what it accepts (last value wins for scalars, embedded messages merge,
 /// unknown fields are skipped), except that groups (a deprecated wire type
-/// raftpb never writes) are refused.
+/// raftpb never writes) and the local storage types 19-22 are refused, and
+/// the local-only fields `vote` and `responses` are dropped.
 pub fn decode_message(buf: &Bytes, range: Range<usize>, limits: &Limits) -> Result<Message, Error> {
     if range.start > range.end || range.end > buf.len() {
         return Err(Error::Truncated {
@@ -679,6 +680,12 @@ pub fn decode_message(buf: &Bytes, range: Range<usize>, limits: &Limits) -> Resu
             12 => m.context = buf.slice(len_field(b, &mut pos, wt, "message context")?),
             _ => skip_field(b, &mut pos, wt, "message")?,
         }
+    }
+    // A storage thread's message from a peer is forged: `RawNode::step`
+    // recognises a storage thread's response by its `from` id alone, which
+    // the peer wrote.
+    if LOCAL_TYPES.contains(&m.r#type) {
+        return Err(Error::LocalOnly { msg_type: m.r#type });
     }
     Ok(m)
 }
