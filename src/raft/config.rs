@@ -98,7 +98,8 @@ pub struct Config {
     /// max_clock_drift_ticks` ticks from the heartbeat a quorum
     /// acknowledged. The default, 1, covers members whose tickers run at
     /// the same rate with any phase between them; add the rate difference
-    /// over an election timeout on top. Less than `election_tick`.
+    /// over an election timeout on top. Less than `election_tick`; at
+    /// least 1 under `ReadOnlyOption::LeaseBased`.
     pub max_clock_drift_ticks: usize,
     /// Followers drop proposals instead of forwarding them to the leader.
     pub disable_proposal_forwarding: bool,
@@ -200,6 +201,12 @@ impl Config {
                 "must be less than election_tick (a lease would never hold)",
             );
         }
+        if self.read_only_option == ReadOnlyOption::LeaseBased && self.max_clock_drift_ticks == 0 {
+            return invalid(
+                "max_clock_drift_ticks",
+                "must be at least 1 under LeaseBased (tickers of one rate differ by their phase)",
+            );
+        }
         if self.random_seed == 0 {
             self.random_seed = self.id;
         }
@@ -262,6 +269,17 @@ mod tests {
         assert_eq!(
             field_of(Config {
                 max_clock_drift_ticks: 10,
+                ..base.clone()
+            }),
+            "max_clock_drift_ticks"
+        );
+        // Two tickers at one rate can differ by a tick over any span: a
+        // lease-based read needs at least that much margin.
+        assert_eq!(
+            field_of(Config {
+                read_only_option: ReadOnlyOption::LeaseBased,
+                check_quorum: true,
+                max_clock_drift_ticks: 0,
                 ..base
             }),
             "max_clock_drift_ticks"
