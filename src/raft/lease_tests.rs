@@ -296,3 +296,32 @@ fn heartbeat_answers_wait_for_durability_under_lease_reads() {
         MessageType::MsgHeartbeatResp as i32
     );
 }
+
+/// A follower's promise dates from the leader's latest message, heartbeats
+/// included: with no append for longer than an election timeout, the
+/// heartbeats alone keep it from voting for another while the leader's
+/// lease (which counts the acknowledged heartbeats) holds. Found missing by
+/// a mutation that stopped heartbeats renewing the promise, which no other
+/// test noticed.
+#[test]
+fn heartbeats_renew_the_followers_promise() {
+    let mut c = Cluster::led_by_1(|_| {});
+    // Two election timeouts of heartbeats and their answers; the last
+    // append was the election's.
+    for _ in 0..2 * ET {
+        c.tick_all();
+    }
+    assert!(c.read(1).len() == 1, "the leader answers from its lease");
+    let n3 = c.node(3);
+    assert!(n3.lease.promised(), "a heartbeat came a tick ago");
+    // Node 3 moves to term 2 with no leader (a late answer at term 2);
+    // node 2 asks for its vote with an up-to-date log.
+    let _ = n3.step(msg_term(2, 3, MessageType::MsgAppResp, 2));
+    let last = n3.raft_log.last_entry_id();
+    let mut vote = msg_term(2, 3, MessageType::MsgVote, 2);
+    (vote.index, vote.log_term) = (last.index, last.term);
+    let _ = n3.step(vote);
+    let out = read_messages(n3);
+    assert_eq!(n3.vote, NONE, "{out:?}");
+    assert!(out.iter().all(|m| m.reject), "{out:?}");
+}
