@@ -19,15 +19,13 @@ pub mod disk;
 mod error;
 pub mod format;
 mod group;
-mod lock;
 mod recovery;
 mod segment;
 mod storage;
-mod writer;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -38,11 +36,12 @@ use std::thread::JoinHandle;
 use bytes::BufMut;
 use prost::Message as _;
 
+pub use disk::{Disk, Fault, UringDisk};
 pub use error::{Error, Result};
 pub use recovery::RecoveryReport;
 pub use storage::WalStorage;
-pub use writer::Fault;
 
+use disk::{DiskFile, FlushPoll, FlushWrite, Flusher};
 use format::{
     BATCH_RECORD_SIZE, COMPACT_PAYLOAD, ENTRIES_FIXED, ENTRY_FIXED, HARD_STATE_PAYLOAD,
     MAX_SNAPSHOT_META, RECORD_HEADER_SIZE, RecordType, SEGMENT_HEADER_SIZE, SNAPSHOT_FIXED,
@@ -50,7 +49,6 @@ use format::{
 };
 use group::{GroupState, Loc, NO_SEG, cache_cost};
 use segment::Segment;
-use writer::{WriteOp, Writer};
 
 use crate::raftpb::{Entry, HardState, SnapshotMetadata};
 
@@ -250,17 +248,22 @@ pub struct GroupSummary {
 }
 
 /// The WAL of one shard. Owned by the shard's thread; not shared.
-pub struct Wal {
-    dir: PathBuf,
-    /// `dir` resolved, the key of the poisoned-directory registry.
-    canonical: PathBuf,
+///
+/// Generic over the disk it runs on: the io_uring disk in production
+/// (`Wal::open`), the simulated disk in the simulator (`Wal::open_on`).
+pub struct Wal<D: Disk = UringDisk> {
+    disk: D,
     /// Held for the life of the `Wal` (released after `Drop` has waited for
     /// the flush in flight and the segment being prepared).
-    _lock: Option<lock::DirLock>,
+    lock: Option<D::Lock>,
     opts: Options,
-    segments: BTreeMap<u64, Segment>,
+    segments: BTreeMap<u64, Segment<D::File>>,
     groups: BTreeMap<u64, GroupState>,
-    writer: Option<Writer>,
+    /// Runs the flushes (`None`: read-only).
+    flusher: Option<D::Flusher>,
+    /// The `Vec` that carries a flush's writes to the flusher and back,
+    /// kept so that a flush allocates nothing.
+    writes: Vec<FlushWrite<D::File>>,
     parts: Vec<Part>,
     spare: Vec<Vec<u8>>,
     /// Segment receiving new records (0: none, read-only and empty).
@@ -283,18 +286,19 @@ pub struct Wal {
     /// Insertion order of cached entries, for eviction oldest-first.
     cache_order: VecDeque<(u64, u64)>,
     report: RecoveryReport,
-    /// The buffers of the flush in flight, kept until it is over.
+    /// The parts of the flush in flight (their buffers lent to the
+    /// flusher until it is over).
     inflight: Vec<Part>,
     /// Live entries (of all groups) per segment: what GC may not delete.
     /// Kept per run of entries, not per entry, on the append path.
     live: BTreeMap<u64, u64>,
     /// The next segment, being created ahead of need (`prepare_next`).
-    preparing: Option<(SegmentHeader, JoinHandle<Result<std::fs::File>>)>,
+    preparing: Option<(SegmentHeader, JoinHandle<Result<D::File>>)>,
     /// Its outcome, once `wait_prepared` has collected it (or the empty
     /// newest segment found at open: the spare a previous run prepared).
-    prepared: Option<(SegmentHeader, Result<std::fs::File>)>,
-    /// Deleted segments kept for reuse (at most `RECYCLE_MAX`).
-    free: Vec<PathBuf>,
+    prepared: Option<(SegmentHeader, Result<D::File>)>,
+    /// Deleted segments kept for reuse, by name (at most `RECYCLE_MAX`).
+    free: Vec<String>,
 }
 
 /// Takes the live entries `locs` off the per-segment counts.
@@ -309,18 +313,6 @@ fn unlive<'a>(live: &mut BTreeMap<u64, u64>, locs: impl Iterator<Item = &'a Loc>
     }
 }
 
-/// Directories whose WAL failed a flush in this process, with the cause.
-/// Never emptied: only a new process may recover them (see
-/// `Error::PoisonedDirectory`). Touched only when a WAL opens or fails.
-static POISONED_DIRS: Mutex<BTreeMap<PathBuf, String>> = Mutex::new(BTreeMap::new());
-
-fn poisoned_dirs() -> std::sync::MutexGuard<'static, BTreeMap<PathBuf, String>> {
-    match POISONED_DIRS.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
-}
-
 /// Deleted segments kept for recycling: enough for the next roll or two.
 const RECYCLE_MAX: usize = 2;
 
@@ -328,22 +320,17 @@ const RECYCLE_MAX: usize = 2;
 /// record header reads as "end of data"); space for them is always kept.
 const END_MARKER: usize = RECORD_HEADER_SIZE;
 
-impl Drop for Wal {
-    /// Waits for the flush in flight (its buffers must outlive the kernel's
+impl<D: Disk> Drop for Wal<D> {
+    /// Waits for the flush in flight (its buffers must outlive the disk's
     /// use of them; it completes, durable, as any flush) and for a segment
     /// being prepared, so that a reopen of the same directory never races
     /// with a creation still in progress.
     fn drop(&mut self) {
-        // The kernel may still be reading the in-flight buffers: wait for
-        // it (a failure has drained the ring, or leaves it unconfirmed, in
-        // which case the buffers are leaked rather than freed).
-        // The flush in flight completes as any flush (its waiters are told).
-        if !self.inflight.is_empty() && self.reap(true).is_err() && !self.inflight.is_empty() {
-            // Refused before reaping (the WAL was already poisoned).
-            if let Some(w) = self.writer.as_mut() {
-                let _ = w.poll(true);
-            }
-            self.release_inflight();
+        // The flush in flight completes as any flush (its waiters are
+        // told). If the WAL is poisoned, `reap` refuses, and the flusher's
+        // own drop waits for the disk to be done with the buffers.
+        if !self.inflight.is_empty() {
+            let _ = self.reap(true);
         }
         if let Some((_, h)) = self.preparing.take() {
             let _ = h.join();
@@ -354,50 +341,55 @@ impl Drop for Wal {
     }
 }
 
-impl Wal {
-    /// Opens (creating it if needed, unless read-only) the WAL in `dir` and
-    /// recovers it. Fails on corruption before the tail, on a segment of
-    /// another cluster or shard, or of an unknown version.
+impl Wal<UringDisk> {
+    /// Opens (creating it if needed, unless read-only) the WAL in `dir` on
+    /// the real disk and recovers it. Fails on corruption before the tail,
+    /// on a segment of another cluster or shard, or of an unknown version.
     pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Wal> {
         opts.validate()?;
-        let dir = dir.as_ref().to_path_buf();
-        if !opts.read_only && !dir.exists() {
-            std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                segment::fsync_dir(parent)?;
-            }
+        let disk = UringDisk::open(dir, !opts.read_only)?;
+        Wal::open_on(disk, opts)
+    }
+
+    /// Arms a failure for the next flush (tests and crash experiments).
+    pub fn inject_fault(&mut self, f: Fault) {
+        if let Some(w) = self.flusher.as_mut() {
+            w.inject(f);
         }
-        // The registry is keyed by the canonical path, so that another
-        // spelling of the directory is refused too.
-        let canonical = dir
-            .canonicalize()
-            .map_err(|e| Error::io("resolve directory", &dir, e))?;
-        if let Some(cause) = poisoned_dirs().get(&canonical) {
-            return Err(Error::PoisonedDirectory {
-                dir: canonical,
-                cause: cause.clone(),
-            });
+    }
+}
+
+impl<D: Disk> Wal<D> {
+    /// Opens the WAL on `disk` (which holds the directory) and recovers it,
+    /// as `Wal::open` does on the real disk.
+    pub fn open_on(disk: D, opts: Options) -> Result<Wal<D>> {
+        opts.validate()?;
+        if let Some((dir, cause)) = disk.poisoned() {
+            return Err(Error::PoisonedDirectory { dir, cause });
         }
         // Before recovery, which may zero a torn tail under another open.
-        let lock = lock::acquire(&dir, opts.read_only)?;
-        let rec = recovery::recover(&dir, &opts)?;
+        let lock = disk.lock(opts.read_only)?;
+        let rec = recovery::recover(&disk, &opts)?;
         let mut opts = opts;
         opts.cluster_id = rec.cluster_id;
         opts.shard_id = rec.shard_id;
-        let writer = if opts.read_only {
+        let flusher = if opts.read_only {
             None
         } else {
-            Some(Writer::new().map_err(|e| Error::io("io_uring setup", &dir, e))?)
+            Some(
+                disk.flusher()
+                    .map_err(|e| Error::io("io_uring setup", disk.dir(), e))?,
+            )
         };
         let active = rec.segments.keys().next_back().copied().unwrap_or(0);
         let mut wal = Wal {
-            dir,
-            canonical,
-            _lock: lock,
+            disk,
+            lock,
             opts,
             segments: rec.segments,
             groups: rec.groups,
-            writer,
+            flusher,
+            writes: Vec::with_capacity(4),
             parts: Vec::new(),
             spare: Vec::new(),
             active,
@@ -450,7 +442,12 @@ impl Wal {
 
     /// The directory of the WAL.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.disk.dir()
+    }
+
+    /// The disk the WAL runs on.
+    pub fn disk(&self) -> &D {
+        &self.disk
     }
 
     /// Cluster and shard id of this WAL.
@@ -479,7 +476,8 @@ impl Wal {
     /// The active segment's file and the offset the next record goes to
     /// (for crash and corruption tests that need to know where bytes are).
     pub fn write_position(&self) -> (PathBuf, u64) {
-        (segment::path(&self.dir, self.active), self.write_pos)
+        let name = segment::file_name(self.active);
+        (segment::path(&self.disk, &name), self.write_pos)
     }
 
     /// Bytes of each segment part of the pending flush (batch header
@@ -491,13 +489,6 @@ impl Wal {
     /// Whether records are waiting for a flush.
     pub fn has_pending(&self) -> bool {
         !self.parts.is_empty()
-    }
-
-    /// Arms a failure for the next flush (tests and crash experiments).
-    pub fn inject_fault(&mut self, f: Fault) {
-        if let Some(w) = self.writer.as_mut() {
-            w.inject(f);
-        }
     }
 
     /// The ticket of a call that queues nothing: the flush carrying what
@@ -512,7 +503,7 @@ impl Wal {
     }
 
     fn check_writable(&self) -> Result<()> {
-        if self.writer.is_none() {
+        if self.flusher.is_none() {
             return Err(Error::ReadOnly);
         }
         if let Some(c) = &self.poisoned {
@@ -624,11 +615,11 @@ impl Wal {
             _ => {
                 let header = self.header(seq);
                 let free = self.free.pop();
-                (header, segment::create(&self.dir, &header, free)?)
+                (header, segment::create(&self.disk, &header, free)?)
             }
         };
-        let path = segment::path(&self.dir, seq);
-        let (map, mmap) = segment::map(&file, &path)?;
+        let path = segment::path(&self.disk, &segment::file_name(seq));
+        let map = segment::view(&file, &path)?;
         self.segments.insert(
             seq,
             Segment {
@@ -636,7 +627,6 @@ impl Wal {
                 path,
                 file,
                 map,
-                mmap,
                 size: header.segment_size,
                 base_flush_seq: header.base_flush_seq,
                 recycled: false,
@@ -679,25 +669,32 @@ impl Wal {
         }
     }
 
-    /// Starts creating the segment after the active one on a helper thread.
-    /// Zero-filling 64 MiB takes ~100 ms of disk time here: done at the
-    /// roll, it would stall every append behind it; done ahead, the roll
-    /// only joins a finished thread. The segment appears under its final
-    /// name before it is used, which recovery treats as an empty newest
-    /// segment. If the thread cannot be started, the roll creates the
-    /// segment itself.
+    /// Starts creating the segment after the active one, on a helper
+    /// thread where the disk allows it (`Disk::BACKGROUND`). Zero-filling
+    /// 64 MiB takes ~100 ms of disk time here: done at the roll, it would
+    /// stall every append behind it; done ahead, the roll only joins a
+    /// finished thread. The segment appears under its final name before it
+    /// is used, which recovery treats as an empty newest segment. If the
+    /// thread cannot be started, the roll creates the segment itself. A
+    /// disk that allows no thread (the simulated one, whose outcome must
+    /// follow from the seed and the order of calls) has it created here,
+    /// at once; a failure then surfaces at the roll, as a thread's would.
     fn prepare_next(&mut self) {
-        if self.writer.is_none() || self.preparing.is_some() || self.prepared.is_some() {
+        if self.flusher.is_none() || self.preparing.is_some() || self.prepared.is_some() {
             return;
         }
         let seq = self.active + 1;
-        let dir = self.dir.clone();
         let header = self.header(seq);
         let free = self.free.pop();
+        if !D::BACKGROUND {
+            self.prepared = Some((header, segment::create(&self.disk, &header, free)));
+            return;
+        }
+        let disk = self.disk.clone();
         let back = free.clone();
         match std::thread::Builder::new()
             .name(format!("wal-prealloc-{seq}"))
-            .spawn(move || segment::create(&dir, &header, free))
+            .spawn(move || segment::create(&disk, &header, free))
         {
             Ok(h) => self.preparing = Some((header, h)),
             Err(_) => self.free.extend(back),
@@ -1052,53 +1049,44 @@ impl Wal {
             // recycled (beyond it lie stale bytes of its previous life).
             p.buf.extend_from_slice(&[0u8; END_MARKER]);
         }
-        let ops: Vec<WriteOp> = self
-            .parts
-            .iter()
-            .map(|p| {
-                let Some(s) = self.segments.get(&p.seq) else {
-                    // gc flushes before it deletes anything.
-                    panic!(
-                        "wal: pending records for segment {} which is not open",
-                        p.seq
-                    );
-                };
-                WriteOp {
-                    fd: s.file.as_raw_fd(),
-                    ptr: p.buf.as_ptr(),
-                    len: p.buf.len(),
-                    offset: p.offset,
-                    path: s.path.clone(),
-                }
-            })
-            .collect();
-        // The buffers move into `inflight` (their heap memory does not
-        // move) and stay there until the flush is over.
+        // The buffers move into the flush (their heap memory does not
+        // move) and come back when it is over; the parts stay in
+        // `inflight` for the segments they name.
+        let mut writes = std::mem::take(&mut self.writes);
+        for p in &mut self.parts {
+            let Some(s) = self.segments.get(&p.seq) else {
+                // gc flushes before it deletes anything.
+                panic!(
+                    "wal: pending records for segment {} which is not open",
+                    p.seq
+                );
+            };
+            writes.push(FlushWrite {
+                file: s.file.clone(),
+                offset: p.offset,
+                buf: std::mem::take(&mut p.buf),
+            });
+        }
         std::mem::swap(&mut self.parts, &mut self.inflight);
         self.pending_bytes = 0;
         let n = self.next_flush;
         self.next_flush += 1;
-        let submitted = match self.writer.as_mut() {
-            // SAFETY: `inflight` keeps the buffers until `poll` reports the
-            // flush over (or failed); `Drop` waits for it too.
-            Some(w) => unsafe { w.submit(ops) },
-            None => Err(Error::ReadOnly),
-        };
-        if let Err(e) = submitted {
-            self.release_inflight();
-            return Err(self.poison(e));
+        match self.flusher.as_mut() {
+            // A failure to start comes out of the next poll.
+            Some(f) => f.submit(writes),
+            None => return Err(Error::ReadOnly),
         }
         Ok(Some(n))
     }
 
-    /// Makes the ring signal `eventfd` (from `eventfd(2)`) when a flush's
+    /// Makes the disk signal `eventfd` (from `eventfd(2)`) when a flush's
     /// completions arrive: the shard's executor waits on it and then calls
     /// `poll_flush`, instead of polling in a loop.
     pub fn register_eventfd(&self, eventfd: RawFd) -> Result<()> {
-        match self.writer.as_ref() {
-            Some(w) => w
+        match self.flusher.as_ref() {
+            Some(f) => f
                 .register_eventfd(eventfd)
-                .map_err(|e| Error::io("io_uring register eventfd", &self.dir, e)),
+                .map_err(|e| Error::io("io_uring register eventfd", self.disk.dir(), e)),
             None => Err(Error::ReadOnly),
         }
     }
@@ -1120,50 +1108,72 @@ impl Wal {
         if self.inflight.is_empty() {
             return Ok(self.durable_flush);
         }
-        let done = match self.writer.as_mut() {
-            Some(w) => w.poll(wait),
-            None => Err(Error::ReadOnly),
+        let done = match self.flusher.as_mut() {
+            Some(f) => f.poll(wait),
+            None => return Err(Error::ReadOnly),
         };
         match done {
-            Ok(true) => {
+            FlushPoll::Done(writes) => {
                 // The flush in flight is always the one before `next_flush`.
                 let n = self.next_flush - 1;
                 self.durable_flush = n;
-                for p in self.inflight.drain(..) {
-                    if self.spare.len() < 4 {
-                        self.spare.push(p.buf);
-                    }
+                self.take_back(writes);
+                if !D::LIVE_VIEWS
+                    && let Err(e) = self.refresh_views()
+                {
+                    return Err(self.poison(e));
                 }
+                self.inflight.clear();
                 self.signal.complete(n);
                 self.evict();
                 Ok(n)
             }
-            Ok(false) => Ok(self.durable_flush),
-            Err(e) => {
-                self.release_inflight();
-                Err(self.poison(e))
+            FlushPoll::Pending => Ok(self.durable_flush),
+            FlushPoll::Idle => unreachable!("wal: a flush in flight that the disk does not know"),
+            FlushPoll::Failed { error, writes } => {
+                let disk::FlushError { write, sync, error } = error;
+                let path = self
+                    .inflight
+                    .get(write)
+                    .map(|p| segment::path(&self.disk, &segment::file_name(p.seq)))
+                    .unwrap_or_else(|| self.disk.dir().to_path_buf());
+                let op = if sync { "fdatasync" } else { "write" };
+                self.take_back(writes);
+                self.inflight.clear();
+                Err(self.poison(Error::io(op, path, error)))
             }
         }
     }
 
-    /// Releases the buffers of a failed flush, unless the kernel may still
-    /// read them (the writer could not confirm that every operation is
-    /// over): those are leaked, never freed or reused.
-    fn release_inflight(&mut self) {
-        if self.writer.as_ref().is_none_or(|w| w.quiescent()) {
-            self.inflight.clear();
-        } else {
-            for p in self.inflight.drain(..) {
-                std::mem::forget(p.buf);
+    /// Keeps a few buffers of a finished flush (and its `Vec` of writes)
+    /// for the next ones.
+    fn take_back(&mut self, mut writes: Vec<FlushWrite<D::File>>) {
+        for w in writes.drain(..) {
+            if self.spare.len() < 4 && w.buf.capacity() > 0 {
+                self.spare.push(w.buf);
             }
         }
+        self.writes = writes;
+    }
+
+    /// Takes new views of the segments the flush in flight wrote, on a
+    /// disk whose views do not show later writes.
+    fn refresh_views(&mut self) -> Result<()> {
+        for p in &self.inflight {
+            if let Some(s) = self.segments.get_mut(&p.seq) {
+                s.map = segment::view(&s.file, &s.path)?;
+            }
+        }
+        Ok(())
     }
 
     /// Marks the WAL failed and tells every waiter.
     /// The directory is recorded as poisoned for the rest of the process.
     fn poison(&mut self, e: Error) -> Error {
         let cause = e.to_string();
-        poisoned_dirs().insert(self.canonical.clone(), cause.clone());
+        if let Some(l) = self.lock.as_ref() {
+            self.disk.poison(l, &cause);
+        }
         self.poisoned = Some(cause);
         self.signal.fail();
         e
@@ -1253,23 +1263,28 @@ impl Wal {
                 continue;
             };
             let Segment {
-                path, map, mmap, ..
+                path, map, file, ..
             } = s;
             drop(map);
+            let name = segment::file_name(*seq);
             // A file is reused only if no slice of its map is still out
             // there (an entry being sent, say): reusing it would change
             // bytes under a reader. Unlinking is always safe: the map
             // outlives the name.
-            if self.free.len() < RECYCLE_MAX && Arc::strong_count(&mmap) == 1 {
-                let free = segment::free_path(&self.dir, *seq);
-                std::fs::rename(&path, &free).map_err(|e| Error::io("free segment", &path, e))?;
+            if self.free.len() < RECYCLE_MAX && !file.view_in_use() {
+                let free = segment::free_name(*seq);
+                self.disk
+                    .rename(&name, &free)
+                    .map_err(|e| Error::io("free segment", &path, e))?;
                 self.free.push(free);
             } else {
-                std::fs::remove_file(&path).map_err(|e| Error::io("delete segment", &path, e))?;
+                self.disk
+                    .remove(&name)
+                    .map_err(|e| Error::io("delete segment", &path, e))?;
             }
             // One directory fsync per segment, oldest first: a crash can
             // leave a shorter prefix deleted, never a hole in the sequence.
-            segment::fsync_dir(&self.dir)?;
+            segment::sync_dir(&self.disk)?;
         }
         Ok(doomed.len())
     }
@@ -1463,7 +1478,7 @@ impl Wal {
         let loc = g.locs[(index - g.first) as usize];
         let Some(seg) = self.segments.get(&loc.seg) else {
             return Err(Error::Corrupt {
-                file: segment::path(&self.dir, loc.seg),
+                file: segment::path(&self.disk, &segment::file_name(loc.seg)),
                 offset: loc.at as u64,
                 what: format!("segment of group {group} entry {index} is gone"),
             });
