@@ -460,6 +460,11 @@ impl<D: Disk> Wal<D> {
         self.segments.keys().copied().collect()
     }
 
+    /// Why the WAL refuses writes for good, if a flush (or a roll) failed.
+    pub fn poisoned(&self) -> Option<&str> {
+        self.poisoned.as_deref()
+    }
+
     /// The last completed flush.
     pub fn durable_flush(&self) -> u64 {
         self.durable_flush

@@ -356,6 +356,28 @@ impl SimDisk {
         Some((name, bit / 8))
     }
 
+    /// Latent corruption at a chosen place: XORs `mask` into the durable
+    /// byte at `offset` of the file `name` durably refers to (the page
+    /// cache keeps the good byte until a crash). False if there is no such
+    /// byte. For tests that need the rot where a record is.
+    pub fn rot_durable_byte(&self, name: &str, offset: u64, mask: u8) -> bool {
+        let mut guard = self.st();
+        let st = &mut *guard;
+        let Some(ino) = st.durable_names.get(name).copied() else {
+            return false;
+        };
+        let Some(b) = st
+            .inodes
+            .get_mut(&ino)
+            .and_then(|i| i.media.get_mut(offset as usize))
+        else {
+            return false;
+        };
+        *b ^= mask;
+        st.counts.bit_flips += 1;
+        true
+    }
+
     /// Faults injected so far.
     pub fn counts(&self) -> FaultCounts {
         self.st().counts
