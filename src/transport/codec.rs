@@ -678,6 +678,16 @@ pub fn decode_message(buf: &Bytes, range: Range<usize>, limits: &Limits) -> Resu
             10 => m.reject = varint_field(b, &mut pos, wt, "message reject")? != 0,
             11 => m.reject_hint = varint_field(b, &mut pos, wt, "message rejectHint")?,
             12 => m.context = buf.slice(len_field(b, &mut pos, wt, "message context")?),
+            // `vote` and `responses` belong to the storage messages of
+            // asynchronous writes, local to a node: a peer that writes them
+            // is broken or hostile, and its frame is refused whole.
+            13 | 14 => {
+                return Err(Error::Malformed {
+                    what: "message",
+                    offset: pos,
+                    reason: "local-only field (vote or responses) from a peer",
+                });
+            }
             _ => skip_field(b, &mut pos, wt, "message")?,
         }
     }
