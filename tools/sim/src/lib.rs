@@ -30,6 +30,9 @@ pub mod net;
 pub mod node;
 pub mod rng;
 pub mod sim;
+pub mod store;
+pub mod wal_run;
+pub mod wal_store;
 
 use std::cell::{Cell, RefCell};
 use std::sync::Once;
@@ -37,7 +40,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
 pub use checker::Violation;
-pub use sim::{Failure, Options, Outcome, Params, Sim, Stats, seed_runs_async};
+pub use sim::{Failure, Options, Outcome, Params, Sim, Stats, StorageKind, seed_runs_async};
+#[cfg(corelog_sim_bugs)]
+pub use sim::DriverBugs;
 
 thread_local! {
     /// Set while a simulation runs on this thread: its panics are failures
@@ -158,7 +163,13 @@ pub fn run_seeds(
 }
 
 /// The command that replays a run exactly.
-pub fn replay_command(seed: u64, steps: u64, lease_reads: bool, async_writes: bool) -> String {
+pub fn replay_command(
+    seed: u64,
+    steps: u64,
+    lease_reads: bool,
+    async_writes: bool,
+    wal: bool,
+) -> String {
     let mut s = format!("cargo run --release -p corelog-sim -- --seed {seed}");
     if steps != DEFAULT_STEPS {
         s.push_str(&format!(" --steps {steps}"));
@@ -168,6 +179,9 @@ pub fn replay_command(seed: u64, steps: u64, lease_reads: bool, async_writes: bo
     }
     if async_writes {
         s.push_str(" --async-writes");
+    }
+    if wal {
+        s.push_str(" --storage wal");
     }
     s
 }
