@@ -1920,11 +1920,17 @@ impl Sim {
         }
 
         // 1. Persist. The snapshot first: entries may follow it. The WAL
-        // makes a flush all or nothing, so its driver may queue the hard
-        // state before the entries it commits: drawn, to hold it to that.
+        // makes a flush all or nothing, even across segments, and starts
+        // one early only once `max_flush_bytes` are pending; so when a
+        // Ready's records surely fit in one flush (each Ready starts its
+        // own), the driver may queue the hard state before the entries it
+        // commits. Drawn half the time, to hold the WAL to that promise.
         let hs_first = rd.hard_state.is_some()
             && !rd.entries.is_empty()
-            && self.wal.as_mut().is_some_and(|w| w.chance(1, 2));
+            && self.wal.as_mut().is_some_and(|w| {
+                let bytes: usize = rd.entries.iter().map(|e| e.data.len() + 64).sum();
+                bytes + 512 <= w.max_flush_bytes / 2 && w.chance(1, 2)
+            });
         let segment_before = raw.store().as_wal().and_then(|w| w.active_segment());
         let mut wal_err: Option<StoreError> = None;
         if let Some(snap) = rd.snapshot.take() {
@@ -2586,11 +2592,11 @@ impl Sim {
         self.ev(Event::Calm);
         self.heal_at = None;
         self.net.heal();
-        if let Some(w) = &self.wal {
+        if let Some(w) = self.wal.as_mut() {
             w.set_calm(true);
         }
         let result = self.calm_inner();
-        if let Some(w) = &self.wal {
+        if let Some(w) = self.wal.as_mut() {
             w.set_calm(false);
         }
         result

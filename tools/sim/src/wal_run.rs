@@ -50,6 +50,8 @@ pub struct WalRun {
     max_seg: BTreeMap<u64, u64>,
     /// Segments GC removed, over every WAL of the run.
     pub segments_freed: Rc<Cell<u64>>,
+    /// In a calm phase: every disk quiet.
+    calm: bool,
 }
 
 impl WalRun {
@@ -76,6 +78,7 @@ impl WalRun {
             disks: BTreeMap::new(),
             max_seg: BTreeMap::new(),
             segments_freed: Rc::default(),
+            calm: false,
         }
     }
 
@@ -94,6 +97,9 @@ impl WalRun {
 
     /// The faults of node `id`'s disk outside calm phases.
     pub fn faults(&self, id: u64) -> Faults {
+        if self.calm {
+            return Self::calm_faults();
+        }
         let fragile = self.fragile == Some(id);
         Faults {
             torn_writes: true,
@@ -134,13 +140,12 @@ impl WalRun {
     }
 
     /// Every disk goes quiet (a calm phase begins) or back to its faults.
-    pub fn set_calm(&self, calm: bool) {
+    pub fn set_calm(&mut self, calm: bool) {
+        self.calm = calm;
         for (&id, d) in &self.disks {
+            d.set_faults(self.faults(id));
             if calm {
-                d.set_faults(Self::calm_faults());
                 d.set_capacity(u64::MAX);
-            } else {
-                d.set_faults(self.faults(id));
             }
         }
     }
