@@ -98,11 +98,12 @@ pub enum Vouch {
     Vote(u64, u64),
 }
 
-/// Messages of one Ready waiting for the WAL flush that makes what they
-/// vouch for durable.
+/// A Ready waiting for the WAL flush that makes it durable: its messages
+/// and its `advance`.
 pub struct Held {
     pub flush: u64,
     pub msgs: Vec<(corelog::raftpb::Message, Option<Vouch>)>,
+    pub ready: Option<corelog::raft::Ready>,
 }
 
 pub struct SimNode {
@@ -202,6 +203,17 @@ impl SimNode {
             (Some(r), _) => r.raft.raft_log.committed,
             _ => self.durable_commit(),
         }
+    }
+
+    /// `--storage wal`: whether a handled Ready waits for its flush (the
+    /// node takes no other Ready until it is advanced).
+    pub fn awaiting_flush(&self) -> bool {
+        self.held.iter().any(|h| h.ready.is_some())
+    }
+
+    /// Whether the node has a Ready to handle now.
+    pub fn ready_now(&self) -> bool {
+        self.raw.as_ref().is_some_and(|r| r.has_ready()) && !self.awaiting_flush()
     }
 
     /// Whether the node is down for good (its WAL found corruption).

@@ -835,7 +835,7 @@ impl Sim {
         let any_ready = self
             .nodes
             .values()
-            .any(|n| n.raw.as_ref().is_some_and(|r| r.has_ready()));
+            .any(|n| n.ready_now());
         let any_down = self.nodes.values().any(|n| !n.is_up() && !n.is_dead());
         let any_flushing = self.flushing_ids().next().is_some();
         let wal = u64::from(self.wal.is_some());
@@ -912,7 +912,7 @@ impl Sim {
                 let ids: Vec<u64> = self
                     .nodes
                     .values()
-                    .filter(|n| n.raw.as_ref().is_some_and(|r| r.has_ready()))
+                    .filter(|n| n.ready_now())
                     .map(|n| n.id)
                     .collect();
                 // One node surely, the others each with even odds: nodes
@@ -1104,6 +1104,9 @@ impl Sim {
         let mut votes = Vec::new();
         while node.held.front().is_some_and(|h| h.flush <= durable) {
             let h = node.held.pop_front().expect("checked");
+            if let Some(rd) = h.ready {
+                node.raw().advance(rd);
+            }
             for (m, v) in h.msgs {
                 match v {
                     Some(Vouch::Ack(t, i, et)) => node.last_ack = Some((t, i, et)),
@@ -1887,12 +1890,10 @@ impl Sim {
     fn handle_ready(&mut self, id: u64) -> Check {
         self.last_ready = (false, false, false);
         let node = self.nodes.get_mut(&id).expect("exists");
-        let Some(raw) = node.raw.as_mut() else {
-            return Ok(());
-        };
-        if !raw.has_ready() {
+        if !node.ready_now() {
             return Ok(());
         }
+        let raw = node.raw.as_mut().expect("a node with a Ready is up");
         let mut rd = raw.ready();
         let term = raw.raft.term;
         let range = |ents: &[Entry]| match (ents.first(), ents.last()) {
@@ -2021,13 +2022,16 @@ impl Sim {
             return Ok(());
         }
 
-        // 4. Advance: the storage already answers for what was queued. On
-        // MemStorage that is on disk, and the messages go now; on the WAL
-        // they wait for the flush that makes it durable.
+        // 4. Advance. On MemStorage everything is on disk: advance, then
+        // the messages go. On the WAL, `advance` (which tells the core the
+        // Ready is persisted: a leader counts its own entries then) and the
+        // messages wait for the flush that makes the Ready durable; the
+        // node takes no other Ready meanwhile, and goes on stepping
+        // messages and ticking.
         let node = self.nodes.get_mut(&id).expect("exists");
         let raw = node.raw();
-        raw.advance(rd);
         let Some(ws) = raw.store_mut().as_wal_mut() else {
+            raw.advance(rd);
             self.send_vouched(id, out)?;
             if let Some(cs) = self.pending_conf.take() {
                 self.membership(cs)?;
@@ -2045,12 +2049,18 @@ impl Sim {
                     self.stats.flushes += 1;
                     self.ev(Event::FlushStart { id, flush });
                 }
-                if self.ack_before_flush() {
+                let out = if self.ack_before_flush() {
                     self.send_vouched(id, out)?;
-                } else if !out.is_empty() {
-                    let node = self.nodes.get_mut(&id).expect("exists");
-                    node.held.push_back(Held { flush, msgs: out });
-                }
+                    Vec::new()
+                } else {
+                    out
+                };
+                let node = self.nodes.get_mut(&id).expect("exists");
+                node.held.push_back(Held {
+                    flush,
+                    msgs: out,
+                    ready: Some(rd),
+                });
                 self.release_held(id)?;
             }
             Err(e) => self.fail_node(id, e),
@@ -2618,12 +2628,7 @@ impl Sim {
                 let ids: Vec<u64> = self.nodes.keys().copied().collect();
                 let mut progressed = false;
                 for id in ids {
-                    if self
-                        .nodes
-                        .get(&id)
-                        .and_then(|n| n.raw.as_ref())
-                        .is_some_and(|r| r.has_ready())
-                    {
+                    if self.nodes.get(&id).is_some_and(|n| n.ready_now()) {
                         self.handle_ready(id)?;
                         progressed = true;
                     }
@@ -2636,6 +2641,15 @@ impl Sim {
                 for id in flushing {
                     self.poll_disk(id, false)?;
                     progressed = true;
+                }
+                // A WAL that fails even now (a roll reporting the disk full
+                // that its segment's preparation met before the calm) stops
+                // its node; its supervisor restarts it at once.
+                if self.wal.is_some() {
+                    for id in self.down_ids() {
+                        self.restart(id)?;
+                        progressed = true;
+                    }
                 }
                 let ids: Vec<u64> = self.nodes.keys().copied().collect();
                 for id in ids {
