@@ -1359,7 +1359,7 @@ impl Sim {
         // The fragile disk may also rot while its node is down.
         if let Some(w) = self.wal.as_mut()
             && w.fragile == Some(id)
-            && w.chance(1, 3)
+            && w.chance(1, 8)
             && let Some((file, at)) = w.disk(id).and_then(|d| d.rot_at_rest())
         {
             self.ev(Event::DiskFault {

@@ -64,7 +64,7 @@ impl WalRun {
         let cache_bytes = [0u64, 1 << 10, 16 << 10][rng.below(3) as usize];
         let relocate_bytes = [0u64, 512, 4 << 10][rng.below(3) as usize];
         let sync_error_ppm = [0u32, 300, 1_000, 3_000][rng.below(4) as usize];
-        let fragile = (voters as usize >= FRAGILE_MIN_VOTERS && rng.chance(1, 2))
+        let fragile = (voters as usize >= FRAGILE_MIN_VOTERS && rng.chance(3, 4))
             .then(|| rng.range(1, voters));
         WalRun {
             rng,
@@ -106,8 +106,8 @@ impl WalRun {
             crash_writeback: true,
             sync_error_ppm: self.sync_error_ppm,
             sync_error_pages: ErrorPages::Either,
-            bit_flip_ppm: if fragile { 300 } else { 0 },
-            misdirect_ppm: if fragile { 300 } else { 0 },
+            bit_flip_ppm: if fragile { 1_000 } else { 0 },
+            misdirect_ppm: if fragile { 20_000 } else { 0 },
         }
     }
 
