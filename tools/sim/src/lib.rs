@@ -40,9 +40,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
 pub use checker::Violation;
-pub use sim::{Failure, Options, Outcome, Params, Sim, Stats, StorageKind, seed_runs_async};
 #[cfg(corelog_sim_bugs)]
 pub use sim::DriverBugs;
+pub use sim::{Failure, Options, Outcome, Params, Sim, Stats, StorageKind, seed_runs_async};
 
 thread_local! {
     /// Set while a simulation runs on this thread: its panics are failures

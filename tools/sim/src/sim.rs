@@ -832,10 +832,7 @@ impl Sim {
     fn random_step(&mut self) -> Check {
         let f = self.params.fault_level;
         let deliverable = self.net.first_deliverable(self.now).is_some();
-        let any_ready = self
-            .nodes
-            .values()
-            .any(|n| n.ready_now());
+        let any_ready = self.nodes.values().any(|n| n.ready_now());
         let any_down = self.nodes.values().any(|n| !n.is_up() && !n.is_dead());
         let any_flushing = self.flushing_ids().next().is_some();
         let wal = u64::from(self.wal.is_some());
@@ -1078,9 +1075,25 @@ impl Sim {
         else {
             return Ok(());
         };
+        let before = ws.last_started();
         let r = if wait { ws.flush() } else { ws.poll_flush() };
+        // What was queued while the flush was in flight goes out next.
+        let r = r.and_then(|_| {
+            if !ws.flushing() && ws.has_pending() {
+                ws.start_flush()
+            } else {
+                Ok(0)
+            }
+        });
+        let after = ws.last_started();
         match r {
-            Ok(_) => self.release_held(id),
+            Ok(_) => {
+                if after > before {
+                    self.stats.flushes += 1;
+                    self.ev(Event::FlushStart { id, flush: after });
+                }
+                self.release_held(id)
+            }
             Err(e) => {
                 self.fail_node(id, e);
                 Ok(())
@@ -1121,6 +1134,21 @@ impl Sim {
         }
         for (t, c) in votes {
             self.checker.observe_vote(id, t, c)?;
+        }
+        // Asynchronous storage writes: the node's own responses are
+        // stepped, not sent.
+        let (own, out): (Vec<Message>, Vec<Message>) = out.into_iter().partition(|m| m.to == id);
+        let node = self.nodes.get_mut(&id).expect("exists");
+        for m in own {
+            if let Err(e) = node.raw().step(m) {
+                self.log.push(
+                    self.step,
+                    Event::StepError {
+                        id,
+                        what: format!("{e:?}"),
+                    },
+                );
+            }
         }
         if out.is_empty() {
             return Ok(());
@@ -1351,7 +1379,10 @@ impl Sim {
         self.ev(Event::Crash { id });
         if let (Some(w), Some(ws)) = (
             self.wal.as_mut(),
-            self.nodes[&id].raw.as_ref().and_then(|r| r.store().as_wal()),
+            self.nodes[&id]
+                .raw
+                .as_ref()
+                .and_then(|r| r.store().as_wal()),
         ) {
             w.note_segments(id, &ws.segments());
         }
@@ -1820,10 +1851,11 @@ impl Sim {
         if app.applied <= snap_index {
             return Ok(());
         }
-        match raw
-            .store_mut()
-            .create_snapshot(app.applied, Some(app.conf_state.clone()), app.encode())
-        {
+        match raw.store_mut().create_snapshot(
+            app.applied,
+            Some(app.conf_state.clone()),
+            app.encode(),
+        ) {
             Ok(()) => {}
             Err(e @ StoreError::Failed(_)) => {
                 self.fail_node(id, e);
@@ -2044,7 +2076,8 @@ impl Sim {
                 // A flush that reached a new segment: a crash in flight may
                 // tear it across the two (aimed at, see
                 // `maybe_crash_after_ready`).
-                self.last_ready.2 = segment_before.is_some() && ws.active_segment() != segment_before;
+                self.last_ready.2 =
+                    segment_before.is_some() && ws.active_segment() != segment_before;
                 if flush > before {
                     self.stats.flushes += 1;
                     self.ev(Event::FlushStart { id, flush });
@@ -2075,7 +2108,10 @@ impl Sim {
     /// vouches for (it must be on the node's disk from now on).
     fn send_vouched(&mut self, id: u64, out: Vec<(Message, Option<Vouch>)>) -> Check {
         let node = self.nodes.get_mut(&id).expect("exists");
-        let on_wal = node.raw.as_ref().is_some_and(|r| r.store().as_wal().is_some());
+        let on_wal = node
+            .raw
+            .as_ref()
+            .is_some_and(|r| r.store().as_wal().is_some());
         let mut votes = Vec::new();
         for (_, v) in &out {
             match *v {
@@ -2213,19 +2249,56 @@ impl Sim {
                 Err(e) => return Err(core_error(format!("node {id} append: {e}"))),
             }
         }
-        // On the WAL the write completes when its flush does: the append
-        // thread waits for it.
-        let written = match hs {
-            Some(hs) => raw.store_mut().set_hard_state(hs),
-            None => Ok(()),
-        };
-        let written = written.and_then(|()| match raw.store_mut().as_wal_mut() {
-            Some(ws) => ws.flush().map(|_| ()),
-            None => Ok(()),
-        });
-        if let Err(e) = written {
+        if let Some(hs) = hs
+            && let Err(e) = raw.store_mut().set_hard_state(hs)
+        {
             self.fail_node(id, e);
             return Ok(());
+        }
+        if let Some(ws) = raw.store_mut().as_wal_mut() {
+            // On the WAL the write is done when its flush is: its
+            // responses (the node's own included) wait for it. The append
+            // thread commits in groups: it starts a flush only when none
+            // is in flight, and what it queues meanwhile goes out in the
+            // next one, started when the disk completes this one.
+            let target = ws.ticket();
+            let before = ws.last_started();
+            let started = if ws.flushing() {
+                Ok(before)
+            } else {
+                ws.start_flush()
+            };
+            let flush = match started {
+                Ok(f) => f,
+                Err(e) => {
+                    self.fail_node(id, e);
+                    return Ok(());
+                }
+            };
+            let mut out = Vec::new();
+            for r in std::mem::take(&mut m.responses) {
+                let v = if r.to == id || r.reject {
+                    None
+                } else if r.r#type == MessageType::MsgAppResp as i32 {
+                    let et = corelog::raft::Storage::term(raw.store(), r.index).unwrap_or(0);
+                    Some(Vouch::Ack(r.term, r.index, et))
+                } else if r.r#type == MessageType::MsgVoteResp as i32 {
+                    Some(Vouch::Vote(r.term, r.to))
+                } else {
+                    None
+                };
+                out.push((r, v));
+            }
+            node.held.push_back(Held {
+                flush: target,
+                msgs: out,
+                ready: None,
+            });
+            if flush > before {
+                self.stats.flushes += 1;
+                self.ev(Event::FlushStart { id, flush });
+            }
+            return self.release_held(id);
         }
         let mut net = Vec::new();
         for r in std::mem::take(&mut m.responses) {

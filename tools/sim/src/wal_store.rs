@@ -41,6 +41,9 @@ pub struct WalStore {
     snaps: Snaps,
     /// The number of the last flush started (0: none yet).
     last_started: u64,
+    /// The flush that makes everything queued so far durable (the highest
+    /// ticket the WAL handed out).
+    ticket: u64,
     /// Flushes started and not yet known complete, with the hard state
     /// queued when each started.
     in_flight: VecDeque<(u64, HardState)>,
@@ -91,9 +94,9 @@ fn classify(e: wal::Error) -> StoreError {
         }
         wal::Error::NotContiguous { .. }
         | wal::Error::NonConsecutive { .. }
-        | wal::Error::Limit { .. } => StoreError::Refused(raft::Error::Storage(
-            StorageError::Unavailable,
-        )),
+        | wal::Error::Limit { .. } => {
+            StoreError::Refused(raft::Error::Storage(StorageError::Unavailable))
+        }
         e => failed(e),
     }
 }
@@ -124,6 +127,7 @@ impl WalStore {
             storage,
             snaps: down.snaps.clone(),
             last_started: 0,
+            ticket: 0,
             in_flight: VecDeque::new(),
             durable_hs,
             freed: down.freed.clone(),
@@ -168,11 +172,15 @@ impl WalStore {
     }
 
     pub fn set_hard_state(&mut self, hs: HardState) -> Result<(), StoreError> {
-        self.storage.set_hard_state(&hs).map(|_| ()).map_err(classify)
+        let t = self.storage.set_hard_state(&hs).map_err(classify)?;
+        self.queued(t);
+        Ok(())
     }
 
     pub fn append(&mut self, entries: &[Entry]) -> Result<(), StoreError> {
-        self.storage.append(entries).map(|_| ()).map_err(classify)
+        let t = self.storage.append(entries).map_err(classify)?;
+        self.queued(t);
+        Ok(())
     }
 
     /// A snapshot from the leader: its payload beside the WAL, then its
@@ -192,7 +200,9 @@ impl WalStore {
             )));
         }
         self.snaps.borrow_mut().insert(meta.index, snap.data);
-        self.storage.apply_snapshot(&meta).map(|_| ()).map_err(classify)
+        let t = self.storage.apply_snapshot(&meta).map_err(classify)?;
+        self.queued(t);
+        Ok(())
     }
 
     /// The application's snapshot at `i` (MemStorage::create_snapshot).
@@ -211,15 +221,21 @@ impl WalStore {
                 StorageError::SnapshotOutOfDate,
             )));
         }
-        let term = self.storage.wal().borrow().term(GROUP, i).map_err(classify)?;
+        let term = self
+            .storage
+            .wal()
+            .borrow()
+            .term(GROUP, i)
+            .map_err(classify)?;
         meta = SnapshotMetadata {
             index: i,
             term,
             conf_state: cs.or(meta.conf_state),
         };
         self.snaps.borrow_mut().insert(i, data);
-        let mut w = self.storage.wal().borrow_mut();
-        w.set_snapshot(GROUP, &meta).map(|_| ()).map_err(classify)
+        let t = self.storage.wal().borrow_mut().set_snapshot(GROUP, &meta);
+        self.queued(t.map_err(classify)?);
+        Ok(())
     }
 
     /// Compacts the log up to `i` (kept as the compaction mark, as
@@ -232,7 +248,8 @@ impl WalStore {
                 StorageError::Compacted,
             )));
         }
-        self.storage.compact(i).map(|_| ()).map_err(classify)?;
+        let t = self.storage.compact(i).map_err(classify)?;
+        self.queued(t);
         self.gc()
     }
 
@@ -280,6 +297,21 @@ impl WalStore {
         let d = r.map_err(failed)?;
         self.completed(d);
         Ok(d)
+    }
+
+    fn queued(&mut self, t: wal::Ticket) {
+        self.ticket = self.ticket.max(t.0);
+    }
+
+    /// The flush that will make everything queued so far durable: the
+    /// one in flight or done, or the next one to start.
+    pub fn ticket(&self) -> u64 {
+        self.ticket.max(self.last_started)
+    }
+
+    /// Whether records wait for a flush that has not started.
+    pub fn has_pending(&self) -> bool {
+        self.storage.wal().borrow().has_pending()
     }
 
     pub fn last_started(&self) -> u64 {
@@ -340,12 +372,7 @@ impl WalStore {
         let mut s = self.storage.snapshot()?;
         let index = s.metadata.as_ref().map_or(0, |m| m.index);
         if index > 0 {
-            s.data = self
-                .snaps
-                .borrow()
-                .get(&index)
-                .cloned()
-                .unwrap_or_default();
+            s.data = self.snaps.borrow().get(&index).cloned().unwrap_or_default();
         }
         Ok(s)
     }

@@ -17,11 +17,11 @@
 
 use corelog::raft::Config;
 use corelog_sim::checker::{
-    COMMIT_IN_LEADER_LOG, COMMITMENT_RULE, DURABILITY, ELECTION_SAFETY, LEADER_COMPLETENESS,
-    LINEARIZABLE_READS, LOG_MATCHING, ONE_VOTE_PER_TERM, PROBE_FROM_HINT, READ_WAIT,
-    STATE_MACHINE_SAFETY,
+    COMMIT_IN_LEADER_LOG, COMMITMENT_RULE, CORE_PANIC, DURABILITY, ELECTION_SAFETY,
+    LEADER_COMPLETENESS, LINEARIZABLE_READS, LOG_MATCHING, ONE_VOTE_PER_TERM, PROBE_FROM_HINT,
+    READ_WAIT, STATE_MACHINE_SAFETY, WAL_INTEGRITY,
 };
-use corelog_sim::{Options, Outcome, default_threads, failure_report, run_seeds};
+use corelog_sim::{Options, Outcome, StorageKind, default_threads, failure_report, run_seeds};
 
 const STEPS: u64 = 2_000;
 
@@ -33,12 +33,17 @@ fn failures_with(hook: fn(&mut Config), max: u64, lease_reads: bool) -> Vec<Outc
     let mut template = Options::new(0, STEPS);
     template.config_hook = Some(hook);
     template.lease_reads = lease_reads;
+    failures_of(&template, max)
+}
+
+/// Runs seeds 0..max of `template` (see `failures_with`).
+fn failures_of(template: &Options, max: u64) -> Vec<Outcome> {
     let chunk = if cfg!(debug_assertions) { 25 } else { max };
     let mut found = Vec::new();
     let mut start = 0;
     while start < max && found.is_empty() {
         let n = chunk.min(max - start);
-        found = run_seeds(start, n, &template, default_threads(), |_, _, _| {}).failures;
+        found = run_seeds(start, n, template, default_threads(), |_, _, _| {}).failures;
         start += n;
     }
     found
@@ -63,6 +68,12 @@ fn assert_caught_with(
     lease_reads: bool,
 ) {
     let f = failures_with(hook, max, lease_reads);
+    report_caught(name, f, max, expected);
+}
+
+/// Asserts that the runs `f` (of at most `max` seeds) caught the bug, by
+/// one of `expected`; prints the first report.
+fn report_caught(name: &str, f: Vec<Outcome>, max: u64, expected: &[&str]) {
     assert!(!f.is_empty(), "{name}: not caught in {max} seeds");
     let by_expected: Vec<&Outcome> = f
         .iter()
@@ -231,5 +242,67 @@ fn answering_lease_reads_without_a_lease_is_caught() {
         2_000,
         &[LINEARIZABLE_READS],
         true,
+    );
+}
+
+/// Runs seeds 0..max on the WAL (`--storage wal`) with `setup` applied to
+/// the options, and asserts the bug is caught by one of `expected`.
+fn assert_caught_on_wal(name: &str, setup: fn(&mut Options), max: u64, expected: &[&str]) {
+    let mut template = Options::new(0, STEPS);
+    template.storage = StorageKind::Wal;
+    setup(&mut template);
+    let f = failures_of(&template, max);
+    report_caught(name, f, max, expected);
+}
+
+/// The driver sends a Ready's messages (its MsgAppResp and vote responses
+/// among them) as soon as the Ready is handled, before the WAL flush that
+/// makes what they vouch for durable: a crash then forgets an
+/// acknowledged entry or a granted vote.
+#[test]
+fn acknowledging_before_the_flush_is_durable_is_caught() {
+    assert_caught_on_wal(
+        "ack_before_flush",
+        |o| o.driver_bugs.ack_before_flush = true,
+        200,
+        &[DURABILITY, ONE_VOTE_PER_TERM, ELECTION_SAFETY],
+    );
+}
+
+/// Issue 11 defect 1: recovery numbers flushes from the last sound batch
+/// again, below the base of a segment prepared ahead while the lost flush
+/// was in flight; flushes written there later read as stale bytes.
+#[test]
+fn reusing_a_flush_sequence_after_a_lost_flush_is_caught() {
+    assert_caught_on_wal(
+        "wal_reuse_flush_seq",
+        |o| o.wal_hook = Some(|w| w.bugs.reuse_flush_seq = true),
+        400,
+        &[WAL_INTEGRITY, DURABILITY, ONE_VOTE_PER_TERM, CORE_PANIC],
+    );
+}
+
+/// Issue 11 defect 2: record crcs not bound to their segment and flush.
+#[test]
+fn records_not_bound_to_their_segment_and_flush_is_caught() {
+    assert_caught_on_wal(
+        "wal_unbound_records",
+        |o| o.wal_hook = Some(|w| w.bugs.unbound_records = true),
+        400,
+        &[WAL_INTEGRITY, DURABILITY, ONE_VOTE_PER_TERM, CORE_PANIC],
+    );
+}
+
+/// Issue 11 defect 5: a flush spanning two segments comes back in part.
+/// The driver queues a Ready's hard state before its entries when they fit
+/// in one flush (the WAL's documented promise), and crashes are aimed at
+/// flushes that reach a new segment.
+#[test]
+fn a_flush_recovered_in_part_is_caught() {
+    assert_caught_on_wal(
+        "wal_partial_flush",
+        |o| o.wal_hook = Some(|w| w.bugs.partial_flush = true),
+        400,
+        &[DURABILITY, CORE_PANIC],
     );
 }

@@ -94,7 +94,10 @@ fn ci_wal_sweep_finds_no_violation() {
     assert!(s.calms >= seeds, "every run ends with a liveness check");
     // Real recoveries after crashes, messages that waited for their flush,
     // and a WAL doing what it does over a run: rolls, GC.
-    assert!(s.crashes > 0 && s.recoveries > 0 && s.held_msgs > 0, "{s:?}");
+    assert!(
+        s.crashes > 0 && s.recoveries > 0 && s.held_msgs > 0,
+        "{s:?}"
+    );
     assert!(s.segment_rolls > seeds, "rolls in every run: {s:?}");
     assert!(s.segments_freed > 0, "{s:?}");
     // Every fault kind of the disk happened: torn writes, write-back of
@@ -106,7 +109,10 @@ fn ci_wal_sweep_finds_no_violation() {
     // (A debug build runs a tenth of the seeds: too few for the rarer
     // kinds.)
     if !cfg!(debug_assertions) {
-        assert!(s.sync_errors > 0 && s.wal_failures > 0 && s.enospc > 0, "{s:?}");
+        assert!(
+            s.sync_errors > 0 && s.wal_failures > 0 && s.enospc > 0,
+            "{s:?}"
+        );
         assert!(s.bit_flips > 0 && s.misdirected_writes > 0, "{s:?}");
         assert!(s.corruption_detected > 0, "{s:?}");
     }
