@@ -345,7 +345,10 @@ fn local_storage_messages_are_refused_by_the_encoder() {
         enc.push(1, with_responses),
         Err(Error::LocalOnly { .. })
     ));
-    assert!(enc.is_empty(), "a refused message leaves the frame unchanged");
+    assert!(
+        enc.is_empty(),
+        "a refused message leaves the frame unchanged"
+    );
 }
 
 /// A hostile peer may write the local-only fields anyway: the decoder

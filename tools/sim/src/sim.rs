@@ -2189,6 +2189,7 @@ impl Sim {
             .raw
             .as_mut()
             .expect("queued work only on a running node");
+        let segment_before = raw.store().as_wal().and_then(|w| w.active_segment());
         let range = |ents: &[Entry]| match (ents.first(), ents.last()) {
             (Some(a), Some(b)) => Some((a.index, b.index)),
             _ => None,
@@ -2263,6 +2264,7 @@ impl Sim {
             // next one, started when the disk completes this one.
             let target = ws.ticket();
             let before = ws.last_started();
+            let rolled = ws.active_segment() != segment_before;
             let started = if ws.flushing() {
                 Ok(before)
             } else {
@@ -2298,7 +2300,18 @@ impl Sim {
                 self.stats.flushes += 1;
                 self.ev(Event::FlushStart { id, flush });
             }
-            return self.release_held(id);
+            self.release_held(id)?;
+            // A write that rolled into a new segment while a flush was in
+            // flight: the moment a lost flush and a segment prepared ahead
+            // meet (issue 11, defect 1). Crashes are aimed at it.
+            if rolled
+                && self.params.fault_level > 0
+                && self.nodes[&id].is_up()
+                && self.rng.chance(1, 2)
+            {
+                self.crash(id)?;
+            }
+            return Ok(());
         }
         let mut net = Vec::new();
         for r in std::mem::take(&mut m.responses) {

@@ -40,6 +40,10 @@ pub struct WalRun {
     pub relocate_bytes: u64,
     /// Failed syncs per million, on every disk.
     pub sync_error_ppm: u32,
+    /// A flush completes after up to this many polls of the disk: slow
+    /// disks let writes pile up behind a flush in flight (and roll into
+    /// new segments meanwhile).
+    pub max_flush_polls: u32,
     /// The node whose disk may lose synced data, if any.
     pub fragile: Option<u64>,
     hook: Option<fn(&mut wal::Options)>,
@@ -60,10 +64,11 @@ impl WalRun {
         // A node writes some tens of KiB in a run: segments of 4 to 16 KiB
         // roll every few dozen flushes.
         let segment_size = [4u64 << 10, 8 << 10, 16 << 10][rng.below(3) as usize];
-        let max_flush_bytes = [1usize << 10, 2 << 10, 4 << 10][rng.below(3) as usize];
+        let max_flush_bytes = [1usize << 10, 4 << 10, 16 << 10][rng.below(3) as usize];
         let cache_bytes = [0u64, 1 << 10, 16 << 10][rng.below(3) as usize];
         let relocate_bytes = [0u64, 512, 4 << 10][rng.below(3) as usize];
         let sync_error_ppm = [0u32, 300, 1_000, 3_000][rng.below(4) as usize];
+        let max_flush_polls = [3u32, 30][rng.below(2) as usize];
         let fragile = (voters as usize >= FRAGILE_MIN_VOTERS && rng.chance(3, 4))
             .then(|| rng.range(1, voters));
         WalRun {
@@ -73,6 +78,7 @@ impl WalRun {
             cache_bytes,
             relocate_bytes,
             sync_error_ppm,
+            max_flush_polls,
             fragile,
             hook,
             disks: BTreeMap::new(),
@@ -126,6 +132,7 @@ impl WalRun {
     pub fn new_disk(&mut self, id: u64) -> SimDisk {
         let mut o = SimOptions::new(self.rng.next_u64());
         o.faults = Self::calm_faults();
+        o.max_flush_polls = self.max_flush_polls;
         let d = SimDisk::new(o);
         self.disks.insert(id, d.clone());
         d
