@@ -25,11 +25,11 @@
 //! dropping it loses nothing that a caller was told is durable.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use prost::Message as _;
 
+use super::disk::{Disk, DiskFile};
 use super::error::{Error, Result};
 use super::format::{
     self, BATCH_RECORD_SIZE, COMPACT_PAYLOAD, HARD_STATE_PAYLOAD, HeaderError, MAX_SNAPSHOT_META,
@@ -55,8 +55,8 @@ pub struct RecoveryReport {
     pub temporaries: usize,
 }
 
-pub(crate) struct Recovered {
-    pub segments: BTreeMap<u64, Segment>,
+pub(crate) struct Recovered<F> {
+    pub segments: BTreeMap<u64, Segment<F>>,
     pub groups: BTreeMap<u64, GroupState>,
     /// Offset after the last good batch of the newest segment.
     pub write_pos: u64,
@@ -69,12 +69,13 @@ pub(crate) struct Recovered {
     pub cluster_id: u64,
     pub shard_id: u64,
     pub report: RecoveryReport,
-    /// Deleted segments kept for recycling (read-write opens only).
-    pub free: Vec<PathBuf>,
+    /// Deleted segments kept for recycling, by name (read-write opens
+    /// only).
+    pub free: Vec<String>,
     /// The newest segment, if it holds no data of its life and is not the
     /// only one: the spare a previous run prepared ahead, to be used by the
     /// next roll rather than joined by another (read-write opens only).
-    pub spare: Option<Segment>,
+    pub spare: Option<Segment<F>>,
 }
 
 fn corrupt(file: &Path, offset: u64, what: impl Into<String>) -> Error {
@@ -85,9 +86,10 @@ fn corrupt(file: &Path, offset: u64, what: impl Into<String>) -> Error {
     }
 }
 
-/// Opens and checks every segment of `dir`, then replays them.
-pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
-    let listing = segment::list(dir)?;
+/// Opens and checks every segment of the directory, then replays them.
+pub(crate) fn recover<D: Disk>(disk: &D, opts: &Options) -> Result<Recovered<D::File>> {
+    let dir = disk.dir();
+    let listing = segment::list(disk)?;
     let mut report = RecoveryReport {
         temporaries: listing.temporaries.len(),
         ..Default::default()
@@ -95,9 +97,10 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
     if !opts.read_only && !listing.temporaries.is_empty() {
         // A creation that crashed before its rename: never part of the log.
         for t in &listing.temporaries {
-            std::fs::remove_file(t).map_err(|e| Error::io("remove temporary segment", t, e))?;
+            disk.remove(t)
+                .map_err(|e| Error::io("remove temporary segment", segment::path(disk, t), e))?;
         }
-        segment::fsync_dir(dir)?;
+        segment::sync_dir(disk)?;
     }
     for w in listing.segments.windows(2) {
         if w[1].0 != w[0].0 + 1 {
@@ -109,13 +112,12 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
     }
     let (mut cluster_id, mut shard_id) = (opts.cluster_id, opts.shard_id);
     let mut segments = BTreeMap::new();
-    for (i, (seq, path)) in listing.segments.iter().enumerate() {
-        let file = segment::open(path, opts.read_only)?;
+    for (i, (seq, name)) in listing.segments.iter().enumerate() {
+        let path = &segment::path(disk, name);
+        let file = segment::open(disk, name, opts.read_only)?;
         let len = file
-            .metadata()
-            .map_err(|e| Error::io("stat segment", path, e))?
-            .len();
-        let mut hb = [0u8; SEGMENT_HEADER_SIZE as usize];
+            .size()
+            .map_err(|e| Error::io("stat segment", path, e))?;
         if len < SEGMENT_HEADER_SIZE {
             return Err(Error::TruncatedSegment {
                 file: path.clone(),
@@ -123,22 +125,22 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
                 expected: opts.segment_size,
             });
         }
-        file.read_exact_at(&mut hb, 0)
-            .map_err(|e| Error::io("read segment header", path, e))?;
-        let h = SegmentHeader::decode(&hb).map_err(|e| match e {
-            HeaderError::Short => Error::TruncatedSegment {
-                file: path.clone(),
-                len,
-                expected: opts.segment_size,
-            },
-            HeaderError::BadMagic => Error::BadMagic { file: path.clone() },
-            HeaderError::BadCrc => corrupt(path, 0, "segment header checksum mismatch"),
-            HeaderError::UnknownVersion(v) => Error::UnknownVersion {
-                file: path.clone(),
-                found: v,
-                supported: format::VERSION,
-            },
-        })?;
+        let map = segment::view(&file, path)?;
+        let h =
+            SegmentHeader::decode(&map[..SEGMENT_HEADER_SIZE as usize]).map_err(|e| match e {
+                HeaderError::Short => Error::TruncatedSegment {
+                    file: path.clone(),
+                    len,
+                    expected: opts.segment_size,
+                },
+                HeaderError::BadMagic => Error::BadMagic { file: path.clone() },
+                HeaderError::BadCrc => corrupt(path, 0, "segment header checksum mismatch"),
+                HeaderError::UnknownVersion(v) => Error::UnknownVersion {
+                    file: path.clone(),
+                    found: v,
+                    supported: format::VERSION,
+                },
+            })?;
         if i == 0 && opts.adopt_identity {
             cluster_id = h.cluster_id;
             shard_id = h.shard_id;
@@ -187,7 +189,6 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
                 format!("segment is {len} bytes, header says {}", h.segment_size),
             ));
         }
-        let (map, mmap) = segment::map(&file, path)?;
         segments.insert(
             *seq,
             Segment {
@@ -195,7 +196,6 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
                 path: path.clone(),
                 file,
                 map,
-                mmap,
                 size: h.segment_size,
                 base_flush_seq: h.base_flush_seq,
                 recycled: h.recycled,
@@ -341,7 +341,7 @@ pub(crate) fn recover(dir: &Path, opts: &Options) -> Result<Recovered> {
             .map(|h| (h.body.1 - h.body.0 + BATCH_RECORD_SIZE) as u64)
             .sum::<u64>();
         report.torn_at = Some((
-            segment::path(dir, first.seg),
+            segment::path(disk, &segment::file_name(first.seg)),
             (first.body.0 - BATCH_RECORD_SIZE) as u64,
         ));
     }
@@ -463,8 +463,8 @@ fn check_batch(
 }
 
 /// Applies the records of a checked batch body; returns how many.
-fn apply_batch(
-    seg: &Segment,
+fn apply_batch<F>(
+    seg: &Segment<F>,
     mut at: usize,
     end: usize,
     seed: u32,
@@ -690,7 +690,11 @@ struct Torn {
 /// Decides whether the bad batch at `pos` of the newest data segment is a
 /// torn tail (see the module comment); `Err` with an offset and reason if
 /// bytes after it prove it was not the last flush.
-fn torn_tail(seg: &Segment, pos: usize, floor: u64) -> std::result::Result<Torn, (usize, String)> {
+fn torn_tail<F>(
+    seg: &Segment<F>,
+    pos: usize,
+    floor: u64,
+) -> std::result::Result<Torn, (usize, String)> {
     let m = &seg.map[..];
     let size = seg.size as usize;
     // Room for the torn batch at its largest and the whole next batch
@@ -727,13 +731,13 @@ fn torn_tail(seg: &Segment, pos: usize, floor: u64) -> std::result::Result<Torn,
 }
 
 /// Zeroes `[from, to)` of a segment and makes it durable.
-fn zero(seg: &Segment, from: usize, to: usize) -> Result<()> {
+fn zero<F: DiskFile>(seg: &Segment<F>, from: usize, to: usize) -> Result<()> {
     let zeros = vec![0u8; (to - from).min(1 << 20)];
     let mut at = from;
     while at < to {
         let n = (to - at).min(zeros.len());
         seg.file
-            .write_all_at(&zeros[..n], at as u64)
+            .write_at(&zeros[..n], at as u64)
             .map_err(|e| Error::io("zero torn tail", &seg.path, e))?;
         at += n;
     }

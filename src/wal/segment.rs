@@ -1,15 +1,14 @@
 //! Segment files: naming, creation (preallocated, zero-filled, header,
-//! fsync, rename, directory fsync), listing and mapping. Knows the layout of
-//! the header only through `format`; knows nothing of records.
+//! sync, rename, directory sync), listing and opening, all through the
+//! `Disk` interface. Knows the layout of the header only through `format`;
+//! knows nothing of records.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::io;
+use std::path::PathBuf;
 
 use bytes::Bytes;
 
+use super::disk::{Disk, DiskFile};
 use super::error::{Error, Result};
 use super::format::{RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE, SegmentHeader};
 
@@ -22,51 +21,56 @@ pub fn file_name(seq: u64) -> String {
     format!("{seq:020}{SUFFIX}")
 }
 
-/// Path of segment `seq` in `dir`.
-pub fn path(dir: &Path, seq: u64) -> PathBuf {
-    dir.join(file_name(seq))
+/// Name under which a deleted segment waits to be recycled.
+pub fn free_name(seq: u64) -> String {
+    format!("{seq:020}{FREE_SUFFIX}")
 }
 
-/// Path under which a deleted segment waits to be recycled.
-pub fn free_path(dir: &Path, seq: u64) -> PathBuf {
-    dir.join(format!("{seq:020}{FREE_SUFFIX}"))
+fn tmp_name(seq: u64) -> String {
+    format!("{seq:020}{TMP_SUFFIX}")
 }
 
-/// The segments of `dir` in sequence order, leftover temporary files of a
-/// creation that crashed before its rename, and free (recyclable) files.
+/// Path of `name` on `disk`, for error messages.
+pub fn path<D: Disk>(disk: &D, name: &str) -> PathBuf {
+    disk.dir().join(name)
+}
+
+/// The segments of a directory in sequence order, leftover temporary files
+/// of a creation that crashed before its rename, and free (recyclable)
+/// files, by name.
 pub struct Listing {
-    pub segments: Vec<(u64, PathBuf)>,
-    pub temporaries: Vec<PathBuf>,
-    pub free: Vec<PathBuf>,
+    pub segments: Vec<(u64, String)>,
+    pub temporaries: Vec<String>,
+    pub free: Vec<String>,
 }
 
-/// Lists `dir`, ignoring files that are not ours.
-pub fn list(dir: &Path) -> Result<Listing> {
+/// Lists the directory, ignoring files that are not ours.
+pub fn list<D: Disk>(disk: &D) -> Result<Listing> {
     let mut segments = Vec::new();
     let mut temporaries = Vec::new();
     let mut free = Vec::new();
-    let rd = fs::read_dir(dir).map_err(|e| Error::io("read directory", dir, e))?;
-    for ent in rd {
-        let ent = ent.map_err(|e| Error::io("read directory", dir, e))?;
-        let name = ent.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let numbered = |stem: &str| stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit());
+    let names = disk
+        .list()
+        .map_err(|e| Error::io("read directory", disk.dir(), e))?;
+    let numbered = |stem: &str| stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit());
+    for name in names {
         if let Some(stem) = name.strip_suffix(TMP_SUFFIX) {
             if numbered(stem) {
-                temporaries.push(ent.path());
+                temporaries.push(name);
             }
         } else if let Some(stem) = name.strip_suffix(FREE_SUFFIX) {
             if numbered(stem) {
-                free.push(ent.path());
+                free.push(name);
             }
         } else if let Some(stem) = name.strip_suffix(SUFFIX)
-            && stem.len() == 20
+            && numbered(stem)
             && let Ok(seq) = stem.parse::<u64>()
         {
-            segments.push((seq, ent.path()));
+            segments.push((seq, name));
         }
     }
     segments.sort_unstable_by_key(|s| s.0);
+    temporaries.sort();
     free.sort();
     Ok(Listing {
         segments,
@@ -75,15 +79,14 @@ pub fn list(dir: &Path) -> Result<Listing> {
     })
 }
 
-/// fsync of the directory itself: makes a create, rename or unlink durable.
-pub fn fsync_dir(dir: &Path) -> Result<()> {
-    let d = File::open(dir).map_err(|e| Error::io("open directory", dir, e))?;
-    d.sync_all()
-        .map_err(|e| Error::io("fsync directory", dir, e))
+/// Sync of the directory itself: makes a create, rename or unlink durable.
+pub fn sync_dir<D: Disk>(disk: &D) -> Result<()> {
+    disk.sync_dir()
+        .map_err(|e| Error::io("fsync directory", disk.dir(), e))
 }
 
-/// Creates segment `header.sequence` in `dir`, from a free file if one is
-/// given (and usable), else from scratch.
+/// Creates segment `header.sequence`, from a free file if one is given
+/// (and usable), else from scratch.
 ///
 /// From scratch, the whole file is written with zeros first, because
 /// overwriting blocks that already exist lets each later fdatasync flush
@@ -94,19 +97,25 @@ pub fn fsync_dir(dir: &Path) -> Result<()> {
 /// their crcs, seeded with the old segment sequence, never pass for
 /// records of the new life (the header is flagged recycled).
 ///
-/// Either way: header, fsync, rename into place, directory fsync; a segment
+/// Either way: header, sync, rename into place, directory sync; a segment
 /// under its final name is always complete.
-pub fn create(dir: &Path, header: &SegmentHeader, recycle: Option<PathBuf>) -> Result<File> {
-    let final_path = path(dir, header.sequence);
-    let tmp = dir.join(format!("{:020}{TMP_SUFFIX}", header.sequence));
+pub fn create<D: Disk>(
+    disk: &D,
+    header: &SegmentHeader,
+    recycle: Option<String>,
+) -> Result<D::File> {
+    let final_name = file_name(header.sequence);
+    let tmp = tmp_name(header.sequence);
+    let at = |name: &str| path(disk, name);
     let recycled = recycle.and_then(|free| {
-        let len = fs::metadata(&free).ok()?.len();
-        if len != header.segment_size {
-            let _ = fs::remove_file(&free);
+        let f = disk.open(&free, true).ok()?;
+        if f.size().ok()? != header.segment_size {
+            drop(f);
+            let _ = disk.remove(&free);
             return None;
         }
-        fs::rename(&free, &tmp).ok()?;
-        OpenOptions::new().read(true).write(true).open(&tmp).ok()
+        disk.rename(&free, &tmp).ok()?;
+        Some(f)
     });
     let f = match recycled {
         Some(f) => {
@@ -121,84 +130,56 @@ pub fn create(dir: &Path, header: &SegmentHeader, recycle: Option<PathBuf>) -> R
                 ..*header
             };
             head[..SEGMENT_HEADER_SIZE as usize].copy_from_slice(&h.encode());
-            f.write_all_at(&head, 0)
-                .map_err(|e| Error::io("write segment header", &tmp, e))?;
+            f.write_at(&head, 0)
+                .map_err(|e| Error::io("write segment header", at(&tmp), e))?;
             // Same blocks, same size: only data to sync.
             f.sync_data()
-                .map_err(|e| Error::io("fsync recycled segment", &tmp, e))?;
+                .map_err(|e| Error::io("fsync recycled segment", at(&tmp), e))?;
             f
         }
         None => {
-            let mut f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)
-                .map_err(|e| Error::io("create segment", &tmp, e))?;
-            let zeros = vec![0u8; 1 << 20];
-            let mut left = header.segment_size;
-            while left > 0 {
-                let n = left.min(zeros.len() as u64) as usize;
-                f.write_all(&zeros[..n])
-                    .map_err(|e| Error::io("preallocate segment", &tmp, e))?;
-                left -= n as u64;
+            let f = match disk.create(&tmp) {
+                // A creation of this process that failed half-way (a full
+                // disk) left it: never part of the log.
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                    disk.remove(&tmp).and_then(|()| disk.create(&tmp))
+                }
+                r => r,
             }
-            f.write_all_at(&header.encode(), 0)
-                .map_err(|e| Error::io("write segment header", &tmp, e))?;
-            f.sync_all()
-                .map_err(|e| Error::io("fsync new segment", &tmp, e))?;
+            .map_err(|e| Error::io("create segment", at(&tmp), e))?;
+            f.allocate(header.segment_size)
+                .map_err(|e| Error::io("preallocate segment", at(&tmp), e))?;
+            f.write_at(&header.encode(), 0)
+                .map_err(|e| Error::io("write segment header", at(&tmp), e))?;
+            f.sync_data()
+                .map_err(|e| Error::io("fsync new segment", at(&tmp), e))?;
             f
         }
     };
-    fs::rename(&tmp, &final_path).map_err(|e| Error::io("rename segment", &tmp, e))?;
-    fsync_dir(dir)?;
+    disk.rename(&tmp, &final_name)
+        .map_err(|e| Error::io("rename segment", at(&tmp), e))?;
+    sync_dir(disk)?;
     Ok(f)
 }
 
 /// Opens an existing segment for reading (and writing unless `read_only`).
-pub fn open(p: &Path, read_only: bool) -> Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(!read_only)
-        .open(p)
-        .map_err(|e| Error::io("open segment", p, e))
+pub fn open<D: Disk>(disk: &D, name: &str, read_only: bool) -> Result<D::File> {
+    disk.open(name, !read_only)
+        .map_err(|e| Error::io("open segment", path(disk, name), e))
 }
 
-/// Owner of a segment map inside `Bytes`: the `Arc` lets the WAL see
-/// whether any slice handed out is still alive before it reuses the file.
-pub struct MapOwner(pub Arc<memmap2::Mmap>);
-
-impl AsRef<[u8]> for MapOwner {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
-    }
+/// The whole segment as `Bytes` (a refcount of its map in production).
+pub fn view<F: DiskFile>(f: &F, p: &std::path::Path) -> Result<Bytes> {
+    f.view()
+        .map_err(|e: io::Error| Error::io("mmap segment", p, e))
 }
 
-/// Maps a whole segment read-only. The map is shared with the page cache, so
-/// bytes written later through the file are visible in it; it is handed out
-/// as `Bytes` so that entries can be sliced from it without copying and the
-/// map lives as long as any slice does (even after the file is deleted).
-pub fn map(f: &File, p: &Path) -> Result<(Bytes, Arc<memmap2::Mmap>)> {
-    // SAFETY: the WAL's own segments are only ever written at offsets past
-    // the durable data being read, never truncated while mapped (they are
-    // fixed-size), and recycled only once no slice of their map is alive;
-    // another process modifying them is outside the contract, as for any
-    // database file.
-    let m = unsafe { memmap2::MmapOptions::new().map(f) }
-        .map_err(|e| Error::io("mmap segment", p, e))?;
-    let m = Arc::new(m);
-    Ok((Bytes::from_owner(MapOwner(m.clone())), m))
-}
-
-/// An open segment: its file (for writes), and its map (for reads).
-pub struct Segment {
+/// An open segment: its file (for writes), and a view of it (for reads).
+pub struct Segment<F> {
     pub seq: u64,
     pub path: PathBuf,
-    pub file: File,
+    pub file: F,
     pub map: Bytes,
-    /// The map's owner, to count the slices still alive.
-    pub mmap: Arc<memmap2::Mmap>,
     pub size: u64,
     pub base_flush_seq: u64,
     /// From the header (as found at recovery; false for segments this

@@ -13,14 +13,14 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 
-use super::{Error, Result as WalResult, Ticket, Wal};
+use super::{Disk, Error, Result as WalResult, Ticket, UringDisk, Wal};
 use crate::raft::{self, RaftState, Storage, StorageError};
 use crate::raftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 
 /// One group's `Storage` on a shared WAL.
 #[derive(Clone)]
-pub struct WalStorage {
-    wal: Rc<RefCell<Wal>>,
+pub struct WalStorage<D: Disk = UringDisk> {
+    wal: Rc<RefCell<Wal<D>>>,
     group: u64,
 }
 
@@ -36,9 +36,9 @@ fn to_raft(e: Error) -> raft::Error {
     }
 }
 
-impl WalStorage {
+impl<D: Disk> WalStorage<D> {
     /// The storage of `group` on `wal`.
-    pub fn new(wal: Rc<RefCell<Wal>>, group: u64) -> Self {
+    pub fn new(wal: Rc<RefCell<Wal<D>>>, group: u64) -> Self {
         WalStorage { wal, group }
     }
 
@@ -48,7 +48,7 @@ impl WalStorage {
     }
 
     /// The shared WAL (to flush, or to serve other groups).
-    pub fn wal(&self) -> &Rc<RefCell<Wal>> {
+    pub fn wal(&self) -> &Rc<RefCell<Wal<D>>> {
         &self.wal
     }
 
@@ -90,7 +90,7 @@ impl WalStorage {
     }
 }
 
-impl Storage for WalStorage {
+impl<D: Disk> Storage for WalStorage<D> {
     fn initial_state(&self) -> raft::Result<RaftState> {
         let w = self.wal.borrow();
         Ok(RaftState {

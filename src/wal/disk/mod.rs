@@ -34,18 +34,26 @@
 //! the completion ring, `view` of an already mapped file is a refcount), or
 //! dynamic dispatch (the WAL is generic over `Disk`).
 
+mod lock;
 pub mod sim;
 mod sim_faults;
 mod sim_media;
 #[cfg(test)]
 mod sim_tests;
+mod uring;
+mod uring_flush;
 
 use std::io;
 use std::os::fd::RawFd;
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
+use super::error::Result;
+
 pub use sim::{ErrorPages, FaultCounts, Faults, SimDisk, SimFile, SimFlusher, SimOptions};
+pub use uring::{UringDisk, UringFile};
+pub use uring_flush::{Fault, UringFlusher};
 
 /// The WAL's directory: every operation the WAL performs on names.
 ///
@@ -66,12 +74,22 @@ pub trait Disk: Clone + Send + Sync + 'static {
     /// Held while the directory is locked; dropping it unlocks.
     type Lock: Send;
 
+    /// Whether a view (`DiskFile::view`) shows bytes written after it was
+    /// taken. The production mmap does, so the WAL takes one view per
+    /// segment for good; the simulated disk's views are copies, so the WAL
+    /// takes a new view of each segment a completed flush wrote (where its
+    /// entries will be read from once the cache lets them go).
+    const LIVE_VIEWS: bool;
+
     /// Whether the WAL may run segment creation on a helper thread. The
     /// production disk says yes (zero-filling a segment takes ~100 ms of
     /// disk time, which must not stall appends); the simulated disk says no:
     /// every operation must happen on the caller's thread, in an order fixed
     /// by the seed, or a run would not replay.
     const BACKGROUND: bool;
+
+    /// The directory, for error messages (a real path in production).
+    fn dir(&self) -> &Path;
 
     /// The names in the directory, in no particular order (names that are
     /// not valid UTF-8 are skipped: the WAL's are ASCII).
@@ -97,11 +115,28 @@ pub trait Disk: Clone + Send + Sync + 'static {
     /// directory).
     fn sync_dir(&self) -> io::Result<()>;
 
-    /// Takes the directory's exclusive lock for this process (flock on a
-    /// lock file in production), recording `holder` (say, the pid) in it.
-    /// If someone holds it: an error of kind `WouldBlock` whose message
-    /// names the holder.
-    fn lock(&self, holder: &str) -> io::Result<Self::Lock>;
+    /// Takes the directory's lock without waiting: exclusive for a
+    /// read-write open, shared for a read-only one (`shared`), so that at
+    /// most one WAL writes a directory and nobody inspects it meanwhile
+    /// (flock on a lock file in production, which a read-only open does not
+    /// create: `Ok(None)` then). Refused with `Error::Locked`, naming the
+    /// holder (a process id in production, the lock's number on the
+    /// simulated disk) if a read-write open holds it.
+    fn lock(&self, shared: bool) -> Result<Option<Self::Lock>>;
+
+    /// Records that a WAL holding `held` failed a flush: what reached the
+    /// media is unknown and the page cache cannot be trusted, so no WAL of
+    /// this process may open the directory again (`poisoned`). In
+    /// production a registry of the process keyed by the directory's
+    /// canonical path, never emptied; on the simulated disk, until the next
+    /// crash (a restart is a new process), and only if `held` is of the
+    /// disk's current life (a WAL dropped after a crash is of a dead
+    /// process, whose poison died with it).
+    fn poison(&self, held: &Self::Lock, cause: &str);
+
+    /// If the directory is poisoned in this process: the directory as the
+    /// registry names it (resolved in production) and the cause.
+    fn poisoned(&self) -> Option<(PathBuf, String)>;
 
     /// The flush machinery for one WAL.
     fn flusher(&self) -> io::Result<Self::Flusher>;

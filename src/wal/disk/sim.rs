@@ -39,6 +39,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -47,6 +48,7 @@ pub use super::sim_faults::{ErrorPages, FaultCounts, Faults, SimOptions};
 use super::sim_media::{Ctx, Inode};
 use super::{Disk, DiskFile, FlushError, FlushPoll, FlushWrite, Flusher};
 use crate::raft::Prng;
+use crate::wal::error::{Error, Result as WalResult};
 
 /// A directory operation not yet made durable by `sync_dir`.
 #[derive(Debug, Clone)]
@@ -98,7 +100,11 @@ struct State {
     durable_names: BTreeMap<String, u64>,
     pending: Vec<DirOp>,
     flights: BTreeMap<u64, Flight>,
-    lock: Option<(u64, String)>,
+    /// The exclusive lock's number, and how many shared locks are held.
+    lock: Option<u64>,
+    shared_locks: u64,
+    /// Why a WAL of this life (process) poisoned the directory.
+    poisoned: Option<String>,
     counts: FaultCounts,
 }
 
@@ -259,6 +265,8 @@ impl State {
             inode.crash(&mut ctx);
         }
         self.lock = None;
+        self.shared_locks = 0;
+        self.poisoned = None;
         self.life += 1;
         self.reap_inodes();
     }
@@ -306,6 +314,8 @@ impl SimDisk {
                 pending: Vec::new(),
                 flights: BTreeMap::new(),
                 lock: None,
+                shared_locks: 0,
+                poisoned: None,
                 counts: FaultCounts::default(),
             })),
         }
@@ -344,6 +354,28 @@ impl SimDisk {
         inode.media[(bit / 8) as usize] ^= 1 << (bit % 8);
         st.counts.bit_flips += 1;
         Some((name, bit / 8))
+    }
+
+    /// Latent corruption at a chosen place: XORs `mask` into the durable
+    /// byte at `offset` of the file `name` durably refers to (the page
+    /// cache keeps the good byte until a crash). False if there is no such
+    /// byte. For tests that need the rot where a record is.
+    pub fn rot_durable_byte(&self, name: &str, offset: u64, mask: u8) -> bool {
+        let mut guard = self.st();
+        let st = &mut *guard;
+        let Some(ino) = st.durable_names.get(name).copied() else {
+            return false;
+        };
+        let Some(b) = st
+            .inodes
+            .get_mut(&ino)
+            .and_then(|i| i.media.get_mut(offset as usize))
+        else {
+            return false;
+        };
+        *b ^= mask;
+        st.counts.bit_flips += 1;
+        true
     }
 
     /// Faults injected so far.
@@ -408,20 +440,31 @@ impl SimDisk {
     }
 }
 
-/// Held while the simulated directory is locked.
+/// Held while the simulated directory is locked (exclusive, or shared by
+/// read-only opens). A crash releases every lock of the crashed life.
 pub struct SimLock {
     state: Arc<Mutex<State>>,
     id: u64,
+    life: u64,
+    shared: bool,
 }
 
 impl Drop for SimLock {
     fn drop(&mut self) {
         let mut st = lock(&self.state);
-        if st.lock.as_ref().is_some_and(|(id, _)| *id == self.id) {
+        if st.life != self.life {
+            return;
+        }
+        if self.shared {
+            st.shared_locks = st.shared_locks.saturating_sub(1);
+        } else if st.lock == Some(self.id) {
             st.lock = None;
         }
     }
 }
+
+/// The name simulated disks give their directory in error messages.
+const SIM_DIR: &str = "simdisk";
 
 impl Disk for SimDisk {
     type File = SimFile;
@@ -429,6 +472,11 @@ impl Disk for SimDisk {
     type Lock = SimLock;
 
     const BACKGROUND: bool = false;
+    const LIVE_VIEWS: bool = false;
+
+    fn dir(&self) -> &Path {
+        Path::new(SIM_DIR)
+    }
 
     fn list(&self) -> io::Result<Vec<String>> {
         Ok(self.st().names.keys().cloned().collect())
@@ -504,21 +552,45 @@ impl Disk for SimDisk {
         Ok(())
     }
 
-    fn lock(&self, holder: &str) -> io::Result<SimLock> {
+    fn lock(&self, shared: bool) -> WalResult<Option<SimLock>> {
         let mut st = self.st();
-        if let Some((_, h)) = &st.lock {
-            return Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                format!("directory locked by {h}"),
-            ));
+        let refused = |holder| {
+            Err(Error::Locked {
+                dir: PathBuf::from(SIM_DIR),
+                holder,
+            })
+        };
+        if let Some(id) = st.lock {
+            return refused(Some(u32::try_from(id).unwrap_or(u32::MAX)));
+        }
+        if !shared && st.shared_locks > 0 {
+            return refused(None);
         }
         let id = st.next_id;
         st.next_id += 1;
-        st.lock = Some((id, holder.to_string()));
-        Ok(SimLock {
+        if shared {
+            st.shared_locks += 1;
+        } else {
+            st.lock = Some(id);
+        }
+        Ok(Some(SimLock {
             state: self.state.clone(),
             id,
-        })
+            life: st.life,
+            shared,
+        }))
+    }
+
+    fn poison(&self, held: &SimLock, cause: &str) {
+        let mut st = self.st();
+        if held.life == st.life {
+            st.poisoned = Some(cause.to_string());
+        }
+    }
+
+    fn poisoned(&self) -> Option<(PathBuf, String)> {
+        let st = self.st();
+        st.poisoned.clone().map(|c| (PathBuf::from(SIM_DIR), c))
     }
 
     fn flusher(&self) -> io::Result<SimFlusher> {

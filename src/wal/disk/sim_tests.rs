@@ -105,14 +105,27 @@ fn an_unlinked_file_stays_readable_while_open() {
 #[test]
 fn the_directory_lock_is_exclusive_and_dies_with_its_holder_or_a_crash() {
     let d = disk(5, 512, Faults::NONE);
-    let l = d.lock("pid 7").unwrap();
-    let e = d.lock("pid 8").err().unwrap();
-    assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
-    assert!(e.to_string().contains("pid 7"), "{e}");
+    let l = d.lock(false).unwrap();
+    for shared in [false, true] {
+        match d.lock(shared) {
+            Err(crate::wal::Error::Locked {
+                holder: Some(_), ..
+            }) => {}
+            other => panic!("shared {shared}: expected Locked, got {:?}", other.is_ok()),
+        }
+    }
     drop(l);
-    let _l2 = d.lock("pid 8").unwrap();
+    // Read-only opens share it, never with a writer.
+    let s1 = d.lock(true).unwrap();
+    let s2 = d.lock(true).unwrap();
+    assert!(matches!(
+        d.lock(false),
+        Err(crate::wal::Error::Locked { holder: None, .. })
+    ));
+    drop((s1, s2));
+    let _l2 = d.lock(false).unwrap();
     d.crash();
-    let _l3 = d.lock("pid 9").unwrap();
+    let _l3 = d.lock(false).unwrap();
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
-use super::error::{Error, Result};
+use crate::wal::error::{Error, Result};
 
 const LOCK_FILE: &str = "LOCK";
 
