@@ -1459,7 +1459,19 @@ impl Sim {
             }
         }
         let view = StoreView(&disk);
-        self.checker.check_restarted(id, hs.commit, &view)?;
+        if let Err(v) = self.checker.check_restarted(id, hs.commit, &view) {
+            // A disk that lost synced data may have lost committed entries
+            // in a way recovery cannot see (a misdirected sector leaves
+            // what reads as the end of the log): as in `recover_wal`, the
+            // node is kept down for good and counted apart.
+            if let SimStore::Wal(ws) = disk
+                && self.wal.as_ref().is_some_and(|w| w.lost_synced_data(id))
+            {
+                self.undetected_loss(id, v.detail, Down::Wal(ws.crash()));
+                return Ok(());
+            }
+            return Err(v);
+        }
         let last = crate::checker::LogView::last_index(&view);
         let cfg = self.config(id, app.applied);
         let incarnation = self.nodes[&id].incarnation + 1;
@@ -1555,21 +1567,27 @@ impl Sim {
             // run on having forgotten what it vouched for. It is kept down
             // for good and counted apart.
             Err(v) if lost_synced => {
-                self.stats.undetected_losses += 1;
-                self.ev(Event::RecoveryFailed {
-                    id,
-                    transient: false,
-                    what: format!("undetected loss of synced data: {}", v.detail),
-                });
-                let node = self.nodes.get_mut(&id).expect("exists");
-                node.dead = Some(v.detail);
                 if let SimStore::Wal(ws) = store {
-                    node.disk = Some(Down::Wal(ws.crash()));
+                    self.undetected_loss(id, v.detail, Down::Wal(ws.crash()));
                 }
                 Ok(None)
             }
             Err(v) => Err(v),
         }
+    }
+
+    /// Node `id`'s disk lost synced data that its WAL could not detect:
+    /// the node stays down for good (see `recover_wal`).
+    fn undetected_loss(&mut self, id: u64, detail: String, disk: Down) {
+        self.stats.undetected_losses += 1;
+        self.ev(Event::RecoveryFailed {
+            id,
+            transient: false,
+            what: format!("undetected loss of synced data: {detail}"),
+        });
+        let node = self.nodes.get_mut(&id).expect("exists");
+        node.dead = Some(detail);
+        node.disk = Some(disk);
     }
 
     fn propose(&mut self, id: u64, tag: u8) {
