@@ -1928,7 +1928,7 @@ impl Sim {
         let (voted, appended, rolled) = self.last_ready;
         if (voted && self.rng.chance(1, 4))
             || (appended && self.rng.chance(1, 24))
-            || (rolled && self.rng.chance(1, 2))
+            || (rolled && self.rng.chance(3, 4))
         {
             self.crash(id)?;
         }
@@ -1977,14 +1977,22 @@ impl Sim {
         // own), the driver may queue the hard state before the entries it
         // commits. Drawn half the time, to hold the WAL to that promise.
         let hs_first = rd.hard_state.is_some()
-            && !rd.entries.is_empty()
+            && (!rd.entries.is_empty() || rd.snapshot.is_some())
             && self.wal.as_mut().is_some_and(|w| {
                 let bytes: usize = rd.entries.iter().map(|e| e.data.len() + 64).sum();
-                bytes + 512 <= w.max_flush_bytes / 2 && w.chance(1, 2)
+                bytes + 512 <= w.max_flush_bytes / 2 && w.chance(3, 4)
             });
         let segment_before = raw.store().as_wal().and_then(|w| w.active_segment());
         let mut wal_err: Option<StoreError> = None;
-        if let Some(snap) = rd.snapshot.take() {
+        if hs_first
+            && let Some(hs) = rd.hard_state
+            && let Err(e) = raw.store_mut().set_hard_state(hs)
+        {
+            wal_err = Some(e);
+        }
+        if let Some(snap) = rd.snapshot.take()
+            && wal_err.is_none()
+        {
             let app = App::decode(&snap).ok_or_else(|| {
                 core_error(format!(
                     "node {id} got a snapshot that is not the application's: {:?}",
@@ -2009,13 +2017,6 @@ impl Sim {
             && !on_wal
         {
             self.checker.observe_vote(id, hs.term, hs.vote)?;
-        }
-        if hs_first
-            && wal_err.is_none()
-            && let Some(hs) = rd.hard_state
-            && let Err(e) = raw.store_mut().set_hard_state(hs)
-        {
-            wal_err = Some(e);
         }
         if !rd.entries.is_empty() && wal_err.is_none() {
             let before = rd.entries[0].index - 1;

@@ -63,7 +63,7 @@ impl WalRun {
         let mut rng = Rng::new(seed ^ WAL_SALT);
         // A node writes some tens of KiB in a run: segments of 4 to 16 KiB
         // roll every few dozen flushes.
-        let segment_size = [4u64 << 10, 8 << 10, 16 << 10][rng.below(3) as usize];
+        let segment_size = [4u64 << 10, 4 << 10, 8 << 10][rng.below(3) as usize];
         let max_flush_bytes = [1usize << 10, 4 << 10, 16 << 10][rng.below(3) as usize];
         let cache_bytes = [0u64, 1 << 10, 16 << 10][rng.below(3) as usize];
         let relocate_bytes = [0u64, 512, 4 << 10][rng.below(3) as usize];
