@@ -251,6 +251,9 @@ fn a_crash_at_any_point_of_a_flush_keeps_it_whole_or_not_at_all() {
     // One flush for everything queued, however large.
     let mut o = opts();
     o.max_flush_bytes = 1 << 20;
+    let mut seen = corelog::wal::disk::FaultCounts::default();
+    let mut outcomes = [0u32; 2];
+    let mut sectors = [0u32; 2];
     for seed in 0..300u64 {
         let d = disk(seed, faults);
         let mut w = Wal::open_on(d.clone(), o.clone()).unwrap();
@@ -294,6 +297,12 @@ fn a_crash_at_any_point_of_a_flush_keeps_it_whole_or_not_at_all() {
         let w = Wal::open_on(d.clone(), o.clone()).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         let kept = check_recovered(&w, &[&before, &after])
             .unwrap_or_else(|e| panic!("seed {seed}: first recovery: {e}"));
+        let c = d.counts();
+        seen.torn_writes += c.torn_writes;
+        seen.torn_sectors_kept += c.torn_sectors_kept;
+        seen.torn_sectors_lost += c.torn_sectors_lost;
+        outcomes[usize::from(kept == norm(&after))] += 1;
+        sectors[usize::from(d.sector_size() == 4096)] += 1;
         // A second life: one more acknowledged flush, then power loss with
         // nothing in flight. The first recovery's outcome must stand.
         let mut w = w;
@@ -308,6 +317,21 @@ fn a_crash_at_any_point_of_a_flush_keeps_it_whole_or_not_at_all() {
         let w = Wal::open_on(d.clone(), o.clone()).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         check_recovered(&w, &[&next]).unwrap_or_else(|e| panic!("seed {seed}: second: {e}"));
     }
+    // The runs did what they are for: flushes torn with some sectors
+    // landed and some not, on both sector sizes, recovered both ways.
+    assert!(seen.torn_writes > 100, "{seen:?}");
+    assert!(
+        seen.torn_sectors_kept > 0 && seen.torn_sectors_lost > 0,
+        "{seen:?}"
+    );
+    assert!(
+        outcomes[0] > 20 && outcomes[1] > 20,
+        "dropped / kept: {outcomes:?}"
+    );
+    assert!(
+        sectors[0] > 50 && sectors[1] > 50,
+        "512 / 4096: {sectors:?}"
+    );
 }
 
 /// Defect 4 on the simulated disk: a failed fdatasync poisons the WAL and
@@ -506,17 +530,32 @@ fn seeded_model_over_a_faulty_simulated_disk() {
         Ok(s) => vec![s.parse().expect("CORELOG_WAL_SIM_SEED: a number")],
         Err(_) => (0..120).collect(),
     };
+    let all = seeds.len() > 1;
+    let mut seen = corelog::wal::disk::FaultCounts::default();
     for seed in seeds {
-        if let Err(e) = model_run(seed) {
-            panic!(
+        match model_run(seed) {
+            Ok(c) => {
+                seen.crashes += c.crashes;
+                seen.torn_writes += c.torn_writes;
+                seen.sync_errors += c.sync_errors;
+                seen.written_back_sectors += c.written_back_sectors;
+            }
+            Err(e) => panic!(
                 "seed {seed} failed: {e}\nreplay: CORELOG_WAL_SIM_SEED={seed} cargo test \
                  --release --test wal_sim seeded_model"
-            );
+            ),
         }
+    }
+    // The faults the runs are for did happen.
+    if all {
+        assert!(seen.crashes > 500, "{seen:?}");
+        assert!(seen.torn_writes > 20, "{seen:?}");
+        assert!(seen.sync_errors > 20, "{seen:?}");
+        assert!(seen.written_back_sectors > 0, "{seen:?}");
     }
 }
 
-fn model_run(seed: u64) -> Result<(), String> {
+fn model_run(seed: u64) -> Result<corelog::wal::disk::FaultCounts, String> {
     let mut rng = Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
     let faults = Faults {
         torn_writes: true,
@@ -697,5 +736,5 @@ fn model_run(seed: u64) -> Result<(), String> {
     if lives == 0 {
         return Err("no crash in the run".into());
     }
-    Ok(())
+    Ok(d.counts())
 }
