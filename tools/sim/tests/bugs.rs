@@ -274,8 +274,8 @@ fn acknowledging_before_the_flush_is_durable_is_caught() {
 /// flush (the WAL promises a flush all or nothing, even across segments),
 /// and crashes are aimed at flushes that reach a new segment; a crash that
 /// keeps only the first part then leaves a commit index beyond the log.
-/// Caught in 2 of seeds 0..1000 (387 and 540; seed 499 fails without the
-/// bug too, see tools/sim/README.md), so the bound is the seeds it takes.
+/// Caught in 2 of seeds 0..1000 (387 and 540; none with asynchronous
+/// writes), so the bound is the seeds it takes.
 #[test]
 fn a_flush_recovered_in_part_is_caught() {
     assert_caught_on_wal(
@@ -312,7 +312,7 @@ fn assert_not_reached_on_wal(name: &str, setup: fn(&mut Options), max: u64) {
 /// above the batch that rolled, and recovery's active segment never has a
 /// base above the restarted numbering unless a whole segment of writes
 /// was queued behind a lost flush. Seeds 0..1000 with it, synchronous and
-/// asynchronous: no failure but seed 499's, which fails without it too.
+/// asynchronous: no failure.
 /// tests/wal_sim.rs keeps the direct scenario.
 #[test]
 fn reusing_a_flush_sequence_after_a_lost_flush_is_not_reached() {
@@ -327,9 +327,8 @@ fn reusing_a_flush_sequence_after_a_lost_flush_is_not_reached() {
 /// Not reached: stale records of a recycled file must tile a torn batch's
 /// body exactly (offsets, count and length all matching), which the
 /// varied records of these histories never did (seeds 0..1000,
-/// synchronous and asynchronous: no failure but seed 499's, which fails
-/// without the bug too); the segment base check and the batch's record
-/// count catch the rest.
+/// synchronous and asynchronous: no failure); the segment base check and
+/// the batch's record count catch the rest.
 #[test]
 fn records_not_bound_to_their_segment_and_flush_is_not_reached() {
     assert_not_reached_on_wal(
