@@ -23,6 +23,7 @@
 //! compaction point means, and when a hard state must be synced are the
 //! caller's business.
 
+mod bugs;
 mod cache;
 pub mod disk;
 mod durable;
@@ -44,6 +45,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+#[cfg(corelog_sim_bugs)]
+pub use bugs::WalBugs;
 pub use disk::{Disk, Fault, UringDisk};
 pub use durable::{Durable, Ticket};
 pub use error::{Error, Result};
@@ -166,6 +169,7 @@ impl<D: Disk> Wal<D> {
     /// as `Wal::open` does on the real disk.
     pub fn open_on(disk: D, opts: Options) -> Result<Wal<D>> {
         opts.validate()?;
+        bugs::set_unbound_records(opts.bug(bugs::WalBug::UnboundRecords));
         if let Some((dir, cause)) = disk.poisoned() {
             return Err(Error::PoisonedDirectory { dir, cause });
         }

@@ -27,6 +27,10 @@ pub struct Options {
     /// Read-only inspection: take cluster and shard id from the oldest
     /// segment instead of checking them against the fields above.
     pub adopt_identity: bool,
+    /// Deliberate bugs for the simulator's self-test (bugs.rs).
+    #[cfg(corelog_sim_bugs)]
+    #[doc(hidden)]
+    pub bugs: super::WalBugs,
 }
 
 impl Options {
@@ -41,6 +45,8 @@ impl Options {
             relocate_bytes: 16 << 20,
             read_only: false,
             adopt_identity: false,
+            #[cfg(corelog_sim_bugs)]
+            bugs: super::WalBugs::default(),
         }
     }
 

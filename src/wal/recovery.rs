@@ -271,7 +271,9 @@ pub(crate) fn recover<D: Disk>(disk: &D, opts: &Options) -> Result<Recovered<D::
                         body: (pos + BATCH_RECORD_SIZE, body_end),
                         seq: b.flush_seq,
                     });
-                    if b.flags & format::BATCH_CONTINUED == 0 {
+                    if b.flags & format::BATCH_CONTINUED == 0
+                        || opts.bug(super::bugs::WalBug::PartialFlush)
+                    {
                         // The flush is complete: apply all its parts, in order.
                         for h in held.drain(..) {
                             let Some(hs) = segments.get(&h.seg) else {
@@ -356,7 +358,11 @@ pub(crate) fn recover<D: Disk>(disk: &D, opts: &Options) -> Result<Recovered<D::
         segments,
         groups,
         write_pos,
-        next_batch_seq: max_seen.max(max_sound(applied, &held)).max(1) + 1,
+        next_batch_seq: if opts.bug(super::bugs::WalBug::ReuseFlushSeq) {
+            max_sound(applied, &held).max(1) + 1
+        } else {
+            max_seen.max(max_sound(applied, &held)).max(1) + 1
+        },
         last_batch_seq: applied.unwrap_or(0),
         cluster_id,
         shard_id,

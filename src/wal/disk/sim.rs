@@ -207,8 +207,11 @@ impl State {
             if self.write(*ino, buf, *offset).is_err() {
                 return;
             }
-            // A sync failing here is one more fault of the same crash.
-            let _ = self.sync(*ino);
+            // A sync failing here is one more fault of the same crash, and
+            // ends the chain: nothing after a failed step runs.
+            if self.sync(*ino).is_err() {
+                return;
+            }
         }
         let Some((ino, offset, buf)) = flight.writes.get(cut) else {
             return;

@@ -72,6 +72,9 @@ pub const COMMIT_IN_LEADER_LOG: &str =
 pub const ONE_VOTE_PER_TERM: &str = "a node votes at most once per term";
 pub const PROBE_FROM_HINT: &str = "a rejected leader probes right after the follower's hint";
 pub const READ_WAIT: &str = "a read waits only as long as the rules require";
+/// `--storage wal`: a WAL refuses its disk (corruption) only if the disk
+/// lost synced data (a bit flip, a misdirected write).
+pub const WAL_INTEGRITY: &str = "a WAL finds corruption only where its disk lost synced data";
 pub const CORE_PANIC: &str = "core did not panic";
 pub const CORE_ERROR: &str = "core accepted a valid request";
 

@@ -264,6 +264,42 @@ pub enum Event {
         id: u64,
         until: u64,
     },
+    /// `--storage wal`: node `id` started flush `flush` of its WAL.
+    FlushStart {
+        id: u64,
+        flush: u64,
+    },
+    /// `--storage wal`: node `id`'s WAL completed flushes up to `durable`;
+    /// `released` messages that waited for them were sent.
+    FlushDone {
+        id: u64,
+        durable: u64,
+        released: usize,
+    },
+    /// `--storage wal`: node `id`'s WAL failed (an I/O error poisoned it):
+    /// the node stops, as its process would, and its machine restarts (the
+    /// disk loses what was not synced).
+    WalFailed {
+        id: u64,
+        what: String,
+    },
+    /// `--storage wal`: node `id`'s restart found its WAL unusable
+    /// (`transient`: an I/O error, it stays down and tries again later;
+    /// otherwise corruption it cannot repair: it stays down for good).
+    RecoveryFailed {
+        id: u64,
+        transient: bool,
+        what: String,
+    },
+    /// `--storage wal`: a disk fault the schedule chose: `disk-full` (no
+    /// more space until the node restarts), `rot` (a bit of durable data
+    /// flipped at rest, at `at` of `file`).
+    DiskFault {
+        id: u64,
+        kind: &'static str,
+        file: String,
+        at: u64,
+    },
 }
 
 /// The running log of a run.

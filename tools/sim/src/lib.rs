@@ -5,7 +5,10 @@
 //! and can be partitioned; nodes crash (losing what the Ready contract did
 //! not make durable) and restart; clients propose, read and change the
 //! membership; logs are compacted so that lagging nodes catch up by
-//! snapshot. A quarter of the seeds run every node with asynchronous
+//! snapshot. With `Options::storage` set to `StorageKind::Wal`
+//! (`--storage wal`) every node runs on corelog's WAL over a simulated
+//! disk with faults, crashes go through real recovery (store.rs,
+//! wal_store.rs, wal_run.rs). A quarter of the seeds run every node with asynchronous
 //! storage writes, whose completions are steps of their own (a crash loses
 //! the writes not yet completed). All choices come from one seeded PRNG and
 //! time is counted in ticks, so a seed is one exact history: any failure
@@ -30,6 +33,9 @@ pub mod net;
 pub mod node;
 pub mod rng;
 pub mod sim;
+pub mod store;
+pub mod wal_run;
+pub mod wal_store;
 
 use std::cell::{Cell, RefCell};
 use std::sync::Once;
@@ -37,7 +43,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
 pub use checker::Violation;
-pub use sim::{Failure, Options, Outcome, Params, Sim, Stats, seed_runs_async};
+#[cfg(corelog_sim_bugs)]
+pub use sim::DriverBugs;
+pub use sim::{Failure, Options, Outcome, Params, Sim, Stats, StorageKind, seed_runs_async};
 
 thread_local! {
     /// Set while a simulation runs on this thread: its panics are failures
@@ -158,7 +166,13 @@ pub fn run_seeds(
 }
 
 /// The command that replays a run exactly.
-pub fn replay_command(seed: u64, steps: u64, lease_reads: bool, async_writes: bool) -> String {
+pub fn replay_command(
+    seed: u64,
+    steps: u64,
+    lease_reads: bool,
+    async_writes: bool,
+    wal: bool,
+) -> String {
     let mut s = format!("cargo run --release -p corelog-sim -- --seed {seed}");
     if steps != DEFAULT_STEPS {
         s.push_str(&format!(" --steps {steps}"));
@@ -168,6 +182,9 @@ pub fn replay_command(seed: u64, steps: u64, lease_reads: bool, async_writes: bo
     }
     if async_writes {
         s.push_str(" --async-writes");
+    }
+    if wal {
+        s.push_str(" --storage wal");
     }
     s
 }

@@ -11,6 +11,10 @@
 //! `--async-writes` runs every seed with asynchronous storage writes (by
 //! default a quarter of the seeds do, see `seed_runs_async`).
 //!
+//! `--storage wal` runs every node on corelog's WAL over a simulated
+//! faulty disk instead of `MemStorage` (see README, "The WAL on a
+//! simulated disk").
+//!
 //! Built with `RUSTFLAGS="--cfg corelog_sim_bugs"` (best in a target
 //! directory of its own), both take `--bug NAME` to switch on one of the
 //! core's deliberate bugs (to replay a failure of tests/bugs.rs).
@@ -18,16 +22,19 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use corelog_sim::{DEFAULT_STEPS, Options, default_threads, failure_report, run_seed, run_seeds};
+use corelog_sim::{
+    DEFAULT_STEPS, Options, StorageKind, default_threads, failure_report, run_seed, run_seeds,
+};
 
 const USAGE: &str = "usage:
-  corelog-sim --seeds N [--steps M] [--seed-start S] [--threads T] [--quiet] [--lease-reads] [--async-writes]
-  corelog-sim --seed N [--steps M] [--lease-reads] [--async-writes]
+  corelog-sim --seeds N [--steps M] [--seed-start S] [--threads T] [--quiet] [--lease-reads] [--async-writes] [--storage mem|wal]
+  corelog-sim --seed N [--steps M] [--lease-reads] [--async-writes] [--storage mem|wal]
   (built with RUSTFLAGS=\"--cfg corelog_sim_bugs\", both also take --bug NAME: vote_ignores_log,
   commit_any_term, unsynced_vote, read_without_quorum, follower_commit_to_last_index,
   heartbeat_commit_beyond_match, leader_skips_empty_entry, probe_one_too_far,
   restore_keeps_conflicting_log, vote_cleared_without_term_change,
-  lease_always_holds)";
+  lease_always_holds; with --storage wal also: wal_reuse_flush_seq, wal_unbound_records,
+  wal_partial_flush, ack_before_flush)";
 
 struct Args {
     seed: Option<u64>,
@@ -36,14 +43,49 @@ struct Args {
     steps: u64,
     threads: usize,
     quiet: bool,
-    bug: Option<fn(&mut corelog::raft::Config)>,
+    bug: Option<Bug>,
     lease_reads: bool,
     async_writes: bool,
+    storage: StorageKind,
+}
+
+/// A deliberate bug: of the core, of the WAL, or of the driver.
+#[derive(Clone, Copy)]
+#[cfg_attr(not(corelog_sim_bugs), allow(dead_code))]
+enum Bug {
+    Core(fn(&mut corelog::raft::Config)),
+    #[cfg(corelog_sim_bugs)]
+    Wal(fn(&mut corelog::wal::Options)),
+    #[cfg(corelog_sim_bugs)]
+    AckBeforeFlush,
+}
+
+impl Bug {
+    fn apply(self, o: &mut Options) {
+        match self {
+            Bug::Core(h) => o.config_hook = Some(h),
+            #[cfg(corelog_sim_bugs)]
+            Bug::Wal(h) => o.wal_hook = Some(h),
+            #[cfg(corelog_sim_bugs)]
+            Bug::AckBeforeFlush => o.driver_bugs.ack_before_flush = true,
+        }
+    }
 }
 
 /// The deliberate bug named `name` (see corelog's `Bugs`), as a config hook.
 #[cfg(corelog_sim_bugs)]
-fn bug_hook(name: &str) -> Result<fn(&mut corelog::raft::Config), String> {
+fn bug_hook(name: &str) -> Result<Bug, String> {
+    Ok(match name {
+        "wal_reuse_flush_seq" => Bug::Wal(|o| o.bugs.reuse_flush_seq = true),
+        "wal_unbound_records" => Bug::Wal(|o| o.bugs.unbound_records = true),
+        "wal_partial_flush" => Bug::Wal(|o| o.bugs.partial_flush = true),
+        "ack_before_flush" => Bug::AckBeforeFlush,
+        other => Bug::Core(core_bug_hook(other)?),
+    })
+}
+
+#[cfg(corelog_sim_bugs)]
+fn core_bug_hook(name: &str) -> Result<fn(&mut corelog::raft::Config), String> {
     Ok(match name {
         "vote_ignores_log" => |c| c.bugs.vote_ignores_log = true,
         "commit_any_term" => |c| c.bugs.commit_any_term = true,
@@ -61,7 +103,7 @@ fn bug_hook(name: &str) -> Result<fn(&mut corelog::raft::Config), String> {
 }
 
 #[cfg(not(corelog_sim_bugs))]
-fn bug_hook(_: &str) -> Result<fn(&mut corelog::raft::Config), String> {
+fn bug_hook(_: &str) -> Result<Bug, String> {
     Err("--bug needs a build with RUSTFLAGS=\"--cfg corelog_sim_bugs\"".to_string())
 }
 
@@ -76,6 +118,7 @@ fn parse() -> Result<Args, String> {
         bug: None,
         lease_reads: false,
         async_writes: false,
+        storage: StorageKind::Mem,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -92,6 +135,13 @@ fn parse() -> Result<Args, String> {
             "--quiet" => a.quiet = true,
             "--lease-reads" => a.lease_reads = true,
             "--async-writes" => a.async_writes = true,
+            "--storage" => {
+                a.storage = match it.next().as_deref() {
+                    Some("mem") => StorageKind::Mem,
+                    Some("wal") => StorageKind::Wal,
+                    other => return Err(format!("--storage needs mem or wal, not {other:?}")),
+                }
+            }
             "--bug" => {
                 let name = it.next().ok_or("--bug needs a name")?;
                 a.bug = Some(bug_hook(&name)?);
@@ -122,7 +172,10 @@ fn replay(seed: u64, a: &Args) -> ExitCode {
     o.lease_reads = a.lease_reads;
     o.async_writes = a.async_writes;
     o.keep_all_events = true;
-    o.config_hook = a.bug;
+    o.storage = a.storage;
+    if let Some(b) = a.bug {
+        b.apply(&mut o);
+    }
     let out = run_seed(o);
     for line in out.log.as_deref().unwrap_or_default() {
         println!("{line}");
@@ -154,7 +207,10 @@ fn sweep(a: &Args) -> ExitCode {
     let t0 = Instant::now();
     let mut last = Instant::now();
     let mut template = Options::new(0, a.steps);
-    template.config_hook = a.bug;
+    template.storage = a.storage;
+    if let Some(b) = a.bug {
+        b.apply(&mut template);
+    }
     template.lease_reads = a.lease_reads;
     template.async_writes = a.async_writes;
     eprintln!(

@@ -1,20 +1,27 @@
-//! One simulated server: a `RawNode` over `MemStorage`, the application
-//! state machine it feeds, and what survives a crash.
+//! One simulated server: a `RawNode` over its storage (`MemStorage`, or
+//! with `--storage wal` the WAL on a simulated disk: store.rs,
+//! wal_store.rs), the application state machine it feeds, and what
+//! survives a crash.
 //!
-//! The storage is the node's disk. Under the synchronous Ready contract
+//! With `MemStorage` the storage is the node's disk. Under the synchronous Ready contract
 //! everything the node must not forget is written to it before `advance`;
 //! with asynchronous storage writes, when its append thread completes a
 //! `MsgStorageAppend` (the writes still queued are not on the disk). Either
 //! way a crash keeps exactly the `MemStorage` and loses the rest: the
 //! unstable log tail, the queued writes and applies, any term or vote not
 //! yet written, the commit index in memory, the application's state
-//! (rebuilt from the snapshot and the log on restart). This file and the
+//! (rebuilt from the snapshot and the log on restart). With the WAL, what
+//! survives is what the simulated disk kept (see wal_store.rs), and the
+//! durability checks run on what recovery reads back. This file and the
 //! storage-thread code of `sim.rs` are the only callers of the core's API.
 
 use std::collections::VecDeque;
 
 use bytes::Bytes;
 use corelog::raft::{Config, MemStorage, RawNode, StateType, Storage};
+
+use crate::store::SimStore;
+use crate::wal_store::WalDown;
 
 /// No byte limit on an entries read (the core's `NO_LIMIT`).
 const NO_LIMIT: u64 = u64::MAX;
@@ -75,12 +82,44 @@ pub fn state_name(s: StateType) -> &'static str {
     }
 }
 
+/// The disk of a crashed node, kept for its restart.
+pub enum Down {
+    Mem(MemStorage),
+    Wal(WalDown),
+}
+
+/// What a message this node sends vouches for, noted when its Ready is
+/// handled and recorded as vouched for when the message leaves.
+#[derive(Debug, Clone, Copy)]
+pub enum Vouch {
+    /// `(message term, index, term of the entry at index)`.
+    Ack(u64, u64, u64),
+    /// `(term, candidate)`.
+    Vote(u64, u64),
+}
+
+/// A Ready waiting for the WAL flush that makes it durable: its messages
+/// and its `advance`.
+pub struct Held {
+    pub flush: u64,
+    pub msgs: Vec<(corelog::raftpb::Message, Option<Vouch>)>,
+    pub ready: Option<corelog::raft::Ready>,
+}
+
 pub struct SimNode {
     pub id: u64,
     /// The running node; None while crashed.
-    pub raw: Option<RawNode<MemStorage>>,
+    pub raw: Option<RawNode<SimStore>>,
     /// The disk of a crashed node, kept for its restart.
-    pub disk: Option<MemStorage>,
+    pub disk: Option<Down>,
+    /// `--storage wal`: the node's WAL found corruption it cannot repair:
+    /// it stays down for good (the cause is kept).
+    pub dead: Option<String>,
+    /// `--storage wal`: the WAL failed while the node handled something;
+    /// the driver stops the node once it is done with it.
+    pub failed: Option<String>,
+    /// `--storage wal`: messages waiting for their flush, oldest first.
+    pub held: VecDeque<Held>,
     pub app: App,
     /// Restarts so far (each incarnation gets a fresh core seed).
     pub incarnation: u64,
@@ -105,7 +144,7 @@ pub struct SimNode {
 impl SimNode {
     /// Starts a node over `disk` with the given config (whose `applied`
     /// must match `app`).
-    pub fn start(id: u64, cfg: &Config, disk: MemStorage, app: App) -> Result<SimNode, Violation> {
+    pub fn start(id: u64, cfg: &Config, disk: SimStore, app: App) -> Result<SimNode, Violation> {
         let raw = RawNode::new(cfg, disk).map_err(|e| Violation {
             invariant: checker::CORE_ERROR,
             detail: format!("RawNode::new for node {id} failed: {e:?}"),
@@ -114,6 +153,9 @@ impl SimNode {
             id,
             raw: Some(raw),
             disk: None,
+            dead: None,
+            failed: None,
+            held: VecDeque::new(),
             app,
             incarnation: 0,
             last_ack: None,
@@ -128,7 +170,7 @@ impl SimNode {
         self.raw.is_some()
     }
 
-    pub fn raw(&mut self) -> &mut RawNode<MemStorage> {
+    pub fn raw(&mut self) -> &mut RawNode<SimStore> {
         self.raw.as_mut().expect("node is up")
     }
 
@@ -146,8 +188,12 @@ impl SimNode {
     /// crash.
     pub fn durable_commit(&self) -> u64 {
         match (&self.raw, &self.disk) {
-            (Some(r), _) => r.store().hard_state().commit,
-            (None, Some(d)) => d.hard_state().commit,
+            (Some(r), _) => match r.store().as_wal() {
+                Some(w) => w.durable_hs().commit,
+                None => r.store().hard_state().commit,
+            },
+            (None, Some(Down::Mem(d))) => d.hard_state().commit,
+            (None, Some(Down::Wal(d))) => d.durable_hs.commit,
             _ => 0,
         }
     }
@@ -155,19 +201,59 @@ impl SimNode {
     pub fn committed(&self) -> u64 {
         match (&self.raw, &self.disk) {
             (Some(r), _) => r.raft.raft_log.committed,
-            (None, Some(d)) => d.hard_state().commit,
-            _ => 0,
+            _ => self.durable_commit(),
         }
+    }
+
+    /// `--storage wal`: whether a handled Ready waits for its flush (the
+    /// node takes no other Ready until it is advanced).
+    pub fn awaiting_flush(&self) -> bool {
+        self.held.iter().any(|h| h.ready.is_some())
+    }
+
+    /// Whether the node has a Ready to handle now.
+    pub fn ready_now(&self) -> bool {
+        self.raw.as_ref().is_some_and(|r| r.has_ready()) && !self.awaiting_flush()
+    }
+
+    /// Whether the node is down for good (its WAL found corruption).
+    pub fn is_dead(&self) -> bool {
+        self.dead.is_some()
     }
 
     /// Checks that what this node told others is on its disk, then drops
     /// everything else: the crash.
     pub fn crash(&mut self) -> Check {
-        let raw = self.raw.take().expect("crash of a node that is down");
-        // Clone rather than move out of the RawNode: a crash is rare, and
-        // cloning needs nothing of the core's internals.
-        let disk = raw.store().clone();
+        let mut raw = self.raw.take().expect("crash of a node that is down");
+        self.held.clear();
+        self.append_work.clear();
+        self.apply_work.clear();
+        self.failed = None;
+        let store = std::mem::replace(raw.store_mut(), SimStore::Mem(MemStorage::new()));
+        let disk = match store {
+            SimStore::Mem(m) => m,
+            SimStore::Wal(w) => {
+                // The disk crashes first, then the WAL that ran on it is
+                // dropped (with the core). What it vouched for is checked
+                // against what recovery reads back, at the restart.
+                self.disk = Some(Down::Wal(w.crash()));
+                drop(raw);
+                return Ok(());
+            }
+        };
+        drop(raw);
         let hs: HardState = disk.hard_state();
+        self.check_vouched(hs, &StoreView(&disk))?;
+        self.disk = Some(Down::Mem(disk));
+        self.last_ack = None;
+        self.last_vote = None;
+        Ok(())
+    }
+
+    /// What this node vouched for before its crash (its last vote granted,
+    /// its last append acknowledged) against what its disk holds now: the
+    /// hard state and log a restart finds.
+    pub fn check_vouched(&self, hs: HardState, view: &dyn LogView) -> Check {
         if let Some((t, cand)) = self.last_vote
             && (hs.term < t || (hs.term == t && hs.vote != cand))
         {
@@ -180,7 +266,6 @@ impl SimNode {
             });
         }
         if let Some((t, i, et)) = self.last_ack {
-            let view = StoreView(&disk);
             let lost_term = hs.term < t;
             // A later term may have truncated the acked entry legitimately.
             let lost_entry = hs.term == t && i >= view.first_known() && view.term(i) != Some(et);
@@ -196,18 +281,12 @@ impl SimNode {
                 });
             }
         }
-        self.disk = Some(disk);
-        self.last_ack = None;
-        self.last_vote = None;
-        // Writes not completed never reached the disk.
-        self.append_work.clear();
-        self.apply_work.clear();
         Ok(())
     }
 }
 
 /// The in-memory log of a running node, as the checker sees it.
-pub struct RaftLogView<'a>(pub &'a RawNode<MemStorage>);
+pub struct RaftLogView<'a>(pub &'a RawNode<SimStore>);
 
 impl LogView for RaftLogView<'_> {
     fn first_known(&self) -> u64 {
@@ -238,9 +317,9 @@ impl LogView for RaftLogView<'_> {
 }
 
 /// A node's disk, as the checker sees it.
-pub struct StoreView<'a>(pub &'a MemStorage);
+pub struct StoreView<'a, S: Storage>(pub &'a S);
 
-impl LogView for StoreView<'_> {
+impl<S: Storage> LogView for StoreView<'_, S> {
     fn first_known(&self) -> u64 {
         self.0.first_index().unwrap_or(1) - 1
     }

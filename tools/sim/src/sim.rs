@@ -40,8 +40,11 @@ use crate::checker::{self, Check, Checker, Violation};
 use crate::clock::Clocks;
 use crate::event::{Event, EventLog, MsgSummary};
 use crate::net::Net;
-use crate::node::{App, RaftLogView, SimNode, StoreView, snap_meta, state_name};
+use crate::node::{App, Down, Held, RaftLogView, SimNode, StoreView, Vouch, snap_meta, state_name};
 use crate::rng::Rng;
+use crate::store::{SimStore, StoreError, is_out_of_date};
+use crate::wal_run::WalRun;
+use crate::wal_store::{RecoverError, WalStore};
 
 /// The bootstrap snapshot's index: the initial configuration is a snapshot
 /// at (index 2, term 1), as etcd's interaction tests bootstrap (index 1
@@ -80,6 +83,36 @@ pub struct Options {
     /// Run every node with asynchronous storage writes, whatever the seed
     /// (otherwise only the seeds `seed_runs_async` picks do).
     pub async_writes: bool,
+    /// What every node stores its log on (`--storage mem|wal`).
+    pub storage: StorageKind,
+    /// Adjusts every node's WAL options (`--storage wal`) after the
+    /// simulator has drawn them: the hook through which tests turn on the
+    /// WAL's deliberate bugs.
+    pub wal_hook: Option<fn(&mut corelog::wal::Options)>,
+    /// Deliberate bugs of the simulator's own driver (`--storage wal`).
+    #[cfg(corelog_sim_bugs)]
+    pub driver_bugs: DriverBugs,
+}
+
+/// What the nodes of a run store their logs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageKind {
+    /// `MemStorage`: a perfect disk holding what was written before
+    /// `advance` (the default, and the histories of the long runs).
+    Mem,
+    /// corelog's WAL on a simulated disk with faults (wal_store.rs).
+    Wal,
+}
+
+/// Deliberate bugs of the driver, to show the simulator catches a driver
+/// that breaks the WAL's contract. Compiled only under
+/// `--cfg corelog_sim_bugs`.
+#[cfg(corelog_sim_bugs)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DriverBugs {
+    /// Send a Ready's messages (MsgAppResp and vote responses included)
+    /// before the flush carrying its writes is durable.
+    pub ack_before_flush: bool,
 }
 
 /// Mixed into the seed for the asynchronous-writes draw. Chosen so that
@@ -114,6 +147,10 @@ impl Options {
             liveness_timeouts: 100,
             lease_reads: false,
             async_writes: false,
+            storage: StorageKind::Mem,
+            wal_hook: None,
+            #[cfg(corelog_sim_bugs)]
+            driver_bugs: DriverBugs::default(),
         }
     }
 }
@@ -216,6 +253,37 @@ pub struct Stats {
     /// Reads asked of a leader whose lease held: answered at once, from
     /// the lease (the others take a heartbeat round).
     pub lease_reads_held: u64,
+    /// `--storage wal`: runs on the WAL, and what their disks and WALs did.
+    pub wal_runs: u64,
+    pub flushes: u64,
+    /// Messages that waited for a flush before they were sent.
+    pub held_msgs: u64,
+    /// Restarts through WAL recovery.
+    pub recoveries: u64,
+    /// WAL failures (I/O errors: the node stopped and restarted later).
+    pub wal_failures: u64,
+    /// Restarts refused by an I/O error (tried again later).
+    pub recovery_io_errors: u64,
+    /// Nodes down for good: their WAL reported corruption it could not
+    /// repair (on a disk that lost synced data).
+    pub corruption_detected: u64,
+    /// Nodes whose disk lost synced data that recovery could not tell from
+    /// a torn write (what they had vouched for was gone): kept down for
+    /// good, counted apart.
+    pub undetected_losses: u64,
+    /// Segments the WALs created beyond the first (rolls), and segments GC
+    /// removed.
+    pub segment_rolls: u64,
+    pub segments_freed: u64,
+    /// The disks' fault counters, summed (`FaultCounts`).
+    pub disk_crashes: u64,
+    pub torn_writes: u64,
+    pub written_back_sectors: u64,
+    pub unsynced_sectors_lost: u64,
+    pub sync_errors: u64,
+    pub enospc: u64,
+    pub bit_flips: u64,
+    pub misdirected_writes: u64,
 }
 
 impl Stats {
@@ -244,6 +312,24 @@ impl Stats {
         self.lease_runs += o.lease_runs;
         self.drifting_runs += o.drifting_runs;
         self.lease_reads_held += o.lease_reads_held;
+        self.wal_runs += o.wal_runs;
+        self.flushes += o.flushes;
+        self.held_msgs += o.held_msgs;
+        self.recoveries += o.recoveries;
+        self.wal_failures += o.wal_failures;
+        self.recovery_io_errors += o.recovery_io_errors;
+        self.corruption_detected += o.corruption_detected;
+        self.undetected_losses += o.undetected_losses;
+        self.segment_rolls += o.segment_rolls;
+        self.segments_freed += o.segments_freed;
+        self.disk_crashes += o.disk_crashes;
+        self.torn_writes += o.torn_writes;
+        self.written_back_sectors += o.written_back_sectors;
+        self.unsynced_sectors_lost += o.unsynced_sectors_lost;
+        self.sync_errors += o.sync_errors;
+        self.enospc += o.enospc;
+        self.bit_flips += o.bit_flips;
+        self.misdirected_writes += o.misdirected_writes;
     }
 }
 
@@ -301,11 +387,16 @@ enum Action {
     /// Asynchronous storage writes: a node's disk stalls; its append thread
     /// completes nothing for a while, so its writes pile up in flight.
     StallDisk,
+    /// `--storage wal`: a node's disk completes (or fails) the flush in
+    /// flight, if it is done with it; the messages waiting for it go out.
+    DiskPoll,
+    /// `--storage wal`: a node's disk fills up (ENOSPC until it restarts).
+    DiskFull,
 }
 
 // The storage actions come last: with their weights at 0 (synchronous
 // runs) every other action is drawn exactly as before they existed.
-const ACTIONS: [Action; 20] = [
+const ACTIONS: [Action; 22] = [
     Action::Deliver,
     Action::Reorder,
     Action::Ready,
@@ -326,6 +417,8 @@ const ACTIONS: [Action; 20] = [
     Action::StorageAppend,
     Action::StorageApply,
     Action::StallDisk,
+    Action::DiskPoll,
+    Action::DiskFull,
 ];
 
 pub struct Sim {
@@ -357,7 +450,7 @@ pub struct Sim {
     /// What the last handled Ready did: (granted a vote, a leader appended
     /// entries). Crashes are aimed at those moments (see
     /// `maybe_crash_after_ready`).
-    last_ready: (bool, bool),
+    last_ready: (bool, bool, bool),
     /// Lease-based reads (`Options::lease_reads` and CheckQuorum drawn).
     lease_reads: bool,
     /// Every node uses asynchronous storage writes.
@@ -365,6 +458,8 @@ pub struct Sim {
     /// Each node's tick rate, under lease-based reads; otherwise all nodes
     /// tick together (and `TickOne` skews them).
     clocks: Option<Clocks>,
+    /// `--storage wal`: the WALs' parameters and the disks' faults.
+    wal: Option<WalRun>,
     /// When the current partitions heal by themselves.
     heal_at: Option<u64>,
     /// A membership change wedged the cluster (see `calm`): liveness is no
@@ -457,7 +552,10 @@ impl Sim {
         let lease_reads = opts.lease_reads && params.check_quorum;
         let async_writes = opts.async_writes || seed_runs_async(opts.seed);
         let clocks = lease_reads.then(|| Clocks::draw(&mut rng, params.election_tick as u64));
+        let wal = (opts.storage == StorageKind::Wal)
+            .then(|| WalRun::draw(opts.seed, params.voters, opts.wal_hook));
         Sim {
+            wal,
             opts,
             params,
             rng,
@@ -480,7 +578,7 @@ impl Sim {
             lease_reads,
             async_writes,
             clocks,
-            last_ready: (false, false),
+            last_ready: (false, false, false),
             marker_floor: None,
             marker_applied: false,
             calm_read: None,
@@ -519,6 +617,26 @@ impl Sim {
         }
         self.stats.committed = self.checker.committed_index();
         self.stats.async_runs = u64::from(self.async_writes);
+        if let Some(w) = self.wal.as_mut() {
+            for n in self.nodes.values() {
+                if let Some(ws) = n.raw.as_ref().and_then(|r| r.store().as_wal()) {
+                    w.note_segments(n.id, &ws.segments());
+                }
+            }
+            let (c, rolls) = w.totals();
+            let st = &mut self.stats;
+            st.wal_runs = 1;
+            st.segment_rolls = rolls;
+            st.segments_freed = w.segments_freed.get();
+            st.disk_crashes = c.crashes;
+            st.torn_writes = c.torn_writes;
+            st.written_back_sectors = c.written_back_sectors;
+            st.unsynced_sectors_lost = c.unsynced_sectors_lost;
+            st.sync_errors = c.sync_errors;
+            st.enospc = c.enospc;
+            st.bit_flips = c.bit_flips;
+            st.misdirected_writes = c.misdirected_writes;
+        }
         Outcome {
             seed: self.opts.seed,
             steps: self.step,
@@ -532,6 +650,7 @@ impl Sim {
                 self.opts.steps,
                 self.opts.lease_reads,
                 self.opts.async_writes,
+                self.opts.storage == StorageKind::Wal,
             ),
             stats: self.stats.clone(),
             log: self.log.all.as_ref().map(|all| {
@@ -625,21 +744,45 @@ impl Sim {
             params: format!("{:?} conf={:?}{mode}{clocks}", self.params, cs),
         });
         for id in 1..=n {
-            let mut disk = MemStorage::new();
-            disk.apply_snapshot(Snapshot {
+            let boot = Snapshot {
                 data: app.encode(),
                 metadata: Some(SnapshotMetadata {
                     conf_state: Some(cs.clone()),
                     index: BOOT_INDEX,
                     term: 1,
                 }),
-            })
-            .map_err(|e| core_error(format!("bootstrap snapshot refused: {e:?}")))?;
+            };
+            let disk = self.new_store(id, Some(boot))?;
             let cfg = self.config(id, BOOT_INDEX);
             let node = SimNode::start(id, &cfg, disk, app.clone())?;
             self.nodes.insert(id, node);
         }
         Ok(())
+    }
+
+    /// A new node's storage: empty, or bootstrapped with `boot` (durable
+    /// before the node starts).
+    fn new_store(&mut self, id: u64, boot: Option<Snapshot>) -> Result<SimStore, Violation> {
+        let Some(w) = self.wal.as_mut() else {
+            let mut m = MemStorage::new();
+            if let Some(b) = boot {
+                m.apply_snapshot(b)
+                    .map_err(|e| core_error(format!("bootstrap snapshot refused: {e:?}")))?;
+            }
+            return Ok(SimStore::Mem(m));
+        };
+        let disk = w.new_disk(id);
+        let opts = w.options(id);
+        let made = WalStore::create(disk, opts, w.segments_freed.clone()).and_then(|mut ws| {
+            if let Some(b) = boot {
+                ws.apply_snapshot(b)?;
+                ws.flush()?;
+            }
+            Ok(ws)
+        });
+        let ws = made.map_err(|e| core_error(format!("node {id}: new WAL: {e}")))?;
+        w.arm(id);
+        Ok(SimStore::Wal(Box::new(ws)))
     }
 
     fn up_ids(&self) -> Vec<u64> {
@@ -650,10 +793,12 @@ impl Sim {
             .collect()
     }
 
+    /// Nodes that are down and may be restarted (not those whose WAL was
+    /// found corrupt).
     fn down_ids(&self) -> Vec<u64> {
         self.nodes
             .values()
-            .filter(|n| !n.is_up())
+            .filter(|n| !n.is_up() && !n.is_dead())
             .map(|n| n.id)
             .collect()
     }
@@ -698,11 +843,10 @@ impl Sim {
     fn random_step(&mut self) -> Check {
         let f = self.params.fault_level;
         let deliverable = self.net.first_deliverable(self.now).is_some();
-        let any_ready = self
-            .nodes
-            .values()
-            .any(|n| n.raw.as_ref().is_some_and(|r| r.has_ready()));
-        let any_down = self.nodes.values().any(|n| !n.is_up());
+        let any_ready = self.nodes.values().any(|n| n.ready_now());
+        let any_down = self.nodes.values().any(|n| !n.is_up() && !n.is_dead());
+        let any_flushing = self.flushing_ids().next().is_some();
+        let wal = u64::from(self.wal.is_some());
         let now = self.now;
         let any_append = self
             .nodes
@@ -740,6 +884,9 @@ impl Sim {
                 Action::StorageAppend => 400 * u64::from(any_append),
                 Action::StorageApply => 300 * u64::from(any_apply),
                 Action::StallDisk => 4 * f * u64::from(self.async_writes),
+                // About as often as a Ready: each Ready starts a flush.
+                Action::DiskPoll => 400 * u64::from(any_flushing),
+                Action::DiskFull => f * wal,
             })
             .collect();
         let Some(i) = self.rng.weighted(&weights) else {
@@ -773,7 +920,7 @@ impl Sim {
                 let ids: Vec<u64> = self
                     .nodes
                     .values()
-                    .filter(|n| n.raw.as_ref().is_some_and(|r| r.has_ready()))
+                    .filter(|n| n.ready_now())
                     .map(|n| n.id)
                     .collect();
                 // One node surely, the others each with even odds: nodes
@@ -894,6 +1041,170 @@ impl Sim {
                 }
                 Ok(())
             }
+            Action::DiskPoll => {
+                let ids: Vec<u64> = self.flushing_ids().collect();
+                let id = self.rng.pick(&ids).expect("weighted on it");
+                self.poll_disk(id, false)
+            }
+            Action::DiskFull => {
+                if let (Some(id), Some(w)) = (self.rng.pick(&self.up_ids()), self.wal.as_ref()) {
+                    w.fill(id);
+                    self.ev(Event::DiskFault {
+                        id,
+                        kind: "disk-full",
+                        file: String::new(),
+                        at: 0,
+                    });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Running nodes whose WAL has a flush started and not known complete.
+    fn flushing_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.nodes
+            .values()
+            .filter(|n| {
+                n.raw
+                    .as_ref()
+                    .and_then(|r| r.store().as_wal())
+                    .is_some_and(|w| w.flushing())
+            })
+            .map(|n| n.id)
+    }
+
+    /// Node `id`'s disk completes its flush in flight if it is done with
+    /// it (`wait`: it is made to be done); the messages waiting for it go
+    /// out. A failed flush stops the node.
+    fn poll_disk(&mut self, id: u64, wait: bool) -> Check {
+        let Some(ws) = self
+            .nodes
+            .get_mut(&id)
+            .and_then(|n| n.raw.as_mut())
+            .and_then(|r| r.store_mut().as_wal_mut())
+        else {
+            return Ok(());
+        };
+        let before = ws.last_started();
+        let r = if wait { ws.flush() } else { ws.poll_flush() };
+        // What was queued while the flush was in flight goes out next.
+        let r = r.and_then(|_| {
+            if !ws.flushing() && ws.has_pending() {
+                ws.start_flush()
+            } else {
+                Ok(0)
+            }
+        });
+        let after = ws.last_started();
+        match r {
+            Ok(_) => {
+                if after > before {
+                    self.stats.flushes += 1;
+                    self.ev(Event::FlushStart { id, flush: after });
+                }
+                self.release_held(id)
+            }
+            Err(e) => {
+                self.fail_node(id, e);
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends the messages of node `id` whose flush is durable, in order,
+    /// recording what they vouch for.
+    fn release_held(&mut self, id: u64) -> Check {
+        let node = self.nodes.get_mut(&id).expect("exists");
+        let Some(durable) = node
+            .raw
+            .as_ref()
+            .and_then(|r| r.store().as_wal())
+            .map(|w| w.durable_flush())
+        else {
+            return Ok(());
+        };
+        let mut out = Vec::new();
+        let mut votes = Vec::new();
+        while node.held.front().is_some_and(|h| h.flush <= durable) {
+            let h = node.held.pop_front().expect("checked");
+            if let Some(rd) = h.ready {
+                node.raw().advance(rd);
+            }
+            for (m, v) in h.msgs {
+                match v {
+                    Some(Vouch::Ack(t, i, et)) => node.last_ack = Some((t, i, et)),
+                    Some(Vouch::Vote(t, c)) => {
+                        node.last_vote = Some((t, c));
+                        votes.push((t, c));
+                    }
+                    None => {}
+                }
+                out.push(m);
+            }
+        }
+        for (t, c) in votes {
+            self.checker.observe_vote(id, t, c)?;
+        }
+        // Asynchronous storage writes: the node's own responses are
+        // stepped, not sent.
+        let (own, out): (Vec<Message>, Vec<Message>) = out.into_iter().partition(|m| m.to == id);
+        let node = self.nodes.get_mut(&id).expect("exists");
+        for m in own {
+            if let Err(e) = node.raw().step(m) {
+                self.log.push(
+                    self.step,
+                    Event::StepError {
+                        id,
+                        what: format!("{e:?}"),
+                    },
+                );
+            }
+        }
+        if out.is_empty() {
+            return Ok(());
+        }
+        self.stats.held_msgs += out.len() as u64;
+        self.ev(Event::FlushDone {
+            id,
+            durable,
+            released: out.len(),
+        });
+        for m in out {
+            self.send(m);
+        }
+        Ok(())
+    }
+
+    /// Node `id`'s WAL failed (an I/O error poisoned it): the node stops,
+    /// as its process would. Its machine restarts too, so that recovery
+    /// reads only what reached the media: a process restart alone could
+    /// read pages a failed sync forgot to write but the page cache still
+    /// shows (PostgreSQL's fsyncgate), which no WAL can tell from durable
+    /// data; the simulator does not model that.
+    fn fail_node(&mut self, id: u64, e: StoreError) {
+        self.stats.wal_failures += 1;
+        self.ev(Event::WalFailed {
+            id,
+            what: e.to_string(),
+        });
+        let node = self.nodes.get_mut(&id).expect("exists");
+        if node.is_up() {
+            self.stats.lost_writes += node.append_work.len() as u64;
+            if let Some(ws) = node.raw.as_ref().and_then(|r| r.store().as_wal())
+                && let Some(w) = self.wal.as_mut()
+            {
+                w.note_segments(id, &ws.segments());
+            }
+            // A crash of a WAL node checks nothing until its restart.
+            let _ = node.crash();
+        }
+    }
+
+    /// Stops node `id` if its WAL failed while it was handled.
+    fn stop_if_failed(&mut self, id: u64) {
+        if let Some(what) = self.nodes.get_mut(&id).and_then(|n| n.failed.take()) {
+            self.fail_node(id, StoreError::Failed(what));
         }
     }
 
@@ -1077,7 +1388,30 @@ impl Sim {
         self.stats.crashes += 1;
         self.stats.lost_writes += self.nodes[&id].append_work.len() as u64;
         self.ev(Event::Crash { id });
-        self.nodes.get_mut(&id).expect("exists").crash()
+        if let (Some(w), Some(ws)) = (
+            self.wal.as_mut(),
+            self.nodes[&id]
+                .raw
+                .as_ref()
+                .and_then(|r| r.store().as_wal()),
+        ) {
+            w.note_segments(id, &ws.segments());
+        }
+        self.nodes.get_mut(&id).expect("exists").crash()?;
+        // The fragile disk may also rot while its node is down.
+        if let Some(w) = self.wal.as_mut()
+            && w.fragile == Some(id)
+            && w.chance(1, 8)
+            && let Some((file, at)) = w.disk(id).and_then(|d| d.rot_at_rest())
+        {
+            self.ev(Event::DiskFault {
+                id,
+                kind: "rot",
+                file,
+                at,
+            });
+        }
+        Ok(())
     }
 
     /// Restarts a crashed node over its disk: the application state is
@@ -1085,7 +1419,13 @@ impl Sim {
     /// are applied again as the core hands them out.
     fn restart(&mut self, id: u64) -> Check {
         let node = self.nodes.get_mut(&id).expect("exists");
-        let disk = node.disk.take().expect("restart of a node that is up");
+        let disk = match node.disk.take().expect("restart of a node that is up") {
+            Down::Mem(m) => SimStore::Mem(m),
+            Down::Wal(down) => match self.recover_wal(id, down)? {
+                Some(ws) => SimStore::Wal(Box::new(ws)),
+                None => return Ok(()),
+            },
+        };
         let snap = corelog::raft::Storage::snapshot(&disk)
             .map_err(|e| core_error(format!("snapshot of node {id}'s disk: {e:?}")))?;
         // A node added to the cluster starts with an empty disk and may
@@ -1114,10 +1454,35 @@ impl Sim {
             // never wrote a hard state is a bootstrapped one: the core takes
             // its commit from the snapshot.)
             hs.commit = app.applied;
-            disk.set_hard_state(hs);
+            if let Err(e) = disk.set_hard_state(hs) {
+                // Only the WAL fails here (a full disk at the roll): the
+                // node stays down and tries again later.
+                let node = self.nodes.get_mut(&id).expect("exists");
+                if let SimStore::Wal(ws) = disk {
+                    node.disk = Some(Down::Wal(ws.crash()));
+                }
+                self.stats.wal_failures += 1;
+                self.ev(Event::WalFailed {
+                    id,
+                    what: e.to_string(),
+                });
+                return Ok(());
+            }
         }
         let view = StoreView(&disk);
-        self.checker.check_restarted(id, hs.commit, &view)?;
+        if let Err(v) = self.checker.check_restarted(id, hs.commit, &view) {
+            // A disk that lost synced data may have lost committed entries
+            // in a way recovery cannot see (a misdirected sector leaves
+            // what reads as the end of the log): as in `recover_wal`, the
+            // node is kept down for good and counted apart.
+            if let SimStore::Wal(ws) = disk
+                && self.wal.as_ref().is_some_and(|w| w.lost_synced_data(id))
+            {
+                self.undetected_loss(id, v.detail, Down::Wal(ws.crash()));
+                return Ok(());
+            }
+            return Err(v);
+        }
         let last = crate::checker::LogView::last_index(&view);
         let cfg = self.config(id, app.applied);
         let incarnation = self.nodes[&id].incarnation + 1;
@@ -1131,6 +1496,109 @@ impl Sim {
             last,
         });
         Ok(())
+    }
+
+    /// `--storage wal`: recovers node `id`'s WAL from what its disk kept
+    /// (real recovery: `Wal::open_on`), and checks it against what the
+    /// node vouched for before it went down. `None`: the node stays down
+    /// (an I/O error: for now; corruption on a disk that lost synced data:
+    /// for good).
+    fn recover_wal(
+        &mut self,
+        id: u64,
+        down: crate::wal_store::WalDown,
+    ) -> Result<Option<WalStore>, Violation> {
+        let w = self.wal.as_ref().expect("a WAL run");
+        // The operator made room on a full disk before restarting.
+        w.arm(id);
+        let lost_synced = w.lost_synced_data(id);
+        self.stats.recoveries += 1;
+        let store = match WalStore::recover(&down) {
+            Ok(ws) => SimStore::Wal(Box::new(ws)),
+            Err(RecoverError::Transient(what)) => {
+                self.stats.recovery_io_errors += 1;
+                self.ev(Event::RecoveryFailed {
+                    id,
+                    transient: true,
+                    what,
+                });
+                self.nodes.get_mut(&id).expect("exists").disk = Some(Down::Wal(down));
+                return Ok(None);
+            }
+            Err(RecoverError::Corrupt(what)) => {
+                if !lost_synced {
+                    return Err(Violation {
+                        invariant: checker::WAL_INTEGRITY,
+                        detail: format!(
+                            "node {id}'s WAL refused a disk that lost no synced data: {what}"
+                        ),
+                    });
+                }
+                self.stats.corruption_detected += 1;
+                self.ev(Event::RecoveryFailed {
+                    id,
+                    transient: false,
+                    what: what.clone(),
+                });
+                let node = self.nodes.get_mut(&id).expect("exists");
+                node.dead = Some(what);
+                node.disk = Some(Down::Wal(down));
+                return Ok(None);
+            }
+        };
+        let hs = store.hard_state();
+        if hs.vote != 0 {
+            self.checker.observe_vote(id, hs.term, hs.vote)?;
+        }
+        let d = down.durable_hs;
+        let node = &self.nodes[&id];
+        let behind = hs.term < d.term
+            || (hs.term == d.term && d.vote != 0 && hs.vote != d.vote)
+            || hs.commit < d.commit;
+        let check = if behind {
+            Err(Violation {
+                invariant: checker::DURABILITY,
+                detail: format!(
+                    "node {id} recovered hard state {:?}, behind {:?}, durable before its crash",
+                    (hs.term, hs.vote, hs.commit),
+                    (d.term, d.vote, d.commit)
+                ),
+            })
+        } else {
+            node.check_vouched(hs, &StoreView(&store))
+        };
+        match check {
+            Ok(()) => match store {
+                SimStore::Wal(ws) => Ok(Some(*ws)),
+                SimStore::Mem(_) => unreachable!("made above"),
+            },
+            // The disk lost synced data in a way recovery cannot tell from
+            // a torn write (a misdirected sector of the last flush leaves
+            // what looks like a sector that never landed): the node would
+            // run on having forgotten what it vouched for. It is kept down
+            // for good and counted apart.
+            Err(v) if lost_synced => {
+                if let SimStore::Wal(ws) = store {
+                    self.undetected_loss(id, v.detail, Down::Wal(ws.crash()));
+                }
+                Ok(None)
+            }
+            Err(v) => Err(v),
+        }
+    }
+
+    /// Node `id`'s disk lost synced data that its WAL could not detect:
+    /// the node stays down for good (see `recover_wal`).
+    fn undetected_loss(&mut self, id: u64, detail: String, disk: Down) {
+        self.stats.undetected_losses += 1;
+        self.ev(Event::RecoveryFailed {
+            id,
+            transient: false,
+            what: format!("undetected loss of synced data: {detail}"),
+        });
+        let node = self.nodes.get_mut(&id).expect("exists");
+        node.dead = Some(detail);
+        node.disk = Some(disk);
     }
 
     fn propose(&mut self, id: u64, tag: u8) {
@@ -1278,6 +1746,9 @@ impl Sim {
                 }
                 3 if voters_left.len() >= 2 && !free_voters.is_empty() => {
                     let id = self.rng.pick(&free_voters).expect("non-empty");
+                    if !self.keeps_majority(id, voters_left.len() - 1) {
+                        continue;
+                    }
                     touched.insert(id);
                     voters_left.retain(|&x| x != id);
                     changes.push(single(ConfChangeRemoveNode, id));
@@ -1290,6 +1761,9 @@ impl Sim {
                 }
                 5 if voters_left.len() >= 2 && !free_voters.is_empty() => {
                     let id = self.rng.pick(&free_voters).expect("non-empty");
+                    if !self.keeps_majority(id, voters_left.len() - 1) {
+                        continue;
+                    }
                     touched.insert(id);
                     voters_left.retain(|&x| x != id);
                     learners_left.push(id);
@@ -1329,6 +1803,18 @@ impl Sim {
             };
             self.propose_cc(l, &cc, format!("v2 {desc}"))
         }
+    }
+
+    /// `--storage wal`: whether removing or demoting voter `id`, leaving
+    /// `voters_left`, keeps a majority of every configuration alive should
+    /// the fragile disk's node be lost (see wal_run.rs).
+    fn keeps_majority(&self, id: u64, voters_left: usize) -> bool {
+        self.wal.as_ref().is_none_or(|w| {
+            let member = w
+                .fragile
+                .is_some_and(|f| self.nodes.contains_key(&f) && !self.retired.contains(&f));
+            w.keeps_majority(id, voters_left, member)
+        })
     }
 
     fn propose_cc(&mut self, l: u64, cc: &dyn corelog::raftpb::ConfChangeI, desc: String) -> Check {
@@ -1394,20 +1880,42 @@ impl Sim {
         if app.applied <= snap_index {
             return Ok(());
         }
-        raw.store_mut()
-            .create_snapshot(app.applied, Some(app.conf_state.clone()), app.encode())
-            .map_err(|e| {
-                core_error(format!(
-                    "create_snapshot({}) on node {id}: {e:?}",
+        match raw.store_mut().create_snapshot(
+            app.applied,
+            Some(app.conf_state.clone()),
+            app.encode(),
+        ) {
+            Ok(()) => {}
+            Err(e @ StoreError::Failed(_)) => {
+                self.fail_node(id, e);
+                return Ok(());
+            }
+            Err(e) => {
+                return Err(core_error(format!(
+                    "create_snapshot({}) on node {id}: {e}",
                     app.applied
-                ))
-            })?;
+                )));
+            }
+        }
         let first = corelog::raft::Storage::first_index(raw.store()).unwrap_or(1);
         let compact_index = app.applied.saturating_sub(keep).max(first);
         if compact_index >= first {
-            raw.store_mut()
-                .compact(compact_index)
-                .map_err(|e| core_error(format!("compact({compact_index}) on node {id}: {e:?}")))?;
+            match raw.store_mut().compact(compact_index) {
+                Ok(()) => {}
+                Err(e @ StoreError::Failed(_)) => {
+                    self.fail_node(id, e);
+                    return Ok(());
+                }
+                Err(e) => {
+                    return Err(core_error(format!(
+                        "compact({compact_index}) on node {id}: {e}"
+                    )));
+                }
+            }
+            // GC (run by the compaction) completed every flush started.
+            if raw.store().as_wal().is_some() {
+                self.release_held(id)?;
+            }
         }
         self.stats.compactions += 1;
         self.ev(Event::Compact {
@@ -1422,13 +1930,17 @@ impl Sim {
     /// after a node granted a vote (was it persisted?), and right after a
     /// leader appended entries it has not replicated yet (the setting of the
     /// Raft paper's figure 8, where committing by counting replicas loses
-    /// entries).
+    /// entries), and, on the WAL, right after a flush that spans two
+    /// segments started (a crash then may keep one part of it).
     fn maybe_crash_after_ready(&mut self, id: u64) -> Check {
         if self.params.fault_level == 0 || !self.nodes.get(&id).is_some_and(|n| n.is_up()) {
             return Ok(());
         }
-        let (voted, appended) = self.last_ready;
-        if (voted && self.rng.chance(1, 4)) || (appended && self.rng.chance(1, 24)) {
+        let (voted, appended, rolled) = self.last_ready;
+        if (voted && self.rng.chance(1, 4))
+            || (appended && self.rng.chance(1, 24))
+            || (rolled && self.rng.chance(3, 4))
+        {
             self.crash(id)?;
         }
         Ok(())
@@ -1437,14 +1949,12 @@ impl Sim {
     /// Handles one Ready of node `id` under the contract: persist the
     /// snapshot, entries and hard state; send; apply; advance.
     fn handle_ready(&mut self, id: u64) -> Check {
-        self.last_ready = (false, false);
+        self.last_ready = (false, false, false);
         let node = self.nodes.get_mut(&id).expect("exists");
-        let Some(raw) = node.raw.as_mut() else {
-            return Ok(());
-        };
-        if !raw.has_ready() {
+        if !node.ready_now() {
             return Ok(());
         }
+        let raw = node.raw.as_mut().expect("a node with a Ready is up");
         let mut rd = raw.ready();
         let term = raw.raft.term;
         let range = |ents: &[Entry]| match (ents.first(), ents.last()) {
@@ -1471,8 +1981,29 @@ impl Sim {
             return self.queue_storage_work(id, rd);
         }
 
-        // 1. Persist. The snapshot first: entries may follow it.
-        if let Some(snap) = rd.snapshot.take() {
+        // 1. Persist. The snapshot first: entries may follow it. The WAL
+        // makes a flush all or nothing, even across segments, and starts
+        // one early only once `max_flush_bytes` are pending; so when a
+        // Ready's records surely fit in one flush (each Ready starts its
+        // own), the driver may queue the hard state before the entries it
+        // commits. Drawn half the time, to hold the WAL to that promise.
+        let hs_first = rd.hard_state.is_some()
+            && (!rd.entries.is_empty() || rd.snapshot.is_some())
+            && self.wal.as_mut().is_some_and(|w| {
+                let bytes: usize = rd.entries.iter().map(|e| e.data.len() + 64).sum();
+                bytes + 512 <= w.max_flush_bytes / 2 && w.chance(3, 4)
+            });
+        let segment_before = raw.store().as_wal().and_then(|w| w.active_segment());
+        let mut wal_err: Option<StoreError> = None;
+        if hs_first
+            && let Some(hs) = rd.hard_state
+            && let Err(e) = raw.store_mut().set_hard_state(hs)
+        {
+            wal_err = Some(e);
+        }
+        if let Some(snap) = rd.snapshot.take()
+            && wal_err.is_none()
+        {
             let app = App::decode(&snap).ok_or_else(|| {
                 core_error(format!(
                     "node {id} got a snapshot that is not the application's: {:?}",
@@ -1480,42 +2011,64 @@ impl Sim {
                 ))
             })?;
             self.checker.observe_snapshot(id, app.applied, app.hash)?;
-            raw.store_mut()
-                .apply_snapshot(snap)
-                .map_err(|e| core_error(format!("node {id} apply_snapshot: {e:?}")))?;
-            node.app = app;
-            self.stats.snapshots_applied += 1;
+            match raw.store_mut().apply_snapshot(snap) {
+                Ok(()) => {
+                    node.app = app;
+                    self.stats.snapshots_applied += 1;
+                }
+                Err(e @ StoreError::Failed(_)) => wal_err = Some(e),
+                Err(e) => return Err(core_error(format!("node {id} apply_snapshot: {e}"))),
+            }
         }
-        if !rd.entries.is_empty() {
+        // A vote counts once it is on disk: at once on MemStorage; on the
+        // WAL when its grant leaves (after the flush) or recovery reads it.
+        let on_wal = raw.store().as_wal().is_some();
+        if let Some(hs) = rd.hard_state
+            && hs.vote != 0
+            && !on_wal
+        {
+            self.checker.observe_vote(id, hs.term, hs.vote)?;
+        }
+        if !rd.entries.is_empty() && wal_err.is_none() {
             let before = rd.entries[0].index - 1;
             let prev_term = raw.raft.raft_log.term(before).ok();
             self.checker.check_appended(id, prev_term, &rd.entries)?;
             let entries = std::mem::take(&mut rd.entries);
-            raw.store_mut()
-                .append_owned(entries)
-                .map_err(|e| core_error(format!("node {id} append: {e:?}")))?;
-        }
-        if let Some(hs) = rd.hard_state {
-            if hs.vote != 0 {
-                self.checker.observe_vote(id, hs.term, hs.vote)?;
+            match raw.store_mut().append_owned(entries) {
+                Ok(()) => {}
+                Err(e @ StoreError::Failed(_)) => wal_err = Some(e),
+                Err(e) => return Err(core_error(format!("node {id} append: {e}"))),
             }
-            raw.store_mut().set_hard_state(hs);
+        }
+        if !hs_first
+            && wal_err.is_none()
+            && let Some(hs) = rd.hard_state
+            && let Err(e) = raw.store_mut().set_hard_state(hs)
+        {
+            wal_err = Some(e);
+        }
+        if let Some(e) = wal_err {
+            self.fail_node(id, e);
+            return Ok(());
         }
 
-        // 2. Send, noting what this node vouched for (it must be on disk).
+        // 2. Note what each message vouches for: it must be on disk when
+        // the message leaves.
         let msgs = std::mem::take(&mut rd.messages);
-        for m in &msgs {
-            if m.reject {
-                continue;
-            }
-            if m.r#type == MessageType::MsgAppResp as i32 {
+        let mut out = Vec::with_capacity(msgs.len());
+        for m in msgs {
+            let mut v = None;
+            if !m.reject && m.r#type == MessageType::MsgAppResp as i32 {
                 let et = corelog::raft::Storage::term(raw.store(), m.index).unwrap_or(0);
-                node.last_ack = Some((m.term, m.index, et));
-            } else if m.r#type == MessageType::MsgVoteResp as i32 {
-                node.last_vote = Some((m.term, m.to));
+                v = Some(Vouch::Ack(m.term, m.index, et));
+            } else if !m.reject && m.r#type == MessageType::MsgVoteResp as i32 {
+                v = Some(Vouch::Vote(m.term, m.to));
                 self.last_ready.0 = true;
-                self.checker.observe_vote(id, m.term, m.to)?;
+                if !on_wal {
+                    self.checker.observe_vote(id, m.term, m.to)?;
+                }
             }
+            out.push((m, v));
         }
 
         // 3. Apply.
@@ -1523,16 +2076,104 @@ impl Sim {
         let read_states = std::mem::take(&mut rd.read_states);
         self.apply_entries(id, term, committed, false)?;
         self.answer_reads(id, &read_states)?;
+        if self.nodes[&id].failed.is_some() {
+            self.stop_if_failed(id);
+            if let Some(cs) = self.pending_conf.take() {
+                self.membership(cs)?;
+            }
+            return Ok(());
+        }
 
-        // 4. Advance.
-        self.nodes.get_mut(&id).expect("exists").raw().advance(rd);
-        for m in msgs {
-            self.send(m);
+        // 4. Advance. On MemStorage everything is on disk: advance, then
+        // the messages go. On the WAL, `advance` (which tells the core the
+        // Ready is persisted: a leader counts its own entries then) and the
+        // messages wait for the flush that makes the Ready durable; the
+        // node takes no other Ready meanwhile, and goes on stepping
+        // messages and ticking.
+        let node = self.nodes.get_mut(&id).expect("exists");
+        let raw = node.raw();
+        let Some(ws) = raw.store_mut().as_wal_mut() else {
+            raw.advance(rd);
+            self.send_vouched(id, out)?;
+            if let Some(cs) = self.pending_conf.take() {
+                self.membership(cs)?;
+            }
+            return Ok(());
+        };
+        let before = ws.durable_flush().max(ws.last_started());
+        match ws.start_flush() {
+            Ok(flush) => {
+                // A flush that reached a new segment: a crash in flight may
+                // tear it across the two (aimed at, see
+                // `maybe_crash_after_ready`).
+                self.last_ready.2 =
+                    segment_before.is_some() && ws.active_segment() != segment_before;
+                if flush > before {
+                    self.stats.flushes += 1;
+                    self.ev(Event::FlushStart { id, flush });
+                }
+                let out = if self.ack_before_flush() {
+                    self.send_vouched(id, out)?;
+                    Vec::new()
+                } else {
+                    out
+                };
+                let node = self.nodes.get_mut(&id).expect("exists");
+                node.held.push_back(Held {
+                    flush,
+                    msgs: out,
+                    ready: Some(rd),
+                });
+                self.release_held(id)?;
+            }
+            Err(e) => self.fail_node(id, e),
         }
         if let Some(cs) = self.pending_conf.take() {
             self.membership(cs)?;
         }
         Ok(())
+    }
+
+    /// Sends `out` from node `id`, first recording what each message
+    /// vouches for (it must be on the node's disk from now on).
+    fn send_vouched(&mut self, id: u64, out: Vec<(Message, Option<Vouch>)>) -> Check {
+        let node = self.nodes.get_mut(&id).expect("exists");
+        let on_wal = node
+            .raw
+            .as_ref()
+            .is_some_and(|r| r.store().as_wal().is_some());
+        let mut votes = Vec::new();
+        for (_, v) in &out {
+            match *v {
+                Some(Vouch::Ack(t, i, et)) => node.last_ack = Some((t, i, et)),
+                Some(Vouch::Vote(t, c)) => {
+                    node.last_vote = Some((t, c));
+                    votes.push((t, c));
+                }
+                None => {}
+            }
+        }
+        if on_wal {
+            for (t, c) in votes {
+                self.checker.observe_vote(id, t, c)?;
+            }
+        }
+        for (m, _) in out {
+            self.send(m);
+        }
+        Ok(())
+    }
+
+    /// The driver bug `ack_before_flush` (`--cfg corelog_sim_bugs`).
+    fn ack_before_flush(&self) -> bool {
+        #[cfg(corelog_sim_bugs)]
+        {
+            self.opts.driver_bugs.ack_before_flush
+        }
+        #[cfg(not(corelog_sim_bugs))]
+        {
+            false
+        }
     }
 
     /// Asynchronous storage writes: a Ready's storage work joins the node's
@@ -1578,6 +2219,7 @@ impl Sim {
             .raw
             .as_mut()
             .expect("queued work only on a running node");
+        let segment_before = raw.store().as_wal().and_then(|w| w.active_segment());
         let range = |ents: &[Entry]| match (ents.first(), ents.last()) {
             (Some(a), Some(b)) => Some((a.index, b.index)),
             _ => None,
@@ -1608,9 +2250,14 @@ impl Sim {
                 ))
             })?;
             self.checker.observe_snapshot(id, app.applied, app.hash)?;
-            raw.store_mut()
-                .apply_snapshot(*snap)
-                .map_err(|e| core_error(format!("node {id} apply_snapshot: {e:?}")))?;
+            match raw.store_mut().apply_snapshot(*snap) {
+                Ok(()) => {}
+                Err(e @ StoreError::Failed(_)) => {
+                    self.fail_node(id, e);
+                    return Ok(());
+                }
+                Err(e) => return Err(core_error(format!("node {id} apply_snapshot: {e}"))),
+            }
             // The apply thread may have gone past nothing newer: committed
             // entries wait while a snapshot is in flight.
             if app.applied > node.app.applied {
@@ -1624,12 +2271,77 @@ impl Sim {
             let before = m.entries[0].index - 1;
             let prev_term = corelog::raft::Storage::term(raw.store(), before).ok();
             self.checker.check_appended(id, prev_term, &m.entries)?;
-            raw.store_mut()
-                .append_owned(std::mem::take(&mut m.entries))
-                .map_err(|e| core_error(format!("node {id} append: {e:?}")))?;
+            match raw.store_mut().append_owned(std::mem::take(&mut m.entries)) {
+                Ok(()) => {}
+                Err(e @ StoreError::Failed(_)) => {
+                    self.fail_node(id, e);
+                    return Ok(());
+                }
+                Err(e) => return Err(core_error(format!("node {id} append: {e}"))),
+            }
         }
-        if let Some(hs) = hs {
-            raw.store_mut().set_hard_state(hs);
+        if let Some(hs) = hs
+            && let Err(e) = raw.store_mut().set_hard_state(hs)
+        {
+            self.fail_node(id, e);
+            return Ok(());
+        }
+        if let Some(ws) = raw.store_mut().as_wal_mut() {
+            // On the WAL the write is done when its flush is: its
+            // responses (the node's own included) wait for it. The append
+            // thread commits in groups: it starts a flush only when none
+            // is in flight, and what it queues meanwhile goes out in the
+            // next one, started when the disk completes this one.
+            let target = ws.ticket();
+            let before = ws.last_started();
+            let rolled = ws.active_segment() != segment_before;
+            let started = if ws.flushing() {
+                Ok(before)
+            } else {
+                ws.start_flush()
+            };
+            let flush = match started {
+                Ok(f) => f,
+                Err(e) => {
+                    self.fail_node(id, e);
+                    return Ok(());
+                }
+            };
+            let mut out = Vec::new();
+            for r in std::mem::take(&mut m.responses) {
+                let v = if r.to == id || r.reject {
+                    None
+                } else if r.r#type == MessageType::MsgAppResp as i32 {
+                    let et = corelog::raft::Storage::term(raw.store(), r.index).unwrap_or(0);
+                    Some(Vouch::Ack(r.term, r.index, et))
+                } else if r.r#type == MessageType::MsgVoteResp as i32 {
+                    Some(Vouch::Vote(r.term, r.to))
+                } else {
+                    None
+                };
+                out.push((r, v));
+            }
+            node.held.push_back(Held {
+                flush: target,
+                msgs: out,
+                ready: None,
+            });
+            if flush > before {
+                self.stats.flushes += 1;
+                self.ev(Event::FlushStart { id, flush });
+            }
+            self.release_held(id)?;
+            // A write that rolled into a new segment while a flush was in
+            // flight: the moment a lost flush and a segment prepared ahead
+            // meet (issue 11, defect 1). Crashes are aimed at it.
+            if rolled
+                && self.params.fault_level > 0
+                && self.nodes[&id].is_up()
+                && self.rng.chance(1, 2)
+            {
+                self.crash(id)?;
+            }
+            return Ok(());
         }
         let mut net = Vec::new();
         for r in std::mem::take(&mut m.responses) {
@@ -1679,6 +2391,13 @@ impl Sim {
             committed: range,
         });
         self.apply_entries(id, term, std::mem::take(&mut m.entries), true)?;
+        if self.nodes[&id].failed.is_some() {
+            self.stop_if_failed(id);
+            if let Some(cs) = self.pending_conf.take() {
+                self.membership(cs)?;
+            }
+            return Ok(());
+        }
         let raw = self.nodes.get_mut(&id).expect("exists").raw();
         for r in std::mem::take(&mut m.responses) {
             if let Err(e) = raw.step(r) {
@@ -1720,6 +2439,9 @@ impl Sim {
             .as_ref()
             .map_or(0, |s| snap_meta(s).index);
         for e in committed {
+            if node.failed.is_some() {
+                break;
+            }
             if skip_applied && e.index <= node.app.applied.max(pending_snap) {
                 continue;
             }
@@ -1766,15 +2488,19 @@ impl Sim {
                 // can only restore a snapshot whose configuration contains
                 // it (the core ignores others, as etcd does), and the
                 // leader sends the storage's latest snapshot.
-                if let Err(err) = raw.store_mut().create_snapshot(
+                match raw.store_mut().create_snapshot(
                     node.app.applied,
                     Some(cs.clone()),
                     node.app.encode(),
-                ) && !matches!(
-                    err,
-                    corelog::raft::Error::Storage(corelog::raft::StorageError::SnapshotOutOfDate)
                 ) {
-                    return Err(core_error(format!("node {id} create_snapshot: {err:?}")));
+                    Ok(()) => {}
+                    Err(err) if is_out_of_date(&err) => {}
+                    // The WAL failed: the driver stops the node once this
+                    // Ready (or apply) is over; nothing more is applied.
+                    Err(StoreError::Failed(what)) => node.failed = Some(what),
+                    Err(err) => {
+                        return Err(core_error(format!("node {id} create_snapshot: {err}")));
+                    }
                 }
                 self.stats.conf_changes_applied += 1;
                 self.log.push(
@@ -1839,7 +2565,8 @@ impl Sim {
             }
             if !self.nodes.contains_key(&id) {
                 let cfg = self.config(id, 0);
-                let node = SimNode::start(id, &cfg, MemStorage::new(), App::default())?;
+                let disk = self.new_store(id, None)?;
+                let node = SimNode::start(id, &cfg, disk, App::default())?;
                 self.nodes.insert(id, node);
                 self.ev(Event::Spawn { id });
             }
@@ -1859,6 +2586,7 @@ impl Sim {
         self.members
             .iter()
             .filter_map(|id| self.nodes.get(id))
+            .filter(|n| !n.is_dead())
             .all(|n| n.durable_commit() >= self.latest_conf_index)
     }
 
@@ -1876,6 +2604,7 @@ impl Sim {
             .members
             .iter()
             .filter_map(|id| self.nodes.get(id))
+            .filter(|n| !n.is_dead())
             .map(|n| n.durable_commit())
             .min()
             .unwrap_or(0);
@@ -1989,6 +2718,17 @@ impl Sim {
         self.ev(Event::Calm);
         self.heal_at = None;
         self.net.heal();
+        if let Some(w) = self.wal.as_mut() {
+            w.set_calm(true);
+        }
+        let result = self.calm_inner();
+        if let Some(w) = self.wal.as_mut() {
+            w.set_calm(false);
+        }
+        result
+    }
+
+    fn calm_inner(&mut self) -> Check {
         for id in self.down_ids() {
             self.restart(id)?;
         }
@@ -2004,12 +2744,7 @@ impl Sim {
                 let ids: Vec<u64> = self.nodes.keys().copied().collect();
                 let mut progressed = false;
                 for id in ids {
-                    if self
-                        .nodes
-                        .get(&id)
-                        .and_then(|n| n.raw.as_ref())
-                        .is_some_and(|r| r.has_ready())
-                    {
+                    if self.nodes.get(&id).is_some_and(|n| n.ready_now()) {
                         self.handle_ready(id)?;
                         progressed = true;
                     }
@@ -2017,6 +2752,20 @@ impl Sim {
                 if let Some(pos) = self.net.first_deliverable(self.now) {
                     self.deliver(pos)?;
                     progressed = true;
+                }
+                let flushing: Vec<u64> = self.flushing_ids().collect();
+                for id in flushing {
+                    self.poll_disk(id, false)?;
+                    progressed = true;
+                }
+                // A WAL that fails even now (a roll reporting the disk full
+                // that its segment's preparation met before the calm) stops
+                // its node; its supervisor restarts it at once.
+                if self.wal.is_some() {
+                    for id in self.down_ids() {
+                        self.restart(id)?;
+                        progressed = true;
+                    }
                 }
                 let ids: Vec<u64> = self.nodes.keys().copied().collect();
                 for id in ids {
