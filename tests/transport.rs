@@ -97,6 +97,23 @@ fn message() -> impl Strategy<Value = Message> {
         )
 }
 
+/// Applies proptest's edits to `bytes`: overwrite a byte, flip a bit,
+/// truncate, or insert (`op` 0 to 3), at positions drawn as indexes.
+fn mutate(bytes: &mut Vec<u8>, edits: &[(prop::sample::Index, u8, u8)]) {
+    for &(ref at, byte, op) in edits {
+        if bytes.is_empty() {
+            break;
+        }
+        let i = at.index(bytes.len());
+        match op {
+            0 => bytes[i] = byte,
+            1 => bytes[i] ^= 1 << (byte % 8),
+            2 => bytes.truncate(i),
+            _ => bytes.insert(i, byte),
+        }
+    }
+}
+
 fn batch() -> impl Strategy<Value = Vec<(u64, Message)>> {
     proptest::collection::vec((num(), message()), 0..6)
 }
@@ -684,18 +701,7 @@ proptest! {
     ) {
         let frame = encode(&batch);
         let mut payload = frame[8..].to_vec();
-        for (at, byte, op) in edits {
-            if payload.is_empty() {
-                break;
-            }
-            let i = at.index(payload.len());
-            match op {
-                0 => payload[i] = byte,
-                1 => payload[i] ^= 1 << (byte % 8),
-                2 => payload.truncate(i),
-                _ => payload.insert(i, byte),
-            }
-        }
+        mutate(&mut payload, &edits);
         if let Ok(got) = receive(&frame_around(&payload)) {
             // Whatever we accept, prost reads the same way from the same
             // bytes (our decoder is no more lenient than prost's).
@@ -715,18 +721,7 @@ proptest! {
         edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..4), 1..4),
     ) {
         let mut bytes = msg.encode_to_vec();
-        for (at, byte, op) in edits {
-            if bytes.is_empty() {
-                break;
-            }
-            let i = at.index(bytes.len());
-            match op {
-                0 => bytes[i] = byte,
-                1 => bytes[i] ^= 1 << (byte % 8),
-                2 => bytes.truncate(i),
-                _ => bytes.insert(i, byte),
-            }
-        }
+        mutate(&mut bytes, &edits);
         let b = Bytes::from(bytes);
         let ours = decode_message(&b, 0..b.len(), &Limits::default());
         let theirs = Message::decode(b.clone()).map(without_local_fields);
