@@ -86,6 +86,20 @@ impl Cluster {
         std::mem::take(&mut self.node(id).read_states)
     }
 
+    /// Node `new` leads and committed past node `old`, which still leads
+    /// its older term: any read `old` answers must not miss `new`'s
+    /// commits.
+    fn assert_no_stale_read(&mut self, old: u64, new: u64) {
+        let committed = self.node(new).raft_log.committed;
+        assert!(committed > self.node(old).raft_log.committed);
+        assert_eq!(self.node(old).state, StateType::Leader);
+        let reads = self.read(old);
+        assert!(
+            reads.iter().all(|rs| rs.index >= committed),
+            "stale lease read {reads:?}: node {new} committed {committed}"
+        );
+    }
+
     /// Node 1 leads term 1 with its empty entry committed; 2 and 3 never
     /// campaign on their own.
     fn led_by_1(cfg: impl Fn(&mut Config)) -> Cluster {
@@ -127,15 +141,8 @@ fn cut_off_leader_stops_lease_reads_before_followers_can_elect() {
     }
     c.step(2, hup(2));
     assert_eq!(c.node(2).state, StateType::Leader, "3 votes for 2");
-    let committed = c.node(2).raft_log.committed;
-    assert!(committed > c.node(1).raft_log.committed);
     // Node 1 has not run CheckQuorum again and still leads term 1.
-    assert_eq!(c.node(1).state, StateType::Leader);
-    let reads = c.read(1);
-    assert!(
-        reads.iter().all(|rs| rs.index >= committed),
-        "stale lease read {reads:?}: node 2 committed {committed}"
-    );
+    c.assert_no_stale_read(1, 2);
 }
 
 /// A leadership transfer's election goes through the followers' leases, so
@@ -160,14 +167,7 @@ fn transfer_ends_the_old_leaders_lease_reads() {
         c.step(2, m);
     }
     assert_eq!(c.node(2).state, StateType::Leader, "3 votes for 2 at once");
-    let committed = c.node(2).raft_log.committed;
-    assert!(committed > c.node(1).raft_log.committed);
-    assert_eq!(c.node(1).state, StateType::Leader);
-    let reads = c.read(1);
-    assert!(
-        reads.iter().all(|rs| rs.index >= committed),
-        "stale lease read {reads:?}: node 2 committed {committed}"
-    );
+    c.assert_no_stale_read(1, 2);
 }
 
 /// The exact promise: a follower that heard from the leader votes for no
