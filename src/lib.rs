@@ -4,5 +4,6 @@
 pub mod cluster;
 pub mod raft;
 pub mod raftpb;
+pub mod shard;
 pub mod transport;
 pub mod wal;
