@@ -22,6 +22,7 @@ use super::config::{ConfigError, RuntimeConfig};
 use super::group::{Group, raft_config};
 use super::mailbox::Mailbox;
 use super::memlock::raise_memlock;
+use super::oneshot;
 use super::peers::{PeerEnv, PeersFactory};
 use super::run::Loop;
 use super::seed::os_random_u64;
@@ -61,6 +62,12 @@ pub struct ShardSpec {
     pub apply: ApplyFactory,
     /// The shard's network (`None`: no peers, a one-member cluster).
     pub peers: Option<PeersFactory>,
+    /// Start held: the loop (ticks, elections, the network) begins only
+    /// at `ShardHandle::release`. Bootstrap holds every shard until the
+    /// member's identity file is durable, so that nothing is promised
+    /// (a vote, an acknowledged entry) from a directory a crash could
+    /// leave without it.
+    pub held: bool,
 }
 
 /// Why a shard did not start.
@@ -156,6 +163,17 @@ impl ShardHandle {
         self.report.failure()
     }
 
+    /// Lets a shard started `held` begin its loop.
+    pub fn release(&self) -> Result<(), ShardGone> {
+        self.mailbox
+            .post(Box::new(|s: &Rc<Shard>| {
+                if let Some(tx) = s.gate.borrow_mut().take() {
+                    tx.send(());
+                }
+            }))
+            .map_err(|_| ShardGone)
+    }
+
     /// Stops the shard (waiting requests fail with `ShuttingDown`; the
     /// flush in flight completes) and joins its thread. `Err` if the
     /// thread panicked.
@@ -170,6 +188,8 @@ impl ShardHandle {
         let _ = self.mailbox.post(Box::new(|s: &Rc<Shard>| {
             s.stopping.set(true);
             s.signal.ring();
+            // A held shard never ran: dropping the gate ends it.
+            drop(s.gate.borrow_mut().take());
         }));
         t.join().map_err(|e| e.to_string())
     }
@@ -198,6 +218,7 @@ pub fn spawn(spec: ShardSpec) -> Result<ShardHandle, StartError> {
         .name(&format!("shard-{index}"))
         .io_memory(spec.cfg.io_memory)
         .spawn(move || async move {
+            let held = spec.held;
             let (shard, lp, wake) = match start(spec, rp).await {
                 Ok(s) => s,
                 Err(e) => {
@@ -206,8 +227,15 @@ pub fn spawn(spec: ShardSpec) -> Result<ShardHandle, StartError> {
                     return;
                 }
             };
+            let gate = if held {
+                let (tx, rx) = oneshot::channel();
+                *shard.gate.borrow_mut() = Some(tx);
+                Some(rx)
+            } else {
+                None
+            };
             let _ = ready_tx.send(Ok(()));
-            serve(shard, lp, wake, mb).await;
+            serve(shard, lp, wake, mb, gate).await;
         })
         .map_err(|e| StartError::Executor(e.to_string()))?;
     match ready_rx.recv() {
@@ -307,19 +335,41 @@ async fn start(
 
 /// The shard's life after its start: the ticker, the flush watcher and
 /// the mailbox beside the loop, until the loop ends.
-async fn serve(shard: Rc<Shard>, lp: Loop, wake: Rc<FlushWake>, mailbox: Arc<Mailbox>) {
+async fn serve(
+    shard: Rc<Shard>,
+    lp: Loop,
+    wake: Rc<FlushWake>,
+    mailbox: Arc<Mailbox>,
+    gate: Option<oneshot::Receiver<()>>,
+) {
     let done = Rc::new(std::cell::Cell::new(false));
-    glommio::spawn_local(ticker(shard.clone(), done.clone())).detach();
-    glommio::spawn_local(watch_flushes(shard.clone(), wake.clone(), done.clone())).detach();
     let mb = mailbox.clone();
     let sh = shard.clone();
-    glommio::spawn_local(async move { mb.serve(sh).await }).detach();
+    let commands = glommio::spawn_local(async move { mb.serve(sh).await });
+    if let Some(g) = gate {
+        if g.await.is_none() {
+            // Stopped before it was released.
+            shard.fail_requests(&crate::node::ProposeError::ShuttingDown);
+            mailbox.close();
+            commands.await;
+            return;
+        }
+    }
+    let ticks = glommio::spawn_local(ticker(shard.clone(), done.clone()));
+    let flushes = glommio::spawn_local(watch_flushes(shard.clone(), wake.clone(), done.clone()));
     // Something may be due already (campaigns at bootstrap).
     shard.signal.ring();
     lp.run().await;
+    // Every task of the shard ends before its thread does, so that the
+    // WAL (and its directory lock) is released before `stop` returns.
     done.set(true);
     mailbox.close();
     wake.poke();
+    commands.await;
+    ticks.await;
+    flushes.await;
+    shard.groups.borrow_mut().clear();
+    shard.dirty.borrow_mut().clear();
 }
 
 /// Counts ticks at `RuntimeConfig::tick` and rings the loop for each.

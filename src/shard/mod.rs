@@ -12,7 +12,8 @@
 //! requests), `waiters` and `oneshot` (requests waiting for the log),
 //! `appender` (storage work into the WAL without waiting), `run` (the
 //! loop), `peers` (what the loop needs of the network), `mailbox` and
-//! `handle` (starting a shard, reaching it), `state` (what the shard's
+//! `handle` (starting a shard, reaching it), `member` and `meta` (a
+//! member's data directory: bootstrap, restart, identity), `state` (what the shard's
 //! tasks share), `apply` (the state machine trait), `seed` (OS
 //! randomness).
 
@@ -22,7 +23,9 @@ pub mod config;
 pub mod group;
 pub mod handle;
 pub mod mailbox;
+pub mod member;
 pub mod memlock;
+pub mod meta;
 pub(crate) mod oneshot;
 pub mod peers;
 pub mod run;
@@ -39,6 +42,10 @@ pub use apply::{Apply, ApplyFactory, MemApply, NullApply};
 pub use config::{ConfigError, RuntimeConfig};
 pub use group::{Group, GroupStats};
 pub use handle::{Boot, ShardGone, ShardHandle, ShardSpec, StartError, spawn};
+pub use member::{
+    BootError, CpuPlacement, MemberConfig, MemberRuntime, default_shard_count, shard_dir,
+};
 pub use memlock::{MemlockLimit, raise_memlock};
+pub use meta::{MemberMeta, MetaError};
 pub use peers::{PeerEnv, Peers, PeersFactory};
 pub use state::Shard;

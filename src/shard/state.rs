@@ -9,6 +9,7 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 use super::group::Group;
+use super::oneshot;
 use super::signal::Signal;
 use crate::node::{Node, ProposeError};
 use crate::wal::Wal;
@@ -55,6 +56,8 @@ pub struct Shard {
     /// Ticks the ticker counted that the loop has not run yet.
     pub(crate) ticks_due: Cell<u32>,
     pub(crate) report: Arc<ShardReport>,
+    /// Opened by `ShardHandle::release` when the shard was started held.
+    pub(crate) gate: RefCell<Option<oneshot::Sender<()>>>,
 }
 
 impl Shard {
@@ -78,6 +81,7 @@ impl Shard {
             now: Cell::new(0),
             ticks_due: Cell::new(0),
             report,
+            gate: RefCell::new(None),
         }
     }
 
