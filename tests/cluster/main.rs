@@ -2,5 +2,7 @@
 //! shards, groups, WAL and restart (`one_member`), and members talking to
 //! each other (`three_members`). `cargo test --release --test cluster`.
 
+mod loopback;
 mod one_member;
 mod support;
+mod three_members;

@@ -1,0 +1,274 @@
+//! Three members, replication factor 3, in one process: elections,
+//! replication, leadership transfer, a member stopped and restarted from
+//! its WAL catching up, and many groups electing with their leaders
+//! spread. The members talk through `loopback` (an in-process stand-in
+//! for the peer network, test-only) until the TCP network is merged.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use corelog::cluster::Cluster;
+use corelog::node::ProposeError;
+use corelog::shard::MemberRuntime;
+use tempfile::TempDir;
+
+use super::loopback::Loopback;
+use super::support::*;
+
+struct Three {
+    cluster: Arc<Cluster>,
+    net: Arc<Loopback>,
+    dirs: Vec<TempDir>,
+    members: Vec<Option<MemberRuntime>>,
+}
+
+impl Three {
+    fn start(cluster_id: u64, groups: u64, base: u16) -> Three {
+        let cluster = cluster(cluster_id, 3, 1, groups, 3, base);
+        let net = Loopback::new();
+        let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let mut t = Three {
+            cluster,
+            net,
+            dirs,
+            members: vec![None, None, None],
+        };
+        // Together, as a new cluster is bootstrapped: a member that starts
+        // alone campaigns for its groups before anyone can vote.
+        let started: Vec<MemberRuntime> = std::thread::scope(|s| {
+            let hs: Vec<_> = (1..=3u64)
+                .map(|id| {
+                    let cfg = member_config(
+                        t.dirs[(id - 1) as usize].path(),
+                        &t.cluster,
+                        id,
+                        runtime(),
+                        Some(t.net.factory()),
+                    );
+                    s.spawn(move || MemberRuntime::start(cfg).unwrap())
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (i, m) in started.into_iter().enumerate() {
+            t.members[i] = Some(m);
+        }
+        t
+    }
+
+    fn start_member(&mut self, id: u64) {
+        let dir: &Path = self.dirs[(id - 1) as usize].path();
+        let cfg = member_config(dir, &self.cluster, id, runtime(), Some(self.net.factory()));
+        self.members[(id - 1) as usize] = Some(MemberRuntime::start(cfg).unwrap());
+    }
+
+    fn stop_member(&mut self, id: u64) {
+        if let Some(m) = self.members[(id - 1) as usize].take() {
+            m.stop().unwrap();
+        }
+    }
+
+    fn m(&self, id: u64) -> &MemberRuntime {
+        self.members[(id - 1) as usize].as_ref().expect("running")
+    }
+
+    fn running(&self) -> Vec<&MemberRuntime> {
+        self.members.iter().flatten().collect()
+    }
+
+    /// Waits until a running member leads `group`; returns it.
+    fn leader(&self, group: u64) -> u64 {
+        let mut l = None;
+        wait_until(20, &format!("group {group} to elect"), || {
+            l = leader_of(&self.running(), group);
+            l.is_some()
+        });
+        l.unwrap()
+    }
+
+    /// Proposes `n` payloads (numbered from `from`) to `group` through its
+    /// leader, retrying those refused (NotLeader, Dropped: never applied)
+    /// while leadership moves; returns the acknowledged (index, payload),
+    /// by index.
+    fn propose(&self, group: u64, from: u64, n: u64) -> Vec<(u64, Bytes)> {
+        let mut todo: Vec<Bytes> = (from..from + n).map(|k| payload(group, k)).collect();
+        let mut acked = Vec::new();
+        for _ in 0..100 {
+            if todo.is_empty() {
+                acked.sort();
+                return acked;
+            }
+            let l = self.leader(group);
+            let got = propose_all(self.m(l), group, todo.clone());
+            let mut again = Vec::new();
+            for (p, r) in todo.into_iter().zip(got) {
+                match r {
+                    Ok(i) => acked.push((i, p)),
+                    Err(ProposeError::NotLeader { .. } | ProposeError::Dropped) => again.push(p),
+                    Err(e) => panic!("group {group}: {e}"),
+                }
+            }
+            todo = again;
+        }
+        panic!("group {group}: proposals kept being refused");
+    }
+
+    /// Waits until member `id` applied exactly `acked` in `group`.
+    fn wait_applied(&self, id: u64, group: u64, acked: &[(u64, Bytes)]) {
+        let last = acked.last().map_or(0, |a| a.0);
+        wait_until(20, &format!("member {id} to apply group {group}"), || {
+            status(self.m(id), group).applied >= last
+        });
+        assert_eq!(
+            applied(self.m(id), group),
+            acked,
+            "member {id}, group {group}"
+        );
+    }
+
+    fn stop_all(mut self) {
+        for id in 1..=3 {
+            self.stop_member(id);
+        }
+    }
+}
+
+#[test]
+fn three_members_elect_and_replicate_every_group() {
+    let t = Three::start(31, 4, 23_000);
+    for g in 0..4 {
+        let acked = t.propose(g, 0, 25);
+        assert_eq!(acked.len(), 25);
+        for id in 1..=3 {
+            t.wait_applied(id, g, &acked);
+        }
+    }
+    t.stop_all();
+}
+
+#[test]
+fn leadership_moves_to_the_member_asked_for() {
+    let t = Three::start(32, 1, 23_500);
+    let first = t.propose(0, 0, 5);
+    let l = t.leader(0);
+    let target = if l == 3 { 1 } else { l + 1 };
+    t.m(l)
+        .shard_of(0)
+        .call(move |s| async move { s.node(0).unwrap().transfer_leader(target) })
+        .unwrap()
+        .unwrap();
+    wait_until(20, "the transfer", || {
+        leader_of(&t.running(), 0) == Some(target)
+    });
+    // The old leader now names the new one.
+    wait_until(20, "the old leader to learn of the new one", || {
+        status(t.m(l), 0).leader == Some(target)
+    });
+    let r = propose_all(t.m(l), 0, vec![Bytes::from_static(b"x")]);
+    assert_eq!(
+        r[0],
+        Err(ProposeError::NotLeader {
+            leader: Some(target)
+        })
+    );
+    // And the new one takes proposals after the old ones.
+    let r = propose_all(t.m(target), 0, vec![payload(0, 100)]);
+    assert!(
+        matches!(r[0], Ok(i) if i > first.last().unwrap().0),
+        "{r:?}"
+    );
+    t.stop_all();
+}
+
+#[test]
+fn a_member_stopped_and_restarted_from_its_wal_catches_up() {
+    let mut t = Three::start(33, 3, 24_000);
+    let mut acked: Vec<Vec<(u64, Bytes)>> = (0..3).map(|g| t.propose(g, 0, 10)).collect();
+    for g in 0..3 {
+        t.wait_applied(3, g, &acked[g as usize]);
+    }
+    t.stop_member(3);
+    // Members 1 and 2 go on (electing again where 3 led).
+    for g in 0..3 {
+        let more = t.propose(g, 10, 30);
+        acked[g as usize].extend(more);
+        acked[g as usize].sort();
+    }
+    t.start_member(3);
+    for g in 0..3 {
+        for id in 1..=3 {
+            t.wait_applied(id, g, &acked[g as usize]);
+        }
+    }
+    t.stop_all();
+}
+
+#[test]
+fn a_hundred_and_twenty_groups_on_three_members_all_elect_with_leaders_spread() {
+    const GROUPS: u64 = 120;
+    let t = Three::start(34, GROUPS, 24_500);
+    let mut led = [0u32; 3];
+    for g in 0..GROUPS {
+        led[(t.leader(g) - 1) as usize] += 1;
+    }
+    eprintln!("leaders per member: {led:?}");
+    // Placement makes each member the first replica of a third of the
+    // groups, and first replicas campaign at bootstrap.
+    for (i, n) in led.iter().enumerate() {
+        assert!(
+            *n >= GROUPS as u32 / 6,
+            "member {} leads {n}: {led:?}",
+            i + 1
+        );
+    }
+    for g in 0..GROUPS {
+        assert_eq!(t.propose(g, 0, 1).len(), 1);
+    }
+    t.stop_all();
+}
+
+#[test]
+fn a_proposal_whose_slot_another_leader_took_fails_with_dropped() {
+    let t = Three::start(35, 1, 25_000);
+    let before = t.propose(0, 0, 3);
+    let old = t.leader(0);
+    // Cut the leader off, then propose to it: the entry gets an index in
+    // the old term that no other member will ever see.
+    t.net.cut(old);
+    let (tx, rx) = std::sync::mpsc::channel();
+    t.m(old)
+        .shard_of(0)
+        .call(move |s| async move {
+            let n = s.node(0).unwrap();
+            glommio::spawn_local(async move {
+                let _ = tx.send(n.propose(Bytes::from_static(b"lost")).await);
+            })
+            .detach();
+        })
+        .unwrap();
+    let others: Vec<u64> = (1..=3).filter(|&i| i != old).collect();
+    let mut new = None;
+    wait_until(20, "the others to elect", || {
+        new = leader_of(&[t.m(others[0]), t.m(others[1])], 0);
+        new.is_some()
+    });
+    let new = new.unwrap();
+    let r = propose_all(t.m(new), 0, vec![payload(0, 50), payload(0, 51)]);
+    assert!(r.iter().all(|x| x.is_ok()), "{r:?}");
+    // Back together, the old leader takes the new term's log: its entry's
+    // slot holds another term's entry, so the proposal was dropped.
+    t.net.heal(old);
+    let got = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the proposal was answered");
+    assert_eq!(got, Err(ProposeError::Dropped));
+    assert!(
+        applied(t.m(old), 0)
+            .iter()
+            .all(|(_, p)| p.as_ref() != b"lost"),
+        "the dropped entry was applied"
+    );
+    assert!(applied(t.m(old), 0).starts_with(&before));
+    t.stop_all();
+}
