@@ -28,6 +28,12 @@ struct Work {
     msg: Message,
     snapshot_done: bool,
     entries_done: usize,
+    /// Some record of it must be durable before its responses go: it has
+    /// entries, a snapshot, or a new term or vote. A hard state that only
+    /// moves the commit index needs no sync (Raft recomputes the commit
+    /// index after a crash): it rides with the next flush, or the next
+    /// tick's.
+    needs_sync: bool,
 }
 
 /// Responses of a write, due once flush `ticket` is durable.
@@ -64,8 +70,14 @@ pub struct Appender {
     /// The flush started and not yet reaped.
     in_flight: Option<u64>,
     durable: u64,
-    /// The highest ticket any write got: what an empty write waits for.
+    /// The highest ticket of any record queued.
     ticket: u64,
+    /// The highest ticket of a record that must be durable: what the
+    /// responses of a write wait for (its own records' flush if they need
+    /// one, else the flush of everything before it that did).
+    sync_ticket: u64,
+    /// The last flush started.
+    started: u64,
     pub stats: AppendStats,
 }
 
@@ -79,6 +91,8 @@ impl Appender {
             in_flight: None,
             durable,
             ticket: durable,
+            sync_ticket: durable,
+            started: durable,
             stats: AppendStats::default(),
         }
     }
@@ -89,6 +103,7 @@ impl Appender {
             msg,
             snapshot_done: false,
             entries_done: 0,
+            needs_sync: false,
         });
     }
 
@@ -130,12 +145,17 @@ impl Appender {
         while let Some(mut w) = self.queue.pop_front() {
             if self.write(&mut w)? {
                 self.stats.writes += 1;
+                if w.needs_sync {
+                    self.sync_ticket = self.ticket;
+                }
                 let responses = std::mem::take(&mut w.msg.responses);
-                self.held.push_back(Held {
-                    ticket: self.ticket,
-                    group: w.group,
-                    responses,
-                });
+                if !responses.is_empty() {
+                    self.held.push_back(Held {
+                        ticket: self.sync_ticket,
+                        group: w.group,
+                        responses,
+                    });
+                }
                 continue;
             }
             self.queue.push_front(w);
@@ -152,16 +172,26 @@ impl Appender {
             };
             break;
         }
-        if self.in_flight.is_none() && self.wal.borrow().has_pending() {
+        if self.in_flight.is_none() && self.sync_ticket > self.started {
             self.start_flush()?;
         }
         Ok(waiting)
+    }
+
+    /// Starts a flush of whatever is pending (records that need no sync
+    /// wait for this, once a tick, when nothing else carries them).
+    pub fn flush_idle(&mut self) -> wal::Result<()> {
+        if self.in_flight.is_none() && self.queue.is_empty() && self.wal.borrow().has_pending() {
+            self.start_flush()?;
+        }
+        Ok(())
     }
 
     fn start_flush(&mut self) -> wal::Result<()> {
         debug_assert!(self.in_flight.is_none());
         if let Some(n) = self.wal.borrow_mut().start_flush()? {
             self.in_flight = Some(n);
+            self.started = n;
             self.stats.flushes += 1;
         }
         Ok(())
@@ -186,6 +216,22 @@ impl Appender {
     /// proposals far below it).
     fn write(&mut self, w: &mut Work) -> wal::Result<bool> {
         let storage = WalStorage::new(self.wal.clone(), w.group);
+        if !w.snapshot_done {
+            // First look at this write: does any of it need a sync?
+            let old = self.wal.borrow().hard_state(w.group);
+            let m = &w.msg;
+            let hs_changes_vote = !is_empty_hard_state(&HardState {
+                term: m.term,
+                vote: m.vote,
+                commit: m.commit,
+            }) && (m.term != old.term || m.vote != old.vote);
+            let snap = m
+                .snapshot
+                .as_ref()
+                .and_then(|s| s.metadata.as_ref())
+                .is_some_and(|md| md.index > 0);
+            w.needs_sync = !m.entries.is_empty() || snap || hs_changes_vote;
+        }
         if !w.snapshot_done {
             if let Some(meta) = w
                 .msg

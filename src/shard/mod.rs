@@ -48,4 +48,4 @@ pub use member::{
 pub use memlock::{MemlockLimit, raise_memlock};
 pub use meta::{MemberMeta, MetaError};
 pub use peers::{PeerEnv, Peers, PeersFactory};
-pub use state::Shard;
+pub use state::{Shard, ShardStats};

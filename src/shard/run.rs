@@ -12,8 +12,10 @@
 //!    go out at once, committed entries are applied, storage work goes to
 //!    the appender;
 //! 5. queues storage work into the WAL and starts a flush if none is in
-//!    flight: every group's entries and hard states of the turn (and of
-//!    the turns since the last flush started) in one flush;
+//!    flight and something queued must be durable: every group's entries
+//!    and hard states of the turn (and of the turns since the last flush
+//!    started) in one flush. Hard states that only move a commit index
+//!    need no sync: they ride along, or go out at the next tick;
 //! 6. flushes the peer queues and reports unreachable peers.
 //!
 //! After a turn the loop yields, so that the tasks it woke run before the
@@ -180,7 +182,7 @@ impl Loop {
         }
         let mut net = std::mem::take(&mut self.routed.net);
         for (gid, m) in net.drain(..) {
-            self.send(gid, m, &mut stats);
+            self.route(gid, m, &mut stats);
         }
         self.routed.net = net;
         for (gid, m) in self.routed.appends.drain(..) {
@@ -190,6 +192,11 @@ impl Loop {
         // 5. The WAL.
         if self.appender.pump()? == Waiting::Spare {
             self.wake_for_spare();
+        }
+        if ticks > 0 {
+            // Hard states that only moved commit indexes go out once a
+            // tick if no flush carried them since.
+            self.appender.flush_idle()?;
         }
 
         // 6. The network's turn.
@@ -204,15 +211,22 @@ impl Loop {
                 shard.mark_dirty(&mut grp, g);
             }
         }
-        if more {
+        // The turn rang the bell itself (marking groups dirty); ring it
+        // again only if work is left, so an idle shard sleeps.
+        shard.signal.take();
+        if more || !shard.dirty.borrow().is_empty() {
             shard.signal.ring();
         }
         self.stats.set(stats);
+        shard.stats.set(super::state::ShardStats {
+            turns: stats,
+            wal: self.appender.stats,
+        });
         Ok(())
     }
 
-    /// A response due after a flush: the group's own are stepped back into
-    /// it, the others sent.
+    /// A message of a group: to this member (its own acknowledgements and
+    /// storage responses), stepped back into the group; else sent.
     fn route(&mut self, gid: u64, m: Message, stats: &mut LoopStats) {
         if m.to == self.shard.member {
             let g = self.shard.groups.borrow().get(&gid).cloned();

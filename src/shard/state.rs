@@ -8,13 +8,22 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
+use super::appender::AppendStats;
 use super::group::Group;
 use super::oneshot;
+use super::run::LoopStats;
 use super::signal::Signal;
 use crate::node::{Node, ProposeError};
 use crate::wal::Wal;
 
 use super::config::RuntimeConfig;
+
+/// Counters of a shard.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ShardStats {
+    pub turns: LoopStats,
+    pub wal: AppendStats,
+}
 
 /// What a shard tells the process, readable from any thread.
 #[derive(Debug, Default)]
@@ -56,6 +65,8 @@ pub struct Shard {
     /// Ticks the ticker counted that the loop has not run yet.
     pub(crate) ticks_due: Cell<u32>,
     pub(crate) report: Arc<ShardReport>,
+    /// The loop's and the appender's counters, as of the last turn.
+    pub(crate) stats: Cell<ShardStats>,
     /// Opened by `ShardHandle::release` when the shard was started held.
     pub(crate) gate: RefCell<Option<oneshot::Sender<()>>>,
 }
@@ -82,6 +93,7 @@ impl Shard {
             ticks_due: Cell::new(0),
             report,
             gate: RefCell::new(None),
+            stats: Cell::new(ShardStats::default()),
         }
     }
 
@@ -125,6 +137,11 @@ impl Shard {
     /// Why the shard stopped serving, if its WAL failed.
     pub fn failure(&self) -> Option<String> {
         self.failed.borrow().clone()
+    }
+
+    /// The loop's and the WAL appender's counters.
+    pub fn stats(&self) -> ShardStats {
+        self.stats.get()
     }
 
     /// Ticks counted since the shard started.
