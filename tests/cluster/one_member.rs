@@ -206,3 +206,38 @@ fn a_data_directory_refuses_another_cluster_member_or_shard_count() {
     let m = MemberRuntime::start(member_config(dir.path(), &c, 1, runtime(), None)).unwrap();
     m.stop().unwrap();
 }
+
+#[test]
+fn a_lone_proposal_costs_one_flush_and_its_commit_index_follows_at_the_next_tick() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(17, 1, 1, 1, 1, 20_000);
+    // A slow clock: the group leads at once (it campaigns at bootstrap),
+    // and no tick comes while the proposals run.
+    let rt = RuntimeConfig {
+        tick: std::time::Duration::from_secs(1),
+        ..runtime()
+    };
+    let m = MemberRuntime::start(member_config(dir.path(), &c, 1, rt, None)).unwrap();
+    wait_until(10, "group 0 to elect", || leader_of(&[&m], 0) == Some(1));
+    let (flushes, pending) = m.shards()[0]
+        .call(|s| async move {
+            let node = s.node(0).unwrap();
+            let before = s.stats().wal.flushes;
+            for i in 0..5 {
+                node.propose(payload(0, i)).await.unwrap();
+            }
+            (s.stats().wal.flushes - before, s.wal().has_pending())
+        })
+        .unwrap();
+    // One flush per proposal: the hard state that commits an entry waits
+    // in the WAL and goes out with the next proposal's entries.
+    assert_eq!(flushes, 5);
+    assert!(pending, "the last commit index is queued, not flushed");
+    // The next tick flushes it.
+    wait_until(10, "the tick's flush", || {
+        m.shards()[0]
+            .call(|s| async move { !s.wal().has_pending() && !s.wal().flush_in_flight() })
+            .unwrap()
+    });
+    m.stop().unwrap();
+}
