@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use corelog::node::ProposeError;
-use corelog::shard::{BootError, MemberRuntime, RuntimeConfig};
+use corelog::shard::{BootError, CpuPlacement, MemberConfig, MemberRuntime, RuntimeConfig};
 use corelog::wal::Fault;
 
 use super::support::*;
@@ -25,7 +25,12 @@ fn groups_commit_apply_and_survive_a_restart(shards: u32) {
     const PER_GROUP: u64 = 40;
     let dir = tempfile::tempdir().unwrap();
     let c = cluster(11, 1, shards, GROUPS, 1, 20_000);
-    let m = MemberRuntime::start(member_config(dir.path(), &c, 1, runtime(), None)).unwrap();
+    // Pinned, one shard per CPU of the process (as a server runs).
+    let pinned = |dir: &std::path::Path| MemberConfig {
+        cpus: CpuPlacement::Auto,
+        ..member_config(dir, &c, 1, runtime(), None)
+    };
+    let m = MemberRuntime::start(pinned(dir.path())).unwrap();
     assert_eq!(m.shards().len(), shards as usize);
     wait_leaders(&m, GROUPS);
 
@@ -47,7 +52,7 @@ fn groups_commit_apply_and_survive_a_restart(shards: u32) {
     m.stop().unwrap();
 
     // A new life of the same directory: every acknowledged entry is back.
-    let m = MemberRuntime::start(member_config(dir.path(), &c, 1, runtime(), None)).unwrap();
+    let m = MemberRuntime::start(pinned(dir.path())).unwrap();
     wait_leaders(&m, GROUPS);
     for g in 0..GROUPS {
         let last = acked[g as usize].last().unwrap().0;

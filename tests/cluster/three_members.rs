@@ -272,3 +272,54 @@ fn a_proposal_whose_slot_another_leader_took_fails_with_dropped() {
     assert!(applied(t.m(old), 0).starts_with(&before));
     t.stop_all();
 }
+
+/// CPU time this process has used.
+fn process_cpu() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+#[test]
+fn an_idle_cluster_sleeps_between_ticks() {
+    // Three members with two shards each: six shard threads, more than
+    // this machine's CPUs, every one of which must sleep when idle.
+    let cluster = cluster(36, 3, 2, 30, 3, 25_500);
+    let net = Loopback::new();
+    let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let ms: Vec<MemberRuntime> = (1..=3u64)
+        .map(|id| {
+            let cfg = member_config(
+                dirs[(id - 1) as usize].path(),
+                &cluster,
+                id,
+                runtime(),
+                Some(net.factory()),
+            );
+            MemberRuntime::start(cfg).unwrap()
+        })
+        .collect();
+    let refs: Vec<&MemberRuntime> = ms.iter().collect();
+    for g in 0..30 {
+        wait_until(20, &format!("group {g} to elect"), || {
+            leader_of(&refs, g).is_some()
+        });
+    }
+    let (cpu0, t0) = (process_cpu(), std::time::Instant::now());
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let (cpu, wall) = (process_cpu() - cpu0, t0.elapsed());
+    // Ticks every 5 ms with a heartbeat each: some work, far from the
+    // 2 s of CPU per second that six spinning threads would take here.
+    assert!(
+        cpu < wall / 2,
+        "an idle cluster used {cpu:?} of CPU in {wall:?}"
+    );
+    eprintln!("idle: {cpu:?} of CPU in {wall:?}");
+    for m in ms {
+        m.stop().unwrap();
+    }
+}
