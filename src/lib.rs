@@ -2,6 +2,7 @@
 //! (`raft`), thread-per-core serving, a segment WAL.
 
 pub mod cluster;
+pub mod log;
 pub mod raft;
 pub mod raftpb;
 pub mod transport;
