@@ -24,10 +24,14 @@
 
 pub mod batch;
 pub mod builder;
+pub mod command;
+pub mod entry;
 pub mod error;
 
 mod le;
 
 pub use batch::{BATCH_HEADER_LEN, BATCH_MAGIC, BatchHeader, BatchLimits, RecordBatch};
 pub use builder::{BatchBuilder, BatchWriter};
-pub use error::BatchError;
+pub use command::{COMMAND_MAGIC, Command};
+pub use entry::EntryKind;
+pub use error::{ApplyError, BatchError, CommandError, EntryError, SnapshotError};
