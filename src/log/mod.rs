@@ -27,6 +27,7 @@ pub mod builder;
 pub mod command;
 pub mod entry;
 pub mod error;
+pub mod offsets;
 
 mod le;
 
@@ -35,3 +36,4 @@ pub use builder::{BatchBuilder, BatchWriter};
 pub use command::{COMMAND_MAGIC, Command};
 pub use entry::EntryKind;
 pub use error::{ApplyError, BatchError, CommandError, EntryError, SnapshotError};
+pub use offsets::{BatchLocation, OffsetIndex, OffsetOutOfRange};
