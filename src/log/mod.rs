@@ -25,6 +25,7 @@
 pub mod batch;
 pub mod builder;
 pub mod command;
+pub mod dedup;
 pub mod entry;
 pub mod error;
 pub mod offsets;
@@ -34,6 +35,7 @@ mod le;
 pub use batch::{BATCH_HEADER_LEN, BATCH_MAGIC, BatchHeader, BatchLimits, RecordBatch};
 pub use builder::{BatchBuilder, BatchWriter};
 pub use command::{COMMAND_MAGIC, Command};
+pub use dedup::{Admission, DedupTable, REMEMBERED_BATCHES, SeqBatch};
 pub use entry::EntryKind;
 pub use error::{ApplyError, BatchError, CommandError, EntryError, SnapshotError};
 pub use offsets::{BatchLocation, OffsetIndex, OffsetOutOfRange};
