@@ -29,6 +29,8 @@ pub mod dedup;
 pub mod entry;
 pub mod error;
 pub mod offsets;
+pub mod snapshot;
+pub mod state;
 
 mod le;
 
@@ -39,3 +41,4 @@ pub use dedup::{Admission, DedupTable, REMEMBERED_BATCHES, SeqBatch};
 pub use entry::EntryKind;
 pub use error::{ApplyError, BatchError, CommandError, EntryError, SnapshotError};
 pub use offsets::{BatchLocation, OffsetIndex, OffsetOutOfRange};
+pub use state::{ApplyOutcome, LogConfig, LogState, MAX_OFFSET, Refusal};
