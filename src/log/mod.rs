@@ -29,6 +29,7 @@ pub mod dedup;
 pub mod entry;
 pub mod error;
 pub mod offsets;
+pub mod retention;
 pub mod snapshot;
 pub mod state;
 
@@ -41,4 +42,5 @@ pub use dedup::{Admission, DedupTable, REMEMBERED_BATCHES, SeqBatch};
 pub use entry::EntryKind;
 pub use error::{ApplyError, BatchError, CommandError, EntryError, SnapshotError};
 pub use offsets::{BatchLocation, OffsetIndex, OffsetOutOfRange};
+pub use retention::RetentionPolicy;
 pub use state::{ApplyOutcome, LogConfig, LogState, MAX_OFFSET, Refusal};

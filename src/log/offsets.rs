@@ -121,6 +121,11 @@ impl OffsetIndex {
         self.batches.front().map(|b| b.entry_index)
     }
 
+    /// Base offset of the last batch held, if any.
+    pub fn last_base_offset(&self) -> Option<u64> {
+        self.batches.back().map(|b| b.base_offset)
+    }
+
     /// Records a batch of `count` records and `bytes` bytes applied from
     /// `entry_index`; returns its base offset. O(1) amortised. The caller
     /// (`LogState`) has checked that the offsets fit (`count >= 1`, entry
