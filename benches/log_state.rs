@@ -12,7 +12,9 @@
 //! - `apply_1000_producers`: batches of 1,000 producers in turn (a table
 //!   larger than the caches' sweet spot).
 //! - `build`: `BatchBuilder`, 64 pushes and `finish` (a client's cost).
-//! - `iterate`: reading the 64 records of a parsed batch as `Bytes`.
+//! - `iterate`: reading the 64 records of a parsed batch as `Bytes` (a
+//!   reference count taken and dropped per record).
+//! - `iterate_raw`: the same as borrowed slices (`raw_records`).
 //!
 //! The apply variants replay 1,024 pre-built batches into a state and then
 //! start a fresh one (the restart is in the timing, amortised over 1,024
@@ -104,6 +106,14 @@ fn bench(c: &mut Criterion) {
     g.bench_function("iterate", |bn| {
         bn.iter(|| black_box(&parsed).records().map(|r| r.len()).sum::<usize>())
     });
+    g.bench_function("iterate_raw", |bn| {
+        bn.iter(|| {
+            black_box(&parsed)
+                .raw_records()
+                .map(|r| r.len())
+                .sum::<usize>()
+        })
+    });
     g.finish();
 }
 
@@ -138,7 +148,7 @@ fn compare() {
     let mut f1000 = Feeder::new(1000);
     let d = &data;
     let p = &parsed;
-    let mut variants: [(&str, &mut dyn FnMut()); 7] = [
+    let mut variants: [(&str, &mut dyn FnMut()); 8] = [
         ("crc32_only", &mut || {
             black_box(crc32fast::hash(black_box(d)));
         }),
@@ -153,6 +163,9 @@ fn compare() {
         }),
         ("iterate", &mut || {
             black_box(black_box(p).records().map(|r| r.len()).sum::<usize>());
+        }),
+        ("iterate_raw", &mut || {
+            black_box(black_box(p).raw_records().map(|r| r.len()).sum::<usize>());
         }),
     ];
     let medians = interleaved(15, 20_000, &mut variants);
