@@ -1,8 +1,10 @@
 //! corelog: a replicated log service. Raft with etcd-raft's semantics
 //! (`raft`), thread-per-core serving, a segment WAL.
 
+pub mod clientpb;
 pub mod cluster;
 pub mod log;
+pub mod protocol;
 pub mod raft;
 pub mod raftpb;
 pub mod transport;
