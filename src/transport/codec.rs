@@ -144,6 +144,19 @@ impl Encoder {
         self.push_message(group, &mut MessageRef::Owned(&mut msg))
     }
 
+    /// As [`Encoder::push`], but a message that does not fit comes back
+    /// with the error, untouched: the caller starts another frame and
+    /// pushes it there, without a reference count or a copy either way.
+    #[allow(clippy::result_large_err)]
+    pub fn try_push(&mut self, group: u64, mut msg: Message) -> Result<(), (Error, Message)> {
+        // `push_message` checks every limit before it takes a buffer out
+        // of the message, so on an error nothing has been moved.
+        match self.push_message(group, &mut MessageRef::Owned(&mut msg)) {
+            Ok(()) => Ok(()),
+            Err(e) => Err((e, msg)),
+        }
+    }
+
     /// Appends `msg` for `group`, sharing its payload buffers (a
     /// `Bytes::clone` each: a reference count, not a copy).
     pub fn push_ref(&mut self, group: u64, msg: &Message) -> Result<(), Error> {

@@ -10,17 +10,26 @@
 //! trusted; bad input is a typed [`Error`], never a panic, and costs the
 //! connection that sent it, not the process.
 
+mod backoff;
+mod conn_in;
+mod conn_out;
 mod error;
+mod inbox;
 mod pbwire;
+mod signal;
+mod sock;
+mod stats;
 
 pub mod codec;
 pub mod frame;
 pub mod handshake;
+pub mod net;
 
 pub use codec::{Encoder, Frame, Messages, decode_all};
 pub use error::Error;
 pub use frame::{FRAME_HEADER_LEN, FrameHeader, split_frame};
 pub use handshake::{HANDSHAKE_LEN, Handshake};
+pub use net::{Inbox, NetConfig, NetOptions, NetStats, PeerNet, SendError};
 
 /// Default bound of one frame's payload: larger than any batch a loop turn
 /// should send to one peer (Raft's `max_size_per_msg` caps each MsgApp),

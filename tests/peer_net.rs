@@ -1,0 +1,333 @@
+//! The peer network over real sockets on 127.0.0.1: members as glommio
+//! executors on their own threads in this process, exchanging messages of
+//! many groups; refused handshakes, garbage on the peer port, a peer that
+//! goes away and comes back, full queues. Every wait has a deadline, so a
+//! broken network fails a test instead of hanging it.
+
+#[path = "support/memlock.rs"]
+mod memlock;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use corelog::cluster::{Cluster, Member, shard_of};
+use corelog::raftpb::{Entry, Message, MessageType};
+use corelog::transport::handshake::PROTOCOL_VERSION;
+use corelog::transport::{
+    Encoder, Handshake, Inbox, Limits, NetConfig, NetOptions, NetStats, PeerNet, SendError,
+};
+use glommio::{LocalExecutorBuilder, Placement};
+use prost::Message as _;
+
+/// Upper bound of any one wait in these tests.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+// ---------------------------------------------------------------- setup
+
+/// A base port with `n` free consecutive ports after it (std listeners
+/// bound to :0 first, so parallel tests do not collide).
+fn free_ports(n: u16) -> u16 {
+    'retry: loop {
+        let first = StdListener::bind("127.0.0.1:0").unwrap();
+        let base = first.local_addr().unwrap().port();
+        let mut held = vec![first];
+        for k in 1..n {
+            let Some(port) = base.checked_add(k) else {
+                continue 'retry;
+            };
+            match StdListener::bind(("127.0.0.1", port)) {
+                Ok(l) => held.push(l),
+                Err(_) => continue 'retry,
+            }
+        }
+        return base;
+    }
+}
+
+/// A cluster of members `1..=shards.len()`, member `i + 1` with
+/// `shards[i]` shards, on free ports.
+fn cluster_with(id: u64, shards: &[u32]) -> Arc<Cluster> {
+    let members = shards
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            let mid = i as u64 + 1;
+            Member {
+                id: mid,
+                name: format!("m{mid}"),
+                peer_addr: SocketAddr::from(([127, 0, 0, 1], free_ports(n as u16))),
+                // Never bound here: another address keeps it clear of the
+                // peer ports.
+                client_addr: SocketAddr::from(([127, 0, 0, 2], 1000 + 10 * mid as u16)),
+                shards: n,
+            }
+        })
+        .collect();
+    Arc::new(Cluster::new(id, members, 1 << 20, 1).unwrap())
+}
+
+fn config(cluster: &Arc<Cluster>, member: u64, shard: u32) -> NetConfig {
+    NetConfig {
+        cluster: cluster.clone(),
+        member,
+        shard,
+        limits: Limits::default(),
+        max_queue_bytes: 8 << 20,
+        backoff_min: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(100),
+        seed: member * 1000 + u64::from(shard),
+    }
+}
+
+fn options() -> NetOptions {
+    NetOptions {
+        handshake_timeout: Duration::from_millis(300),
+        ..NetOptions::default()
+    }
+}
+
+/// Runs `f` on a glommio executor of its own thread.
+fn on_executor<T, F, Fut>(name: &str, f: F) -> glommio::ExecutorJoinHandle<T>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T> + 'static,
+    T: Send + 'static,
+{
+    memlock::raise_memlock_limit().unwrap();
+    LocalExecutorBuilder::new(Placement::Unbound)
+        .name(name)
+        .spawn(f)
+        .unwrap()
+}
+
+/// Sleeps on the executor until `cond` holds; panics after [`DEADLINE`].
+async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// The same from a plain thread.
+fn wait_until_blocking(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A counter threads meet at.
+#[derive(Clone, Default)]
+struct Count(Arc<AtomicU64>);
+
+impl Count {
+    fn add(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+    fn get(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+    async fn reach(&self, n: u64, what: &str) {
+        wait_until(what, || self.get() >= n).await
+    }
+}
+
+// ------------------------------------------------------------- messages
+
+/// Deterministic payload bytes of entry `k` of message `seq` of `group`.
+fn pattern(group: u64, seq: u64, k: u64, len: usize) -> Bytes {
+    (0..len)
+        .map(|i| (group * 31 + seq * 7 + k * 13 + i as u64) as u8)
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+/// Entry sizes of test messages: one copied by the encoder (below
+/// INLINE_MAX), one referenced.
+const SMALL: usize = 100;
+const LARGE: usize = 3000;
+
+fn app(from: u64, to: u64, group: u64, seq: u64) -> Message {
+    Message {
+        r#type: MessageType::MsgApp as i32,
+        to,
+        from,
+        term: 1,
+        log_term: 1,
+        index: seq,
+        commit: seq,
+        entries: vec![
+            Entry {
+                term: 1,
+                index: 2 * seq,
+                data: pattern(group, seq, 0, SMALL),
+                ..Entry::default()
+            },
+            Entry {
+                term: 1,
+                index: 2 * seq + 1,
+                data: pattern(group, seq, 1, LARGE),
+                ..Entry::default()
+            },
+        ],
+        ..Message::default()
+    }
+}
+
+/// Checks a received `app(from, to, group, seq)`: fields, payload bytes,
+/// and that its two payloads sit in one buffer exactly as far apart as
+/// the wire put them (so both are slices of the receive buffer, not
+/// copies).
+fn check_app(group: u64, m: &Message, seq: u64) {
+    assert_eq!(m.r#type, MessageType::MsgApp as i32);
+    assert_eq!((m.index, m.commit, m.term), (seq, seq, 1));
+    assert_eq!(m.entries.len(), 2);
+    let (e0, e1) = (&m.entries[0], &m.entries[1]);
+    assert_eq!(
+        e0.data,
+        pattern(group, seq, 0, SMALL),
+        "group {group} seq {seq}"
+    );
+    assert_eq!(
+        e1.data,
+        pattern(group, seq, 1, LARGE),
+        "group {group} seq {seq}"
+    );
+    // On the wire, e1's data follows e0's data after e1's field key, its
+    // length varint and e1's fields before `data` (its last field).
+    let elen = e1.encoded_len();
+    let wire_gap = e0.data.len() + 1 + prost::length_delimiter_len(elen) + (elen - e1.data.len());
+    let gap = e1.data.as_ptr() as usize - e0.data.as_ptr() as usize;
+    assert_eq!(
+        gap, wire_gap,
+        "payloads are not slices of one receive buffer"
+    );
+}
+
+// -------------------------------------------------------------- exchange
+
+/// Every member sends `per_group` messages of every group it runs to
+/// every other member; each member checks that each message arrives at
+/// the shard that runs its group, in order per sender, bytes intact.
+fn exchange(shards: &[u32], groups: u64, per_group: u64) -> Vec<NetStats> {
+    let cluster = cluster_with(0xc1, shards);
+    let started = Count::default();
+    let done = Count::default();
+    let total: u64 = shards.iter().map(|&n| u64::from(n)).sum();
+    let mut handles = Vec::new();
+    for m in cluster.members().iter().cloned() {
+        for s in 0..m.shards {
+            let (cluster, started, done) = (cluster.clone(), started.clone(), done.clone());
+            let m = m.clone();
+            handles.push(on_executor(&format!("m{}s{s}", m.id), move || async move {
+                let inbox = Inbox::new();
+                let net = PeerNet::start_with(config(&cluster, m.id, s), options(), inbox.clone())
+                    .unwrap();
+                started.add();
+                started.reach(total, "every listener").await;
+                let others: Vec<Member> = cluster
+                    .members()
+                    .iter()
+                    .filter(|o| o.id != m.id)
+                    .cloned()
+                    .collect();
+                let mine: Vec<u64> = (0..groups).filter(|&g| m.shard_of(g) == s).collect();
+                // What arrives here: from every other member, the groups
+                // this shard runs.
+                let expected = (others.len() * mine.len()) as u64 * per_group;
+                let mut next: HashMap<(u64, u64), u64> = HashMap::new();
+                let mut got = 0u64;
+                let mut out = Vec::new();
+                let mut receive = |inbox: &Inbox| {
+                    inbox.drain_into(&mut out);
+                    for (g, msg) in out.drain(..) {
+                        assert_eq!(m.shard_of(g), s, "group {g} landed on shard {s}");
+                        assert_eq!(msg.to, m.id);
+                        let seq = next.entry((msg.from, g)).or_insert(1);
+                        check_app(g, &msg, *seq);
+                        *seq += 1;
+                        got += 1;
+                    }
+                    got
+                };
+                // One turn per sequence number: send, flush, let the
+                // connections write while reading what arrived.
+                for seq in 1..=per_group {
+                    for &g in &mine {
+                        for o in &others {
+                            net.send(o.id, g, app(m.id, o.id, g, seq)).unwrap();
+                        }
+                    }
+                    net.flush();
+                    glommio::executor().yield_task_queue_now().await;
+                    receive(&inbox);
+                }
+                let start = Instant::now();
+                while receive(&inbox) < expected {
+                    assert!(
+                        start.elapsed() < DEADLINE,
+                        "member {} shard {s}: {got} of {expected} messages",
+                        m.id
+                    );
+                    futures_lite::future::or(inbox.wait(), glommio::timer::sleep(DEADLINE)).await;
+                }
+                assert_eq!(got, expected);
+                done.add();
+                // Keep serving until everyone has everything.
+                done.reach(total, "every member's messages").await;
+                net.shutdown().await;
+                let mut unreachable = Vec::new();
+                net.take_unreachable(&mut unreachable);
+                assert!(unreachable.is_empty(), "{unreachable:?}");
+                net.stats()
+            }));
+        }
+    }
+    let stats: Vec<NetStats> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let sent: u64 = stats.iter().map(|s| s.messages_sent).sum();
+    let received: u64 = stats.iter().map(|s| s.messages_received).sum();
+    assert_eq!(sent, received);
+    for s in &stats {
+        assert_eq!(s.dropped_unreachable + s.send_queue_full, 0, "{s:?}");
+        assert_eq!(
+            s.dropped_wrong_shard + s.dropped_wrong_to + s.dropped_wrong_from,
+            0,
+            "{s:?}"
+        );
+        assert_eq!(
+            s.closed_bad_crc + s.closed_malformed + s.closed_oversized,
+            0
+        );
+    }
+    stats
+}
+
+#[test]
+fn two_members_one_shard_exchange_many_groups_in_order() {
+    let stats = exchange(&[1, 1], 32, 20);
+    // 32 groups x 20 messages each way.
+    let sent: u64 = stats.iter().map(|s| s.messages_sent).sum();
+    assert_eq!(sent, 2 * 32 * 20);
+    // Batched: far fewer frames than messages.
+    let frames: u64 = stats.iter().map(|s| s.frames_sent).sum();
+    assert!(frames <= 2 * 20, "{frames} frames for 20 turns per member");
+}
+
+#[test]
+fn three_members_of_one_and_two_shards_exchange_many_groups_in_order() {
+    let stats = exchange(&[1, 2, 2], 48, 10);
+    let sent: u64 = stats.iter().map(|s| s.messages_sent).sum();
+    // Each member sends each of the 48 groups to the two others.
+    assert_eq!(sent, 3 * 48 * 2 * 10);
+    // Member 1 (one shard) dials each shard of members 2 and 3.
+    assert_eq!(stats[0].connects, 4);
+}
