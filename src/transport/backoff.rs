@@ -72,10 +72,10 @@ mod tests {
     #[test]
     fn delays_double_within_jitter_and_stop_at_the_cap() {
         let mut b = Backoff::new(10 * MS, 100 * MS, 7);
-        let nominal = [10u64, 20, 40, 80, 100, 100, 100];
+        let nominal = [10u32, 20, 40, 80, 100, 100, 100];
         for n in nominal {
             let d = b.next_delay();
-            let n = n * MS;
+            let n = MS * n;
             assert!(
                 d >= n / 2 && d <= n,
                 "delay {d:?} outside [{:?}, {n:?}]",
