@@ -331,3 +331,379 @@ fn three_members_of_one_and_two_shards_exchange_many_groups_in_order() {
     // Member 1 (one shard) dials each shard of members 2 and 3.
     assert_eq!(stats[0].connects, 4);
 }
+
+// ------------------------------------------------------- raw peer clients
+
+/// A plain blocking connection to a peer port, as a hostile or broken
+/// peer would open it.
+fn raw_connect(addr: SocketAddr) -> StdStream {
+    let s = StdStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    s
+}
+
+/// Asserts that the other end closes `s` without sending a byte.
+fn expect_closed(s: &mut StdStream, what: &str) {
+    let mut b = [0u8; 64];
+    match s.read(&mut b) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Ok(n) => panic!("{what}: got {n} bytes, expected the connection closed"),
+        Err(e) => panic!("{what}: expected the connection closed, got {e}"),
+    }
+}
+
+/// Opens a connection and completes `hello`'s handshake (checking the
+/// reply).
+fn raw_hello(addr: SocketAddr, hello: Handshake) -> StdStream {
+    let mut s = raw_connect(addr);
+    s.write_all(&hello.encode()).unwrap();
+    let mut reply = [0u8; corelog::transport::HANDSHAKE_LEN];
+    s.read_exact(&mut reply).unwrap();
+    assert_eq!(reply, hello.reply().encode());
+    s
+}
+
+/// The bytes of one frame of `msgs`.
+fn frame(msgs: Vec<(u64, Message)>) -> Vec<u8> {
+    let mut enc = Encoder::new(Limits::default());
+    for (g, m) in msgs {
+        enc.push(g, m).unwrap();
+    }
+    enc.finish().to_vec()
+}
+
+/// A group that member `m` runs on shard `s`.
+fn group_on(m: &Member, s: u32, nth: usize) -> u64 {
+    (0..).filter(|&g| m.shard_of(g) == s).nth(nth).unwrap()
+}
+
+// ------------------------------------------------------------ handshakes
+
+#[test]
+fn refused_handshakes_are_closed_and_counted_and_good_peers_keep_working() {
+    // Member 1 (two shards) is dialled at shard 0; member 2 is a good
+    // peer; a member 2 of another cluster dials member 1 too.
+    let cluster = cluster_with(0xc1, &[2, 1]);
+    let foreign = {
+        let mut members = cluster.members().to_vec();
+        members[1].peer_addr.set_port(free_ports(1));
+        Arc::new(Cluster::new(0xbad, members, 1 << 20, 1).unwrap())
+    };
+    let m1 = cluster.member(1).unwrap().clone();
+    let g = group_on(&m1, 0, 0);
+    let target = m1.peer_addr_of_shard(0).unwrap();
+    let (started, attacked, done) = (Count::default(), Count::default(), Count::default());
+
+    let receiver = {
+        let (cluster, started, attacked, done) = (
+            cluster.clone(),
+            started.clone(),
+            attacked.clone(),
+            done.clone(),
+        );
+        on_executor("m1s0", move || async move {
+            let inbox = Inbox::new();
+            let net =
+                PeerNet::start_with(config(&cluster, 1, 0), options(), inbox.clone()).unwrap();
+            started.add();
+            attacked.reach(1, "the attacks").await;
+            let mut got = Vec::new();
+            wait_until("member 2's ten messages", || {
+                inbox.drain_into(&mut got);
+                got.len() >= 10
+            })
+            .await;
+            for (i, (group, m)) in got.iter().enumerate() {
+                assert_eq!(*group, g);
+                check_app(g, m, i as u64 + 1);
+            }
+            done.add();
+            done.reach(3, "the senders").await;
+            net.shutdown().await;
+            net.stats()
+        })
+    };
+    let good = {
+        let (cluster, started, attacked, done) = (
+            cluster.clone(),
+            started.clone(),
+            attacked.clone(),
+            done.clone(),
+        );
+        on_executor("m2s0", move || async move {
+            let net = PeerNet::start_with(config(&cluster, 2, 0), options(), Inbox::new()).unwrap();
+            started.add();
+            started.reach(3, "every listener").await;
+            for seq in 1..=10 {
+                if seq == 6 {
+                    // Half before the attacks, half after.
+                    attacked.reach(1, "the attacks").await;
+                }
+                net.send(1, g, app(2, 1, g, seq)).unwrap();
+                net.flush();
+                glommio::timer::sleep(Duration::from_millis(2)).await;
+            }
+            done.add();
+            done.reach(3, "the receiver").await;
+            net.shutdown().await;
+            net.stats()
+        })
+    };
+    let stranger = {
+        let (foreign, started, done) = (foreign.clone(), started.clone(), done.clone());
+        on_executor("foreign", move || async move {
+            let net = PeerNet::start_with(config(&foreign, 2, 0), options(), Inbox::new()).unwrap();
+            started.add();
+            started.reach(3, "every listener").await;
+            let mut unreachable = Vec::new();
+            let start = Instant::now();
+            while unreachable.is_empty() {
+                assert!(start.elapsed() < DEADLINE, "the refusal was never reported");
+                net.send(1, g, app(2, 1, g, 1)).unwrap();
+                net.flush();
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+                net.take_unreachable(&mut unreachable);
+            }
+            done.add();
+            net.shutdown().await;
+            (net.stats(), unreachable)
+        })
+    };
+
+    wait_until_blocking("every listener", || started.get() >= 3);
+    let hello = Handshake {
+        cluster_id: 0xc1,
+        from_member: 2,
+        to_member: 1,
+        from_shard: 0,
+        to_shard: 0,
+    };
+    let refused = [
+        (
+            "foreign cluster",
+            Handshake {
+                cluster_id: 0xbad,
+                ..hello
+            }
+            .encode(),
+        ),
+        (
+            "unknown member",
+            Handshake {
+                from_member: 9,
+                ..hello
+            }
+            .encode(),
+        ),
+        (
+            "another shard's port",
+            Handshake {
+                to_shard: 1,
+                ..hello
+            }
+            .encode(),
+        ),
+        (
+            "a shard member 1 lacks",
+            Handshake {
+                to_shard: 5,
+                ..hello
+            }
+            .encode(),
+        ),
+        (
+            "another member",
+            Handshake {
+                to_member: 2,
+                ..hello
+            }
+            .encode(),
+        ),
+        ("another version", {
+            let mut b = hello.encode();
+            b[4..6].copy_from_slice(&(PROTOCOL_VERSION + 1).to_le_bytes());
+            b
+        }),
+        ("not a handshake", {
+            let mut b = [b' '; 44];
+            b[..16].copy_from_slice(b"GET / HTTP/1.1\r\n");
+            b
+        }),
+    ];
+    for (what, bytes) in refused {
+        let mut s = raw_connect(target);
+        s.write_all(&bytes).unwrap();
+        expect_closed(&mut s, what);
+    }
+    // Ten bytes, then the end of the stream.
+    let mut s = raw_connect(target);
+    s.write_all(&hello.encode()[..10]).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    expect_closed(&mut s, "a truncated handshake");
+    // Nothing at all: closed after the handshake timeout.
+    let mut s = raw_connect(target);
+    expect_closed(&mut s, "a silent peer");
+    // A good handshake is still answered.
+    drop(raw_hello(target, hello));
+    attacked.add();
+
+    let stats = receiver.join().unwrap();
+    let good = good.join().unwrap();
+    let (stranger, unreachable) = stranger.join().unwrap();
+    assert!(stats.refused_foreign_cluster >= 2, "{stats:?}");
+    assert_eq!(stats.refused_unknown_member, 1, "{stats:?}");
+    assert_eq!(stats.refused_wrong_shard, 2, "{stats:?}");
+    assert_eq!(stats.refused_wrong_member, 1, "{stats:?}");
+    assert_eq!(stats.refused_version, 1, "{stats:?}");
+    assert_eq!(stats.refused_bad_handshake, 2, "{stats:?}");
+    assert_eq!(stats.refused_handshake_timeout, 1, "{stats:?}");
+    // Member 2 and the good raw handshake.
+    assert_eq!(stats.accepted, 2, "{stats:?}");
+    assert_eq!(good.messages_sent, 10);
+    assert_eq!(good.dropped_unreachable, 0);
+    // The refused dialler never connected and reported the member.
+    assert_eq!(stranger.connects, 0);
+    assert!(stranger.connect_failures >= 1, "{stranger:?}");
+    assert_eq!(unreachable, vec![(1, g)]);
+}
+
+// --------------------------------------------------------------- garbage
+
+#[test]
+fn garbage_bad_crc_oversized_and_malformed_frames_close_only_their_connection() {
+    // Member 1 (two shards) is read at shard 0; member 2 is a good peer;
+    // raw connections speak as member 3.
+    let cluster = cluster_with(0xc1, &[2, 1, 1]);
+    let m1 = cluster.member(1).unwrap().clone();
+    let g = group_on(&m1, 0, 0);
+    let g_other_shard = group_on(&m1, 1, 0);
+    let target = m1.peer_addr_of_shard(0).unwrap();
+    let (started, attacked, done) = (Count::default(), Count::default(), Count::default());
+
+    let receiver = {
+        let (cluster, started, done) = (cluster.clone(), started.clone(), done.clone());
+        on_executor("m1s0", move || async move {
+            let inbox = Inbox::new();
+            let net =
+                PeerNet::start_with(config(&cluster, 1, 0), options(), inbox.clone()).unwrap();
+            started.add();
+            let mut got = Vec::new();
+            // Ten from member 2, two from the raw member 3.
+            wait_until("twelve messages", || {
+                inbox.drain_into(&mut got);
+                got.len() >= 12
+            })
+            .await;
+            done.add();
+            done.reach(2, "the sender").await;
+            net.shutdown().await;
+            (net.stats(), got)
+        })
+    };
+    let good = {
+        let (cluster, started, attacked, done) = (
+            cluster.clone(),
+            started.clone(),
+            attacked.clone(),
+            done.clone(),
+        );
+        on_executor("m2s0", move || async move {
+            let net = PeerNet::start_with(config(&cluster, 2, 0), options(), Inbox::new()).unwrap();
+            started.add();
+            started.reach(2, "every listener").await;
+            for seq in 1..=10 {
+                if seq == 6 {
+                    attacked.reach(1, "the attacks").await;
+                }
+                net.send(1, g, app(2, 1, g, seq)).unwrap();
+                net.flush();
+                glommio::timer::sleep(Duration::from_millis(2)).await;
+            }
+            done.add();
+            done.reach(2, "the receiver").await;
+            net.shutdown().await;
+            net.stats()
+        })
+    };
+
+    wait_until_blocking("every listener", || started.get() >= 2);
+    let hello = Handshake {
+        cluster_id: 0xc1,
+        from_member: 3,
+        to_member: 1,
+        from_shard: 0,
+        to_shard: 0,
+    };
+    // One good frame with three messages that are not for this shard,
+    // then another good frame: the connection stays.
+    let mut s = raw_hello(target, hello);
+    let wrong_to = app(3, 2, g, 1);
+    let wrong_from = app(2, 1, g, 1);
+    let other_shard = app(3, 1, g_other_shard, 1);
+    s.write_all(&frame(vec![
+        (g, wrong_to),
+        (g, app(3, 1, g, 1)),
+        (g_other_shard, other_shard),
+        (g, wrong_from),
+    ]))
+    .unwrap();
+    s.write_all(&frame(vec![(g, app(3, 1, g, 2))])).unwrap();
+    let good_raw = s;
+
+    let mut bad_crc = frame(vec![(g, app(3, 1, g, 3))]);
+    let last = bad_crc.len() - 1;
+    bad_crc[last] ^= 0x40;
+    let mut oversized = Vec::new();
+    oversized.extend_from_slice(&(Limits::default().max_frame_bytes + 1).to_le_bytes());
+    oversized.extend_from_slice(&[0u8; 4]);
+    // A payload with a valid crc announcing one message of 1,000 bytes
+    // and carrying three.
+    let mut payload = Vec::new();
+    payload.extend_from_slice(&1u32.to_le_bytes());
+    payload.extend_from_slice(&g.to_le_bytes());
+    payload.extend_from_slice(&1000u32.to_le_bytes());
+    payload.extend_from_slice(&[8, 3, 16]);
+    let mut malformed = Vec::new();
+    malformed.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    malformed.extend_from_slice(&corelog::transport::frame::checksum(&payload).to_le_bytes());
+    malformed.extend_from_slice(&payload);
+    for (what, bytes) in [
+        ("garbage", vec![0xff; 64]),
+        ("a bad crc", bad_crc),
+        ("an oversized length", oversized),
+        ("a malformed payload", malformed),
+    ] {
+        let mut s = raw_hello(target, hello);
+        s.write_all(&bytes).unwrap();
+        expect_closed(&mut s, what);
+    }
+    attacked.add();
+
+    let (stats, got) = receiver.join().unwrap();
+    good.join().unwrap();
+    drop(good_raw);
+    let from2: Vec<&Message> = got
+        .iter()
+        .filter(|(_, m)| m.from == 2)
+        .map(|(_, m)| m)
+        .collect();
+    assert_eq!(from2.len(), 10);
+    for (i, m) in from2.iter().enumerate() {
+        check_app(g, m, i as u64 + 1);
+    }
+    let from3: Vec<u64> = got
+        .iter()
+        .filter(|(_, m)| m.from == 3)
+        .map(|(_, m)| m.index)
+        .collect();
+    assert_eq!(from3, vec![1, 2]);
+    assert_eq!(stats.closed_oversized, 2, "{stats:?}");
+    assert_eq!(stats.closed_bad_crc, 1, "{stats:?}");
+    assert_eq!(stats.closed_malformed, 1, "{stats:?}");
+    assert_eq!(stats.dropped_wrong_to, 1, "{stats:?}");
+    assert_eq!(stats.dropped_wrong_from, 1, "{stats:?}");
+    assert_eq!(stats.dropped_wrong_shard, 1, "{stats:?}");
+    // Member 2 and five raw connections.
+    assert_eq!(stats.accepted, 6, "{stats:?}");
+}
