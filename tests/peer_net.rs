@@ -7,17 +7,15 @@
 #[path = "support/memlock.rs"]
 mod memlock;
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
-use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use corelog::cluster::{Cluster, Member, shard_of};
+use corelog::cluster::{Cluster, Member};
 use corelog::raftpb::{Entry, Message, MessageType};
 use corelog::transport::handshake::PROTOCOL_VERSION;
 use corelog::transport::{
@@ -706,4 +704,314 @@ fn garbage_bad_crc_oversized_and_malformed_frames_close_only_their_connection() 
     assert_eq!(stats.dropped_wrong_shard, 1, "{stats:?}");
     // Member 2 and five raw connections.
     assert_eq!(stats.accepted, 6, "{stats:?}");
+}
+
+// ----------------------------------------------------- going and coming back
+
+#[test]
+fn a_peer_that_goes_away_is_reported_unreachable_and_reconnected_when_back() {
+    let cluster = cluster_with(0xc1, &[1, 1]);
+    let g = 7;
+    let (started, down, back) = (Count::default(), Count::default(), Count::default());
+
+    let b = {
+        let (cluster, started, down, back) =
+            (cluster.clone(), started.clone(), down.clone(), back.clone());
+        on_executor("m2", move || async move {
+            let inbox = Inbox::new();
+            let net =
+                PeerNet::start_with(config(&cluster, 2, 0), options(), inbox.clone()).unwrap();
+            started.add();
+            let mut got = Vec::new();
+            wait_until("the first three messages", || {
+                inbox.drain_into(&mut got);
+                got.len() >= 3
+            })
+            .await;
+            net.shutdown().await;
+            drop(net);
+            down.add();
+            // Away until member 1 has seen the loss.
+            down.reach(2, "member 1 to report the loss").await;
+            let inbox = Inbox::new();
+            let net =
+                PeerNet::start_with(config(&cluster, 2, 0), options(), inbox.clone()).unwrap();
+            let mut after = Vec::new();
+            wait_until("messages after the restart", || {
+                inbox.drain_into(&mut after);
+                after.len() >= 3
+            })
+            .await;
+            back.add();
+            net.shutdown().await;
+            (got, after)
+        })
+    };
+    let a = {
+        let (cluster, started, down, back) =
+            (cluster.clone(), started.clone(), down.clone(), back.clone());
+        on_executor("m1", move || async move {
+            let net = PeerNet::start_with(config(&cluster, 1, 0), options(), Inbox::new()).unwrap();
+            started.add();
+            started.reach(2, "both listeners").await;
+            let mut seq = 0;
+            let mut unreachable = Vec::new();
+            let mut send = |net: &PeerNet| {
+                seq += 1;
+                net.send(2, g, app(1, 2, g, seq)).unwrap();
+                net.flush();
+            };
+            for _ in 0..3 {
+                send(&net);
+                glommio::timer::sleep(Duration::from_millis(2)).await;
+            }
+            down.reach(1, "member 2 to go away").await;
+            // Keep sending: the loss is noticed and what is sent while
+            // member 2 is away is reported.
+            let start = Instant::now();
+            while unreachable.is_empty() {
+                assert!(start.elapsed() < DEADLINE, "the loss was never reported");
+                send(&net);
+                glommio::timer::sleep(Duration::from_millis(5)).await;
+                net.take_unreachable(&mut unreachable);
+            }
+            assert_eq!(unreachable, vec![(2, g)], "each pair once");
+            let lost_by = net.stats();
+            down.add();
+            let start = Instant::now();
+            while back.get() == 0 {
+                assert!(start.elapsed() < DEADLINE, "never reconnected");
+                send(&net);
+                glommio::timer::sleep(Duration::from_millis(5)).await;
+            }
+            net.shutdown().await;
+            (lost_by, net.stats())
+        })
+    };
+    let (got, after) = b.join().unwrap();
+    let (lost_by, stats) = a.join().unwrap();
+    for (i, (group, m)) in got.iter().take(3).enumerate() {
+        assert_eq!(*group, g);
+        check_app(g, m, i as u64 + 1);
+    }
+    // After the restart: in order, later than anything before it.
+    let seqs: Vec<u64> = after.iter().map(|(_, m)| m.index).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    assert!(seqs[0] > 3, "{seqs:?}");
+    assert!(lost_by.dropped_unreachable >= 1, "{lost_by:?}");
+    assert!(
+        lost_by.connections_lost + lost_by.connect_failures >= 1,
+        "{lost_by:?}"
+    );
+    assert_eq!(stats.connects, 2, "{stats:?}");
+}
+
+// ---------------------------------------------------------------- queues
+
+#[test]
+fn a_full_queue_refuses_sends_until_flushed_and_written() {
+    let cluster = cluster_with(0xc1, &[1, 1]);
+    let started = Count::default();
+    let done = Count::default();
+    let b = {
+        let (cluster, started, done) = (cluster.clone(), started.clone(), done.clone());
+        on_executor("m2", move || async move {
+            let inbox = Inbox::new();
+            let net =
+                PeerNet::start_with(config(&cluster, 2, 0), options(), inbox.clone()).unwrap();
+            started.add();
+            done.reach(1, "member 1").await;
+            net.shutdown().await;
+            inbox.len()
+        })
+    };
+    let a = {
+        let (cluster, started, done) = (cluster.clone(), started.clone(), done.clone());
+        on_executor("m1", move || async move {
+            let cfg = NetConfig {
+                max_queue_bytes: 16 << 10,
+                ..config(&cluster, 1, 0)
+            };
+            let net = PeerNet::start_with(cfg, options(), Inbox::new()).unwrap();
+            started.add();
+            started.reach(2, "both listeners").await;
+            // Unflushed messages of ~3.2 KB: the sixth passes 16 KiB.
+            let mut accepted = 0;
+            let err = loop {
+                match net.send(2, 1, app(1, 2, 1, accepted + 1)) {
+                    Ok(()) => accepted += 1,
+                    Err(e) => break e,
+                }
+                assert!(accepted < 100, "the queue never filled");
+            };
+            assert!(
+                matches!(err, SendError::QueueFull { member: 2, shard: 0, limit, .. } if limit == 16 << 10),
+                "{err:?}"
+            );
+            assert_eq!(accepted, 6);
+            net.flush();
+            wait_until("the queue written", || {
+                net.stats().messages_sent == accepted
+            })
+            .await;
+            net.send(2, 1, app(1, 2, 1, accepted + 1)).unwrap();
+            net.flush();
+            wait_until("the last one written", || {
+                net.stats().messages_sent == accepted + 1
+            })
+            .await;
+            // Other refusals.
+            assert_eq!(
+                net.send(99, 1, app(1, 99, 1, 1)),
+                Err(SendError::UnknownMember { member: 99 })
+            );
+            let local = Message {
+                r#type: MessageType::MsgStorageAppend as i32,
+                to: 2,
+                ..Message::default()
+            };
+            assert!(matches!(
+                net.send(2, 1, local),
+                Err(SendError::Encode(
+                    corelog::transport::Error::LocalOnly { .. }
+                ))
+            ));
+            let stats = net.stats();
+            done.add();
+            net.shutdown().await;
+            assert_eq!(net.send(2, 1, app(1, 2, 1, 1)), Err(SendError::Shutdown));
+            stats
+        })
+    };
+    let stats = a.join().unwrap();
+    assert_eq!(b.join().unwrap(), 7);
+    assert_eq!(stats.send_queue_full, 1);
+    assert_eq!(stats.dropped_unreachable, 0);
+}
+
+#[test]
+fn a_peer_that_stops_reading_fills_the_queue_and_its_loss_reports_the_queue() {
+    // Member 2 is a plain thread that answers the handshake, then reads
+    // nothing until told to go.
+    let cluster = cluster_with(0xc1, &[1, 1]);
+    let addr = cluster.member(2).unwrap().peer_addr;
+    let listener = StdListener::bind(addr).unwrap();
+    let release = Count::default();
+    let stalled = {
+        let release = release.clone();
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut hello = [0u8; corelog::transport::HANDSHAKE_LEN];
+            s.read_exact(&mut hello).unwrap();
+            let hello = Handshake::decode(&hello).unwrap();
+            s.write_all(&hello.reply().encode()).unwrap();
+            wait_until_blocking("the release", || release.get() > 0);
+            // Closing with unread bytes: the writer sees a reset.
+        })
+    };
+    let a = {
+        let (cluster, release) = (cluster.clone(), release.clone());
+        on_executor("m1", move || async move {
+            let cfg = NetConfig {
+                max_queue_bytes: 1 << 20,
+                ..config(&cluster, 1, 0)
+            };
+            let net = PeerNet::start_with(cfg, options(), Inbox::new()).unwrap();
+            let big = |seq: u64| Message {
+                r#type: MessageType::MsgApp as i32,
+                to: 2,
+                from: 1,
+                index: seq,
+                entries: vec![Entry {
+                    data: Bytes::from(vec![7u8; 64 << 10]),
+                    ..Entry::default()
+                }],
+                ..Message::default()
+            };
+            let mut seq = 0;
+            let start = Instant::now();
+            let err = loop {
+                assert!(start.elapsed() < DEADLINE, "the queue never filled");
+                seq += 1;
+                match net.send(2, 5, big(seq)) {
+                    Ok(()) => {}
+                    Err(e) => break e,
+                }
+                net.flush();
+                glommio::timer::sleep(Duration::from_millis(1)).await;
+            };
+            assert!(matches!(err, SendError::QueueFull { .. }), "{err:?}");
+            let full = net.stats();
+            release.add();
+            let mut unreachable = Vec::new();
+            wait_until("the loss reported", || {
+                net.take_unreachable(&mut unreachable);
+                !unreachable.is_empty()
+            })
+            .await;
+            net.shutdown().await;
+            (full, net.stats(), unreachable)
+        })
+    };
+    let (full, stats, unreachable) = a.join().unwrap();
+    stalled.join().unwrap();
+    assert_eq!(full.send_queue_full, 1);
+    // Bytes went out until the kernel's buffers filled, then queued.
+    assert!(full.messages_sent > 0, "{full:?}");
+    assert_eq!(unreachable, vec![(2, 5)]);
+    assert!(stats.dropped_unreachable > 0, "{stats:?}");
+    assert_eq!(stats.connections_lost, 1, "{stats:?}");
+}
+
+#[test]
+fn everything_toward_one_peer_in_a_turn_is_one_frame_and_one_write() {
+    let cluster = cluster_with(0xc1, &[1, 1]);
+    let started = Count::default();
+    let b = {
+        let (cluster, started) = (cluster.clone(), started.clone());
+        on_executor("m2", move || async move {
+            let inbox = Inbox::new();
+            let net =
+                PeerNet::start_with(config(&cluster, 2, 0), options(), inbox.clone()).unwrap();
+            started.add();
+            let mut got = Vec::new();
+            wait_until("100 heartbeats", || {
+                inbox.drain_into(&mut got);
+                got.len() >= 100
+            })
+            .await;
+            net.shutdown().await;
+            let groups: Vec<u64> = got.iter().map(|(g, _)| *g).collect();
+            assert_eq!(groups, (0..100).collect::<Vec<u64>>());
+            net.stats()
+        })
+    };
+    let a = {
+        let (cluster, started) = (cluster.clone(), started.clone());
+        on_executor("m1", move || async move {
+            let net = PeerNet::start_with(config(&cluster, 1, 0), options(), Inbox::new()).unwrap();
+            started.add();
+            started.reach(2, "both listeners").await;
+            for g in 0..100 {
+                let hb = Message {
+                    r#type: MessageType::MsgHeartbeat as i32,
+                    to: 2,
+                    from: 1,
+                    term: 3,
+                    commit: g,
+                    ..Message::default()
+                };
+                net.send(2, g, hb).unwrap();
+            }
+            net.flush();
+            wait_until("the frame written", || net.stats().messages_sent == 100).await;
+            net.shutdown().await;
+            net.stats()
+        })
+    };
+    let sent = a.join().unwrap();
+    let received = b.join().unwrap();
+    assert_eq!((sent.frames_sent, sent.writes), (1, 1), "{sent:?}");
+    assert_eq!(received.frames_received, 1, "{received:?}");
+    assert_eq!(received.messages_received, 100);
 }
