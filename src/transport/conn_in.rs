@@ -22,15 +22,12 @@ use futures_lite::future::or;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 
-use super::codec::Messages;
-use super::frame::split_frame;
 use super::handshake::{HANDSHAKE_LEN, Handshake};
 use super::inbox::Inbox;
 use super::net::{Shared, TaskGuard};
+use super::reader::FrameReader;
 use super::sock::read_some;
 use super::{Error, FRAME_HEADER_LEN};
-use crate::cluster::shard_of;
-use crate::raftpb::Message;
 
 /// Accepts connections until shutdown; each gets a task of its own.
 pub(crate) async fn accept_loop(
@@ -176,65 +173,21 @@ async fn read_handshake(net: &Shared, stream: &mut TcpStream) -> Result<Handshak
 
 /// Reads frames until the peer closes or sends something refused.
 async fn read_frames(net: &Shared, stream: &TcpStream, inbox: &Inbox, from: u64) -> Closed {
-    let limits = net.cfg.limits;
     let chunk = net.opts.read_buffer_bytes.max(FRAME_HEADER_LEN);
     // Read into at least a quarter chunk, so a nearly full buffer does not
     // turn into many small reads.
     let min_room = (chunk / 4).max(FRAME_HEADER_LEN);
     let mut buf = BytesMut::with_capacity(chunk);
-    let mut batch: Vec<(u64, Message)> = Vec::new();
-    let local_shards = net.local.shards;
+    let mut reader = FrameReader::new(
+        net.cfg.limits,
+        net.cfg.member,
+        net.cfg.shard,
+        net.local.shards,
+        from,
+    );
     loop {
-        // Cut every complete frame out of what arrived.
-        loop {
-            let payload = match split_frame(&mut buf, &limits) {
-                Ok(Some(p)) => p,
-                Ok(None) => break,
-                Err(e) => {
-                    net.stats.frame_refused(&e);
-                    return Closed::Refused(e);
-                }
-            };
-            let msgs = match Messages::new(payload, &limits) {
-                Ok(m) => m,
-                Err(e) => {
-                    net.stats.frame_refused(&e);
-                    return Closed::Refused(e);
-                }
-            };
-            for m in msgs {
-                match m {
-                    Ok(pair) => batch.push(pair),
-                    Err(e) => {
-                        net.stats.frame_refused(&e);
-                        return Closed::Refused(e);
-                    }
-                }
-            }
-            let decoded = batch.len() as u64;
-            let (mut wrong_to, mut wrong_from, mut wrong_shard) = (0u64, 0u64, 0u64);
-            batch.retain(|(group, m)| {
-                if m.to != net.cfg.member {
-                    wrong_to += 1;
-                    false
-                } else if m.from != from {
-                    wrong_from += 1;
-                    false
-                } else if shard_of(*group, local_shards) != net.cfg.shard {
-                    wrong_shard += 1;
-                    false
-                } else {
-                    true
-                }
-            });
-            net.stats.bump(|s| {
-                s.frames_received += 1;
-                s.messages_received += decoded;
-                s.dropped_wrong_to += wrong_to;
-                s.dropped_wrong_from += wrong_from;
-                s.dropped_wrong_shard += wrong_shard;
-            });
-            inbox.push_all(&mut batch);
+        if let Err(e) = reader.deliver(&mut buf, &net.stats, inbox) {
+            return Closed::Refused(e);
         }
         // `split_frame` has reserved the rest of a frame it has the
         // header of; beyond that, a quarter chunk at least.

@@ -107,11 +107,6 @@ impl Peer {
         }
     }
 
-    #[cfg(test)]
-    pub(crate) fn state(&self) -> LinkState {
-        self.state.get()
-    }
-
     /// Queues `msg` of `group` into the open frame (starting another when
     /// it is full). See `PeerNet::send`.
     pub(crate) fn send(&self, net: &Shared, group: u64, msg: Message) -> Result<(), SendError> {

@@ -16,6 +16,7 @@ mod conn_out;
 mod error;
 mod inbox;
 mod pbwire;
+mod reader;
 mod signal;
 mod sock;
 mod stats;
