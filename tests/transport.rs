@@ -485,6 +485,38 @@ fn encoding_by_value_moves_the_buffers_into_the_frame() {
 }
 
 #[test]
+fn try_push_gives_back_a_message_that_does_not_fit_untouched() {
+    let limits = Limits {
+        max_frame_bytes: 10_000,
+        ..Limits::default()
+    };
+    let mut enc = Encoder::new(limits);
+    enc.try_push(1, app(vec![big_entry(6000, 1)])).unwrap();
+    let second = app(vec![big_entry(6000, 2)]);
+    let ptr = second.entries[0].data.as_ptr() as usize;
+    let before = enc.frame_len();
+    let (err, back) = enc.try_push(2, second.clone()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Limit {
+                what: "frame bytes",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(back, second);
+    assert_eq!(back.entries[0].data.as_ptr() as usize, ptr, "same buffer");
+    assert_eq!(enc.frame_len(), before, "the frame is unchanged");
+    // A fresh frame takes it, buffer and all.
+    enc.clear();
+    enc.try_push(2, back).unwrap();
+    let frame = enc.finish();
+    assert!(frame.chunks().any(|c| c.as_ptr() as usize == ptr));
+}
+
+#[test]
 fn decoding_slices_entries_out_of_the_receive_buffer() {
     let msg = app((0..5).map(|i| big_entry(2000, i)).collect());
     let mut snap_msg = app(vec![]);
