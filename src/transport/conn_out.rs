@@ -29,18 +29,22 @@ use glommio::net::TcpStream;
 use super::backoff::Backoff;
 use super::codec::Encoder;
 use super::handshake::{HANDSHAKE_LEN, Handshake};
+use super::heartbeats::{HeartbeatBatch, coalescible};
 use super::net::{SendError, Shared, TaskGuard};
 use super::signal::Notify;
 use super::sock::{wait_readable, write_all_vectored};
 use super::{Error, Limits};
-use crate::raftpb::Message;
+use crate::raftpb::{Message, MessageType};
 
 /// Closed frames kept for reuse per peer: enough for the frames of a few
 /// turns in flight; beyond it, encoders are freed.
 const POOL_MAX: usize = 4;
+/// Heartbeats in one batch record at most (a few tens of KiB).
+const HEARTBEATS_PER_RECORD: usize = 4096;
 
-/// One frame under construction or waiting to be written, with the groups
-/// of its messages (to report them unreachable if it is dropped).
+/// One frame under construction or waiting to be written, with the group
+/// of each of its messages (to report them unreachable if it is dropped;
+/// a heartbeat batch record has one per heartbeat).
 pub(crate) struct Batch {
     enc: Encoder,
     groups: Vec<u64>,
@@ -76,6 +80,9 @@ struct Queue {
     /// Flushed frames, in order, waiting for the connection task.
     closed: VecDeque<Batch>,
     pool: Vec<Batch>,
+    /// Heartbeats (index 0) and heartbeat responses (1) gathered since the
+    /// last flush, coalesced into batch records by `flush`.
+    heartbeats: [HeartbeatBatch; 2],
     /// Bytes of `open`, `closed` and the frames being written.
     bytes: u64,
 }
@@ -131,6 +138,12 @@ impl Peer {
             });
         }
         let q = &mut *q;
+        if net.opts.coalesce_heartbeats && coalescible(&msg) {
+            let i = usize::from(msg.r#type == MessageType::MsgHeartbeatResp as i32);
+            if q.heartbeats[i].push(group, &msg) {
+                return Ok(());
+            }
+        }
         let mut msg = msg;
         // Ends: a fresh (empty) frame either takes the message or refuses
         // it for good, and a full frame is replaced by a fresh one.
@@ -158,10 +171,16 @@ impl Peer {
         }
     }
 
-    /// Closes the open frame and wakes the connection task. Returns true
-    /// when there was something to flush.
-    pub(crate) fn flush(&self) -> bool {
+    /// Puts the gathered heartbeats into the open frame as batch records,
+    /// closes the frame and wakes the connection task. Returns true when
+    /// there was something to flush.
+    pub(crate) fn flush(&self, net: &Shared) -> bool {
         let mut q = self.queue.borrow_mut();
+        for i in 0..2 {
+            if !q.heartbeats[i].is_empty() {
+                self.push_heartbeats(net, &mut q, i);
+            }
+        }
         let Some(b) = q.open.take() else {
             return false;
         };
@@ -173,6 +192,56 @@ impl Peer {
         drop(q);
         self.work.notify();
         true
+    }
+
+    fn push_heartbeats(&self, net: &Shared, q: &mut Queue, i: usize) {
+        let hb = std::mem::take(&mut q.heartbeats[i]);
+        let per = HEARTBEATS_PER_RECORD
+            .min(net.cfg.limits.max_messages_per_frame as usize)
+            .max(1);
+        let mut start = 0;
+        while start < hb.len() {
+            let end = (start + per).min(hb.len());
+            let batch = q
+                .open
+                .get_or_insert_with(|| q.pool.pop().unwrap_or_else(|| Batch::new(net.cfg.limits)));
+            let was_empty = batch.enc.is_empty();
+            let before = if was_empty { 0 } else { batch.enc.frame_len() };
+            match batch.enc.push_heartbeats(&hb, start..end) {
+                Ok(()) => {
+                    batch
+                        .groups
+                        .extend(hb.groups().skip(start).take(end - start));
+                    q.bytes += batch.enc.frame_len() - before;
+                    net.stats
+                        .bump(|s| s.heartbeats_coalesced += (end - start) as u64);
+                    start = end;
+                }
+                Err(Error::Limit { .. }) if !was_empty => {
+                    if let Some(full) = q.open.take() {
+                        q.closed.push_back(full);
+                    }
+                }
+                Err(_) => {
+                    // Even a frame of its own cannot hold this record
+                    // (limits far below any real one): the heartbeats are
+                    // lost, as a dropped send would be.
+                    let mut u = net.unreachable.borrow_mut();
+                    u.extend(
+                        hb.groups()
+                            .skip(start)
+                            .take(end - start)
+                            .map(|g| (self.member, g)),
+                    );
+                    net.stats
+                        .bump(|s| s.dropped_unreachable += (end - start) as u64);
+                    start = end;
+                }
+            }
+        }
+        let mut hb = hb;
+        hb.clear();
+        q.heartbeats[i] = hb;
     }
 
     /// Wakes the connection task so it sees the shutdown.
@@ -187,8 +256,13 @@ impl Peer {
         let q = &mut *q;
         let mut dropped = 0u64;
         let mut unreachable = net.unreachable.borrow_mut();
+        for hb in &mut q.heartbeats {
+            dropped += hb.len() as u64;
+            unreachable.extend(hb.groups().map(|g| (self.member, g)));
+            hb.clear();
+        }
         for mut b in q.open.take().into_iter().chain(q.closed.drain(..)) {
-            dropped += u64::from(b.enc.message_count());
+            dropped += b.groups.len() as u64;
             q.bytes -= if b.enc.is_empty() {
                 0
             } else {
@@ -413,7 +487,7 @@ async fn write_loop(
         let (mut bytes, mut messages) = (0u64, 0u64);
         iov.clear();
         for b in &mut writing {
-            messages += u64::from(b.enc.message_count());
+            messages += b.groups.len() as u64;
             let frame = b.enc.finish();
             bytes += frame.len() as u64;
             iov.extend(frame.chunks().map(|c| libc::iovec {

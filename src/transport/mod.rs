@@ -14,6 +14,7 @@ mod backoff;
 mod conn_in;
 mod conn_out;
 mod error;
+pub mod heartbeats;
 mod inbox;
 mod pbwire;
 mod reader;

@@ -73,6 +73,10 @@ pub struct NetOptions {
     /// Receive buffer bytes reserved per read (frames larger than this
     /// reserve their own size).
     pub read_buffer_bytes: usize,
+    /// Carry the plain heartbeats (and responses) of a turn toward one
+    /// peer as one batch record per frame (heartbeats.rs) rather than one
+    /// message each.
+    pub coalesce_heartbeats: bool,
 }
 
 impl Default for NetOptions {
@@ -82,6 +86,7 @@ impl Default for NetOptions {
             handshake_timeout: Duration::from_secs(1),
             max_inbound_connections: 1024,
             read_buffer_bytes: 64 << 10,
+            coalesce_heartbeats: true,
         }
     }
 }
@@ -289,7 +294,7 @@ impl PeerNet {
         let dirty = std::mem::take(&mut *self.dirty.borrow_mut());
         for p in &dirty {
             p.dirty.set(false);
-            p.flush();
+            p.flush(&self.shared);
         }
         // Give the vector's capacity back for the next turn.
         let mut d = self.dirty.borrow_mut();

@@ -29,6 +29,9 @@ pub struct NetStats {
     /// Vectored write calls (`sendmsg`) that wrote bytes: with frames
     /// batched per turn, about one per flush and peer.
     pub writes: u64,
+    /// Heartbeats (and responses) sent inside batch records rather than
+    /// as messages of their own (counted in `messages_sent` too).
+    pub heartbeats_coalesced: u64,
     /// Sends refused because the queue toward the peer was full.
     pub send_queue_full: u64,
     /// Messages dropped because their peer was not connected or its
