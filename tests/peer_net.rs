@@ -963,55 +963,135 @@ fn a_peer_that_stops_reading_fills_the_queue_and_its_loss_reports_the_queue() {
     assert_eq!(stats.connections_lost, 1, "{stats:?}");
 }
 
-#[test]
-fn everything_toward_one_peer_in_a_turn_is_one_frame_and_one_write() {
+/// The heartbeats of one turn: 1,000 groups' heartbeats and 1,000
+/// responses, and one heartbeat with a ReadIndex context.
+fn heartbeats_of_a_turn() -> Vec<(u64, Message)> {
+    let mut out = Vec::new();
+    for g in 0..1000u64 {
+        out.push((
+            g,
+            Message {
+                r#type: MessageType::MsgHeartbeat as i32,
+                to: 2,
+                from: 1,
+                term: 3 + g % 2,
+                commit: g * 10,
+                ..Message::default()
+            },
+        ));
+        out.push((
+            g + 5000,
+            Message {
+                r#type: MessageType::MsgHeartbeatResp as i32,
+                to: 2,
+                from: 1,
+                term: 4,
+                ..Message::default()
+            },
+        ));
+    }
+    out.push((
+        77,
+        Message {
+            r#type: MessageType::MsgHeartbeat as i32,
+            to: 2,
+            from: 1,
+            term: 3,
+            context: Bytes::from_static(b"read-index-ctx"),
+            ..Message::default()
+        },
+    ));
+    out
+}
+
+/// Sends [`heartbeats_of_a_turn`] in one turn; returns what member 2
+/// received and both sides' counters.
+fn one_turn_of_heartbeats(coalesce: bool) -> (Vec<(u64, Message)>, NetStats, NetStats) {
     let cluster = cluster_with(0xc1, &[1, 1]);
     let started = Count::default();
+    let opts = NetOptions {
+        coalesce_heartbeats: coalesce,
+        ..options()
+    };
+    let n = heartbeats_of_a_turn().len();
     let b = {
         let (cluster, started) = (cluster.clone(), started.clone());
         on_executor("m2", move || async move {
             let inbox = Inbox::new();
-            let net =
-                PeerNet::start_with(config(&cluster, 2, 0), options(), inbox.clone()).unwrap();
+            let net = PeerNet::start_with(config(&cluster, 2, 0), opts, inbox.clone()).unwrap();
             started.add();
             let mut got = Vec::new();
-            wait_until("100 heartbeats", || {
+            wait_until("every heartbeat", || {
                 inbox.drain_into(&mut got);
-                got.len() >= 100
+                got.len() >= n
             })
             .await;
             net.shutdown().await;
-            let groups: Vec<u64> = got.iter().map(|(g, _)| *g).collect();
-            assert_eq!(groups, (0..100).collect::<Vec<u64>>());
-            net.stats()
+            (got, net.stats())
         })
     };
     let a = {
         let (cluster, started) = (cluster.clone(), started.clone());
         on_executor("m1", move || async move {
-            let net = PeerNet::start_with(config(&cluster, 1, 0), options(), Inbox::new()).unwrap();
+            let net = PeerNet::start_with(config(&cluster, 1, 0), opts, Inbox::new()).unwrap();
             started.add();
             started.reach(2, "both listeners").await;
-            for g in 0..100 {
-                let hb = Message {
-                    r#type: MessageType::MsgHeartbeat as i32,
-                    to: 2,
-                    from: 1,
-                    term: 3,
-                    commit: g,
-                    ..Message::default()
-                };
-                net.send(2, g, hb).unwrap();
+            for (g, m) in heartbeats_of_a_turn() {
+                net.send(2, g, m).unwrap();
             }
             net.flush();
-            wait_until("the frame written", || net.stats().messages_sent == 100).await;
+            wait_until("the frame written", || {
+                net.stats().messages_sent == n as u64
+            })
+            .await;
             net.shutdown().await;
             net.stats()
         })
     };
     let sent = a.join().unwrap();
-    let received = b.join().unwrap();
-    assert_eq!((sent.frames_sent, sent.writes), (1, 1), "{sent:?}");
-    assert_eq!(received.frames_received, 1, "{received:?}");
-    assert_eq!(received.messages_received, 100);
+    let (got, received) = b.join().unwrap();
+    (got, sent, received)
+}
+
+#[test]
+fn everything_toward_one_peer_in_a_turn_is_one_frame_and_one_write() {
+    for coalesce in [false, true] {
+        let (mut got, sent, received) = one_turn_of_heartbeats(coalesce);
+        assert_eq!((sent.frames_sent, sent.writes), (1, 1), "{sent:?}");
+        assert_eq!(received.frames_received, 1, "{received:?}");
+        assert_eq!(received.messages_received, 2001);
+        // The same messages arrive, whichever way they travelled.
+        let key = |(g, m): &(u64, Message)| (m.r#type, *g, m.context.clone());
+        got.sort_by_key(key);
+        let mut want = heartbeats_of_a_turn();
+        want.sort_by_key(key);
+        let first_difference = got.iter().zip(&want).position(|(a, b)| a != b);
+        assert!(
+            got.len() == want.len() && first_difference.is_none(),
+            "coalesce {coalesce}: {} received; first difference at {first_difference:?}",
+            got.len()
+        );
+    }
+}
+
+#[test]
+fn coalesced_heartbeats_take_a_fraction_of_the_bytes() {
+    let (_, plain, _) = one_turn_of_heartbeats(false);
+    let (got, coalesced, _) = one_turn_of_heartbeats(true);
+    assert_eq!(plain.heartbeats_coalesced, 0);
+    // All but the one with a context.
+    assert_eq!(coalesced.heartbeats_coalesced, 2000);
+    assert!(
+        coalesced.bytes_sent * 3 < plain.bytes_sent,
+        "{} bytes coalesced, {} plain",
+        coalesced.bytes_sent,
+        plain.bytes_sent
+    );
+    // Within a batch, the order of sending is kept.
+    let beats: Vec<u64> = got
+        .iter()
+        .filter(|(_, m)| m.r#type == MessageType::MsgHeartbeat as i32 && m.context.is_empty())
+        .map(|(g, _)| *g)
+        .collect();
+    assert_eq!(beats, (0..1000).collect::<Vec<u64>>());
 }
