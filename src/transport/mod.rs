@@ -1,10 +1,14 @@
-//! Peer transport: the bytes exchanged between members. This module owns
-//! the frame layout (`frame`), the zero-copy encoding of a batch of
-//! (group, raftpb `Message`) pairs into a frame and its decoding
-//! (`codec`), and the connection handshake (`handshake`). It knows nothing
-//! of Raft's rules and does no I/O of its own beyond writing a finished
-//! frame to a `std::io::Write`: connections, queues and reconnects belong
-//! to the runtime that drives it.
+//! Peer transport: the bytes exchanged between members and the
+//! connections that carry them. Leaves without I/O: the frame layout
+//! (`frame`), the zero-copy encoding of (group, raftpb `Message`) pairs
+//! into a frame and its decoding (`codec`), coalesced heartbeat records
+//! (`heartbeats`), the connection handshake (`handshake`). On top, one
+//! shard's peer network on its glommio executor (`net`: `PeerNet`, the
+//! `Inbox`), made of the outbound connections and their queues
+//! (`conn_out`), the inbound side (`conn_in`, `reader`), the raw socket
+//! calls (`sock`), reconnect backoff (`backoff`), wake-ups (`signal`) and
+//! counters (`stats`). It knows nothing of Raft's rules beyond which
+//! heartbeats carry nothing but a term and a commit.
 //!
 //! Everything read from a socket is checked against [`Limits`] before it is
 //! trusted; bad input is a typed [`Error`], never a panic, and costs the
