@@ -11,6 +11,10 @@
 //! slice: progress, not a copy); for reading, glommio's `peek` of one byte
 //! (it sleeps until bytes or the end of the stream arrive). The shard's
 //! thread never blocks in a socket call.
+//!
+//! glommio's fallback write does not pass `MSG_NOSIGNAL`; a Rust program
+//! ignores SIGPIPE from the start (std sets it before `main`), so a closed
+//! peer is an `EPIPE` error there too, not a signal.
 
 use std::io;
 use std::os::fd::AsRawFd;
