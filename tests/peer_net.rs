@@ -1099,3 +1099,48 @@ fn coalesced_heartbeats_take_a_fraction_of_the_bytes() {
         .collect();
     assert_eq!(beats, (0..1000).collect::<Vec<u64>>());
 }
+
+#[test]
+fn an_idle_connection_notices_its_peer_going_away_without_a_send() {
+    let cluster = cluster_with(0xc1, &[1, 1]);
+    let (started, down) = (Count::default(), Count::default());
+    let b = {
+        let (cluster, started, down) = (cluster.clone(), started.clone(), down.clone());
+        on_executor("m2", move || async move {
+            let inbox = Inbox::new();
+            let net =
+                PeerNet::start_with(config(&cluster, 2, 0), options(), inbox.clone()).unwrap();
+            started.add();
+            wait_until("one message", || !inbox.is_empty()).await;
+            net.shutdown().await;
+            down.add();
+        })
+    };
+    let a = {
+        let (cluster, started, down) = (cluster.clone(), started.clone(), down.clone());
+        on_executor("m1", move || async move {
+            let cfg = NetConfig {
+                // Long enough that no reconnect attempt follows the loss
+                // within the test.
+                backoff_min: Duration::from_secs(30),
+                backoff_max: Duration::from_secs(30),
+                ..config(&cluster, 1, 0)
+            };
+            let net = PeerNet::start_with(cfg, options(), Inbox::new()).unwrap();
+            started.add();
+            started.reach(2, "both listeners").await;
+            net.send(2, 1, app(1, 2, 1, 1)).unwrap();
+            net.flush();
+            down.reach(1, "member 2 to go away").await;
+            // No send: the connection's watcher sees the end of the stream.
+            wait_until("the loss noticed", || net.stats().connections_lost == 1).await;
+            let stats = net.stats();
+            net.shutdown().await;
+            stats
+        })
+    };
+    b.join().unwrap();
+    let stats = a.join().unwrap();
+    assert_eq!(stats.connects, 1);
+    assert_eq!(stats.messages_sent, 1);
+}
