@@ -2,7 +2,7 @@
 //! no system protoc.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/raftpb.proto"];
+    let protos = ["proto/raftpb.proto", "proto/client.proto"];
     for p in protos {
         println!("cargo:rerun-if-changed={p}");
     }

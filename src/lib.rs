@@ -1,8 +1,11 @@
 //! corelog: a replicated log service. Raft with etcd-raft's semantics
 //! (`raft`), thread-per-core serving, a segment WAL.
 
+pub mod clientpb;
 pub mod cluster;
+pub mod log;
 pub mod node;
+pub mod protocol;
 pub mod raft;
 pub mod raftpb;
 pub mod shard;

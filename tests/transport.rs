@@ -6,9 +6,10 @@
 use std::io::{self, Write};
 
 use bytes::{Bytes, BytesMut};
-use corelog::raftpb::{ConfState, Entry, Message, Snapshot, SnapshotMetadata};
+use corelog::raftpb::{ConfState, Entry, Message, MessageType, Snapshot, SnapshotMetadata};
 use corelog::transport::codec::{INLINE_MAX, MAX_IOV, decode_message};
 use corelog::transport::frame::checksum;
+use corelog::transport::heartbeats::{HeartbeatBatch, RECORD_KIND_BIT};
 use corelog::transport::{
     Encoder, Error, FRAME_HEADER_LEN, Limits, Messages, decode_all, split_frame,
 };
@@ -114,8 +115,14 @@ fn mutate(bytes: &mut Vec<u8>, edits: &[(prop::sample::Index, u8, u8)]) {
     }
 }
 
+/// Group ids: any below 2^63 (ids with the top bit name the transport's
+/// own records).
+fn group() -> impl Strategy<Value = u64> {
+    num().prop_map(|g| g & !RECORD_KIND_BIT)
+}
+
 fn batch() -> impl Strategy<Value = Vec<(u64, Message)>> {
-    proptest::collection::vec((num(), message()), 0..6)
+    proptest::collection::vec((group(), message()), 0..6)
 }
 
 // ---- helpers ----
@@ -485,6 +492,38 @@ fn encoding_by_value_moves_the_buffers_into_the_frame() {
 }
 
 #[test]
+fn try_push_gives_back_a_message_that_does_not_fit_untouched() {
+    let limits = Limits {
+        max_frame_bytes: 10_000,
+        ..Limits::default()
+    };
+    let mut enc = Encoder::new(limits);
+    enc.try_push(1, app(vec![big_entry(6000, 1)])).unwrap();
+    let second = app(vec![big_entry(6000, 2)]);
+    let ptr = second.entries[0].data.as_ptr() as usize;
+    let before = enc.frame_len();
+    let (err, back) = enc.try_push(2, second.clone()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Limit {
+                what: "frame bytes",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(back, second);
+    assert_eq!(back.entries[0].data.as_ptr() as usize, ptr, "same buffer");
+    assert_eq!(enc.frame_len(), before, "the frame is unchanged");
+    // A fresh frame takes it, buffer and all.
+    enc.clear();
+    enc.try_push(2, back).unwrap();
+    let frame = enc.finish();
+    assert!(frame.chunks().any(|c| c.as_ptr() as usize == ptr));
+}
+
+#[test]
 fn decoding_slices_entries_out_of_the_receive_buffer() {
     let msg = app((0..5).map(|i| big_entry(2000, i)).collect());
     let mut snap_msg = app(vec![]);
@@ -759,4 +798,156 @@ fn the_decoder_refuses_storage_messages_sent_by_a_peer() {
             "type {t}: {got:?}"
         );
     }
+}
+
+// ---- coalesced heartbeats ----
+
+fn heartbeats() -> impl Strategy<Value = Vec<(u64, u64, u64, bool)>> {
+    // (group, term, commit, response?)
+    proptest::collection::vec((group(), num(), num(), any::<bool>()), 1..200)
+}
+
+fn heartbeat(resp: bool, term: u64, commit: u64) -> Message {
+    Message {
+        r#type: if resp {
+            MessageType::MsgHeartbeatResp as i32
+        } else {
+            MessageType::MsgHeartbeat as i32
+        },
+        from: 1,
+        to: 2,
+        term,
+        commit,
+        ..Message::default()
+    }
+}
+
+proptest! {
+    #[test]
+    fn heartbeat_batches_expand_to_the_messages_gathered(
+        plain in batch(),
+        hbs in heartbeats(),
+    ) {
+        let mut enc = Encoder::new(Limits::default());
+        for (g, m) in &plain {
+            enc.push_ref(*g, m).unwrap();
+        }
+        let mut batches = [HeartbeatBatch::default(), HeartbeatBatch::default()];
+        for &(g, term, commit, resp) in &hbs {
+            prop_assert!(batches[usize::from(resp)].push(g, &heartbeat(resp, term, commit)));
+        }
+        let mut expected: Vec<(u64, Message)> = plain.clone();
+        for b in &batches {
+            if !b.is_empty() {
+                enc.push_heartbeats(b, 0..b.len()).unwrap();
+                expected.extend(b.messages());
+            }
+        }
+        let wire = enc.finish().to_vec();
+        let got = receive(&wire).unwrap();
+        let plain_n = plain.len();
+        prop_assert_eq!(
+            got[..plain_n].iter().map(|(g, m)| (*g, without_local_fields(m.clone()))).collect::<Vec<_>>(),
+            expected[..plain_n].iter().map(|(g, m)| (*g, without_local_fields(m.clone()))).collect::<Vec<_>>()
+        );
+        prop_assert_eq!(&got[plain_n..], &expected[plain_n..]);
+        // Byte-exact: the expanded heartbeats, gathered again, encode to
+        // the same bytes.
+        let mut again = [HeartbeatBatch::default(), HeartbeatBatch::default()];
+        for (g, m) in &got[plain_n..] {
+            let resp = m.r#type == MessageType::MsgHeartbeatResp as i32;
+            prop_assert!(again[usize::from(resp)].push(*g, m));
+        }
+        let mut enc2 = Encoder::new(Limits::default());
+        for (g, m) in &plain {
+            enc2.push_ref(*g, m).unwrap();
+        }
+        for b in &again {
+            if !b.is_empty() {
+                enc2.push_heartbeats(b, 0..b.len()).unwrap();
+            }
+        }
+        prop_assert_eq!(enc2.finish().to_vec(), wire);
+    }
+
+    #[test]
+    fn mutated_heartbeat_frames_never_panic(
+        hbs in heartbeats(),
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..4), 1..4),
+    ) {
+        let mut b = HeartbeatBatch::default();
+        for &(g, term, commit, _) in &hbs {
+            b.push(g, &heartbeat(false, term, commit));
+        }
+        let mut enc = Encoder::new(Limits::default());
+        enc.push_heartbeats(&b, 0..b.len()).unwrap();
+        let wire = enc.finish().to_vec();
+        let mut payload = wire[FRAME_HEADER_LEN..].to_vec();
+        mutate(&mut payload, &edits);
+        let _ = receive(&frame_around(&payload));
+    }
+}
+
+#[test]
+fn group_ids_with_the_record_bit_are_refused_by_the_encoder() {
+    let mut enc = Encoder::new(Limits::default());
+    let err = enc.push(RECORD_KIND_BIT | 1, app(vec![])).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Limit {
+                what: "group id",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(enc.is_empty());
+}
+
+#[test]
+fn a_batch_cannot_expand_past_the_messages_per_frame_limit() {
+    let mut b = HeartbeatBatch::default();
+    for g in 0..10 {
+        b.push(g, &heartbeat(false, 1, 1));
+    }
+    let mut enc = Encoder::new(Limits::default());
+    enc.push(100, app(vec![])).unwrap();
+    enc.push_heartbeats(&b, 0..10).unwrap();
+    let wire = enc.finish().to_vec();
+    let tight = Limits {
+        max_messages_per_frame: 10,
+        ..Limits::default()
+    };
+    let mut buf = BytesMut::from(&wire[..]);
+    let payload = split_frame(&mut buf, &tight).unwrap().unwrap();
+    // Two records (within the limit), eleven messages (beyond it).
+    let err = decode_all(payload, &tight).unwrap_err();
+    assert_eq!(
+        err,
+        Error::Limit {
+            what: "messages per frame",
+            value: 11,
+            limit: 10
+        }
+    );
+}
+
+#[test]
+fn an_unknown_record_kind_is_refused() {
+    let mut payload = Vec::new();
+    payload.extend_from_slice(&1u32.to_le_bytes());
+    payload.extend_from_slice(&(RECORD_KIND_BIT | 2).to_le_bytes());
+    payload.extend_from_slice(&0u32.to_le_bytes());
+    let err = receive(&frame_around(&payload)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Malformed {
+                reason: "unknown record kind",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }

@@ -38,6 +38,7 @@ use bytes::Bytes;
 use prost::Message as _;
 
 use super::frame::{FRAME_HEADER_LEN, FrameHeader};
+use super::heartbeats::{HeartbeatBatch, HeartbeatCursor, KIND_HEARTBEATS, RECORD_KIND_BIT};
 use super::pbwire::{
     WIRE_LEN, WIRE_VARINT, get_key, get_len_delimited, get_varint, key, put_varint, skip_field,
     varint_len,
@@ -144,6 +145,66 @@ impl Encoder {
         self.push_message(group, &mut MessageRef::Owned(&mut msg))
     }
 
+    /// As [`Encoder::push`], but a message that does not fit comes back
+    /// with the error, untouched: the caller starts another frame and
+    /// pushes it there, without a reference count or a copy either way.
+    #[allow(clippy::result_large_err)]
+    pub fn try_push(&mut self, group: u64, mut msg: Message) -> Result<(), (Error, Message)> {
+        // `push_message` checks every limit before it takes a buffer out
+        // of the message, so on an error nothing has been moved.
+        match self.push_message(group, &mut MessageRef::Owned(&mut msg)) {
+            Ok(()) => Ok(()),
+            Err(e) => Err((e, msg)),
+        }
+    }
+
+    /// Appends the heartbeats `batch.items[range]` as one heartbeat batch
+    /// record (heartbeats.rs). On error the frame is unchanged.
+    pub fn push_heartbeats(
+        &mut self,
+        batch: &HeartbeatBatch,
+        range: Range<usize>,
+    ) -> Result<(), Error> {
+        if range.is_empty() || range.end > batch.len() {
+            return Err(Error::Malformed {
+                what: "heartbeat batch",
+                offset: range.start,
+                reason: "empty or out-of-bounds range of heartbeats",
+            });
+        }
+        let count = u64::from(self.messages) + 1;
+        if count > u64::from(self.limits.max_messages_per_frame)
+            || range.len() as u64 > u64::from(self.limits.max_messages_per_frame)
+        {
+            return Err(Error::Limit {
+                what: "messages per frame",
+                value: count.max(range.len() as u64),
+                limit: u64::from(self.limits.max_messages_per_frame),
+            });
+        }
+        let header_at = self.scratch.len();
+        self.scratch
+            .extend_from_slice(&(RECORD_KIND_BIT | KIND_HEARTBEATS).to_le_bytes());
+        self.scratch.extend_from_slice(&[0u8; 4]);
+        let body_at = self.scratch.len();
+        batch.encode_body(range, &mut self.scratch);
+        let len = (self.scratch.len() - body_at) as u64;
+        let payload_len = self.payload_len + MESSAGE_HEADER_LEN as u64 + len;
+        if payload_len > u64::from(self.limits.max_frame_bytes) {
+            self.scratch.truncate(header_at);
+            return Err(Error::Limit {
+                what: "frame bytes",
+                value: payload_len,
+                limit: u64::from(self.limits.max_frame_bytes),
+            });
+        }
+        // `payload_len` fits a u32 (it is within max_frame_bytes).
+        self.scratch[body_at - 4..body_at].copy_from_slice(&(len as u32).to_le_bytes());
+        self.messages += 1;
+        self.payload_len = payload_len;
+        Ok(())
+    }
+
     /// Appends `msg` for `group`, sharing its payload buffers (a
     /// `Bytes::clone` each: a reference count, not a copy).
     pub fn push_ref(&mut self, group: u64, msg: &Message) -> Result<(), Error> {
@@ -151,6 +212,15 @@ impl Encoder {
     }
 
     fn push_message(&mut self, group: u64, m: &mut MessageRef<'_>) -> Result<(), Error> {
+        // Ids with the top bit name the transport's own records
+        // (heartbeats.rs), never a Raft group.
+        if group & RECORD_KIND_BIT != 0 {
+            return Err(Error::Limit {
+                what: "group id",
+                value: group,
+                limit: RECORD_KIND_BIT - 1,
+            });
+        }
         let msg = m.get();
         // The storage messages of asynchronous writes and their fields stay
         // inside a node; the encoder writes neither, so refusing them keeps
@@ -491,8 +561,13 @@ impl<'a> Frame<'a> {
 pub struct Messages {
     payload: Bytes,
     pos: usize,
+    /// Records not yet read.
     remaining: u32,
     limits: Limits,
+    /// The heartbeat batch record being expanded, if any.
+    heartbeats: Option<HeartbeatCursor>,
+    /// Messages returned so far (a heartbeat batch expands to many).
+    returned: u64,
 }
 
 impl Messages {
@@ -518,10 +593,13 @@ impl Messages {
             pos: PAYLOAD_HEADER_LEN,
             remaining: count,
             limits: *limits,
+            heartbeats: None,
+            returned: 0,
         })
     }
 
-    /// Messages not yet returned.
+    /// Records not yet read (a heartbeat batch record is one record and
+    /// many messages): a lower bound of the messages not yet returned.
     pub fn remaining(&self) -> u32 {
         self.remaining
     }
@@ -547,9 +625,53 @@ impl Messages {
                 available: (self.payload.len() - start) as u64,
             });
         }
+        if group & RECORD_KIND_BIT != 0 {
+            if group != RECORD_KIND_BIT | KIND_HEARTBEATS {
+                return Err(Error::Malformed {
+                    what: "frame record",
+                    offset: self.pos,
+                    reason: "unknown record kind",
+                });
+            }
+            let mut cursor = HeartbeatCursor::new(
+                &self.payload,
+                start..start + len,
+                self.limits.max_messages_per_frame,
+            )?;
+            self.pos = start + len;
+            let first = cursor.next(&self.payload)?;
+            if cursor.remaining() > 0 {
+                self.heartbeats = Some(cursor);
+            }
+            return Ok(first);
+        }
         let msg = decode_message(&self.payload, start..start + len, &self.limits)?;
         self.pos = start + len;
         Ok((group, msg))
+    }
+
+    fn next_heartbeat(&mut self) -> Option<Result<(u64, Message), Error>> {
+        let cursor = self.heartbeats.as_mut()?;
+        let r = cursor.next(&self.payload);
+        if r.is_err() || cursor.remaining() == 0 {
+            self.heartbeats = None;
+        }
+        Some(r)
+    }
+
+    /// Every message returned counts against `max_messages_per_frame`,
+    /// heartbeats expanded from a batch included: a frame cannot make the
+    /// receiver build more messages than that.
+    fn count(&mut self) -> Result<(), Error> {
+        self.returned += 1;
+        if self.returned > u64::from(self.limits.max_messages_per_frame) {
+            return Err(Error::Limit {
+                what: "messages per frame",
+                value: self.returned,
+                limit: u64::from(self.limits.max_messages_per_frame),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -557,6 +679,13 @@ impl Iterator for Messages {
     type Item = Result<(u64, Message), Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some(r) = self.next_heartbeat() {
+            let r = r.and_then(|pair| self.count().map(|()| pair));
+            if r.is_err() {
+                self.fuse();
+            }
+            return Some(r);
+        }
         if self.remaining == 0 {
             if self.pos < self.payload.len() {
                 let count = (self.payload.len() - self.pos) as u64;
@@ -565,16 +694,23 @@ impl Iterator for Messages {
             }
             return None;
         }
-        let r = self.next_pair();
+        let r = self
+            .next_pair()
+            .and_then(|pair| self.count().map(|()| pair));
         match r {
             Ok(_) => self.remaining -= 1,
-            Err(_) => {
-                // Fuse: nothing after a bad message can be trusted.
-                self.remaining = 0;
-                self.pos = self.payload.len();
-            }
+            Err(_) => self.fuse(),
         }
         Some(r)
+    }
+}
+
+impl Messages {
+    /// Nothing after a bad message can be trusted: the iterator ends.
+    fn fuse(&mut self) {
+        self.remaining = 0;
+        self.heartbeats = None;
+        self.pos = self.payload.len();
     }
 }
 

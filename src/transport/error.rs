@@ -50,6 +50,14 @@ pub enum Error {
         shard: u32,
         shard_count: u32,
     },
+    /// A handshake that reached the listener of another shard of this
+    /// member than the one it names.
+    WrongShard { ours: u32, theirs: u32 },
+    /// The peer listener could not be bound.
+    Bind {
+        addr: std::net::SocketAddr,
+        kind: std::io::ErrorKind,
+    },
     /// A message that never crosses the wire: a local storage message
     /// (types 19-22) or one carrying the local-only fields `vote` or
     /// `responses` (asynchronous storage writes).
@@ -121,6 +129,13 @@ impl fmt::Display for Error {
                 f,
                 "transport: member {member} has {shard_count} shards, no shard {shard}"
             ),
+            Error::WrongShard { ours, theirs } => write!(
+                f,
+                "transport: handshake addressed to shard {theirs}, this is shard {ours}"
+            ),
+            Error::Bind { addr, kind } => {
+                write!(f, "transport: cannot listen on {addr}: {kind}")
+            }
             Error::LocalOnly { msg_type } => write!(
                 f,
                 "transport: message of type {msg_type} is local to a node and never sent"

@@ -32,7 +32,9 @@ pub const HANDSHAKE_LEN: usize = 44;
 /// First four bytes of every peer connection.
 pub const HANDSHAKE_MAGIC: u32 = u32::from_le_bytes(*b"CLPH");
 /// The peer protocol (handshake, frame and codec layouts) of this build.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// 2: frames may carry transport records (coalesced heartbeats), which a
+/// version 1 reader would take for a message of a group.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// One side's handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,7 +245,7 @@ mod tests {
     fn layout_is_fixed_little_endian() {
         let b = hello().encode();
         assert_eq!(&b[0..4], b"CLPH");
-        assert_eq!(&b[4..8], &[1, 0, 0, 0]);
+        assert_eq!(&b[4..8], &[2, 0, 0, 0]);
         assert_eq!(&b[8..16], &0xc1u64.to_le_bytes());
         assert_eq!(&b[16..24], &3u64.to_le_bytes());
         assert_eq!(&b[24..32], &2u64.to_le_bytes());
@@ -277,10 +279,10 @@ mod tests {
 
     #[test]
     fn another_version_is_refused_before_its_crc_is_read() {
-        let b = hello().encode_version(2);
+        let b = hello().encode_version(3);
         assert_eq!(
             Handshake::decode(&b),
-            Err(Error::VersionMismatch { ours: 1, theirs: 2 })
+            Err(Error::VersionMismatch { ours: 2, theirs: 3 })
         );
     }
 

@@ -1,26 +1,41 @@
-//! Peer transport: the bytes exchanged between members. This module owns
-//! the frame layout (`frame`), the zero-copy encoding of a batch of
-//! (group, raftpb `Message`) pairs into a frame and its decoding
-//! (`codec`), and the connection handshake (`handshake`). It knows nothing
-//! of Raft's rules and does no I/O of its own beyond writing a finished
-//! frame to a `std::io::Write`: connections, queues and reconnects belong
-//! to the runtime that drives it.
+//! Peer transport: the bytes exchanged between members and the
+//! connections that carry them. Leaves without I/O: the frame layout
+//! (`frame`), the zero-copy encoding of (group, raftpb `Message`) pairs
+//! into a frame and its decoding (`codec`), coalesced heartbeat records
+//! (`heartbeats`), the connection handshake (`handshake`). On top, one
+//! shard's peer network on its glommio executor (`net`: `PeerNet`, the
+//! `Inbox`), made of the outbound connections and their queues
+//! (`conn_out`), the inbound side (`conn_in`, `reader`), the raw socket
+//! calls (`sock`), reconnect backoff (`backoff`), wake-ups (`signal`) and
+//! counters (`stats`). It knows nothing of Raft's rules beyond which
+//! heartbeats carry nothing but a term and a commit.
 //!
 //! Everything read from a socket is checked against [`Limits`] before it is
 //! trusted; bad input is a typed [`Error`], never a panic, and costs the
 //! connection that sent it, not the process.
 
+mod backoff;
+mod conn_in;
+mod conn_out;
 mod error;
+pub mod heartbeats;
+mod inbox;
 mod pbwire;
+mod reader;
+mod signal;
+mod sock;
+mod stats;
 
 pub mod codec;
 pub mod frame;
 pub mod handshake;
+pub mod net;
 
 pub use codec::{Encoder, Frame, Messages, decode_all};
 pub use error::Error;
 pub use frame::{FRAME_HEADER_LEN, FrameHeader, split_frame};
 pub use handshake::{HANDSHAKE_LEN, Handshake};
+pub use net::{Inbox, NetConfig, NetOptions, NetStats, PeerNet, SendError};
 
 /// Default bound of one frame's payload: larger than any batch a loop turn
 /// should send to one peer (Raft's `max_size_per_msg` caps each MsgApp),

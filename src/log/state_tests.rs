@@ -1,0 +1,333 @@
+use bytes::Bytes;
+
+use super::*;
+use crate::log::batch::BatchLimits;
+use crate::log::builder::BatchBuilder;
+use crate::log::error::BatchError;
+use crate::log::offsets::OffsetOutOfRange;
+use crate::raftpb::Entry;
+
+fn batch(producer_id: u64, seq: u64, records: usize) -> Bytes {
+    let mut b = BatchBuilder::new(BatchLimits::DEFAULT);
+    let mut w = b.start(producer_id, seq, 1000 + seq);
+    for i in 0..records {
+        w.push(format!("record {i}").as_bytes()).unwrap();
+    }
+    w.finish().unwrap()
+}
+
+fn truncate(before_offset: u64) -> Bytes {
+    Command::Truncate { before_offset }.encode()
+}
+
+/// Applies `entries` from index 1 and returns the outcomes.
+fn apply_all(s: &mut LogState, entries: &[Bytes]) -> Vec<ApplyOutcome> {
+    entries
+        .iter()
+        .map(|e| s.apply(s.applied_index() + 1, e).unwrap())
+        .collect()
+}
+
+fn appended(base_offset: u64, count: u32) -> ApplyOutcome {
+    ApplyOutcome::Appended { base_offset, count }
+}
+
+#[test]
+fn offsets_are_dense_and_skip_empty_entries_commands_and_config_changes() {
+    let mut s = LogState::new(LogConfig::DEFAULT);
+    let out = apply_all(
+        &mut s,
+        &[
+            Bytes::new(),
+            batch(0, 0, 3),
+            Bytes::new(),
+            batch(0, 0, 1),
+            truncate(0),
+        ],
+    );
+    assert_eq!(
+        out,
+        vec![
+            ApplyOutcome::Empty,
+            appended(0, 3),
+            ApplyOutcome::Empty,
+            appended(3, 1),
+            ApplyOutcome::Truncated { earliest_offset: 0 },
+        ]
+    );
+    let conf = Entry {
+        r#type: EntryType::EntryConfChangeV2 as i32,
+        index: 6,
+        term: 1,
+        data: Bytes::from_static(&[0x08, 0x01]),
+    };
+    assert_eq!(s.apply_entry(&conf), Ok(ApplyOutcome::Config));
+    let normal = Entry {
+        r#type: EntryType::EntryNormal as i32,
+        index: 7,
+        term: 1,
+        data: batch(0, 0, 2),
+    };
+    assert_eq!(s.apply_entry(&normal), Ok(appended(4, 2)));
+    assert_eq!(s.next_offset(), 6);
+    assert_eq!(s.applied_index(), 7);
+    assert_eq!(s.lookup(3).unwrap().entry_index, 4);
+    assert_eq!(s.lookup(5).unwrap().entry_index, 7);
+}
+
+#[test]
+fn batches_without_a_producer_are_never_deduplicated() {
+    let mut s = LogState::new(LogConfig::DEFAULT);
+    let b = batch(0, 0, 2);
+    let out = apply_all(&mut s, &[b.clone(), b]);
+    assert_eq!(out, vec![appended(0, 2), appended(2, 2)]);
+}
+
+#[test]
+fn a_retry_committed_twice_is_applied_once_and_answered_with_the_original_offsets() {
+    let mut s = LogState::new(LogConfig::DEFAULT);
+    let first = batch(9, 0, 3);
+    let out = apply_all(
+        &mut s,
+        &[first.clone(), batch(0, 0, 1), first, batch(9, 3, 2)],
+    );
+    assert_eq!(
+        out,
+        vec![
+            appended(0, 3),
+            appended(3, 1),
+            ApplyOutcome::Duplicate {
+                base_offset: 0,
+                count: 3
+            },
+            appended(4, 2),
+        ]
+    );
+    assert_eq!(s.next_offset(), 6);
+    assert_eq!(s.index().batch_count(), 3);
+}
+
+#[test]
+fn sequence_errors_are_refused_without_taking_offsets() {
+    let mut s = LogState::new(LogConfig::DEFAULT);
+    let out = apply_all(
+        &mut s,
+        &[
+            batch(9, 4, 1),
+            batch(9, 0, 2),
+            batch(9, 5, 1),
+            batch(9, 1, 1),
+            batch(9, 2, 1),
+        ],
+    );
+    assert_eq!(
+        out,
+        vec![
+            ApplyOutcome::Refused(Refusal::UnknownProducer),
+            appended(0, 2),
+            ApplyOutcome::Refused(Refusal::SequenceGap { expected: 2 }),
+            ApplyOutcome::Refused(Refusal::StaleSequence { last_seq: 1 }),
+            appended(2, 1),
+        ]
+    );
+}
+
+#[test]
+fn invalid_entries_are_refused_and_still_applied() {
+    let mut s = LogState::new(LogConfig::DEFAULT);
+    let mut corrupt = batch(0, 0, 2).to_vec();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 1;
+    let mut bad_cmd = truncate(0).to_vec();
+    bad_cmd[12] ^= 1;
+    let out = apply_all(
+        &mut s,
+        &[
+            Bytes::from(corrupt),
+            Bytes::from_static(&[0x42, 0, 0]),
+            Bytes::from(bad_cmd),
+            batch(0, 0, 1),
+        ],
+    );
+    assert!(matches!(
+        &out[0],
+        ApplyOutcome::Refused(Refusal::Invalid(EntryError::Batch(
+            BatchError::CrcMismatch { .. }
+        )))
+    ));
+    assert_eq!(
+        out[1],
+        ApplyOutcome::Refused(Refusal::Invalid(EntryError::UnknownKind { magic: 0x42 }))
+    );
+    assert!(matches!(
+        &out[2],
+        ApplyOutcome::Refused(Refusal::Invalid(EntryError::Command(_)))
+    ));
+    assert_eq!(out[3], appended(0, 1));
+    assert_eq!(s.applied_index(), 4);
+}
+
+#[test]
+fn an_unknown_raft_entry_type_is_refused() {
+    let mut s = LogState::new(LogConfig::DEFAULT);
+    let e = Entry {
+        r#type: 7,
+        index: 1,
+        term: 1,
+        data: batch(0, 0, 1),
+    };
+    assert_eq!(
+        s.apply_entry(&e),
+        Ok(ApplyOutcome::Refused(Refusal::Invalid(
+            EntryError::UnknownEntryType { entry_type: 7 }
+        )))
+    );
+    assert_eq!(s.next_offset(), 0);
+}
+
+#[test]
+fn entries_out_of_order_are_an_error_and_change_nothing() {
+    let mut s = LogState::new(LogConfig::DEFAULT);
+    let b = batch(0, 0, 1);
+    assert_eq!(
+        s.apply(2, &b),
+        Err(ApplyError::NotNext {
+            expected: 1,
+            got: 2
+        })
+    );
+    s.apply(1, &b).unwrap();
+    assert_eq!(
+        s.apply(1, &b),
+        Err(ApplyError::NotNext {
+            expected: 2,
+            got: 1
+        })
+    );
+    assert_eq!(s.next_offset(), 1);
+    assert_eq!(s.applied_index(), 1);
+}
+
+#[test]
+fn a_batch_above_a_servers_limits_but_within_the_format_is_applied() {
+    // Replicas with different configured limits must agree: apply checks
+    // the format's ceiling only.
+    let big = BatchLimits {
+        max_batch_bytes: 4 << 20,
+        max_records: 1 << 20,
+        max_record_bytes: 4 << 20,
+    };
+    let mut b = BatchBuilder::new(big);
+    let mut w = b.start(0, 0, 0);
+    w.push(&vec![1u8; 2 << 20]).unwrap();
+    let data = w.finish().unwrap();
+    assert!(RecordBatch::parse(&data, &BatchLimits::DEFAULT).is_err());
+    let mut s = LogState::new(LogConfig::DEFAULT);
+    assert_eq!(s.apply(1, &data), Ok(appended(0, 1)));
+}
+
+#[test]
+fn truncate_moves_the_earliest_offset_forward_only() {
+    let mut s = LogState::new(LogConfig::DEFAULT);
+    let out = apply_all(
+        &mut s,
+        &[
+            batch(0, 0, 3),
+            batch(0, 0, 3),
+            truncate(4),
+            truncate(2),
+            truncate(7),
+        ],
+    );
+    assert_eq!(out[2], ApplyOutcome::Truncated { earliest_offset: 4 });
+    assert_eq!(out[3], ApplyOutcome::Truncated { earliest_offset: 4 });
+    assert_eq!(
+        out[4],
+        ApplyOutcome::Refused(Refusal::TruncateBeyondEnd {
+            requested: 7,
+            latest: 6
+        })
+    );
+    assert_eq!(s.earliest_offset(), 4);
+    assert_eq!(s.retention_offset(), 4);
+    assert_eq!(
+        s.lookup(3),
+        Err(OffsetOutOfRange {
+            offset: 3,
+            earliest: 4,
+            latest: 6
+        })
+    );
+    assert_eq!(s.lookup(4).unwrap().entry_index, 2);
+    // Truncating to the end empties the log; appends continue densely.
+    s.apply(6, &truncate(6)).unwrap();
+    assert_eq!(s.index().batch_count(), 0);
+    assert_eq!(s.apply(7, &batch(0, 0, 1)), Ok(appended(6, 1)));
+}
+
+#[test]
+fn a_retry_of_a_truncated_batch_is_still_answered_with_its_offsets() {
+    let mut s = LogState::new(LogConfig::DEFAULT);
+    let first = batch(5, 0, 2);
+    let out = apply_all(&mut s, &[first.clone(), truncate(2), first]);
+    assert_eq!(
+        out[2],
+        ApplyOutcome::Duplicate {
+            base_offset: 0,
+            count: 2
+        }
+    );
+}
+
+#[test]
+fn compactable_index_is_below_the_first_retained_batch() {
+    let mut s = LogState::new(LogConfig::DEFAULT);
+    assert_eq!(s.compactable_index(), 0);
+    apply_all(
+        &mut s,
+        &[Bytes::new(), batch(0, 0, 2), batch(0, 0, 2), Bytes::new()],
+    );
+    assert_eq!(s.compactable_index(), 1);
+    s.apply(5, &truncate(3)).unwrap();
+    assert_eq!(s.compactable_index(), 2);
+    s.apply(6, &truncate(4)).unwrap();
+    assert_eq!(s.compactable_index(), 6);
+}
+
+#[test]
+fn offsets_stop_at_max_offset() {
+    let index = OffsetIndex::from_parts(Default::default(), MAX_OFFSET - 1, MAX_OFFSET - 1, 0, 0);
+    let mut s = LogState::from_parts(
+        LogConfig::DEFAULT,
+        0,
+        MAX_OFFSET - 1,
+        index,
+        DedupTable::new(1),
+    );
+    assert_eq!(
+        s.apply(1, &batch(0, 0, 2)),
+        Ok(ApplyOutcome::Refused(Refusal::OffsetsExhausted {
+            next_offset: MAX_OFFSET - 1,
+            count: 2
+        }))
+    );
+    assert_eq!(s.apply(2, &batch(0, 0, 1)), Ok(appended(MAX_OFFSET - 1, 1)));
+}
+
+#[test]
+fn the_producer_bound_is_the_groups_config() {
+    let mut s = LogState::new(LogConfig { max_producers: 2 });
+    apply_all(&mut s, &[batch(1, 0, 1), batch(2, 0, 1), batch(3, 0, 1)]);
+    assert_eq!(s.dedup().len(), 2);
+    assert!(!s.dedup().contains(1));
+    assert_eq!(
+        s.apply(4, &batch(1, 1, 1)),
+        Ok(ApplyOutcome::Refused(Refusal::UnknownProducer))
+    );
+    assert_eq!(
+        LogState::new(LogConfig { max_producers: 0 })
+            .config()
+            .max_producers,
+        1
+    );
+}

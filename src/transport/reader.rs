@@ -1,0 +1,237 @@
+//! From receive buffer to `Inbox`, for one inbound connection: cuts the
+//! complete frames out of the bytes read so far, decodes them (entries'
+//! payloads stay slices of the receive buffer) and delivers the messages
+//! that belong to this shard. No I/O here: `conn_in` reads the socket
+//! into the buffer and calls [`FrameReader::deliver`].
+
+use bytes::BytesMut;
+
+use super::codec::Messages;
+use super::frame::split_frame;
+use super::inbox::Inbox;
+use super::stats::Stats;
+use super::{Error, Limits};
+use crate::cluster::shard_of;
+use crate::raftpb::Message;
+
+/// What a connection's messages are checked against.
+pub(crate) struct FrameReader {
+    limits: Limits,
+    /// This member and shard, and this member's shard count.
+    member: u64,
+    shard: u32,
+    shards: u32,
+    /// The member that opened the connection (its handshake's sender).
+    from: u64,
+    /// The messages of the frame being decoded (reused).
+    batch: Vec<(u64, Message)>,
+}
+
+impl FrameReader {
+    pub(crate) fn new(limits: Limits, member: u64, shard: u32, shards: u32, from: u64) -> Self {
+        FrameReader {
+            limits,
+            member,
+            shard,
+            shards,
+            from,
+            batch: Vec::new(),
+        }
+    }
+
+    /// Delivers every complete frame at the front of `buf` to `inbox`,
+    /// leaving an incomplete one in place. A frame is delivered whole or
+    /// not at all; on `Err` (already counted) the connection must close.
+    pub(crate) fn deliver(
+        &mut self,
+        buf: &mut BytesMut,
+        stats: &Stats,
+        inbox: &Inbox,
+    ) -> Result<(), Error> {
+        let r = self.deliver_frames(buf, stats, inbox);
+        if let Err(e) = &r {
+            self.batch.clear();
+            stats.frame_refused(e);
+        }
+        r
+    }
+
+    fn deliver_frames(
+        &mut self,
+        buf: &mut BytesMut,
+        stats: &Stats,
+        inbox: &Inbox,
+    ) -> Result<(), Error> {
+        while let Some(payload) = split_frame(buf, &self.limits)? {
+            for m in Messages::new(payload, &self.limits)? {
+                self.batch.push(m?);
+            }
+            let decoded = self.batch.len() as u64;
+            let (mut wrong_to, mut wrong_from, mut wrong_shard) = (0u64, 0u64, 0u64);
+            let (member, from, shard, shards) = (self.member, self.from, self.shard, self.shards);
+            self.batch.retain(|(group, m)| {
+                if m.to != member {
+                    wrong_to += 1;
+                    false
+                } else if m.from != from {
+                    // The connection speaks for the member of its
+                    // handshake only.
+                    wrong_from += 1;
+                    false
+                } else if shard_of(*group, shards) != shard {
+                    wrong_shard += 1;
+                    false
+                } else {
+                    true
+                }
+            });
+            stats.bump(|s| {
+                s.frames_received += 1;
+                s.messages_received += decoded;
+                s.dropped_wrong_to += wrong_to;
+                s.dropped_wrong_from += wrong_from;
+                s.dropped_wrong_shard += wrong_shard;
+            });
+            inbox.push_all(&mut self.batch);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raftpb::Entry;
+    use crate::transport::Encoder;
+    use bytes::Bytes;
+
+    fn app(from: u64, to: u64, index: u64, payload: usize) -> Message {
+        Message {
+            r#type: 3,
+            from,
+            to,
+            index,
+            entries: (0..3)
+                .map(|i| Entry {
+                    index: index + i,
+                    data: Bytes::from(vec![i as u8 + 1; payload]),
+                    ..Entry::default()
+                })
+                .collect(),
+            ..Message::default()
+        }
+    }
+
+    fn frame(msgs: Vec<(u64, Message)>) -> Vec<u8> {
+        let mut enc = Encoder::new(Limits::default());
+        for (g, m) in msgs {
+            enc.push(g, m).unwrap();
+        }
+        enc.finish().to_vec()
+    }
+
+    /// Member 1 of 2 shards, shard 0, connection from member 3.
+    fn reader() -> FrameReader {
+        FrameReader::new(Limits::default(), 1, 0, 2, 3)
+    }
+
+    fn on_shard(s: u32) -> u64 {
+        (0..).find(|&g| shard_of(g, 2) == s).unwrap()
+    }
+
+    #[test]
+    fn delivered_payloads_are_slices_of_the_receive_buffer() {
+        let g = on_shard(0);
+        let mut wire = frame(vec![(g, app(3, 1, 10, 100)), (g, app(3, 1, 13, 5000))]);
+        wire.extend(frame(vec![(g, app(3, 1, 16, 2000))]));
+        let mut buf = BytesMut::with_capacity(wire.len());
+        buf.extend_from_slice(&wire);
+        let range = buf.as_ptr() as usize..buf.as_ptr() as usize + wire.len();
+        let (stats, inbox) = (Stats::default(), Inbox::new());
+        reader().deliver(&mut buf, &stats, &inbox).unwrap();
+        let mut out = Vec::new();
+        inbox.drain_into(&mut out);
+        assert_eq!(out.len(), 3);
+        for (_, m) in &out {
+            for e in &m.entries {
+                let p = e.data.as_ptr() as usize;
+                assert!(
+                    range.contains(&p) && range.contains(&(p + e.data.len() - 1)),
+                    "entry {} at {p:#x} is outside the receive buffer {range:x?}",
+                    e.index
+                );
+            }
+        }
+        assert_eq!(stats.get().frames_received, 2);
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn an_incomplete_frame_waits_for_its_bytes() {
+        let g = on_shard(0);
+        let wire = frame(vec![(g, app(3, 1, 10, 100))]);
+        let (stats, inbox) = (Stats::default(), Inbox::new());
+        let mut r = reader();
+        let mut buf = BytesMut::new();
+        for &b in &wire {
+            assert!(inbox.is_empty());
+            buf.extend_from_slice(&[b]);
+            r.deliver(&mut buf, &stats, &inbox).unwrap();
+        }
+        assert_eq!(inbox.len(), 1);
+    }
+
+    #[test]
+    fn a_refused_message_drops_its_whole_frame() {
+        let g = on_shard(0);
+        let mut wire = frame(vec![(g, app(3, 1, 10, 100)), (g, app(3, 1, 13, 100))]);
+        // Cut the second message's last byte and fix the lengths and the
+        // crc, so only the decoder can refuse it.
+        let payload_len = wire.len() - 8 - 1;
+        wire.truncate(wire.len() - 1);
+        let second_len_at = {
+            let first_len = u32::from_le_bytes(wire[8 + 4 + 8..8 + 4 + 12].try_into().unwrap());
+            8 + 4 + 12 + first_len as usize + 8
+        };
+        let l = u32::from_le_bytes(wire[second_len_at..second_len_at + 4].try_into().unwrap());
+        wire[second_len_at..second_len_at + 4].copy_from_slice(&(l - 1).to_le_bytes());
+        let crc = crate::transport::frame::checksum(&wire[8..]);
+        wire[0..4].copy_from_slice(&(payload_len as u32).to_le_bytes());
+        wire[4..8].copy_from_slice(&crc.to_le_bytes());
+        let (stats, inbox) = (Stats::default(), Inbox::new());
+        let mut buf = BytesMut::from(&wire[..]);
+        let err = reader().deliver(&mut buf, &stats, &inbox).unwrap_err();
+        assert!(matches!(err, Error::Malformed { .. }), "{err:?}");
+        assert!(inbox.is_empty(), "nothing of a refused frame is delivered");
+        assert_eq!(stats.get().closed_malformed, 1);
+    }
+
+    #[test]
+    fn messages_not_for_this_shard_are_dropped_and_counted() {
+        let (g0, g1) = (on_shard(0), on_shard(1));
+        let wire = frame(vec![
+            (g0, app(3, 2, 1, 10)),
+            (g0, app(3, 1, 2, 10)),
+            (g1, app(3, 1, 3, 10)),
+            (g0, app(2, 1, 4, 10)),
+        ]);
+        let (stats, inbox) = (Stats::default(), Inbox::new());
+        reader()
+            .deliver(&mut BytesMut::from(&wire[..]), &stats, &inbox)
+            .unwrap();
+        let mut out = Vec::new();
+        inbox.drain_into(&mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].0, out[0].1.index), (g0, 2));
+        let s = stats.get();
+        assert_eq!(
+            (
+                s.dropped_wrong_to,
+                s.dropped_wrong_shard,
+                s.dropped_wrong_from
+            ),
+            (1, 1, 1)
+        );
+        assert_eq!(s.messages_received, 4);
+    }
+}
