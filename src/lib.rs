@@ -8,6 +8,7 @@ pub mod node;
 pub mod protocol;
 pub mod raft;
 pub mod raftpb;
+pub mod server;
 pub mod shard;
 pub mod transport;
 pub mod wal;

@@ -19,11 +19,12 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 
+use crate::log::ApplyOutcome;
 use crate::raft::{self, StateType};
 use crate::raftpb::{ConfChangeV2, HardState};
 use crate::shard::oneshot::{self, Receiver};
 use crate::shard::state::Shard;
-use crate::shard::waiters::{ProposeResult, encode_ctx};
+use crate::shard::waiters::{AppliedResult, encode_ctx};
 use crate::shard::{Apply, Group, GroupStats};
 
 /// Why a request to a group failed.
@@ -66,6 +67,17 @@ impl fmt::Display for ProposeError {
 
 impl std::error::Error for ProposeError {}
 
+/// A proposal's entry, committed and applied here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The entry's Raft index.
+    pub index: u64,
+    /// What the state machine said the entry did (`Apply::apply`), if it
+    /// said anything: for the log state machine, the batch's offsets, a
+    /// duplicate's original ones, or a refusal.
+    pub outcome: Option<ApplyOutcome>,
+}
+
 /// A group's state as its node sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeStatus {
@@ -103,6 +115,12 @@ impl Node {
     /// Proposes `data` as one entry; completes with its index once it is
     /// committed and applied on this node.
     pub async fn propose(&self, data: Bytes) -> Result<u64, ProposeError> {
+        self.propose_applied(data).await.map(|a| a.index)
+    }
+
+    /// As `propose`, completing with the entry's index and what the state
+    /// machine said applying it did (the server answers appends with it).
+    pub async fn propose_applied(&self, data: Bytes) -> Result<Applied, ProposeError> {
         let rx = self.start(data.len(), |raw| raw.propose(data))?;
         rx.await.unwrap_or(Err(ProposeError::ShuttingDown))
     }
@@ -112,7 +130,8 @@ impl Node {
     pub async fn propose_conf_change(&self, cc: ConfChangeV2) -> Result<u64, ProposeError> {
         let bytes = prost::Message::encoded_len(&cc);
         let rx = self.start(bytes, |raw| raw.propose_conf_change(&cc))?;
-        rx.await.unwrap_or(Err(ProposeError::ShuttingDown))
+        let applied = rx.await.unwrap_or(Err(ProposeError::ShuttingDown))?;
+        Ok(applied.index)
     }
 
     /// The index a linearizable read must wait for (the leader's commit
@@ -190,7 +209,7 @@ impl Node {
         &self,
         bytes: usize,
         prop: impl FnOnce(&mut raft::RawNode<crate::wal::WalStorage>) -> raft::Result<()>,
-    ) -> Result<Receiver<ProposeResult>, ProposeError> {
+    ) -> Result<Receiver<AppliedResult>, ProposeError> {
         self.shard.check()?;
         let cfg = &self.shard.cfg;
         if bytes > cfg.max_entry_bytes {

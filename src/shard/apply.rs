@@ -1,14 +1,22 @@
 //! The state machine behind a group: what the shard hands committed
 //! entries to (`Apply`), and an in-memory one that records what it was
 //! given (`MemApply`, for tests and benchmarks). The server's log state
-//! machine (retention point, deduplication, the offsets of records) will
-//! implement `Apply`; for a log service the entries themselves stay in
-//! the WAL, so applying is bookkeeping, never a copy of the data.
+//! machine (`server::LogApply`: retention point, deduplication, the
+//! offsets of records) implements `Apply`; for a log service the entries
+//! themselves stay in the WAL, so applying is bookkeeping, never a copy of
+//! the data.
+//!
+//! What applying an entry did (`ApplyOutcome`: the offsets a batch got, a
+//! duplicate's original ones, a refusal) goes back to the entry's
+//! proposer, if it waits on this replica: a proposal completes with its
+//! index and that outcome (`node::Applied`).
 
 use std::any::Any;
 use std::sync::Arc;
 
 use crate::raftpb::Entry;
+
+pub use crate::log::ApplyOutcome;
 
 /// One group's state machine, driven by its shard. Runs on the shard's
 /// thread, inside the loop: it must not block or wait.
@@ -18,7 +26,13 @@ pub trait Apply: 'static {
     /// WAL holds again; an in-memory state machine starts empty).
     /// Configuration changes come through here too, after the runtime
     /// applied them to Raft; a leader's empty entries as well.
-    fn apply(&mut self, entries: &[Entry]);
+    ///
+    /// `outcomes` comes empty; the state machine pushes what each entry
+    /// did, in order (`outcomes[k]` is `entries[k]`'s), for the entries'
+    /// proposers. One that has nothing to say pushes nothing: a proposer
+    /// whose entry has no outcome gets `None`. The vector is the group's,
+    /// reused, so this allocates nothing per entry.
+    fn apply(&mut self, entries: &[Entry], outcomes: &mut Vec<ApplyOutcome>);
 
     /// For tests and tools that know the concrete type.
     fn as_any(&self) -> &dyn Any;
@@ -49,7 +63,7 @@ impl MemApply {
 }
 
 impl Apply for MemApply {
-    fn apply(&mut self, entries: &[Entry]) {
+    fn apply(&mut self, entries: &[Entry], _outcomes: &mut Vec<ApplyOutcome>) {
         self.entries.extend_from_slice(entries);
     }
 
@@ -72,7 +86,7 @@ impl NullApply {
 }
 
 impl Apply for NullApply {
-    fn apply(&mut self, entries: &[Entry]) {
+    fn apply(&mut self, entries: &[Entry], _outcomes: &mut Vec<ApplyOutcome>) {
         if let Some(e) = entries.last() {
             self.applied = e.index;
         }

@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use prost::Message as _;
 
-use super::apply::Apply;
+use super::apply::{Apply, ApplyOutcome};
 use super::config::RuntimeConfig;
 use super::waiters::{Proposals, Reads, decode_ctx};
 use crate::raft::{self, LOCAL_APPEND_THREAD, LOCAL_APPLY_THREAD, RawNode, StateType};
@@ -48,6 +48,9 @@ pub struct Group {
     /// In the shard's list of groups to look at this turn.
     pub(crate) dirty: bool,
     pub(crate) stats: GroupStats,
+    /// What the state machine said of the entries of one apply call
+    /// (reused: no allocation per entry).
+    outcomes: Vec<ApplyOutcome>,
 }
 
 /// The Raft configuration every group of a shard runs with.
@@ -86,6 +89,7 @@ impl Group {
             applied,
             dirty: false,
             stats: GroupStats::default(),
+            outcomes: Vec::new(),
         })
     }
 
@@ -170,9 +174,11 @@ impl Group {
             }
         }
         if !fresh.is_empty() {
-            self.apply.apply(fresh);
-            for e in fresh {
-                self.proposals.applied(e.index, e.term);
+            self.outcomes.clear();
+            self.apply.apply(fresh, &mut self.outcomes);
+            for (k, e) in fresh.iter().enumerate() {
+                self.proposals
+                    .applied(e.index, e.term, self.outcomes.get(k));
             }
             self.stats.applied_entries += fresh.len() as u64;
         }

@@ -17,17 +17,21 @@
 use std::collections::VecDeque;
 
 use super::oneshot::Sender;
-use crate::node::ProposeError;
+use crate::log::ApplyOutcome;
+use crate::node::{Applied, ProposeError};
 
-/// What a proposal's task is told: the index of its applied entry.
+/// What a read's task is told: the index to wait for.
 pub type ProposeResult = Result<u64, ProposeError>;
+
+/// What a proposal's task is told: its applied entry's index and outcome.
+pub type AppliedResult = Result<Applied, ProposeError>;
 
 struct Proposal {
     index: u64,
     term: u64,
     bytes: u64,
     deadline: u64,
-    tx: Sender<ProposeResult>,
+    tx: Sender<AppliedResult>,
 }
 
 /// The proposals of one group waiting for their entry to apply.
@@ -55,7 +59,7 @@ impl Proposals {
         term: u64,
         bytes: u64,
         deadline: u64,
-        tx: Sender<ProposeResult>,
+        tx: Sender<AppliedResult>,
     ) {
         while let Some(back) = self.queue.back() {
             if back.index < index {
@@ -74,14 +78,18 @@ impl Proposals {
         });
     }
 
-    /// The entry at `index` of `term` was applied.
-    pub fn applied(&mut self, index: u64, term: u64) {
+    /// The entry at `index` of `term` was applied, with `outcome` (what
+    /// the state machine said of it, if anything).
+    pub fn applied(&mut self, index: u64, term: u64, outcome: Option<&ApplyOutcome>) {
         while let Some(front) = self.queue.front() {
             if front.index > index && front.term >= term {
                 break;
             }
             let r = if front.index == index && front.term == term {
-                Ok(index)
+                Ok(Applied {
+                    index,
+                    outcome: outcome.cloned(),
+                })
             } else {
                 Err(ProposeError::Dropped)
             };
@@ -103,14 +111,14 @@ impl Proposals {
         }
     }
 
-    fn pop_front(&mut self, r: ProposeResult) {
+    fn pop_front(&mut self, r: AppliedResult) {
         if let Some(p) = self.queue.pop_front() {
             self.bytes -= p.bytes;
             p.tx.send(r);
         }
     }
 
-    fn pop_back(&mut self, r: ProposeResult) {
+    fn pop_back(&mut self, r: AppliedResult) {
         if let Some(p) = self.queue.pop_back() {
             self.bytes -= p.bytes;
             p.tx.send(r);
@@ -191,7 +199,7 @@ mod tests {
     use super::super::oneshot::{Receiver, channel};
     use super::*;
 
-    fn outcome(rx: &mut Receiver<ProposeResult>) -> Option<ProposeResult> {
+    fn answer<T>(rx: &mut Receiver<T>) -> Option<T> {
         let mut cx = Context::from_waker(Waker::noop());
         match Pin::new(rx).poll(&mut cx) {
             Poll::Ready(v) => Some(v.expect("answered, not dropped")),
@@ -199,7 +207,12 @@ mod tests {
         }
     }
 
-    fn propose(p: &mut Proposals, index: u64, term: u64, deadline: u64) -> Receiver<ProposeResult> {
+    /// A proposal's answer as the index it was applied at.
+    fn outcome(rx: &mut Receiver<AppliedResult>) -> Option<ProposeResult> {
+        answer(rx).map(|r| r.map(|a| a.index))
+    }
+
+    fn propose(p: &mut Proposals, index: u64, term: u64, deadline: u64) -> Receiver<AppliedResult> {
         let (tx, rx) = channel();
         p.push(index, term, 10, deadline, tx);
         rx
@@ -211,13 +224,13 @@ mod tests {
         let mut a = propose(&mut p, 5, 2, 100);
         let mut b = propose(&mut p, 6, 2, 100);
         assert_eq!(p.bytes(), 20);
-        p.applied(4, 2);
+        p.applied(4, 2, None);
         assert_eq!(outcome(&mut a), None);
-        p.applied(5, 2);
+        p.applied(5, 2, None);
         assert_eq!(outcome(&mut a), Some(Ok(5)));
         assert_eq!(outcome(&mut b), None);
         assert_eq!((p.len(), p.bytes()), (1, 10));
-        p.applied(6, 2);
+        p.applied(6, 2, None);
         assert_eq!(outcome(&mut b), Some(Ok(6)));
         assert_eq!(p.len(), 0);
         assert_eq!(p.bytes(), 0);
@@ -231,7 +244,7 @@ mod tests {
         let mut c = propose(&mut p, 9, 2, 100);
         // Another leader's entry of term 3 took index 5: nothing of term 2
         // can commit after it.
-        p.applied(5, 3);
+        p.applied(5, 3, None);
         assert_eq!(outcome(&mut a), Some(Err(ProposeError::Dropped)));
         assert_eq!(outcome(&mut b), Some(Err(ProposeError::Dropped)));
         assert_eq!(outcome(&mut c), Some(Err(ProposeError::Dropped)));
@@ -248,10 +261,10 @@ mod tests {
         let mut c = propose(&mut p, 6, 4, 100);
         assert_eq!(outcome(&mut b), Some(Err(ProposeError::Dropped)));
         assert_eq!(outcome(&mut a), None, "index 5 may still be term 2's");
-        p.applied(5, 4);
+        p.applied(5, 4, None);
         assert_eq!(outcome(&mut a), Some(Err(ProposeError::Dropped)));
         assert_eq!(outcome(&mut c), None);
-        p.applied(6, 4);
+        p.applied(6, 4, None);
         assert_eq!(outcome(&mut c), Some(Ok(6)));
     }
 
@@ -272,7 +285,7 @@ mod tests {
         let (tx, mut x) = channel();
         r.push(5, tx);
         r.expire(5);
-        assert_eq!(outcome(&mut x), Some(Err(ProposeError::Timeout)));
+        assert_eq!(answer(&mut x), Some(Err(ProposeError::Timeout)));
     }
 
     #[test]
@@ -286,11 +299,34 @@ mod tests {
         let _c3 = r.push(100, t3);
         assert!(c1 < c2);
         r.answered(c2, 42);
-        assert_eq!(outcome(&mut x1), Some(Ok(42)));
-        assert_eq!(outcome(&mut x2), Some(Ok(42)));
-        assert_eq!(outcome(&mut x3), None);
+        assert_eq!(answer(&mut x1), Some(Ok(42)));
+        assert_eq!(answer(&mut x2), Some(Ok(42)));
+        assert_eq!(answer(&mut x3), None);
         assert_eq!(r.len(), 1);
         assert_eq!(decode_ctx(&encode_ctx(c2)), Some(c2));
         assert_eq!(decode_ctx(b"short"), None);
+    }
+
+    #[test]
+    fn the_state_machines_outcome_reaches_only_the_proposer_of_that_entry() {
+        let mut p = Proposals::default();
+        let mut a = propose(&mut p, 5, 2, 100);
+        let mut b = propose(&mut p, 6, 3, 100);
+        let appended = ApplyOutcome::Appended {
+            base_offset: 7,
+            count: 2,
+        };
+        // Index 5 applied in term 3: `a` lost its slot, and the outcome
+        // of another leader's entry must not be handed to it.
+        p.applied(5, 3, Some(&appended));
+        assert_eq!(answer(&mut a), Some(Err(ProposeError::Dropped)));
+        p.applied(6, 3, Some(&appended));
+        assert_eq!(
+            answer(&mut b),
+            Some(Ok(Applied {
+                index: 6,
+                outcome: Some(appended)
+            }))
+        );
     }
 }
