@@ -3,7 +3,16 @@
 //! configuration, its client listeners and their operation handlers.
 
 pub mod config;
+pub mod conn;
+pub mod listener;
 pub mod log_apply;
+pub mod ops;
+pub mod peers;
+pub mod run;
+pub mod signal;
 
 pub use config::{ConnLimits, FileConfig, ServerConfig, ServerConfigError};
+pub use listener::{ServerStats, ShardServer};
 pub use log_apply::LogApply;
+pub use peers::tcp_peers;
+pub use run::{Server, ServerError};

@@ -1,0 +1,181 @@
+//! One client connection to one shard of one member: requests written
+//! under fresh request ids by any thread, answers read by a thread of the
+//! connection's own and handed to whoever waits for that id. So many
+//! requests are in flight on one connection at once, answered in any
+//! order. Every frame read is checked as the server checks its own
+//! (length limit before anything is reserved, crc); a bad frame, a lost
+//! connection or the server closing it fails every request waiting.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+
+use super::error::ClientError;
+use crate::clientpb::{Request, Response};
+use crate::protocol::{Limits, encode_frame, split_frame};
+
+type Answer = Result<Response, ClientError>;
+
+#[derive(Default)]
+struct Waiting {
+    by_id: HashMap<u64, SyncSender<Answer>>,
+    /// Why the connection ended, once it did.
+    closed: Option<ClientError>,
+}
+
+/// A connection to one shard's client port.
+pub struct Connection {
+    addr: SocketAddr,
+    writer: Mutex<TcpStream>,
+    waiting: Arc<Mutex<Waiting>>,
+    next_id: AtomicU64,
+    limits: Limits,
+}
+
+/// A request sent, its answer not yet taken.
+pub struct Ticket {
+    rx: Receiver<Answer>,
+}
+
+impl Ticket {
+    /// Waits for the answer until `deadline`.
+    pub fn wait(self, deadline: Instant) -> Answer {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.rx.recv_timeout(left) {
+            Ok(a) => a,
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(ClientError::Timeout),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err(ClientError::Disconnected("the connection ended".into()))
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+impl Connection {
+    /// Connects (within `timeout`) and starts the connection's reader.
+    pub fn open(
+        addr: SocketAddr,
+        timeout: Duration,
+        limits: Limits,
+    ) -> Result<Connection, ClientError> {
+        let stream = TcpStream::connect_timeout(&addr, timeout)
+            .map_err(|e| ClientError::Connect(format!("{addr}: {e}")))?;
+        let _ = stream.set_nodelay(true);
+        let reader = stream
+            .try_clone()
+            .map_err(|e| ClientError::Connect(format!("{addr}: {e}")))?;
+        let waiting = Arc::new(Mutex::new(Waiting::default()));
+        let w = waiting.clone();
+        std::thread::Builder::new()
+            .name(format!("corelog-client-{addr}"))
+            .spawn(move || read_answers(reader, &w, limits))
+            .map_err(|e| ClientError::Connect(format!("starting the reader thread: {e}")))?;
+        Ok(Connection {
+            addr,
+            writer: Mutex::new(stream),
+            waiting,
+            next_id: AtomicU64::new(1),
+            limits,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Whether the connection ended (the next request would fail).
+    pub fn is_closed(&self) -> bool {
+        lock(&self.waiting).closed.is_some()
+    }
+
+    /// Sends `req` under a new request id.
+    pub fn send(&self, req: &Request) -> Result<Ticket, ClientError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut frame = BytesMut::new();
+        encode_frame(id, req, &self.limits, &mut frame)
+            .map_err(|e| ClientError::TooLarge(e.to_string()))?;
+        let (tx, rx) = mpsc::sync_channel(1);
+        {
+            let mut w = lock(&self.waiting);
+            if let Some(e) = &w.closed {
+                return Err(e.clone());
+            }
+            w.by_id.insert(id, tx);
+        }
+        let r = lock(&self.writer).write_all(&frame);
+        if let Err(e) = r {
+            let err = ClientError::Disconnected(format!("{}: {e}", self.addr));
+            fail_all(&self.waiting, err.clone());
+            return Err(err);
+        }
+        Ok(Ticket { rx })
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // Ends the reader thread (its read returns).
+        let _ = lock(&self.writer).shutdown(Shutdown::Both);
+    }
+}
+
+fn fail_all(waiting: &Mutex<Waiting>, err: ClientError) {
+    let mut w = lock(waiting);
+    if w.closed.is_none() {
+        w.closed = Some(err.clone());
+    }
+    for (_, tx) in w.by_id.drain() {
+        let _ = tx.try_send(Err(err.clone()));
+    }
+}
+
+/// The connection's reader: cuts frames, hands each answer to its waiter.
+fn read_answers(mut stream: TcpStream, waiting: &Mutex<Waiting>, limits: Limits) {
+    let mut buf = BytesMut::with_capacity(64 << 10);
+    let err = loop {
+        match split_frame(&mut buf, &limits) {
+            Ok(Some(f)) => {
+                let answer = <Response as prost::Message>::decode(f.payload)
+                    .map_err(|e| ClientError::Protocol(format!("undecodable answer: {e}")));
+                if let Some(tx) = lock(waiting).by_id.remove(&f.request_id) {
+                    let _ = tx.try_send(answer);
+                }
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => break ClientError::Protocol(e.to_string()),
+        }
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(64 << 10);
+        }
+        let len = buf.len();
+        let cap = buf.capacity();
+        buf.resize(cap, 0);
+        match stream.read(&mut buf[len..]) {
+            Ok(0) => {
+                buf.truncate(len);
+                break ClientError::Disconnected("the server closed the connection".into());
+            }
+            Ok(n) => buf.truncate(len + n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(len),
+            Err(e) => {
+                buf.truncate(len);
+                break ClientError::Disconnected(e.to_string());
+            }
+        }
+    };
+    fail_all(waiting, err);
+}

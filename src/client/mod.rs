@@ -1,0 +1,573 @@
+//! The Rust client of corelog: synchronous, usable from any thread
+//! (`Client` is `Send + Sync`; share it in an `Arc`).
+//!
+//! - **Shard-aware**: it learns the members (their client addresses and
+//!   shard counts) from `ClusterStatus`, and sends a group's requests to
+//!   the member's `client_addr + shard_of(group, shards)` port, so they
+//!   never hop between cores on the server.
+//! - **Follows the leader**: a `NotLeader` answer names the leader's
+//!   address for that group; the client remembers it per group and
+//!   resends there. With no leader known, or a member that does not hold
+//!   the group (`GroupNotFound`), it tries the next member, backing off.
+//! - **Pipelined**: each connection carries many requests at once
+//!   (`Client::send_append` returns at once; `PendingAppend::wait` takes
+//!   the answer), answered in any order.
+//! - **Exactly-once**: `Client::append` numbers its batches per group
+//!   under the client's random producer id; a retry (after a timeout, a
+//!   lost connection, a redirect) resends the same batch, which the group
+//!   answers with the offsets its first copy got. If an append fails for
+//!   good, that group's producer starts over under a new id (its last
+//!   batch's fate is unknown; a new id keeps later appends apart).
+//! - **A timeout on every call** (`ClientOptions::timeout`), retries
+//!   included.
+//!
+//! Files: `conn.rs` (one connection: writer, reader thread, waiters),
+//! `error.rs`.
+
+pub mod conn;
+pub mod error;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+pub use conn::{Connection, Ticket};
+pub use error::ClientError;
+
+use crate::clientpb::{
+    self, AppendRequest, ClusterStatusRequest, Consistency, GroupStatusRequest, ReadRequest,
+    Request, TruncateRequest, error::Kind, request::Op, response::Result as Answer,
+};
+use crate::cluster::shard_of;
+use crate::log::{BatchBuilder, BatchLimits, RecordBatch};
+use crate::protocol::Limits;
+
+/// How a client behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientOptions {
+    /// The longest any call takes, its retries included.
+    pub timeout: Duration,
+    /// Connecting to one address.
+    pub connect_timeout: Duration,
+    /// Frame limit (both ways), as the server's.
+    pub limits: Limits,
+    /// The batches `append` builds.
+    pub batch_limits: BatchLimits,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(1),
+            limits: Limits::DEFAULT,
+            batch_limits: BatchLimits::DEFAULT,
+        }
+    }
+}
+
+/// What an append got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// The first record's offset; the batch holds `base_offset..base_offset + count`.
+    pub base_offset: u64,
+    pub count: u32,
+    /// A retry answered with the offsets its first copy got.
+    pub duplicate: bool,
+}
+
+/// Records read, each with its offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadResult {
+    pub records: Vec<(u64, Bytes)>,
+    /// The readable range on the replica that answered.
+    pub earliest: u64,
+    pub latest: u64,
+}
+
+#[derive(Debug, Clone)]
+struct MemberInfo {
+    id: u64,
+    client_addr: SocketAddr,
+    shards: u32,
+}
+
+struct Producer {
+    id: u64,
+    next_seq: u64,
+}
+
+#[derive(Default)]
+struct State {
+    members: Vec<MemberInfo>,
+    conns: HashMap<SocketAddr, Arc<Connection>>,
+    /// Where each group's leader was last seen.
+    leaders: HashMap<u64, SocketAddr>,
+    producers: HashMap<u64, Producer>,
+}
+
+/// A corelog client (see the module doc).
+pub struct Client {
+    opts: ClientOptions,
+    seeds: Vec<SocketAddr>,
+    state: Mutex<State>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// A random non-zero producer id (the OS's randomness).
+fn random_producer_id() -> u64 {
+    loop {
+        let id = crate::shard::seed::os_random_u64().unwrap_or_else(|_| {
+            // No OS randomness: the clock's nanoseconds and the thread.
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            t ^ (std::process::id() as u64).rotate_left(32)
+        });
+        if id != 0 {
+            return id;
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Whether an error answer means "try again, maybe elsewhere".
+enum Verdict {
+    Done(clientpb::Response),
+    /// Resend to this address (a redirect).
+    Redirect(SocketAddr),
+    /// Resend to another member after a pause.
+    Retry,
+}
+
+impl Client {
+    /// Connects through any of `servers` (client addresses of members;
+    /// shard 0's is enough) and learns the cluster's members.
+    pub fn connect(servers: &[SocketAddr], opts: ClientOptions) -> Result<Client, ClientError> {
+        let c = Client {
+            opts,
+            seeds: servers.to_vec(),
+            state: Mutex::new(State::default()),
+        };
+        c.refresh_members()?;
+        Ok(c)
+    }
+
+    pub fn options(&self) -> &ClientOptions {
+        &self.opts
+    }
+
+    /// Asks the seeds (then known members) for the cluster's status and
+    /// remembers its members.
+    pub fn cluster_status(&self) -> Result<clientpb::ClusterStatus, ClientError> {
+        let deadline = Instant::now() + self.opts.timeout;
+        let mut addrs = self.seeds.clone();
+        addrs.extend(lock(&self.state).members.iter().map(|m| m.client_addr));
+        let mut last = ClientError::NoMember("no server address given".into());
+        for addr in addrs {
+            let req = Request {
+                op: Some(Op::ClusterStatus(ClusterStatusRequest {})),
+            };
+            match self.call(addr, &req, deadline) {
+                Ok(clientpb::Response {
+                    result: Some(Answer::ClusterStatus(s)),
+                }) => return Ok(s),
+                Ok(other) => last = ClientError::Protocol(format!("unexpected answer {other:?}")),
+                Err(e) => last = e,
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        Err(last)
+    }
+
+    fn refresh_members(&self) -> Result<(), ClientError> {
+        let s = self.cluster_status()?;
+        let mut members = Vec::new();
+        for m in s.members {
+            let addr: SocketAddr = m.client_address.parse().map_err(|_| {
+                ClientError::Protocol(format!("member {} address {:?}", m.id, m.client_address))
+            })?;
+            members.push(MemberInfo {
+                id: m.id,
+                client_addr: addr,
+                shards: m.shards.max(1),
+            });
+        }
+        lock(&self.state).members = members;
+        Ok(())
+    }
+
+    /// The members' ids, as the cluster last said.
+    pub fn member_ids(&self) -> Vec<u64> {
+        lock(&self.state).members.iter().map(|m| m.id).collect()
+    }
+
+    /// The client port of `group`'s shard on member `member`.
+    pub fn address_of(&self, member: u64, group: u64) -> Option<SocketAddr> {
+        let st = lock(&self.state);
+        let m = st.members.iter().find(|m| m.id == member)?;
+        let mut a = m.client_addr;
+        a.set_port(a.port().checked_add(shard_of(group, m.shards) as u16)?);
+        Some(a)
+    }
+
+    /// A connection to `addr`, reused while it lives.
+    fn connection(&self, addr: SocketAddr) -> Result<Arc<Connection>, ClientError> {
+        if let Some(c) = lock(&self.state).conns.get(&addr) {
+            if !c.is_closed() {
+                return Ok(c.clone());
+            }
+        }
+        let c = Arc::new(Connection::open(
+            addr,
+            self.opts.connect_timeout,
+            self.opts.limits,
+        )?);
+        lock(&self.state).conns.insert(addr, c.clone());
+        Ok(c)
+    }
+
+    fn call(
+        &self,
+        addr: SocketAddr,
+        req: &Request,
+        deadline: Instant,
+    ) -> Result<clientpb::Response, ClientError> {
+        self.connection(addr)?.send(req)?.wait(deadline)
+    }
+
+    /// The addresses to try for `group`: its leader as last seen, then
+    /// each member's shard for it, starting after `turn`.
+    fn candidates(&self, group: u64, turn: usize) -> Vec<SocketAddr> {
+        let st = lock(&self.state);
+        let mut out = Vec::new();
+        if let Some(a) = st.leaders.get(&group) {
+            out.push(*a);
+        }
+        let n = st.members.len();
+        for k in 0..n {
+            let m = &st.members[(turn + k) % n];
+            let mut a = m.client_addr;
+            if let Some(p) = a.port().checked_add(shard_of(group, m.shards) as u16) {
+                a.set_port(p);
+                if !out.contains(&a) {
+                    out.push(a);
+                }
+            }
+        }
+        out
+    }
+
+    fn judge(&self, group: u64, resp: clientpb::Response) -> Verdict {
+        let Some(Answer::Error(e)) = &resp.result else {
+            return Verdict::Done(resp);
+        };
+        match &e.kind {
+            Some(Kind::NotLeader(nl)) => match nl.leader_address.parse::<SocketAddr>() {
+                Ok(a) => {
+                    lock(&self.state).leaders.insert(group, a);
+                    Verdict::Redirect(a)
+                }
+                Err(_) => {
+                    lock(&self.state).leaders.remove(&group);
+                    Verdict::Retry
+                }
+            },
+            Some(Kind::GroupNotFound(_)) => {
+                lock(&self.state).leaders.remove(&group);
+                Verdict::Retry
+            }
+            Some(Kind::Unavailable(_) | Kind::Busy(_) | Kind::Timeout(_)) => Verdict::Retry,
+            _ => Verdict::Done(resp),
+        }
+    }
+
+    /// Sends `req` about `group` until an answer that is not a redirect
+    /// or a passing refusal, or the deadline. `sent`: a ticket already in
+    /// flight to `addr` (a pipelined request).
+    fn call_group(
+        &self,
+        group: u64,
+        req: &Request,
+        deadline: Instant,
+        mut sent: Option<(SocketAddr, Ticket)>,
+    ) -> Result<clientpb::Response, ClientError> {
+        let mut turn = 0usize;
+        let mut pause = Duration::from_millis(5);
+        let mut next: Option<SocketAddr> = None;
+        loop {
+            let (addr, ticket) = match sent.take() {
+                Some(s) => s,
+                None => {
+                    let addr = match next.take() {
+                        Some(a) => a,
+                        None => {
+                            let c = self.candidates(group, turn);
+                            turn += 1;
+                            match c.first() {
+                                Some(a) => *a,
+                                None => {
+                                    return Err(ClientError::NoMember(
+                                        "the cluster lists no members".into(),
+                                    ));
+                                }
+                            }
+                        }
+                    };
+                    match self.connection(addr).and_then(|c| c.send(req)) {
+                        Ok(t) => (addr, t),
+                        Err(e) => {
+                            lock(&self.state).leaders.remove(&group);
+                            if !self.pause(&mut pause, deadline) {
+                                return Err(e);
+                            }
+                            continue;
+                        }
+                    }
+                }
+            };
+            match ticket.wait(deadline) {
+                Ok(resp) => match self.judge(group, resp) {
+                    Verdict::Done(r) => return Ok(r),
+                    Verdict::Redirect(a) if a != addr => next = Some(a),
+                    Verdict::Redirect(_) | Verdict::Retry => {
+                        if !self.pause(&mut pause, deadline) {
+                            return Err(ClientError::Timeout);
+                        }
+                    }
+                },
+                Err(ClientError::Timeout) => return Err(ClientError::Timeout),
+                Err(e) => {
+                    // The connection failed: another member may lead now.
+                    lock(&self.state).leaders.remove(&group);
+                    if !self.pause(&mut pause, deadline) {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sleeps before a retry (doubling up to 200 ms); false if the
+    /// deadline passed.
+    fn pause(&self, pause: &mut Duration, deadline: Instant) -> bool {
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        std::thread::sleep((*pause).min(deadline - now));
+        *pause = (*pause * 2).min(Duration::from_millis(200));
+        Instant::now() < deadline
+    }
+
+    /// Appends `records` to `group` as one batch, exactly once: numbered
+    /// under this client's producer id for the group, retried (same
+    /// bytes) through redirects and failures until the timeout.
+    pub fn append(&self, group: u64, records: &[&[u8]]) -> Result<Appended, ClientError> {
+        let (pid, seq) = {
+            let mut st = lock(&self.state);
+            let p = st.producers.entry(group).or_insert_with(|| Producer {
+                id: random_producer_id(),
+                next_seq: 0,
+            });
+            let seq = p.next_seq;
+            p.next_seq += records.len() as u64;
+            (p.id, seq)
+        };
+        let batch = self.build_batch(pid, seq, records)?;
+        let r = self.send_append(group, batch).wait();
+        if r.is_err() {
+            // The batch's fate is unknown: start over under a new id, so
+            // that a later batch is not refused for a gap (or taken for
+            // this one).
+            let mut st = lock(&self.state);
+            if st.producers.get(&group).is_some_and(|p| p.id == pid) {
+                st.producers.remove(&group);
+            }
+        }
+        r
+    }
+
+    /// A batch of `records` (producer 0: no deduplication).
+    pub fn build_batch(
+        &self,
+        producer_id: u64,
+        seq: u64,
+        records: &[&[u8]],
+    ) -> Result<Bytes, ClientError> {
+        let mut b = BatchBuilder::new(self.opts.batch_limits);
+        let mut w = b.start(producer_id, seq, now_ms());
+        for r in records {
+            w.push(r)
+                .map_err(|e| ClientError::TooLarge(e.to_string()))?;
+        }
+        w.finish().map_err(|e| ClientError::TooLarge(e.to_string()))
+    }
+
+    /// Sends a ready batch to `group`'s leader (as last seen) at once and
+    /// returns; `PendingAppend::wait` takes the answer, following
+    /// redirects and resending the same bytes on failures. Many may be in
+    /// flight on one connection.
+    pub fn send_append(&self, group: u64, batch: Bytes) -> PendingAppend<'_> {
+        let deadline = Instant::now() + self.opts.timeout;
+        let req = Request {
+            op: Some(Op::Append(AppendRequest { group, batch })),
+        };
+        let sent = self.candidates(group, 0).first().copied().and_then(|addr| {
+            let t = self.connection(addr).and_then(|c| c.send(&req)).ok()?;
+            Some((addr, t))
+        });
+        PendingAppend {
+            client: self,
+            group,
+            req,
+            deadline,
+            sent,
+        }
+    }
+
+    /// Reads up to `max_records` committed records of `group` from
+    /// `offset` (0: the server's limit).
+    pub fn read(
+        &self,
+        group: u64,
+        offset: u64,
+        max_records: u32,
+        consistency: Consistency,
+    ) -> Result<ReadResult, ClientError> {
+        let deadline = Instant::now() + self.opts.timeout;
+        let req = Request {
+            op: Some(Op::Read(ReadRequest {
+                group,
+                offset,
+                max_records,
+                max_bytes: 0,
+                consistency: consistency as i32,
+            })),
+        };
+        let resp = self.call_group(group, &req, deadline, None)?;
+        let r = match resp.result {
+            Some(Answer::Read(r)) => r,
+            Some(Answer::Error(e)) => return Err(server_error(e)),
+            other => {
+                return Err(ClientError::Protocol(format!(
+                    "unexpected answer {other:?}"
+                )));
+            }
+        };
+        let mut records = Vec::new();
+        for b in r.batches {
+            let batch = RecordBatch::parse(&b.batch, &BatchLimits::CEILING)
+                .map_err(|e| ClientError::Protocol(format!("a batch read back: {e}")))?;
+            for (k, rec) in batch.records().enumerate() {
+                let off = b.base_offset + k as u64;
+                if off >= offset && (max_records == 0 || records.len() < max_records as usize) {
+                    records.push((off, rec));
+                }
+            }
+        }
+        Ok(ReadResult {
+            records,
+            earliest: r.earliest,
+            latest: r.latest,
+        })
+    }
+
+    /// `group`'s status from its leader (or, without one, any member
+    /// holding it).
+    pub fn group_status(&self, group: u64) -> Result<clientpb::GroupStatus, ClientError> {
+        let deadline = Instant::now() + self.opts.timeout;
+        let req = Request {
+            op: Some(Op::GroupStatus(GroupStatusRequest { group })),
+        };
+        // Any member holding the group answers; prefer the leader's view.
+        let mut best: Option<clientpb::GroupStatus> = None;
+        for addr in self.candidates(group, 0) {
+            if let Ok(clientpb::Response {
+                result: Some(Answer::GroupStatus(s)),
+            }) = self.call(addr, &req, deadline)
+            {
+                let leads = s.leader != 0;
+                if best
+                    .as_ref()
+                    .is_none_or(|b| s.term > b.term || (leads && b.leader == 0))
+                {
+                    best = Some(s);
+                }
+            }
+        }
+        best.ok_or_else(|| ClientError::NoMember(format!("no member answered for group {group}")))
+    }
+
+    /// Drops `group`'s records below `before_offset`; the earliest offset
+    /// afterwards.
+    pub fn truncate(&self, group: u64, before_offset: u64) -> Result<u64, ClientError> {
+        let deadline = Instant::now() + self.opts.timeout;
+        let req = Request {
+            op: Some(Op::Truncate(TruncateRequest {
+                group,
+                before_offset,
+            })),
+        };
+        match self.call_group(group, &req, deadline, None)?.result {
+            Some(Answer::Truncate(t)) => Ok(t.earliest_offset),
+            Some(Answer::Error(e)) => Err(server_error(e)),
+            other => Err(ClientError::Protocol(format!(
+                "unexpected answer {other:?}"
+            ))),
+        }
+    }
+}
+
+fn server_error(e: clientpb::Error) -> ClientError {
+    match e.kind {
+        Some(k) => ClientError::Server(k),
+        None => ClientError::Protocol("an error of no kind".into()),
+    }
+}
+
+/// An append in flight (`Client::send_append`).
+pub struct PendingAppend<'a> {
+    client: &'a Client,
+    group: u64,
+    req: Request,
+    deadline: Instant,
+    sent: Option<(SocketAddr, Ticket)>,
+}
+
+impl PendingAppend<'_> {
+    /// The append's offsets once committed; redirects followed and the
+    /// same bytes resent on failures until the client's timeout.
+    pub fn wait(self) -> Result<Appended, ClientError> {
+        let resp = self
+            .client
+            .call_group(self.group, &self.req, self.deadline, self.sent)?;
+        match resp.result {
+            Some(Answer::Append(a)) => Ok(Appended {
+                base_offset: a.base_offset,
+                count: a.count,
+                duplicate: a.duplicate,
+            }),
+            Some(Answer::Error(e)) => Err(server_error(e)),
+            other => Err(ClientError::Protocol(format!(
+                "unexpected answer {other:?}"
+            ))),
+        }
+    }
+}

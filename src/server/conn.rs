@@ -1,0 +1,288 @@
+//! One client connection: read frames, hand each request to a task of its
+//! own (many in flight, answered in any order under their request ids),
+//! write the answers. One task owns the socket; it reads when it may and
+//! writes what the request tasks answered.
+//!
+//! Bounded: a connection may hold at most `max_connection_bytes`
+//! unanswered: each request admitted is charged its frame's bytes plus
+//! the most its answer can take (a read's byte bound plus one batch; a
+//! small allowance for anything else), released when its answer is
+//! written. At the bound the connection stops reading (TCP pushes back on
+//! the client) until answers drain; a client that never reads its answers
+//! exhausts only its own budget.
+//!
+//! What closes a connection (that one only, never the process): a frame
+//! whose length is above `max_frame_bytes` (refused from its header,
+//! before anything is reserved for it) or whose crc does not match. A
+//! sound frame whose payload is not a request is answered `Malformed` or
+//! `UnknownOperation` and the connection goes on.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+
+use bytes::BytesMut;
+use futures_lite::AsyncWriteExt;
+use futures_lite::future::or;
+use glommio::net::TcpStream;
+
+use super::config::ConnLimits;
+use super::listener::ShardServer;
+use super::ops;
+use super::signal::Notify;
+use crate::clientpb::{self, error::Kind, request::Op};
+use crate::protocol::{FRAME_HEADER_LEN, Frame, decode_request, encode_frame, split_frame};
+
+/// What one answer is charged besides its frame, unless it is a read's.
+const ANSWER_ALLOWANCE: u64 = 1024;
+
+/// Receive buffer reserved per read call.
+const READ_CHUNK: usize = 64 << 10;
+
+/// What a connection's request tasks share with the connection's task.
+pub struct ConnState {
+    /// Encoded answers not yet written.
+    out: RefCell<BytesMut>,
+    /// Bytes charged to requests whose answers are not yet written.
+    charged: Cell<u64>,
+    /// Charges of answers in `out` (released once written).
+    out_charge: Cell<u64>,
+    /// Requests whose answers are not yet in `out`.
+    inflight: Cell<usize>,
+    /// An answer arrived, or the server stops.
+    pub(crate) wake: Notify,
+    /// Close at once (the server's grace period ended).
+    close: Cell<bool>,
+    closing: Notify,
+    limits: ConnLimits,
+}
+
+impl ConnState {
+    pub(crate) fn new(limits: &ConnLimits) -> ConnState {
+        ConnState {
+            out: RefCell::new(BytesMut::new()),
+            charged: Cell::new(0),
+            out_charge: Cell::new(0),
+            inflight: Cell::new(0),
+            wake: Notify::default(),
+            close: Cell::new(false),
+            closing: Notify::default(),
+            limits: *limits,
+        }
+    }
+
+    pub(crate) fn close_now(&self) {
+        self.close.set(true);
+        self.closing.notify();
+        self.wake.notify();
+    }
+
+    /// Queues the answer to request `id`, which was charged `charge`.
+    fn answer(&self, id: u64, resp: &clientpb::Response, charge: u64) {
+        let mut out = self.out.borrow_mut();
+        if let Err(e) = encode_frame(id, resp, &self.limits.protocol, &mut out) {
+            // An answer above the frame limit (the limits are checked
+            // against each other at startup, so this is a bug): say so
+            // rather than leave the request unanswered.
+            let tl = ops::error(Kind::TooLarge(clientpb::TooLarge {
+                what: "answer frame bytes".into(),
+                value: match e {
+                    crate::protocol::FrameError::Limit { value, .. } => value,
+                    _ => 0,
+                },
+                limit: u64::from(self.limits.protocol.max_frame_bytes),
+            }));
+            let _ = encode_frame(id, &tl, &self.limits.protocol, &mut out);
+        }
+        self.inflight.set(self.inflight.get() - 1);
+        self.out_charge.set(self.out_charge.get() + charge);
+        self.wake.notify();
+    }
+
+    fn admit(&self, charge: u64) -> bool {
+        let used = self.charged.get();
+        used == 0 || used + charge <= self.limits.max_connection_bytes
+    }
+}
+
+/// What a request is charged: its frame and the most its answer takes.
+fn charge_of(frame: &Frame, op: Option<&Op>, limits: &ConnLimits) -> u64 {
+    let answer = match op {
+        Some(Op::Read(r)) => {
+            let b = crate::protocol::read_bounds(r, &limits.protocol);
+            u64::from(b.max_bytes) + u64::from(limits.batch.max_batch_bytes) + ANSWER_ALLOWANCE
+        }
+        _ => ANSWER_ALLOWANCE,
+    };
+    (FRAME_HEADER_LEN + frame.payload.len()) as u64 + answer
+}
+
+/// Serves one connection until the client closes it, it sends a frame
+/// that cannot be trusted, or the server stops.
+pub(crate) async fn serve(srv: &Rc<ShardServer>, mut stream: TcpStream, st: &Rc<ConnState>) {
+    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+    // A request decoded but waiting for the connection's budget.
+    let mut parked: Option<(Frame, Result<Op, clientpb::Error>, u64)> = None;
+    let mut eof = false;
+    loop {
+        if st.close.get() {
+            return;
+        }
+        let stopping = srv.stopping.is_set();
+        // 1. Admit what was read, as the budget allows.
+        if !stopping {
+            loop {
+                if parked.is_none() {
+                    match split_frame(&mut rbuf, &srv.limits.protocol) {
+                        Ok(Some(f)) => {
+                            let op = decode_request(&f, &srv.limits.batch);
+                            let charge = charge_of(&f, op.as_ref().ok(), &srv.limits);
+                            parked = Some((f, op, charge));
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            srv.bump(|s| s.bad_frames += 1);
+                            eprintln!(
+                                "corelog: shard {}: client connection closed: {e}",
+                                srv.shard.index()
+                            );
+                            // Answers already queued still go out.
+                            let _ = write_out(&mut stream, st).await;
+                            return;
+                        }
+                    }
+                }
+                let Some((_, _, charge)) = &parked else { break };
+                if !st.admit(*charge) {
+                    break;
+                }
+                let Some((f, op, charge)) = parked.take() else {
+                    break;
+                };
+                dispatch(srv, st, f, op, charge);
+            }
+        }
+        // 2. Write what was answered.
+        if write_out(&mut stream, st).await.is_err() {
+            return;
+        }
+        // 3. Done, or wait for bytes or answers.
+        let idle = st.inflight.get() == 0 && st.out.borrow().is_empty();
+        if (stopping || eof) && idle {
+            return;
+        }
+        let can_read = !stopping && !eof && parked.is_none();
+        if can_read {
+            let got = or(async { Some(read_some(&stream, &mut rbuf).await) }, async {
+                st.wake.notified().await;
+                None
+            })
+            .await;
+            match got {
+                Some(Ok(0)) => eof = true,
+                Some(Ok(_)) | None => {}
+                Some(Err(_)) => return,
+            }
+        } else {
+            st.wake.notified().await;
+        }
+    }
+}
+
+/// Hands a request to a task of its own, or answers a refused one at once.
+fn dispatch(
+    srv: &Rc<ShardServer>,
+    st: &Rc<ConnState>,
+    f: Frame,
+    op: Result<Op, clientpb::Error>,
+    charge: u64,
+) {
+    srv.bump(|s| s.requests += 1);
+    st.charged.set(st.charged.get() + charge);
+    st.inflight.set(st.inflight.get() + 1);
+    match op {
+        Err(e) => {
+            let resp = clientpb::Response {
+                result: Some(clientpb::response::Result::Error(e)),
+            };
+            st.answer(f.request_id, &resp, charge);
+        }
+        Ok(op) => {
+            let (srv, st) = (srv.clone(), st.clone());
+            glommio::spawn_local(async move {
+                let resp = ops::handle(&srv, op).await;
+                st.answer(f.request_id, &resp, charge);
+            })
+            .detach();
+        }
+    }
+}
+
+/// Writes every queued answer, then releases their charges.
+async fn write_out(stream: &mut TcpStream, st: &ConnState) -> io::Result<()> {
+    loop {
+        let out = std::mem::take(&mut *st.out.borrow_mut());
+        if out.is_empty() {
+            return Ok(());
+        }
+        let charge = st.out_charge.replace(0);
+        // A client that does not read blocks this write; the server's
+        // stop ends it once its grace period is over.
+        let r = or(async { Some(stream.write_all(&out).await) }, async {
+            st.closing.notified().await;
+            None
+        })
+        .await;
+        match r {
+            Some(Ok(())) => st.charged.set(st.charged.get() - charge),
+            Some(Err(e)) => return Err(e),
+            None => return Err(io::Error::other("closed by the server's stop")),
+        }
+        // Give the buffer's capacity back for the next answers.
+        let mut o = st.out.borrow_mut();
+        if o.is_empty() {
+            let mut out = out;
+            out.clear();
+            *o = out;
+        }
+    }
+}
+
+/// Reads what the socket has (at least one byte, or 0 at the end of the
+/// stream) into `buf`'s spare capacity; sleeps until bytes arrive. The
+/// wait is glommio's `peek`, which consumes nothing, so dropping this
+/// future (an answer arrived first) loses no byte.
+async fn read_some(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+    let fd = stream.as_raw_fd();
+    loop {
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(READ_CHUNK);
+        }
+        let spare = buf.spare_capacity_mut();
+        // SAFETY: the kernel writes at most `spare.len()` bytes into the
+        // spare capacity, which `BytesMut` owns and we hold `&mut` of.
+        let n = unsafe {
+            libc::recv(
+                fd,
+                spare.as_mut_ptr().cast::<libc::c_void>(),
+                spare.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n >= 0 {
+            // SAFETY: the kernel initialised these `n` bytes.
+            unsafe { buf.set_len(buf.len() + n as usize) };
+            return Ok(n as usize);
+        }
+        let err = io::Error::last_os_error();
+        match err.kind() {
+            io::ErrorKind::Interrupted => continue,
+            io::ErrorKind::WouldBlock => {
+                let mut one = [0u8; 1];
+                stream.peek(&mut one).await.map_err(io::Error::from)?;
+            }
+            _ => return Err(err),
+        }
+    }
+}

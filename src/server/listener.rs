@@ -1,0 +1,186 @@
+//! `ShardServer`: one shard's client service, on the shard's thread. It
+//! owns the shard's client listener (`client_addr + shard`), the accept
+//! loop, and the registry of open connections, and stops them: first no
+//! more accepting and no more reading (each connection answers what it
+//! has in flight), then, past a grace period, closing what is left.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, IntoRawFd};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_lite::future::or;
+use glommio::net::TcpListener;
+
+use super::config::ConnLimits;
+use super::conn::{self, ConnState};
+use super::signal::{Latch, Notify};
+use crate::cluster::Cluster;
+use crate::shard::Shard;
+
+/// Counters of one shard's client service.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ServerStats {
+    pub accepted: u64,
+    /// Connections closed at once: the shard holds `max_connections`.
+    pub refused_connections: u64,
+    /// Connections closed for a frame that cannot be trusted (bad crc,
+    /// length above the limit).
+    pub bad_frames: u64,
+    pub requests: u64,
+}
+
+/// One shard's client service (see the module doc).
+pub struct ShardServer {
+    pub(crate) shard: Rc<Shard>,
+    pub(crate) cluster: Arc<Cluster>,
+    pub(crate) limits: ConnLimits,
+    pub(crate) local_addr: SocketAddr,
+    /// Set when the server stops: accept nothing, read nothing more.
+    pub(crate) stopping: Latch,
+    /// Open connections, by id: told to stop, or closed.
+    conns: RefCell<HashMap<u64, Rc<ConnState>>>,
+    next_conn: Cell<u64>,
+    /// A connection closed (for `stop`'s wait).
+    closed: Notify,
+    accept_done: Cell<bool>,
+    pub(crate) stats: Cell<ServerStats>,
+}
+
+impl ShardServer {
+    /// Binds the shard's client port and starts accepting, on the current
+    /// (the shard's) executor.
+    pub fn start(
+        shard: Rc<Shard>,
+        cluster: Arc<Cluster>,
+        limits: ConnLimits,
+    ) -> std::io::Result<Rc<ShardServer>> {
+        let member = cluster
+            .member(shard.member())
+            .ok_or_else(|| std::io::Error::other("this member is not in the cluster"))?;
+        let addr = member
+            .client_addr_of_shard(shard.index())
+            .ok_or_else(|| std::io::Error::other("no client port for this shard"))?;
+        // std's listener (SO_REUSEADDR, no SO_REUSEPORT), as the peer
+        // network's: a second process on the same port fails to bind
+        // rather than silently sharing it.
+        let std_listener = std::net::TcpListener::bind(addr)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("binding {addr}: {e}")))?;
+        let local_addr = std_listener.local_addr()?;
+        // SAFETY: a bound, listening socket whose fd we hand over.
+        let listener = unsafe { TcpListener::from_raw_fd(std_listener.into_raw_fd()) };
+        let srv = Rc::new(ShardServer {
+            shard,
+            cluster,
+            limits,
+            local_addr,
+            stopping: Latch::default(),
+            conns: RefCell::default(),
+            next_conn: Cell::new(0),
+            closed: Notify::default(),
+            accept_done: Cell::new(false),
+            stats: Cell::new(ServerStats::default()),
+        });
+        glommio::spawn_local(accept_loop(srv.clone(), listener)).detach();
+        Ok(srv)
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn stats(&self) -> ServerStats {
+        self.stats.get()
+    }
+
+    pub(crate) fn bump(&self, f: impl FnOnce(&mut ServerStats)) {
+        let mut s = self.stats.get();
+        f(&mut s);
+        self.stats.set(s);
+    }
+
+    /// How long a request may wait for the log: the runtime's timeout.
+    pub(crate) fn request_timeout(&self) -> Duration {
+        let cfg = self.shard.config();
+        cfg.tick
+            .saturating_mul(u32::try_from(cfg.request_timeout_ticks).unwrap_or(u32::MAX))
+    }
+
+    /// Stops accepting and reading; each connection answers what it has
+    /// in flight and closes. Connections still open after `grace` are
+    /// closed. Returns once every connection is closed.
+    pub async fn stop(&self, grace: Duration) {
+        self.stopping.set();
+        for c in self.conns.borrow().values() {
+            c.wake.notify();
+        }
+        let graceful = async {
+            while !self.conns.borrow().is_empty() || !self.accept_done.get() {
+                self.closed.notified().await;
+            }
+            true
+        };
+        let timed = async {
+            glommio::timer::sleep(grace).await;
+            false
+        };
+        if !or(graceful, timed).await {
+            for c in self.conns.borrow().values() {
+                c.close_now();
+            }
+            while !self.conns.borrow().is_empty() {
+                self.closed.notified().await;
+            }
+        }
+    }
+
+    fn closed_conn(&self, id: u64) {
+        self.conns.borrow_mut().remove(&id);
+        self.closed.notify();
+    }
+}
+
+async fn accept_loop(srv: Rc<ShardServer>, listener: TcpListener) {
+    loop {
+        let accepted = or(async { Some(listener.accept().await) }, async {
+            srv.stopping.wait().await;
+            None
+        })
+        .await;
+        let stream = match accepted {
+            None => break,
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                // Out of fds or memory: wait a little rather than spin.
+                eprintln!(
+                    "corelog: shard {}: client accept failed: {e}",
+                    srv.shard.index()
+                );
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if srv.conns.borrow().len() >= srv.limits.max_connections {
+            srv.bump(|s| s.refused_connections += 1);
+            drop(stream);
+            continue;
+        }
+        srv.bump(|s| s.accepted += 1);
+        let _ = stream.set_nodelay(true);
+        let id = srv.next_conn.get();
+        srv.next_conn.set(id + 1);
+        let state = Rc::new(ConnState::new(&srv.limits));
+        srv.conns.borrow_mut().insert(id, state.clone());
+        let srv2 = srv.clone();
+        glommio::spawn_local(async move {
+            conn::serve(&srv2, stream, &state).await;
+            srv2.closed_conn(id);
+        })
+        .detach();
+    }
+    srv.accept_done.set(true);
+    srv.closed.notify();
+}
