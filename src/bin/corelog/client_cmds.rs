@@ -1,0 +1,125 @@
+//! The command-line client: `append`, `read`, `status`, through
+//! `corelog::client`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use corelog::client::{Client, ClientOptions};
+use corelog::clientpb::Consistency;
+
+use super::ConnArgs;
+
+fn client(c: &ConnArgs) -> Result<Client, ExitCode> {
+    let opts = ClientOptions {
+        timeout: Duration::from_secs(c.timeout),
+        ..ClientOptions::default()
+    };
+    Client::connect(&c.servers, opts).map_err(|e| {
+        eprintln!(
+            "corelog: cannot reach the cluster through {:?}: {e}",
+            c.servers
+        );
+        ExitCode::from(1)
+    })
+}
+
+pub fn append(c: &ConnArgs, group: u64, values: &[String]) -> ExitCode {
+    let cl = match client(c) {
+        Ok(cl) => cl,
+        Err(code) => return code,
+    };
+    let records: Vec<&[u8]> = values.iter().map(|v| v.as_bytes()).collect();
+    match cl.append(group, &records) {
+        Ok(a) => {
+            let last = a.base_offset + u64::from(a.count) - 1;
+            println!(
+                "group {group}: offsets {}..={last}{}",
+                a.base_offset,
+                if a.duplicate { " (duplicate)" } else { "" }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("corelog: append to group {group}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+pub fn read(c: &ConnArgs, group: u64, from: u64, max: u32, any_replica: bool) -> ExitCode {
+    let cl = match client(c) {
+        Ok(cl) => cl,
+        Err(code) => return code,
+    };
+    let consistency = if any_replica {
+        Consistency::AnyReplica
+    } else {
+        Consistency::Linearizable
+    };
+    match cl.read(group, from, max, consistency) {
+        Ok(r) => {
+            for (off, rec) in &r.records {
+                println!("{off}\t{}", String::from_utf8_lossy(rec));
+            }
+            eprintln!(
+                "group {group}: {} records; readable offsets {}..{}",
+                r.records.len(),
+                r.earliest,
+                r.latest
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("corelog: read group {group}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+pub fn status(c: &ConnArgs) -> ExitCode {
+    let cl = match client(c) {
+        Ok(cl) => cl,
+        Err(code) => return code,
+    };
+    let s = match cl.cluster_status() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("corelog: status: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    println!(
+        "cluster {:#x}: {} members, {} groups{}",
+        s.cluster_id,
+        s.members.len(),
+        s.group_count,
+        if s.unsafe_no_fsync {
+            " (UNSAFE: no fsync)"
+        } else {
+            ""
+        }
+    );
+    for m in &s.members {
+        println!(
+            "  member {} ({}): clients {} (+{} shards)",
+            m.id, m.name, m.client_address, m.shards
+        );
+    }
+    println!("  group  leader  term  commit  applied  offsets");
+    for g in 0..s.group_count {
+        match cl.group_status(g) {
+            Ok(gs) => println!(
+                "  {:>5}  {:>6}  {:>4}  {:>6}  {:>7}  {}..{}",
+                g,
+                gs.leader,
+                gs.term,
+                gs.commit_index,
+                gs.applied_index,
+                gs.earliest_offset,
+                gs.latest_offset
+            ),
+            Err(e) => println!("  {g:>5}  unknown: {e}"),
+        }
+    }
+    ExitCode::SUCCESS
+}

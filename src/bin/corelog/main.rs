@@ -1,0 +1,128 @@
+//! `corelog`: the server (`corelog server`) and its command-line client
+//! (`append`, `read`, `status`).
+
+mod client_cmds;
+mod server_cmd;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "corelog", version, about = "A replicated log service")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Runs a member of a cluster: bootstraps a new data directory or
+    /// restarts from an existing one, then serves until SIGTERM/SIGINT.
+    Server(ServerArgs),
+    /// Appends one batch of records (one per VALUE) to a group.
+    Append {
+        #[command(flatten)]
+        conn: ConnArgs,
+        group: u64,
+        #[arg(required = true)]
+        values: Vec<String>,
+    },
+    /// Reads committed records of a group from an offset.
+    Read {
+        #[command(flatten)]
+        conn: ConnArgs,
+        group: u64,
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Records at most (0: the server's limit).
+        #[arg(long, default_value_t = 0)]
+        max: u32,
+        /// Read from any replica (a committed prefix, possibly stale)
+        /// rather than through the leader's ReadIndex.
+        #[arg(long)]
+        any_replica: bool,
+    },
+    /// The cluster's members and each group's leader, term and offsets.
+    Status {
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+}
+
+/// Where the client connects first.
+#[derive(Args)]
+struct ConnArgs {
+    /// A member's client address (repeatable); the client learns the
+    /// others from it.
+    #[arg(long = "server", short = 's', default_value = "127.0.0.1:7100")]
+    servers: Vec<SocketAddr>,
+    /// Seconds any call may take, retries included.
+    #[arg(long, default_value_t = 10)]
+    timeout: u64,
+}
+
+/// `corelog server` flags; each overrides the config file's field.
+#[derive(Args)]
+pub struct ServerArgs {
+    /// A TOML configuration file (docs/operations.md).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// This member's id.
+    #[arg(long)]
+    member_id: Option<u64>,
+    #[arg(long)]
+    cluster_id: Option<u64>,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// A member: id=name@peer_addr/client_addr[/shards] (repeat for each;
+    /// replaces the file's list).
+    #[arg(long = "member")]
+    members: Vec<String>,
+    /// Groups of a new cluster.
+    #[arg(long)]
+    groups: Option<u64>,
+    #[arg(long)]
+    replication_factor: Option<u32>,
+    /// "auto", "none", or CPU numbers "0,2".
+    #[arg(long)]
+    cpus: Option<String>,
+    #[arg(long)]
+    tick_ms: Option<u64>,
+    #[arg(long)]
+    election_ticks: Option<usize>,
+    #[arg(long)]
+    heartbeat_ticks: Option<usize>,
+    #[arg(long)]
+    request_timeout_ms: Option<u64>,
+    #[arg(long)]
+    max_frame_bytes: Option<u32>,
+    #[arg(long)]
+    max_batch_bytes: Option<u32>,
+    #[arg(long)]
+    max_connection_bytes: Option<u64>,
+    #[arg(long)]
+    max_connections: Option<usize>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Server(a) => server_cmd::run(a),
+        Cmd::Append {
+            conn,
+            group,
+            values,
+        } => client_cmds::append(&conn, group, &values),
+        Cmd::Read {
+            conn,
+            group,
+            from,
+            max,
+            any_replica,
+        } => client_cmds::read(&conn, group, from, max, any_replica),
+        Cmd::Status { conn } => client_cmds::status(&conn),
+    }
+}

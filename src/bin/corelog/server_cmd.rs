@@ -1,0 +1,127 @@
+//! `corelog server`: the configuration (file, then flags), the member's
+//! start, the serving line, and the wait for SIGTERM/SIGINT, watching for
+//! shards whose WAL failed meanwhile.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use corelog::server::config::{FileConfig, ServerConfigError, parse_member};
+use corelog::server::{Server, ServerConfig};
+
+use super::ServerArgs;
+
+/// How long requests in flight may take to be answered at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+fn config(a: &ServerArgs) -> Result<ServerConfig, ServerConfigError> {
+    let mut f = match &a.config {
+        Some(p) => FileConfig::read(p)?,
+        None => FileConfig::default(),
+    };
+    macro_rules! over {
+        ($($flag:ident => $($field:ident).+),* $(,)?) => {
+            $(if let Some(v) = a.$flag.clone() { f.$($field).+ = Some(v); })*
+        };
+    }
+    over!(
+        member_id => member_id,
+        cluster_id => cluster_id,
+        data_dir => data_dir,
+        groups => groups,
+        replication_factor => replication_factor,
+        cpus => cpus,
+        tick_ms => runtime.tick_ms,
+        election_ticks => runtime.election_ticks,
+        heartbeat_ticks => runtime.heartbeat_ticks,
+        request_timeout_ms => runtime.request_timeout_ms,
+        max_frame_bytes => limits.max_frame_bytes,
+        max_batch_bytes => limits.max_batch_bytes,
+        max_connection_bytes => limits.max_connection_bytes,
+        max_connections => limits.max_connections,
+    );
+    if !a.members.is_empty() {
+        f.members = a
+            .members
+            .iter()
+            .map(|m| parse_member(m))
+            .collect::<Result<_, _>>()?;
+    }
+    f.check()
+}
+
+/// Blocks SIGTERM and SIGINT in this thread, before any other starts, so
+/// that every thread inherits the mask and the signals wait for
+/// `sigtimedwait` here instead of killing the process mid-flush.
+fn block_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data, initialised by sigemptyset.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+/// Waits up to `timeout` for one of `set`'s signals.
+fn wait_signal(set: &libc::sigset_t, timeout: Duration) -> Option<i32> {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: valid set and timespec; no siginfo wanted.
+    let s = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &ts) };
+    (s > 0).then_some(s)
+}
+
+pub fn run(a: ServerArgs) -> ExitCode {
+    let cfg = match config(&a) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("corelog server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let signals = block_signals();
+    let mut server = match Server::start(cfg) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("corelog server: not started: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    println!("{}", server.serving_line());
+    let _ = std::io::stdout().flush();
+    let sig = loop {
+        if let Some(s) = wait_signal(&signals, Duration::from_millis(500)) {
+            break s;
+        }
+        for (shard, cause) in server.new_failures() {
+            eprintln!(
+                "corelog: ERROR: shard {shard} stopped serving: its WAL failed: {cause}. \
+                 Its groups answer Unavailable; the other shards keep serving. \
+                 Restart the process to recover the shard from its WAL."
+            );
+        }
+    };
+    let name = if sig == libc::SIGTERM {
+        "SIGTERM"
+    } else {
+        "SIGINT"
+    };
+    eprintln!(
+        "corelog: {name}: stopping (no new connections or requests; answering those in flight)"
+    );
+    match server.stop(SHUTDOWN_GRACE) {
+        Ok(()) => {
+            eprintln!("corelog: stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("corelog: a shard's thread failed while stopping: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
