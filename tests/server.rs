@@ -1,0 +1,699 @@
+//! `corelog server` processes on 127.0.0.1, driven through the Rust
+//! client and raw sockets: replication and redirects, a leader killed
+//! with SIGKILL and the client following the new one, a restarted member
+//! catching up, SIGTERM and a restart with every acknowledged record, bad
+//! input on the client port, exactly-once retries, a bad configuration.
+//! `cargo test --release --test server`.
+//!
+//! Every wait is bounded; every child process is killed when its handle
+//! drops (a failing test leaves none behind). The tests take a lock each:
+//! three servers per test on a 2-CPU machine are enough.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use corelog::client::{Appended, Client, ClientError, ClientOptions};
+use corelog::clientpb::{
+    self, AppendRequest, Consistency, Request, Response, error::Kind, request::Op,
+    response::Result as Answer,
+};
+use corelog::protocol::{Limits, encode_frame, split_frame};
+use tempfile::TempDir;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    match ONE_AT_A_TIME.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// `n` ports free right now on 127.0.0.1.
+fn free_ports(n: usize) -> Vec<u16> {
+    let ls: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+/// A `corelog server` child, killed (SIGKILL) when dropped.
+struct Proc {
+    child: Child,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Proc {
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: a plain kill(2) of our own child.
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    /// Waits (bounded) for the process to exit.
+    fn wait_exit(&mut self, secs: u64) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not exit in {secs} s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.try_iter().collect()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Three members, one shard each, on free ports and temporary data
+/// directories.
+struct Three {
+    dirs: Vec<TempDir>,
+    peers: Vec<SocketAddr>,
+    clients: Vec<SocketAddr>,
+    groups: u64,
+    procs: Vec<Option<Proc>>,
+}
+
+impl Three {
+    fn new(groups: u64) -> Three {
+        let ports = free_ports(6);
+        let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        Three {
+            dirs: (0..3).map(|_| tempfile::tempdir().unwrap()).collect(),
+            peers: ports[0..3].iter().map(|&p| addr(p)).collect(),
+            clients: ports[3..6].iter().map(|&p| addr(p)).collect(),
+            groups,
+            procs: vec![None, None, None],
+        }
+    }
+
+    fn args(&self, id: u64, dir: &Path) -> Vec<String> {
+        let mut a: Vec<String> = [
+            "server",
+            "--cluster-id",
+            "77",
+            "--member-id",
+            &id.to_string(),
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--groups",
+            &self.groups.to_string(),
+            "--replication-factor",
+            "3",
+            "--cpus",
+            "none",
+            "--tick-ms",
+            "10",
+            "--election-ticks",
+            "20",
+            "--request-timeout-ms",
+            "5000",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for m in 1..=3u64 {
+            let k = (m - 1) as usize;
+            a.push("--member".into());
+            a.push(format!("{m}=m{m}@{}/{}", self.peers[k], self.clients[k]));
+        }
+        a
+    }
+
+    /// Starts member `id` and waits (bounded) for its serving line.
+    fn start(&mut self, id: u64) {
+        let k = (id - 1) as usize;
+        let args = self.args(id, self.dirs[k].path());
+        self.procs[k] = Some(spawn_server(&args));
+    }
+
+    fn start_all(&mut self) {
+        // Together, as a new cluster is bootstrapped.
+        for id in 1..=3 {
+            let k = (id - 1) as usize;
+            let args = self.args(id, self.dirs[k].path());
+            self.procs[k] = Some(spawn_server_nowait(&args));
+        }
+        for p in self.procs.iter_mut().flatten() {
+            wait_serving(p);
+        }
+    }
+
+    fn proc(&mut self, id: u64) -> &mut Proc {
+        self.procs[(id - 1) as usize].as_mut().expect("running")
+    }
+
+    fn kill9(&mut self, id: u64) {
+        let mut p = self.procs[(id - 1) as usize].take().expect("running");
+        p.signal(libc::SIGKILL);
+        p.wait_exit(10);
+    }
+
+    fn client(&self) -> Client {
+        Client::connect(
+            &self.clients,
+            ClientOptions {
+                timeout: Duration::from_secs(20),
+                ..ClientOptions::default()
+            },
+        )
+        .unwrap()
+    }
+
+    /// The member leading `group`, waiting (bounded) for one.
+    fn leader(&self, c: &Client, group: u64) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(s) = c.group_status(group) {
+                if s.leader != 0 {
+                    return s.leader;
+                }
+            }
+            assert!(Instant::now() < deadline, "group {group} has no leader");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_corelog")
+}
+
+fn spawn_server_nowait(args: &[String]) -> Proc {
+    let mut child = Command::new(bin())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Proc { child, stderr: rx }
+}
+
+/// Waits (bounded) for the serving line on the child's stdout.
+fn wait_serving(p: &mut Proc) {
+    let out = p.child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(out);
+        let mut line = String::new();
+        let _ = r.read_line(&mut line);
+        let _ = tx.send(line);
+        // Keep draining so the child never blocks on a full pipe.
+        let mut sink = Vec::new();
+        let _ = r.read_to_end(&mut sink);
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("no serving line; stderr: {:?}", p.stderr_lines()));
+    assert!(
+        line.starts_with("corelog: serving:"),
+        "{line:?}; stderr: {:?}",
+        p.stderr_lines()
+    );
+}
+
+fn spawn_server(args: &[String]) -> Proc {
+    let mut p = spawn_server_nowait(args);
+    wait_serving(&mut p);
+    p
+}
+
+/// Appends `n` single-record batches `"{tag}-{i}"` to `group`; returns
+/// (offset, value) of each, as acknowledged.
+fn append_n(c: &Client, group: u64, tag: &str, n: usize) -> Vec<(u64, String)> {
+    (0..n)
+        .map(|i| {
+            let v = format!("{tag}-{i}");
+            let a = c.append(group, &[v.as_bytes()]).unwrap();
+            assert_eq!(a.count, 1);
+            (a.base_offset, v)
+        })
+        .collect()
+}
+
+/// Every record of `group` read from one replica (`addr`: a member's
+/// client port for the group's shard, one shard here).
+fn read_all_from(addr: SocketAddr, group: u64, consistency: Consistency) -> Vec<(u64, String)> {
+    let c = Client::connect(&[addr], ClientOptions::default()).unwrap();
+    // Pin the reads to this member: reads at any replica are served by
+    // whichever member is asked first, the seed.
+    let mut out = Vec::new();
+    let mut from = 0;
+    loop {
+        let r = c.read(group, from, 0, consistency).unwrap();
+        if r.records.is_empty() {
+            return out;
+        }
+        for (o, v) in r.records {
+            from = o + 1;
+            out.push((o, String::from_utf8(v.to_vec()).unwrap()));
+        }
+    }
+}
+
+/// Sends one request on a raw connection and returns its answer.
+fn raw_call(s: &mut TcpStream, id: u64, req: &Request) -> Response {
+    let mut f = BytesMut::new();
+    encode_frame(id, req, &Limits::DEFAULT, &mut f).unwrap();
+    s.write_all(&f).unwrap();
+    raw_answer(s, id)
+}
+
+fn raw_answer(s: &mut TcpStream, id: u64) -> Response {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = BytesMut::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(f) = split_frame(&mut buf, &Limits::DEFAULT).unwrap() {
+            assert_eq!(f.request_id, id);
+            return <Response as prost::Message>::decode(f.payload).unwrap();
+        }
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "connection closed before the answer");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Whether the server closed `s` (read returns 0 or an error) in time.
+fn closed_by_server(s: &mut TcpStream) -> bool {
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut b = [0u8; 64];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+fn cluster_status_req() -> Request {
+    Request {
+        op: Some(Op::ClusterStatus(clientpb::ClusterStatusRequest {})),
+    }
+}
+
+#[test]
+fn appends_through_a_follower_are_redirected_and_every_replica_reads_every_record_back() {
+    let _g = serial();
+    let mut t = Three::new(3);
+    t.start_all();
+    let c = t.client();
+    let group = 1;
+    let leader = t.leader(&c, group);
+    let follower = (1..=3).find(|&m| m != leader).unwrap();
+
+    // A follower answers NotLeader naming the leader's client address.
+    let mut s = TcpStream::connect(t.clients[(follower - 1) as usize]).unwrap();
+    let batch = c.build_batch(0, 0, &[b"direct"]).unwrap();
+    let resp = raw_call(
+        &mut s,
+        1,
+        &Request {
+            op: Some(Op::Append(AppendRequest { group, batch })),
+        },
+    );
+    let Some(Answer::Error(clientpb::Error {
+        kind: Some(Kind::NotLeader(nl)),
+    })) = resp.result
+    else {
+        panic!("not NotLeader: {resp:?}");
+    };
+    assert_eq!(nl.leader, leader);
+    assert_eq!(
+        nl.leader_address,
+        t.clients[(leader - 1) as usize].to_string()
+    );
+
+    // A client whose only seed is the follower follows the redirect.
+    let fc = Client::connect(
+        &[t.clients[(follower - 1) as usize]],
+        ClientOptions::default(),
+    )
+    .unwrap();
+    let mut acked = append_n(&fc, group, "a", 20);
+    // A batch of several records gets consecutive offsets.
+    let a = c.append(group, &[b"x0", b"x1", b"x2"]).unwrap();
+    assert_eq!((a.base_offset, a.count, a.duplicate), (20, 3, false));
+    for k in 0..3 {
+        acked.push((20 + k, format!("x{k}")));
+    }
+    let want: Vec<(u64, String)> = acked.clone();
+    assert_eq!(
+        acked.iter().map(|a| a.0).collect::<Vec<_>>(),
+        (0..23).collect::<Vec<_>>(),
+        "dense offsets from 0"
+    );
+    // Linearizable reads (from any seed, through the leader's ReadIndex)
+    // see everything acknowledged.
+    assert_eq!(
+        read_all_from(
+            t.clients[(follower - 1) as usize],
+            group,
+            Consistency::Linearizable
+        ),
+        want
+    );
+    // Every replica's committed prefix reaches it too.
+    for k in 0..3 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = read_all_from(t.clients[k], group, Consistency::AnyReplica);
+            if got == want {
+                break;
+            }
+            assert!(
+                got.len() < want.len() && want.starts_with(&got),
+                "member {}: {got:?}",
+                k + 1
+            );
+            assert!(
+                Instant::now() < deadline,
+                "member {} did not catch up",
+                k + 1
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    // Offsets past the end are out of range, with the range named.
+    match c.read(group, 24, 0, Consistency::Linearizable) {
+        Err(ClientError::Server(Kind::OffsetOutOfRange(o))) => {
+            assert_eq!((o.offset, o.earliest, o.latest), (24, 0, 23));
+        }
+        other => panic!("{other:?}"),
+    }
+    // A group that does not exist.
+    let mut s = TcpStream::connect(t.clients[0]).unwrap();
+    let resp = raw_call(
+        &mut s,
+        2,
+        &Request {
+            op: Some(Op::GroupStatus(clientpb::GroupStatusRequest { group: 99 })),
+        },
+    );
+    assert!(
+        matches!(
+            resp.result,
+            Some(Answer::Error(clientpb::Error {
+                kind: Some(Kind::GroupNotFound(clientpb::GroupNotFound { group: 99 }))
+            }))
+        ),
+        "{resp:?}"
+    );
+}
+
+#[test]
+fn a_leader_killed_with_sigkill_is_replaced_the_client_follows_and_the_member_catches_up() {
+    let _g = serial();
+    let mut t = Three::new(2);
+    t.start_all();
+    let c = t.client();
+    let group = 0;
+    let mut acked = append_n(&c, group, "before", 10);
+    let old = t.leader(&c, group);
+    t.kill9(old);
+    // The client keeps appending: it finds the new leader by itself.
+    acked.extend(append_n(&c, group, "after", 10));
+    let new = t.leader(&c, group);
+    assert_ne!(new, old);
+    let offsets: Vec<u64> = acked.iter().map(|a| a.0).collect();
+    assert_eq!(offsets, (0..20).collect::<Vec<_>>());
+    assert_eq!(
+        read_all_from(
+            t.clients[(new - 1) as usize],
+            group,
+            Consistency::Linearizable
+        ),
+        acked
+    );
+    // The killed member comes back from its WAL and catches up.
+    t.start(old);
+    acked.extend(append_n(&c, group, "back", 5));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = read_all_from(
+            t.clients[(old - 1) as usize],
+            group,
+            Consistency::AnyReplica,
+        );
+        if got == acked {
+            break;
+        }
+        assert!(acked.starts_with(&got), "{got:?}");
+        assert!(
+            Instant::now() < deadline,
+            "member {old} did not catch up: {} records",
+            got.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sigterm_exits_0_and_a_restart_serves_every_acknowledged_record() {
+    let _g = serial();
+    let mut t = Three::new(2);
+    t.start_all();
+    let c = t.client();
+    let mut acked = append_n(&c, 0, "g0", 15);
+    let acked1 = append_n(&c, 1, "g1", 5);
+    drop(c);
+    for id in 1..=3 {
+        t.proc(id).signal(libc::SIGTERM);
+    }
+    for id in 1..=3 {
+        let st = t.proc(id).wait_exit(20);
+        assert_eq!(
+            st.code(),
+            Some(0),
+            "member {id}: {:?}",
+            t.proc(id).stderr_lines()
+        );
+    }
+    t.procs = vec![None, None, None];
+    t.start_all();
+    let c = t.client();
+    assert_eq!(
+        read_all_from(t.clients[0], 0, Consistency::Linearizable),
+        acked
+    );
+    assert_eq!(
+        read_all_from(t.clients[1], 1, Consistency::Linearizable),
+        acked1
+    );
+    // And appends continue at the next offsets.
+    let more = append_n(&c, 0, "again", 3);
+    assert_eq!(
+        more.iter().map(|a| a.0).collect::<Vec<_>>(),
+        vec![15, 16, 17]
+    );
+    acked.extend(more);
+    assert_eq!(
+        read_all_from(t.clients[2], 0, Consistency::Linearizable),
+        acked
+    );
+}
+
+#[test]
+fn bad_input_on_the_client_port_closes_only_that_connection() {
+    let _g = serial();
+    let mut t = Three::new(1);
+    t.start_all();
+    let addr = t.clients[0];
+    let mut good = TcpStream::connect(addr).unwrap();
+    assert!(matches!(
+        raw_call(&mut good, 1, &cluster_status_req()).result,
+        Some(Answer::ClusterStatus(_))
+    ));
+
+    // Garbage: a header whose crc does not match.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(&[3, 0, 0, 0, 1, 2, 3, 4, 9, 9, 9, 9, 9, 9, 9, 9, 1, 2, 3])
+        .unwrap();
+    assert!(closed_by_server(&mut s), "garbage kept the connection");
+
+    // An oversized length: closed from the header alone.
+    let mut s = TcpStream::connect(addr).unwrap();
+    let mut h = Vec::new();
+    h.extend_from_slice(&u32::MAX.to_le_bytes());
+    h.extend_from_slice(&[0; 12]);
+    s.write_all(&h).unwrap();
+    assert!(
+        closed_by_server(&mut s),
+        "an oversized frame kept the connection"
+    );
+
+    // An unknown operation (field 99 of Request) is answered, typed, and
+    // the connection goes on.
+    let mut s = TcpStream::connect(addr).unwrap();
+    let payload = [0x9a, 0x06, 0x00];
+    let mut f = Vec::new();
+    f.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&7u64.to_le_bytes());
+    crc.update(&payload);
+    f.extend_from_slice(&crc.finalize().to_le_bytes());
+    f.extend_from_slice(&7u64.to_le_bytes());
+    f.extend_from_slice(&payload);
+    s.write_all(&f).unwrap();
+    let r = raw_answer(&mut s, 7);
+    assert!(
+        matches!(
+            r.result,
+            Some(Answer::Error(clientpb::Error {
+                kind: Some(Kind::UnknownOperation(_))
+            }))
+        ),
+        "{r:?}"
+    );
+    assert!(matches!(
+        raw_call(&mut s, 8, &cluster_status_req()).result,
+        Some(Answer::ClusterStatus(_))
+    ));
+
+    // The first connection, and the process, are unaffected.
+    assert!(matches!(
+        raw_call(&mut good, 2, &cluster_status_req()).result,
+        Some(Answer::ClusterStatus(_))
+    ));
+    let c = t.client();
+    assert_eq!(c.append(0, &[b"still"]).unwrap().base_offset, 0);
+    assert!(t.proc(1).child.try_wait().unwrap().is_none());
+}
+
+#[test]
+fn a_retried_append_with_the_same_producer_sequence_returns_the_original_offsets() {
+    let _g = serial();
+    let mut t = Three::new(1);
+    t.start_all();
+    let c = t.client();
+    append_n(&c, 0, "x", 3);
+    let producer = 0x5eed_0000_0000_0001;
+    let b0 = c.build_batch(producer, 0, &[b"p0", b"p1"]).unwrap();
+    let first = c.send_append(0, b0.clone()).wait().unwrap();
+    assert_eq!(
+        first,
+        Appended {
+            base_offset: 3,
+            count: 2,
+            duplicate: false
+        }
+    );
+    append_n(&c, 0, "y", 2);
+    // The retry: the same bytes again, after other appends.
+    let again = c.send_append(0, b0).wait().unwrap();
+    assert_eq!(
+        again,
+        Appended {
+            base_offset: 3,
+            count: 2,
+            duplicate: true
+        }
+    );
+    // A gap in the producer's sequence is refused, typed.
+    let gap = c.build_batch(producer, 5, &[b"p5"]).unwrap();
+    match c.send_append(0, gap).wait() {
+        Err(ClientError::Server(Kind::SequenceGap(g))) => assert_eq!(g.expected, 2),
+        other => panic!("{other:?}"),
+    }
+    let r = c.read(0, 0, 0, Consistency::Linearizable).unwrap();
+    let values: Vec<&[u8]> = r.records.iter().map(|(_, v)| &v[..]).collect();
+    assert_eq!(
+        values,
+        vec![&b"x-0"[..], b"x-1", b"x-2", b"p0", b"p1", b"y-0", b"y-1"],
+        "written once"
+    );
+}
+
+#[test]
+fn a_bad_configuration_is_refused_naming_the_field() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(bin()).args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let d = dir.path().to_str().unwrap();
+    let m = "1=a@127.0.0.1:1/127.0.0.1:2";
+    let (code, err) = run(&[
+        "server",
+        "--cluster-id",
+        "1",
+        "--data-dir",
+        d,
+        "--member",
+        m,
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("member_id: required"), "{err}");
+    let (code, err) = run(&[
+        "server",
+        "--cluster-id",
+        "1",
+        "--member-id",
+        "2",
+        "--data-dir",
+        d,
+        "--member",
+        m,
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("member_id: 2 is not in the member list"),
+        "{err}"
+    );
+    let (code, err) = run(&[
+        "server",
+        "--cluster-id",
+        "1",
+        "--member-id",
+        "1",
+        "--data-dir",
+        d,
+        "--member",
+        "1=a@nowhere",
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--member"), "{err}");
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "cluster_id = 1\nmember_id = 1\n[runtime]\ntick = 5\n").unwrap();
+    let (code, err) = run(&["server", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("runtime.tick"), "{err}");
+}
