@@ -43,6 +43,25 @@ fn free_ports(n: usize) -> Vec<u16> {
     ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }
 
+/// The first of `width` consecutive ports free right now on 127.0.0.1
+/// (a member with `width` shards listens on `port .. port + width`).
+fn free_range(width: u16) -> u16 {
+    for _ in 0..100 {
+        let first = TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = first.local_addr().unwrap().port();
+        if p.checked_add(width).is_none() {
+            continue;
+        }
+        let rest: Vec<_> = (1..width)
+            .map(|k| TcpListener::bind(("127.0.0.1", p + k)))
+            .collect();
+        if rest.iter().all(Result::is_ok) {
+            return p;
+        }
+    }
+    panic!("no {width} consecutive free ports");
+}
+
 /// A `corelog server` child, killed (SIGKILL) when dropped.
 struct Proc {
     child: Child,
@@ -696,4 +715,85 @@ fn a_bad_configuration_is_refused_naming_the_field() {
     let (code, err) = run(&["server", "--config", cfg.to_str().unwrap()]);
     assert_eq!(code, Some(2));
     assert!(err.contains("runtime.tick"), "{err}");
+}
+
+/// In process: a member with two shards whose first shard's WAL fails
+/// (an injected EIO) answers that shard's groups `Unavailable` (storage
+/// failed), reports the shard once, and keeps serving the other shard.
+#[test]
+fn a_shard_whose_wal_failed_answers_unavailable_while_the_other_shard_serves() {
+    use corelog::cluster::shard_of;
+    use corelog::server::config::MemberEntry;
+    use corelog::server::{FileConfig, Server};
+    use corelog::wal::Fault;
+
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (peer, client) = (free_range(2), free_range(2));
+    let mut f = FileConfig {
+        cluster_id: Some(9),
+        member_id: Some(1),
+        data_dir: Some(dir.path().to_path_buf()),
+        groups: Some(8),
+        replication_factor: Some(1),
+        cpus: Some("none".into()),
+        ..FileConfig::default()
+    };
+    f.members.push(MemberEntry {
+        id: 1,
+        name: "solo".into(),
+        peer_addr: SocketAddr::from(([127, 0, 0, 1], peer)),
+        client_addr: SocketAddr::from(([127, 0, 0, 1], client)),
+        shards: 2,
+    });
+    f.runtime.tick_ms = Some(5);
+    let mut srv = Server::start(f.check().unwrap()).unwrap();
+    let on = |k: u32| (0..8).find(|&g| shard_of(g, 2) == k).unwrap();
+    let (bad, ok) = (on(0), on(1));
+    let c = Client::connect(&srv.client_addrs()[..1], ClientOptions::default()).unwrap();
+    assert_eq!(c.append(bad, &[b"a"]).unwrap().base_offset, 0);
+    assert_eq!(c.append(ok, &[b"a"]).unwrap().base_offset, 0);
+    assert!(srv.new_failures().is_empty());
+
+    srv.runtime().shards()[0]
+        .call(|s| async move {
+            s.wal_cell().borrow_mut().inject_fault(Fault {
+                land_bytes: 0,
+                errno: libc::EIO,
+                scatter: None,
+            });
+        })
+        .unwrap();
+    let mut s = TcpStream::connect(srv.client_addrs()[0]).unwrap();
+    let batch = c.build_batch(0, 0, &[b"lost"]).unwrap();
+    let r = raw_call(
+        &mut s,
+        1,
+        &Request {
+            op: Some(Op::Append(AppendRequest { group: bad, batch })),
+        },
+    );
+    match r.result {
+        Some(Answer::Error(clientpb::Error {
+            kind: Some(Kind::Unavailable(u)),
+        })) => assert!(u.reason.contains("storage failed"), "{}", u.reason),
+        other => panic!("{other:?}"),
+    }
+    // Later requests too, on the same connection (it stays open).
+    let batch = c.build_batch(0, 0, &[b"later"]).unwrap();
+    let r = raw_call(
+        &mut s,
+        2,
+        &Request {
+            op: Some(Op::Append(AppendRequest { group: bad, batch })),
+        },
+    );
+    assert!(matches!(r.result, Some(Answer::Error(_))), "{r:?}");
+    let failures = srv.new_failures();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].0, 0);
+    assert!(srv.new_failures().is_empty(), "reported once");
+    // The other shard serves on.
+    assert_eq!(c.append(ok, &[b"b"]).unwrap().base_offset, 1);
+    srv.stop(Duration::from_secs(1)).unwrap();
 }

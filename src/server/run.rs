@@ -95,6 +95,11 @@ impl Server {
         })
     }
 
+    /// The member's runtime (tests and tools reach its shards through it).
+    pub fn runtime(&self) -> &MemberRuntime {
+        self.runtime.as_ref().expect("running until stopped")
+    }
+
     /// The client address of each shard, in shard order.
     pub fn client_addrs(&self) -> &[SocketAddr] {
         &self.client_addrs
