@@ -797,3 +797,43 @@ fn a_shard_whose_wal_failed_answers_unavailable_while_the_other_shard_serves() {
     assert_eq!(c.append(ok, &[b"b"]).unwrap().base_offset, 1);
     srv.stop(Duration::from_secs(1)).unwrap();
 }
+
+#[test]
+fn bench_runs_a_local_cluster_prints_throughput_and_latency_and_removes_its_data() {
+    let _g = serial();
+    let out = Command::new(bin())
+        .args([
+            "bench",
+            "--local-cluster",
+            "3",
+            "--seconds",
+            "1",
+            "--groups",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("records/s") && text.contains("0 failed"),
+        "{text}"
+    );
+    assert!(text.contains("p99.9"), "{text}");
+    // The child's data directory (named by its pid) is gone.
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("corelog-bench-")
+        })
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

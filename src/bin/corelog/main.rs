@@ -1,6 +1,7 @@
 //! `corelog`: the server (`corelog server`) and its command-line client
 //! (`append`, `read`, `status`).
 
+mod bench;
 mod client_cmds;
 mod server_cmd;
 
@@ -50,6 +51,28 @@ enum Cmd {
         #[command(flatten)]
         conn: ConnArgs,
     },
+    /// A short load test: starts a local cluster, appends for a few
+    /// seconds, prints throughput and latency, removes the cluster.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Members of the local cluster to start (from this executable).
+    #[arg(long, default_value_t = 3)]
+    local_cluster: u64,
+    #[arg(long, default_value_t = 3)]
+    groups: u64,
+    /// Seconds of measured load (after 0.5 s of warm-up).
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Appends in flight per group.
+    #[arg(long, default_value_t = 32)]
+    inflight: usize,
+    #[arg(long, default_value_t = 128)]
+    record_bytes: usize,
+    #[arg(long, default_value_t = 16)]
+    records_per_batch: usize,
 }
 
 /// Where the client connects first.
@@ -124,5 +147,6 @@ fn main() -> ExitCode {
             any_replica,
         } => client_cmds::read(&conn, group, from, max, any_replica),
         Cmd::Status { conn } => client_cmds::status(&conn),
+        Cmd::Bench(a) => bench::run(a),
     }
 }
