@@ -837,3 +837,104 @@ fn bench_runs_a_local_cluster_prints_throughput_and_latency_and_removes_its_data
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+fn error_kind(r: Response) -> Kind {
+    match r.result {
+        Some(Answer::Error(clientpb::Error { kind: Some(k) })) => k,
+        other => panic!("not an error: {other:?}"),
+    }
+}
+
+#[test]
+fn the_door_refuses_typed_truncate_moves_the_earliest_offset_and_leadership_moves_on_request() {
+    let _g = serial();
+    let mut t = Three::new(1);
+    t.start_all();
+    let c = t.client();
+    let leader = t.leader(&c, 0);
+    let mut s = TcpStream::connect(t.clients[(leader - 1) as usize]).unwrap();
+    let append = |batch: bytes::Bytes| Request {
+        op: Some(Op::Append(AppendRequest { group: 0, batch })),
+    };
+
+    // Above the server's batch limit (1 MiB): TooLarge, named.
+    let big = vec![b'z'; 600 << 10];
+    let mut b = corelog::log::BatchBuilder::new(corelog::log::BatchLimits::CEILING);
+    let mut w = b.start(0, 0, 0);
+    w.push(&big).unwrap();
+    w.push(&big).unwrap();
+    let too_big = w.finish().unwrap();
+    match error_kind(raw_call(&mut s, 1, &append(too_big))) {
+        Kind::TooLarge(tl) => assert_eq!((tl.what.as_str(), tl.limit), ("batch bytes", 1 << 20)),
+        k => panic!("{k:?}"),
+    }
+    // A flipped bit: InvalidBatch naming the crc.
+    let mut bad = c.build_batch(0, 0, &[b"abc"]).unwrap().to_vec();
+    bad[41] ^= 1;
+    match error_kind(raw_call(&mut s, 2, &append(bad.into()))) {
+        Kind::InvalidBatch(i) => assert!(i.reason.contains("crc"), "{}", i.reason),
+        k => panic!("{k:?}"),
+    }
+    // A sound frame whose payload is not a Request: Malformed.
+    let payload = [0x0a, 0xff];
+    let mut f = Vec::new();
+    f.extend_from_slice(&2u32.to_le_bytes());
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&3u64.to_le_bytes());
+    crc.update(&payload);
+    f.extend_from_slice(&crc.finalize().to_le_bytes());
+    f.extend_from_slice(&3u64.to_le_bytes());
+    f.extend_from_slice(&payload);
+    s.write_all(&f).unwrap();
+    assert!(matches!(
+        error_kind(raw_answer(&mut s, 3)),
+        Kind::Malformed(_)
+    ));
+    // Not served yet, and said so.
+    let tail = Request {
+        op: Some(Op::Tail(clientpb::TailRequest::default())),
+    };
+    assert!(matches!(
+        error_kind(raw_call(&mut s, 4, &tail)),
+        Kind::Unavailable(_)
+    ));
+
+    // Truncate: the earliest offset moves; below it is out of range.
+    append_n(&c, 0, "t", 10);
+    assert_eq!(c.truncate(0, 4).unwrap(), 4);
+    match c.read(0, 2, 0, Consistency::Linearizable) {
+        Err(ClientError::Server(Kind::OffsetOutOfRange(o))) => {
+            assert_eq!((o.earliest, o.latest), (4, 10));
+        }
+        other => panic!("{other:?}"),
+    }
+    let r = c.read(0, 4, 0, Consistency::Linearizable).unwrap();
+    assert_eq!(r.records.first().map(|x| x.0), Some(4));
+    assert_eq!(r.records.len(), 6);
+    match c.truncate(0, 11) {
+        Err(ClientError::Server(Kind::TruncateBeyondEnd(e))) => {
+            assert_eq!((e.requested, e.latest), (11, 10));
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Transfer leadership to another member.
+    let to = (1..=3).find(|&m| m != leader).unwrap();
+    let tr = Request {
+        op: Some(Op::TransferLeader(clientpb::TransferLeaderRequest {
+            group: 0,
+            to_member: to,
+        })),
+    };
+    assert!(matches!(
+        raw_call(&mut s, 5, &tr).result,
+        Some(Answer::Done(_))
+    ));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while t.leader(&c, 0) != to {
+        assert!(Instant::now() < deadline, "leadership did not move to {to}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The client follows; offsets go on.
+    assert_eq!(c.append(0, &[b"after"]).unwrap().base_offset, 10);
+}

@@ -286,3 +286,64 @@ async fn read_some(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::clientpb::{AppendRequest, ReadRequest};
+
+    fn frame(len: usize) -> Frame {
+        Frame {
+            request_id: 1,
+            payload: Bytes::from(vec![0; len]),
+        }
+    }
+
+    #[test]
+    fn a_read_is_charged_the_most_its_answer_takes_anything_else_an_allowance() {
+        let l = ConnLimits::DEFAULT;
+        let read = Op::Read(ReadRequest {
+            max_bytes: 1000,
+            ..ReadRequest::default()
+        });
+        assert_eq!(
+            charge_of(&frame(10), Some(&read), &l),
+            (16 + 10) + 1000 + u64::from(l.batch.max_batch_bytes) + ANSWER_ALLOWANCE
+        );
+        // 0 asks for the server's bound: charged that.
+        let unbounded = Op::Read(ReadRequest::default());
+        assert_eq!(
+            charge_of(&frame(10), Some(&unbounded), &l),
+            (16 + 10)
+                + u64::from(l.protocol.max_read_bytes)
+                + u64::from(l.batch.max_batch_bytes)
+                + ANSWER_ALLOWANCE
+        );
+        let append = Op::Append(AppendRequest::default());
+        assert_eq!(
+            charge_of(&frame(500), Some(&append), &l),
+            16 + 500 + ANSWER_ALLOWANCE
+        );
+        assert_eq!(charge_of(&frame(3), None, &l), 16 + 3 + ANSWER_ALLOWANCE);
+    }
+
+    #[test]
+    fn the_budget_admits_until_full_and_always_one_request() {
+        let l = ConnLimits {
+            max_connection_bytes: 10_000,
+            ..ConnLimits::DEFAULT
+        };
+        let st = ConnState::new(&l);
+        // Alone, even a request above the budget is admitted (else it
+        // would wait for ever).
+        assert!(st.admit(50_000));
+        st.charged.set(6_000);
+        assert!(st.admit(4_000));
+        assert!(!st.admit(4_001));
+        // Answers written give the budget back.
+        st.charged.set(0);
+        assert!(st.admit(10_000));
+    }
+}
