@@ -25,6 +25,8 @@ type Answer = Result<Response, ClientError>;
 #[derive(Default)]
 struct Waiting {
     by_id: HashMap<u64, SyncSender<Answer>>,
+    /// Requests answered many times (tails), until cancelled.
+    streams: HashMap<u64, mpsc::Sender<Answer>>,
     /// Why the connection ended, once it did.
     closed: Option<ClientError>,
 }
@@ -36,6 +38,31 @@ pub struct Connection {
     waiting: Arc<Mutex<Waiting>>,
     next_id: AtomicU64,
     limits: Limits,
+}
+
+/// A request answered many times (a tail): its answers as they come.
+pub struct Stream {
+    id: u64,
+    rx: Receiver<Answer>,
+}
+
+impl Stream {
+    /// The request id the stream's answers come under.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The next answer, waiting until `deadline`; `Timeout` if none came.
+    pub fn next(&self, deadline: Instant) -> Answer {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.rx.recv_timeout(left) {
+            Ok(a) => a,
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(ClientError::Timeout),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err(ClientError::Disconnected("the connection ended".into()))
+            }
+        }
+    }
 }
 
 /// A request sent, its answer not yet taken.
@@ -103,17 +130,44 @@ impl Connection {
 
     /// Sends `req` under a new request id.
     pub fn send(&self, req: &Request) -> Result<Ticket, ClientError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send_as(req, |w, id| {
+            w.by_id.insert(id, tx);
+        })?;
+        Ok(Ticket { rx })
+    }
+
+    /// Sends `req` (a tail) whose answers keep coming under its id until
+    /// `end_stream`. They queue in the client until taken: a consumer
+    /// should take them (`Stream::next`) or end the stream.
+    pub fn send_stream(&self, req: &Request) -> Result<Stream, ClientError> {
+        let (tx, rx) = mpsc::channel();
+        let id = self.send_as(req, |w, id| {
+            w.streams.insert(id, tx);
+        })?;
+        Ok(Stream { id, rx })
+    }
+
+    /// Stops delivering stream `id`'s answers (after cancelling it).
+    pub fn end_stream(&self, id: u64) {
+        lock(&self.waiting).streams.remove(&id);
+    }
+
+    fn send_as(
+        &self,
+        req: &Request,
+        register: impl FnOnce(&mut Waiting, u64),
+    ) -> Result<u64, ClientError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut frame = BytesMut::new();
         encode_frame(id, req, &self.limits, &mut frame)
             .map_err(|e| ClientError::TooLarge(e.to_string()))?;
-        let (tx, rx) = mpsc::sync_channel(1);
         {
             let mut w = lock(&self.waiting);
             if let Some(e) = &w.closed {
                 return Err(e.clone());
             }
-            w.by_id.insert(id, tx);
+            register(&mut w, id);
         }
         let r = lock(&self.writer).write_all(&frame);
         if let Err(e) = r {
@@ -121,7 +175,7 @@ impl Connection {
             fail_all(&self.waiting, err.clone());
             return Err(err);
         }
-        Ok(Ticket { rx })
+        Ok(id)
     }
 }
 
@@ -140,6 +194,9 @@ fn fail_all(waiting: &Mutex<Waiting>, err: ClientError) {
     for (_, tx) in w.by_id.drain() {
         let _ = tx.try_send(Err(err.clone()));
     }
+    for (_, tx) in w.streams.drain() {
+        let _ = tx.send(Err(err.clone()));
+    }
 }
 
 /// The connection's reader: cuts frames, hands each answer to its waiter.
@@ -150,8 +207,11 @@ fn read_answers(mut stream: TcpStream, waiting: &Mutex<Waiting>, limits: Limits)
             Ok(Some(f)) => {
                 let answer = <Response as prost::Message>::decode(f.payload)
                     .map_err(|e| ClientError::Protocol(format!("undecodable answer: {e}")));
-                if let Some(tx) = lock(waiting).by_id.remove(&f.request_id) {
+                let mut w = lock(waiting);
+                if let Some(tx) = w.by_id.remove(&f.request_id) {
                     let _ = tx.try_send(answer);
+                } else if let Some(tx) = w.streams.get(&f.request_id) {
+                    let _ = tx.send(answer);
                 }
                 continue;
             }

@@ -34,12 +34,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-pub use conn::{Connection, Ticket};
+pub use conn::{Connection, Stream, Ticket};
 pub use error::ClientError;
 
 use crate::clientpb::{
-    self, AppendRequest, ClusterStatusRequest, Consistency, GroupStatusRequest, ReadRequest,
-    Request, TruncateRequest, error::Kind, request::Op, response::Result as Answer,
+    self, AppendRequest, CancelRequest, ClusterStatusRequest, Consistency, GroupStatusRequest,
+    ReadRequest, Request, TailRequest, TruncateRequest, error::Kind, request::Op,
+    response::Result as Answer,
 };
 use crate::cluster::shard_of;
 use crate::log::{BatchBuilder, BatchLimits, RecordBatch};
@@ -532,6 +533,156 @@ impl Client {
                 "unexpected answer {other:?}"
             ))),
         }
+    }
+}
+
+impl Client {
+    /// Follows `group` from `offset` on: `Tail::next` hands out records
+    /// as they are committed, from one member holding the group (any
+    /// replica: a committed prefix). If that member goes away the tail
+    /// resumes on another from the next offset.
+    pub fn tail(&self, group: u64, offset: u64) -> Tail<'_> {
+        Tail {
+            client: self,
+            group,
+            offset,
+            open: None,
+            turn: 0,
+        }
+    }
+}
+
+/// A tail (`Client::tail`).
+pub struct Tail<'a> {
+    client: &'a Client,
+    group: u64,
+    /// The offset of the next record to hand out.
+    offset: u64,
+    open: Option<(Arc<Connection>, Stream)>,
+    turn: usize,
+}
+
+impl Tail<'_> {
+    /// The offset the next record will have.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The next records (at least one), waiting at most `timeout`
+    /// (`Timeout` if none was committed meanwhile). Typed errors from
+    /// the server (`OffsetOutOfRange`, ...) end the call, not the tail.
+    pub fn next(&mut self, timeout: Duration) -> Result<Vec<(u64, Bytes)>, ClientError> {
+        let deadline = Instant::now() + timeout;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            if self.open.is_none() {
+                if let Err(e) = self.open() {
+                    if !self.client.pause(&mut pause, deadline) {
+                        return Err(e);
+                    }
+                    continue;
+                }
+            }
+            let Some((_, stream)) = &self.open else {
+                continue;
+            };
+            match stream.next(deadline) {
+                Ok(resp) => match resp.result {
+                    Some(Answer::Read(r)) => {
+                        let mut out = Vec::new();
+                        for b in r.batches {
+                            let batch = RecordBatch::parse(&b.batch, &BatchLimits::CEILING)
+                                .map_err(|e| {
+                                    ClientError::Protocol(format!("a tailed batch: {e}"))
+                                })?;
+                            for (k, rec) in batch.records().enumerate() {
+                                let off = b.base_offset + k as u64;
+                                if off >= self.offset {
+                                    out.push((off, rec));
+                                }
+                            }
+                        }
+                        if let Some(last) = out.last() {
+                            self.offset = last.0 + 1;
+                            return Ok(out);
+                        }
+                    }
+                    Some(Answer::Error(e)) => {
+                        // The tail ended on the server.
+                        self.close();
+                        match e.kind {
+                            Some(Kind::GroupNotFound(_) | Kind::Unavailable(_)) => {
+                                self.turn += 1;
+                                if !self.client.pause(&mut pause, deadline) {
+                                    return Err(ClientError::Timeout);
+                                }
+                            }
+                            _ => return Err(server_error(e)),
+                        }
+                    }
+                    other => {
+                        return Err(ClientError::Protocol(format!(
+                            "unexpected answer {other:?}"
+                        )));
+                    }
+                },
+                Err(ClientError::Timeout) => return Err(ClientError::Timeout),
+                Err(_) => {
+                    // The member went away: resume on another.
+                    self.open = None;
+                    self.turn += 1;
+                    if !self.client.pause(&mut pause, deadline) {
+                        return Err(ClientError::Timeout);
+                    }
+                }
+            }
+        }
+    }
+
+    fn open(&mut self) -> Result<(), ClientError> {
+        let req = Request {
+            op: Some(Op::Tail(TailRequest {
+                group: self.group,
+                offset: self.offset,
+                max_bytes_in_flight: 0,
+            })),
+        };
+        // Members in turn, not the leader first: any replica serves.
+        let st = lock(&self.client.state);
+        let n = st.members.len().max(1);
+        let m = st.members.get(self.turn % n).cloned();
+        drop(st);
+        let Some(m) = m else {
+            return Err(ClientError::NoMember("the cluster lists no members".into()));
+        };
+        let mut addr = m.client_addr;
+        addr.set_port(
+            addr.port()
+                .wrapping_add(shard_of(self.group, m.shards) as u16),
+        );
+        let conn = self.client.connection(addr)?;
+        let stream = conn.send_stream(&req)?;
+        self.open = Some((conn, stream));
+        Ok(())
+    }
+
+    /// Cancels the tail on the server (if open).
+    fn close(&mut self) {
+        if let Some((conn, stream)) = self.open.take() {
+            let req = Request {
+                op: Some(Op::Cancel(CancelRequest {
+                    request_id: stream.id(),
+                })),
+            };
+            let _ = conn.send(&req);
+            conn.end_stream(stream.id());
+        }
+    }
+}
+
+impl Drop for Tail<'_> {
+    fn drop(&mut self) {
+        self.close();
     }
 }
 

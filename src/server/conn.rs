@@ -18,6 +18,7 @@
 //! `UnknownOperation` and the connection goes on.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
@@ -30,7 +31,8 @@ use glommio::net::TcpStream;
 use super::config::ConnLimits;
 use super::listener::ShardServer;
 use super::ops;
-use super::signal::Notify;
+use super::signal::{Notify, Watch};
+use super::tail;
 use crate::clientpb::{self, error::Kind, request::Op};
 use crate::protocol::{FRAME_HEADER_LEN, Frame, decode_request, encode_frame, split_frame};
 
@@ -55,6 +57,13 @@ pub struct ConnState {
     /// Close at once (the server's grace period ended).
     close: Cell<bool>,
     closing: Notify,
+    /// The connection's task ended: its tails end too.
+    ended: Cell<bool>,
+    /// Moved when answers are written, a tail is cancelled, or the
+    /// connection stops or ends: what tails wait on besides new records.
+    pub(crate) events: Watch,
+    /// Running tails by request id, with their cancel flags.
+    tails: RefCell<HashMap<u64, Rc<Cell<bool>>>>,
     limits: ConnLimits,
 }
 
@@ -68,6 +77,9 @@ impl ConnState {
             wake: Notify::default(),
             close: Cell::new(false),
             closing: Notify::default(),
+            ended: Cell::new(false),
+            events: Watch::default(),
+            tails: RefCell::default(),
             limits: *limits,
         }
     }
@@ -75,6 +87,62 @@ impl ConnState {
     pub(crate) fn close_now(&self) {
         self.close.set(true);
         self.closing.notify();
+        self.wake.notify();
+        self.events.bump();
+    }
+
+    /// The server stops: the connection's task and its tails look again.
+    pub(crate) fn stop_signal(&self) {
+        self.wake.notify();
+        self.events.bump();
+    }
+
+    pub(crate) fn is_ended(&self) -> bool {
+        self.ended.get() || self.close.get()
+    }
+
+    /// Answer bytes queued and not yet written.
+    pub(crate) fn unwritten(&self) -> usize {
+        self.out.borrow().len()
+    }
+
+    pub(crate) fn register_tail(&self, id: u64) -> Rc<Cell<bool>> {
+        let flag = Rc::new(Cell::new(false));
+        self.tails.borrow_mut().insert(id, flag.clone());
+        flag
+    }
+
+    pub(crate) fn cancel_tail(&self, id: u64) {
+        if let Some(f) = self.tails.borrow().get(&id) {
+            f.set(true);
+        }
+        self.events.bump();
+    }
+
+    /// Tail `id` ended: its admission charge is released (once what it
+    /// queued is written, or now if nothing waits).
+    pub(crate) fn end_tail(&self, id: u64, charge: u64) {
+        self.tails.borrow_mut().remove(&id);
+        self.inflight.set(self.inflight.get() - 1);
+        if self.out.borrow().is_empty() {
+            self.charged.set(self.charged.get() - charge);
+        } else {
+            self.out_charge.set(self.out_charge.get() + charge);
+        }
+        self.wake.notify();
+    }
+
+    /// Queues one of a tail's answers under its request id; charged to
+    /// the connection's budget until written.
+    pub(crate) fn stream(&self, id: u64, resp: &clientpb::Response) {
+        let mut out = self.out.borrow_mut();
+        let before = out.len();
+        if encode_frame(id, resp, &self.limits.protocol, &mut out).is_err() {
+            return;
+        }
+        let n = (out.len() - before) as u64;
+        self.charged.set(self.charged.get() + n);
+        self.out_charge.set(self.out_charge.get() + n);
         self.wake.notify();
     }
 
@@ -120,7 +188,13 @@ fn charge_of(frame: &Frame, op: Option<&Op>, limits: &ConnLimits) -> u64 {
 
 /// Serves one connection until the client closes it, it sends a frame
 /// that cannot be trusted, or the server stops.
-pub(crate) async fn serve(srv: &Rc<ShardServer>, mut stream: TcpStream, st: &Rc<ConnState>) {
+pub(crate) async fn serve(srv: &Rc<ShardServer>, stream: TcpStream, st: &Rc<ConnState>) {
+    serve_until_done(srv, stream, st).await;
+    st.ended.set(true);
+    st.events.bump();
+}
+
+async fn serve_until_done(srv: &Rc<ShardServer>, mut stream: TcpStream, st: &Rc<ConnState>) {
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     // A request decoded but waiting for the connection's budget.
     let mut parked: Option<(Frame, Result<Op, clientpb::Error>, u64)> = None;
@@ -208,6 +282,14 @@ fn dispatch(
             };
             st.answer(f.request_id, &resp, charge);
         }
+        Ok(Op::Tail(t)) => {
+            glommio::spawn_local(tail::run(srv.clone(), st.clone(), f.request_id, t, charge))
+                .detach();
+        }
+        Ok(Op::Cancel(c)) => {
+            let resp = tail::cancel(st, c.request_id);
+            st.answer(f.request_id, &resp, charge);
+        }
         Ok(op) => {
             let (srv, st) = (srv.clone(), st.clone());
             glommio::spawn_local(async move {
@@ -235,7 +317,10 @@ async fn write_out(stream: &mut TcpStream, st: &ConnState) -> io::Result<()> {
         })
         .await;
         match r {
-            Some(Ok(())) => st.charged.set(st.charged.get() - charge),
+            Some(Ok(())) => {
+                st.charged.set(st.charged.get() - charge);
+                st.events.bump();
+            }
             Some(Err(e)) => return Err(e),
             None => return Err(io::Error::other("closed by the server's stop")),
         }

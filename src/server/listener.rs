@@ -115,7 +115,7 @@ impl ShardServer {
     pub async fn stop(&self, grace: Duration) {
         self.stopping.set();
         for c in self.conns.borrow().values() {
-            c.wake.notify();
+            c.stop_signal();
         }
         let graceful = async {
             while !self.conns.borrow().is_empty() || !self.accept_done.get() {

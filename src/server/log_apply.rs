@@ -16,11 +16,14 @@
 //! rather than assign offsets that other replicas would not.
 
 use std::any::Any;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::log::{ApplyError, ApplyOutcome, LogConfig, LogState};
 use crate::raftpb::Entry;
 use crate::shard::{Apply, ApplyFactory};
+
+use super::signal::Watch;
 
 /// One log group's state machine (see the module doc).
 #[derive(Debug)]
@@ -28,6 +31,9 @@ pub struct LogApply {
     group: u64,
     state: LogState,
     broken: Option<ApplyError>,
+    /// Moved after every apply call that appended or truncated: tails
+    /// wait on it.
+    changed: Rc<Watch>,
 }
 
 impl LogApply {
@@ -37,6 +43,7 @@ impl LogApply {
             group,
             state: LogState::new(config),
             broken: None,
+            changed: Rc::new(Watch::default()),
         }
     }
 
@@ -52,6 +59,12 @@ impl LogApply {
         &self.state
     }
 
+    /// What moves when records are appended or truncated (tails wait on
+    /// it).
+    pub fn changes(&self) -> Rc<Watch> {
+        self.changed.clone()
+    }
+
     /// Why the group stopped applying, if it did (a runtime bug).
     pub fn broken(&self) -> Option<&ApplyError> {
         self.broken.as_ref()
@@ -63,18 +76,30 @@ impl Apply for LogApply {
         if self.broken.is_some() {
             return;
         }
+        let mut changed = false;
         for e in entries {
             match self.state.apply_entry(e) {
-                Ok(o) => outcomes.push(o),
+                Ok(o) => {
+                    changed |= matches!(
+                        o,
+                        ApplyOutcome::Appended { .. } | ApplyOutcome::Truncated { .. }
+                    );
+                    outcomes.push(o);
+                }
                 Err(err) => {
                     eprintln!(
                         "corelog: ERROR: group {}: applying entry {}: {err}; the group stops applying",
                         self.group, e.index
                     );
                     self.broken = Some(err);
+                    // Tails learn the group stopped.
+                    self.changed.bump();
                     return;
                 }
             }
+        }
+        if changed {
+            self.changed.bump();
         }
     }
 

@@ -10,6 +10,7 @@ pub mod ops;
 pub mod peers;
 pub mod run;
 pub mod signal;
+pub mod tail;
 
 pub use config::{ConnLimits, FileConfig, ServerConfig, ServerConfigError};
 pub use listener::{ServerStats, ShardServer};

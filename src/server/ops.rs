@@ -27,7 +27,7 @@ use super::log_apply::LogApply;
 use crate::clientpb::{self, Consistency, error::Kind, request::Op, response::Result as Answer};
 use crate::log::{BATCH_MAGIC, Command, LogState};
 use crate::node::{Node, ProposeError};
-use crate::protocol::{apply_answer, offset_out_of_range, read_bounds};
+use crate::protocol::{ReadBounds, apply_answer, offset_out_of_range, read_bounds};
 
 fn answer(result: Answer) -> clientpb::Response {
     clientpb::Response {
@@ -35,12 +35,17 @@ fn answer(result: Answer) -> clientpb::Response {
     }
 }
 
+/// `Done`.
+pub fn done() -> clientpb::Response {
+    answer(Answer::Done(clientpb::Done {}))
+}
+
 /// A response carrying error `kind`.
 pub fn error(kind: Kind) -> clientpb::Response {
     answer(Answer::Error(clientpb::Error { kind: Some(kind) }))
 }
 
-fn unavailable(reason: impl Into<String>) -> clientpb::Response {
+pub(crate) fn unavailable(reason: impl Into<String>) -> clientpb::Response {
     error(Kind::Unavailable(clientpb::Unavailable {
         reason: reason.into(),
     }))
@@ -73,12 +78,13 @@ pub async fn handle(srv: &Rc<ShardServer>, op: Op) -> clientpb::Response {
             },
             Err(r) => r,
         },
-        Op::Tail(_) => unavailable("tail is not served by this server yet"),
+        // Connections serve tails and cancels themselves (tail.rs).
+        Op::Tail(_) => unavailable("a tail is served by its connection"),
         Op::CreateGroup(_) | Op::DeleteGroup(_) => {
             unavailable("groups are fixed at bootstrap: create/delete is not served yet")
         }
         Op::Membership(_) => unavailable("membership changes are not served yet"),
-        Op::Cancel(_) => unavailable("cancel is not served yet (no tails)"),
+        Op::Cancel(_) => answer(Answer::Done(clientpb::Done {})),
     }
 }
 
@@ -98,7 +104,10 @@ async fn append(srv: &Rc<ShardServer>, node: &Node, data: Bytes) -> clientpb::Re
 }
 
 /// The group's log state, unless the group stopped applying.
-fn with_state<R>(node: &Node, f: impl FnOnce(&LogState) -> R) -> Result<R, clientpb::Response> {
+pub(crate) fn with_state<R>(
+    node: &Node,
+    f: impl FnOnce(&LogState) -> R,
+) -> Result<R, clientpb::Response> {
     node.with_apply(|a| {
         let Some(la) = a.as_any().downcast_ref::<LogApply>() else {
             return Err(unavailable("the group's state machine is not a log"));
@@ -130,17 +139,29 @@ async fn read(srv: &Rc<ShardServer>, r: clientpb::ReadRequest) -> clientpb::Resp
         }
     }
     let bounds = read_bounds(&r, &srv.limits.protocol);
+    read_committed(srv, &node, r.offset, bounds)
+}
+
+/// Whole batches of `node`'s group from `offset`, within `bounds`, from
+/// what this replica applied: their bytes as the WAL holds them.
+pub(crate) fn read_committed(
+    srv: &ShardServer,
+    node: &Node,
+    offset: u64,
+    bounds: ReadBounds,
+) -> clientpb::Response {
+    let group = node.group();
     // Where the batches are: entry indexes, at most max_records batches.
-    let found = with_state(&node, |st| {
+    let found = with_state(node, |st| {
         let (earliest, latest) = (st.earliest_offset(), st.next_offset());
-        if r.offset == latest && r.offset >= earliest {
+        if offset == latest && offset >= earliest {
             return Ok((Vec::new(), earliest, latest));
         }
-        let locs = st.index().locations_from(r.offset)?;
+        let locs = st.index().locations_from(offset)?;
         let mut out = Vec::new();
         let mut records = 0u64;
         for l in locs {
-            records += l.count - r.offset.saturating_sub(l.base_offset).min(l.count);
+            records += l.count - offset.saturating_sub(l.base_offset).min(l.count);
             out.push(l);
             if records >= u64::from(bounds.max_records) {
                 break;
@@ -158,7 +179,7 @@ async fn read(srv: &Rc<ShardServer>, r: clientpb::ReadRequest) -> clientpb::Resp
     for l in locs {
         let entry = {
             let wal = srv.shard.wal();
-            wal.entries(r.group, l.entry_index, l.entry_index + 1, u64::MAX)
+            wal.entries(group, l.entry_index, l.entry_index + 1, u64::MAX)
         };
         let data = match entry {
             Ok(mut es) if es.len() == 1 && es[0].data.first() == Some(&BATCH_MAGIC) => {
@@ -167,7 +188,7 @@ async fn read(srv: &Rc<ShardServer>, r: clientpb::ReadRequest) -> clientpb::Resp
             Ok(_) => {
                 return unavailable(format!(
                     "group {}: entry {} is not the batch the offset index names",
-                    r.group, l.entry_index
+                    group, l.entry_index
                 ));
             }
             Err(e) => return unavailable(format!("reading the WAL: {e}")),

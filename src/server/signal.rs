@@ -74,3 +74,50 @@ impl Latch {
         .await
     }
 }
+
+/// A counter many tasks watch: each waits for it to move past the value
+/// it last saw (new records applied, answers written).
+#[derive(Default)]
+pub struct Watch {
+    count: Cell<u64>,
+    wakers: RefCell<Vec<Waker>>,
+}
+
+impl Watch {
+    /// Moves the counter and wakes every waiter.
+    pub fn bump(&self) {
+        self.count.set(self.count.get().wrapping_add(1));
+        let ws = std::mem::take(&mut *self.wakers.borrow_mut());
+        for w in ws {
+            w.wake();
+        }
+    }
+
+    pub fn get(&self) -> u64 {
+        self.count.get()
+    }
+
+    /// Resolves once the counter is not `seen`. The waiter list is
+    /// emptied at every bump, so it holds only tasks waiting now.
+    pub async fn changed(&self, seen: u64) {
+        std::future::poll_fn(|cx| {
+            if self.count.get() != seen {
+                return Poll::Ready(());
+            }
+            let mut ws = self.wakers.borrow_mut();
+            if !ws.iter().any(|w| w.will_wake(cx.waker())) {
+                ws.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watch")
+            .field("count", &self.count.get())
+            .finish()
+    }
+}

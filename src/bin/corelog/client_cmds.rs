@@ -1,4 +1,4 @@
-//! The command-line client: `append`, `read`, `status`, through
+//! The command-line client: `append`, `read`, `tail`, `status`, through
 //! `corelog::client`.
 
 use std::process::ExitCode;
@@ -72,6 +72,34 @@ pub fn read(c: &ConnArgs, group: u64, from: u64, max: u32, any_replica: bool) ->
         Err(e) => {
             eprintln!("corelog: read group {group}: {e}");
             ExitCode::from(1)
+        }
+    }
+}
+
+pub fn tail(c: &ConnArgs, group: u64, from: u64, count: u64) -> ExitCode {
+    let cl = match client(c) {
+        Ok(cl) => cl,
+        Err(code) => return code,
+    };
+    let mut tail = cl.tail(group, from);
+    let mut seen = 0u64;
+    loop {
+        match tail.next(Duration::from_secs(c.timeout)) {
+            Ok(recs) => {
+                for (off, rec) in recs {
+                    println!("{off}\t{}", String::from_utf8_lossy(&rec));
+                    seen += 1;
+                    if count != 0 && seen >= count {
+                        return ExitCode::SUCCESS;
+                    }
+                }
+            }
+            // Nothing committed for a while: keep following.
+            Err(corelog::client::ClientError::Timeout) => {}
+            Err(e) => {
+                eprintln!("corelog: tail group {group}: {e}");
+                return ExitCode::from(1);
+            }
         }
     }
 }

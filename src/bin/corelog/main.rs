@@ -1,5 +1,5 @@
 //! `corelog`: the server (`corelog server`) and its command-line client
-//! (`append`, `read`, `status`).
+//! (`append`, `read`, `tail`, `status`) and `bench`.
 
 mod bench;
 mod client_cmds;
@@ -45,6 +45,17 @@ enum Cmd {
         /// rather than through the leader's ReadIndex.
         #[arg(long)]
         any_replica: bool,
+    },
+    /// Follows a group: prints records as they are committed.
+    Tail {
+        #[command(flatten)]
+        conn: ConnArgs,
+        group: u64,
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Stop after this many records (0: never).
+        #[arg(long, default_value_t = 0)]
+        count: u64,
     },
     /// The cluster's members and each group's leader, term and offsets.
     Status {
@@ -146,6 +157,12 @@ fn main() -> ExitCode {
             max,
             any_replica,
         } => client_cmds::read(&conn, group, from, max, any_replica),
+        Cmd::Tail {
+            conn,
+            group,
+            from,
+            count,
+        } => client_cmds::tail(&conn, group, from, count),
         Cmd::Status { conn } => client_cmds::status(&conn),
         Cmd::Bench(a) => bench::run(a),
     }
