@@ -957,21 +957,20 @@ fn a_tail_streams_records_as_they_commit_across_a_leader_change_and_ends_on_canc
     let ids = fc.member_ids();
     let mut tail = fc.tail(0, 1);
     let mut got: Vec<(u64, String)> = Vec::new();
-    let mut take =
-        |tail: &mut corelog::client::Tail<'_>, n: usize, got: &mut Vec<(u64, String)>| {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while got.len() < n {
-                assert!(Instant::now() < deadline, "tail stalled at {got:?}");
-                match tail.next(Duration::from_secs(5)) {
-                    Ok(recs) => got.extend(
-                        recs.into_iter()
-                            .map(|(o, v)| (o, String::from_utf8(v.to_vec()).unwrap())),
-                    ),
-                    Err(ClientError::Timeout) => {}
-                    Err(e) => panic!("{e}"),
-                }
+    let take = |tail: &mut corelog::client::Tail<'_>, n: usize, got: &mut Vec<(u64, String)>| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while got.len() < n {
+            assert!(Instant::now() < deadline, "tail stalled at {got:?}");
+            match tail.next(Duration::from_secs(5)) {
+                Ok(recs) => got.extend(
+                    recs.into_iter()
+                        .map(|(o, v)| (o, String::from_utf8(v.to_vec()).unwrap())),
+                ),
+                Err(ClientError::Timeout) => {}
+                Err(e) => panic!("{e}"),
             }
-        };
+        }
+    };
     take(&mut tail, 2, &mut got);
     assert_eq!(got, acked[1..].to_vec(), "from the offset asked");
     let mut all = acked.clone();
