@@ -1042,3 +1042,64 @@ fn a_tail_streams_records_as_they_commit_across_a_leader_change_and_ends_on_canc
         other => panic!("an answer after the cancel: {other:?}"),
     }
 }
+
+#[test]
+fn appends_retried_across_a_killed_leader_are_each_written_exactly_once() {
+    let _g = serial();
+    let mut t = Three::new(1);
+    t.start_all();
+    let c = t.client();
+    let leader = t.leader(&c, 0);
+    let acked: Mutex<Vec<(u64, String)>> = Mutex::new(Vec::new());
+    let failed: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..150 {
+                let v = format!("v{i:03}");
+                match c.append(0, &[v.as_bytes()]) {
+                    Ok(a) => {
+                        if a.duplicate {
+                            // A retry whose first copy had committed.
+                            eprintln!("{v}: answered as a duplicate at {}", a.base_offset);
+                        }
+                        acked.lock().unwrap().push((a.base_offset, v))
+                    }
+                    Err(_) => failed.lock().unwrap().push(v),
+                }
+            }
+        });
+        // Kill the leader while appends are in flight.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while acked.lock().unwrap().len() < 40 {
+            assert!(Instant::now() < deadline, "no progress before the kill");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        t.kill9(leader);
+    });
+    let acked = acked.into_inner().unwrap();
+    let failed = failed.into_inner().unwrap();
+    assert!(
+        acked.len() >= 140,
+        "{} acked, failed: {failed:?}",
+        acked.len()
+    );
+    let new = t.leader(&c, 0);
+    let log = read_all_from(t.clients[(new - 1) as usize], 0, Consistency::Linearizable);
+    // Every acknowledged append is in the log once, at its offset; no
+    // value is there twice (a retry answered as a duplicate, not written
+    // again); offsets are dense.
+    for (o, v) in &acked {
+        assert_eq!(log.get(*o as usize).map(|x| &x.1), Some(v), "offset {o}");
+    }
+    let mut values: Vec<&String> = log.iter().map(|x| &x.1).collect();
+    values.sort();
+    let n = values.len();
+    values.dedup();
+    assert_eq!(values.len(), n, "a value was written twice");
+    assert_eq!(
+        log.iter().map(|x| x.0).collect::<Vec<_>>(),
+        (0..n as u64).collect::<Vec<_>>()
+    );
+    // The log is the acknowledged appends plus, at most, the failed ones.
+    assert!(n <= acked.len() + failed.len());
+}
