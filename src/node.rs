@@ -21,7 +21,7 @@ use bytes::Bytes;
 
 use crate::log::ApplyOutcome;
 use crate::raft::{self, StateType};
-use crate::raftpb::{ConfChangeV2, HardState};
+use crate::raftpb::{ConfChangeV2, ConfState, HardState};
 use crate::shard::oneshot::{self, Receiver};
 use crate::shard::state::Shard;
 use crate::shard::waiters::{AppliedResult, encode_ctx};
@@ -92,6 +92,9 @@ pub struct NodeStatus {
     pub inflight_proposals: usize,
     pub inflight_bytes: u64,
     pub inflight_reads: usize,
+    /// The group's configuration in force on this node (voters,
+    /// learners, a joint configuration's outgoing voters).
+    pub conf_state: ConfState,
     pub stats: GroupStats,
 }
 
@@ -194,6 +197,7 @@ impl Node {
             inflight_proposals: g.proposals.len(),
             inflight_bytes: g.proposals.bytes(),
             inflight_reads: g.reads.len(),
+            conf_state: g.raw.raft.trk.conf_state(),
             stats: g.stats,
         }
     }

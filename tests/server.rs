@@ -891,11 +891,14 @@ fn the_door_refuses_typed_truncate_moves_the_earliest_offset_and_leadership_move
         Kind::Malformed(_)
     ));
     // Not served yet, and said so.
-    let membership = Request {
-        op: Some(Op::Membership(clientpb::MembershipRequest::default())),
+    let create = Request {
+        op: Some(Op::CreateGroup(clientpb::CreateGroupRequest {
+            group: 5,
+            replication_factor: 3,
+        })),
     };
-    match error_kind(raw_call(&mut s, 4, &membership)) {
-        Kind::Unavailable(u) => assert!(u.reason.contains("membership"), "{}", u.reason),
+    match error_kind(raw_call(&mut s, 4, &create)) {
+        Kind::Unavailable(u) => assert!(u.reason.contains("create"), "{}", u.reason),
         k => panic!("{k:?}"),
     }
 
@@ -1102,4 +1105,56 @@ fn appends_retried_across_a_killed_leader_are_each_written_exactly_once() {
     );
     // The log is the acknowledged appends plus, at most, the failed ones.
     assert!(n <= acked.len() + failed.len());
+}
+
+#[test]
+fn a_member_removed_from_a_group_and_added_back_catches_up() {
+    use corelog::clientpb::MembershipChange;
+
+    let _g = serial();
+    let mut t = Three::new(1);
+    t.start_all();
+    let c = t.client();
+    let mut acked = append_n(&c, 0, "a", 5);
+    let leader = t.leader(&c, 0);
+    let out = (1..=3).find(|&m| m != leader).unwrap();
+    c.membership(0, MembershipChange::RemoveMember, out)
+        .unwrap();
+    let voters = |c: &Client| {
+        let mut v = c.group_status(0).unwrap().voters;
+        v.sort_unstable();
+        v
+    };
+    let rest: Vec<u64> = (1..=3).filter(|&m| m != out).collect();
+    assert_eq!(voters(&c), rest);
+    // Two voters commit on their own.
+    acked.extend(append_n(&c, 0, "b", 5));
+    // A member holding no replica of the group cannot be added (asked
+    // raw: the client would retry an Unavailable until its timeout).
+    let l = t.leader(&c, 0);
+    let mut s = TcpStream::connect(t.clients[(l - 1) as usize]).unwrap();
+    let add9 = Request {
+        op: Some(Op::Membership(clientpb::MembershipRequest {
+            group: 0,
+            change: MembershipChange::AddVoter as i32,
+            member: 9,
+        })),
+    };
+    match error_kind(raw_call(&mut s, 1, &add9)) {
+        Kind::Unavailable(u) => assert!(u.reason.contains("no replica"), "{}", u.reason),
+        k => panic!("{k:?}"),
+    }
+    c.membership(0, MembershipChange::AddVoter, out).unwrap();
+    assert_eq!(voters(&c), vec![1, 2, 3]);
+    acked.extend(append_n(&c, 0, "c", 5));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = read_all_from(t.clients[(out - 1) as usize], 0, Consistency::AnyReplica);
+        if got == acked {
+            break;
+        }
+        assert!(acked.starts_with(&got), "{got:?}");
+        assert!(Instant::now() < deadline, "member {out} did not catch up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

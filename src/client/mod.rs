@@ -39,8 +39,8 @@ pub use error::ClientError;
 
 use crate::clientpb::{
     self, AppendRequest, CancelRequest, ClusterStatusRequest, Consistency, GroupStatusRequest,
-    ReadRequest, Request, TailRequest, TruncateRequest, error::Kind, request::Op,
-    response::Result as Answer,
+    MembershipChange, MembershipRequest, ReadRequest, Request, TailRequest, TransferLeaderRequest,
+    TruncateRequest, error::Kind, request::Op, response::Result as Answer,
 };
 use crate::cluster::shard_of;
 use crate::log::{BatchBuilder, BatchLimits, RecordBatch};
@@ -514,6 +514,47 @@ impl Client {
             }
         }
         best.ok_or_else(|| ClientError::NoMember(format!("no member answered for group {group}")))
+    }
+
+    /// Changes `group`'s membership (through its leader); returns once
+    /// the change is applied there.
+    pub fn membership(
+        &self,
+        group: u64,
+        change: MembershipChange,
+        member: u64,
+    ) -> Result<(), ClientError> {
+        let req = Request {
+            op: Some(Op::Membership(MembershipRequest {
+                group,
+                change: change as i32,
+                member,
+            })),
+        };
+        self.call_done(group, &req)
+    }
+
+    /// Asks `group`'s leader to hand leadership to `to`; returns at once
+    /// (the move takes up to an election timeout, or does not happen).
+    pub fn transfer_leader(&self, group: u64, to: u64) -> Result<(), ClientError> {
+        let req = Request {
+            op: Some(Op::TransferLeader(TransferLeaderRequest {
+                group,
+                to_member: to,
+            })),
+        };
+        self.call_done(group, &req)
+    }
+
+    fn call_done(&self, group: u64, req: &Request) -> Result<(), ClientError> {
+        let deadline = Instant::now() + self.opts.timeout;
+        match self.call_group(group, req, deadline, None)?.result {
+            Some(Answer::Done(_)) => Ok(()),
+            Some(Answer::Error(e)) => Err(server_error(e)),
+            other => Err(ClientError::Protocol(format!(
+                "unexpected answer {other:?}"
+            ))),
+        }
     }
 
     /// Drops `group`'s records below `before_offset`; the earliest offset

@@ -13,9 +13,9 @@
 //!   the leader's ReadIndex and wait until this replica applied it
 //!   (`LEASE` takes the ReadIndex path too: the runtime runs its groups
 //!   with safe read-only requests).
-//! - Truncate, transfer leader, group and cluster status.
-//! - Tail, group create/delete, membership and cancel are not served yet:
-//!   `Unavailable` says so.
+//! - Truncate, transfer leader, membership changes (of the group's
+//!   placement replicas), group and cluster status.
+//! - Group create/delete are not served yet: `Unavailable` says so.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -83,7 +83,10 @@ pub async fn handle(srv: &Rc<ShardServer>, op: Op) -> clientpb::Response {
         Op::CreateGroup(_) | Op::DeleteGroup(_) => {
             unavailable("groups are fixed at bootstrap: create/delete is not served yet")
         }
-        Op::Membership(_) => unavailable("membership changes are not served yet"),
+        Op::Membership(m) => match srv.node(m.group) {
+            Ok(node) => membership(srv, &node, &m).await,
+            Err(r) => r,
+        },
         Op::Cancel(_) => answer(Answer::Done(clientpb::Done {})),
     }
 }
@@ -249,10 +252,57 @@ fn group_status(srv: &Rc<ShardServer>, group: u64) -> clientpb::Response {
         applied_index: st.applied,
         earliest_offset: earliest,
         latest_offset: latest,
-        // Placement's replicas: membership does not change yet.
-        voters: srv.cluster.replicas(group).unwrap_or_default(),
-        learners: Vec::new(),
+        voters: st.conf_state.voters.clone(),
+        learners: st.conf_state.learners.clone(),
     }))
+}
+
+/// A membership change of the group, proposed as a configuration change
+/// and answered once applied here. Groups are created at bootstrap on
+/// their placement's replicas only, so a member can be added (back) only
+/// if it is one of them: another member runs no copy of the group.
+async fn membership(
+    srv: &Rc<ShardServer>,
+    node: &Node,
+    m: &clientpb::MembershipRequest,
+) -> clientpb::Response {
+    use crate::raftpb::{ConfChangeSingle, ConfChangeType};
+    let group = node.group();
+    let Ok(change) = clientpb::MembershipChange::try_from(m.change) else {
+        return error(Kind::Malformed(clientpb::Malformed {
+            reason: format!("unknown membership change {}", m.change),
+        }));
+    };
+    let kind = match change {
+        clientpb::MembershipChange::AddVoter | clientpb::MembershipChange::PromoteLearner => {
+            ConfChangeType::ConfChangeAddNode
+        }
+        clientpb::MembershipChange::AddLearner => ConfChangeType::ConfChangeAddLearnerNode,
+        clientpb::MembershipChange::RemoveMember => ConfChangeType::ConfChangeRemoveNode,
+    };
+    if kind != ConfChangeType::ConfChangeRemoveNode
+        && !srv
+            .cluster
+            .replicas(group)
+            .unwrap_or_default()
+            .contains(&m.member)
+    {
+        return unavailable(format!(
+            "member {} runs no replica of group {group} (groups are placed at bootstrap)",
+            m.member
+        ));
+    }
+    let cc = crate::raftpb::ConfChangeV2 {
+        changes: vec![ConfChangeSingle {
+            r#type: kind as i32,
+            node_id: m.member,
+        }],
+        ..Default::default()
+    };
+    match node.propose_conf_change(cc).await {
+        Ok(_) => done(),
+        Err(e) => srv.propose_error(group, e),
+    }
 }
 
 fn cluster_status(srv: &Rc<ShardServer>) -> clientpb::Response {
