@@ -781,14 +781,28 @@ fn crash_torn(d: &SimDisk, mut w: Wal<SimDisk>, len: usize, land: &[u64]) {
     drop(w);
 }
 
+/// Where the lost flush F of `lost_then_torn` lies.
+#[derive(Clone, Copy, PartialEq)]
+enum Place {
+    /// In segment 1, where the log goes on.
+    Segment1,
+    /// At the start of segment 2 (it did not fit in segment 1), with
+    /// segment 3 prepared: recovery makes segment 2 the active one.
+    Segment2,
+    /// At the start of segment 2, with no segment after it (the disk was
+    /// full when it was to be prepared): recovery keeps segment 2 as the
+    /// spare, and the log goes on in segment 1 until it rolls into it.
+    Spare,
+}
+
 /// A case of `a_flush_torn_over_what_a_lost_flush_left_past_the_end_is_a_torn_tail`.
 struct LostThenTorn {
     name: &'static str,
     /// Where F starts (segment 1 unless `roll`), F's entry data.
     f_at: u64,
     f_len: usize,
-    /// F rolls into segment 2 (it starts at 64 there).
-    roll: bool,
+    /// Where F lies.
+    place: Place,
     /// Where H starts; H's entry data. H's sector before the
     /// boundary `h_at / 512 + 1` lands, the next does not.
     h_at: u64,
@@ -816,7 +830,7 @@ fn a_flush_torn_over_what_a_lost_flush_left_past_the_end_is_a_torn_tail() {
             name: "batch header across the boundary",
             f_at: 1336,
             f_len: 1000,
-            roll: false,
+            place: Place::Segment1,
             h_at: 1536 - 20,
             h_len: 100,
         },
@@ -824,7 +838,7 @@ fn a_flush_torn_over_what_a_lost_flush_left_past_the_end_is_a_torn_tail() {
             name: "batch type byte past the boundary",
             f_at: 1336,
             f_len: 1000,
-            roll: false,
+            place: Place::Segment1,
             h_at: 1536 - 5,
             h_len: 100,
         },
@@ -832,7 +846,7 @@ fn a_flush_torn_over_what_a_lost_flush_left_past_the_end_is_a_torn_tail() {
             name: "a record across the boundary",
             f_at: 1336,
             f_len: 1000,
-            roll: false,
+            place: Place::Segment1,
             h_at: 1536 - 57,
             h_len: 100,
         },
@@ -840,7 +854,15 @@ fn a_flush_torn_over_what_a_lost_flush_left_past_the_end_is_a_torn_tail() {
             name: "F alone in the next segment, H at its start",
             f_at: 64,
             f_len: 1500,
-            roll: true,
+            place: Place::Segment2,
+            h_at: 512 - 20,
+            h_len: 100,
+        },
+        LostThenTorn {
+            name: "F alone in the spare segment, H at its start",
+            f_at: 64,
+            f_len: 1500,
+            place: Place::Spare,
             h_at: 512 - 20,
             h_len: 100,
         },
@@ -859,18 +881,27 @@ fn lost_then_torn(c: &LostThenTorn) -> Result<(), String> {
     o.segment_size = 4096;
     let mut w = Wal::open_on(d.clone(), o.clone()).unwrap();
     let seg1 = w.write_position().0;
-    if c.roll {
+    if c.place == Place::Segment1 {
+        flush_to(&mut w, c.f_at);
+    } else {
         // F does not fit in what is left of segment 1.
         flush_to(&mut w, 3000);
-    } else {
-        flush_to(&mut w, c.f_at);
+    }
+    if c.place == Place::Spare {
+        // No room for the segment prepared after the one F rolls into.
+        d.set_capacity(d.usage());
     }
     let before_f = read(&w)?;
     // F: every sector but its first lands.
     let i = w.last_index(1) + 1;
     let _ = w.append_entries(1, &[ent(i, 1, c.f_len)]).unwrap();
     let (f_seg, f_end) = w.write_position();
-    assert_eq!(f_seg != seg1, c.roll, "{}: F's segment", c.name);
+    assert_eq!(
+        f_seg != seg1,
+        c.place != Place::Segment1,
+        "{}: F's segment",
+        c.name
+    );
     assert_eq!(
         f_end - c.f_at,
         ONE_ENTRY_FLUSH + c.f_len as u64,
@@ -883,11 +914,25 @@ fn lost_then_torn(c: &LostThenTorn) -> Result<(), String> {
     d.crash();
     drop(w);
 
+    d.set_capacity(u64::MAX);
     let mut w = Wal::open_on(d.clone(), o.clone()).map_err(|e| format!("after F: {e}"))?;
     check_recovered(&w, &[&before_f]).map_err(|e| format!("after F: {e}"))?;
-    assert_eq!(w.write_position(), (f_seg, c.f_at), "{}", c.name);
+    if c.place == Place::Spare {
+        assert_eq!(w.write_position(), (seg1, 3000), "{}", c.name);
+        assert_eq!(w.segment_seqs(), [1], "{}: segment 2 is the spare", c.name);
+        // On in segment 1 until the log rolls into the spare.
+        flush_to(&mut w, 4000);
+        let len = c.h_at - c.f_at - ONE_ENTRY_FLUSH;
+        let i = w.last_index(1) + 1;
+        let _ = w.append_entries(1, &[ent(i, 1, len as usize)]).unwrap();
+        w.flush().unwrap();
+    }
+    assert_eq!(w.write_position().0, f_seg, "{}", c.name);
     // Acknowledged flushes up to H, then H torn at the boundary.
-    flush_to(&mut w, c.h_at);
+    if w.write_position().1 != c.h_at {
+        assert_eq!(w.write_position().1, c.f_at, "{}", c.name);
+        flush_to(&mut w, c.h_at);
+    }
     let acked = read(&w)?;
     crash_torn(&d, w, c.h_len, &[c.h_at / 512]);
 
@@ -997,4 +1042,96 @@ fn a_snapshot_recovered_without_the_hard_state_queued_after_it_still_starts_raft
     cfg.heartbeat_tick = 1;
     let node = RawNode::new(&cfg, ws).expect("raft starts on the recovered group");
     assert_eq!(node.raft.raft_log.committed, 19);
+}
+
+/// The same cause, another consequence: a flush F lost with its batch
+/// header unwritten leaves no number recovery can see, so the next flush G
+/// may get F's sequence, and G starts where F did. When G is torn in turn
+/// (its batch header lands, the sector of its hard state does not), the
+/// record F left in that sector carries G's crc seed, lies where G's
+/// record would, and passes for it: recovery gave back G with F's hard
+/// state, a state no flush ever wrote (never the acknowledged one, never
+/// G's). Neither in a zero-filled segment nor in a recycled one.
+#[test]
+fn a_torn_flush_is_never_completed_by_what_a_lost_flush_of_its_number_left() {
+    let failed: Vec<String> = [false, true]
+        .into_iter()
+        .filter_map(|recycled| {
+            lost_then_completed(recycled)
+                .err()
+                .map(|e| format!("recycled {recycled}: {e}"))
+        })
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+}
+
+/// One case of the test above.
+fn lost_then_completed(recycled: bool) -> Result<(), String> {
+    let d = planned_disk();
+    let mut o = opts();
+    o.segment_size = 4096;
+    o.relocate_bytes = 0;
+    let mut w = Wal::open_on(d.clone(), o.clone()).unwrap();
+    if recycled {
+        // Segment 1 is deleted and kept for reuse; the log goes on until
+        // the file is its active segment.
+        while w.segment_seqs().len() < 2 {
+            let i = w.last_index(1) + 1;
+            let _ = w.append_entries(1, &[ent(i, 1, 500)]).unwrap();
+            w.flush().unwrap();
+        }
+        let last = w.last_index(1);
+        let _ = w.compact(1, last, 1).unwrap();
+        assert!(w.gc().unwrap() >= 1);
+        assert!(d.durable_names().iter().any(|n| n.ends_with(".wal.free")));
+        while d.durable_names().iter().any(|n| n.ends_with(".wal.free")) {
+            let i = w.last_index(1) + 1;
+            let _ = w.append_entries(1, &[ent(i, 1, 500)]).unwrap();
+            w.flush().unwrap();
+        }
+        let reused = d
+            .durable_names()
+            .iter()
+            .filter_map(|n| n.strip_suffix(".wal")?.parse::<u64>().ok())
+            .max()
+            .unwrap();
+        while *w.segment_seqs().last().unwrap() != reused {
+            let i = w.last_index(1) + 1;
+            let _ = w.append_entries(1, &[ent(i, 1, 500)]).unwrap();
+            w.flush().unwrap();
+        }
+    }
+    // F and G: a batch header in sector 2, a hard state in sector 3.
+    flush_to(&mut w, 1536 - 37);
+    let before = read(&w)?;
+    let f_hs = HardState {
+        term: 7,
+        vote: 3,
+        commit: 1,
+    };
+    let _ = w.set_hard_state(1, &f_hs).unwrap();
+    assert!(w.start_flush().unwrap().is_some());
+    d.plan_tear(0, &[3]);
+    d.crash();
+    drop(w);
+    let mut w = Wal::open_on(d.clone(), o.clone()).map_err(|e| format!("after F: {e}"))?;
+    check_recovered(&w, &[&before]).map_err(|e| format!("after F: {e}"))?;
+    let g_hs = HardState {
+        term: 8,
+        vote: 2,
+        commit: 1,
+    };
+    let _ = w.set_hard_state(1, &g_hs).unwrap();
+    let mut g_whole = before.clone();
+    g_whole.entry(1).or_default().hard = g_hs;
+    assert!(w.start_flush().unwrap().is_some());
+    d.plan_tear(0, &[2]);
+    d.crash();
+    drop(w);
+    let w = Wal::open_on(d.clone(), o).map_err(|e| format!("after G: {e}"))?;
+    if w.hard_state(1) == f_hs {
+        return Err("G came back with F's hard state".into());
+    }
+    check_recovered(&w, &[&before, &g_whole]).map_err(|e| format!("after G: {e}"))?;
+    Ok(())
 }
