@@ -917,6 +917,15 @@ fn lost_then_torn(c: &LostThenTorn) -> Result<(), String> {
     d.set_capacity(u64::MAX);
     let mut w = Wal::open_on(d.clone(), o.clone()).map_err(|e| format!("after F: {e}"))?;
     check_recovered(&w, &[&before_f]).map_err(|e| format!("after F: {e}"))?;
+    // Zeroed from the end of the log to F's last byte (its end marker
+    // holds zeros anyway).
+    let left = f_end - c.f_at;
+    if w.recovery_report().cleared_bytes != left {
+        return Err(format!(
+            "after F: {} bytes cleared past the end, F left {left}",
+            w.recovery_report().cleared_bytes
+        ));
+    }
     if c.place == Place::Spare {
         assert_eq!(w.write_position(), (seg1, 3000), "{}", c.name);
         assert_eq!(w.segment_seqs(), [1], "{}: segment 2 is the spare", c.name);
@@ -953,6 +962,10 @@ fn lost_then_torn(c: &LostThenTorn) -> Result<(), String> {
     drop(w);
     let w = Wal::open_on(d.clone(), o).map_err(|e| format!("after a later flush: {e}"))?;
     check_recovered(&w, &[&want]).map_err(|e| format!("after a later flush: {e}"))?;
+    // Nothing was lost this time: a zero-filled segment is left alone.
+    if w.recovery_report().cleared_bytes != 0 {
+        return Err("a clean reopen zeroed bytes past the end".into());
+    }
     Ok(())
 }
 
@@ -1116,6 +1129,9 @@ fn lost_then_completed(recycled: bool) -> Result<(), String> {
     drop(w);
     let mut w = Wal::open_on(d.clone(), o.clone()).map_err(|e| format!("after F: {e}"))?;
     check_recovered(&w, &[&before]).map_err(|e| format!("after F: {e}"))?;
+    if w.recovery_report().cleared_bytes == 0 {
+        return Err("after F: F's hard state left past the end".into());
+    }
     let g_hs = HardState {
         term: 8,
         vote: 2,

@@ -58,6 +58,10 @@ pub struct RecoveryReport {
     pub torn_at: Option<(PathBuf, u64)>,
     /// Leftover temporary files of an interrupted segment creation.
     pub temporaries: usize,
+    /// Bytes past the end of the log zeroed so that nothing a lost flush
+    /// wrote stays where the next flushes go (in a recycled segment, its
+    /// previous life's bytes there count too); read-write opens only.
+    pub cleared_bytes: u64,
 }
 
 pub(crate) struct Recovered<F> {
@@ -351,10 +355,10 @@ pub(crate) fn recover<D: Disk>(disk: &D, opts: &Options) -> Result<Recovered<D::
         if let Some(s) = last_seg.and_then(|q| segments.get(&q))
             && tail_cleared != last_seg
         {
-            clear_past_end(s, write_pos as usize)?;
+            report.cleared_bytes += clear_past_end(s, write_pos as usize)?;
         }
         if let Some(s) = &spare {
-            clear_past_end(s, data_start)?;
+            report.cleared_bytes += clear_past_end(s, data_start)?;
         }
     }
     if let Some(first) = held.first() {
@@ -740,14 +744,15 @@ fn lost_flush_end(pos: usize, size: usize) -> usize {
 /// segment the window is zeroed whole (its previous life's bytes cannot
 /// be told from a lost flush's by content): at most `MAX_BATCH_BYTES` and
 /// a little, once per open.
-fn clear_past_end<F: DiskFile>(seg: &Segment<F>, from: usize) -> Result<()> {
+/// Returns how many bytes it zeroed.
+fn clear_past_end<F: DiskFile>(seg: &Segment<F>, from: usize) -> Result<u64> {
     let end = lost_flush_end(from, (seg.size as usize).min(seg.map.len()));
     if from >= end {
-        return Ok(());
+        return Ok(0);
     }
     match seg.map[from..end].iter().rposition(|&b| b != 0) {
-        Some(k) => zero(seg, from, from + k + 1),
-        None => Ok(()),
+        Some(k) => zero(seg, from, from + k + 1).map(|()| k as u64 + 1),
+        None => Ok(0),
     }
 }
 
