@@ -17,9 +17,10 @@
 //!   torn bytes are dropped (and zeroed unless read-only). Anything else,
 //!   bit rot in the last flush included, is refused as corruption, naming
 //!   the file and offset;
-//! - numbering restarts above every sequence that could be on disk (the
-//!   last batch, a torn batch's header, every segment's base), so that no
-//!   sequence is ever issued twice;
+//! - numbering restarts above every sequence recovery can see on disk (the
+//!   last batch, a torn batch's header, every segment's base), so that
+//!   none of them is issued twice (the one it cannot see, that of a lost
+//!   flush whose batch header never landed, is the next rule's);
 //! - unless read-only, what a lost flush may have left past the end of the
 //!   log (its later sectors, when its first one, with its batch header,
 //!   never landed) is zeroed in the segment written on next and in the
@@ -744,6 +745,7 @@ fn lost_flush_end(pos: usize, size: usize) -> usize {
 /// segment the window is zeroed whole (its previous life's bytes cannot
 /// be told from a lost flush's by content): at most `MAX_BATCH_BYTES` and
 /// a little, once per open.
+///
 /// Returns how many bytes it zeroed.
 fn clear_past_end<F: DiskFile>(seg: &Segment<F>, from: usize) -> Result<u64> {
     let end = lost_flush_end(from, (seg.size as usize).min(seg.map.len()));
