@@ -16,7 +16,8 @@
 //! - **torn writes**: a crash while a flush is in flight finishes its steps
 //!   up to a random point (they were done, just not reaped), and lands any
 //!   subset of the sectors of the write at that point (512 B or 4 KiB
-//!   sectors, chosen per disk);
+//!   sectors, chosen per disk); a test may choose the point and the
+//!   sectors instead ([`SimDisk::plan_tear`]);
 //! - **crash writeback**: each dirty sector may have reached the media
 //!   before the crash, and any prefix of the unsynced directory operations
 //!   (a journal commits them in order);
@@ -76,6 +77,13 @@ impl DirOp {
     }
 }
 
+/// A tear chosen by a test: the write it happens at and the sectors of
+/// that write that land.
+struct PlannedTear {
+    write: usize,
+    land: Vec<u64>,
+}
+
 /// One flush between `submit` and the poll that ends it: the disk holds
 /// its buffers (so that a crash can tear them), the flusher its handles.
 struct Flight {
@@ -100,6 +108,9 @@ struct State {
     durable_names: BTreeMap<String, u64>,
     pending: Vec<DirOp>,
     flights: BTreeMap<u64, Flight>,
+    /// How the next crash tears the flush in flight, if a test chose it
+    /// (`SimDisk::plan_tear`) instead of the generator.
+    planned_tear: Option<PlannedTear>,
     /// The exclusive lock's number, and how many shared locks are held.
     lock: Option<u64>,
     shared_locks: u64,
@@ -192,9 +203,12 @@ impl State {
     /// A crash in the middle of a flight: the steps before a random point
     /// completed (the kernel did them, nobody reaped them), the write at
     /// that point is torn, nothing after it ran.
-    fn tear(&mut self, flight: &Flight) {
+    fn tear(&mut self, flight: &Flight, plan: Option<PlannedTear>) {
         let n = flight.writes.len();
-        let mut cut = self.rng.below(n as u64 + 1) as usize;
+        let mut cut = match &plan {
+            Some(p) => p.write.min(n),
+            None => self.rng.below(n as u64 + 1) as usize,
+        };
         let mut torn = true;
         if let Some((at, _)) = &flight.bad
             && cut >= *at
@@ -216,14 +230,15 @@ impl State {
         let Some((ino, offset, buf)) = flight.writes.get(cut) else {
             return;
         };
-        if !torn || !self.faults.torn_writes || self.room(*ino, offset + buf.len() as u64).is_err()
-        {
+        let torn_writes = self.faults.torn_writes || plan.is_some();
+        if !torn || !torn_writes || self.room(*ino, offset + buf.len() as u64).is_err() {
             return;
         }
         self.counts.torn_writes += 1;
+        let land = plan.map(|p| p.land);
         let (mut ctx, inodes) = self.ctx();
         if let Some(inode) = inodes.get_mut(ino) {
-            inode.tear(buf, *offset, &mut ctx);
+            inode.tear(buf, *offset, land.as_deref(), &mut ctx);
         }
     }
 
@@ -244,8 +259,9 @@ impl State {
     fn crash(&mut self) {
         self.counts.crashes += 1;
         let flights = std::mem::take(&mut self.flights);
+        let mut plan = self.planned_tear.take();
         for f in flights.values() {
-            self.tear(f);
+            self.tear(f, plan.take());
         }
         // Directory: the synced names, plus (written back) a prefix of the
         // operations since, in order, as a journal commits them.
@@ -316,6 +332,7 @@ impl SimDisk {
                 durable_names: BTreeMap::new(),
                 pending: Vec::new(),
                 flights: BTreeMap::new(),
+                planned_tear: None,
                 lock: None,
                 shared_locks: 0,
                 poisoned: None,
@@ -333,6 +350,22 @@ impl SimDisk {
     /// The disk is then ready for the next life (a restart).
     pub fn crash(&self) {
         self.st().crash();
+    }
+
+    /// Makes the next crash tear the flush in flight exactly so, instead of
+    /// drawing the tear: its writes before `write` complete (each synced),
+    /// of write `write` exactly the sectors numbered in `land` (sectors of
+    /// its file, `offset / sector_size`, among those the write covers)
+    /// reach the media, and nothing after it runs. The write's other
+    /// sectors stay dirty, for the crash to lose (or, with
+    /// `crash_writeback`, write back). It applies whatever `torn_writes`
+    /// says, and to that one crash. For tests that need one exact disk
+    /// state: which sectors of a flush landed, and what the others kept.
+    pub fn plan_tear(&self, write: usize, land: &[u64]) {
+        self.st().planned_tear = Some(PlannedTear {
+            write,
+            land: land.to_vec(),
+        });
     }
 
     /// Latent corruption at rest: flips one random bit of the durable bytes

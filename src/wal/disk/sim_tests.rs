@@ -295,6 +295,54 @@ fn a_crash_tears_only_the_write_in_flight_in_whole_sectors() {
 }
 
 #[test]
+fn a_planned_tear_lands_exactly_the_sectors_it_names() {
+    for torn_writes in [false, true] {
+        let faults = Faults {
+            torn_writes,
+            ..Faults::NONE
+        };
+        let d = disk(9, 512, faults);
+        let a = synced_file(&d, "a", 4096, 0xAA);
+        let b = synced_file(&d, "b", 4096, 0xBB);
+        let mut fl = d.flusher().unwrap();
+        // Write 0 completes; write 1 covers sectors 1..=3 of b and only
+        // sector 2 lands; nothing after it runs.
+        fl.submit(vec![
+            write(a.clone(), 100, 50, 0x11),
+            write(b.clone(), 1000, 1000, 0x22),
+            write(a.clone(), 3000, 50, 0x33),
+        ]);
+        d.plan_tear(1, &[2]);
+        d.crash();
+        let (ma, mb) = (d.durable_bytes("a").unwrap(), d.durable_bytes("b").unwrap());
+        assert!(ma[100..150].iter().all(|&x| x == 0x11), "write 0 completed");
+        assert!(
+            ma[3000..3050].iter().all(|&x| x == 0xAA),
+            "write 2 never ran"
+        );
+        for (i, &x) in mb.iter().enumerate() {
+            let want = if (1024..1536).contains(&i) {
+                0x22
+            } else {
+                0xBB
+            };
+            assert_eq!(x, want, "torn_writes {torn_writes}: byte {i} of b");
+        }
+        assert_eq!(d.counts().torn_writes, 1);
+        // The plan was for that crash only.
+        let b = d.open("b", true).unwrap();
+        let mut fl = d.flusher().unwrap();
+        fl.submit(vec![write(b, 1000, 1000, 0x44)]);
+        d.crash();
+        let mb = d.durable_bytes("b").unwrap();
+        let landed = mb[1000..2000].iter().filter(|&&x| x == 0x44).count();
+        if !torn_writes {
+            assert_eq!(landed, 0, "without torn writes the write lands not at all");
+        }
+    }
+}
+
+#[test]
 fn without_torn_writes_a_crash_keeps_a_write_whole_or_not_at_all() {
     let (mut whole, mut none) = (0, 0);
     for seed in 0..32 {
