@@ -165,6 +165,14 @@ impl State {
             .sync(&mut ctx)
     }
 
+    /// How many non-waiting polls the next flush takes to complete.
+    fn draw_latency(&mut self) -> u32 {
+        match self.max_flush_polls {
+            0 => 0,
+            max => self.rng.below(u64::from(max) + 1) as u32,
+        }
+    }
+
     /// Runs a flight to its end, as the kernel would: each write then its
     /// sync, stopping at the first failure.
     fn complete(&mut self, flight: &Flight) -> Result<(), FlushError> {
@@ -810,12 +818,7 @@ impl Flusher for SimFlusher {
             "SimFlusher::submit: a flush is already in flight"
         );
         let mut st = self.disk.st();
-        let max = st.max_flush_polls;
-        let polls_left = if max == 0 {
-            0
-        } else {
-            st.rng.below(u64::from(max) + 1) as u32
-        };
+        let polls_left = st.draw_latency();
         let flight = self.flight(&st, &mut writes, polls_left);
         st.flights.insert(self.id, flight);
         drop(st);
@@ -829,6 +832,11 @@ impl Flusher for SimFlusher {
     fn run_inline(&mut self, mut writes: Vec<FlushWrite<SimFile>>) -> FlushPoll<SimFile> {
         assert!(!self.busy, "SimFlusher::run_inline: a flush is in flight");
         let mut st = self.disk.st();
+        // Drawn and unused (the call itself is the latency), so that the
+        // disk's later draws, which sync fails and which sectors tear, do
+        // not depend on the path a flush took: a history replays the same
+        // faults whichever path each of its flushes takes.
+        let _ = st.draw_latency();
         let flight = self.flight(&st, &mut writes, 0);
         if std::mem::take(&mut st.crash_in_inline) {
             st.flights.insert(self.id, flight);
