@@ -27,7 +27,11 @@
 //! Run: `cargo bench --bench wal`. `CORELOG_BENCH_QUICK=1` skips the
 //! criterion runs and gives the paired measurement 1 s per shape;
 //! `CORELOG_BENCH_PAIRED_SECS=N` sets that budget (default 3 s, or 1 s in
-//! quick mode).
+//! quick mode). `CORELOG_BENCH_SOLO=ring|inline|re|raw` runs one side
+//! alone on one shape (`CORELOG_BENCH_SHAPE`, default `1x128`) for that
+//! budget, and prints its flushes and the context switches of the timed
+//! loop, for counting what a flush costs with `perf stat` (run it with a
+//! budget of 0 too: the difference is the flushes' share).
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -626,7 +630,66 @@ fn print_paired(seq: Option<f64>) {
     );
 }
 
+/// Context switches of the whole process so far: (voluntary, involuntary).
+fn context_switches() -> (i64, i64) {
+    // SAFETY: getrusage fills the struct it is given, nothing else.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; RUSAGE_SELF counts every thread of the process.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    (u.ru_nvcsw, u.ru_nivcsw)
+}
+
+/// `CORELOG_BENCH_SOLO`: one side alone, for counting its syscalls and
+/// context switches per flush.
+fn solo(side: &str) {
+    let shape = std::env::var("CORELOG_BENCH_SHAPE").unwrap_or_else(|_| "1x128".into());
+    let (n, size) = shape
+        .split_once('x')
+        .and_then(|(n, s)| Some((n.parse::<usize>().ok()?, s.parse::<usize>().ok()?)))
+        .expect("CORELOG_BENCH_SHAPE: <records>x<bytes>, e.g. 1x128");
+    let budget = paired_budget();
+    let mut flush: Box<dyn FnMut()> = match side {
+        "ring" | "inline" => {
+            let mut w = FlushWorkload::open(n, size, side == "inline");
+            Box::new(move || w.flush_once())
+        }
+        "re" => {
+            let mut re = RaftEngineWorkload::open(n, size);
+            Box::new(move || re.flush_once())
+        }
+        "raw" => {
+            let mut raw = RawWorkload::open(n, size);
+            Box::new(move || {
+                raw.prepare();
+                raw.flush_once()
+            })
+        }
+        other => panic!("CORELOG_BENCH_SOLO: ring, inline, re or raw, not {other}"),
+    };
+    let before = context_switches();
+    let start = Instant::now();
+    let mut flushes = 0u64;
+    while start.elapsed() < budget {
+        flush();
+        flushes += 1;
+    }
+    let spent = start.elapsed();
+    let after = context_switches();
+    let per = |a: i64, b: i64| (a - b) as f64 / flushes.max(1) as f64;
+    println!(
+        "solo {side} {shape}: {flushes} flushes in {:.2} s ({:.1} us each); per flush: {:.2} voluntary, {:.2} involuntary context switches",
+        spent.as_secs_f64(),
+        spent.as_secs_f64() * 1e6 / flushes.max(1) as f64,
+        per(after.0, before.0),
+        per(after.1, before.1)
+    );
+}
+
 fn main() {
+    if let Ok(side) = std::env::var("CORELOG_BENCH_SOLO") {
+        solo(&side);
+        return;
+    }
     if std::env::var_os("CORELOG_BENCH_QUICK").is_some() && std::env::args().any(|a| a == "--bench")
     {
         // Quick mode: the paired measurement alone.
