@@ -116,6 +116,9 @@ struct State {
     shared_locks: u64,
     /// Why a WAL of this life (process) poisoned the directory.
     poisoned: Option<String>,
+    /// The next flush run inline is cut by a power loss
+    /// (`crash_during_next_inline_flush`).
+    crash_in_inline: bool,
     counts: FaultCounts,
 }
 
@@ -171,6 +174,14 @@ impl State {
             .get_mut(&ino)
             .ok_or_else(|| errno(libc::EBADF))?
             .sync(&mut ctx)
+    }
+
+    /// How many non-waiting polls the next flush takes to complete.
+    fn draw_latency(&mut self) -> u32 {
+        match self.max_flush_polls {
+            0 => 0,
+            max => self.rng.below(u64::from(max) + 1) as u32,
+        }
     }
 
     /// Runs a flight to its end, as the kernel would: each write then its
@@ -286,6 +297,7 @@ impl State {
         self.lock = None;
         self.shared_locks = 0;
         self.poisoned = None;
+        self.crash_in_inline = false;
         self.life += 1;
         self.reap_inodes();
     }
@@ -336,6 +348,7 @@ impl SimDisk {
                 lock: None,
                 shared_locks: 0,
                 poisoned: None,
+                crash_in_inline: false,
                 counts: FaultCounts::default(),
             })),
         }
@@ -366,6 +379,24 @@ impl SimDisk {
             write,
             land: land.to_vec(),
         });
+    }
+
+    /// Arms a power loss in the middle of the next flush run inline
+    /// (`Flusher::run_inline`), which a crash from outside cannot reach: the
+    /// call blocks until the flush is over. The flush is cut at a point
+    /// drawn from the seed exactly as `crash` cuts a flush in flight (the
+    /// steps before it done, the write at it torn, nothing after it), the
+    /// disk crashes there, and the call returns `EBADF` (the process that
+    /// made it is gone: its caller must treat it as crashed and drop the
+    /// WAL). A crash before that flush disarms it.
+    pub fn crash_during_next_inline_flush(&self) {
+        self.st().crash_in_inline = true;
+    }
+
+    /// The number of the disk's current life: bumped by every crash, so a
+    /// caller can tell whether the disk crashed under it.
+    pub fn life(&self) -> u64 {
+        self.st().life
     }
 
     /// Latent corruption at rest: flips one random bit of the durable bytes
@@ -780,17 +811,10 @@ impl SimFlusher {
         self.busy = false;
         writes
     }
-}
 
-impl Flusher for SimFlusher {
-    type File = SimFile;
-
-    fn submit(&mut self, mut writes: Vec<FlushWrite<SimFile>>) {
-        assert!(
-            !self.busy,
-            "SimFlusher::submit: a flush is already in flight"
-        );
-        let mut st = self.disk.st();
+    /// The flight of `writes` (their buffers lent to the disk), with the
+    /// first write whose handle is unusable (dead life, read-only).
+    fn flight(&self, st: &State, writes: &mut [FlushWrite<SimFile>], polls_left: u32) -> Flight {
         let mut bad = None;
         if st.life != self.life {
             bad = Some((0, errno(libc::EBADF)));
@@ -802,23 +826,68 @@ impl Flusher for SimFlusher {
             }
             bufs.push((w.file.ino, w.offset, std::mem::take(&mut w.buf)));
         }
-        let max = st.max_flush_polls;
-        let polls_left = if max == 0 {
-            0
-        } else {
-            st.rng.below(u64::from(max) + 1) as u32
-        };
-        st.flights.insert(
-            self.id,
-            Flight {
-                polls_left,
-                writes: bufs,
-                bad,
-            },
+        Flight {
+            polls_left,
+            writes: bufs,
+            bad,
+        }
+    }
+}
+
+fn ebadf_at_start() -> FlushError {
+    FlushError {
+        write: 0,
+        sync: false,
+        error: errno(libc::EBADF),
+    }
+}
+
+impl Flusher for SimFlusher {
+    type File = SimFile;
+
+    fn submit(&mut self, mut writes: Vec<FlushWrite<SimFile>>) {
+        assert!(
+            !self.busy,
+            "SimFlusher::submit: a flush is already in flight"
         );
+        let mut st = self.disk.st();
+        let polls_left = st.draw_latency();
+        let flight = self.flight(&st, &mut writes, polls_left);
+        st.flights.insert(self.id, flight);
         drop(st);
         self.writes = writes;
         self.busy = true;
+    }
+
+    /// The flight completes at once, as `poll` completes it; or, if a crash
+    /// was armed, the disk crashes in its middle (`crash` tears it) and the
+    /// buffers go with the process.
+    fn run_inline(&mut self, mut writes: Vec<FlushWrite<SimFile>>) -> FlushPoll<SimFile> {
+        assert!(!self.busy, "SimFlusher::run_inline: a flush is in flight");
+        let mut st = self.disk.st();
+        // Drawn and unused (the call itself is the latency), so that the
+        // disk's later draws, which sync fails and which sectors tear, do
+        // not depend on the path a flush took: a history replays the same
+        // faults whichever path each of its flushes takes.
+        let _ = st.draw_latency();
+        let flight = self.flight(&st, &mut writes, 0);
+        if std::mem::take(&mut st.crash_in_inline) {
+            st.flights.insert(self.id, flight);
+            st.crash();
+            return FlushPoll::Failed {
+                error: ebadf_at_start(),
+                writes,
+            };
+        }
+        let outcome = st.complete(&flight);
+        drop(st);
+        for (w, (_, _, buf)) in writes.iter_mut().zip(flight.writes) {
+            w.buf = buf;
+        }
+        match outcome {
+            Ok(()) => FlushPoll::Done(writes),
+            Err(error) => FlushPoll::Failed { error, writes },
+        }
     }
 
     fn poll(&mut self, wait: bool) -> FlushPoll<SimFile> {
@@ -832,11 +901,7 @@ impl Flusher for SimFlusher {
             drop(st);
             let writes = self.hand_back(Vec::new());
             return FlushPoll::Failed {
-                error: FlushError {
-                    write: 0,
-                    sync: false,
-                    error: errno(libc::EBADF),
-                },
+                error: ebadf_at_start(),
                 writes,
             };
         };
