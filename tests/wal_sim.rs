@@ -728,18 +728,15 @@ fn seeded_model_over_a_faulty_simulated_disk() {
     }
 }
 
-/// Whether the model cuts inline flushes with a power loss in their middle
-/// (`CORELOG_WAL_SIM_CUT_INLINE=1`). Off by default: with it, seeds 15, 59
-/// and 72 of the 120 fail on two recovery defects that the ring path has
-/// too (reported with issue 11's recovery work, not the inline path's): a
-/// snapshot at index 0 recovers its compaction mark as (0, 0), and a
-/// flush torn over sectors that an earlier failed or torn flush left past
-/// the end of the log (its batch header never landed, so recovery saw a
-/// clean end and zeroed nothing) is refused as bit rot. Torn inline
-/// flushes are tested by `a_crash_at_any_point_of_a_flush_keeps_it_whole_
-/// or_not_at_all` meanwhile.
+/// Whether the model cuts inline flushes with a power loss in their middle:
+/// on unless `CORELOG_WAL_SIM_CUT_INLINE=0`. It was off while seeds 15, 59
+/// and 72 of the 120 failed on two recovery defects that the ring path had
+/// too: a snapshot at index 0 recovered its compaction mark as (0, 0) once
+/// GC moved the group's state (fixed in gc.rs and `GroupState::compact`),
+/// and a flush torn over sectors that an earlier lost flush left past the
+/// end of the log was refused as bit rot (fixed by recovery rule 6).
 fn cut_inline_flushes() -> bool {
-    std::env::var_os("CORELOG_WAL_SIM_CUT_INLINE").is_some()
+    std::env::var_os("CORELOG_WAL_SIM_CUT_INLINE").is_none_or(|v| v != "0")
 }
 
 /// Runs one seed; returns the disk's fault counts and how many inline
