@@ -95,6 +95,13 @@ impl Loop {
                 break;
             }
             if self.shard.failed.borrow().is_some() {
+                // The shard serves nothing more: its network closes, so
+                // peers see it down (and nothing piles up in its inbox).
+                if let Some(p) = self.peers.take() {
+                    inbox = None;
+                    p.shutdown().await;
+                }
+                yield_now().await;
                 continue;
             }
             if let Err(e) = self.turn() {

@@ -15,6 +15,7 @@ use corelog::cluster::Cluster;
 use corelog::node::ProposeError;
 use corelog::shard::{MemberRuntime, PeersFactory, RuntimeConfig, TcpSettings, tcp_peers};
 use corelog::transport::NetOptions;
+use corelog::wal::Fault;
 use tempfile::TempDir;
 
 use super::loopback::Loopback;
@@ -407,5 +408,44 @@ fn an_idle_cluster_sleeps_between_ticks() {
         "an idle cluster used {cpu:?} of CPU in {wall:?}"
     );
     eprintln!("idle: {cpu:?} of CPU in {wall:?}");
+    t.stop_all();
+}
+
+#[test]
+fn a_member_whose_wal_fails_stops_serving_and_closes_its_peer_port() {
+    let t = Three::start(37, 3, 1);
+    // A group member 3 does not lead (rebalancing may move leaders, so
+    // look now and propose through whoever leads).
+    let g = (0..3)
+        .find(|&g| t.leader(g) != 3)
+        .expect("3 does not lead all");
+    t.propose(g, 0, 3);
+    t.m(3).shards()[0]
+        .call(|s| async move {
+            s.wal_cell().borrow_mut().inject_fault(Fault {
+                land_bytes: 0,
+                errno: libc::EIO,
+                scatter: None,
+            });
+        })
+        .unwrap();
+    // The next entries reach member 3, whose flush of them fails.
+    t.propose(g, 3, 3);
+    wait_until(20, "member 3 to report its failure", || {
+        t.m(3).shards()[0].failure().is_some()
+    });
+    let r = propose_all(t.m(3), g, vec![payload(g, 99)]);
+    assert!(
+        matches!(&r[0], Err(ProposeError::StorageFailed(_))),
+        "{r:?}"
+    );
+    // Its peer port is closed: nobody is served from a failed disk.
+    let addr = t.cluster.member(3).unwrap().peer_addr_of_shard(0).unwrap();
+    wait_until(20, "member 3's peer port to close", || {
+        std::net::TcpStream::connect(addr).is_err()
+    });
+    // The other two go on.
+    let more = t.propose(g, 6, 3);
+    assert_eq!(more.len(), 3);
     t.stop_all();
 }
