@@ -20,7 +20,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 
 use crate::raft::{self, StateType};
-use crate::raftpb::{ConfChangeV2, HardState};
+use crate::raftpb::{ConfChangeV2, ConfState, HardState};
 use crate::shard::oneshot::{self, Receiver};
 use crate::shard::state::Shard;
 use crate::shard::waiters::{ProposeResult, encode_ctx};
@@ -80,6 +80,8 @@ pub struct NodeStatus {
     pub inflight_proposals: usize,
     pub inflight_bytes: u64,
     pub inflight_reads: usize,
+    /// The configuration in force here (voters, learners, joint state).
+    pub conf_state: ConfState,
     pub stats: GroupStats,
 }
 
@@ -175,6 +177,7 @@ impl Node {
             inflight_proposals: g.proposals.len(),
             inflight_bytes: g.proposals.bytes(),
             inflight_reads: g.reads.len(),
+            conf_state: g.raw.raft.trk.conf_state(),
             stats: g.stats,
         }
     }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use corelog::cluster::Cluster;
 use corelog::node::ProposeError;
+use corelog::raftpb::{ConfChangeSingle, ConfChangeType, ConfChangeV2};
 use corelog::shard::{MemberRuntime, PeersFactory, RuntimeConfig, TcpSettings, tcp_peers};
 use corelog::transport::NetOptions;
 use corelog::wal::Fault;
@@ -447,5 +448,58 @@ fn a_member_whose_wal_fails_stops_serving_and_closes_its_peer_port() {
     // The other two go on.
     let more = t.propose(g, 6, 3);
     assert_eq!(more.len(), 3);
+    t.stop_all();
+}
+
+#[test]
+fn read_index_answers_at_least_every_acknowledged_index_on_leader_and_follower() {
+    let t = Three::start(38, 1, 1);
+    let acked = t.propose(0, 0, 5);
+    let last = acked.last().unwrap().0;
+    let l = t.leader(0);
+    let f = if l == 1 { 2 } else { 1 };
+    for id in [l, f] {
+        wait_until(20, &format!("member {id} to know the leader"), || {
+            status(t.m(id), 0).leader == Some(l)
+        });
+        let r = t
+            .m(id)
+            .shard_of(0)
+            .call(|s| async move { s.node(0).unwrap().read_index().await })
+            .unwrap();
+        // A follower asks the leader; both answer an index that covers
+        // every write acknowledged before the read was asked.
+        assert!(matches!(r, Ok(i) if i >= last), "member {id}: {r:?}");
+    }
+    t.stop_all();
+}
+
+#[test]
+fn a_conf_change_removes_a_member_and_the_other_two_go_on() {
+    let t = Three::start(39, 1, 1);
+    let acked = t.propose(0, 0, 3);
+    // Remove a member that does not lead.
+    let l = t.leader(0);
+    let gone = if l == 3 { 2 } else { 3 };
+    let cc = ConfChangeV2 {
+        changes: vec![ConfChangeSingle {
+            r#type: ConfChangeType::ConfChangeRemoveNode as i32,
+            node_id: gone,
+        }],
+        ..Default::default()
+    };
+    let r = t
+        .m(l)
+        .shard_of(0)
+        .call(move |s| async move { s.node(0).unwrap().propose_conf_change(cc).await })
+        .unwrap();
+    assert!(matches!(r, Ok(i) if i > acked.last().unwrap().0), "{r:?}");
+    // In force on the leader once applied there.
+    let cs = status(t.m(l), 0).conf_state;
+    assert!(!cs.voters.contains(&gone), "{cs:?}");
+    assert_eq!(cs.voters.len(), 2, "{cs:?}");
+    // The two left commit on their own.
+    let more = propose_all(t.m(l), 0, vec![payload(0, 10)]);
+    assert!(more[0].is_ok(), "{more:?}");
     t.stop_all();
 }
