@@ -64,10 +64,14 @@ impl Three {
 
     /// The same over the in-process loopback network.
     fn start_loopback(cluster_id: u64, groups: u64, base: u16) -> Three {
+        Three::start_loopback_with(cluster_id, groups, base, runtime())
+    }
+
+    fn start_loopback_with(cluster_id: u64, groups: u64, base: u16, rt: RuntimeConfig) -> Three {
         let cluster = cluster(cluster_id, 3, 1, groups, 3, base);
         let lb = Loopback::new();
         let factory = lb.factory();
-        Three::start_on(cluster, runtime(), Net::Loopback(lb), factory)
+        Three::start_on(cluster, rt, Net::Loopback(lb), factory)
     }
 
     fn start_on(
@@ -501,5 +505,30 @@ fn a_conf_change_removes_a_member_and_the_other_two_go_on() {
     // The two left commit on their own.
     let more = propose_all(t.m(l), 0, vec![payload(0, 10)]);
     assert!(more[0].is_ok(), "{more:?}");
+    t.stop_all();
+}
+
+#[test]
+fn a_proposal_unanswered_within_the_request_timeout_fails_with_timeout() {
+    let rt = RuntimeConfig {
+        request_timeout_ticks: 40,
+        ..runtime()
+    };
+    let t = Three::start_loopback_with(40, 1, 25_200, rt);
+    t.propose(0, 0, 2);
+    let l = t.leader(0);
+    // Cut off, the leader can commit nothing; nobody else takes the slot
+    // while the cut lasts, so only the deadline answers.
+    t.loopback().cut(l);
+    let t0 = std::time::Instant::now();
+    let r = propose_all(t.m(l), 0, vec![payload(0, 7)]);
+    assert_eq!(r[0], Err(ProposeError::Timeout));
+    // 40 ticks of 5 ms, give or take a tick.
+    assert!(
+        t0.elapsed() >= Duration::from_millis(190),
+        "{:?}",
+        t0.elapsed()
+    );
+    t.loopback().heal(l);
     t.stop_all();
 }
