@@ -1,19 +1,27 @@
 //! Proposals per second and commit latency of the runtime, end to end
-//! through `Node::propose`: one member, one shard, one group (replication
-//! factor 1, so a commit is the member's own durable write), 128-byte
-//! records, fsync on (every flush is a linked write + fdatasync).
+//! through `Node::propose`, 128-byte records, fsync on (every flush is a
+//! linked write + fdatasync):
+//!
+//! - one member, one shard, one group (replication factor 1: a commit is
+//!   the member's own durable write);
+//! - three members in this process, one shard each, one group of three
+//!   replicas, over TCP on 127.0.0.1 (the leader's write and the
+//!   followers' writes and acknowledgements; on this 2-CPU machine three
+//!   shard threads share two CPUs).
 //!
 //! `batch` records travel as one entry (a client batch is one entry);
-//! `clients` tasks on the shard each propose and wait, in a loop, so
-//! `clients` entries are in flight at once. The disk's fsync rate drifts
-//! several-fold on this shared machine, so the shapes run interleaved:
-//! `CORELOG_BENCH_ROUNDS` rounds (default 3), each running every shape
-//! for `CORELOG_BENCH_SECS` seconds (default 2) after a warm-up of 0.5 s
-//! on a fresh directory whose spare segment is zero-filled first. A row
-//! reports the median over rounds of entries/s (and records/s), the
-//! latency of one proposal (from the call to its answer: committed and
-//! applied) at p50 / p99 / max over all rounds, and WAL flushes per
-//! second. `CORELOG_BENCH_DIR` says where the WAL goes (default: the
+//! `clients` tasks on the leader's shard each propose and wait, in a
+//! loop, so `clients` entries are in flight at once. The disk's fsync rate
+//! drifts several-fold on this shared machine, so the shapes run
+//! interleaved: `CORELOG_BENCH_ROUNDS` rounds (default 3), each running
+//! every shape for `CORELOG_BENCH_SECS` seconds (default 2) after a
+//! warm-up of 0.5 s on fresh directories whose spare segments are
+//! zero-filled first, right after 0.5 s of the disk's own rate (128-byte
+//! pwrite + fdatasync in a loop). A row reports the median over rounds of
+//! entries/s (and records/s), the latency of one proposal (from the call
+//! to its answer: committed and applied on the leader) at p50 / p99 / max
+//! over all rounds, the leader's WAL flushes per second, and the disk's
+//! rate. `CORELOG_BENCH_DIR` says where the WALs go (default: the
 //! temporary directory, which must not be a tmpfs for the fsync to mean
 //! anything).
 //!
@@ -21,6 +29,7 @@
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +37,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use corelog::cluster::{Cluster, Member};
 use corelog::raft::StateType;
-use corelog::shard::{CpuPlacement, MemberConfig, MemberRuntime, NullApply, RuntimeConfig};
+use corelog::shard::{
+    CpuPlacement, MemberConfig, MemberRuntime, NullApply, RuntimeConfig, TcpSettings, tcp_peers,
+};
 
 struct Row {
     /// The disk's own rate just before: 128-byte pwrite + fdatasync per
@@ -40,7 +51,19 @@ struct Row {
     flushes: u64,
 }
 
-const SHAPES: [(usize, usize); 6] = [(1, 1), (1, 16), (1, 64), (64, 1), (64, 16), (64, 64)];
+/// (members, batch, clients)
+const SHAPES: [(u64, usize, usize); 10] = [
+    (1, 1, 1),
+    (1, 1, 16),
+    (1, 1, 64),
+    (1, 64, 1),
+    (1, 64, 16),
+    (1, 64, 64),
+    (3, 1, 1),
+    (3, 1, 64),
+    (3, 64, 1),
+    (3, 64, 64),
+];
 
 fn main() {
     let env = |k: &str, d: f64| {
@@ -55,21 +78,22 @@ fn main() {
         .map(Into::into)
         .unwrap_or_else(std::env::temp_dir);
     println!(
-        "runtime: 1 member, 1 shard, 1 group, 128-byte records, fsync on, \
+        "runtime: 1 shard per member, 1 group, 128-byte records, fsync on, \
          {rounds} rounds x {secs} s per shape"
     );
     let mut rows: Vec<Vec<Row>> = SHAPES.iter().map(|_| Vec::new()).collect();
     for _ in 0..rounds {
-        for (i, &(batch, clients)) in SHAPES.iter().enumerate() {
+        for (i, &(members, batch, clients)) in SHAPES.iter().enumerate() {
             let dir = tempfile::tempdir_in(&base).unwrap();
             let raw = raw_fsyncs(dir.path(), 0.5);
-            let mut r = run(dir.path(), batch, clients, secs);
+            let mut r = run(dir.path(), members, batch, clients, secs);
             r.raw_fsyncs = raw;
             rows[i].push(r);
         }
     }
     println!(
-        "{:>6} {:>8} {:>12} {:>12} {:>9} {:>9} {:>9} {:>10} {:>10}  entries/s per round (raw fsyncs/s)",
+        "{:>7} {:>5} {:>7} {:>10} {:>10} {:>7} {:>7} {:>7} {:>9} {:>8}  entries/s per round (raw fsyncs/s)",
+        "members",
         "batch",
         "clients",
         "entries/s",
@@ -80,7 +104,7 @@ fn main() {
         "flushes/s",
         "raw fs/s"
     );
-    for ((batch, clients), rs) in SHAPES.iter().zip(&rows) {
+    for ((members, batch, clients), rs) in SHAPES.iter().zip(&rows) {
         let mut eps: Vec<f64> = rs.iter().map(|r| r.entries as f64 / r.secs).collect();
         let per_round: Vec<String> = rs
             .iter()
@@ -92,18 +116,23 @@ fn main() {
         let med = eps[eps.len() / 2];
         let mut l: Vec<u32> = rs.iter().flat_map(|r| r.lat_us.iter().copied()).collect();
         l.sort_unstable();
-        let pct = |p: f64| l[((l.len() as f64 - 1.0) * p) as usize];
+        let pct = |p: f64| {
+            l.get(((l.len().max(1) - 1) as f64 * p) as usize)
+                .copied()
+                .unwrap_or(0)
+        };
         let fps: f64 = rs.iter().map(|r| r.flushes as f64).sum::<f64>()
             / rs.iter().map(|r| r.secs).sum::<f64>();
         println!(
-            "{:>6} {:>8} {:>12.0} {:>12.0} {:>9} {:>9} {:>9} {:>10.0} {:>10.0}  {}",
+            "{:>7} {:>5} {:>7} {:>10.0} {:>10.0} {:>7} {:>7} {:>7} {:>9.0} {:>8.0}  {}",
+            members,
             batch,
             clients,
             med,
             med * *batch as f64,
             pct(0.5),
             pct(0.99),
-            l[l.len() - 1],
+            pct(1.0),
             fps,
             raw[raw.len() / 2],
             per_round.join(" ")
@@ -114,7 +143,7 @@ fn main() {
 /// 128-byte `pwrite` + `fdatasync` per second, for `secs`, into a
 /// zero-filled, synced file (the state of a WAL segment): what the disk
 /// gives a single writer right now.
-fn raw_fsyncs(dir: &std::path::Path, secs: f64) -> f64 {
+fn raw_fsyncs(dir: &Path, secs: f64) -> f64 {
     use std::os::unix::fs::FileExt;
     let path = dir.join("raw");
     let f = std::fs::OpenOptions::new()
@@ -139,31 +168,57 @@ fn raw_fsyncs(dir: &std::path::Path, secs: f64) -> f64 {
     n as f64 / t0.elapsed().as_secs_f64()
 }
 
-fn run(dir: &std::path::Path, batch: usize, clients: usize, secs: f64) -> Row {
-    let m = Member {
-        id: 1,
-        name: "bench".into(),
-        peer_addr: SocketAddr::from(([127, 0, 0, 1], 27_000)),
-        client_addr: SocketAddr::from(([127, 0, 0, 1], 27_500)),
-        shards: 1,
-    };
-    let cluster = Arc::new(Cluster::new(1, vec![m], 1, 1).unwrap());
-    let cfg = MemberConfig {
-        data_dir: dir.to_path_buf(),
-        cluster,
-        member: 1,
-        runtime: RuntimeConfig::default(),
-        apply: NullApply::factory(),
-        peers: None,
-        cpus: CpuPlacement::Auto,
-    };
-    let rt = MemberRuntime::start(cfg).unwrap();
-    let shard = &rt.shards()[0];
+/// A free port of 127.0.0.1 (bound to :0, then released).
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+fn run(dir: &Path, members: u64, batch: usize, clients: usize, secs: f64) -> Row {
+    let ms: Vec<Member> = (1..=members)
+        .map(|id| Member {
+            id,
+            name: format!("bench{id}"),
+            peer_addr: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            client_addr: SocketAddr::from(([127, 0, 0, 2], 1000 + id as u16)),
+            shards: 1,
+        })
+        .collect();
+    let cluster = Arc::new(Cluster::new(1, ms, 1, members as u32).unwrap());
+    let rts: Vec<MemberRuntime> = std::thread::scope(|s| {
+        let hs: Vec<_> = (1..=members)
+            .map(|id| {
+                let cfg = MemberConfig {
+                    data_dir: dir.join(format!("m{id}")),
+                    cluster: cluster.clone(),
+                    member: id,
+                    runtime: RuntimeConfig::default(),
+                    apply: NullApply::factory(),
+                    peers: (members > 1).then(|| tcp_peers(TcpSettings::default())),
+                    // One member: pinned as a server runs. Three in one
+                    // process: left to the scheduler, not all on CPU 0.
+                    cpus: if members == 1 {
+                        CpuPlacement::Auto
+                    } else {
+                        CpuPlacement::Unbound
+                    },
+                };
+                s.spawn(move || MemberRuntime::start(cfg).unwrap())
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    // The first spare segment's zero-fill is a one-off cost of a new
+    // directory: not what this measures.
+    for rt in &rts {
+        rt.shards()[0]
+            .call(|s| async move { s.wal_cell().borrow_mut().wait_prepared() })
+            .unwrap();
+    }
+    let leader = cluster.replicas(0).unwrap()[0];
+    let shard = &rts[(leader - 1) as usize].shards()[0];
     let row = shard
         .call(move |s| async move {
-            // The first spare segment's zero-fill is a one-off cost of a
-            // new directory: not what this measures.
-            s.wal_cell().borrow_mut().wait_prepared();
             let node = s.node(0).unwrap();
             while node.status().role != StateType::Leader {
                 glommio::timer::sleep(Duration::from_millis(1)).await;
@@ -211,6 +266,8 @@ fn run(dir: &std::path::Path, batch: usize, clients: usize, secs: f64) -> Row {
             }
         })
         .unwrap();
-    rt.stop().unwrap();
+    for rt in rts {
+        rt.stop().unwrap();
+    }
     row
 }

@@ -3,27 +3,35 @@
 //! For flushes of 1, 16 and 256 records of 128 B and of 4 KiB (fsync on):
 //! - `wal/<n>x<size>`: `n` appends (round-robin over 8 groups) then one
 //!   `flush` (one io_uring submission: write + fdatasync);
+//! - `wal_inline/<n>x<size>`: the same appends, then `flush_inline`
+//!   (pwrite + fdatasync on the calling thread);
 //! - `raw_fdatasync/<n>x<size>`: a plain loop of pwrite + fdatasync of the
 //!   same number of bytes, into a zero-filled file like a WAL segment;
 //! - `raw_odirect_seq`: one large O_DIRECT sequential write (64 MiB), the
 //!   disk's sequential bandwidth.
 //!
 //! At the end it prints appends/s and MB/s of each, then measures every
-//! shape again with three flushes in turn (`paired`): a WAL flush, the same
-//! appends written and synced by TiKV's raft-engine (0.4.2, default
-//! `Config`), and a raw pwrite + fdatasync of the same bytes, so that all
-//! three see the same disk. It prints the ratios the goals are stated in:
-//! single-record flushes against the raw fdatasync rate (goal >= 90%), large
-//! batches against sequential bandwidth (goal >= 70%), and every shape
-//! against raft-engine (goal >= 1.0), each both as a ratio of rates over the
-//! run and as the median over rounds of the per-round latency ratio. Payloads are distinct random bytes, so
+//! shape again with four flushes in turn (`paired`): a WAL flush on the
+//! ring, a WAL flush inline, the same appends written and synced by TiKV's
+//! raft-engine (0.4.2, default `Config`), and a raw pwrite + fdatasync of
+//! the same bytes, so that all four see the same disk. It prints the
+//! ratios the goals are stated in: each WAL path against raft-engine (goal:
+//! at least 1.0) and against the raw fdatasync loop, the inline path
+//! against the ring, and large batches against sequential bandwidth, each
+//! both as a
+//! ratio of rates over the run and as the median over rounds of the
+//! per-round latency ratio. Payloads are distinct random bytes, so
 //! raft-engine's lz4 compression of batches over 8 KiB gains nothing it
 //! would not gain on real data.
 //!
 //! Run: `cargo bench --bench wal`. `CORELOG_BENCH_QUICK=1` skips the
 //! criterion runs and gives the paired measurement 1 s per shape;
 //! `CORELOG_BENCH_PAIRED_SECS=N` sets that budget (default 3 s, or 1 s in
-//! quick mode).
+//! quick mode). `CORELOG_BENCH_SOLO=ring|inline|re|raw` runs one side
+//! alone on one shape (`CORELOG_BENCH_SHAPE`, default `1x128`) for that
+//! budget, and prints its flushes and the context switches of the timed
+//! loop, for counting what a flush costs with `perf stat` (run it with a
+//! budget of 0 too: the difference is the flushes' share).
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -100,6 +108,8 @@ fn record(id: &str, d: Duration, iters: u64) {
 /// over a long run. Shared by the criterion and the paired measurements.
 struct FlushWorkload {
     wal: Wal,
+    /// `flush_inline` instead of `flush`.
+    inline: bool,
     _dir: tempfile::TempDir,
     data: Payloads,
     next: [u64; GROUPS as usize],
@@ -110,7 +120,7 @@ struct FlushWorkload {
 }
 
 impl FlushWorkload {
-    fn open(n: usize, size: usize) -> FlushWorkload {
+    fn open(n: usize, size: usize, inline: bool) -> FlushWorkload {
         let dir = tempfile::tempdir_in(bench_dir()).unwrap();
         let mut o = Options::new(1, 0);
         o.segment_size = SEGMENT;
@@ -120,6 +130,7 @@ impl FlushWorkload {
         wal.wait_prepared();
         FlushWorkload {
             wal,
+            inline,
             _dir: dir,
             data: Payloads::new(size, 0),
             next: [1; GROUPS as usize],
@@ -154,7 +165,11 @@ impl FlushWorkload {
     /// Flushes `appended` records' worth, compacting and collecting every two
     /// segments.
     fn flush_and_retain(&mut self, appended: usize) {
-        self.wal.flush().unwrap();
+        if self.inline {
+            self.wal.flush_inline().unwrap();
+        } else {
+            self.wal.flush().unwrap();
+        }
         self.since_gc += appended * self.size;
         if self.since_gc > 2 * SEGMENT as usize {
             for g in 0..GROUPS {
@@ -167,9 +182,9 @@ impl FlushWorkload {
     }
 }
 
-fn bench_wal(c: &mut Criterion, n: usize, size: usize) {
-    let id = format!("wal/{n}x{size}");
-    let mut w = FlushWorkload::open(n, size);
+fn bench_wal(c: &mut Criterion, n: usize, size: usize, inline: bool) {
+    let id = format!("{}/{n}x{size}", if inline { "wal_inline" } else { "wal" });
+    let mut w = FlushWorkload::open(n, size, inline);
     c.bench_function(&id, |b| {
         b.iter_custom(|iters| {
             let t = Instant::now();
@@ -187,7 +202,7 @@ fn bench_wal(c: &mut Criterion, n: usize, size: usize) {
 /// flushes excluded from the timing: DESIGN.md asks for a few hundred ns.
 fn bench_append_cpu(c: &mut Criterion, size: usize) {
     let id = format!("append_cpu/{size}");
-    let mut w = FlushWorkload::open(0, size);
+    let mut w = FlushWorkload::open(0, size, false);
     c.bench_function(&id, |b| {
         b.iter_custom(|iters| {
             let mut spent = Duration::ZERO;
@@ -424,46 +439,61 @@ impl RawWorkload {
     }
 }
 
-/// Rate and median latency of one side of a paired measurement, and the
-/// median over rounds of (other side's latency / this side's) against the
-/// WAL: the paired figure least moved by the disk's drift.
-#[derive(Clone, Copy, Default)]
+/// Rate and median latency of one side of a paired measurement.
+#[derive(Clone, Default)]
 struct Side {
-    flushes_per_s: f64,
-    median: Duration,
-    /// Median of per-round `this latency / WAL latency` (1.0 for the WAL).
-    vs_wal: f64,
+    lat: Vec<Duration>,
 }
 
-fn side(lat: &[Duration], wal: &[Duration]) -> Side {
-    let total: Duration = lat.iter().sum();
-    let mut per_round: Vec<f64> = lat
-        .iter()
-        .zip(wal)
-        .map(|(x, w)| x.as_secs_f64() / w.as_secs_f64())
-        .collect();
-    per_round.sort_unstable_by(f64::total_cmp);
-    let mut sorted = lat.to_vec();
-    sorted.sort_unstable();
-    Side {
-        flushes_per_s: lat.len() as f64 / total.as_secs_f64(),
-        median: sorted.get(sorted.len() / 2).copied().unwrap_or_default(),
-        vs_wal: per_round.get(per_round.len() / 2).copied().unwrap_or(0.0),
+impl Side {
+    fn flushes_per_s(&self) -> f64 {
+        let total: Duration = self.lat.iter().sum();
+        self.lat.len() as f64 / total.as_secs_f64()
+    }
+
+    fn median(&self) -> Duration {
+        let mut sorted = self.lat.clone();
+        sorted.sort_unstable();
+        sorted.get(sorted.len() / 2).copied().unwrap_or_default()
+    }
+
+    /// This side against `other`: (ratio of rates over the run, median over
+    /// rounds of `other`'s latency / this side's in the same round). Above
+    /// 1.0 this side is faster.
+    fn against(&self, other: &Side) -> (f64, f64) {
+        let mut per_round: Vec<f64> = self
+            .lat
+            .iter()
+            .zip(&other.lat)
+            .map(|(x, o)| o.as_secs_f64() / x.as_secs_f64())
+            .collect();
+        per_round.sort_unstable_by(f64::total_cmp);
+        (
+            self.flushes_per_s() / other.flushes_per_s(),
+            per_round.get(per_round.len() / 2).copied().unwrap_or(0.0),
+        )
     }
 }
 
-/// A WAL flush, a raft-engine flush and a raw write+fdatasync of the same
-/// bytes, timed in turn (one flush of each per round, in a fresh random
-/// order each round), so that all three see the same disk: on a machine
-/// shared with other work, fsync latency drifts by several times within
-/// seconds, and only an interleaved measurement gives a ratio that means
-/// something. Returns (WAL, raft-engine, raw).
-fn paired(n: usize, size: usize, budget: Duration) -> (Side, Side, Side) {
-    let mut w = FlushWorkload::open(n, size);
+/// The sides of a paired measurement, in `paired`'s order.
+const RING: usize = 0;
+const INLINE: usize = 1;
+const ENGINE: usize = 2;
+const RAW: usize = 3;
+
+/// A WAL flush on the ring, a WAL flush inline, a raft-engine flush and a
+/// raw write+fdatasync of the same bytes, timed in turn (one flush of each
+/// per round, in a fresh random order each round), so that all four see
+/// the same disk: on a machine shared with other work, fsync latency
+/// drifts by several times within seconds, and only an interleaved
+/// measurement gives a ratio that means something.
+fn paired(n: usize, size: usize, budget: Duration) -> [Side; 4] {
+    let mut ring = FlushWorkload::open(n, size, false);
+    let mut inline = FlushWorkload::open(n, size, true);
     let mut re = RaftEngineWorkload::open(n, size);
     let mut raw = RawWorkload::open(n, size);
-    let mut lat: [Vec<Duration>; 3] = Default::default();
-    let mut order = [0usize, 1, 2];
+    let mut sides: [Side; 4] = Default::default();
+    let mut order = [RING, INLINE, ENGINE, RAW];
     let mut x = 0x2545_f491_4f6c_dd1du64;
     let start = Instant::now();
     while start.elapsed() < budget {
@@ -477,18 +507,15 @@ fn paired(n: usize, size: usize, budget: Duration) -> (Side, Side, Side) {
         for &which in &order {
             let t = Instant::now();
             match which {
-                0 => w.flush_once(),
-                1 => re.flush_once(),
+                RING => ring.flush_once(),
+                INLINE => inline.flush_once(),
+                ENGINE => re.flush_once(),
                 _ => raw.flush_once(),
             }
-            lat[which].push(t.elapsed());
+            sides[which].lat.push(t.elapsed());
         }
     }
-    (
-        side(&lat[0], &lat[0]),
-        side(&lat[1], &lat[0]),
-        side(&lat[2], &lat[0]),
-    )
+    sides
 }
 
 /// Seconds per shape of the paired measurement.
@@ -507,20 +534,23 @@ fn report() {
     println!("== criterion means (each run alone; drifts with other load on the disk) ==");
     for size in [128usize, 4096] {
         for n in [1usize, 16, 256] {
-            let (Some(w), Some(r)) = (
+            let (Some(w), Some(wi), Some(r)) = (
                 rate(&format!("wal/{n}x{size}")),
+                rate(&format!("wal_inline/{n}x{size}")),
                 rate(&format!("raw_fdatasync/{n}x{size}")),
             ) else {
                 continue;
             };
             println!(
-                "{:<9} wal {:>9.0} appends/s {:>7.1} MB/s | raw {:>6.0} flushes/s {:>7.1} MB/s | {:>4.0}%",
+                "{:<9} wal {:>9.0} appends/s {:>7.1} MB/s | inline {:>9.0} appends/s | raw {:>6.0} flushes/s {:>7.1} MB/s | {:>4.0}% {:>4.0}%",
                 format!("{n}x{size}"),
                 w * n as f64,
                 w * (n * size) as f64 / 1e6,
+                wi * n as f64,
                 r,
                 r * (n * size) as f64 / 1e6,
-                100.0 * w / r
+                100.0 * w / r,
+                100.0 * wi / r
             );
         }
     }
@@ -541,61 +571,125 @@ fn print_paired(seq: Option<f64>) {
     let budget = paired_budget();
     println!();
     println!(
-        "== paired: WAL, raft-engine 0.4.2 and raw write+fdatasync in turn, {:.1} s per shape ==",
+        "== paired: WAL on the ring, WAL inline, raft-engine 0.4.2 and raw write+fdatasync in turn, {:.1} s per shape ==",
         budget.as_secs_f64()
     );
     println!(
-        "{:<9} {:>11} {:>11} {:>11} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9}",
+        "{:<9} {:>10} {:>10} {:>10} {:>9} | {:>11} {:>11} {:>11} {:>11} {:>11} | {:>8}",
         "flush",
-        "wal app/s",
+        "ring app/s",
+        "inl app/s",
         "re app/s",
         "raw fl/s",
-        "wal/re",
-        "wal/re",
-        "wal/raw",
-        "wal/raw",
-        "wal MB/s",
-        "wal/seq"
+        "ring/re",
+        "inline/re",
+        "ring/raw",
+        "inline/raw",
+        "inline/ring",
+        "ring/seq"
     );
     println!(
-        "{:<9} {:>11} {:>11} {:>11} {:>8} {:>8} {:>9} {:>9}",
-        "", "", "", "", "(rate)", "(round)", "(rate)", "(round)"
+        "{:<9} {:>10} {:>10} {:>10} {:>9} | {:>11} {:>11} {:>11} {:>11} {:>11} |",
+        "", "", "", "", "", "rate round", "rate round", "rate round", "rate round", "rate round"
     );
+    let pair = |(rate, round): (f64, f64)| format!("{rate:>5.2} {round:>5.2}");
     for size in [128usize, 4096] {
         for n in [1usize, 16, 256] {
-            let (w, re, r) = paired(n, size, budget);
-            let wal_mb = w.flushes_per_s * (n * size) as f64 / 1e6;
+            let s = paired(n, size, budget);
+            let ring_mb = s[RING].flushes_per_s() * (n * size) as f64 / 1e6;
             println!(
-                "{:<9} {:>11.0} {:>11.0} {:>11.0} {:>7.2}x {:>7.2}x {:>8.0}% {:>8.0}% {:>9.1} {:>9}",
+                "{:<9} {:>10.0} {:>10.0} {:>10.0} {:>9.0} | {:>11} {:>11} {:>11} {:>11} {:>11} | {:>8}",
                 format!("{n}x{size}"),
-                w.flushes_per_s * n as f64,
-                re.flushes_per_s * n as f64,
-                r.flushes_per_s,
-                w.flushes_per_s / re.flushes_per_s,
-                re.vs_wal,
-                100.0 * w.flushes_per_s / r.flushes_per_s,
-                100.0 * r.vs_wal,
-                wal_mb,
-                seq.map_or("-".to_string(), |s| format!("{:.1}%", 100.0 * wal_mb / s))
+                s[RING].flushes_per_s() * n as f64,
+                s[INLINE].flushes_per_s() * n as f64,
+                s[ENGINE].flushes_per_s() * n as f64,
+                s[RAW].flushes_per_s(),
+                pair(s[RING].against(&s[ENGINE])),
+                pair(s[INLINE].against(&s[ENGINE])),
+                pair(s[RING].against(&s[RAW])),
+                pair(s[INLINE].against(&s[RAW])),
+                pair(s[INLINE].against(&s[RING])),
+                seq.map_or("-".to_string(), |q| format!("{:.1}%", 100.0 * ring_mb / q))
             );
             println!(
-                "{:<9} p50 latency: wal {:>7.1} us, raft-engine {:>7.1} us, raw {:>7.1} us",
+                "{:<9} p50 latency: ring {:>7.1} us, inline {:>7.1} us, raft-engine {:>7.1} us, raw {:>7.1} us ({} rounds)",
                 "",
-                w.median.as_secs_f64() * 1e6,
-                re.median.as_secs_f64() * 1e6,
-                r.median.as_secs_f64() * 1e6
+                s[RING].median().as_secs_f64() * 1e6,
+                s[INLINE].median().as_secs_f64() * 1e6,
+                s[ENGINE].median().as_secs_f64() * 1e6,
+                s[RAW].median().as_secs_f64() * 1e6,
+                s[RING].lat.len()
             );
         }
     }
     println!(
-        "(rate): ratio of flushes/s over the run; (round): median over rounds of the other side's latency / the WAL's in the same round"
+        "a/b: above 1.0 a is faster; rate: ratio of flushes/s over the run; round: median over rounds of b's latency / a's in the same round"
     );
     println!(
-        "goals: 1-record flushes >= 90% of raw fdatasync rate; 256-record flushes >= 70% of sequential bandwidth; every shape >= 1.0x raft-engine"
+        "goals: 1-record flushes inline >= 1.0 of raft-engine and of raw fdatasync; batched shapes on the ring >= 1.0 of raft-engine"
+    );
+}
+
+/// Context switches of the whole process so far: (voluntary, involuntary).
+fn context_switches() -> (i64, i64) {
+    // SAFETY: getrusage fills the struct it is given, nothing else.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; RUSAGE_SELF counts every thread of the process.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    (u.ru_nvcsw, u.ru_nivcsw)
+}
+
+/// `CORELOG_BENCH_SOLO`: one side alone, for counting its syscalls and
+/// context switches per flush.
+fn solo(side: &str) {
+    let shape = std::env::var("CORELOG_BENCH_SHAPE").unwrap_or_else(|_| "1x128".into());
+    let (n, size) = shape
+        .split_once('x')
+        .and_then(|(n, s)| Some((n.parse::<usize>().ok()?, s.parse::<usize>().ok()?)))
+        .expect("CORELOG_BENCH_SHAPE: <records>x<bytes>, e.g. 1x128");
+    let budget = paired_budget();
+    let mut flush: Box<dyn FnMut()> = match side {
+        "ring" | "inline" => {
+            let mut w = FlushWorkload::open(n, size, side == "inline");
+            Box::new(move || w.flush_once())
+        }
+        "re" => {
+            let mut re = RaftEngineWorkload::open(n, size);
+            Box::new(move || re.flush_once())
+        }
+        "raw" => {
+            let mut raw = RawWorkload::open(n, size);
+            Box::new(move || {
+                raw.prepare();
+                raw.flush_once()
+            })
+        }
+        other => panic!("CORELOG_BENCH_SOLO: ring, inline, re or raw, not {other}"),
+    };
+    let before = context_switches();
+    let start = Instant::now();
+    let mut flushes = 0u64;
+    while start.elapsed() < budget {
+        flush();
+        flushes += 1;
+    }
+    let spent = start.elapsed();
+    let after = context_switches();
+    let per = |a: i64, b: i64| (a - b) as f64 / flushes.max(1) as f64;
+    println!(
+        "solo {side} {shape}: {flushes} flushes in {:.2} s ({:.1} us each); per flush: {:.2} voluntary, {:.2} involuntary context switches",
+        spent.as_secs_f64(),
+        spent.as_secs_f64() * 1e6 / flushes.max(1) as f64,
+        per(after.0, before.0),
+        per(after.1, before.1)
     );
 }
 
 fn main() {
+    if let Ok(side) = std::env::var("CORELOG_BENCH_SOLO") {
+        solo(&side);
+        return;
+    }
     if std::env::var_os("CORELOG_BENCH_QUICK").is_some() && std::env::args().any(|a| a == "--bench")
     {
         // Quick mode: the paired measurement alone.
@@ -610,7 +704,8 @@ fn main() {
     for size in [128usize, 4096] {
         for n in [1usize, 16, 256] {
             bench_raw_fdatasync(&mut c, n, size);
-            bench_wal(&mut c, n, size);
+            bench_wal(&mut c, n, size, false);
+            bench_wal(&mut c, n, size, true);
         }
     }
     bench_odirect(&mut c);

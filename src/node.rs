@@ -92,8 +92,7 @@ pub struct NodeStatus {
     pub inflight_proposals: usize,
     pub inflight_bytes: u64,
     pub inflight_reads: usize,
-    /// The group's configuration in force on this node (voters,
-    /// learners, a joint configuration's outgoing voters).
+    /// The configuration in force here (voters, learners, joint state).
     pub conf_state: ConfState,
     pub stats: GroupStats,
 }

@@ -3,6 +3,10 @@
 //! recycled file completing a torn flush, a flush torn across segments,
 //! interrupted waits, poisoned directories, two opens of one directory, a
 //! failed roll, and the smaller ones. Each test failed before its fix.
+//!
+//! The tests of a flush's failures (torn, EIO, ENOSPC, signals) and the
+//! recycled-file test run over both flush paths (`Via`): the io_uring
+//! submission (`flush`) and the inline one (`flush_inline`).
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
@@ -62,11 +66,33 @@ fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     v
 }
 
+/// The two flush paths.
+#[derive(Debug, Clone, Copy)]
+enum Via {
+    /// `flush`: one io_uring submission, reaped.
+    Ring,
+    /// `flush_inline`: pwrite + fdatasync on the calling thread.
+    Inline,
+}
+
+const VIAS: [Via; 2] = [Via::Ring, Via::Inline];
+
+fn flush_via(w: &mut Wal, via: Via) -> corelog::wal::Result<u64> {
+    match via {
+        Via::Ring => w.flush(),
+        Via::Inline => w.flush_inline(),
+    }
+}
+
 /// Appends one 1000-byte entry to group 1 and flushes it.
 fn push_one(w: &mut Wal) {
+    push_one_via(w, Via::Ring);
+}
+
+fn push_one_via(w: &mut Wal, via: Via) {
     let i = w.last_index(1) + 1;
     let _ = w.append_entries(1, &[ent(i, 1, 1000)]).unwrap();
-    w.flush().unwrap();
+    flush_via(w, via).unwrap();
 }
 
 /// Defect 1. A flush T is in flight when a roll prepares the next segment
@@ -143,7 +169,7 @@ fn flushes_after_a_lost_in_flight_flush_are_never_taken_for_stale_bytes() {
 const FLUSH: u64 = 1024;
 
 /// Returns the hard state written, and the segment and offset of the flush.
-fn aligned_flush(w: &mut Wal, term: u64, vote: u64) -> (HardState, PathBuf, u64) {
+fn aligned_flush(w: &mut Wal, term: u64, vote: u64, via: Via) -> (HardState, PathBuf, u64) {
     use corelog::wal::format::{
         BATCH_RECORD_SIZE, ENTRIES_FIXED, ENTRY_FIXED, HARD_STATE_PAYLOAD, RECORD_HEADER_SIZE,
     };
@@ -166,14 +192,14 @@ fn aligned_flush(w: &mut Wal, term: u64, vote: u64) -> (HardState, PathBuf, u64)
     let (_, after) = w.write_position();
     assert_eq!(after - before, FLUSH, "flush layout");
     assert_eq!(w.write_position().0, path, "one segment");
-    w.flush().unwrap();
+    flush_via(w, via).unwrap();
     (hs, path, before)
 }
 
 /// Makes the next `aligned_flush` start at `64 + k * FLUSH` of a segment:
 /// if what is left of the active segment cannot take a whole one, a
 /// filler flush takes all of it (so the next flush rolls).
-fn align(w: &mut Wal, seg_size: u64) {
+fn align(w: &mut Wal, seg_size: u64, via: Via) {
     use corelog::wal::format::{BATCH_RECORD_SIZE, ENTRIES_FIXED, ENTRY_FIXED, RECORD_HEADER_SIZE};
     let end_marker = RECORD_HEADER_SIZE as u64;
     let min = (BATCH_RECORD_SIZE + RECORD_HEADER_SIZE + ENTRIES_FIXED + ENTRY_FIXED) as u64;
@@ -186,7 +212,7 @@ fn align(w: &mut Wal, seg_size: u64) {
     let _ = w
         .append_entries(3, &[ent(i, 1, (left - min) as usize)])
         .unwrap();
-    w.flush().unwrap();
+    flush_via(w, via).unwrap();
     assert_eq!(w.write_position().1, seg_size - end_marker, "filler");
 }
 
@@ -197,6 +223,12 @@ fn align(w: &mut Wal, seg_size: u64) {
 /// in time and the log is rewritten with entries of another life.
 #[test]
 fn stale_records_of_a_recycled_file_never_complete_a_torn_flush() {
+    for via in VIAS {
+        stale_records_never_complete_a_torn_flush(via);
+    }
+}
+
+fn stale_records_never_complete_a_torn_flush(via: Via) {
     let d = tempfile::tempdir().unwrap();
     let mut o = opts();
     o.relocate_bytes = 0;
@@ -205,8 +237,8 @@ fn stale_records_of_a_recycled_file_never_complete_a_torn_flush() {
     // Life 1 of the file: segment 1, hard states of term 1.
     let seg1 = w.write_position().0;
     while w.write_position().0 == seg1 {
-        align(&mut w, size);
-        let _ = aligned_flush(&mut w, 1, 1);
+        align(&mut w, size, via);
+        let _ = aligned_flush(&mut w, 1, 1, via);
     }
     let life1 = std::fs::read(&seg1).unwrap();
     for g in [1, 2, 3] {
@@ -225,10 +257,10 @@ fn stale_records_of_a_recycled_file_never_complete_a_torn_flush() {
     let mut torn_at = 0;
     let seg4 = d.path().join("00000000000000000004.wal");
     while n_in_recycled < 6 {
-        align(&mut w, size);
+        align(&mut w, size, via);
         let term = 2 + n_in_recycled;
         let last_one = n_in_recycled == 5;
-        let (hs, path, at) = aligned_flush(&mut w, if last_one { 90 } else { term }, 1);
+        let (hs, path, at) = aligned_flush(&mut w, if last_one { 90 } else { term }, 1, via);
         if path == seg4 {
             assert!(
                 files(d.path(), ".wal.free").is_empty(),
@@ -271,11 +303,11 @@ fn stale_records_of_a_recycled_file_never_complete_a_torn_flush() {
 #[test]
 fn a_flush_torn_across_segments_comes_back_whole_or_not_at_all() {
     use corelog::wal::Fault;
-    for quarter in 0..4 {
+    for (via, quarter) in VIAS.into_iter().flat_map(|v| (0..4).map(move |q| (v, q))) {
         let d = tempfile::tempdir().unwrap();
         let mut w = Wal::open(d.path(), opts()).unwrap();
         while w.write_position().1 < 60_000 {
-            push_one(&mut w);
+            push_one_via(&mut w, via);
         }
         let durable = w.last_index(1);
         let hs0 = w.hard_state(1);
@@ -298,24 +330,26 @@ fn a_flush_torn_across_segments_comes_back_whole_or_not_at_all() {
             errno: libc::EIO,
             scatter: None,
         });
-        assert!(w.flush().is_err());
+        assert!(flush_via(&mut w, via).is_err(), "{via:?}");
         drop(w);
         let img = crash_image(d.path());
-        let w = Wal::open(img.path(), opts()).unwrap_or_else(|e| panic!("quarter {quarter}: {e}"));
+        let w = Wal::open(img.path(), opts())
+            .unwrap_or_else(|e| panic!("{via:?} quarter {quarter}: {e}"));
         assert_eq!(
             (w.last_index(1), w.hard_state(1)),
             (durable, hs0),
-            "quarter {quarter}: a part of the torn flush came back"
+            "{via:?} quarter {quarter}: a part of the torn flush came back"
         );
         drop(w);
         // The recovered WAL takes appends, and the next recovery keeps them.
         let mut w = Wal::open(img.path(), opts()).unwrap();
         let _ = w.append_entries(1, &[ent(durable + 1, 4, 10)]).unwrap();
-        w.flush().unwrap();
+        flush_via(&mut w, via).unwrap();
         drop(w);
-        let w = Wal::open(img.path(), opts()).unwrap_or_else(|e| panic!("quarter {quarter}: {e}"));
-        assert_eq!(w.last_index(1), durable + 1, "quarter {quarter}");
-        assert_eq!(w.hard_state(1), hs0, "quarter {quarter}");
+        let w = Wal::open(img.path(), opts())
+            .unwrap_or_else(|e| panic!("{via:?} quarter {quarter}: {e}"));
+        assert_eq!(w.last_index(1), durable + 1, "{via:?} quarter {quarter}");
+        assert_eq!(w.hard_state(1), hs0, "{via:?} quarter {quarter}");
     }
 }
 
@@ -324,11 +358,11 @@ extern "C" fn on_sigusr1(_: libc::c_int) {}
 /// Defect 3. A signal delivered while the shard waits for a flush makes
 /// `io_uring_enter` return EINTR with the flush still in the kernel: the
 /// wait must be retried (and the buffers kept), never turned into a failed
-/// flush.
+/// flush. The inline path's pwrite and fdatasync retry EINTR too (a
+/// regular file's writes are rarely interrupted; the unit tests of
+/// uring_inline.rs force it).
 #[test]
 fn signals_during_a_flush_wait_are_retried_not_fatal() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     // SAFETY: installs a handler that does nothing, without SA_RESTART, so
     // that an interrupted wait returns EINTR; no other test uses SIGUSR1.
     unsafe {
@@ -338,6 +372,14 @@ fn signals_during_a_flush_wait_are_retried_not_fatal() {
         sa.sa_flags = 0;
         assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
     }
+    for via in VIAS {
+        signals_during_flushes(via);
+    }
+}
+
+fn signals_during_flushes(via: Via) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     let d = tempfile::tempdir().unwrap();
     let mut o = opts();
     o.segment_size = 16 << 20;
@@ -365,14 +407,17 @@ fn signals_during_a_flush_wait_are_retried_not_fatal() {
             .map(|k| ent(round * 30 + k + 1, 1, 64 << 10))
             .collect();
         let _ = w.append_entries(1, &es).unwrap();
-        if let Err(e) = w.flush() {
-            result = Err(format!("round {round}: {e}"));
+        if let Err(e) = flush_via(&mut w, via) {
+            result = Err(format!("{via:?} round {round}: {e}"));
             break;
         }
     }
     stop.store(true, Ordering::Relaxed);
     pinger.join().unwrap();
-    assert!(sent.load(Ordering::Relaxed) > 10, "signals were sent");
+    assert!(
+        sent.load(Ordering::Relaxed) > 10,
+        "{via:?}: signals were sent"
+    );
     result.unwrap();
     let want = all(&w, 1);
     drop(w);
@@ -388,18 +433,37 @@ fn signals_during_a_flush_wait_are_retried_not_fatal() {
 /// a restarted process finds.
 #[test]
 fn a_poisoned_wal_stays_poisoned_and_its_directory_is_not_reopened_in_process() {
+    for via in VIAS {
+        poisoned_stays_poisoned(via);
+    }
+}
+
+fn poisoned_stays_poisoned(via: Via) {
     use corelog::wal::{Error, Fault};
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
     let d = tempfile::tempdir().unwrap();
     let mut w = Wal::open(d.path(), opts()).unwrap();
-    push_one(&mut w);
-    let _ = w.append_entries(1, &[ent(2, 1, 100)]).unwrap();
+    push_one_via(&mut w, via);
+    let t = w.append_entries(1, &[ent(2, 1, 100)]).unwrap();
+    let mut waiter = Box::pin(w.durable(t));
     w.inject_fault(Fault {
         land_bytes: 0,
         errno: libc::EIO,
         scatter: None,
     });
-    assert!(w.flush().is_err());
-    assert!(matches!(w.flush(), Err(Error::Poisoned { .. })));
+    assert!(flush_via(&mut w, via).is_err());
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(
+        matches!(
+            waiter.as_mut().poll(&mut cx),
+            Poll::Ready(Err(Error::Poisoned { .. }))
+        ),
+        "{via:?}: the waiter of a failed flush is told"
+    );
+    for v in VIAS {
+        assert!(matches!(flush_via(&mut w, v), Err(Error::Poisoned { .. })));
+    }
     assert!(matches!(
         w.append_entries(1, &[ent(2, 1, 100)]),
         Err(Error::Poisoned { .. })
@@ -422,6 +486,45 @@ fn a_poisoned_wal_stays_poisoned_and_its_directory_is_not_reopened_in_process() 
     let img = crash_image(d.path());
     let w = Wal::open(img.path(), opts()).unwrap();
     assert_eq!(w.last_index(1), 1);
+}
+
+/// A full disk under a flush (`ENOSPC` from its write, after part of it
+/// landed) fails that flush, poisons the WAL, and loses nothing
+/// acknowledged before it.
+#[test]
+fn enospc_from_a_flush_poisons_and_keeps_the_acknowledged_state() {
+    use corelog::wal::{Error, Fault};
+    for via in VIAS {
+        let d = tempfile::tempdir().unwrap();
+        let mut w = Wal::open(d.path(), opts()).unwrap();
+        for _ in 0..5 {
+            push_one_via(&mut w, via);
+        }
+        let acked = all(&w, 1);
+        let _ = w.append_entries(1, &[ent(6, 1, 3000)]).unwrap();
+        let part = w.pending_parts()[0];
+        w.inject_fault(Fault {
+            land_bytes: part / 2,
+            errno: libc::ENOSPC,
+            scatter: None,
+        });
+        match flush_via(&mut w, via) {
+            Err(Error::Io { op, source, .. }) => {
+                assert_eq!(op, "write", "{via:?}");
+                assert_eq!(source.raw_os_error(), Some(libc::ENOSPC), "{via:?}");
+            }
+            other => panic!("{via:?}: expected ENOSPC, got {other:?}"),
+        }
+        assert!(w.poisoned().is_some());
+        assert!(matches!(
+            flush_via(&mut w, via),
+            Err(Error::Poisoned { .. })
+        ));
+        drop(w);
+        let img = crash_image(d.path());
+        let w = Wal::open(img.path(), opts()).unwrap();
+        assert_eq!(all(&w, 1), acked, "{via:?}");
+    }
 }
 
 /// Defect 6. One `Wal` per directory: a second open, read-write or

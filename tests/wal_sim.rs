@@ -10,6 +10,11 @@
 //! exception is a disk that lost synced data (bit rot), which recovery must
 //! report as corruption rather than run on.
 //!
+//! Every test runs over both flush paths (`Via`): the ring's (`flush`,
+//! `start_flush`, reaped later; a crash can hit it in flight) and the
+//! inline one (`flush_inline`; a crash in its middle is armed on the disk,
+//! `SimDisk::crash_during_next_inline_flush`).
+//!
 //! A failing seed of the model test prints itself; replay it with
 //! `CORELOG_WAL_SIM_SEED=<seed> cargo test --release --test wal_sim`.
 
@@ -51,6 +56,40 @@ fn ent(index: u64, term: u64, len: usize) -> Entry {
         index,
         r#type: 0,
         data: payload(index, term, 0, len),
+    }
+}
+
+/// The two flush paths.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Via {
+    Ring,
+    Inline,
+}
+
+const VIAS: [Via; 2] = [Via::Ring, Via::Inline];
+
+fn flush_via(w: &mut Wal<SimDisk>, via: Via) -> corelog::wal::Result<u64> {
+    match via {
+        Via::Ring => w.flush(),
+        Via::Inline => w.flush_inline(),
+    }
+}
+
+/// A power loss in the middle of the pending flush: started on the ring
+/// and crashed in flight, or run inline with the crash armed (the call
+/// then fails: its process is gone). The caller drops the WAL next.
+fn crash_mid_flush(w: &mut Wal<SimDisk>, d: &SimDisk, via: Via) {
+    match via {
+        Via::Ring => {
+            let _ = w.start_flush().unwrap();
+            d.crash();
+        }
+        Via::Inline => {
+            let life = d.life();
+            d.crash_during_next_inline_flush();
+            assert!(w.flush_inline().is_err(), "a flush cut by a crash fails");
+            assert_eq!(d.life(), life + 1, "the disk crashed in the flush");
+        }
     }
 }
 
@@ -206,6 +245,12 @@ fn reopen(d: &SimDisk) -> Result<Wal<SimDisk>, Error> {
 
 #[test]
 fn entries_flushed_on_the_simulated_disk_survive_a_crash_and_the_rest_do_not() {
+    for via in VIAS {
+        flushed_entries_survive(via);
+    }
+}
+
+fn flushed_entries_survive(via: Via) {
     let d = disk(1, Faults::NONE);
     let mut w = Wal::open_on(d.clone(), opts()).unwrap();
     let hs = HardState {
@@ -217,7 +262,7 @@ fn entries_flushed_on_the_simulated_disk_survive_a_crash_and_the_rest_do_not() {
     for i in 1..=40 {
         let _ = w.append_entries(1, &[ent(i, 2, 3000)]).unwrap();
     }
-    w.flush().unwrap();
+    flush_via(&mut w, via).unwrap();
     // Rolled several segments, and every entry reads back.
     assert!(w.segment_seqs().len() > 1, "{:?}", w.segment_seqs());
     assert_eq!(w.entries(1, 1, 41, u64::MAX).unwrap().len(), 40);
@@ -230,7 +275,7 @@ fn entries_flushed_on_the_simulated_disk_survive_a_crash_and_the_rest_do_not() {
     assert_eq!(w.hard_state(1), hs);
     let got = w.entries(1, 1, 41, u64::MAX).unwrap();
     for (k, e) in got.iter().enumerate() {
-        assert_eq!(*e, ent(k as u64 + 1, 2, 3000), "entry {}", k + 1);
+        assert_eq!(*e, ent(k as u64 + 1, 2, 3000), "{via:?} entry {}", k + 1);
     }
 }
 
@@ -251,6 +296,12 @@ fn a_crash_at_any_point_of_a_flush_keeps_it_whole_or_not_at_all() {
     // One flush for everything queued, however large.
     let mut o = opts();
     o.max_flush_bytes = 1 << 20;
+    for via in VIAS {
+        crash_at_any_point(via, faults, &o);
+    }
+}
+
+fn crash_at_any_point(via: Via, faults: Faults, o: &Options) {
     let mut seen = corelog::wal::disk::FaultCounts::default();
     let mut outcomes = [0u32; 2];
     let mut sectors = [0u32; 2];
@@ -270,7 +321,7 @@ fn a_crash_at_any_point_of_a_flush_keeps_it_whole_or_not_at_all() {
             commit: 10,
         };
         let _ = w.set_hard_state(1, &g.hard).unwrap();
-        w.flush().unwrap();
+        flush_via(&mut w, via).unwrap();
         // The torn flush: entries across the roll, then a hard state
         // committing them.
         let mut after = before.clone();
@@ -291,12 +342,12 @@ fn a_crash_at_any_point_of_a_flush_keeps_it_whole_or_not_at_all() {
             2,
             "seed {seed}: one flush, two segments"
         );
-        let _ = w.start_flush().unwrap();
-        d.crash();
+        crash_mid_flush(&mut w, &d, via);
         drop(w);
-        let w = Wal::open_on(d.clone(), o.clone()).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let w = Wal::open_on(d.clone(), o.clone())
+            .unwrap_or_else(|e| panic!("{via:?} seed {seed}: {e}"));
         let kept = check_recovered(&w, &[&before, &after])
-            .unwrap_or_else(|e| panic!("seed {seed}: first recovery: {e}"));
+            .unwrap_or_else(|e| panic!("{via:?} seed {seed}: first recovery: {e}"));
         let c = d.counts();
         seen.torn_writes += c.torn_writes;
         seen.torn_sectors_kept += c.torn_sectors_kept;
@@ -311,27 +362,126 @@ fn a_crash_at_any_point_of_a_flush_keeps_it_whole_or_not_at_all() {
         let i = g.last() + 1;
         let _ = w.append_entries(1, &[ent(i, 3, 500)]).unwrap();
         g.entries.insert(i, (3, ent(i, 3, 500).data));
-        w.flush().unwrap();
+        flush_via(&mut w, via).unwrap();
         d.crash();
         drop(w);
-        let w = Wal::open_on(d.clone(), o.clone()).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
-        check_recovered(&w, &[&next]).unwrap_or_else(|e| panic!("seed {seed}: second: {e}"));
+        let w = Wal::open_on(d.clone(), o.clone())
+            .unwrap_or_else(|e| panic!("{via:?} seed {seed}: {e}"));
+        check_recovered(&w, &[&next])
+            .unwrap_or_else(|e| panic!("{via:?} seed {seed}: second: {e}"));
     }
     // The runs did what they are for: flushes torn with some sectors
     // landed and some not, on both sector sizes, recovered both ways.
-    assert!(seen.torn_writes > 100, "{seen:?}");
+    assert!(seen.torn_writes > 100, "{via:?} {seen:?}");
     assert!(
         seen.torn_sectors_kept > 0 && seen.torn_sectors_lost > 0,
-        "{seen:?}"
+        "{via:?} {seen:?}"
     );
     assert!(
         outcomes[0] > 20 && outcomes[1] > 20,
-        "dropped / kept: {outcomes:?}"
+        "{via:?} dropped / kept: {outcomes:?}"
     );
     assert!(
         sectors[0] > 50 && sectors[1] > 50,
-        "512 / 4096: {sectors:?}"
+        "{via:?} 512 / 4096: {sectors:?}"
     );
+}
+
+/// Wakes a `Durable` waiter and counts the wakes that came while the bytes
+/// it waits for were not yet on the simulated disk's media.
+struct MediaCheck {
+    disk: SimDisk,
+    name: String,
+    needle: Vec<u8>,
+    wakes: std::sync::atomic::AtomicU32,
+    early_wakes: std::sync::atomic::AtomicU32,
+}
+
+impl std::task::Wake for MediaCheck {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        let media = self.disk.durable_bytes(&self.name).unwrap_or_default();
+        let on_media = media.windows(self.needle.len()).any(|w| w == self.needle);
+        if !on_media {
+            self.early_wakes.fetch_add(1, Ordering::SeqCst);
+        }
+        self.wakes.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A waiter of a flush is woken only once the flush's bytes are on the
+/// media (not merely in the page cache), on either path; before that its
+/// future is pending, and the bytes are not on the media.
+#[test]
+fn waiters_are_woken_only_once_their_flush_is_on_the_media() {
+    use std::future::Future;
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+    use std::task::{Context, Poll, Waker};
+    for via in VIAS {
+        let mut o = SimOptions::new(21);
+        o.max_flush_polls = 3;
+        let d = SimDisk::new(o);
+        let mut w = Wal::open_on(d.clone(), opts()).unwrap();
+        for i in 1..=12u64 {
+            let e = ent(i, 1, 200 + 100 * i as usize);
+            let (path, _) = w.write_position();
+            let name = path.file_name().unwrap().to_str().unwrap().to_string();
+            let t = w.append_entries(1, std::slice::from_ref(&e)).unwrap();
+            let check = Arc::new(MediaCheck {
+                disk: d.clone(),
+                name,
+                needle: e.data.to_vec(),
+                wakes: Default::default(),
+                early_wakes: Default::default(),
+            });
+            let waker = Waker::from(check.clone());
+            let mut cx = Context::from_waker(&waker);
+            let mut f = Box::pin(w.durable(t));
+            assert!(f.as_mut().poll(&mut cx).is_pending());
+            match via {
+                Via::Ring => {
+                    let _ = w.start_flush().unwrap();
+                    while w.poll_flush().unwrap() < t.0 {
+                        assert_eq!(check.wakes.load(Ordering::SeqCst), 0);
+                        assert!(f.as_mut().poll(&mut cx).is_pending(), "{via:?} {i}");
+                    }
+                }
+                Via::Inline => {
+                    assert_eq!(w.flush_inline().unwrap(), t.0);
+                }
+            }
+            // (Each poll while pending registered the waker once more.)
+            assert!(
+                check.wakes.load(Ordering::SeqCst) >= 1,
+                "{via:?} {i}: woken"
+            );
+            assert_eq!(
+                check.early_wakes.load(Ordering::SeqCst),
+                0,
+                "{via:?} {i}: woken before its bytes were on the media"
+            );
+            assert!(matches!(f.as_mut().poll(&mut cx), Poll::Ready(Ok(()))));
+        }
+        // And a flush that fails wakes its waiter with the error.
+        let t = w.append_entries(1, &[ent(13, 1, 100)]).unwrap();
+        let mut f = Box::pin(w.durable(t));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(f.as_mut().poll(&mut cx).is_pending());
+        d.set_faults(Faults {
+            sync_error_ppm: 1_000_000,
+            ..Faults::NONE
+        });
+        assert!(flush_via(&mut w, via).is_err());
+        assert!(
+            matches!(f.as_mut().poll(&mut cx), Poll::Ready(Err(_))),
+            "{via:?}"
+        );
+    }
 }
 
 /// Defect 4 on the simulated disk: a failed fdatasync poisons the WAL and
@@ -340,12 +490,13 @@ fn a_crash_at_any_point_of_a_flush_keeps_it_whole_or_not_at_all() {
 /// back the acknowledged state, or the failed flush whole.
 #[test]
 fn an_fsync_eio_poisons_and_power_loss_recovers_the_acknowledged_state() {
-    for (seed, pages) in [
+    let cases = [
         (1, ErrorPages::Forget),
         (2, ErrorPages::Keep),
         (3, ErrorPages::Either),
         (4, ErrorPages::Forget),
-    ] {
+    ];
+    for (via, (seed, pages)) in VIAS.into_iter().flat_map(|v| cases.map(|c| (v, c))) {
         let d = disk(seed, Faults::NONE);
         let mut w = Wal::open_on(d.clone(), opts()).unwrap();
         let mut acked = Model::new();
@@ -357,7 +508,7 @@ fn an_fsync_eio_poisons_and_power_loss_recovers_the_acknowledged_state() {
                 .entries
                 .insert(i, (1, ent(i, 1, 700).data));
         }
-        w.flush().unwrap();
+        flush_via(&mut w, via).unwrap();
         let mut failed = acked.clone();
         let _ = w.append_entries(1, &[ent(6, 1, 700)]).unwrap();
         failed
@@ -370,15 +521,17 @@ fn an_fsync_eio_poisons_and_power_loss_recovers_the_acknowledged_state() {
             sync_error_pages: pages,
             ..Faults::NONE
         });
-        match w.flush() {
+        match flush_via(&mut w, via) {
             Err(Error::Io { op, source, .. }) => {
                 assert_eq!(op, "fdatasync");
                 assert_eq!(source.raw_os_error(), Some(libc::EIO));
             }
-            other => panic!("seed {seed}: expected the fdatasync's EIO, got {other:?}"),
+            other => panic!("{via:?} seed {seed}: expected the fdatasync's EIO, got {other:?}"),
         }
         d.set_faults(Faults::NONE);
-        assert!(matches!(w.flush(), Err(Error::Poisoned { .. })));
+        for v in VIAS {
+            assert!(matches!(flush_via(&mut w, v), Err(Error::Poisoned { .. })));
+        }
         assert!(matches!(
             w.append_entries(1, &[ent(7, 1, 10)]),
             Err(Error::Poisoned { .. })
@@ -391,7 +544,8 @@ fn an_fsync_eio_poisons_and_power_loss_recovers_the_acknowledged_state() {
         ));
         d.crash();
         let w = Wal::open_on(d.clone(), opts()).unwrap();
-        check_recovered(&w, &[&acked, &failed]).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        check_recovered(&w, &[&acked, &failed])
+            .unwrap_or_else(|e| panic!("{via:?} seed {seed}: {e}"));
     }
 }
 
@@ -401,7 +555,10 @@ fn an_fsync_eio_poisons_and_power_loss_recovers_the_acknowledged_state() {
 /// back the acknowledged state.
 #[test]
 fn enospc_on_a_roll_poisons_cleanly_and_loses_nothing_acknowledged() {
-    for seed in 0..8u64 {
+    for (via, seed) in VIAS
+        .into_iter()
+        .flat_map(|v| (0..8u64).map(move |s| (v, s)))
+    {
         let d = disk(seed, Faults::NONE);
         let mut w = Wal::open_on(d.clone(), opts()).unwrap();
         let mut acked = Model::new();
@@ -415,8 +572,8 @@ fn enospc_on_a_roll_poisons_cleanly_and_loses_nothing_acknowledged() {
                 Ok(_) => {}
                 Err(e) => break e,
             }
-            if w.flush().is_err() {
-                panic!("seed {seed}: a flush into a preallocated segment failed");
+            if flush_via(&mut w, via).is_err() {
+                panic!("{via:?} seed {seed}: a flush into a preallocated segment failed");
             }
             let g = acked.entry(1).or_default();
             for e in es {
@@ -430,12 +587,15 @@ fn enospc_on_a_roll_poisons_cleanly_and_loses_nothing_acknowledged() {
             other => panic!("seed {seed}: expected ENOSPC, got {other}"),
         }
         assert!(d.counts().enospc > 0);
-        assert!(matches!(w.flush(), Err(Error::Poisoned { .. })));
+        assert!(matches!(
+            flush_via(&mut w, via),
+            Err(Error::Poisoned { .. })
+        ));
         drop(w);
         d.crash();
         d.set_capacity(u64::MAX);
         let w = Wal::open_on(d.clone(), opts()).unwrap();
-        check_recovered(&w, &[&acked]).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        check_recovered(&w, &[&acked]).unwrap_or_else(|e| panic!("{via:?} seed {seed}: {e}"));
     }
 }
 
@@ -447,6 +607,8 @@ fn enospc_on_a_roll_poisons_cleanly_and_loses_nothing_acknowledged() {
 fn a_bit_flipped_in_durable_records_is_reported_as_corruption() {
     for (k, which) in [0usize, 1, 3, 5, 7].into_iter().enumerate() {
         for bit in [0u8, 3, 7] {
+            // Both paths, in turn.
+            let via = VIAS[(k + bit as usize) % 2];
             let d = disk(k as u64, Faults::NONE);
             let mut w = Wal::open_on(d.clone(), opts()).unwrap();
             // Eight flushes in one segment; remember where each lies.
@@ -454,7 +616,7 @@ fn a_bit_flipped_in_durable_records_is_reported_as_corruption() {
             for i in 1..=8 {
                 let (path, from) = w.write_position();
                 let _ = w.append_entries(1, &[ent(i, 1, 900)]).unwrap();
-                w.flush().unwrap();
+                flush_via(&mut w, via).unwrap();
                 let name = path.file_name().unwrap().to_str().unwrap().to_string();
                 spans.push((name, from, w.write_position().1));
             }
@@ -489,6 +651,8 @@ fn a_bit_flipped_in_durable_records_is_reported_as_corruption() {
 fn rot_at_rest_is_reported_or_harmless() {
     let mut reported = 0;
     for seed in 0..200u64 {
+        // Both paths, seed by seed.
+        let via = VIAS[seed as usize % 2];
         let d = disk(seed, Faults::NONE);
         let mut w = Wal::open_on(d.clone(), opts()).unwrap();
         let mut acked = Model::new();
@@ -497,10 +661,10 @@ fn rot_at_rest_is_reported_or_harmless() {
             let _ = w.append_entries(1, &[ent(i, 1, 2500)]).unwrap();
             g.entries.insert(i, (1, ent(i, 1, 2500).data));
             if i % 3 == 0 {
-                w.flush().unwrap();
+                flush_via(&mut w, via).unwrap();
             }
         }
-        w.flush().unwrap();
+        flush_via(&mut w, via).unwrap();
         d.rot_at_rest();
         d.crash();
         drop(w);
@@ -519,9 +683,10 @@ fn rot_at_rest_is_reported_or_harmless() {
 }
 
 /// The seeded model test: random appends (suffix rewrites included), hard
-/// states, snapshots, compactions, GC, flushes started and polled, over a
-/// simulated disk with torn writes, writeback, failed syncs and a full
-/// disk, with a crash every few dozen steps. After every recovery the WAL
+/// states, snapshots, compactions, GC, flushes started and polled or run
+/// inline, over a simulated disk with torn writes, writeback, failed syncs
+/// and a full disk, with a crash every few dozen steps (some of them in the
+/// middle of an inline flush). After every recovery the WAL
 /// must give back the acknowledged state, or the state after the flush
 /// that was in flight (or failed), byte for byte.
 #[test]
@@ -532,9 +697,12 @@ fn seeded_model_over_a_faulty_simulated_disk() {
     };
     let all = seeds.len() > 1;
     let mut seen = corelog::wal::disk::FaultCounts::default();
+    let mut inline = [0u32; 2];
     for seed in seeds {
         match model_run(seed) {
-            Ok(c) => {
+            Ok((c, [ran, cut])) => {
+                inline[0] += ran;
+                inline[1] += cut;
                 seen.crashes += c.crashes;
                 seen.torn_writes += c.torn_writes;
                 seen.sync_errors += c.sync_errors;
@@ -552,11 +720,30 @@ fn seeded_model_over_a_faulty_simulated_disk() {
         assert!(seen.torn_writes > 20, "{seen:?}");
         assert!(seen.sync_errors > 20, "{seen:?}");
         assert!(seen.written_back_sectors > 0, "{seen:?}");
+        assert!(inline[0] > 1000, "inline flushes run, cut: {inline:?}");
+        assert!(
+            !cut_inline_flushes() || inline[1] > 50,
+            "inline flushes run, cut: {inline:?}"
+        );
     }
 }
 
-fn model_run(seed: u64) -> Result<corelog::wal::disk::FaultCounts, String> {
+/// Whether the model cuts inline flushes with a power loss in their middle:
+/// on unless `CORELOG_WAL_SIM_CUT_INLINE=0`. It was off while seeds 15, 59
+/// and 72 of the 120 failed on two recovery defects that the ring path had
+/// too: a snapshot at index 0 recovered its compaction mark as (0, 0) once
+/// GC moved the group's state (fixed in gc.rs and `GroupState::compact`),
+/// and a flush torn over sectors that an earlier lost flush left past the
+/// end of the log was refused as bit rot (fixed by recovery rule 6).
+fn cut_inline_flushes() -> bool {
+    std::env::var_os("CORELOG_WAL_SIM_CUT_INLINE").is_none_or(|v| v != "0")
+}
+
+/// Runs one seed; returns the disk's fault counts and how many inline
+/// flushes ran and were cut by a crash.
+fn model_run(seed: u64) -> Result<(corelog::wal::disk::FaultCounts, [u32; 2]), String> {
     let mut rng = Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
+    let mut via_rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x1171_11e0 | 1);
     let faults = Faults {
         torn_writes: true,
         crash_writeback: true,
@@ -590,9 +777,12 @@ fn model_run(seed: u64) -> Result<corelog::wal::disk::FaultCounts, String> {
     hist.0.insert(0, model.clone());
     let mut salt = 0u64;
     let mut lives = 0;
+    let mut inline = 0;
+    let mut cut_inline = 0;
     for step in 0..400 {
         let ctx = |what: &str, e: &dyn std::fmt::Display| format!("step {step}: {what}: {e}");
         let poisoned_before = w.poisoned().is_some();
+        let mut crashed_inline = false;
         let r = rng.below(100);
         let gid = 1 + rng.below(3);
         let ticket = if poisoned_before {
@@ -680,7 +870,26 @@ fn model_run(seed: u64) -> Result<corelog::wal::disk::FaultCounts, String> {
                 Err(e) => return Err(ctx("snapshot", &e)),
             }
         } else if r < 74 {
-            let _ = w.flush();
+            // On the ring or inline (behind whatever the ring has in
+            // flight), and now and then inline cut by a power loss in its
+            // middle (see `cut_inline_flushes`): drawn from a stream of
+            // their own, so that the steps drawn from `rng` are those of a
+            // run with the ring alone (and, the simulated disk drawing the
+            // same for either path, so are its faults: without cuts, every
+            // seed's history is that of the ring alone).
+            if via_rng.below(2) == 0 {
+                let _ = w.flush();
+            } else if cut_inline_flushes() && w.has_pending() && via_rng.below(6) == 0 {
+                inline += 1;
+                let life = d.life();
+                d.crash_during_next_inline_flush();
+                let _ = w.flush_inline();
+                crashed_inline = d.life() != life;
+                cut_inline += u32::from(crashed_inline);
+            } else {
+                inline += 1;
+                let _ = w.flush_inline();
+            }
             None
         } else if r < 84 {
             let _ = w.start_flush();
@@ -701,7 +910,7 @@ fn model_run(seed: u64) -> Result<corelog::wal::disk::FaultCounts, String> {
         // queued, durable or not). Not once poisoned: the shard stops then,
         // and entries that a failed GC flush was relocating read as
         // corrupt (their new place never got their bytes).
-        if w.poisoned().is_none() {
+        if w.poisoned().is_none() && !crashed_inline {
             let got = read(&w).map_err(|e| {
                 ctx(
                     "read",
@@ -714,16 +923,19 @@ fn model_run(seed: u64) -> Result<corelog::wal::disk::FaultCounts, String> {
             }
         }
         hist.prune(w.durable_flush());
-        if r >= 96 || rng.below(40) == 0 {
-            // Power loss. Allowed: the acknowledged state, and the state
-            // after the flush in flight (or the one that failed).
+        if crashed_inline || r >= 96 || rng.below(40) == 0 {
+            // Power loss (or it came in the middle of an inline flush,
+            // which then failed). Allowed: the acknowledged state, and the
+            // state after the flush in flight (or the one that failed).
             let durable = w.durable_flush();
             let uncertain = d.in_flight() || w.poisoned().is_some();
             let mut allowed = vec![hist.after(durable).clone()];
             if uncertain {
                 allowed.push(hist.after(durable + 1).clone());
             }
-            d.crash();
+            if !crashed_inline {
+                d.crash();
+            }
             drop(w);
             lives += 1;
             w = open(&d).map_err(|e| ctx("recovery", &e))?;
@@ -736,5 +948,418 @@ fn model_run(seed: u64) -> Result<corelog::wal::disk::FaultCounts, String> {
     if lives == 0 {
         return Err("no crash in the run".into());
     }
-    Ok(d.counts())
+    Ok((d.counts(), [inline, cut_inline]))
+}
+
+/// A disk of 512-byte sectors that loses exactly what was not synced and
+/// tears a flush in flight only as a test plans it (`SimDisk::plan_tear`).
+fn planned_disk() -> SimDisk {
+    let mut o = SimOptions::new(11);
+    o.sector_size = Some(512);
+    o.faults = Faults::NONE;
+    SimDisk::new(o)
+}
+
+/// What a flush of one entry adds to the write position besides its data:
+/// the batch record, the entries record's header and fixed part, the
+/// entry's fixed part.
+const ONE_ENTRY_FLUSH: u64 = (corelog::wal::format::BATCH_RECORD_SIZE
+    + corelog::wal::format::RECORD_HEADER_SIZE
+    + corelog::wal::format::ENTRIES_FIXED
+    + corelog::wal::format::ENTRY_FIXED) as u64;
+
+/// An acknowledged flush of one entry of group 1 that ends exactly at
+/// `to` of the active segment.
+fn flush_to(w: &mut Wal<SimDisk>, to: u64) {
+    let (_, at) = w.write_position();
+    let len = to
+        .checked_sub(at + ONE_ENTRY_FLUSH)
+        .unwrap_or_else(|| panic!("no room for a flush from {at} to {to}"));
+    let i = w.last_index(1) + 1;
+    let _ = w.append_entries(1, &[ent(i, 1, len as usize)]).unwrap();
+    assert_eq!(w.write_position().1, to, "layout");
+    w.flush().unwrap();
+}
+
+/// Starts a flush of one entry of `len` bytes and crashes with the flush
+/// torn: of its one write, exactly the sectors `land` reach the media.
+fn crash_torn(d: &SimDisk, mut w: Wal<SimDisk>, len: usize, land: &[u64]) {
+    let i = w.last_index(1) + 1;
+    let _ = w.append_entries(1, &[ent(i, 1, len)]).unwrap();
+    assert!(w.start_flush().unwrap().is_some());
+    assert_eq!(w.pending_parts().len(), 0, "one write in flight");
+    d.plan_tear(0, land);
+    d.crash();
+    drop(w);
+}
+
+/// Where the lost flush F of `lost_then_torn` lies.
+#[derive(Clone, Copy, PartialEq)]
+enum Place {
+    /// In segment 1, where the log goes on.
+    Segment1,
+    /// At the start of segment 2 (it did not fit in segment 1), with
+    /// segment 3 prepared: recovery makes segment 2 the active one.
+    Segment2,
+    /// At the start of segment 2, with no segment after it (the disk was
+    /// full when it was to be prepared): recovery keeps segment 2 as the
+    /// spare, and the log goes on in segment 1 until it rolls into it.
+    Spare,
+}
+
+/// A case of `a_flush_torn_over_what_a_lost_flush_left_past_the_end_is_a_torn_tail`.
+struct LostThenTorn {
+    name: &'static str,
+    /// Where F starts (segment 1 unless `roll`), F's entry data.
+    f_at: u64,
+    f_len: usize,
+    /// Where F lies.
+    place: Place,
+    /// Where H starts; H's entry data. H's sector before the
+    /// boundary `h_at / 512 + 1` lands, the next does not.
+    h_at: u64,
+    h_len: usize,
+}
+
+/// Seeds 9248, 10163, 21888, 32306, 47074, 56484, 64909, 89725, 92189
+/// (and 2002593, 2015271 with `--lease-reads`) of `corelog-sim --storage
+/// wal`: a flush F is lost in a crash with its first sector (its batch
+/// header there) unwritten and its later sectors written: recovery reads
+/// the end of the log where F starts, and F's later sectors stay past it.
+/// Acknowledged flushes follow; then a flush H is torn so that its sector
+/// up to a sector boundary lands and the next keeps what F left there.
+/// H was never acknowledged: recovery must drop it as a torn tail and give
+/// back the acknowledged state, not refuse the disk as corrupt (which it
+/// did: F's bytes in H's unwritten sector are not zeros, and the batch
+/// looked complete). Each case puts a different part of H across the
+/// boundary: the batch header (its crc fails), its type byte (not a batch
+/// record), a record (its crc fails); the last one has F in a segment of
+/// its own, which recovery makes the active one.
+#[test]
+fn a_flush_torn_over_what_a_lost_flush_left_past_the_end_is_a_torn_tail() {
+    let cases = [
+        LostThenTorn {
+            name: "batch header across the boundary",
+            f_at: 1336,
+            f_len: 1000,
+            place: Place::Segment1,
+            h_at: 1536 - 20,
+            h_len: 100,
+        },
+        LostThenTorn {
+            name: "batch type byte past the boundary",
+            f_at: 1336,
+            f_len: 1000,
+            place: Place::Segment1,
+            h_at: 1536 - 5,
+            h_len: 100,
+        },
+        LostThenTorn {
+            name: "a record across the boundary",
+            f_at: 1336,
+            f_len: 1000,
+            place: Place::Segment1,
+            h_at: 1536 - 57,
+            h_len: 100,
+        },
+        LostThenTorn {
+            name: "F alone in the next segment, H at its start",
+            f_at: 64,
+            f_len: 1500,
+            place: Place::Segment2,
+            h_at: 512 - 20,
+            h_len: 100,
+        },
+        LostThenTorn {
+            name: "F alone in the spare segment, H at its start",
+            f_at: 64,
+            f_len: 1500,
+            place: Place::Spare,
+            h_at: 512 - 20,
+            h_len: 100,
+        },
+    ];
+    let failed: Vec<String> = cases
+        .iter()
+        .filter_map(|c| lost_then_torn(c).err().map(|e| format!("{}: {e}", c.name)))
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+}
+
+/// One case of the test above; `Err` says what recovery got wrong.
+fn lost_then_torn(c: &LostThenTorn) -> Result<(), String> {
+    let d = planned_disk();
+    let mut o = opts();
+    o.segment_size = 4096;
+    let mut w = Wal::open_on(d.clone(), o.clone()).unwrap();
+    let seg1 = w.write_position().0;
+    if c.place == Place::Segment1 {
+        flush_to(&mut w, c.f_at);
+    } else {
+        // F does not fit in what is left of segment 1.
+        flush_to(&mut w, 3000);
+    }
+    if c.place == Place::Spare {
+        // No room for the segment prepared after the one F rolls into.
+        d.set_capacity(d.usage());
+    }
+    let before_f = read(&w)?;
+    // F: every sector but its first lands.
+    let i = w.last_index(1) + 1;
+    let _ = w.append_entries(1, &[ent(i, 1, c.f_len)]).unwrap();
+    let (f_seg, f_end) = w.write_position();
+    assert_eq!(
+        f_seg != seg1,
+        c.place != Place::Segment1,
+        "{}: F's segment",
+        c.name
+    );
+    assert_eq!(
+        f_end - c.f_at,
+        ONE_ENTRY_FLUSH + c.f_len as u64,
+        "{}",
+        c.name
+    );
+    let land: Vec<u64> = (c.f_at / 512 + 1..=(f_end + 9) / 512).collect();
+    assert!(w.start_flush().unwrap().is_some());
+    d.plan_tear(0, &land);
+    d.crash();
+    drop(w);
+
+    d.set_capacity(u64::MAX);
+    let mut w = Wal::open_on(d.clone(), o.clone()).map_err(|e| format!("after F: {e}"))?;
+    check_recovered(&w, &[&before_f]).map_err(|e| format!("after F: {e}"))?;
+    // Zeroed from the end of the log to F's last byte (its end marker
+    // holds zeros anyway).
+    let left = f_end - c.f_at;
+    if w.recovery_report().cleared_bytes != left {
+        return Err(format!(
+            "after F: {} bytes cleared past the end, F left {left}",
+            w.recovery_report().cleared_bytes
+        ));
+    }
+    if c.place == Place::Spare {
+        assert_eq!(w.write_position(), (seg1, 3000), "{}", c.name);
+        assert_eq!(w.segment_seqs(), [1], "{}: segment 2 is the spare", c.name);
+        // On in segment 1 until the log rolls into the spare.
+        flush_to(&mut w, 4000);
+        let len = c.h_at - c.f_at - ONE_ENTRY_FLUSH;
+        let i = w.last_index(1) + 1;
+        let _ = w.append_entries(1, &[ent(i, 1, len as usize)]).unwrap();
+        w.flush().unwrap();
+    }
+    assert_eq!(w.write_position().0, f_seg, "{}", c.name);
+    // Acknowledged flushes up to H, then H torn at the boundary.
+    if w.write_position().1 != c.h_at {
+        assert_eq!(w.write_position().1, c.f_at, "{}", c.name);
+        flush_to(&mut w, c.h_at);
+    }
+    let acked = read(&w)?;
+    crash_torn(&d, w, c.h_len, &[c.h_at / 512]);
+
+    let w =
+        Wal::open_on(d.clone(), o.clone()).map_err(|e| format!("H's torn tail refused: {e}"))?;
+    check_recovered(&w, &[&acked])?;
+    if w.recovery_report().torn_bytes == 0 {
+        return Err("H's torn bytes not reported".into());
+    }
+    drop(w);
+    // And the WAL goes on from there.
+    let mut w = Wal::open_on(d.clone(), o.clone()).map_err(|e| format!("reopen: {e}"))?;
+    let i = w.last_index(1) + 1;
+    let _ = w.append_entries(1, &[ent(i, 2, 700)]).unwrap();
+    w.flush().unwrap();
+    let want = read(&w)?;
+    d.crash();
+    drop(w);
+    let w = Wal::open_on(d.clone(), o).map_err(|e| format!("after a later flush: {e}"))?;
+    check_recovered(&w, &[&want]).map_err(|e| format!("after a later flush: {e}"))?;
+    // Nothing was lost this time: a zero-filled segment is left alone.
+    if w.recovery_report().cleared_bytes != 0 {
+        return Err("a clean reopen zeroed bytes past the end".into());
+    }
+    Ok(())
+}
+
+/// Seed 4638 of `corelog-sim --storage wal`: a follower's Ready carries a
+/// snapshot, the entries after it and a hard state, queued in that order
+/// (etcd's: the hard state after what it commits). They do not fit in one
+/// flush, so the WAL flushes early between two records; a crash loses the
+/// last flush. What recovery gives back is a prefix of the queued records
+/// that ends at a flush boundary, as the WAL promises: the snapshot (the
+/// log restarts after it) and some entries, with the hard state of before,
+/// whose commit (17) lies below the snapshot's index (19). Raft's storage
+/// contract (`RawNode::new`) wants a commit index at least the snapshot's,
+/// and the restart panicked on every attempt.
+#[test]
+fn a_snapshot_recovered_without_the_hard_state_queued_after_it_still_starts_raft() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use corelog::raft::{Config, RawNode, Storage};
+    use corelog::wal::WalStorage;
+
+    let d = planned_disk();
+    let mut o = opts();
+    o.segment_size = 8192;
+    o.max_flush_bytes = 1024;
+    let voters = ConfState {
+        voters: vec![1, 2, 3],
+        ..ConfState::default()
+    };
+    let wal = Rc::new(RefCell::new(Wal::open_on(d.clone(), o.clone()).unwrap()));
+    let ws = WalStorage::new(wal.clone(), 1);
+    let _ = ws.set_conf_state(voters.clone()).unwrap();
+    let es: Vec<Entry> = (1..=18).map(|i| ent(i, 12, 30)).collect();
+    let _ = ws.append(&es).unwrap();
+    let before = HardState {
+        term: 12,
+        vote: 1,
+        commit: 17,
+    };
+    let _ = ws.set_hard_state(&before).unwrap();
+    let _ = wal.borrow_mut().flush().unwrap();
+    // The Ready: snapshot, entries, hard state; its last flush is lost.
+    let snap = SnapshotMetadata {
+        index: 19,
+        term: 12,
+        conf_state: Some(voters),
+    };
+    let _ = ws.apply_snapshot(&snap).unwrap();
+    let es: Vec<Entry> = (20..=61).map(|i| ent(i, 12, 30)).collect();
+    let _ = ws.append(&es).unwrap();
+    let _ = ws
+        .set_hard_state(&HardState {
+            term: 12,
+            vote: 1,
+            commit: 19,
+        })
+        .unwrap();
+    let flushed = wal.borrow().durable_flush();
+    assert!(
+        flushed >= 2,
+        "the Ready's records were flushed early in part"
+    );
+    assert!(wal.borrow_mut().start_flush().unwrap().is_some());
+    d.crash();
+    drop(ws);
+    drop(wal);
+
+    let w = Wal::open_on(d.clone(), o).unwrap();
+    // The state the crash left (the WAL kept its promise): the snapshot
+    // and part of the entries, without the hard state queued after them.
+    assert_eq!(w.snapshot(1).map(|m| m.index), Some(19));
+    assert_eq!(w.first_index(1), 20);
+    assert!((20..61).contains(&w.last_index(1)), "{}", w.last_index(1));
+    assert_eq!(w.hard_state(1), before);
+    let ws = WalStorage::new(Rc::new(RefCell::new(w)), 1);
+    let hs = ws.initial_state().unwrap().hard_state;
+    let (first, last) = (ws.first_index().unwrap(), ws.last_index().unwrap());
+    assert!(
+        hs.commit + 1 >= first && hs.commit <= last,
+        "initial_state's commit {} outside [{}, {last}]",
+        hs.commit,
+        first - 1
+    );
+    assert_eq!((hs.term, hs.vote), (12, 1), "term and vote as persisted");
+    let mut cfg = Config::new(1);
+    cfg.election_tick = 10;
+    cfg.heartbeat_tick = 1;
+    let node = RawNode::new(&cfg, ws).expect("raft starts on the recovered group");
+    assert_eq!(node.raft.raft_log.committed, 19);
+}
+
+/// The same cause, another consequence: a flush F lost with its batch
+/// header unwritten leaves no number recovery can see, so the next flush G
+/// may get F's sequence, and G starts where F did. When G is torn in turn
+/// (its batch header lands, the sector of its hard state does not), the
+/// record F left in that sector carries G's crc seed, lies where G's
+/// record would, and passes for it: recovery gave back G with F's hard
+/// state, a state no flush ever wrote (never the acknowledged one, never
+/// G's). Neither in a zero-filled segment nor in a recycled one.
+#[test]
+fn a_torn_flush_is_never_completed_by_what_a_lost_flush_of_its_number_left() {
+    let failed: Vec<String> = [false, true]
+        .into_iter()
+        .filter_map(|recycled| {
+            lost_then_completed(recycled)
+                .err()
+                .map(|e| format!("recycled {recycled}: {e}"))
+        })
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+}
+
+/// One case of the test above.
+fn lost_then_completed(recycled: bool) -> Result<(), String> {
+    let d = planned_disk();
+    let mut o = opts();
+    o.segment_size = 4096;
+    o.relocate_bytes = 0;
+    let mut w = Wal::open_on(d.clone(), o.clone()).unwrap();
+    if recycled {
+        // Segment 1 is deleted and kept for reuse; the log goes on until
+        // the file is its active segment.
+        while w.segment_seqs().len() < 2 {
+            let i = w.last_index(1) + 1;
+            let _ = w.append_entries(1, &[ent(i, 1, 500)]).unwrap();
+            w.flush().unwrap();
+        }
+        let last = w.last_index(1);
+        let _ = w.compact(1, last, 1).unwrap();
+        assert!(w.gc().unwrap() >= 1);
+        assert!(d.durable_names().iter().any(|n| n.ends_with(".wal.free")));
+        while d.durable_names().iter().any(|n| n.ends_with(".wal.free")) {
+            let i = w.last_index(1) + 1;
+            let _ = w.append_entries(1, &[ent(i, 1, 500)]).unwrap();
+            w.flush().unwrap();
+        }
+        let reused = d
+            .durable_names()
+            .iter()
+            .filter_map(|n| n.strip_suffix(".wal")?.parse::<u64>().ok())
+            .max()
+            .unwrap();
+        while *w.segment_seqs().last().unwrap() != reused {
+            let i = w.last_index(1) + 1;
+            let _ = w.append_entries(1, &[ent(i, 1, 500)]).unwrap();
+            w.flush().unwrap();
+        }
+    }
+    // F and G: a batch header in sector 2, a hard state in sector 3.
+    flush_to(&mut w, 1536 - 37);
+    let before = read(&w)?;
+    let f_hs = HardState {
+        term: 7,
+        vote: 3,
+        commit: 1,
+    };
+    let _ = w.set_hard_state(1, &f_hs).unwrap();
+    assert!(w.start_flush().unwrap().is_some());
+    d.plan_tear(0, &[3]);
+    d.crash();
+    drop(w);
+    let mut w = Wal::open_on(d.clone(), o.clone()).map_err(|e| format!("after F: {e}"))?;
+    check_recovered(&w, &[&before]).map_err(|e| format!("after F: {e}"))?;
+    if w.recovery_report().cleared_bytes == 0 {
+        return Err("after F: F's hard state left past the end".into());
+    }
+    let g_hs = HardState {
+        term: 8,
+        vote: 2,
+        commit: 1,
+    };
+    let _ = w.set_hard_state(1, &g_hs).unwrap();
+    let mut g_whole = before.clone();
+    g_whole.entry(1).or_default().hard = g_hs;
+    assert!(w.start_flush().unwrap().is_some());
+    d.plan_tear(0, &[2]);
+    d.crash();
+    drop(w);
+    let w = Wal::open_on(d.clone(), o).map_err(|e| format!("after G: {e}"))?;
+    if w.hard_state(1) == f_hs {
+        return Err("G came back with F's hard state".into());
+    }
+    check_recovered(&w, &[&before, &g_whole]).map_err(|e| format!("after G: {e}"))?;
+    Ok(())
 }

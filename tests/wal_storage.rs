@@ -105,7 +105,10 @@ fn wal_storage_answers_like_mem_storage_through_a_history() {
     let ws = WalStorage::new(reopened.clone(), 42);
     same(&ws, &ms, "reopened");
 
-    // A snapshot past the log restarts it.
+    // A snapshot past the log restarts it. The Ready that carries it
+    // carries a hard state committing it too (WalStorage reports a commit
+    // index at least the snapshot's in any case: a crash may keep the
+    // snapshot without the hard state queued after it, tests/wal_sim.rs).
     let meta = SnapshotMetadata {
         conf_state: Some(ConfState {
             voters: vec![1, 2, 3, 4],
@@ -120,6 +123,13 @@ fn wal_storage_answers_like_mem_storage_through_a_history() {
         metadata: Some(meta),
     })
     .unwrap();
+    let hs = HardState {
+        term: 4,
+        vote: 0,
+        commit: 40,
+    };
+    let _ = ws.set_hard_state(&hs).unwrap();
+    ms.set_hard_state(hs);
     reopened.borrow_mut().flush().unwrap();
     same(&ws, &ms, "snapshot");
     let _ = ws.append(&ents(41, 45, 4)).unwrap();

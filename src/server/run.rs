@@ -16,8 +16,7 @@ use std::time::Duration;
 use super::config::ServerConfig;
 use super::listener::{ServerStats, ShardServer};
 use super::log_apply::LogApply;
-use super::peers::tcp_peers;
-use crate::shard::{BootError, MemberConfig, MemberRuntime};
+use crate::shard::{BootError, MemberConfig, MemberRuntime, TcpSettings, tcp_peers};
 
 thread_local! {
     /// The client service of the shard whose thread this is.
@@ -68,7 +67,7 @@ impl Server {
             member: cfg.member,
             runtime: cfg.runtime.clone(),
             apply: LogApply::factory(),
-            peers: Some(tcp_peers()),
+            peers: Some(tcp_peers(TcpSettings::default())),
             cpus: cfg.cpus.clone(),
         })
         .map_err(ServerError::Boot)?;

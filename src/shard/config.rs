@@ -43,6 +43,13 @@ pub struct RuntimeConfig {
     /// by placement) campaigns at once instead of waiting out an election
     /// timeout, which spreads leadership as placement intends.
     pub campaign_on_bootstrap: bool,
+    /// A leader that is not its group's preferred leader (placement's
+    /// first replica) hands leadership to it once it is an active voter
+    /// caught up to the commit index; looked at once per election
+    /// timeout. Keeps leadership spread as placement intends after
+    /// elections that raced (members starting apart) or a member's
+    /// restart.
+    pub rebalance_leaders: bool,
     /// WAL segment size of new segments.
     pub wal_segment_size: u64,
     /// WAL: a flush never carries more than this many bytes.
@@ -70,6 +77,7 @@ impl Default for RuntimeConfig {
             max_inflight_msgs: 256,
             max_ticks_per_turn: 10,
             campaign_on_bootstrap: true,
+            rebalance_leaders: true,
             wal_segment_size: 64 << 20,
             wal_max_flush_bytes: 4 << 20,
             wal_cache_bytes: 64 << 20,

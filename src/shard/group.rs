@@ -47,6 +47,15 @@ pub struct Group {
     pub(crate) applied: u64,
     /// In the shard's list of groups to look at this turn.
     pub(crate) dirty: bool,
+    /// The member placement would have lead the group (its first
+    /// replica), if known.
+    pub(crate) preferred: Option<u64>,
+    /// When (in shard ticks) each peer was last heard from in this group:
+    /// whether the preferred leader is alive, by what arrived, not by the
+    /// core's `recent_active`, which its CheckQuorum clears once per
+    /// election timeout (a check in phase with the clearing would never
+    /// see it set).
+    heard: Vec<(u64, u64)>,
     pub(crate) stats: GroupStats,
     /// What the state machine said of the entries of one apply call
     /// (reused: no allocation per entry).
@@ -77,6 +86,7 @@ impl Group {
         config: &raft::Config,
         wal: Rc<RefCell<Wal>>,
         apply: Box<dyn Apply>,
+        preferred: Option<u64>,
     ) -> raft::Result<Group> {
         let raw = RawNode::new(config, WalStorage::new(wal, id))?;
         let applied = raw.raft.raft_log.applied;
@@ -88,6 +98,8 @@ impl Group {
             reads: Reads::default(),
             applied,
             dirty: false,
+            preferred,
+            heard: Vec::new(),
             stats: GroupStats::default(),
             outcomes: Vec::new(),
         })
@@ -107,6 +119,16 @@ impl Group {
         (l != raft::NONE).then_some(l)
     }
 
+    /// Steps a message that arrived from a peer at tick `now`.
+    pub fn step_from_peer(&mut self, m: Message, now: u64) {
+        match self.heard.iter_mut().find(|(id, _)| *id == m.from) {
+            Some(h) => h.1 = now,
+            // Bounded by the configuration's size: only members send.
+            None => self.heard.push((m.from, now)),
+        }
+        self.step(m);
+    }
+
     /// Steps a message from a peer or a storage response.
     pub fn step(&mut self, m: Message) {
         if self.raw.step(m).is_err() {
@@ -119,6 +141,33 @@ impl Group {
         self.raw.tick();
         self.proposals.expire(now);
         self.reads.expire(now);
+    }
+
+    /// Hands leadership to the preferred leader if this node leads in its
+    /// place and it is a voter caught up to the commit index, heard from
+    /// since `since` (a transfer to a lagging or dead node would stall
+    /// proposals for up to an election timeout). Returns whether a
+    /// transfer started.
+    pub fn rebalance(&mut self, since: u64) -> bool {
+        let r = &self.raw.raft;
+        let Some(pref) = self.preferred else {
+            return false;
+        };
+        if r.state != StateType::Leader || pref == r.id || r.lead_transferee != raft::NONE {
+            return false;
+        }
+        let committed = r.raft_log.committed;
+        let caught_up = r
+            .trk
+            .progress
+            .get(&pref)
+            .is_some_and(|p| !p.is_learner && p.matched >= committed);
+        let alive = self.heard.iter().any(|&(id, at)| id == pref && at >= since);
+        let ready = caught_up && alive;
+        if ready {
+            self.raw.transfer_leader(pref);
+        }
+        ready
     }
 
     /// Takes one Ready, if there is one: storage work and peer messages

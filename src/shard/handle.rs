@@ -305,7 +305,12 @@ async fn start(
     for id in ids {
         let seed = os_random_u64().map_err(StartError::Seed)?;
         let rc = raft_config(spec.member, &cfg, seed);
-        let g = Group::new(id, &rc, wal.clone(), (spec.apply)(id))
+        let preferred = spec
+            .cluster
+            .replicas(id)
+            .ok()
+            .and_then(|r| r.first().copied());
+        let g = Group::new(id, &rc, wal.clone(), (spec.apply)(id), preferred)
             .map_err(|error| StartError::Raft { group: id, error })?;
         let g = Rc::new(RefCell::new(g));
         shard.groups.borrow_mut().insert(id, g);
@@ -329,6 +334,7 @@ async fn start(
         }
         None => None,
     };
+    *shard.peers.borrow_mut() = peers.clone();
     let lp = Loop::new(shard.clone(), Appender::new(wal), peers);
     Ok((shard, lp, wake))
 }
@@ -370,6 +376,7 @@ async fn serve(
     flushes.await;
     shard.groups.borrow_mut().clear();
     shard.dirty.borrow_mut().clear();
+    shard.peers.borrow_mut().take();
 }
 
 /// Counts ticks at `RuntimeConfig::tick` and rings the loop for each.

@@ -11,7 +11,8 @@
 //! loop's doorbell), `group` (one group: RawNode, state machine, waiting
 //! requests), `waiters` and `oneshot` (requests waiting for the log),
 //! `appender` (storage work into the WAL without waiting), `run` (the
-//! loop), `peers` (what the loop needs of the network), `mailbox` and
+//! loop), `peers` (what the loop needs of the network), `net_peers` (it,
+//! over TCP), `mailbox` and
 //! `handle` (starting a shard, reaching it), `member` and `meta` (a
 //! member's data directory: bootstrap, restart, identity), `state` (what the shard's
 //! tasks share), `apply` (the state machine trait), `seed` (OS
@@ -26,6 +27,7 @@ pub mod mailbox;
 pub mod member;
 pub mod memlock;
 pub mod meta;
+pub mod net_peers;
 pub(crate) mod oneshot;
 pub mod peers;
 pub mod run;
@@ -47,5 +49,6 @@ pub use member::{
 };
 pub use memlock::{MemlockLimit, raise_memlock};
 pub use meta::{MemberMeta, MetaError};
+pub use net_peers::{TcpPeers, TcpSettings, tcp_peers};
 pub use peers::{PeerEnv, Peers, PeersFactory};
 pub use state::{Shard, ShardStats};

@@ -1,7 +1,8 @@
 //! What the shard loop needs of the peer network, as a trait so that the
 //! loop does not depend on how messages travel: `transport::net::PeerNet`
 //! (TCP between members, its `Inbox` for what arrives) implements it in
-//! production; a test can put an in-process network behind it. One
+//! production (net_peers.rs); a test can put an in-process network
+//! behind it. One
 //! instance per shard, made on the shard's thread by a `PeersFactory`,
 //! used only there (`Rc`, no locks).
 
@@ -12,6 +13,7 @@ use std::sync::Arc;
 
 use crate::cluster::Cluster;
 use crate::raftpb::Message;
+use crate::transport::NetStats;
 
 /// A shard's view of the other members.
 pub trait Peers {
@@ -30,6 +32,10 @@ pub trait Peers {
     fn inbox_ready(&self) -> Pin<Box<dyn Future<Output = ()>>>;
     /// Closes the listener and the connections.
     fn shutdown(&self) -> Pin<Box<dyn Future<Output = ()>>>;
+    /// The TCP network's counters, if this is it.
+    fn net_stats(&self) -> Option<NetStats> {
+        None
+    }
 }
 
 /// What a shard's network is made for.

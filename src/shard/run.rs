@@ -6,7 +6,9 @@
 //!    made due: the groups' own acknowledgements are stepped back into
 //!    them, the rest (MsgAppResp, vote responses) go to their peers;
 //! 2. steps what arrived from peers;
-//! 3. ticks every group as often as the ticker counted (capped);
+//! 3. ticks every group as often as the ticker counted (capped); once
+//!    per election timeout, a leader that is not its group's preferred
+//!    one hands leadership over to it (`RuntimeConfig::rebalance_leaders`);
 //! 4. collects the Ready of every group with work: messages that vouch
 //!    for nothing local (a leader's MsgApp and heartbeats, vote requests)
 //!    go out at once, committed entries are applied, storage work goes to
@@ -93,6 +95,13 @@ impl Loop {
                 break;
             }
             if self.shard.failed.borrow().is_some() {
+                // The shard serves nothing more: its network closes, so
+                // peers see it down (and nothing piles up in its inbox).
+                if let Some(p) = self.peers.take() {
+                    inbox = None;
+                    p.shutdown().await;
+                }
+                yield_now().await;
                 continue;
             }
             if let Err(e) = self.turn() {
@@ -142,7 +151,7 @@ impl Loop {
             match g {
                 Some(g) => {
                     let mut grp = g.borrow_mut();
-                    grp.step(m);
+                    grp.step_from_peer(m, shard.now.get());
                     shard.mark_dirty(&mut grp, &g);
                 }
                 None => stats.unknown_group += 1,
@@ -159,8 +168,19 @@ impl Loop {
                     g.borrow_mut().tick(now);
                 }
             }
+            let rebalance = shard.cfg.rebalance_leaders
+                && (shard.now.get() / shard.cfg.election_ticks as u64)
+                    != ((shard.now.get() - u64::from(ticks)) / shard.cfg.election_ticks as u64);
+            let since = shard
+                .now
+                .get()
+                .saturating_sub(shard.cfg.election_ticks as u64);
             for g in shard.groups.borrow().values() {
-                shard.mark_dirty(&mut g.borrow_mut(), g);
+                let mut grp = g.borrow_mut();
+                if rebalance {
+                    grp.rebalance(since);
+                }
+                shard.mark_dirty(&mut grp, g);
             }
         }
 

@@ -11,9 +11,11 @@ use std::sync::{Arc, Mutex};
 use super::appender::AppendStats;
 use super::group::Group;
 use super::oneshot;
+use super::peers::Peers;
 use super::run::LoopStats;
 use super::signal::Signal;
 use crate::node::{Node, ProposeError};
+use crate::transport::NetStats;
 use crate::wal::Wal;
 
 use super::config::RuntimeConfig;
@@ -65,6 +67,8 @@ pub struct Shard {
     /// Ticks the ticker counted that the loop has not run yet.
     pub(crate) ticks_due: Cell<u32>,
     pub(crate) report: Arc<ShardReport>,
+    /// The shard's network (the loop owns it; kept here for its counters).
+    pub(crate) peers: RefCell<Option<Rc<dyn Peers>>>,
     /// The loop's and the appender's counters, as of the last turn.
     pub(crate) stats: Cell<ShardStats>,
     /// Opened by `ShardHandle::release` when the shard was started held.
@@ -94,6 +98,7 @@ impl Shard {
             report,
             gate: RefCell::new(None),
             stats: Cell::new(ShardStats::default()),
+            peers: RefCell::new(None),
         }
     }
 
@@ -142,6 +147,11 @@ impl Shard {
     /// The loop's and the WAL appender's counters.
     pub fn stats(&self) -> ShardStats {
         self.stats.get()
+    }
+
+    /// The TCP network's counters, if the shard has one.
+    pub fn net_stats(&self) -> Option<NetStats> {
+        self.peers.borrow().as_ref().and_then(|p| p.net_stats())
     }
 
     /// Ticks counted since the shard started.

@@ -1,7 +1,11 @@
 //! The flush: pending parts become one ordered list of writes handed to
 //! the disk's `Flusher` (each write followed by a data sync of its file),
-//! reaped later; a completed flush completes its tickets, a failed one
-//! poisons the WAL and its directory for the rest of the process.
+//! either submitted and reaped later (`start_flush`, the io_uring path) or
+//! run to its end on the calling thread (`flush_inline`); a completed flush
+//! completes its tickets, a failed one poisons the WAL and its directory
+//! for the rest of the process. Both paths share everything but the call
+//! that runs the writes: the same bytes, sequence numbers, order, failure
+//! handling and completion.
 
 use std::os::fd::RawFd;
 
@@ -36,8 +40,57 @@ impl<D: Disk> Wal<D> {
     /// `None` if nothing was pending.
     pub fn start_flush(&mut self) -> Result<Option<u64>> {
         self.wait_flush()?;
-        if self.parts.is_empty() {
+        let Some((n, writes)) = self.seal() else {
             return Ok(None);
+        };
+        match self.flusher.as_mut() {
+            // A failure to start comes out of the next poll.
+            Some(f) => f.submit(writes),
+            None => return Err(Error::ReadOnly),
+        }
+        Ok(Some(n))
+    }
+
+    /// Flushes every pending record on the calling thread, blocking until
+    /// it is durable (in production `pwrite` then `fdatasync` per segment
+    /// written, no io_uring), and completes every ticket of the flush.
+    /// Returns the number of the last completed flush.
+    ///
+    /// For a shard with nothing else to do while a small flush runs: an
+    /// io_uring fdatasync runs on a kernel worker thread, and its two
+    /// wakeups (the worker's, then the shard's) are the whole difference
+    /// between a one-record flush through the ring and a plain pwrite +
+    /// fdatasync loop (docs/architecture.md, "Two flush paths"). A shard
+    /// with other work keeps `start_flush`, which does not block it.
+    ///
+    /// Everything else is the ring path's: the same bytes on disk (batch
+    /// headers, end markers, sequence numbers), the same order (a flush
+    /// submitted and still in flight is waited for first, so flushes reach
+    /// the disk in the order they were numbered), all or nothing across
+    /// segments, the same segment rolls and preparation (those happen as
+    /// records are queued, not here), and the same failure rule: any error
+    /// poisons the WAL and its directory for the process, and fails every
+    /// waiter.
+    pub fn flush_inline(&mut self) -> Result<u64> {
+        self.wait_flush()?;
+        let Some((_, writes)) = self.seal() else {
+            return Ok(self.durable_flush);
+        };
+        let outcome = match self.flusher.as_mut() {
+            Some(f) => f.run_inline(writes),
+            None => return Err(Error::ReadOnly),
+        };
+        self.finish(outcome)
+    }
+
+    /// Turns the pending parts into the next flush: fills in each part's
+    /// batch header and end marker, moves the buffers into the list of
+    /// writes (the parts stay in `inflight` for the segments they name)
+    /// and numbers the flush. `None` if nothing is pending. The caller has
+    /// checked that no flush is in flight and the WAL is writable.
+    fn seal(&mut self) -> Option<(u64, Vec<FlushWrite<D::File>>)> {
+        if self.parts.is_empty() {
+            return None;
         }
         let n_parts = self.parts.len();
         for (k, p) in self.parts.iter_mut().enumerate() {
@@ -83,12 +136,7 @@ impl<D: Disk> Wal<D> {
         self.pending_bytes = 0;
         let n = self.next_flush;
         self.next_flush += 1;
-        match self.flusher.as_mut() {
-            // A failure to start comes out of the next poll.
-            Some(f) => f.submit(writes),
-            None => return Err(Error::ReadOnly),
-        }
-        Ok(Some(n))
+        Some((n, writes))
     }
 
     /// Makes the disk signal `eventfd` (from `eventfd(2)`) when a flush's
@@ -124,6 +172,12 @@ impl<D: Disk> Wal<D> {
             Some(f) => f.poll(wait),
             None => return Err(Error::ReadOnly),
         };
+        self.finish(done)
+    }
+
+    /// Ends the flush in `inflight` as the disk says: completes its
+    /// tickets if it is durable, poisons the WAL if it failed.
+    fn finish(&mut self, done: FlushPoll<D::File>) -> Result<u64> {
         match done {
             FlushPoll::Done(writes) => {
                 // The flush in flight is always the one before `next_flush`.

@@ -72,7 +72,8 @@ impl<D: Disk> Wal<D> {
             if let Some(meta) = snap {
                 self.write_snapshot(gid, &meta)?;
             }
-            if compacted.0 > 0 {
+            // (0, t) is a mark too: a snapshot at index 0 of term t.
+            if compacted != (0, 0) {
                 self.write_compact(gid, compacted.0, compacted.1)?;
             }
         }

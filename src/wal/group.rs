@@ -117,6 +117,11 @@ impl GroupState {
     /// Records a compaction mark; returns the cached bytes dropped.
     pub fn compact(&mut self, index: u64, term: u64) -> u64 {
         if index <= self.compacted.0 {
+            // The one mark at index 0 is a snapshot's at 0: only its term
+            // can change (recovery meets it after a relocation).
+            if index == 0 && self.compacted == (0, 0) {
+                self.compacted.1 = term;
+            }
             return 0;
         }
         self.compacted = (index, term);

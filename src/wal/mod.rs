@@ -4,8 +4,9 @@
 //! and compaction marks from every group are framed into records (frame.rs,
 //! in the format of format.rs) and queue into the next flush, which is one
 //! ordered list of writes, each followed by a data sync, handed to the
-//! disk (flush.rs; in production one linked io_uring submission) and
-//! completes every waiter of that flush (durable.rs). Segments are
+//! disk (flush.rs; in production one linked io_uring submission, or, for
+//! a shard with nothing else to do, pwrite + fdatasync on its own thread)
+//! and completes every waiter of that flush (durable.rs). Segments are
 //! fixed-size, preallocated files (segment.rs), created ahead of need
 //! (roll.rs) and deleted or recycled once nothing lives in them (gc.rs);
 //! recovery (recovery.rs) rebuilds every group's state from them. Reads

@@ -17,9 +17,15 @@
 //!   torn bytes are dropped (and zeroed unless read-only). Anything else,
 //!   bit rot in the last flush included, is refused as corruption, naming
 //!   the file and offset;
-//! - numbering restarts above every sequence that could be on disk (the
-//!   last batch, a torn batch's header, every segment's base), so that no
-//!   sequence is ever issued twice.
+//! - numbering restarts above every sequence recovery can see on disk (the
+//!   last batch, a torn batch's header, every segment's base), so that
+//!   none of them is issued twice (the one it cannot see, that of a lost
+//!   flush whose batch header never landed, is the next rule's);
+//! - unless read-only, what a lost flush may have left past the end of the
+//!   log (its later sectors, when its first one, with its batch header,
+//!   never landed) is zeroed in the segment written on next and in the
+//!   spare, so that a flush is only ever written over zeros or over bytes
+//!   of a recycled file's previous life (the torn-tail rule relies on it).
 //!
 //! A torn flush was never acknowledged (its fdatasync had not returned), so
 //! dropping it loses nothing that a caller was told is durable.
@@ -53,6 +59,10 @@ pub struct RecoveryReport {
     pub torn_at: Option<(PathBuf, u64)>,
     /// Leftover temporary files of an interrupted segment creation.
     pub temporaries: usize,
+    /// Bytes past the end of the log zeroed so that nothing a lost flush
+    /// wrote stays where the next flushes go (in a recycled segment, its
+    /// previous life's bytes there count too); read-write opens only.
+    pub cleared_bytes: u64,
 }
 
 pub(crate) struct Recovered<F> {
@@ -246,6 +256,8 @@ pub(crate) fn recover<D: Disk>(disk: &D, opts: &Options) -> Result<Recovered<D::
     // twice or falls below the base of the segment it is written in.
     let mut max_seen = max_base;
     let mut write_pos = SEGMENT_HEADER_SIZE;
+    // The segment whose torn tail was zeroed: past its end all is clear.
+    let mut tail_cleared = None;
     for seg in segments.values() {
         let m = &seg.map[..];
         let size = seg.size as usize;
@@ -312,6 +324,7 @@ pub(crate) fn recover<D: Disk>(disk: &D, opts: &Options) -> Result<Recovered<D::
                     report.torn_at = Some((seg.path.clone(), pos as u64));
                     if !opts.read_only {
                         zero(seg, pos, torn.window_end)?;
+                        tail_cleared = Some(seg.seq);
                     }
                     break pos;
                 }
@@ -327,14 +340,26 @@ pub(crate) fn recover<D: Disk>(disk: &D, opts: &Options) -> Result<Recovered<D::
     }
     // Parts of a flush whose last part never landed: that flush was never
     // acknowledged, and it is dropped whole. Each is the last batch of its
-    // segment; unless read-only they are zeroed like a torn tail. (Should
-    // a crash stop that, the next batch names `applied` as its
-    // predecessor, which tells a later recovery to skip them.)
+    // segment; unless read-only they are zeroed like a torn tail (those of
+    // the last segment with what lies past its end, below). (Should a
+    // crash stop that, the next batch names `applied` as its predecessor,
+    // which tells a later recovery to skip them.)
     if !opts.read_only {
-        for h in &held {
+        for h in held.iter().filter(|h| Some(h.seg) != last_seg) {
             if let Some(s) = segments.get(&h.seg) {
                 zero(s, h.body.0 - BATCH_RECORD_SIZE, h.body.1)?;
             }
+        }
+        // What a lost flush left past the end of the log, where the next
+        // flushes are written: the segment written on and the spare that
+        // follows it (see `clear_past_end`).
+        if let Some(s) = last_seg.and_then(|q| segments.get(&q))
+            && tail_cleared != last_seg
+        {
+            report.cleared_bytes += clear_past_end(s, write_pos as usize)?;
+        }
+        if let Some(s) = &spare {
+            report.cleared_bytes += clear_past_end(s, data_start)?;
         }
     }
     if let Some(first) = held.first() {
@@ -693,6 +718,46 @@ struct Torn {
     window_end: usize,
 }
 
+/// Where the bytes a flush started at `pos` can reach, at most: room for
+/// its batch in this segment at its largest and the whole next batch
+/// header right after it (more than its end marker).
+fn lost_flush_end(pos: usize, size: usize) -> usize {
+    size.min(pos + BATCH_RECORD_SIZE + MAX_BATCH_BYTES + BATCH_RECORD_SIZE)
+}
+
+/// Zeroes (and syncs) what a lost flush may have left past the end of a
+/// segment's log, from `from` (where the next flush will be written) to
+/// the last non-zero byte of the window such a flush can reach.
+///
+/// Why: a flush lost in a crash can land its later sectors and not its
+/// first; its batch header then reads as the end of the log and nothing
+/// marks its other bytes as torn, so they stay past the end. The next
+/// flushes are written over them, and one torn in turn would leave them
+/// under its unwritten sectors: in a zero-filled segment recovery tells a
+/// torn write by zeros there (rule 4 (c)), and it would refuse the disk as
+/// corrupt (seeds 9248, 10163, ... of `corelog-sim --storage wal`). Their
+/// records may also carry the sequence the next flush is given (that
+/// flush's batch header, which would have shown its number, never
+/// landed), so that a torn flush could be completed by them. Cleared,
+/// the space a flush is written into holds zeros, or in a recycled
+/// segment bytes of its previous life, whose crcs are seeded with another
+/// segment; a read-write recovery leaves nothing else. In a recycled
+/// segment the window is zeroed whole (its previous life's bytes cannot
+/// be told from a lost flush's by content): at most `MAX_BATCH_BYTES` and
+/// a little, once per open.
+///
+/// Returns how many bytes it zeroed.
+fn clear_past_end<F: DiskFile>(seg: &Segment<F>, from: usize) -> Result<u64> {
+    let end = lost_flush_end(from, (seg.size as usize).min(seg.map.len()));
+    if from >= end {
+        return Ok(0);
+    }
+    match seg.map[from..end].iter().rposition(|&b| b != 0) {
+        Some(k) => zero(seg, from, from + k + 1).map(|()| k as u64 + 1),
+        None => Ok(0),
+    }
+}
+
 /// Decides whether the bad batch at `pos` of the newest data segment is a
 /// torn tail (see the module comment); `Err` with an offset and reason if
 /// bytes after it prove it was not the last flush.
@@ -703,9 +768,7 @@ fn torn_tail<F>(
 ) -> std::result::Result<Torn, (usize, String)> {
     let m = &seg.map[..];
     let size = seg.size as usize;
-    // Room for the torn batch at its largest and the whole next batch
-    // header right after it.
-    let window_end = size.min(pos + BATCH_RECORD_SIZE + MAX_BATCH_BYTES + BATCH_RECORD_SIZE);
+    let window_end = lost_flush_end(pos, size);
     // The flush after a completed one would carry a higher sequence number
     // and start right after it, so within the window. (Beyond the window a
     // recycled segment may hold stale bytes, so nothing is concluded there.)

@@ -91,10 +91,27 @@ impl<D: Disk> WalStorage<D> {
 }
 
 impl<D: Disk> Storage for WalStorage<D> {
+    /// The hard state as persisted, except that its commit index is never
+    /// below the log's compaction point (`first_index - 1`): what a
+    /// snapshot holds or a compaction dropped was committed, and Raft's
+    /// storage contract (`RawNode::new`) wants a commit index at least
+    /// that. The WAL can recover a snapshot without the hard state queued
+    /// after it: a driver queues a Ready's snapshot, entries, then hard
+    /// state (the hard state after the entries it commits), and the WAL
+    /// may flush early between two records, so a crash can keep the first
+    /// flush and lose the last (docs/architecture.md, "The rule a driver
+    /// relies on"; seed 4638 of `corelog-sim --storage wal`). An empty hard
+    /// state (none ever written) stays empty: the core then takes the
+    /// commit index from the snapshot itself.
     fn initial_state(&self) -> raft::Result<RaftState> {
         let w = self.wal.borrow();
+        let mut hard_state = w.hard_state(self.group);
+        let compacted = w.first_index(self.group).saturating_sub(1);
+        if !raft::is_empty_hard_state(&hard_state) && hard_state.commit < compacted {
+            hard_state.commit = compacted;
+        }
         Ok(RaftState {
-            hard_state: w.hard_state(self.group),
+            hard_state,
             conf_state: w
                 .snapshot(self.group)
                 .and_then(|m| m.conf_state)

@@ -33,6 +33,43 @@ pub fn cluster(id: u64, n: u64, shards: u32, groups: u64, rf: u32, base: u16) ->
     Arc::new(Cluster::new(id, members, groups, rf).unwrap())
 }
 
+/// A base port with `n` free consecutive ports after it (listeners bound
+/// to :0 first, so that parallel tests, and other processes, do not
+/// collide).
+pub fn free_ports(n: u16) -> u16 {
+    'retry: loop {
+        let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = first.local_addr().unwrap().port();
+        let mut held = vec![first];
+        for k in 1..n {
+            let Some(port) = base.checked_add(k) else {
+                continue 'retry;
+            };
+            match std::net::TcpListener::bind(("127.0.0.1", port)) {
+                Ok(l) => held.push(l),
+                Err(_) => continue 'retry,
+            }
+        }
+        return base;
+    }
+}
+
+/// A cluster of members 1..=n with `shards` shards each, whose peer ports
+/// are free ports of 127.0.0.1 (client ports on 127.0.0.2, never bound
+/// here).
+pub fn tcp_cluster(id: u64, n: u64, shards: u32, groups: u64, rf: u32) -> Arc<Cluster> {
+    let members = (1..=n)
+        .map(|m| Member {
+            id: m,
+            name: format!("m{m}"),
+            peer_addr: SocketAddr::from(([127, 0, 0, 1], free_ports(shards as u16))),
+            client_addr: SocketAddr::from(([127, 0, 0, 2], 1000 + 10 * m as u16)),
+            shards,
+        })
+        .collect();
+    Arc::new(Cluster::new(id, members, groups, rf).unwrap())
+}
+
 /// Small segments and a fast clock, so that tests roll segments and elect
 /// in milliseconds.
 pub fn runtime() -> RuntimeConfig {

@@ -16,7 +16,8 @@
 //! - **torn writes**: a crash while a flush is in flight finishes its steps
 //!   up to a random point (they were done, just not reaped), and lands any
 //!   subset of the sectors of the write at that point (512 B or 4 KiB
-//!   sectors, chosen per disk);
+//!   sectors, chosen per disk); a test may choose the point and the
+//!   sectors instead ([`SimDisk::plan_tear`]);
 //! - **crash writeback**: each dirty sector may have reached the media
 //!   before the crash, and any prefix of the unsynced directory operations
 //!   (a journal commits them in order);
@@ -76,6 +77,13 @@ impl DirOp {
     }
 }
 
+/// A tear chosen by a test: the write it happens at and the sectors of
+/// that write that land.
+struct PlannedTear {
+    write: usize,
+    land: Vec<u64>,
+}
+
 /// One flush between `submit` and the poll that ends it: the disk holds
 /// its buffers (so that a crash can tear them), the flusher its handles.
 struct Flight {
@@ -100,11 +108,17 @@ struct State {
     durable_names: BTreeMap<String, u64>,
     pending: Vec<DirOp>,
     flights: BTreeMap<u64, Flight>,
+    /// How the next crash tears the flush in flight, if a test chose it
+    /// (`SimDisk::plan_tear`) instead of the generator.
+    planned_tear: Option<PlannedTear>,
     /// The exclusive lock's number, and how many shared locks are held.
     lock: Option<u64>,
     shared_locks: u64,
     /// Why a WAL of this life (process) poisoned the directory.
     poisoned: Option<String>,
+    /// The next flush run inline is cut by a power loss
+    /// (`crash_during_next_inline_flush`).
+    crash_in_inline: bool,
     counts: FaultCounts,
 }
 
@@ -162,6 +176,14 @@ impl State {
             .sync(&mut ctx)
     }
 
+    /// How many non-waiting polls the next flush takes to complete.
+    fn draw_latency(&mut self) -> u32 {
+        match self.max_flush_polls {
+            0 => 0,
+            max => self.rng.below(u64::from(max) + 1) as u32,
+        }
+    }
+
     /// Runs a flight to its end, as the kernel would: each write then its
     /// sync, stopping at the first failure.
     fn complete(&mut self, flight: &Flight) -> Result<(), FlushError> {
@@ -192,9 +214,12 @@ impl State {
     /// A crash in the middle of a flight: the steps before a random point
     /// completed (the kernel did them, nobody reaped them), the write at
     /// that point is torn, nothing after it ran.
-    fn tear(&mut self, flight: &Flight) {
+    fn tear(&mut self, flight: &Flight, plan: Option<PlannedTear>) {
         let n = flight.writes.len();
-        let mut cut = self.rng.below(n as u64 + 1) as usize;
+        let mut cut = match &plan {
+            Some(p) => p.write.min(n),
+            None => self.rng.below(n as u64 + 1) as usize,
+        };
         let mut torn = true;
         if let Some((at, _)) = &flight.bad
             && cut >= *at
@@ -216,14 +241,15 @@ impl State {
         let Some((ino, offset, buf)) = flight.writes.get(cut) else {
             return;
         };
-        if !torn || !self.faults.torn_writes || self.room(*ino, offset + buf.len() as u64).is_err()
-        {
+        let torn_writes = self.faults.torn_writes || plan.is_some();
+        if !torn || !torn_writes || self.room(*ino, offset + buf.len() as u64).is_err() {
             return;
         }
         self.counts.torn_writes += 1;
+        let land = plan.map(|p| p.land);
         let (mut ctx, inodes) = self.ctx();
         if let Some(inode) = inodes.get_mut(ino) {
-            inode.tear(buf, *offset, &mut ctx);
+            inode.tear(buf, *offset, land.as_deref(), &mut ctx);
         }
     }
 
@@ -244,8 +270,9 @@ impl State {
     fn crash(&mut self) {
         self.counts.crashes += 1;
         let flights = std::mem::take(&mut self.flights);
+        let mut plan = self.planned_tear.take();
         for f in flights.values() {
-            self.tear(f);
+            self.tear(f, plan.take());
         }
         // Directory: the synced names, plus (written back) a prefix of the
         // operations since, in order, as a journal commits them.
@@ -270,6 +297,7 @@ impl State {
         self.lock = None;
         self.shared_locks = 0;
         self.poisoned = None;
+        self.crash_in_inline = false;
         self.life += 1;
         self.reap_inodes();
     }
@@ -316,9 +344,11 @@ impl SimDisk {
                 durable_names: BTreeMap::new(),
                 pending: Vec::new(),
                 flights: BTreeMap::new(),
+                planned_tear: None,
                 lock: None,
                 shared_locks: 0,
                 poisoned: None,
+                crash_in_inline: false,
                 counts: FaultCounts::default(),
             })),
         }
@@ -333,6 +363,40 @@ impl SimDisk {
     /// The disk is then ready for the next life (a restart).
     pub fn crash(&self) {
         self.st().crash();
+    }
+
+    /// Makes the next crash tear the flush in flight exactly so, instead of
+    /// drawing the tear: its writes before `write` complete (each synced),
+    /// of write `write` exactly the sectors numbered in `land` (sectors of
+    /// its file, `offset / sector_size`, among those the write covers)
+    /// reach the media, and nothing after it runs. The write's other
+    /// sectors stay dirty, for the crash to lose (or, with
+    /// `crash_writeback`, write back). It applies whatever `torn_writes`
+    /// says, and to that one crash. For tests that need one exact disk
+    /// state: which sectors of a flush landed, and what the others kept.
+    pub fn plan_tear(&self, write: usize, land: &[u64]) {
+        self.st().planned_tear = Some(PlannedTear {
+            write,
+            land: land.to_vec(),
+        });
+    }
+
+    /// Arms a power loss in the middle of the next flush run inline
+    /// (`Flusher::run_inline`), which a crash from outside cannot reach: the
+    /// call blocks until the flush is over. The flush is cut at a point
+    /// drawn from the seed exactly as `crash` cuts a flush in flight (the
+    /// steps before it done, the write at it torn, nothing after it), the
+    /// disk crashes there, and the call returns `EBADF` (the process that
+    /// made it is gone: its caller must treat it as crashed and drop the
+    /// WAL). A crash before that flush disarms it.
+    pub fn crash_during_next_inline_flush(&self) {
+        self.st().crash_in_inline = true;
+    }
+
+    /// The number of the disk's current life: bumped by every crash, so a
+    /// caller can tell whether the disk crashed under it.
+    pub fn life(&self) -> u64 {
+        self.st().life
     }
 
     /// Latent corruption at rest: flips one random bit of the durable bytes
@@ -747,17 +811,10 @@ impl SimFlusher {
         self.busy = false;
         writes
     }
-}
 
-impl Flusher for SimFlusher {
-    type File = SimFile;
-
-    fn submit(&mut self, mut writes: Vec<FlushWrite<SimFile>>) {
-        assert!(
-            !self.busy,
-            "SimFlusher::submit: a flush is already in flight"
-        );
-        let mut st = self.disk.st();
+    /// The flight of `writes` (their buffers lent to the disk), with the
+    /// first write whose handle is unusable (dead life, read-only).
+    fn flight(&self, st: &State, writes: &mut [FlushWrite<SimFile>], polls_left: u32) -> Flight {
         let mut bad = None;
         if st.life != self.life {
             bad = Some((0, errno(libc::EBADF)));
@@ -769,23 +826,68 @@ impl Flusher for SimFlusher {
             }
             bufs.push((w.file.ino, w.offset, std::mem::take(&mut w.buf)));
         }
-        let max = st.max_flush_polls;
-        let polls_left = if max == 0 {
-            0
-        } else {
-            st.rng.below(u64::from(max) + 1) as u32
-        };
-        st.flights.insert(
-            self.id,
-            Flight {
-                polls_left,
-                writes: bufs,
-                bad,
-            },
+        Flight {
+            polls_left,
+            writes: bufs,
+            bad,
+        }
+    }
+}
+
+fn ebadf_at_start() -> FlushError {
+    FlushError {
+        write: 0,
+        sync: false,
+        error: errno(libc::EBADF),
+    }
+}
+
+impl Flusher for SimFlusher {
+    type File = SimFile;
+
+    fn submit(&mut self, mut writes: Vec<FlushWrite<SimFile>>) {
+        assert!(
+            !self.busy,
+            "SimFlusher::submit: a flush is already in flight"
         );
+        let mut st = self.disk.st();
+        let polls_left = st.draw_latency();
+        let flight = self.flight(&st, &mut writes, polls_left);
+        st.flights.insert(self.id, flight);
         drop(st);
         self.writes = writes;
         self.busy = true;
+    }
+
+    /// The flight completes at once, as `poll` completes it; or, if a crash
+    /// was armed, the disk crashes in its middle (`crash` tears it) and the
+    /// buffers go with the process.
+    fn run_inline(&mut self, mut writes: Vec<FlushWrite<SimFile>>) -> FlushPoll<SimFile> {
+        assert!(!self.busy, "SimFlusher::run_inline: a flush is in flight");
+        let mut st = self.disk.st();
+        // Drawn and unused (the call itself is the latency), so that the
+        // disk's later draws, which sync fails and which sectors tear, do
+        // not depend on the path a flush took: a history replays the same
+        // faults whichever path each of its flushes takes.
+        let _ = st.draw_latency();
+        let flight = self.flight(&st, &mut writes, 0);
+        if std::mem::take(&mut st.crash_in_inline) {
+            st.flights.insert(self.id, flight);
+            st.crash();
+            return FlushPoll::Failed {
+                error: ebadf_at_start(),
+                writes,
+            };
+        }
+        let outcome = st.complete(&flight);
+        drop(st);
+        for (w, (_, _, buf)) in writes.iter_mut().zip(flight.writes) {
+            w.buf = buf;
+        }
+        match outcome {
+            Ok(()) => FlushPoll::Done(writes),
+            Err(error) => FlushPoll::Failed { error, writes },
+        }
     }
 
     fn poll(&mut self, wait: bool) -> FlushPoll<SimFile> {
@@ -799,11 +901,7 @@ impl Flusher for SimFlusher {
             drop(st);
             let writes = self.hand_back(Vec::new());
             return FlushPoll::Failed {
-                error: FlushError {
-                    write: 0,
-                    sync: false,
-                    error: errno(libc::EBADF),
-                },
+                error: ebadf_at_start(),
                 writes,
             };
         };

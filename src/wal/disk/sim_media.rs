@@ -149,13 +149,18 @@ impl Inode {
     }
 
     /// Writes `buf` at `offset` into the cache and then lands a random
-    /// subset of exactly the sectors it covers on the media: a crash during
-    /// that write's writeback. Other dirty sectors stay as they are.
-    pub fn tear(&mut self, buf: &[u8], offset: u64, ctx: &mut Ctx<'_>) {
+    /// subset of exactly the sectors it covers on the media (or, if `land`
+    /// names them, those of them): a crash during that write's writeback.
+    /// Other dirty sectors stay as they are.
+    pub fn tear(&mut self, buf: &[u8], offset: u64, land: Option<&[u64]>, ctx: &mut Ctx<'_>) {
         self.write(buf, offset, ctx.sector);
         let end = offset + buf.len() as u64;
         for s in Self::sectors(ctx.sector, offset, end) {
-            if ctx.coin() {
+            let lands = match land {
+                Some(l) => l.contains(&s),
+                None => ctx.coin(),
+            };
+            if lands {
                 self.persist(s, ctx);
                 self.dirty.remove(&s);
                 ctx.counts.torn_sectors_kept += 1;

@@ -33,6 +33,46 @@ fn write(f: SimFile, offset: u64, len: usize, fill: u8) -> FlushWrite<SimFile> {
     }
 }
 
+/// The two ways a flush runs: submitted and reaped later, or run inline.
+#[derive(Debug, Clone, Copy)]
+enum Run {
+    Submitted,
+    Inline,
+}
+
+const RUNS: [Run; 2] = [Run::Submitted, Run::Inline];
+
+/// Runs a flush to its end the way `how` says.
+fn run(fl: &mut SimFlusher, writes: Vec<FlushWrite<SimFile>>, how: Run) -> FlushPoll<SimFile> {
+    match how {
+        Run::Submitted => {
+            fl.submit(writes);
+            fl.poll(true)
+        }
+        Run::Inline => fl.run_inline(writes),
+    }
+}
+
+/// A power loss in the middle of a flush: after submitting it, or armed
+/// for the inline run (which then reports the dead handles).
+fn crash_during(d: &SimDisk, fl: &mut SimFlusher, writes: Vec<FlushWrite<SimFile>>, how: Run) {
+    match how {
+        Run::Submitted => {
+            fl.submit(writes);
+            d.crash();
+        }
+        Run::Inline => {
+            let life = d.life();
+            d.crash_during_next_inline_flush();
+            match fl.run_inline(writes) {
+                FlushPoll::Failed { error, .. } => assert_eq!(raw(&error.error), libc::EBADF),
+                other => panic!("an inline flush cut by a crash must fail: {other:?}"),
+            }
+            assert_eq!(d.life(), life + 1, "the disk crashed");
+        }
+    }
+}
+
 #[test]
 fn crash_keeps_exactly_the_synced_state() {
     let d = disk(1, 512, Faults::NONE);
@@ -161,19 +201,18 @@ fn enospc_past_the_capacity_and_overwrites_still_fit() {
     let g = d.create("b").unwrap();
     g.write_at(&[1; 1808], 0).unwrap(); // exactly full
     let mut fl = d.flusher().unwrap();
-    fl.submit(vec![
-        write(f.clone(), 0, 10, 5),
-        write(g.clone(), 1808, 1, 5),
-    ]);
-    match fl.poll(true) {
-        FlushPoll::Failed { error, writes } => {
-            assert_eq!((error.write, error.sync), (1, false));
-            assert_eq!(raw(&error.error), libc::ENOSPC);
-            assert_eq!(writes[1].buf, vec![5], "buffers come back");
+    for (k, how) in RUNS.into_iter().enumerate() {
+        let ws = vec![write(f.clone(), 0, 10, 5), write(g.clone(), 1808, 1, 5)];
+        match run(&mut fl, ws, how) {
+            FlushPoll::Failed { error, writes } => {
+                assert_eq!((error.write, error.sync), (1, false), "{how:?}");
+                assert_eq!(raw(&error.error), libc::ENOSPC);
+                assert_eq!(writes[1].buf, vec![5], "buffers come back");
+            }
+            other => panic!("{how:?}: expected Failed, got {other:?}"),
         }
-        other => panic!("expected Failed, got {other:?}"),
+        assert_eq!(d.counts().enospc, 3 + k as u64);
     }
-    assert_eq!(d.counts().enospc, 3);
 }
 
 #[test]
@@ -233,21 +272,17 @@ fn a_second_flush_in_flight_is_refused() {
 
 /// Crashes a one-write flush in flight, on a file of `old` bytes where an
 /// unsynced write also sits elsewhere; returns the durable bytes.
-fn crash_in_flight(seed: u64, sector: u64, faults: Faults) -> (Vec<u8>, FaultCounts) {
+fn crash_in_flight(seed: u64, sector: u64, faults: Faults, how: Run) -> (Vec<u8>, FaultCounts) {
     let d = disk(seed, sector, faults);
     let f = synced_file(&d, "a", 16 * 4096, 0xAA);
     f.write_at(&[0x11; 700], 40_000).unwrap(); // unsynced, not in flight
     let mut fl = d.flusher().unwrap();
     // Three sectors and a bit, starting mid-sector.
-    fl.submit(vec![write(
-        f.clone(),
-        1000,
-        3 * sector as usize + 300,
-        0x55,
-    )]);
-    d.crash();
+    let ws = vec![write(f.clone(), 1000, 3 * sector as usize + 300, 0x55)];
+    crash_during(&d, &mut fl, ws, how);
     match fl.poll(false) {
         FlushPoll::Failed { error, .. } => assert_eq!(raw(&error.error), libc::EBADF),
+        FlushPoll::Idle => assert!(matches!(how, Run::Inline), "nothing left in flight"),
         other => panic!("a crashed flight must fail: {other:?}"),
     }
     (d.durable_bytes("a").unwrap(), d.counts())
@@ -255,14 +290,17 @@ fn crash_in_flight(seed: u64, sector: u64, faults: Faults) -> (Vec<u8>, FaultCou
 
 #[test]
 fn a_crash_tears_only_the_write_in_flight_in_whole_sectors() {
-    for sector in [512u64, 4096] {
+    for (sector, how) in [512u64, 4096]
+        .into_iter()
+        .flat_map(|s| RUNS.map(|h| (s, h)))
+    {
         let (mut kept, mut lost) = (0, 0);
         for seed in 0..64 {
             let faults = Faults {
                 torn_writes: true,
                 ..Faults::NONE
             };
-            let (m, c) = crash_in_flight(seed, sector, faults);
+            let (m, c) = crash_in_flight(seed, sector, faults, how);
             assert_eq!(m.len(), 16 * 4096);
             let (from, to) = (1000usize, 1000 + 3 * sector as usize + 300);
             if c.torn_writes == 0 {
@@ -290,53 +328,108 @@ fn a_crash_tears_only_the_write_in_flight_in_whole_sectors() {
             lost += c.torn_sectors_lost;
             assert_eq!(c.written_back_sectors, 0);
         }
-        assert!(kept > 0 && lost > 0, "{sector}: kept {kept} lost {lost}");
+        assert!(
+            kept > 0 && lost > 0,
+            "{sector} {how:?}: kept {kept} lost {lost}"
+        );
+    }
+}
+
+#[test]
+fn a_planned_tear_lands_exactly_the_sectors_it_names() {
+    for torn_writes in [false, true] {
+        let faults = Faults {
+            torn_writes,
+            ..Faults::NONE
+        };
+        let d = disk(9, 512, faults);
+        let a = synced_file(&d, "a", 4096, 0xAA);
+        let b = synced_file(&d, "b", 4096, 0xBB);
+        let mut fl = d.flusher().unwrap();
+        // Write 0 completes; write 1 covers sectors 1..=3 of b and only
+        // sector 2 lands; nothing after it runs.
+        fl.submit(vec![
+            write(a.clone(), 100, 50, 0x11),
+            write(b.clone(), 1000, 1000, 0x22),
+            write(a.clone(), 3000, 50, 0x33),
+        ]);
+        d.plan_tear(1, &[2]);
+        d.crash();
+        let (ma, mb) = (d.durable_bytes("a").unwrap(), d.durable_bytes("b").unwrap());
+        assert!(ma[100..150].iter().all(|&x| x == 0x11), "write 0 completed");
+        assert!(
+            ma[3000..3050].iter().all(|&x| x == 0xAA),
+            "write 2 never ran"
+        );
+        for (i, &x) in mb.iter().enumerate() {
+            let want = if (1024..1536).contains(&i) {
+                0x22
+            } else {
+                0xBB
+            };
+            assert_eq!(x, want, "torn_writes {torn_writes}: byte {i} of b");
+        }
+        assert_eq!(d.counts().torn_writes, 1);
+        // The plan was for that crash only.
+        let b = d.open("b", true).unwrap();
+        let mut fl = d.flusher().unwrap();
+        fl.submit(vec![write(b, 1000, 1000, 0x44)]);
+        d.crash();
+        let mb = d.durable_bytes("b").unwrap();
+        let landed = mb[1000..2000].iter().filter(|&&x| x == 0x44).count();
+        if !torn_writes {
+            assert_eq!(landed, 0, "without torn writes the write lands not at all");
+        }
     }
 }
 
 #[test]
 fn without_torn_writes_a_crash_keeps_a_write_whole_or_not_at_all() {
-    let (mut whole, mut none) = (0, 0);
-    for seed in 0..32 {
-        let (m, c) = crash_in_flight(seed, 512, Faults::NONE);
-        let w = &m[1000..1000 + 3 * 512 + 300];
-        if w.iter().all(|&b| b == 0x55) {
-            whole += 1;
-        } else {
-            assert!(w.iter().all(|&b| b == 0xAA), "seed {seed}: torn");
-            none += 1;
+    for how in RUNS {
+        let (mut whole, mut none) = (0, 0);
+        for seed in 0..32 {
+            let (m, c) = crash_in_flight(seed, 512, Faults::NONE, how);
+            let w = &m[1000..1000 + 3 * 512 + 300];
+            if w.iter().all(|&b| b == 0x55) {
+                whole += 1;
+            } else {
+                assert!(w.iter().all(|&b| b == 0xAA), "seed {seed} {how:?}: torn");
+                none += 1;
+            }
+            assert_eq!(c.torn_writes, 0);
         }
-        assert_eq!(c.torn_writes, 0);
+        assert!(whole > 0 && none > 0, "{how:?}");
     }
-    assert!(whole > 0 && none > 0);
 }
 
 #[test]
 fn a_flush_over_two_files_makes_the_first_durable_before_writing_the_second() {
-    let (mut second_seen, mut first_only) = (0, 0);
-    for seed in 0..64 {
-        let faults = Faults {
-            torn_writes: true,
-            ..Faults::NONE
-        };
-        let d = disk(seed, 512, faults);
-        let a = synced_file(&d, "a", 8192, 0);
-        let b = synced_file(&d, "b", 8192, 0);
-        let mut fl = d.flusher().unwrap();
-        fl.submit(vec![write(a, 0, 2048, 1), write(b, 0, 2048, 2)]);
-        d.crash();
-        let (ma, mb) = (d.durable_bytes("a").unwrap(), d.durable_bytes("b").unwrap());
-        if mb[..2048].contains(&2) {
-            assert!(
-                ma[..2048].iter().all(|&x| x == 1),
-                "seed {seed}: b before a"
-            );
-            second_seen += 1;
-        } else if ma[..2048].iter().all(|&x| x == 1) {
-            first_only += 1;
+    for how in RUNS {
+        let (mut second_seen, mut first_only) = (0, 0);
+        for seed in 0..64 {
+            let faults = Faults {
+                torn_writes: true,
+                ..Faults::NONE
+            };
+            let d = disk(seed, 512, faults);
+            let a = synced_file(&d, "a", 8192, 0);
+            let b = synced_file(&d, "b", 8192, 0);
+            let mut fl = d.flusher().unwrap();
+            let ws = vec![write(a, 0, 2048, 1), write(b, 0, 2048, 2)];
+            crash_during(&d, &mut fl, ws, how);
+            let (ma, mb) = (d.durable_bytes("a").unwrap(), d.durable_bytes("b").unwrap());
+            if mb[..2048].contains(&2) {
+                assert!(
+                    ma[..2048].iter().all(|&x| x == 1),
+                    "seed {seed} {how:?}: b before a"
+                );
+                second_seen += 1;
+            } else if ma[..2048].iter().all(|&x| x == 1) {
+                first_only += 1;
+            }
         }
+        assert!(second_seen > 0 && first_only > 0, "{how:?}");
     }
-    assert!(second_seen > 0 && first_only > 0);
 }
 
 /// A crash in the middle of a flush whose first sync fails: as in the
@@ -346,7 +439,7 @@ fn a_flush_over_two_files_makes_the_first_durable_before_writing_the_second() {
 /// lost a sector to its failed sync).
 #[test]
 fn a_crash_after_a_failed_sync_in_flight_writes_nothing_after_it() {
-    for seed in 0..64 {
+    for (seed, how) in (0..64).flat_map(|s| RUNS.map(|h| (s, h))) {
         let d = disk(seed, 512, Faults::NONE);
         let a = synced_file(&d, "a", 8192, 0);
         let b = synced_file(&d, "b", 8192, 0);
@@ -356,12 +449,12 @@ fn a_crash_after_a_failed_sync_in_flight_writes_nothing_after_it() {
             ..Faults::NONE
         });
         let mut fl = d.flusher().unwrap();
-        fl.submit(vec![write(a, 0, 2048, 1), write(b, 0, 2048, 2)]);
-        d.crash();
+        let ws = vec![write(a, 0, 2048, 1), write(b, 0, 2048, 2)];
+        crash_during(&d, &mut fl, ws, how);
         let mb = d.durable_bytes("b").unwrap();
         assert!(
             !mb[..2048].contains(&2),
-            "seed {seed}: the second write ran after the first one's sync failed"
+            "seed {seed} {how:?}: the second write ran after the first one's sync failed"
         );
     }
 }
@@ -451,28 +544,77 @@ fn a_failed_sync_that_keeps_its_pages_lets_a_later_sync_write_them() {
 
 #[test]
 fn a_failed_sync_inside_a_flush_fails_the_flush_at_that_write() {
-    let d = disk(11, 512, Faults::NONE);
-    let a = synced_file(&d, "a", 1024, 0);
-    let b = synced_file(&d, "b", 1024, 0);
-    d.set_faults(Faults {
-        sync_error_ppm: 1_000_000,
-        ..Faults::NONE
-    });
-    let mut fl = d.flusher().unwrap();
-    fl.submit(vec![write(a, 0, 10, 1), write(b, 0, 10, 2)]);
-    match fl.poll(true) {
-        FlushPoll::Failed { error, writes } => {
-            assert_eq!((error.write, error.sync), (0, true));
-            assert_eq!(raw(&error.error), libc::EIO);
-            assert_eq!(writes.len(), 2);
+    for how in RUNS {
+        let d = disk(11, 512, Faults::NONE);
+        let a = synced_file(&d, "a", 1024, 0);
+        let b = synced_file(&d, "b", 1024, 0);
+        d.set_faults(Faults {
+            sync_error_ppm: 1_000_000,
+            ..Faults::NONE
+        });
+        let mut fl = d.flusher().unwrap();
+        match run(&mut fl, vec![write(a, 0, 10, 1), write(b, 0, 10, 2)], how) {
+            FlushPoll::Failed { error, writes } => {
+                assert_eq!((error.write, error.sync), (0, true));
+                assert_eq!(raw(&error.error), libc::EIO);
+                assert_eq!(writes.len(), 2);
+            }
+            other => panic!("{how:?}: {other:?}"),
         }
-        other => panic!("{other:?}"),
+        assert_eq!(
+            d.cached_bytes("b").unwrap()[0],
+            0,
+            "{how:?}: the link stops the rest"
+        );
     }
-    assert_eq!(
-        d.cached_bytes("b").unwrap()[0],
-        0,
-        "the link stops the rest"
-    );
+}
+
+#[test]
+fn an_inline_flush_is_durable_when_it_returns_and_hands_its_buffers_back() {
+    let d = disk(13, 512, Faults::NONE);
+    let a = synced_file(&d, "a", 4096, 0);
+    let b = synced_file(&d, "b", 4096, 0);
+    let mut fl = d.flusher().unwrap();
+    for round in 1..=5u8 {
+        let ws = vec![
+            write(a.clone(), 100, 700, round),
+            write(b.clone(), 9, 50, round),
+        ];
+        match fl.run_inline(ws) {
+            FlushPoll::Done(back) => {
+                assert_eq!(back[0].buf, vec![round; 700]);
+                assert_eq!(back[1].buf, vec![round; 50]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!fl.busy() && !d.in_flight());
+        assert_eq!(d.durable_bytes("a").unwrap()[100..800], [round; 700]);
+        assert_eq!(d.durable_bytes("b").unwrap()[9..59], [round; 50]);
+    }
+}
+
+#[test]
+fn a_crash_before_the_inline_flush_disarms_its_crash() {
+    let d = disk(14, 512, Faults::NONE);
+    d.crash_during_next_inline_flush();
+    d.crash();
+    let a = synced_file(&d, "a", 1024, 0);
+    let mut fl = d.flusher().unwrap();
+    assert!(matches!(
+        fl.run_inline(vec![write(a, 0, 10, 7)]),
+        FlushPoll::Done(_)
+    ));
+    assert_eq!(d.durable_bytes("a").unwrap()[..10], [7; 10]);
+}
+
+#[test]
+#[should_panic(expected = "a flush is in flight")]
+fn an_inline_flush_behind_one_in_flight_is_refused() {
+    let d = disk(15, 512, Faults::NONE);
+    let f = synced_file(&d, "a", 100, 0);
+    let mut fl = d.flusher().unwrap();
+    fl.submit(vec![write(f.clone(), 0, 1, 1)]);
+    let _ = fl.run_inline(vec![write(f, 0, 1, 1)]);
 }
 
 #[test]

@@ -66,6 +66,9 @@ pub struct UringFlusher {
     fake_eintr: u32,
     #[cfg(test)]
     fake_wait_error: Option<i32>,
+    /// Test hooks of the inline path (uring_inline.rs).
+    #[cfg(test)]
+    pub(super) inline_hooks: super::uring_inline::InlineHooks,
 }
 
 fn flush_error(write: usize, sync: bool, error: io::Error) -> FlushError {
@@ -86,12 +89,19 @@ impl UringFlusher {
             fake_eintr: 0,
             #[cfg(test)]
             fake_wait_error: None,
+            #[cfg(test)]
+            inline_hooks: Default::default(),
         })
     }
 
-    /// Arms a fault for the next flush.
+    /// Arms a fault for the next flush (submitted or run inline).
     pub fn inject(&mut self, f: Fault) {
         self.fault = Some(f);
+    }
+
+    /// The fault armed for the next flush, taken (it fires once).
+    pub(super) fn take_fault(&mut self) -> Option<Fault> {
+        self.fault.take()
     }
 
     /// Whether nothing of any flush is left in the kernel: only then may
@@ -233,7 +243,7 @@ impl UringFlusher {
 
     /// Lands a prefix (or scattered sectors) of the flush with plain
     /// pwrite, then fails as `f` says.
-    fn fail_with(writes: &[FlushWrite<UringFile>], f: Fault) -> FlushError {
+    pub(super) fn fail_with(writes: &[FlushWrite<UringFile>], f: Fault) -> FlushError {
         let os = |i, sync| flush_error(i, sync, io::Error::from_raw_os_error(f.errno));
         let failed_write = |i| flush_error(i, false, io::Error::last_os_error());
         if let (Some(seed), Some(w)) = (f.scatter, writes.first()) {
@@ -367,6 +377,12 @@ impl Flusher for UringFlusher {
                 return FlushPoll::Pending;
             }
         }
+    }
+
+    /// pwrite + fdatasync per write on this thread (uring_inline.rs).
+    fn run_inline(&mut self, writes: Vec<FlushWrite<UringFile>>) -> FlushPoll<UringFile> {
+        assert!(!self.busy, "UringFlusher::run_inline: a flush is in flight");
+        self.run_inline_now(writes)
     }
 
     fn busy(&self) -> bool {

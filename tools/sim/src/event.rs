@@ -269,6 +269,17 @@ pub enum Event {
         id: u64,
         flush: u64,
     },
+    /// `--storage wal`: node `id` ran flush `flush` of its WAL inline: it
+    /// is durable.
+    FlushInline {
+        id: u64,
+        flush: u64,
+    },
+    /// `--storage wal`: a power loss cut node `id`'s inline flush (the
+    /// node's crash follows).
+    FlushCut {
+        id: u64,
+    },
     /// `--storage wal`: node `id`'s WAL completed flushes up to `durable`;
     /// `released` messages that waited for them were sent.
     FlushDone {

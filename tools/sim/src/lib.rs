@@ -46,6 +46,7 @@ pub use checker::Violation;
 #[cfg(corelog_sim_bugs)]
 pub use sim::DriverBugs;
 pub use sim::{Failure, Options, Outcome, Params, Sim, Stats, StorageKind, seed_runs_async};
+pub use wal_run::{WalFlush, seed_mixes_flushes};
 
 thread_local! {
     /// Set while a simulation runs on this thread: its panics are failures

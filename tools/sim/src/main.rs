@@ -13,7 +13,10 @@
 //!
 //! `--storage wal` runs every node on corelog's WAL over a simulated
 //! faulty disk instead of `MemStorage` (see README, "The WAL on a
-//! simulated disk").
+//! simulated disk"); `--wal-flush seed|ring|inline|mixed` says which path
+//! its flushes take (default `seed`: half the runs draw each flush's path,
+//! the others keep the ring; `ring` gives any seed the history it had
+//! before the inline path existed).
 //!
 //! Built with `RUSTFLAGS="--cfg corelog_sim_bugs"` (best in a target
 //! directory of its own), both take `--bug NAME` to switch on one of the
@@ -23,12 +26,13 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use corelog_sim::{
-    DEFAULT_STEPS, Options, StorageKind, default_threads, failure_report, run_seed, run_seeds,
+    DEFAULT_STEPS, Options, StorageKind, WalFlush, default_threads, failure_report, run_seed,
+    run_seeds,
 };
 
 const USAGE: &str = "usage:
-  corelog-sim --seeds N [--steps M] [--seed-start S] [--threads T] [--quiet] [--lease-reads] [--async-writes] [--storage mem|wal]
-  corelog-sim --seed N [--steps M] [--lease-reads] [--async-writes] [--storage mem|wal]
+  corelog-sim --seeds N [--steps M] [--seed-start S] [--threads T] [--quiet] [--lease-reads] [--async-writes] [--storage mem|wal] [--wal-flush seed|ring|inline|mixed]
+  corelog-sim --seed N [--steps M] [--lease-reads] [--async-writes] [--storage mem|wal] [--wal-flush seed|ring|inline|mixed]
   (built with RUSTFLAGS=\"--cfg corelog_sim_bugs\", both also take --bug NAME: vote_ignores_log,
   commit_any_term, unsynced_vote, read_without_quorum, follower_commit_to_last_index,
   heartbeat_commit_beyond_match, leader_skips_empty_entry, probe_one_too_far,
@@ -47,6 +51,7 @@ struct Args {
     lease_reads: bool,
     async_writes: bool,
     storage: StorageKind,
+    wal_flush: WalFlush,
 }
 
 /// A deliberate bug: of the core, of the WAL, or of the driver.
@@ -119,6 +124,7 @@ fn parse() -> Result<Args, String> {
         lease_reads: false,
         async_writes: false,
         storage: StorageKind::Mem,
+        wal_flush: WalFlush::Seed,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -140,6 +146,19 @@ fn parse() -> Result<Args, String> {
                     Some("mem") => StorageKind::Mem,
                     Some("wal") => StorageKind::Wal,
                     other => return Err(format!("--storage needs mem or wal, not {other:?}")),
+                }
+            }
+            "--wal-flush" => {
+                a.wal_flush = match it.next().as_deref() {
+                    Some("seed") => WalFlush::Seed,
+                    Some("ring") => WalFlush::Ring,
+                    Some("inline") => WalFlush::Inline,
+                    Some("mixed") => WalFlush::Mixed,
+                    other => {
+                        return Err(format!(
+                            "--wal-flush needs seed, ring, inline or mixed, not {other:?}"
+                        ));
+                    }
                 }
             }
             "--bug" => {
@@ -173,6 +192,7 @@ fn replay(seed: u64, a: &Args) -> ExitCode {
     o.async_writes = a.async_writes;
     o.keep_all_events = true;
     o.storage = a.storage;
+    o.wal_flush = a.wal_flush;
     if let Some(b) = a.bug {
         b.apply(&mut o);
     }
@@ -208,6 +228,7 @@ fn sweep(a: &Args) -> ExitCode {
     let mut last = Instant::now();
     let mut template = Options::new(0, a.steps);
     template.storage = a.storage;
+    template.wal_flush = a.wal_flush;
     if let Some(b) = a.bug {
         b.apply(&mut template);
     }

@@ -43,7 +43,7 @@ use crate::net::Net;
 use crate::node::{App, Down, Held, RaftLogView, SimNode, StoreView, Vouch, snap_meta, state_name};
 use crate::rng::Rng;
 use crate::store::{SimStore, StoreError, is_out_of_date};
-use crate::wal_run::WalRun;
+use crate::wal_run::{WalFlush, WalRun};
 use crate::wal_store::{RecoverError, WalStore};
 
 /// The bootstrap snapshot's index: the initial configuration is a snapshot
@@ -85,6 +85,8 @@ pub struct Options {
     pub async_writes: bool,
     /// What every node stores its log on (`--storage mem|wal`).
     pub storage: StorageKind,
+    /// `--storage wal`: which path each flush takes (`--wal-flush`).
+    pub wal_flush: WalFlush,
     /// Adjusts every node's WAL options (`--storage wal`) after the
     /// simulator has drawn them: the hook through which tests turn on the
     /// WAL's deliberate bugs.
@@ -92,6 +94,17 @@ pub struct Options {
     /// Deliberate bugs of the simulator's own driver (`--storage wal`).
     #[cfg(corelog_sim_bugs)]
     pub driver_bugs: DriverBugs,
+}
+
+/// How `Sim::start_wal_flush` went.
+enum Started {
+    /// The flush that makes everything queued durable (started on the
+    /// ring, or done inline: the `bool`).
+    Flush(u64, bool),
+    /// A power loss cut the inline flush: the node is down.
+    Cut,
+    /// The WAL failed (an I/O error): the caller stops the node.
+    Failed(StoreError),
 }
 
 /// What the nodes of a run store their logs on.
@@ -148,6 +161,7 @@ impl Options {
             lease_reads: false,
             async_writes: false,
             storage: StorageKind::Mem,
+            wal_flush: WalFlush::Seed,
             wal_hook: None,
             #[cfg(corelog_sim_bugs)]
             driver_bugs: DriverBugs::default(),
@@ -256,6 +270,9 @@ pub struct Stats {
     /// `--storage wal`: runs on the WAL, and what their disks and WALs did.
     pub wal_runs: u64,
     pub flushes: u64,
+    /// Flushes run inline, and inline flushes cut by a power loss.
+    pub inline_flushes: u64,
+    pub inline_cuts: u64,
     /// Messages that waited for a flush before they were sent.
     pub held_msgs: u64,
     /// Restarts through WAL recovery.
@@ -313,6 +330,8 @@ impl Stats {
         self.drifting_runs += o.drifting_runs;
         self.lease_reads_held += o.lease_reads_held;
         self.wal_runs += o.wal_runs;
+        self.inline_flushes += o.inline_flushes;
+        self.inline_cuts += o.inline_cuts;
         self.flushes += o.flushes;
         self.held_msgs += o.held_msgs;
         self.recoveries += o.recoveries;
@@ -553,7 +572,7 @@ impl Sim {
         let async_writes = opts.async_writes || seed_runs_async(opts.seed);
         let clocks = lease_reads.then(|| Clocks::draw(&mut rng, params.election_tick as u64));
         let wal = (opts.storage == StorageKind::Wal)
-            .then(|| WalRun::draw(opts.seed, params.voters, opts.wal_hook));
+            .then(|| WalRun::draw(opts.seed, params.voters, opts.wal_hook, opts.wal_flush));
         Sim {
             wal,
             opts,
@@ -740,8 +759,15 @@ impl Sim {
             .clocks
             .as_ref()
             .map_or(String::new(), |c| format!(" clock_drift={}", c.drift));
+        // (Said only when not the ring alone, so that those runs keep the
+        // event log they had before the inline path.)
+        let flushes = match self.wal.as_ref().map(|w| w.flush_mode()) {
+            Some(WalFlush::Mixed) => " wal-flush=mixed",
+            Some(WalFlush::Inline) => " wal-flush=inline",
+            _ => "",
+        };
         self.ev(Event::Start {
-            params: format!("{:?} conf={:?}{mode}{clocks}", self.params, cs),
+            params: format!("{:?} conf={:?}{mode}{clocks}{flushes}", self.params, cs),
         });
         for id in 1..=n {
             let boot = Snapshot {
@@ -1086,30 +1112,23 @@ impl Sim {
         else {
             return Ok(());
         };
-        let before = ws.last_started();
         let r = if wait { ws.flush() } else { ws.poll_flush() };
+        if let Err(e) = r {
+            self.fail_node(id, e);
+            return Ok(());
+        }
         // What was queued while the flush was in flight goes out next.
-        let r = r.and_then(|_| {
-            if !ws.flushing() && ws.has_pending() {
-                ws.start_flush()
-            } else {
-                Ok(0)
-            }
-        });
-        let after = ws.last_started();
-        match r {
-            Ok(_) => {
-                if after > before {
-                    self.stats.flushes += 1;
-                    self.ev(Event::FlushStart { id, flush: after });
+        if !ws.flushing() && ws.has_pending() {
+            match self.start_wal_flush(id, false)? {
+                Started::Flush(..) => {}
+                Started::Cut => return Ok(()),
+                Started::Failed(e) => {
+                    self.fail_node(id, e);
+                    return Ok(());
                 }
-                self.release_held(id)
-            }
-            Err(e) => {
-                self.fail_node(id, e);
-                Ok(())
             }
         }
+        self.release_held(id)
     }
 
     /// Sends the messages of node `id` whose flush is durable, in order,
@@ -2100,18 +2119,16 @@ impl Sim {
             }
             return Ok(());
         };
-        let before = ws.durable_flush().max(ws.last_started());
-        match ws.start_flush() {
-            Ok(flush) => {
-                // A flush that reached a new segment: a crash in flight may
-                // tear it across the two (aimed at, see
-                // `maybe_crash_after_ready`).
-                self.last_ready.2 =
-                    segment_before.is_some() && ws.active_segment() != segment_before;
-                if flush > before {
-                    self.stats.flushes += 1;
-                    self.ev(Event::FlushStart { id, flush });
-                }
+        let rolled = segment_before.is_some() && ws.active_segment() != segment_before;
+        match self.start_wal_flush(id, rolled)? {
+            Started::Cut => {}
+            Started::Failed(e) => self.fail_node(id, e),
+            Started::Flush(flush, inline) => {
+                // A flush on the ring that reached a new segment: a crash
+                // in flight may tear it across the two (aimed at, see
+                // `maybe_crash_after_ready`; an inline one was aimed at by
+                // `start_wal_flush`).
+                self.last_ready.2 = rolled && !inline;
                 let out = if self.ack_before_flush() {
                     self.send_vouched(id, out)?;
                     Vec::new()
@@ -2126,12 +2143,65 @@ impl Sim {
                 });
                 self.release_held(id)?;
             }
-            Err(e) => self.fail_node(id, e),
         }
         if let Some(cs) = self.pending_conf.take() {
             self.membership(cs)?;
         }
         Ok(())
+    }
+
+    /// Starts node `id`'s flush of what its WAL has queued, on the path the
+    /// run draws (wal_run.rs): on the ring, reaped by later polls of the
+    /// disk, or inline, complete when the call returns, and now and then
+    /// cut by a power loss in its middle (`rolled`: the flush reaches a new
+    /// segment), after which the node is down (its crash is recorded here).
+    fn start_wal_flush(&mut self, id: u64, rolled: bool) -> Result<Started, Violation> {
+        let faulty = self.params.fault_level > 0;
+        let (inline, cut) = match self.wal.as_mut() {
+            Some(w) => {
+                let inline = w.next_inline();
+                (inline, inline && w.cut_inline(rolled, faulty))
+            }
+            None => (false, false),
+        };
+        let Some(ws) = self
+            .nodes
+            .get_mut(&id)
+            .and_then(|n| n.raw.as_mut())
+            .and_then(|r| r.store_mut().as_wal_mut())
+        else {
+            return Err(core_error(format!(
+                "node {id} flushed a WAL it does not have"
+            )));
+        };
+        let before = ws.durable_flush().max(ws.last_started());
+        let r = if inline {
+            ws.flush_inline(cut)
+        } else {
+            ws.start_flush()
+        };
+        let crashed = ws.crashed();
+        match r {
+            Ok(flush) => {
+                if flush > before {
+                    self.stats.flushes += 1;
+                    if inline {
+                        self.stats.inline_flushes += 1;
+                        self.ev(Event::FlushInline { id, flush });
+                    } else {
+                        self.ev(Event::FlushStart { id, flush });
+                    }
+                }
+                Ok(Started::Flush(flush, inline))
+            }
+            Err(_) if crashed => {
+                self.stats.inline_cuts += 1;
+                self.ev(Event::FlushCut { id });
+                self.crash(id)?;
+                Ok(Started::Cut)
+            }
+            Err(e) => Ok(Started::Failed(e)),
+        }
     }
 
     /// Sends `out` from node `id`, first recording what each message
@@ -2293,20 +2363,19 @@ impl Sim {
             // is in flight, and what it queues meanwhile goes out in the
             // next one, started when the disk completes this one.
             let target = ws.ticket();
-            let before = ws.last_started();
             let rolled = ws.active_segment() != segment_before;
-            let started = if ws.flushing() {
-                Ok(before)
-            } else {
-                ws.start_flush()
-            };
-            let flush = match started {
-                Ok(f) => f,
-                Err(e) => {
-                    self.fail_node(id, e);
-                    return Ok(());
+            if !ws.flushing() {
+                match self.start_wal_flush(id, rolled)? {
+                    Started::Flush(..) => {}
+                    Started::Cut => return Ok(()),
+                    Started::Failed(e) => {
+                        self.fail_node(id, e);
+                        return Ok(());
+                    }
                 }
-            };
+            }
+            let node = self.nodes.get_mut(&id).expect("exists");
+            let raw = node.raw.as_mut().expect("a node that flushed is up");
             let mut out = Vec::new();
             for r in std::mem::take(&mut m.responses) {
                 let v = if r.to == id || r.reject {
@@ -2326,10 +2395,6 @@ impl Sim {
                 msgs: out,
                 ready: None,
             });
-            if flush > before {
-                self.stats.flushes += 1;
-                self.ev(Event::FlushStart { id, flush });
-            }
             self.release_held(id)?;
             // A write that rolled into a new segment while a flush was in
             // flight: the moment a lost flush and a segment prepared ahead

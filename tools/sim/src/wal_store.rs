@@ -52,6 +52,9 @@ pub struct WalStore {
     durable_hs: HardState,
     /// Segments GC removed, counted for the whole run.
     freed: Rc<Cell<u64>>,
+    /// The disk's life when this WAL was opened: a crash cut into an
+    /// inline flush ends it from under the WAL.
+    life: u64,
 }
 
 /// A crashed node's disk, kept for its restart.
@@ -131,6 +134,7 @@ impl WalStore {
             in_flight: VecDeque::new(),
             durable_hs,
             freed: down.freed.clone(),
+            life: down.disk.life(),
         }
     }
 
@@ -148,8 +152,12 @@ impl WalStore {
 
     /// Power loss: the disk keeps what it keeps, then the WAL that ran on
     /// it is dropped (its handles are dead by then, as the process is).
+    /// A disk that crashed already (in the middle of an inline flush) is
+    /// not crashed twice.
     pub fn crash(self) -> WalDown {
-        self.disk.crash();
+        if !self.crashed() {
+            self.disk.crash();
+        }
         WalDown {
             disk: self.disk.clone(),
             opts: self.opts.clone(),
@@ -288,6 +296,32 @@ impl WalStore {
         let d = r.map_err(failed)?;
         self.completed(d);
         Ok(d)
+    }
+
+    /// Flushes everything queued on the calling thread (`Wal::flush_inline`:
+    /// a flush on the ring still in flight is completed first). Returns the
+    /// flush that makes everything queued so far durable, which is then
+    /// complete. With `cut`, a power loss hits the disk in the middle of
+    /// that flush (if there is one to run): the call fails and `crashed`
+    /// says so.
+    pub fn flush_inline(&mut self, cut: bool) -> Result<u64, StoreError> {
+        let hs = self.hard_state();
+        if cut && self.has_pending() {
+            self.disk.crash_during_next_inline_flush();
+        }
+        let r = self.storage.wal().borrow_mut().flush_inline();
+        let d = r.map_err(failed)?;
+        if d > self.last_started {
+            self.last_started = d;
+            self.in_flight.push_back((d, hs));
+        }
+        self.completed(d);
+        Ok(self.last_started)
+    }
+
+    /// Whether the disk crashed under this WAL (a cut inline flush).
+    pub fn crashed(&self) -> bool {
+        self.disk.life() != self.life
     }
 
     /// Flushes everything queued and waits for it.

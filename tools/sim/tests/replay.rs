@@ -74,3 +74,56 @@ fn about_a_quarter_of_the_seeds_run_async() {
         assert!(!corelog_sim::seed_runs_async(s), "seed {s}");
     }
 }
+
+/// A `--storage wal` run with `wal_flush`.
+fn run_wal(seed: u64, wal_flush: corelog_sim::WalFlush) -> corelog_sim::Outcome {
+    let mut o = Options::new(seed, 2_000);
+    o.storage = corelog_sim::StorageKind::Wal;
+    o.wal_flush = wal_flush;
+    let out = run_seed(o);
+    assert!(out.passed(), "seed {seed}: {:?}", out.failure);
+    out
+}
+
+#[test]
+fn wal_runs_with_inline_flushes_replay_event_for_event() {
+    use corelog_sim::WalFlush;
+    for mode in [WalFlush::Mixed, WalFlush::Inline] {
+        let (a, b) = (run_wal(3, mode), run_wal(3, mode));
+        assert_eq!(
+            (a.event_hash, a.events),
+            (b.event_hash, b.events),
+            "{mode:?}"
+        );
+        assert!(a.stats.inline_flushes > 0, "{mode:?}: {:?}", a.stats);
+    }
+}
+
+/// Half the seeds mix the two flush paths; the others keep the ring alone,
+/// and with it exactly the history a seed had before the inline path (its
+/// draws come from streams of their own, and the simulated disk draws the
+/// same whichever path a flush takes).
+#[test]
+fn half_the_wal_seeds_mix_flush_paths_and_the_rest_keep_their_histories() {
+    use corelog_sim::{WalFlush, seed_mixes_flushes};
+    let n = (0..4_000u64).filter(|&s| seed_mixes_flushes(s)).count();
+    assert!((1_800..2_200).contains(&n), "{n} of 4000 seeds mix");
+    // The seeds named for `--storage wal` keep their histories.
+    for s in [
+        4638, 9248, 10163, 21888, 32306, 47074, 56484, 64909, 89725, 92189, 387, 540, 499, 1059,
+    ] {
+        assert!(!seed_mixes_flushes(s), "seed {s}");
+    }
+    let ring = (0..).find(|&s| !seed_mixes_flushes(s)).unwrap();
+    let (a, b) = (run_wal(ring, WalFlush::Seed), run_wal(ring, WalFlush::Ring));
+    assert_eq!((a.event_hash, a.events), (b.event_hash, b.events));
+    assert_eq!(a.stats.inline_flushes, 0);
+    let mixed = (0..).find(|&s| seed_mixes_flushes(s)).unwrap();
+    let (a, b) = (
+        run_wal(mixed, WalFlush::Seed),
+        run_wal(mixed, WalFlush::Mixed),
+    );
+    assert_eq!((a.event_hash, a.events), (b.event_hash, b.events));
+    assert!(a.stats.inline_flushes > 0 && a.stats.inline_flushes < a.stats.flushes);
+    assert_ne!(a.event_hash, run_wal(mixed, WalFlush::Ring).event_hash);
+}

@@ -100,6 +100,13 @@ fn ci_wal_sweep_finds_no_violation() {
     );
     assert!(s.segment_rolls > seeds, "rolls in every run: {s:?}");
     assert!(s.segments_freed > 0, "{s:?}");
+    // Half the runs flush on both paths: inline flushes ran, and power
+    // losses cut some of them.
+    assert!(
+        s.inline_flushes > 0 && s.inline_flushes < s.flushes,
+        "{s:?}"
+    );
+    assert!(s.inline_cuts > 0, "{s:?}");
     // Every fault kind of the disk happened: torn writes, write-back of
     // unsynced sectors and their loss at crashes, failed syncs (each one a
     // WAL failure, the node stopped), a full disk, bit flips and
