@@ -149,6 +149,9 @@ impl Three {
             "20",
             "--request-timeout-ms",
             "5000",
+            // Leadership stays where the tests move it.
+            "--rebalance-leaders",
+            "false",
         ]
         .iter()
         .map(|s| s.to_string())

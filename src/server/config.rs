@@ -26,6 +26,7 @@
 //! election_ticks = 10
 //! heartbeat_ticks = 1
 //! request_timeout_ms = 10000
+//! rebalance_leaders = true  # leadership goes back to placement's preferred leader
 //!
 //! [limits]                  # the client door (defaults: docs/protocol.md section 7)
 //! max_frame_bytes = 4194304
@@ -95,6 +96,7 @@ pub struct RuntimeSection {
     pub election_ticks: Option<usize>,
     pub heartbeat_ticks: Option<usize>,
     pub request_timeout_ms: Option<u64>,
+    pub rebalance_leaders: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -274,6 +276,9 @@ impl FileConfig {
         }
         if let Some(t) = r.heartbeat_ticks {
             runtime.heartbeat_ticks = t;
+        }
+        if let Some(b) = r.rebalance_leaders {
+            runtime.rebalance_leaders = b;
         }
         if let Some(ms) = r.request_timeout_ms {
             let tick = runtime.tick.as_millis().max(1) as u64;
@@ -528,6 +533,7 @@ client_addr = "127.0.0.1:7110"
 shards = 2
 [runtime]
 tick_ms = 5
+rebalance_leaders = false
 [limits]
 max_read_records = 100
 "#;
@@ -547,6 +553,7 @@ max_read_records = 100
         assert_eq!(c.cluster.member(2).unwrap().shards, 2);
         assert_eq!(c.cluster.replication_factor(), 2);
         assert_eq!(c.runtime.tick, Duration::from_millis(5));
+        assert!(!c.runtime.rebalance_leaders);
         assert_eq!(c.limits.protocol.max_read_records, 100);
         assert_eq!(c.cpus, CpuPlacement::Unbound);
     }

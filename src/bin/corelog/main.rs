@@ -131,6 +131,10 @@ pub struct ServerArgs {
     heartbeat_ticks: Option<usize>,
     #[arg(long)]
     request_timeout_ms: Option<u64>,
+    /// Whether leadership goes back to each group's preferred leader
+    /// (placement's first replica) once it is caught up.
+    #[arg(long)]
+    rebalance_leaders: Option<bool>,
     #[arg(long)]
     max_frame_bytes: Option<u32>,
     #[arg(long)]

@@ -35,6 +35,7 @@ fn config(a: &ServerArgs) -> Result<ServerConfig, ServerConfigError> {
         election_ticks => runtime.election_ticks,
         heartbeat_ticks => runtime.heartbeat_ticks,
         request_timeout_ms => runtime.request_timeout_ms,
+        rebalance_leaders => runtime.rebalance_leaders,
         max_frame_bytes => limits.max_frame_bytes,
         max_batch_bytes => limits.max_batch_bytes,
         max_connection_bytes => limits.max_connection_bytes,
