@@ -10,6 +10,7 @@ pub mod ops;
 pub mod run;
 pub mod signal;
 pub mod tail;
+pub mod wal_check;
 
 pub use config::{ConnLimits, FileConfig, ServerConfig, ServerConfigError};
 pub use listener::{ServerStats, ShardServer};
