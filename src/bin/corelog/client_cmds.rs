@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use corelog::client::{Client, ClientOptions};
-use corelog::clientpb::Consistency;
+use corelog::clientpb::{Consistency, MembershipChange};
 
 use super::ConnArgs;
 
@@ -150,4 +150,86 @@ pub fn status(c: &ConnArgs) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+fn fail(what: &str, e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("corelog: {what}: {e}");
+    ExitCode::from(1)
+}
+
+pub fn truncate(c: &ConnArgs, group: u64, before: u64) -> ExitCode {
+    let cl = match client(c) {
+        Ok(cl) => cl,
+        Err(code) => return code,
+    };
+    match cl.truncate(group, before) {
+        Ok(earliest) => {
+            println!("group {group}: earliest offset {earliest}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&format!("truncate group {group}"), e),
+    }
+}
+
+pub fn transfer(c: &ConnArgs, group: u64, to: u64) -> ExitCode {
+    let cl = match client(c) {
+        Ok(cl) => cl,
+        Err(code) => return code,
+    };
+    if let Err(e) = cl.transfer_leader(group, to) {
+        return fail(&format!("transfer group {group}"), e);
+    }
+    // The move takes up to an election timeout: report where it landed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(c.timeout);
+    loop {
+        if let Ok(s) = cl.group_status(group) {
+            if s.leader == to {
+                println!("group {group}: leader {to}");
+                return ExitCode::SUCCESS;
+            }
+            if std::time::Instant::now() >= deadline {
+                println!("group {group}: leader still {}", s.leader);
+                return ExitCode::from(1);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn members(c: &ConnArgs, group: u64, change: Option<&str>, member: Option<u64>) -> ExitCode {
+    let cl = match client(c) {
+        Ok(cl) => cl,
+        Err(code) => return code,
+    };
+    if let Some(ch) = change {
+        let kind = match ch {
+            "add-voter" => MembershipChange::AddVoter,
+            "add-learner" => MembershipChange::AddLearner,
+            "promote" => MembershipChange::PromoteLearner,
+            "remove" => MembershipChange::RemoveMember,
+            other => {
+                eprintln!(
+                    "corelog: members: unknown change {other:?} (add-voter, add-learner, promote, remove)"
+                );
+                return ExitCode::from(2);
+            }
+        };
+        let Some(m) = member else {
+            eprintln!("corelog: members: {ch} needs a MEMBER");
+            return ExitCode::from(2);
+        };
+        if let Err(e) = cl.membership(group, kind, m) {
+            return fail(&format!("members of group {group}"), e);
+        }
+    }
+    match cl.group_status(group) {
+        Ok(s) => {
+            println!(
+                "group {group}: voters {:?}, learners {:?}, leader {}",
+                s.voters, s.learners, s.leader
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&format!("members of group {group}"), e),
+    }
 }

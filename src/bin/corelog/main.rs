@@ -1,5 +1,6 @@
 //! `corelog`: the server (`corelog server`) and its command-line client
-//! (`append`, `read`, `tail`, `status`) and `bench`.
+//! (`append`, `read`, `tail`, `status`, `truncate`, `transfer-leader`,
+//! `members`), `wal-check` and `bench`.
 
 mod bench;
 mod client_cmds;
@@ -56,6 +57,29 @@ enum Cmd {
         /// Stop after this many records (0: never).
         #[arg(long, default_value_t = 0)]
         count: u64,
+    },
+    /// Drops a group's records below an offset.
+    Truncate {
+        #[command(flatten)]
+        conn: ConnArgs,
+        group: u64,
+        before: u64,
+    },
+    /// Asks a group's leader to hand leadership to a member.
+    TransferLeader {
+        #[command(flatten)]
+        conn: ConnArgs,
+        group: u64,
+        to: u64,
+    },
+    /// A group's voters and learners, or a change of them:
+    /// `members GROUP [add-voter|add-learner|promote|remove MEMBER]`.
+    Members {
+        #[command(flatten)]
+        conn: ConnArgs,
+        group: u64,
+        change: Option<String>,
+        member: Option<u64>,
     },
     /// The cluster's members and each group's leader, term and offsets.
     Status {
@@ -172,6 +196,18 @@ fn main() -> ExitCode {
             count,
         } => client_cmds::tail(&conn, group, from, count),
         Cmd::Status { conn } => client_cmds::status(&conn),
+        Cmd::Truncate {
+            conn,
+            group,
+            before,
+        } => client_cmds::truncate(&conn, group, before),
+        Cmd::TransferLeader { conn, group, to } => client_cmds::transfer(&conn, group, to),
+        Cmd::Members {
+            conn,
+            group,
+            change,
+            member,
+        } => client_cmds::members(&conn, group, change.as_deref(), member),
         Cmd::Bench(a) => bench::run(a),
         Cmd::WalCheck { dir } => match corelog::server::wal_check::check_dir(&dir) {
             Ok(c) => {
