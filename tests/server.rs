@@ -1175,3 +1175,50 @@ fn a_member_removed_from_a_group_and_added_back_catches_up() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn the_command_line_client_appends_reads_tails_truncates_and_changes_members() {
+    let _g = serial();
+    let mut t = Three::new(2);
+    t.start_all();
+    let seed = t.clients[1].to_string();
+    let cli = |args: &[&str]| {
+        let out = Command::new(bin())
+            .args(args.iter().take(1))
+            .args(["-s", &seed])
+            .args(&args[1..])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert_eq!(
+        cli(&["append", "1", "hello", "world"]),
+        "group 1: offsets 0..=1\n"
+    );
+    assert_eq!(cli(&["append", "1", "again"]), "group 1: offsets 2..=2\n");
+    assert_eq!(cli(&["read", "1"]), "0\thello\n1\tworld\n2\tagain\n");
+    assert_eq!(
+        cli(&["read", "1", "--from", "1", "--any-replica"])
+            .lines()
+            .count(),
+        2
+    );
+    assert_eq!(
+        cli(&["tail", "1", "--from", "1", "--count", "2"]),
+        "1\tworld\n2\tagain\n"
+    );
+    assert_eq!(cli(&["truncate", "1", "1"]), "group 1: earliest offset 1\n");
+    assert!(cli(&["members", "1"]).starts_with("group 1: voters [1, 2, 3], learners []"));
+    let status = cli(&["status"]);
+    assert!(
+        status.contains("cluster 0x4d: 3 members, 2 groups"),
+        "{status}"
+    );
+    assert!(status.contains("1..3"), "{status}");
+}
