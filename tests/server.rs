@@ -540,6 +540,48 @@ fn sigterm_exits_0_and_a_restart_serves_every_acknowledged_record() {
         );
     }
     t.procs = vec![None, None, None];
+    // Offline, every member's directory holds the records.
+    for k in 0..3 {
+        let out = Command::new(bin())
+            .arg("wal-check")
+            .arg(t.dirs[k].path())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        assert!(
+            text.contains("member ") && text.contains("wal-check: ok"),
+            "{text}"
+        );
+        assert!(
+            text.contains(" 15 records, next offset 15")
+                && text.contains(" 5 records, next offset 5"),
+            "{text}"
+        );
+    }
+    // A copy with one flipped byte early in a segment (not the tail):
+    // refused, naming the file.
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(t.dirs[2].path(), copy.path());
+    // The first segment (the other is the spare prepared ahead, empty).
+    let seg = std::fs::read_dir(copy.path().join("shard-0"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+        .min()
+        .unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[200] ^= 0x40;
+    std::fs::write(&seg, &bytes).unwrap();
+    let out = Command::new(bin())
+        .arg("wal-check")
+        .arg(copy.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains(".wal"), "{text}");
     t.start_all();
     let c = t.client();
     assert_eq!(
@@ -818,41 +860,38 @@ fn a_shard_whose_wal_failed_answers_unavailable_while_the_other_shard_serves() {
 #[test]
 fn bench_runs_a_local_cluster_prints_throughput_and_latency_and_removes_its_data() {
     let _g = serial();
-    let out = Command::new(bin())
-        .args([
-            "bench",
-            "--local-cluster",
-            "3",
-            "--seconds",
-            "1",
-            "--groups",
-            "2",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        text.contains("records/s") && text.contains("0 failed"),
-        "{text}"
-    );
-    assert!(text.contains("p99.9"), "{text}");
-    // The child's data directory (named by its pid) is gone.
-    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with("corelog-bench-")
-        })
-        .collect();
-    assert!(left.is_empty(), "{left:?}");
+    let bench = |extra: &[&str]| {
+        let child = Command::new(bin())
+            .args(["bench", "--local-cluster", "3", "--seconds", "1"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("records/s") && text.contains("0 failed"),
+            "{text}"
+        );
+        assert!(text.contains("p99.9"), "{text}");
+        // Its data directory (named by its pid) is gone.
+        let dir = std::env::temp_dir().join(format!("corelog-bench-{pid}"));
+        assert!(!dir.exists(), "{} left behind", dir.display());
+        text
+    };
+    let text = bench(&["--groups", "2"]);
+    assert!(text.contains("2 groups, 32 appends in flight"), "{text}");
+    // Single records through the batching producer.
+    let text = bench(&["--groups", "1", "--producer", "--inflight", "512"]);
+    assert!(text.contains("batching producer"), "{text}");
 }
 
 fn error_kind(r: Response) -> Kind {
@@ -1221,4 +1260,102 @@ fn the_command_line_client_appends_reads_tails_truncates_and_changes_members() {
         "{status}"
     );
     assert!(status.contains("1..3"), "{status}");
+}
+
+#[test]
+fn a_producer_batches_single_records_and_writes_each_once_across_a_killed_leader() {
+    use corelog::client::{Producer, ProducerOptions};
+    use std::sync::Arc;
+
+    let _g = serial();
+    let mut t = Three::new(1);
+    t.start_all();
+    let c = Arc::new(t.client());
+    let leader = t.leader(&c, 0);
+    let p = Producer::new(
+        c.clone(),
+        0,
+        ProducerOptions {
+            max_batch_records: 16,
+            ..ProducerOptions::default()
+        },
+    );
+    let n = 3000;
+    let mut handles = Vec::new();
+    for i in 0..n {
+        let h: Handle = p.send(format!("r{i:05}").as_bytes()).into();
+        handles.push((format!("r{i:05}"), h));
+        if i % 50 == 0 {
+            // Keep batches flowing around the kill.
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if i == n / 3 {
+            // Let some commit, then kill the leader with batches in flight.
+            let (_, h) = handles.pop().unwrap();
+            let first = h.wait().unwrap();
+            handles.push((format!("r{i:05}"), RecordHandleDone(first).into()));
+            t.kill9(leader);
+        }
+    }
+    let mut acked = Vec::new();
+    let mut failed = 0;
+    for (v, h) in handles {
+        match h.wait() {
+            Ok(o) => acked.push((o, v)),
+            Err(_) => failed += 1,
+        }
+    }
+    let stats = p.stats();
+    drop(p);
+    eprintln!("producer: {stats:?}, {failed} records failed");
+    assert!(stats.batches < n as u64 / 8, "not batched: {stats:?}");
+    assert!(
+        acked.len() >= n - 100,
+        "{} acked, {failed} failed, {stats:?}",
+        acked.len()
+    );
+    // Offsets follow the order of sending.
+    assert!(
+        acked.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1),
+        "out of order"
+    );
+    let new = t.leader(&c, 0);
+    let log = read_all_from(t.clients[(new - 1) as usize], 0, Consistency::Linearizable);
+    for (o, v) in &acked {
+        assert_eq!(log.get(*o as usize).map(|x| &x.1), Some(v), "offset {o}");
+    }
+    let mut values: Vec<&String> = log.iter().map(|x| &x.1).collect();
+    values.sort();
+    let len = values.len();
+    values.dedup();
+    assert_eq!(values.len(), len, "a record was written twice ({stats:?})");
+}
+
+/// A handle whose offset is already known (the test waited on it).
+struct RecordHandleDone(u64);
+
+enum Handle {
+    Pending(corelog::client::RecordHandle),
+    Done(u64),
+}
+
+impl From<RecordHandleDone> for Handle {
+    fn from(d: RecordHandleDone) -> Handle {
+        Handle::Done(d.0)
+    }
+}
+
+impl From<corelog::client::RecordHandle> for Handle {
+    fn from(h: corelog::client::RecordHandle) -> Handle {
+        Handle::Pending(h)
+    }
+}
+
+impl Handle {
+    fn wait(self) -> Result<u64, ClientError> {
+        match self {
+            Handle::Pending(h) => h.wait(),
+            Handle::Done(o) => Ok(o),
+        }
+    }
 }

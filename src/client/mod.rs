@@ -21,11 +21,15 @@
 //! - **A timeout on every call** (`ClientOptions::timeout`), retries
 //!   included.
 //!
+//! - **Batching**: `Producer` gathers single records into batches under
+//!   load (linger and size knobs), up to 5 batches in flight, exactly once.
+//!
 //! Files: `conn.rs` (one connection: writer, reader thread, waiters),
-//! `error.rs`.
+//! `producer.rs`, `error.rs`.
 
 pub mod conn;
 pub mod error;
+pub mod producer;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -36,6 +40,7 @@ use bytes::Bytes;
 
 pub use conn::{Connection, Stream, Ticket};
 pub use error::ClientError;
+pub use producer::{Producer, ProducerOptions, ProducerStats, RecordHandle};
 
 use crate::clientpb::{
     self, AppendRequest, CancelRequest, ClusterStatusRequest, Consistency, GroupStatusRequest,
@@ -96,7 +101,7 @@ struct MemberInfo {
     shards: u32,
 }
 
-struct Producer {
+struct ProducerSeq {
     id: u64,
     next_seq: u64,
 }
@@ -107,7 +112,7 @@ struct State {
     conns: HashMap<SocketAddr, Arc<Connection>>,
     /// Where each group's leader was last seen.
     leaders: HashMap<u64, SocketAddr>,
-    producers: HashMap<u64, Producer>,
+    producers: HashMap<u64, ProducerSeq>,
 }
 
 /// A corelog client (see the module doc).
@@ -125,7 +130,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// A random non-zero producer id (the OS's randomness).
-fn random_producer_id() -> u64 {
+pub(crate) fn random_producer_id() -> u64 {
     loop {
         let id = crate::shard::seed::os_random_u64().unwrap_or_else(|_| {
             // No OS randomness: the clock's nanoseconds and the thread.
@@ -383,7 +388,7 @@ impl Client {
     pub fn append(&self, group: u64, records: &[&[u8]]) -> Result<Appended, ClientError> {
         let (pid, seq) = {
             let mut st = lock(&self.state);
-            let p = st.producers.entry(group).or_insert_with(|| Producer {
+            let p = st.producers.entry(group).or_insert_with(|| ProducerSeq {
                 id: random_producer_id(),
                 next_seq: 0,
             });

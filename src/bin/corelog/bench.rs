@@ -3,7 +3,9 @@
 //! processes from its own executable on free 127.0.0.1 ports with fresh
 //! data directories (fsync on, as always), waits for every group's
 //! leader, runs a closed-loop pipelined append load through the client
-//! (one thread per group, `--inflight` appends in flight on each), prints
+//! (one thread per group, `--inflight` appends in flight on each; with
+//! `--producer`, single records through the batching `Producer`,
+//! `--inflight` records outstanding), prints
 //! records/s, MB/s and the latency percentiles, then stops the servers
 //! (SIGTERM) and removes the data.
 
@@ -15,7 +17,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use corelog::client::{Client, ClientOptions};
+use corelog::client::{Client, ClientOptions, Producer, ProducerOptions};
 use hdrhistogram::Histogram;
 
 use super::BenchArgs;
@@ -154,7 +156,8 @@ pub fn run(a: BenchArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let per_batch = records.len() as u64;
+    let per_batch = if a.producer { 1 } else { records.len() as u64 };
+    let client = std::sync::Arc::new(client);
     let run_for = Duration::from_secs(a.seconds);
     let warmup = Duration::from_millis(500);
     let inflight = a.inflight.max(1);
@@ -162,13 +165,38 @@ pub fn run(a: BenchArgs) -> ExitCode {
     let results: Vec<(Histogram<u64>, u64, u64)> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..groups)
             .map(|g| {
-                let (client, batch) = (&client, batch.clone());
+                let (client, batch, record) = (&client, batch.clone(), &record);
+                let producer = a.producer;
                 s.spawn(move || {
                     let mut h =
                         Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
                     let (mut ok, mut failed) = (0u64, 0u64);
                     let start = Instant::now();
                     let (measure_from, end) = (start + warmup, start + warmup + run_for);
+                    if producer {
+                        // Single records through the batching producer.
+                        let p = Producer::new(client.clone(), g, ProducerOptions::default());
+                        let mut q = VecDeque::new();
+                        loop {
+                            while Instant::now() < end && q.len() < inflight {
+                                q.push_back((Instant::now(), p.send(record)));
+                            }
+                            let Some((sent, r)) = q.pop_front() else {
+                                break;
+                            };
+                            let r = r.wait();
+                            if sent >= measure_from && sent < end {
+                                match r {
+                                    Ok(_) => {
+                                        ok += 1;
+                                        let _ = h.record(sent.elapsed().as_micros() as u64);
+                                    }
+                                    Err(_) => failed += 1,
+                                }
+                            }
+                        }
+                        return (h, ok, failed);
+                    }
                     let mut q = VecDeque::new();
                     loop {
                         let now = Instant::now();
@@ -206,18 +234,34 @@ pub fn run(a: BenchArgs) -> ExitCode {
     }
     let secs = run_for.as_secs_f64();
     let recs = (ok * per_batch) as f64 / secs;
+    if a.producer {
+        println!(
+            "corelog bench: {} members on 127.0.0.1 (fsync on), {groups} groups, single {} B records through the batching producer, {inflight} in flight per group, {:.1} s",
+            a.local_cluster, a.record_bytes, secs
+        );
+    } else {
+        println!(
+            "corelog bench: {} members on 127.0.0.1 (fsync on), {groups} groups, {inflight} appends in flight per group, {} x {} B records per batch, {:.1} s",
+            a.local_cluster, per_batch, a.record_bytes, secs
+        );
+    }
+    if a.producer {
+        println!(
+            "  {:.0} records/s, {:.2} MB/s of records, {failed} failed",
+            recs,
+            recs * a.record_bytes as f64 / 1e6
+        );
+    } else {
+        println!(
+            "  {:.0} records/s, {:.2} MB/s of records, {:.0} appends/s, {failed} failed",
+            recs,
+            recs * a.record_bytes as f64 / 1e6,
+            ok as f64 / secs
+        );
+    }
     println!(
-        "corelog bench: {} members on 127.0.0.1 (fsync on), {groups} groups, {inflight} appends in flight per group, {} x {} B records per batch, {:.1} s",
-        a.local_cluster, per_batch, a.record_bytes, secs
-    );
-    println!(
-        "  {:.0} records/s, {:.2} MB/s of records, {:.0} appends/s, {failed} failed",
-        recs,
-        recs * a.record_bytes as f64 / 1e6,
-        ok as f64 / secs
-    );
-    println!(
-        "  append latency: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+        "  {} latency: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+        if a.producer { "record" } else { "append" },
         hist.value_at_quantile(0.5) as f64 / 1e3,
         hist.value_at_quantile(0.99) as f64 / 1e3,
         hist.value_at_quantile(0.999) as f64 / 1e3,

@@ -112,6 +112,10 @@ pub struct BenchArgs {
     record_bytes: usize,
     #[arg(long, default_value_t = 16)]
     records_per_batch: usize,
+    /// Single records through the client's batching producer (then
+    /// `--inflight` counts records, and `--records-per-batch` is unused).
+    #[arg(long)]
+    producer: bool,
 }
 
 /// Where the client connects first.
