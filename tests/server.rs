@@ -1359,3 +1359,61 @@ impl Handle {
         }
     }
 }
+
+/// In process: one member with metrics on; a scrape shows the appends,
+/// the answers by kind and the group's offsets; another path is 404.
+#[test]
+fn each_shard_serves_its_metrics_in_prometheus_text() {
+    use corelog::server::config::MemberEntry;
+    use corelog::server::{FileConfig, Server};
+
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let p = free_ports(3);
+    let mut f = FileConfig {
+        cluster_id: Some(3),
+        member_id: Some(1),
+        data_dir: Some(dir.path().to_path_buf()),
+        groups: Some(1),
+        replication_factor: Some(1),
+        cpus: Some("none".into()),
+        metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], p[2]))),
+        ..FileConfig::default()
+    };
+    f.members.push(MemberEntry {
+        id: 1,
+        name: "solo".into(),
+        peer_addr: SocketAddr::from(([127, 0, 0, 1], p[0])),
+        client_addr: SocketAddr::from(([127, 0, 0, 1], p[1])),
+        shards: 1,
+    });
+    let srv = Server::start(f.check().unwrap()).unwrap();
+    assert_eq!(srv.metrics_addrs().len(), 1);
+    let c = Client::connect(srv.client_addrs(), ClientOptions::default()).unwrap();
+    c.append(0, &[b"a", b"b", b"c"]).unwrap();
+    assert!(c.read(0, 9, 0, Consistency::AnyReplica).is_err());
+    let get = |path: &str| {
+        let mut s = TcpStream::connect(srv.metrics_addrs()[0]).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let m = get("/metrics");
+    assert!(m.starts_with("HTTP/1.1 200 OK\r\n"), "{m}");
+    for line in [
+        "corelog_appended_records_total{shard=\"0\"} 3",
+        "corelog_client_answers_total{shard=\"0\",kind=\"append\"} 1",
+        "corelog_client_answers_total{shard=\"0\",kind=\"offset_out_of_range\"} 1",
+        "corelog_group_leader{shard=\"0\",group=\"0\"} 1",
+        "corelog_group_next_offset{shard=\"0\",group=\"0\"} 3",
+        "corelog_shard_wal_failed{shard=\"0\"} 0",
+        "# TYPE corelog_client_requests_total counter",
+    ] {
+        assert!(m.contains(line), "missing {line:?} in\n{m}");
+    }
+    assert!(get("/other").starts_with("HTTP/1.1 404"));
+    drop(c);
+    srv.stop(Duration::from_secs(1)).unwrap();
+}

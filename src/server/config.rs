@@ -13,6 +13,7 @@
 //! groups = 16
 //! replication_factor = 3
 //! cpus = "auto"             # "auto" (shard k on the k-th allowed CPU), "none", or "0,2,4"
+//! metrics_addr = "127.0.0.1:9100"  # Prometheus text on port + shard (off when absent)
 //!
 //! [[members]]               # the static member list, the same on every member
 //! id = 1
@@ -65,6 +66,8 @@ pub struct FileConfig {
     pub groups: Option<u64>,
     pub replication_factor: Option<u32>,
     pub cpus: Option<String>,
+    /// Base address of the metrics ports (shard k: port + k); none: off.
+    pub metrics_addr: Option<SocketAddr>,
     #[serde(default)]
     pub members: Vec<MemberEntry>,
     #[serde(default)]
@@ -175,6 +178,8 @@ pub struct ServerConfig {
     pub runtime: RuntimeConfig,
     pub cpus: CpuPlacement,
     pub limits: ConnLimits,
+    /// Metrics over HTTP: shard k on this address's port + k.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -339,6 +344,7 @@ impl FileConfig {
             runtime,
             cpus,
             limits,
+            metrics_addr: self.metrics_addr,
         })
     }
 }

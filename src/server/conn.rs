@@ -280,6 +280,7 @@ fn dispatch(
             let resp = clientpb::Response {
                 result: Some(clientpb::response::Result::Error(e)),
             };
+            srv.count_answer(&resp);
             st.answer(f.request_id, &resp, charge);
         }
         Ok(Op::Tail(t)) => {
@@ -288,12 +289,14 @@ fn dispatch(
         }
         Ok(Op::Cancel(c)) => {
             let resp = tail::cancel(st, c.request_id);
+            srv.count_answer(&resp);
             st.answer(f.request_id, &resp, charge);
         }
         Ok(op) => {
             let (srv, st) = (srv.clone(), st.clone());
             glommio::spawn_local(async move {
                 let resp = ops::handle(&srv, op).await;
+                srv.count_answer(&resp);
                 st.answer(f.request_id, &resp, charge);
             })
             .detach();

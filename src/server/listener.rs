@@ -31,6 +31,10 @@ pub struct ServerStats {
     /// length above the limit).
     pub bad_frames: u64,
     pub requests: u64,
+    /// Records and batch bytes of appends answered as appended (not
+    /// duplicates).
+    pub appended_records: u64,
+    pub appended_bytes: u64,
 }
 
 /// One shard's client service (see the module doc).
@@ -48,6 +52,9 @@ pub struct ShardServer {
     closed: Notify,
     accept_done: Cell<bool>,
     pub(crate) stats: Cell<ServerStats>,
+    /// Answers sent, by what they are (`append`, `read`, ..., or the
+    /// error's kind: `not_leader`, `timeout`, ...).
+    pub(crate) answers: RefCell<std::collections::BTreeMap<&'static str, u64>>,
 }
 
 impl ShardServer {
@@ -83,6 +90,7 @@ impl ShardServer {
             closed: Notify::default(),
             accept_done: Cell::new(false),
             stats: Cell::new(ServerStats::default()),
+            answers: RefCell::default(),
         });
         glommio::spawn_local(accept_loop(srv.clone(), listener)).detach();
         Ok(srv)
@@ -94,6 +102,28 @@ impl ShardServer {
 
     pub fn stats(&self) -> ServerStats {
         self.stats.get()
+    }
+
+    /// Client connections open now.
+    pub fn connections(&self) -> usize {
+        self.conns.borrow().len()
+    }
+
+    /// Answers sent so far, by kind.
+    pub fn answers(&self) -> Vec<(&'static str, u64)> {
+        self.answers
+            .borrow()
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect()
+    }
+
+    pub(crate) fn count_answer(&self, resp: &crate::clientpb::Response) {
+        *self
+            .answers
+            .borrow_mut()
+            .entry(answer_kind(resp))
+            .or_default() += 1;
     }
 
     pub(crate) fn bump(&self, f: impl FnOnce(&mut ServerStats)) {
@@ -183,4 +213,38 @@ async fn accept_loop(srv: Rc<ShardServer>, listener: TcpListener) {
     }
     srv.accept_done.set(true);
     srv.closed.notify();
+}
+
+/// What an answer is, for the counters: the operation answered, or the
+/// error's kind.
+pub fn answer_kind(resp: &crate::clientpb::Response) -> &'static str {
+    use crate::clientpb::error::Kind;
+    use crate::clientpb::response::Result as A;
+    match &resp.result {
+        None => "empty",
+        Some(A::Append(_)) => "append",
+        Some(A::Read(_)) => "read",
+        Some(A::Truncate(_)) => "truncate",
+        Some(A::GroupStatus(_)) => "group_status",
+        Some(A::ClusterStatus(_)) => "cluster_status",
+        Some(A::Done(_)) => "done",
+        Some(A::Error(e)) => match &e.kind {
+            None => "error",
+            Some(Kind::NotLeader(_)) => "not_leader",
+            Some(Kind::GroupNotFound(_)) => "group_not_found",
+            Some(Kind::OffsetOutOfRange(_)) => "offset_out_of_range",
+            Some(Kind::TooLarge(_)) => "too_large",
+            Some(Kind::Timeout(_)) => "timeout",
+            Some(Kind::Unavailable(_)) => "unavailable",
+            Some(Kind::Busy(_)) => "busy",
+            Some(Kind::Unauthorized(_)) => "unauthorized",
+            Some(Kind::InvalidBatch(_)) => "invalid_batch",
+            Some(Kind::SequenceGap(_)) => "sequence_gap",
+            Some(Kind::StaleSequence(_)) => "stale_sequence",
+            Some(Kind::UnknownProducer(_)) => "unknown_producer",
+            Some(Kind::UnknownOperation(_)) => "unknown_operation",
+            Some(Kind::Malformed(_)) => "malformed",
+            Some(Kind::TruncateBeyondEnd(_)) => "truncate_beyond_end",
+        },
+    }
 }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod conn;
 pub mod listener;
 pub mod log_apply;
+pub mod metrics;
 pub mod ops;
 pub mod run;
 pub mod signal;

@@ -95,9 +95,18 @@ pub async fn handle(srv: &Rc<ShardServer>, op: Op) -> clientpb::Response {
 /// it did.
 async fn append(srv: &Rc<ShardServer>, node: &Node, data: Bytes) -> clientpb::Response {
     let group = node.group();
+    let bytes = data.len() as u64;
     match node.propose_applied(data).await {
         Ok(applied) => match applied.outcome {
-            Some(o) => apply_answer(&o),
+            Some(o) => {
+                if let crate::log::ApplyOutcome::Appended { count, .. } = o {
+                    srv.bump(|s| {
+                        s.appended_records += u64::from(count);
+                        s.appended_bytes += bytes;
+                    });
+                }
+                apply_answer(&o)
+            }
             None => unavailable(format!(
                 "group {group} stopped applying entries (see the server's log)"
             )),

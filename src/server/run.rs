@@ -53,6 +53,7 @@ pub struct Server {
     cfg: ServerConfig,
     runtime: Option<MemberRuntime>,
     client_addrs: Vec<SocketAddr>,
+    metrics_addrs: Vec<SocketAddr>,
     /// Shards whose WAL failure was reported already.
     reported: Vec<bool>,
 }
@@ -72,24 +73,38 @@ impl Server {
         })
         .map_err(ServerError::Boot)?;
         let mut client_addrs = Vec::new();
+        let mut metrics_addrs = Vec::new();
         for h in runtime.shards() {
             let (cluster, limits) = (cfg.cluster.clone(), cfg.limits);
             let shard = h.index();
+            let metrics = cfg.metrics_addr.map(|mut a| {
+                a.set_port(a.port().wrapping_add(shard as u16));
+                a
+            });
             let r = h
                 .call(move |s| async move {
                     let srv = ShardServer::start(s, cluster, limits).map_err(|e| e.to_string())?;
                     let addr = srv.local_addr();
+                    let m = match metrics {
+                        Some(a) => Some(
+                            super::metrics::start(&srv, a).map_err(|e| format!("metrics: {e}"))?,
+                        ),
+                        None => None,
+                    };
                     SHARD_SERVER.with(|c| *c.borrow_mut() = Some(srv));
-                    Ok::<SocketAddr, String>(addr)
+                    Ok::<(SocketAddr, Option<SocketAddr>), String>((addr, m))
                 })
                 .map_err(|_| ServerError::ShardGone { shard })?;
-            client_addrs.push(r.map_err(|reason| ServerError::Listener { shard, reason })?);
+            let (a, m) = r.map_err(|reason| ServerError::Listener { shard, reason })?;
+            client_addrs.push(a);
+            metrics_addrs.extend(m);
         }
         let n = runtime.shards().len();
         Ok(Server {
             cfg,
             runtime: Some(runtime),
             client_addrs,
+            metrics_addrs,
             reported: vec![false; n],
         })
     }
@@ -97,6 +112,11 @@ impl Server {
     /// The member's runtime (tests and tools reach its shards through it).
     pub fn runtime(&self) -> &MemberRuntime {
         self.runtime.as_ref().expect("running until stopped")
+    }
+
+    /// The metrics address of each shard (empty: metrics off).
+    pub fn metrics_addrs(&self) -> &[SocketAddr] {
+        &self.metrics_addrs
     }
 
     /// The client address of each shard, in shard order.
@@ -113,8 +133,12 @@ impl Server {
         let c = &self.cfg.cluster;
         let m = c.member(self.cfg.member).expect("checked at startup");
         let groups = c.groups_of(m.id).map(|g| g.len()).unwrap_or(0);
+        let metrics = match self.cfg.metrics_addr {
+            Some(a) => format!(", metrics on {a}..+{}", m.shards),
+            None => String::new(),
+        };
         format!(
-            "corelog: serving: member {} ({}) of cluster {:#x}, {} shard(s), clients on {}..+{}, peers on {}..+{}, {} of {} groups here, data {}",
+            "corelog: serving: member {} ({}) of cluster {:#x}, {} shard(s), clients on {}..+{}, peers on {}..+{}, {} of {} groups here, data {}{metrics}",
             m.id,
             m.name,
             c.id(),

@@ -155,6 +155,9 @@ pub struct ServerArgs {
     /// "auto", "none", or CPU numbers "0,2".
     #[arg(long)]
     cpus: Option<String>,
+    /// Prometheus metrics over HTTP: shard k on this address's port + k.
+    #[arg(long)]
+    metrics_addr: Option<std::net::SocketAddr>,
     #[arg(long)]
     tick_ms: Option<u64>,
     #[arg(long)]

@@ -31,6 +31,7 @@ fn config(a: &ServerArgs) -> Result<ServerConfig, ServerConfigError> {
         groups => groups,
         replication_factor => replication_factor,
         cpus => cpus,
+        metrics_addr => metrics_addr,
         tick_ms => runtime.tick_ms,
         election_ticks => runtime.election_ticks,
         heartbeat_ticks => runtime.heartbeat_ticks,

@@ -1,0 +1,290 @@
+//! Metrics in Prometheus' text format, served over HTTP by each shard on
+//! its own port (`metrics_addr + shard`, as clients and peers are): the
+//! shard reads its own counters on its own thread, so a scrape crosses
+//! no core and takes no lock. `GET /metrics` answers them; anything else
+//! is 404. One request per connection (`Connection: close`), its head
+//! read up to 8 KiB, a few seconds at most.
+//!
+//! What a shard reports: its loop and WAL counters, whether its WAL
+//! failed, its client service's counters (connections, requests,
+//! answers by kind, appended records and bytes, bad frames), and per
+//! group: role, term, commit and applied index, proposals and reads
+//! waiting, offsets, entries applied, refused peer messages. Not yet:
+//! commit and fsync latency histograms, leader changes, peer network
+//! counters per peer.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, IntoRawFd};
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_lite::future::or;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::{TcpListener, TcpStream};
+
+use super::listener::ShardServer;
+use super::log_apply::LogApply;
+use crate::raft::StateType;
+
+/// Largest request head read.
+const MAX_HEAD: usize = 8 << 10;
+
+/// Binds the shard's metrics port and serves it until the server stops.
+pub(crate) fn start(srv: &Rc<ShardServer>, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    let std_listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("binding {addr}: {e}")))?;
+    let local = std_listener.local_addr()?;
+    // SAFETY: a bound, listening socket whose fd we hand over.
+    let listener = unsafe { TcpListener::from_raw_fd(std_listener.into_raw_fd()) };
+    let srv = srv.clone();
+    glommio::spawn_local(async move {
+        loop {
+            let accepted = or(async { Some(listener.accept().await) }, async {
+                srv.stopping.wait().await;
+                None
+            })
+            .await;
+            match accepted {
+                None => break,
+                Some(Ok(s)) => {
+                    let srv = srv.clone();
+                    glommio::spawn_local(async move {
+                        let _ = or(answer(&srv, s), async {
+                            glommio::timer::sleep(Duration::from_secs(5)).await;
+                            Ok(())
+                        })
+                        .await;
+                    })
+                    .detach();
+                }
+                Some(Err(_)) => glommio::timer::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    })
+    .detach();
+    Ok(local)
+}
+
+async fn answer(srv: &ShardServer, mut s: TcpStream) -> std::io::Result<()> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = s.read(&mut buf).await?;
+        if n == 0 || head.len() + n > MAX_HEAD {
+            return Ok(());
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = head.split(|&b| b == b'\r').next().unwrap_or(&[]);
+    let ok = line.starts_with(b"GET /metrics ") || line == b"GET /metrics";
+    let (status, body) = if ok {
+        ("200 OK", render(srv))
+    } else {
+        ("404 Not Found", "GET /metrics\n".to_string())
+    };
+    let resp = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(resp.as_bytes()).await?;
+    s.close().await
+}
+
+/// The shard's metrics, in Prometheus' text format.
+pub fn render(srv: &ShardServer) -> String {
+    let shard = &srv.shard;
+    let k = shard.index();
+    let mut o = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, rows: &[(String, u64)]| {
+        let _ = writeln!(o, "# HELP {name} {help}");
+        let _ = writeln!(o, "# TYPE {name} {kind}");
+        for (labels, v) in rows {
+            let _ = writeln!(o, "{name}{{{labels}}} {v}");
+        }
+    };
+    let sl = format!("shard=\"{k}\"");
+    let st = shard.stats();
+    let c = |v: u64| vec![(sl.clone(), v)];
+    metric(
+        "corelog_shard_turns_total",
+        "counter",
+        "Loop turns.",
+        &c(st.turns.turns),
+    );
+    metric(
+        "corelog_shard_messages_sent_total",
+        "counter",
+        "Raft messages sent to peers.",
+        &c(st.turns.sent),
+    );
+    metric(
+        "corelog_shard_messages_lost_total",
+        "counter",
+        "Raft messages the peer network refused.",
+        &c(st.turns.lost),
+    );
+    metric(
+        "corelog_shard_messages_received_total",
+        "counter",
+        "Raft messages received from peers.",
+        &c(st.turns.received),
+    );
+    metric(
+        "corelog_shard_wal_flushes_total",
+        "counter",
+        "WAL flushes (write + fdatasync).",
+        &c(st.wal.flushes),
+    );
+    metric(
+        "corelog_shard_wal_writes_total",
+        "counter",
+        "Storage writes queued into the WAL.",
+        &c(st.wal.writes),
+    );
+    metric(
+        "corelog_shard_wal_failed",
+        "gauge",
+        "1 if the shard's WAL failed (the shard answers Unavailable).",
+        &c(u64::from(shard.failure().is_some())),
+    );
+    let ss = srv.stats();
+    metric(
+        "corelog_client_connections",
+        "gauge",
+        "Client connections open.",
+        &c(srv.connections() as u64),
+    );
+    metric(
+        "corelog_client_connections_accepted_total",
+        "counter",
+        "Client connections accepted.",
+        &c(ss.accepted),
+    );
+    metric(
+        "corelog_client_connections_refused_total",
+        "counter",
+        "Client connections closed at once (max_connections).",
+        &c(ss.refused_connections),
+    );
+    metric(
+        "corelog_client_bad_frames_total",
+        "counter",
+        "Client connections closed for a frame that cannot be trusted.",
+        &c(ss.bad_frames),
+    );
+    metric(
+        "corelog_client_requests_total",
+        "counter",
+        "Client requests admitted.",
+        &c(ss.requests),
+    );
+    metric(
+        "corelog_appended_records_total",
+        "counter",
+        "Records appended (duplicates not counted).",
+        &c(ss.appended_records),
+    );
+    metric(
+        "corelog_appended_bytes_total",
+        "counter",
+        "Batch bytes appended.",
+        &c(ss.appended_bytes),
+    );
+    let answers: Vec<(String, u64)> = srv
+        .answers()
+        .into_iter()
+        .map(|(kind, v)| (format!("{sl},kind=\"{kind}\""), v))
+        .collect();
+    metric(
+        "corelog_client_answers_total",
+        "counter",
+        "Answers sent, by operation or error kind.",
+        &answers,
+    );
+
+    let mut rows: Vec<Vec<(String, u64)>> = vec![Vec::new(); 11];
+    for g in shard.group_ids() {
+        let Some(node) = shard.node(g) else { continue };
+        let s = node.status();
+        let (earliest, latest) = node.with_apply(|a| {
+            a.as_any().downcast_ref::<LogApply>().map_or((0, 0), |l| {
+                (l.state().earliest_offset(), l.state().next_offset())
+            })
+        });
+        let gl = format!("{sl},group=\"{g}\"");
+        let vals = [
+            u64::from(s.role == StateType::Leader),
+            s.hard_state.term,
+            s.hard_state.commit,
+            s.applied,
+            s.last_index,
+            s.inflight_proposals as u64,
+            s.inflight_bytes,
+            earliest,
+            latest,
+            s.stats.applied_entries,
+            s.stats.step_errors,
+        ];
+        for (r, v) in rows.iter_mut().zip(vals) {
+            r.push((gl.clone(), v));
+        }
+    }
+    let names = [
+        (
+            "corelog_group_leader",
+            "gauge",
+            "1 if this member leads the group.",
+        ),
+        ("corelog_group_term", "gauge", "The group's Raft term here."),
+        (
+            "corelog_group_commit_index",
+            "gauge",
+            "The group's commit index (as last persisted).",
+        ),
+        (
+            "corelog_group_applied_index",
+            "gauge",
+            "The last entry applied here.",
+        ),
+        (
+            "corelog_group_last_index",
+            "gauge",
+            "The last entry of the group's log here.",
+        ),
+        (
+            "corelog_group_inflight_proposals",
+            "gauge",
+            "Proposals waiting for commit.",
+        ),
+        (
+            "corelog_group_inflight_bytes",
+            "gauge",
+            "Bytes of the proposals waiting.",
+        ),
+        (
+            "corelog_group_earliest_offset",
+            "gauge",
+            "The first offset readable here.",
+        ),
+        (
+            "corelog_group_next_offset",
+            "gauge",
+            "The offset the next record gets.",
+        ),
+        (
+            "corelog_group_applied_entries_total",
+            "counter",
+            "Entries applied here.",
+        ),
+        (
+            "corelog_group_step_errors_total",
+            "counter",
+            "Peer messages Raft refused.",
+        ),
+    ];
+    for ((name, kind, help), r) in names.iter().zip(&rows) {
+        metric(name, kind, help, r);
+    }
+    o
+}
