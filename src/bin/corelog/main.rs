@@ -23,7 +23,7 @@ struct Cli {
 enum Cmd {
     /// Runs a member of a cluster: bootstraps a new data directory or
     /// restarts from an existing one, then serves until SIGTERM/SIGINT.
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// Appends one batch of records (one per VALUE) to a group.
     Append {
         #[command(flatten)]
@@ -183,7 +183,7 @@ pub struct ServerArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Server(a) => server_cmd::run(a),
+        Cmd::Server(a) => server_cmd::run(*a),
         Cmd::Append {
             conn,
             group,
