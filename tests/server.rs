@@ -958,6 +958,15 @@ fn the_door_refuses_typed_truncate_moves_the_earliest_offset_and_leadership_move
         k => panic!("{k:?}"),
     }
 
+    // A group no member has: the client asks each member once, then
+    // answers GroupNotFound (not a retry until its timeout).
+    let t0 = Instant::now();
+    match c.append(99, &[b"x"]) {
+        Err(ClientError::Server(Kind::GroupNotFound(g))) => assert_eq!(g.group, 99),
+        other => panic!("{other:?}"),
+    }
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+
     // Truncate: the earliest offset moves; below it is out of range.
     append_n(&c, 0, "t", 10);
     assert_eq!(c.truncate(0, 4).unwrap(), 4);

@@ -158,6 +158,9 @@ enum Verdict {
     Redirect(SocketAddr),
     /// Resend to another member after a pause.
     Retry,
+    /// This member has no such group; another may (with a replication
+    /// factor below the member count), or none.
+    NotFound(clientpb::Response),
 }
 
 impl Client {
@@ -217,6 +220,10 @@ impl Client {
         }
         lock(&self.state).members = members;
         Ok(())
+    }
+
+    fn member_count(&self) -> usize {
+        lock(&self.state).members.len().max(1)
     }
 
     /// The members' ids, as the cluster last said.
@@ -297,7 +304,7 @@ impl Client {
             },
             Some(Kind::GroupNotFound(_)) => {
                 lock(&self.state).leaders.remove(&group);
-                Verdict::Retry
+                Verdict::NotFound(resp)
             }
             Some(Kind::Unavailable(_) | Kind::Busy(_) | Kind::Timeout(_)) => Verdict::Retry,
             _ => Verdict::Done(resp),
@@ -316,6 +323,7 @@ impl Client {
     ) -> Result<clientpb::Response, ClientError> {
         let mut turn = 0usize;
         let mut pause = Duration::from_millis(5);
+        let mut not_found = std::collections::HashSet::new();
         let mut next: Option<SocketAddr> = None;
         loop {
             let (addr, ticket) = match sent.take() {
@@ -351,6 +359,17 @@ impl Client {
             match ticket.wait(deadline) {
                 Ok(resp) => match self.judge(group, resp) {
                     Verdict::Done(r) => return Ok(r),
+                    Verdict::NotFound(r) => {
+                        // Every member said it has no such group: it
+                        // does not exist (not a member without a replica).
+                        not_found.insert(addr);
+                        if not_found.len() >= self.member_count() {
+                            return Ok(r);
+                        }
+                        if !self.pause(&mut pause, deadline) {
+                            return Ok(r);
+                        }
+                    }
                     Verdict::Redirect(a) if a != addr => next = Some(a),
                     Verdict::Redirect(_) | Verdict::Retry => {
                         if !self.pause(&mut pause, deadline) {
