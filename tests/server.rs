@@ -1426,3 +1426,72 @@ fn each_shard_serves_its_metrics_in_prometheus_text() {
     drop(c);
     srv.stop(Duration::from_secs(1)).unwrap();
 }
+
+/// In process: a group at its limit of proposals in flight answers Busy
+/// (pipelined appends on one connection), and the others are appended.
+#[test]
+fn appends_beyond_the_groups_proposals_in_flight_are_answered_busy() {
+    use corelog::server::config::MemberEntry;
+    use corelog::server::{FileConfig, Server};
+
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let p = free_ports(2);
+    let mut f = FileConfig {
+        cluster_id: Some(4),
+        member_id: Some(1),
+        data_dir: Some(dir.path().to_path_buf()),
+        groups: Some(1),
+        replication_factor: Some(1),
+        cpus: Some("none".into()),
+        ..FileConfig::default()
+    };
+    f.limits.max_inflight_proposals = Some(2);
+    f.members.push(MemberEntry {
+        id: 1,
+        name: "solo".into(),
+        peer_addr: SocketAddr::from(([127, 0, 0, 1], p[0])),
+        client_addr: SocketAddr::from(([127, 0, 0, 1], p[1])),
+        shards: 1,
+    });
+    let srv = Server::start(f.check().unwrap()).unwrap();
+    let c = Client::connect(srv.client_addrs(), ClientOptions::default()).unwrap();
+    c.append(0, &[b"first"]).unwrap(); // elected, serving
+    let mut s = TcpStream::connect(srv.client_addrs()[0]).unwrap();
+    let mut frames = BytesMut::new();
+    let n = 20u64;
+    for id in 1..=n {
+        let batch = c.build_batch(0, 0, &[b"x"]).unwrap();
+        let req = Request {
+            op: Some(Op::Append(AppendRequest { group: 0, batch })),
+        };
+        encode_frame(id, &req, &Limits::DEFAULT, &mut frames).unwrap();
+    }
+    s.write_all(&frames).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (mut busy, mut appended) = (0, 0);
+    let mut buf = BytesMut::new();
+    let mut chunk = [0u8; 4096];
+    while busy + appended < n {
+        if let Some(f) = split_frame(&mut buf, &Limits::DEFAULT).unwrap() {
+            let r = <Response as prost::Message>::decode(f.payload).unwrap();
+            match r.result {
+                Some(Answer::Append(_)) => appended += 1,
+                Some(Answer::Error(clientpb::Error {
+                    kind: Some(Kind::Busy(_)),
+                })) => busy += 1,
+                other => panic!("{other:?}"),
+            }
+            continue;
+        }
+        let k = s.read(&mut chunk).unwrap();
+        assert!(k > 0, "closed");
+        buf.extend_from_slice(&chunk[..k]);
+    }
+    assert!(
+        busy > 0 && appended >= 2,
+        "busy {busy}, appended {appended}"
+    );
+    drop(c);
+    srv.stop(Duration::from_secs(1)).unwrap();
+}
