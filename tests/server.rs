@@ -1495,3 +1495,37 @@ fn appends_beyond_the_groups_proposals_in_flight_are_answered_busy() {
     drop(c);
     srv.stop(Duration::from_secs(1)).unwrap();
 }
+
+#[test]
+fn a_tail_whose_member_is_killed_resumes_on_another_from_the_next_offset() {
+    let _g = serial();
+    let mut t = Three::new(1);
+    t.start_all();
+    let c = t.client();
+    let mut all = append_n(&c, 0, "a", 5);
+    // The tail is served by the first member the client lists.
+    let tc = t.client();
+    let server = tc.member_ids()[0];
+    let mut tail = tc.tail(0, 0);
+    let mut got: Vec<(u64, String)> = Vec::new();
+    let take = |tail: &mut corelog::client::Tail<'_>, n: usize, got: &mut Vec<(u64, String)>| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while got.len() < n {
+            assert!(Instant::now() < deadline, "tail stalled at {}", got.len());
+            match tail.next(Duration::from_secs(5)) {
+                Ok(recs) => got.extend(
+                    recs.into_iter()
+                        .map(|(o, v)| (o, String::from_utf8(v.to_vec()).unwrap())),
+                ),
+                Err(ClientError::Timeout) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+    };
+    take(&mut tail, 5, &mut got);
+    t.kill9(server);
+    all.extend(append_n(&c, 0, "b", 5));
+    take(&mut tail, 10, &mut got);
+    assert_eq!(got, all, "no record lost or repeated across the move");
+    assert_eq!(tail.offset(), 10);
+}
