@@ -1529,3 +1529,88 @@ fn a_tail_whose_member_is_killed_resumes_on_another_from_the_next_offset() {
     assert_eq!(got, all, "no record lost or repeated across the move");
     assert_eq!(tail.offset(), 10);
 }
+
+/// In process: read answers of a megabyte (many batches, written as
+/// pieces around the batches' own buffers, more than a socket buffer)
+/// arrive whole and in order, several in flight on one connection.
+#[test]
+fn large_read_answers_arrive_whole_with_many_in_flight() {
+    use corelog::server::config::MemberEntry;
+    use corelog::server::{FileConfig, Server};
+
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let p = free_ports(2);
+    let mut f = FileConfig {
+        cluster_id: Some(6),
+        member_id: Some(1),
+        data_dir: Some(dir.path().to_path_buf()),
+        groups: Some(1),
+        replication_factor: Some(1),
+        cpus: Some("none".into()),
+        ..FileConfig::default()
+    };
+    f.members.push(MemberEntry {
+        id: 1,
+        name: "solo".into(),
+        peer_addr: SocketAddr::from(([127, 0, 0, 1], p[0])),
+        client_addr: SocketAddr::from(([127, 0, 0, 1], p[1])),
+        shards: 1,
+    });
+    let srv = Server::start(f.check().unwrap()).unwrap();
+    let c = Client::connect(srv.client_addrs(), ClientOptions::default()).unwrap();
+    let record = |i: usize| vec![(i % 251) as u8; 32 << 10];
+    let mut want = Vec::new();
+    for b in 0..40 {
+        let recs: Vec<Vec<u8>> = (0..2).map(|k| record(b * 2 + k)).collect();
+        let refs: Vec<&[u8]> = recs.iter().map(|r| &r[..]).collect();
+        assert_eq!(c.append(0, &refs).unwrap().base_offset, (b * 2) as u64);
+        want.extend(recs);
+    }
+    let mut s = TcpStream::connect(srv.client_addrs()[0]).unwrap();
+    let mut frames = BytesMut::new();
+    for id in 1..=4u64 {
+        let req = Request {
+            op: Some(Op::Read(clientpb::ReadRequest {
+                group: 0,
+                offset: (id - 1) * 10,
+                max_records: 0,
+                max_bytes: 1 << 20,
+                consistency: Consistency::AnyReplica as i32,
+            })),
+        };
+        encode_frame(id, &req, &Limits::DEFAULT, &mut frames).unwrap();
+    }
+    s.write_all(&frames).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = BytesMut::new();
+    let mut chunk = vec![0u8; 64 << 10];
+    let mut seen = 0;
+    while seen < 4 {
+        if let Some(f) = split_frame(&mut buf, &Limits::DEFAULT).unwrap() {
+            let r = <Response as prost::Message>::decode(f.payload).unwrap();
+            let Some(Answer::Read(rr)) = r.result else {
+                panic!("{r:?}")
+            };
+            let from = (f.request_id - 1) * 10;
+            let total: usize = rr.batches.iter().map(|b| b.batch.len()).sum();
+            assert!(total > 900 << 10, "{total} bytes answered");
+            assert_eq!(rr.batches[0].base_offset, from);
+            for b in &rr.batches {
+                let batch =
+                    corelog::log::RecordBatch::parse(&b.batch, &corelog::log::BatchLimits::CEILING)
+                        .unwrap();
+                for (k, rec) in batch.records().enumerate() {
+                    assert_eq!(&rec[..], &want[b.base_offset as usize + k][..]);
+                }
+            }
+            seen += 1;
+            continue;
+        }
+        let k = s.read(&mut chunk).unwrap();
+        assert!(k > 0, "closed");
+        buf.extend_from_slice(&chunk[..k]);
+    }
+    drop(c);
+    srv.stop(Duration::from_secs(1)).unwrap();
+}

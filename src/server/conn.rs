@@ -23,18 +23,19 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures_lite::AsyncWriteExt;
 use futures_lite::future::or;
 use glommio::net::TcpStream;
 
+use super::answer_wire::encode_answer;
 use super::config::ConnLimits;
 use super::listener::ShardServer;
 use super::ops;
 use super::signal::{Notify, Watch};
 use super::tail;
 use crate::clientpb::{self, error::Kind, request::Op};
-use crate::protocol::{FRAME_HEADER_LEN, Frame, decode_request, encode_frame, split_frame};
+use crate::protocol::{FRAME_HEADER_LEN, Frame, decode_request, split_frame};
 
 /// What one answer is charged besides its frame, unless it is a read's.
 const ANSWER_ALLOWANCE: u64 = 1024;
@@ -44,8 +45,13 @@ const READ_CHUNK: usize = 64 << 10;
 
 /// What a connection's request tasks share with the connection's task.
 pub struct ConnState {
-    /// Encoded answers not yet written.
-    out: RefCell<BytesMut>,
+    /// Encoded answers not yet written, as pieces for one vectored write
+    /// (a read answer's batches are their own buffers: not copied).
+    out: RefCell<Vec<Bytes>>,
+    /// Bytes in `out`.
+    out_bytes: Cell<usize>,
+    /// Where the small pieces are encoded before they are split off.
+    scratch: RefCell<BytesMut>,
     /// Bytes charged to requests whose answers are not yet written.
     charged: Cell<u64>,
     /// Charges of answers in `out` (released once written).
@@ -70,7 +76,9 @@ pub struct ConnState {
 impl ConnState {
     pub(crate) fn new(limits: &ConnLimits) -> ConnState {
         ConnState {
-            out: RefCell::new(BytesMut::new()),
+            out: RefCell::new(Vec::new()),
+            out_bytes: Cell::new(0),
+            scratch: RefCell::new(BytesMut::new()),
             charged: Cell::new(0),
             out_charge: Cell::new(0),
             inflight: Cell::new(0),
@@ -103,7 +111,28 @@ impl ConnState {
 
     /// Answer bytes queued and not yet written.
     pub(crate) fn unwritten(&self) -> usize {
-        self.out.borrow().len()
+        self.out_bytes.get()
+    }
+
+    /// Queues `resp`'s frame; its size, or the error if it is above the
+    /// frame limit (nothing queued then).
+    fn queue(
+        &self,
+        id: u64,
+        resp: &clientpb::Response,
+    ) -> Result<usize, crate::protocol::FrameError> {
+        let mut out = self.out.borrow_mut();
+        let before = out.len();
+        encode_answer(
+            id,
+            resp,
+            &self.limits.protocol,
+            &mut self.scratch.borrow_mut(),
+            &mut out,
+        )?;
+        let n: usize = out[before..].iter().map(Bytes::len).sum();
+        self.out_bytes.set(self.out_bytes.get() + n);
+        Ok(n)
     }
 
     pub(crate) fn register_tail(&self, id: u64) -> Rc<Cell<bool>> {
@@ -124,7 +153,7 @@ impl ConnState {
     pub(crate) fn end_tail(&self, id: u64, charge: u64) {
         self.tails.borrow_mut().remove(&id);
         self.inflight.set(self.inflight.get() - 1);
-        if self.out.borrow().is_empty() {
+        if self.out_bytes.get() == 0 {
             self.charged.set(self.charged.get() - charge);
         } else {
             self.out_charge.set(self.out_charge.get() + charge);
@@ -135,12 +164,10 @@ impl ConnState {
     /// Queues one of a tail's answers under its request id; charged to
     /// the connection's budget until written.
     pub(crate) fn stream(&self, id: u64, resp: &clientpb::Response) {
-        let mut out = self.out.borrow_mut();
-        let before = out.len();
-        if encode_frame(id, resp, &self.limits.protocol, &mut out).is_err() {
+        let Ok(n) = self.queue(id, resp) else {
             return;
-        }
-        let n = (out.len() - before) as u64;
+        };
+        let n = n as u64;
         self.charged.set(self.charged.get() + n);
         self.out_charge.set(self.out_charge.get() + n);
         self.wake.notify();
@@ -148,8 +175,7 @@ impl ConnState {
 
     /// Queues the answer to request `id`, which was charged `charge`.
     fn answer(&self, id: u64, resp: &clientpb::Response, charge: u64) {
-        let mut out = self.out.borrow_mut();
-        if let Err(e) = encode_frame(id, resp, &self.limits.protocol, &mut out) {
+        if let Err(e) = self.queue(id, resp) {
             // An answer above the frame limit (the limits are checked
             // against each other at startup, so this is a bug): say so
             // rather than leave the request unanswered.
@@ -161,7 +187,7 @@ impl ConnState {
                 },
                 limit: u64::from(self.limits.protocol.max_frame_bytes),
             }));
-            let _ = encode_frame(id, &tl, &self.limits.protocol, &mut out);
+            let _ = self.queue(id, &tl);
         }
         self.inflight.set(self.inflight.get() - 1);
         self.out_charge.set(self.out_charge.get() + charge);
@@ -242,7 +268,7 @@ async fn serve_until_done(srv: &Rc<ShardServer>, mut stream: TcpStream, st: &Rc<
             return;
         }
         // 3. Done, or wait for bytes or answers.
-        let idle = st.inflight.get() == 0 && st.out.borrow().is_empty();
+        let idle = st.inflight.get() == 0 && st.out_bytes.get() == 0;
         if (stopping || eof) && idle {
             return;
         }
@@ -307,14 +333,15 @@ fn dispatch(
 /// Writes every queued answer, then releases their charges.
 async fn write_out(stream: &mut TcpStream, st: &ConnState) -> io::Result<()> {
     loop {
-        let out = std::mem::take(&mut *st.out.borrow_mut());
+        let mut out = std::mem::take(&mut *st.out.borrow_mut());
         if out.is_empty() {
             return Ok(());
         }
+        st.out_bytes.set(0);
         let charge = st.out_charge.replace(0);
         // A client that does not read blocks this write; the server's
         // stop ends it once its grace period is over.
-        let r = or(async { Some(stream.write_all(&out).await) }, async {
+        let r = or(async { Some(write_pieces(stream, &out).await) }, async {
             st.closing.notified().await;
             None
         })
@@ -327,14 +354,80 @@ async fn write_out(stream: &mut TcpStream, st: &ConnState) -> io::Result<()> {
             Some(Err(e)) => return Err(e),
             None => return Err(io::Error::other("closed by the server's stop")),
         }
-        // Give the buffer's capacity back for the next answers.
+        // Give the vector's capacity back for the next answers.
+        out.clear();
         let mut o = st.out.borrow_mut();
         if o.is_empty() {
-            let mut out = out;
-            out.clear();
             *o = out;
         }
     }
+}
+
+/// Most slices one `sendmsg` takes (the kernel's IOV_MAX).
+const MAX_IOV: usize = 1024;
+
+/// Writes every byte of `pieces`, in order, with `sendmsg` calls of at
+/// most `MAX_IOV` slices (non-blocking; when the socket is full, glommio's
+/// own write of part of the first unwritten slice waits for room).
+async fn write_pieces(stream: &mut TcpStream, pieces: &[Bytes]) -> io::Result<()> {
+    let fd = stream.as_raw_fd();
+    // (piece, bytes of it already written)
+    let (mut i, mut off) = (0usize, 0usize);
+    let mut iov: Vec<libc::iovec> = Vec::with_capacity(pieces.len().min(MAX_IOV));
+    while i < pieces.len() {
+        if off == pieces[i].len() {
+            i += 1;
+            off = 0;
+            continue;
+        }
+        iov.clear();
+        for (k, p) in pieces[i..].iter().take(MAX_IOV).enumerate() {
+            let skip = if k == 0 { off } else { 0 };
+            iov.push(libc::iovec {
+                iov_base: p[skip..].as_ptr() as *mut libc::c_void,
+                iov_len: p.len() - skip,
+            });
+        }
+        // SAFETY: msghdr is plain data; all-zero is a valid empty header.
+        let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+        hdr.msg_iov = iov.as_mut_ptr();
+        hdr.msg_iovlen = iov.len();
+        // SAFETY: every iovec points into a live `Bytes` of `pieces`,
+        // which outlives this call; the kernel only reads them.
+        let n = unsafe { libc::sendmsg(fd, &hdr, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+        let mut n = if n >= 0 {
+            n as usize
+        } else {
+            let err = io::Error::last_os_error();
+            match err.kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => {
+                    let w = stream.write(&pieces[i][off..]).await?;
+                    if w == 0 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::WriteZero,
+                            "the client's socket took no bytes",
+                        ));
+                    }
+                    w
+                }
+                _ => return Err(err),
+            }
+        };
+        // Skip what was written: whole pieces, then into one.
+        while n > 0 && i < pieces.len() {
+            let left = pieces[i].len() - off;
+            if n >= left {
+                n -= left;
+                i += 1;
+                off = 0;
+            } else {
+                off += n;
+                n = 0;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Reads what the socket has (at least one byte, or 0 at the end of the

@@ -2,6 +2,7 @@
 //! group's state machine (`log_apply`), and, built on it, the server's
 //! configuration, its client listeners and their operation handlers.
 
+pub mod answer_wire;
 pub mod config;
 pub mod conn;
 pub mod listener;
