@@ -24,7 +24,7 @@ use crate::protocol::{FRAME_HEADER_LEN, FrameError, Limits, encode_frame};
 
 /// Bytes of `v` as a protobuf varint.
 fn varint_len(v: u64) -> usize {
-    ((64 - (v | 1).leading_zeros() as usize) + 6) / 7
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 fn put_varint(out: &mut BytesMut, mut v: u64) {

@@ -1,0 +1,150 @@
+//! The binary's other faces: a bad configuration refused naming the
+//! field, the command-line client, `corelog bench`.
+
+use std::process::{Command, Stdio};
+
+use super::support::*;
+
+#[test]
+fn a_bad_configuration_is_refused_naming_the_field() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(bin()).args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let d = dir.path().to_str().unwrap();
+    let m = "1=a@127.0.0.1:1/127.0.0.1:2";
+    let (code, err) = run(&[
+        "server",
+        "--cluster-id",
+        "1",
+        "--data-dir",
+        d,
+        "--member",
+        m,
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("member_id: required"), "{err}");
+    let (code, err) = run(&[
+        "server",
+        "--cluster-id",
+        "1",
+        "--member-id",
+        "2",
+        "--data-dir",
+        d,
+        "--member",
+        m,
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("member_id: 2 is not in the member list"),
+        "{err}"
+    );
+    let (code, err) = run(&[
+        "server",
+        "--cluster-id",
+        "1",
+        "--member-id",
+        "1",
+        "--data-dir",
+        d,
+        "--member",
+        "1=a@nowhere",
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--member"), "{err}");
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "cluster_id = 1\nmember_id = 1\n[runtime]\ntick = 5\n").unwrap();
+    let (code, err) = run(&["server", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("runtime.tick"), "{err}");
+}
+
+#[test]
+fn the_command_line_client_appends_reads_tails_truncates_and_changes_members() {
+    let _g = serial();
+    let mut t = Three::new(2);
+    t.start_all();
+    let seed = t.clients[1].to_string();
+    let cli = |args: &[&str]| {
+        let out = Command::new(bin())
+            .args(args.iter().take(1))
+            .args(["-s", &seed])
+            .args(&args[1..])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert_eq!(
+        cli(&["append", "1", "hello", "world"]),
+        "group 1: offsets 0..=1\n"
+    );
+    assert_eq!(cli(&["append", "1", "again"]), "group 1: offsets 2..=2\n");
+    assert_eq!(cli(&["read", "1"]), "0\thello\n1\tworld\n2\tagain\n");
+    assert_eq!(
+        cli(&["read", "1", "--from", "1", "--any-replica"])
+            .lines()
+            .count(),
+        2
+    );
+    assert_eq!(
+        cli(&["tail", "1", "--from", "1", "--count", "2"]),
+        "1\tworld\n2\tagain\n"
+    );
+    assert_eq!(cli(&["truncate", "1", "1"]), "group 1: earliest offset 1\n");
+    assert!(cli(&["members", "1"]).starts_with("group 1: voters [1, 2, 3], learners []"));
+    let status = cli(&["status"]);
+    assert!(
+        status.contains("cluster 0x4d: 3 members, 2 groups"),
+        "{status}"
+    );
+    assert!(status.contains("1..3"), "{status}");
+}
+
+#[test]
+fn bench_runs_a_local_cluster_prints_throughput_and_latency_and_removes_its_data() {
+    let _g = serial();
+    let bench = |extra: &[&str]| {
+        let child = Command::new(bin())
+            .args(["bench", "--local-cluster", "3", "--seconds", "1"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("records/s") && text.contains("0 failed"),
+            "{text}"
+        );
+        assert!(text.contains("p99.9"), "{text}");
+        // Its data directory (named by its pid) is gone.
+        let dir = std::env::temp_dir().join(format!("corelog-bench-{pid}"));
+        assert!(!dir.exists(), "{} left behind", dir.display());
+        text
+    };
+    let text = bench(&["--groups", "2"]);
+    assert!(text.contains("2 groups, 32 appends in flight"), "{text}");
+    // Single records through the batching producer.
+    let text = bench(&["--groups", "1", "--producer", "--inflight", "512"]);
+    assert!(text.contains("batching producer"), "{text}");
+}

@@ -1,0 +1,18 @@
+//! `corelog server` processes on 127.0.0.1 (and, where a fault must be
+//! injected or a limit set, a `Server` in process), driven through the
+//! Rust client, the command line and raw sockets: `replication`
+//! (redirects, a SIGKILLed leader, SIGTERM and restart, membership,
+//! exactly-once), `client_port` (bad input, typed refusals, limits,
+//! large reads, metrics, a failed WAL), `tails`, `cli` (configuration,
+//! the command-line client, the bench). `support` starts and stops the
+//! processes. `cargo test --release --test server`.
+//!
+//! Every wait is bounded; every child process is killed when its handle
+//! drops (a failing test leaves none behind). The tests take a lock each:
+//! three servers per test on a 2-CPU machine are enough.
+
+mod cli;
+mod client_port;
+mod replication;
+mod support;
+mod tails;

@@ -1,0 +1,390 @@
+//! What the server tests share: starting `corelog server` processes
+//! (killed when dropped), free ports, raw frames, reading a group back.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use corelog::client::{Client, ClientError, ClientOptions};
+use corelog::clientpb::{
+    self, Consistency, Request, Response, error::Kind, request::Op, response::Result as Answer,
+};
+use corelog::protocol::{Limits, encode_frame, split_frame};
+use tempfile::TempDir;
+
+pub static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    match ONE_AT_A_TIME.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// Copies a directory tree (a stopped member's data).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let p = e.path();
+        let dst = to.join(e.file_name());
+        if p.is_dir() {
+            copy_dir(&p, &dst);
+        } else {
+            std::fs::copy(&p, &dst).unwrap();
+        }
+    }
+}
+
+/// `n` ports free right now on 127.0.0.1.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let ls: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+/// The first of `width` consecutive ports free right now on 127.0.0.1
+/// (a member with `width` shards listens on `port .. port + width`).
+pub fn free_range(width: u16) -> u16 {
+    for _ in 0..100 {
+        let first = TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = first.local_addr().unwrap().port();
+        if p.checked_add(width).is_none() {
+            continue;
+        }
+        let rest: Vec<_> = (1..width)
+            .map(|k| TcpListener::bind(("127.0.0.1", p + k)))
+            .collect();
+        if rest.iter().all(Result::is_ok) {
+            return p;
+        }
+    }
+    panic!("no {width} consecutive free ports");
+}
+
+/// A `corelog server` child, killed (SIGKILL) when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub stderr: mpsc::Receiver<String>,
+}
+
+impl Proc {
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: a plain kill(2) of our own child.
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    /// Waits (bounded) for the process to exit.
+    pub fn wait_exit(&mut self, secs: u64) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not exit in {secs} s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.try_iter().collect()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Three members, one shard each, on free ports and temporary data
+/// directories.
+pub struct Three {
+    pub dirs: Vec<TempDir>,
+    pub peers: Vec<SocketAddr>,
+    pub clients: Vec<SocketAddr>,
+    pub groups: u64,
+    pub procs: Vec<Option<Proc>>,
+}
+
+impl Three {
+    pub fn new(groups: u64) -> Three {
+        let ports = free_ports(6);
+        let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        Three {
+            dirs: (0..3).map(|_| tempfile::tempdir().unwrap()).collect(),
+            peers: ports[0..3].iter().map(|&p| addr(p)).collect(),
+            clients: ports[3..6].iter().map(|&p| addr(p)).collect(),
+            groups,
+            procs: vec![None, None, None],
+        }
+    }
+
+    pub fn args(&self, id: u64, dir: &Path) -> Vec<String> {
+        let mut a: Vec<String> = [
+            "server",
+            "--cluster-id",
+            "77",
+            "--member-id",
+            &id.to_string(),
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--groups",
+            &self.groups.to_string(),
+            "--replication-factor",
+            "3",
+            "--cpus",
+            "none",
+            "--tick-ms",
+            "10",
+            "--election-ticks",
+            "20",
+            "--request-timeout-ms",
+            "5000",
+            // Leadership stays where the tests move it.
+            "--rebalance-leaders",
+            "false",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for m in 1..=3u64 {
+            let k = (m - 1) as usize;
+            a.push("--member".into());
+            a.push(format!("{m}=m{m}@{}/{}", self.peers[k], self.clients[k]));
+        }
+        a
+    }
+
+    /// Starts member `id` and waits (bounded) for its serving line.
+    pub fn start(&mut self, id: u64) {
+        let k = (id - 1) as usize;
+        let args = self.args(id, self.dirs[k].path());
+        self.procs[k] = Some(spawn_server(&args));
+    }
+
+    pub fn start_all(&mut self) {
+        // Together, as a new cluster is bootstrapped.
+        for id in 1..=3 {
+            let k = (id - 1) as usize;
+            let args = self.args(id, self.dirs[k].path());
+            self.procs[k] = Some(spawn_server_nowait(&args));
+        }
+        for p in self.procs.iter_mut().flatten() {
+            wait_serving(p);
+        }
+    }
+
+    pub fn proc(&mut self, id: u64) -> &mut Proc {
+        self.procs[(id - 1) as usize].as_mut().expect("running")
+    }
+
+    pub fn kill9(&mut self, id: u64) {
+        let mut p = self.procs[(id - 1) as usize].take().expect("running");
+        p.signal(libc::SIGKILL);
+        p.wait_exit(10);
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(
+            &self.clients,
+            ClientOptions {
+                timeout: Duration::from_secs(20),
+                ..ClientOptions::default()
+            },
+        )
+        .unwrap()
+    }
+
+    /// The member leading `group`, waiting (bounded) for one.
+    pub fn leader(&self, c: &Client, group: u64) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(s) = c.group_status(group) {
+                if s.leader != 0 {
+                    return s.leader;
+                }
+            }
+            assert!(Instant::now() < deadline, "group {group} has no leader");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_corelog")
+}
+
+pub fn spawn_server_nowait(args: &[String]) -> Proc {
+    let mut child = Command::new(bin())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Proc { child, stderr: rx }
+}
+
+/// Waits (bounded) for the serving line on the child's stdout.
+pub fn wait_serving(p: &mut Proc) {
+    let out = p.child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(out);
+        let mut line = String::new();
+        let _ = r.read_line(&mut line);
+        let _ = tx.send(line);
+        // Keep draining so the child never blocks on a full pipe.
+        let mut sink = Vec::new();
+        let _ = r.read_to_end(&mut sink);
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("no serving line; stderr: {:?}", p.stderr_lines()));
+    assert!(
+        line.starts_with("corelog: serving:"),
+        "{line:?}; stderr: {:?}",
+        p.stderr_lines()
+    );
+}
+
+pub fn spawn_server(args: &[String]) -> Proc {
+    let mut p = spawn_server_nowait(args);
+    wait_serving(&mut p);
+    p
+}
+
+/// Appends `n` single-record batches `"{tag}-{i}"` to `group`; returns
+/// (offset, value) of each, as acknowledged.
+pub fn append_n(c: &Client, group: u64, tag: &str, n: usize) -> Vec<(u64, String)> {
+    (0..n)
+        .map(|i| {
+            let v = format!("{tag}-{i}");
+            let a = c.append(group, &[v.as_bytes()]).unwrap();
+            assert_eq!(a.count, 1);
+            (a.base_offset, v)
+        })
+        .collect()
+}
+
+/// Every record of `group` read from one replica (`addr`: a member's
+/// client port for the group's shard, one shard here).
+pub fn read_all_from(addr: SocketAddr, group: u64, consistency: Consistency) -> Vec<(u64, String)> {
+    let c = Client::connect(&[addr], ClientOptions::default()).unwrap();
+    // Pin the reads to this member: reads at any replica are served by
+    // whichever member is asked first, the seed.
+    let mut out = Vec::new();
+    let mut from = 0;
+    loop {
+        let r = c.read(group, from, 0, consistency).unwrap();
+        if r.records.is_empty() {
+            return out;
+        }
+        for (o, v) in r.records {
+            from = o + 1;
+            out.push((o, String::from_utf8(v.to_vec()).unwrap()));
+        }
+    }
+}
+
+/// Sends one request on a raw connection and returns its answer.
+pub fn raw_call(s: &mut TcpStream, id: u64, req: &Request) -> Response {
+    let mut f = BytesMut::new();
+    encode_frame(id, req, &Limits::DEFAULT, &mut f).unwrap();
+    s.write_all(&f).unwrap();
+    raw_answer(s, id)
+}
+
+pub fn raw_answer(s: &mut TcpStream, id: u64) -> Response {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = BytesMut::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(f) = split_frame(&mut buf, &Limits::DEFAULT).unwrap() {
+            assert_eq!(f.request_id, id);
+            return <Response as prost::Message>::decode(f.payload).unwrap();
+        }
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "connection closed before the answer");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Whether the server closed `s` (read returns 0 or an error) in time.
+pub fn closed_by_server(s: &mut TcpStream) -> bool {
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut b = [0u8; 64];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+pub fn cluster_status_req() -> Request {
+    Request {
+        op: Some(Op::ClusterStatus(clientpb::ClusterStatusRequest {})),
+    }
+}
+
+pub fn error_kind(r: Response) -> Kind {
+    match r.result {
+        Some(Answer::Error(clientpb::Error { kind: Some(k) })) => k,
+        other => panic!("not an error: {other:?}"),
+    }
+}
+
+/// A handle whose offset is already known (the test waited on it).
+pub struct RecordHandleDone(pub u64);
+
+pub enum Handle {
+    Pending(corelog::client::RecordHandle),
+    Done(u64),
+}
+
+impl From<RecordHandleDone> for Handle {
+    fn from(d: RecordHandleDone) -> Handle {
+        Handle::Done(d.0)
+    }
+}
+
+impl From<corelog::client::RecordHandle> for Handle {
+    fn from(h: corelog::client::RecordHandle) -> Handle {
+        Handle::Pending(h)
+    }
+}
+
+impl Handle {
+    pub fn wait(self) -> Result<u64, ClientError> {
+        match self {
+            Handle::Pending(h) => h.wait(),
+            Handle::Done(o) => Ok(o),
+        }
+    }
+}
