@@ -176,7 +176,22 @@ impl<D: Disk> Wal<D> {
         }
         // Before recovery, which may zero a torn tail under another open.
         let lock = disk.lock(opts.read_only)?;
-        let rec = recovery::recover(&disk, &opts)?;
+        // REVIEW11 prototype: recovery's own fdatasync (of a zeroed tail)
+        // failing is the fsyncgate case as much as a flush's: the page
+        // cache may show zeros the media never got.
+        let rec = match recovery::recover(&disk, &opts) {
+            Err(
+                e @ Error::Io {
+                    op: "fdatasync", ..
+                },
+            ) if !opts.read_only => {
+                if let Some(l) = lock.as_ref() {
+                    disk.poison(l, &e.to_string());
+                }
+                return Err(e);
+            }
+            r => r?,
+        };
         let mut opts = opts;
         opts.cluster_id = rec.cluster_id;
         opts.shard_id = rec.shard_id;

@@ -344,12 +344,20 @@ pub(crate) fn recover<D: Disk>(disk: &D, opts: &Options) -> Result<Recovered<D::
     // the last segment with what lies past its end, below). (Should a
     // crash stop that, the next batch names `applied` as its predecessor,
     // which tells a later recovery to skip them.)
+    // REVIEW11 prototype: a sound batch of this segment's life above
+    // everything applied, past what reads as the end of the log, proves
+    // that the "end" is a lost or misdirected sector of an acknowledged
+    // flush: refuse, as rule 4 (b) does, rather than zero it.
+    let floor = max_sound(applied, &held);
+    if let Some(s) = last_seg.and_then(|q| segments.get(&q))
+        && tail_cleared != last_seg
+    {
+        later_flush_past_end(s, write_pos as usize, floor)?;
+    }
+    if let Some(s) = &spare {
+        later_flush_past_end(s, data_start, floor)?;
+    }
     if !opts.read_only {
-        for h in held.iter().filter(|h| Some(h.seg) != last_seg) {
-            if let Some(s) = segments.get(&h.seg) {
-                zero(s, h.body.0 - BATCH_RECORD_SIZE, h.body.1)?;
-            }
-        }
         // What a lost flush left past the end of the log, where the next
         // flushes are written: the segment written on and the spare that
         // follows it (see `clear_past_end`).
@@ -360,6 +368,14 @@ pub(crate) fn recover<D: Disk>(disk: &D, opts: &Options) -> Result<Recovered<D::
         }
         if let Some(s) = &spare {
             report.cleared_bytes += clear_past_end(s, data_start)?;
+        }
+        // REVIEW11 prototype: newest first, so that a crash in the middle
+        // never leaves a half-zeroed part in a segment older than a whole
+        // held part (the next recovery would refuse it as corruption).
+        for h in held.iter().rev().filter(|h| Some(h.seg) != last_seg) {
+            if let Some(s) = segments.get(&h.seg) {
+                zero(s, h.body.0 - BATCH_RECORD_SIZE, h.body.1)?;
+            }
         }
     }
     if let Some(first) = held.first() {
@@ -813,4 +829,35 @@ fn zero<F: DiskFile>(seg: &Segment<F>, from: usize, to: usize) -> Result<()> {
     seg.file
         .sync_data()
         .map_err(|e| Error::io("fdatasync", &seg.path, e))
+}
+
+/// REVIEW11 prototype: `Err(Corrupt)` if a sound batch of `seg`'s current
+/// life, above `floor`, lies in the window a flush written at `from` can
+/// reach.
+fn later_flush_past_end<F>(seg: &Segment<F>, from: usize, floor: u64) -> Result<()> {
+    let m = &seg.map[..];
+    let size = (seg.size as usize).min(m.len());
+    let window_end = lost_flush_end(from, size);
+    for p in from..window_end.saturating_sub(BATCH_RECORD_SIZE - 1) {
+        if m[p + 8] != RecordType::Batch as u8
+            || format::u32_at(m, p) != format::BATCH_PAYLOAD_SIZE as u32
+        {
+            continue;
+        }
+        if let Ok((b, _)) = format::read_batch(m, p, size, seg.seq)
+            && b.flush_seq >= seg.base_flush_seq
+            && b.flush_seq > floor
+        {
+            return Err(corrupt(
+                &seg.path,
+                from as u64,
+                format!(
+                    "the log reads as ending here, but a later flush (sequence {}) follows at \
+                     offset {p}: a lost or misdirected write, not the end of the log",
+                    b.flush_seq
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
