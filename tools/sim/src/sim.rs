@@ -1541,6 +1541,11 @@ impl Sim {
                     transient: true,
                     what,
                 });
+                // REVIEW11 prototype: as after a WAL failure, the machine
+                // restarts too, so that the retry reads only what reached
+                // the media (recovery's own fdatasync failed: its zeros may
+                // sit in the page cache only).
+                down.disk.crash();
                 self.nodes.get_mut(&id).expect("exists").disk = Some(Down::Wal(down));
                 return Ok(None);
             }
