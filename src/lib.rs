@@ -4,8 +4,10 @@
 pub mod clientpb;
 pub mod cluster;
 pub mod log;
+pub mod node;
 pub mod protocol;
 pub mod raft;
 pub mod raftpb;
+pub mod shard;
 pub mod transport;
 pub mod wal;

@@ -24,6 +24,7 @@
 //! compaction point means, and when a hard state must be synced are the
 //! caller's business.
 
+mod budget;
 mod bugs;
 mod cache;
 pub mod disk;
@@ -46,6 +47,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+pub use budget::{HARD_STATE_COST, entries_cost, snapshot_cost};
 #[cfg(corelog_sim_bugs)]
 pub use bugs::WalBugs;
 pub use disk::{Disk, Fault, UringDisk};

@@ -1,0 +1,248 @@
+//! A one-member cluster (replication factor 1): no network, every group's
+//! commit is its own durable write. Proposals commit and apply, survive a
+//! restart from the WAL, fail with the right typed error when the WAL
+//! fails or the group is at its limit, and a data directory refuses to
+//! start as another cluster or member.
+
+use bytes::Bytes;
+use corelog::node::ProposeError;
+use corelog::shard::{BootError, CpuPlacement, MemberConfig, MemberRuntime, RuntimeConfig};
+use corelog::wal::Fault;
+
+use super::support::*;
+
+/// Waits until every group has its (only) member as leader.
+fn wait_leaders(m: &MemberRuntime, groups: u64) {
+    for g in 0..groups {
+        wait_until(10, &format!("group {g} to elect"), || {
+            leader_of(&[m], g) == Some(1)
+        });
+    }
+}
+
+fn groups_commit_apply_and_survive_a_restart(shards: u32) {
+    const GROUPS: u64 = 6;
+    const PER_GROUP: u64 = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(11, 1, shards, GROUPS, 1, 20_000);
+    // Pinned, one shard per CPU of the process (as a server runs).
+    let pinned = |dir: &std::path::Path| MemberConfig {
+        cpus: CpuPlacement::Auto,
+        ..member_config(dir, &c, 1, runtime(), None)
+    };
+    let m = MemberRuntime::start(pinned(dir.path())).unwrap();
+    assert_eq!(m.shards().len(), shards as usize);
+    wait_leaders(&m, GROUPS);
+
+    let mut acked: Vec<Vec<(u64, Bytes)>> = Vec::new();
+    for g in 0..GROUPS {
+        let ps: Vec<Bytes> = (0..PER_GROUP).map(|i| payload(g, i)).collect();
+        let got = propose_all(&m, g, ps.clone());
+        let mut ok = Vec::new();
+        for (p, r) in ps.into_iter().zip(got) {
+            let index = r.unwrap_or_else(|e| panic!("group {g}: {e}"));
+            ok.push((index, p));
+        }
+        // Indexes are distinct and increasing in proposal order.
+        assert!(ok.windows(2).all(|w| w[0].0 < w[1].0), "group {g}: {ok:?}");
+        // Applied here, in order, exactly what was acknowledged.
+        assert_eq!(applied(&m, g), ok, "group {g} applied");
+        acked.push(ok);
+    }
+    m.stop().unwrap();
+
+    // A new life of the same directory: every acknowledged entry is back.
+    let m = MemberRuntime::start(pinned(dir.path())).unwrap();
+    wait_leaders(&m, GROUPS);
+    for g in 0..GROUPS {
+        let last = acked[g as usize].last().unwrap().0;
+        // The new term's empty entry commits everything before it.
+        wait_until(10, &format!("group {g} to reapply"), || {
+            status(&m, g).applied > last
+        });
+        assert_eq!(applied(&m, g), acked[g as usize], "group {g} after restart");
+        // And it takes new proposals after them.
+        let r = propose_all(&m, g, vec![payload(g, 999)]);
+        assert!(matches!(r[0], Ok(i) if i > last), "{r:?}");
+    }
+    m.stop().unwrap();
+}
+
+#[test]
+fn one_member_groups_on_one_shard_commit_apply_and_survive_a_restart() {
+    groups_commit_apply_and_survive_a_restart(1);
+}
+
+#[test]
+fn one_member_groups_on_two_shards_commit_apply_and_survive_a_restart() {
+    groups_commit_apply_and_survive_a_restart(2);
+}
+
+#[test]
+fn a_failed_wal_fails_proposals_with_storage_failed_and_the_shard_reports_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(12, 1, 1, 2, 1, 20_000);
+    let m = MemberRuntime::start(member_config(dir.path(), &c, 1, runtime(), None)).unwrap();
+    wait_until(10, "group 0 to elect", || leader_of(&[&m], 0) == Some(1));
+    assert!(propose_all(&m, 0, vec![payload(0, 1)])[0].is_ok());
+    assert_eq!(m.shards()[0].failure(), None);
+
+    // The next flush fails with EIO.
+    m.shards()[0]
+        .call(|s| async move {
+            s.wal_cell().borrow_mut().inject_fault(Fault {
+                land_bytes: 0,
+                errno: libc::EIO,
+                scatter: None,
+            });
+        })
+        .unwrap();
+    let r = propose_all(&m, 0, vec![payload(0, 2), payload(0, 3)]);
+    for x in &r {
+        assert!(
+            matches!(x, Err(ProposeError::StorageFailed(c)) if c.contains("Input/output")),
+            "{r:?}"
+        );
+    }
+    let failure = m.shards()[0]
+        .failure()
+        .expect("the shard reports its failure");
+    assert!(failure.contains("Input/output"), "{failure}");
+    // Every later request, on every group of the shard, fails the same way.
+    for g in 0..2 {
+        let r = propose_all(&m, g, vec![payload(g, 4)]);
+        assert!(
+            matches!(&r[0], Err(ProposeError::StorageFailed(_))),
+            "{r:?}"
+        );
+    }
+    m.stop().unwrap();
+}
+
+#[test]
+fn a_group_at_its_limit_of_proposals_in_flight_answers_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(13, 1, 1, 1, 1, 20_000);
+    let rt = RuntimeConfig {
+        max_inflight_proposals: 4,
+        ..runtime()
+    };
+    let m = MemberRuntime::start(member_config(dir.path(), &c, 1, rt, None)).unwrap();
+    wait_until(10, "group 0 to elect", || leader_of(&[&m], 0) == Some(1));
+    // Ten proposals started in one go (their tasks run before the loop's
+    // next turn, and a commit needs a flush): four fit, six are refused.
+    let r = propose_all(&m, 0, (0..10).map(|i| payload(0, i)).collect());
+    let ok = r.iter().filter(|x| x.is_ok()).count();
+    let busy = r.iter().filter(|x| **x == Err(ProposeError::Busy)).count();
+    assert_eq!((ok, busy), (4, 6), "{r:?}");
+    // Once they are applied the group takes proposals again.
+    assert!(propose_all(&m, 0, vec![payload(0, 10)])[0].is_ok());
+    m.stop().unwrap();
+}
+
+#[test]
+fn a_group_at_its_limit_of_bytes_in_flight_answers_busy_and_too_large_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(14, 1, 1, 1, 1, 20_000);
+    let rt = RuntimeConfig {
+        max_entry_bytes: 1000,
+        max_uncommitted_bytes: 2500,
+        ..runtime()
+    };
+    let m = MemberRuntime::start(member_config(dir.path(), &c, 1, rt, None)).unwrap();
+    wait_until(10, "group 0 to elect", || leader_of(&[&m], 0) == Some(1));
+    let big = Bytes::from(vec![1u8; 1000]);
+    let r = propose_all(&m, 0, vec![big.clone(), big.clone(), big.clone()]);
+    assert_eq!(r.iter().filter(|x| x.is_ok()).count(), 2, "{r:?}");
+    assert_eq!(r[2], Err(ProposeError::Busy));
+    let r = propose_all(&m, 0, vec![Bytes::from(vec![1u8; 1001])]);
+    assert_eq!(
+        r[0],
+        Err(ProposeError::TooLarge {
+            bytes: 1001,
+            limit: 1000
+        })
+    );
+    m.stop().unwrap();
+}
+
+#[test]
+fn a_data_directory_refuses_another_cluster_member_or_shard_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(15, 2, 1, 4, 1, 20_000);
+    let m = MemberRuntime::start(member_config(dir.path(), &c, 1, runtime(), None)).unwrap();
+    m.stop().unwrap();
+
+    let other = cluster(16, 2, 1, 4, 1, 20_000);
+    match MemberRuntime::start(member_config(dir.path(), &other, 1, runtime(), None)) {
+        Err(BootError::ForeignCluster {
+            found, expected, ..
+        }) => assert_eq!((found, expected), (15, 16)),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("started under another cluster id"),
+    }
+    match MemberRuntime::start(member_config(dir.path(), &c, 2, runtime(), None)) {
+        Err(BootError::WrongMember {
+            found, expected, ..
+        }) => assert_eq!((found, expected), (1, 2)),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("started as another member"),
+    }
+    let more_shards = cluster(15, 2, 2, 4, 1, 20_000);
+    match MemberRuntime::start(member_config(dir.path(), &more_shards, 1, runtime(), None)) {
+        Err(BootError::ShardCountChanged {
+            found, expected, ..
+        }) => assert_eq!((found, expected), (1, 2)),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("started with another shard count"),
+    }
+    // Bootstrap refuses a directory that is a member's already, restart
+    // one that is not.
+    assert!(matches!(
+        MemberRuntime::bootstrap(member_config(dir.path(), &c, 1, runtime(), None)),
+        Err(BootError::AlreadyBootstrapped { .. })
+    ));
+    let empty = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        MemberRuntime::restart(member_config(empty.path(), &c, 1, runtime(), None)),
+        Err(BootError::NotBootstrapped { .. })
+    ));
+    // The right identity still starts.
+    let m = MemberRuntime::start(member_config(dir.path(), &c, 1, runtime(), None)).unwrap();
+    m.stop().unwrap();
+}
+
+#[test]
+fn a_lone_proposal_costs_one_flush_and_its_commit_index_follows_at_the_next_tick() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(17, 1, 1, 1, 1, 20_000);
+    // A slow clock: the group leads at once (it campaigns at bootstrap),
+    // and no tick comes while the proposals run.
+    let rt = RuntimeConfig {
+        tick: std::time::Duration::from_secs(1),
+        ..runtime()
+    };
+    let m = MemberRuntime::start(member_config(dir.path(), &c, 1, rt, None)).unwrap();
+    wait_until(10, "group 0 to elect", || leader_of(&[&m], 0) == Some(1));
+    let (flushes, pending) = m.shards()[0]
+        .call(|s| async move {
+            let node = s.node(0).unwrap();
+            let before = s.stats().wal.flushes;
+            for i in 0..5 {
+                node.propose(payload(0, i)).await.unwrap();
+            }
+            (s.stats().wal.flushes - before, s.wal().has_pending())
+        })
+        .unwrap();
+    // One flush per proposal: the hard state that commits an entry waits
+    // in the WAL and goes out with the next proposal's entries.
+    assert_eq!(flushes, 5);
+    assert!(pending, "the last commit index is queued, not flushed");
+    // The next tick flushes it.
+    wait_until(10, "the tick's flush", || {
+        m.shards()[0]
+            .call(|s| async move { !s.wal().has_pending() && !s.wal().flush_in_flight() })
+            .unwrap()
+    });
+    m.stop().unwrap();
+}

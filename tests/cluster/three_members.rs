@@ -1,0 +1,534 @@
+//! Three members, replication factor 3, in one process, over real
+//! sockets on 127.0.0.1 (`transport::net::PeerNet`): elections,
+//! replication, leadership transfer, a member stopped and restarted from
+//! its WAL catching up, many groups electing with their leaders spread,
+//! an idle cluster sleeping. A partition needs a network that can cut a
+//! running member off: that test runs on `loopback`, a test-only
+//! in-process stand-in.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use corelog::cluster::Cluster;
+use corelog::node::ProposeError;
+use corelog::raftpb::{ConfChangeSingle, ConfChangeType, ConfChangeV2};
+use corelog::shard::{MemberRuntime, PeersFactory, RuntimeConfig, TcpSettings, tcp_peers};
+use corelog::transport::NetOptions;
+use corelog::wal::Fault;
+use tempfile::TempDir;
+
+use super::loopback::Loopback;
+use super::support::*;
+
+/// How the members of a test talk.
+enum Net {
+    Tcp,
+    Loopback(Arc<Loopback>),
+}
+
+/// The TCP network with test timings: quick reconnects after a restart.
+fn tcp() -> PeersFactory {
+    tcp_peers(TcpSettings {
+        backoff_min: Duration::from_millis(5),
+        backoff_max: Duration::from_millis(100),
+        options: NetOptions {
+            connect_timeout: Duration::from_millis(500),
+            handshake_timeout: Duration::from_millis(500),
+            ..NetOptions::default()
+        },
+        ..TcpSettings::default()
+    })
+}
+
+struct Three {
+    cluster: Arc<Cluster>,
+    rt: RuntimeConfig,
+    net: Net,
+    factory: PeersFactory,
+    dirs: Vec<TempDir>,
+    members: Vec<Option<MemberRuntime>>,
+}
+
+impl Three {
+    /// Three members of `shards` shards holding `groups` groups, over TCP.
+    fn start(cluster_id: u64, groups: u64, shards: u32) -> Three {
+        Three::start_with(cluster_id, groups, shards, runtime())
+    }
+
+    fn start_with(cluster_id: u64, groups: u64, shards: u32, rt: RuntimeConfig) -> Three {
+        let cluster = tcp_cluster(cluster_id, 3, shards, groups, 3);
+        Three::start_on(cluster, rt, Net::Tcp, tcp())
+    }
+
+    /// The same over the in-process loopback network.
+    fn start_loopback(cluster_id: u64, groups: u64, base: u16) -> Three {
+        Three::start_loopback_with(cluster_id, groups, base, runtime())
+    }
+
+    fn start_loopback_with(cluster_id: u64, groups: u64, base: u16, rt: RuntimeConfig) -> Three {
+        let cluster = cluster(cluster_id, 3, 1, groups, 3, base);
+        let lb = Loopback::new();
+        let factory = lb.factory();
+        Three::start_on(cluster, rt, Net::Loopback(lb), factory)
+    }
+
+    fn start_on(
+        cluster: Arc<Cluster>,
+        rt: RuntimeConfig,
+        net: Net,
+        factory: PeersFactory,
+    ) -> Three {
+        let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let mut t = Three {
+            cluster,
+            rt,
+            net,
+            factory,
+            dirs,
+            members: vec![None, None, None],
+        };
+        // Together, as a new cluster is bootstrapped: a member that starts
+        // alone campaigns for its groups before anyone can vote.
+        let started: Vec<MemberRuntime> = std::thread::scope(|s| {
+            let hs: Vec<_> = (1..=3u64)
+                .map(|id| {
+                    let cfg = member_config(
+                        t.dirs[(id - 1) as usize].path(),
+                        &t.cluster,
+                        id,
+                        t.rt.clone(),
+                        Some(t.factory.clone()),
+                    );
+                    s.spawn(move || MemberRuntime::start(cfg).unwrap())
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (i, m) in started.into_iter().enumerate() {
+            t.members[i] = Some(m);
+        }
+        t
+    }
+
+    fn loopback(&self) -> &Loopback {
+        match &self.net {
+            Net::Loopback(l) => l,
+            Net::Tcp => panic!("this test needs the loopback network"),
+        }
+    }
+
+    fn start_member(&mut self, id: u64) {
+        let dir: &Path = self.dirs[(id - 1) as usize].path();
+        let cfg = member_config(
+            dir,
+            &self.cluster,
+            id,
+            self.rt.clone(),
+            Some(self.factory.clone()),
+        );
+        self.members[(id - 1) as usize] = Some(MemberRuntime::start(cfg).unwrap());
+    }
+
+    fn stop_member(&mut self, id: u64) {
+        if let Some(m) = self.members[(id - 1) as usize].take() {
+            m.stop().unwrap();
+        }
+    }
+
+    fn m(&self, id: u64) -> &MemberRuntime {
+        self.members[(id - 1) as usize].as_ref().expect("running")
+    }
+
+    fn running(&self) -> Vec<&MemberRuntime> {
+        self.members.iter().flatten().collect()
+    }
+
+    /// Waits until a running member leads `group`; returns it.
+    fn leader(&self, group: u64) -> u64 {
+        let mut l = None;
+        wait_until(20, &format!("group {group} to elect"), || {
+            l = leader_of(&self.running(), group);
+            l.is_some()
+        });
+        l.unwrap()
+    }
+
+    /// Proposes `n` payloads (numbered from `from`) to `group` through its
+    /// leader, retrying those refused (NotLeader, Dropped: never applied)
+    /// while leadership moves; returns the acknowledged (index, payload),
+    /// by index.
+    fn propose(&self, group: u64, from: u64, n: u64) -> Vec<(u64, Bytes)> {
+        let mut todo: Vec<Bytes> = (from..from + n).map(|k| payload(group, k)).collect();
+        let mut acked = Vec::new();
+        for _ in 0..100 {
+            if todo.is_empty() {
+                acked.sort();
+                return acked;
+            }
+            let l = self.leader(group);
+            let got = propose_all(self.m(l), group, todo.clone());
+            let mut again = Vec::new();
+            for (p, r) in todo.into_iter().zip(got) {
+                match r {
+                    Ok(i) => acked.push((i, p)),
+                    Err(ProposeError::NotLeader { .. } | ProposeError::Dropped) => again.push(p),
+                    Err(e) => panic!("group {group}: {e}"),
+                }
+            }
+            todo = again;
+        }
+        panic!("group {group}: proposals kept being refused");
+    }
+
+    /// Waits until member `id` applied exactly `acked` in `group`.
+    fn wait_applied(&self, id: u64, group: u64, acked: &[(u64, Bytes)]) {
+        let last = acked.last().map_or(0, |a| a.0);
+        wait_until(20, &format!("member {id} to apply group {group}"), || {
+            status(self.m(id), group).applied >= last
+        });
+        assert_eq!(
+            applied(self.m(id), group),
+            acked,
+            "member {id}, group {group}"
+        );
+    }
+
+    fn stop_all(mut self) {
+        for id in 1..=3 {
+            self.stop_member(id);
+        }
+    }
+}
+
+#[test]
+fn three_members_elect_and_replicate_every_group() {
+    let t = Three::start(31, 4, 1);
+    for g in 0..4 {
+        let acked = t.propose(g, 0, 25);
+        assert_eq!(acked.len(), 25);
+        for id in 1..=3 {
+            t.wait_applied(id, g, &acked);
+        }
+    }
+    // It all went over the members' sockets.
+    for id in 1..=3 {
+        let st = t.m(id).shards()[0]
+            .call(|s| async move { s.net_stats() })
+            .unwrap()
+            .expect("a TCP network");
+        assert!(st.connects >= 2, "member {id}: {st:?}");
+        assert!(
+            st.messages_sent > 0 && st.messages_received > 0,
+            "member {id}: {st:?}"
+        );
+    }
+    t.stop_all();
+}
+
+#[test]
+fn leadership_moves_to_the_member_asked_for() {
+    // Rebalancing would hand leadership back to the preferred leader.
+    let rt = RuntimeConfig {
+        rebalance_leaders: false,
+        ..runtime()
+    };
+    let t = Three::start_with(32, 1, 1, rt);
+    let first = t.propose(0, 0, 5);
+    let l = t.leader(0);
+    let target = if l == 3 { 1 } else { l + 1 };
+    t.m(l)
+        .shard_of(0)
+        .call(move |s| async move { s.node(0).unwrap().transfer_leader(target) })
+        .unwrap()
+        .unwrap();
+    wait_until(20, "the transfer", || {
+        leader_of(&t.running(), 0) == Some(target)
+    });
+    // The old leader now names the new one.
+    wait_until(20, "the old leader to learn of the new one", || {
+        status(t.m(l), 0).leader == Some(target)
+    });
+    let r = propose_all(t.m(l), 0, vec![Bytes::from_static(b"x")]);
+    assert_eq!(
+        r[0],
+        Err(ProposeError::NotLeader {
+            leader: Some(target)
+        })
+    );
+    // And the new one takes proposals after the old ones.
+    let r = propose_all(t.m(target), 0, vec![payload(0, 100)]);
+    assert!(
+        matches!(r[0], Ok(i) if i > first.last().unwrap().0),
+        "{r:?}"
+    );
+    t.stop_all();
+}
+
+#[test]
+fn a_member_stopped_and_restarted_from_its_wal_catches_up() {
+    let mut t = Three::start(33, 3, 1);
+    let mut acked: Vec<Vec<(u64, Bytes)>> = (0..3).map(|g| t.propose(g, 0, 10)).collect();
+    for g in 0..3 {
+        t.wait_applied(3, g, &acked[g as usize]);
+    }
+    t.stop_member(3);
+    // Members 1 and 2 go on (electing again where 3 led).
+    for g in 0..3 {
+        let more = t.propose(g, 10, 30);
+        acked[g as usize].extend(more);
+        acked[g as usize].sort();
+    }
+    t.start_member(3);
+    for g in 0..3 {
+        for id in 1..=3 {
+            t.wait_applied(id, g, &acked[g as usize]);
+        }
+    }
+    // And leads again the groups placement gave it.
+    for g in 0..3 {
+        let preferred = t.cluster.replicas(g).unwrap()[0];
+        wait_until(20, &format!("group {g} back to member {preferred}"), || {
+            leader_of(&t.running(), g) == Some(preferred)
+        });
+    }
+    t.stop_all();
+}
+
+#[test]
+fn a_hundred_and_twenty_groups_on_three_members_all_elect_with_leaders_spread() {
+    const GROUPS: u64 = 120;
+    let t = Three::start(34, GROUPS, 1);
+    for g in 0..GROUPS {
+        t.leader(g);
+    }
+    // Placement makes each member the first replica of a third of the
+    // groups; those campaign at bootstrap, and leaders that won a race
+    // (members start apart) hand over to them.
+    let mut led = [0u32; 3];
+    wait_until(30, "leadership spread as placement intends", || {
+        led = [0; 3];
+        for g in 0..GROUPS {
+            if let Some(l) = leader_of(&t.running(), g) {
+                led[(l - 1) as usize] += 1;
+            }
+        }
+        led == [40, 40, 40]
+    });
+    for g in 0..GROUPS {
+        let preferred = t.cluster.replicas(g).unwrap()[0];
+        assert_eq!(leader_of(&t.running(), g), Some(preferred), "group {g}");
+    }
+    for g in 0..GROUPS {
+        assert_eq!(t.propose(g, 0, 1).len(), 1);
+    }
+    t.stop_all();
+}
+
+#[test]
+fn a_proposal_whose_slot_another_leader_took_fails_with_dropped() {
+    let t = Three::start_loopback(35, 1, 25_000);
+    let before = t.propose(0, 0, 3);
+    let old = t.leader(0);
+    // Cut the leader off, then propose to it: the entry gets an index in
+    // the old term that no other member will ever see.
+    t.loopback().cut(old);
+    let (tx, rx) = std::sync::mpsc::channel();
+    t.m(old)
+        .shard_of(0)
+        .call(move |s| async move {
+            let n = s.node(0).unwrap();
+            glommio::spawn_local(async move {
+                let _ = tx.send(n.propose(Bytes::from_static(b"lost")).await);
+            })
+            .detach();
+        })
+        .unwrap();
+    let others: Vec<u64> = (1..=3).filter(|&i| i != old).collect();
+    let mut new = None;
+    wait_until(20, "the others to elect", || {
+        new = leader_of(&[t.m(others[0]), t.m(others[1])], 0);
+        new.is_some()
+    });
+    let new = new.unwrap();
+    let r = propose_all(t.m(new), 0, vec![payload(0, 50), payload(0, 51)]);
+    assert!(r.iter().all(|x| x.is_ok()), "{r:?}");
+    // Back together, the old leader takes the new term's log: its entry's
+    // slot holds another term's entry, so the proposal was dropped.
+    t.loopback().heal(old);
+    let got = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the proposal was answered");
+    assert_eq!(got, Err(ProposeError::Dropped));
+    assert!(
+        applied(t.m(old), 0)
+            .iter()
+            .all(|(_, p)| p.as_ref() != b"lost"),
+        "the dropped entry was applied"
+    );
+    assert!(applied(t.m(old), 0).starts_with(&before));
+    t.stop_all();
+}
+
+/// CPU time the calling thread has used.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+impl Three {
+    /// CPU time used by every shard thread of the running members (read
+    /// on each shard's own thread; other tests of this process do not
+    /// count).
+    fn shards_cpu(&self) -> Duration {
+        self.running()
+            .iter()
+            .flat_map(|m| m.shards())
+            .map(|h| h.call(|_| async { thread_cpu() }).unwrap())
+            .sum()
+    }
+}
+
+#[test]
+fn an_idle_cluster_sleeps_between_ticks() {
+    // Three members with two shards each: six shard threads, more than
+    // this machine's CPUs, every one of which must sleep when idle.
+    let t = Three::start(36, 30, 2);
+    for g in 0..30 {
+        t.leader(g);
+    }
+    let (cpu0, t0) = (t.shards_cpu(), std::time::Instant::now());
+    std::thread::sleep(Duration::from_secs(1));
+    let (cpu, wall) = (t.shards_cpu() - cpu0, t0.elapsed());
+    // Ticks every 5 ms with a heartbeat each: some work, far from the
+    // 2 s of CPU per second that six spinning threads would take here.
+    assert!(
+        cpu < wall / 2,
+        "an idle cluster used {cpu:?} of CPU in {wall:?}"
+    );
+    eprintln!("idle: {cpu:?} of CPU in {wall:?}");
+    t.stop_all();
+}
+
+#[test]
+fn a_member_whose_wal_fails_stops_serving_and_closes_its_peer_port() {
+    let t = Three::start(37, 3, 1);
+    // A group member 3 does not lead (rebalancing may move leaders, so
+    // look now and propose through whoever leads).
+    let g = (0..3)
+        .find(|&g| t.leader(g) != 3)
+        .expect("3 does not lead all");
+    t.propose(g, 0, 3);
+    t.m(3).shards()[0]
+        .call(|s| async move {
+            s.wal_cell().borrow_mut().inject_fault(Fault {
+                land_bytes: 0,
+                errno: libc::EIO,
+                scatter: None,
+            });
+        })
+        .unwrap();
+    // The next entries reach member 3, whose flush of them fails.
+    t.propose(g, 3, 3);
+    wait_until(20, "member 3 to report its failure", || {
+        t.m(3).shards()[0].failure().is_some()
+    });
+    let r = propose_all(t.m(3), g, vec![payload(g, 99)]);
+    assert!(
+        matches!(&r[0], Err(ProposeError::StorageFailed(_))),
+        "{r:?}"
+    );
+    // Its peer port is closed: nobody is served from a failed disk.
+    let addr = t.cluster.member(3).unwrap().peer_addr_of_shard(0).unwrap();
+    wait_until(20, "member 3's peer port to close", || {
+        std::net::TcpStream::connect(addr).is_err()
+    });
+    // The other two go on.
+    let more = t.propose(g, 6, 3);
+    assert_eq!(more.len(), 3);
+    t.stop_all();
+}
+
+#[test]
+fn read_index_answers_at_least_every_acknowledged_index_on_leader_and_follower() {
+    let t = Three::start(38, 1, 1);
+    let acked = t.propose(0, 0, 5);
+    let last = acked.last().unwrap().0;
+    let l = t.leader(0);
+    let f = if l == 1 { 2 } else { 1 };
+    for id in [l, f] {
+        wait_until(20, &format!("member {id} to know the leader"), || {
+            status(t.m(id), 0).leader == Some(l)
+        });
+        let r = t
+            .m(id)
+            .shard_of(0)
+            .call(|s| async move { s.node(0).unwrap().read_index().await })
+            .unwrap();
+        // A follower asks the leader; both answer an index that covers
+        // every write acknowledged before the read was asked.
+        assert!(matches!(r, Ok(i) if i >= last), "member {id}: {r:?}");
+    }
+    t.stop_all();
+}
+
+#[test]
+fn a_conf_change_removes_a_member_and_the_other_two_go_on() {
+    let t = Three::start(39, 1, 1);
+    let acked = t.propose(0, 0, 3);
+    // Remove a member that does not lead.
+    let l = t.leader(0);
+    let gone = if l == 3 { 2 } else { 3 };
+    let cc = ConfChangeV2 {
+        changes: vec![ConfChangeSingle {
+            r#type: ConfChangeType::ConfChangeRemoveNode as i32,
+            node_id: gone,
+        }],
+        ..Default::default()
+    };
+    let r = t
+        .m(l)
+        .shard_of(0)
+        .call(move |s| async move { s.node(0).unwrap().propose_conf_change(cc).await })
+        .unwrap();
+    assert!(matches!(r, Ok(i) if i > acked.last().unwrap().0), "{r:?}");
+    // In force on the leader once applied there.
+    let cs = status(t.m(l), 0).conf_state;
+    assert!(!cs.voters.contains(&gone), "{cs:?}");
+    assert_eq!(cs.voters.len(), 2, "{cs:?}");
+    // The two left commit on their own.
+    let more = propose_all(t.m(l), 0, vec![payload(0, 10)]);
+    assert!(more[0].is_ok(), "{more:?}");
+    t.stop_all();
+}
+
+#[test]
+fn a_proposal_unanswered_within_the_request_timeout_fails_with_timeout() {
+    let rt = RuntimeConfig {
+        request_timeout_ticks: 40,
+        ..runtime()
+    };
+    let t = Three::start_loopback_with(40, 1, 25_200, rt);
+    t.propose(0, 0, 2);
+    let l = t.leader(0);
+    // Cut off, the leader can commit nothing; nobody else takes the slot
+    // while the cut lasts, so only the deadline answers.
+    t.loopback().cut(l);
+    let t0 = std::time::Instant::now();
+    let r = propose_all(t.m(l), 0, vec![payload(0, 7)]);
+    assert_eq!(r[0], Err(ProposeError::Timeout));
+    // 40 ticks of 5 ms, give or take a tick.
+    assert!(
+        t0.elapsed() >= Duration::from_millis(190),
+        "{:?}",
+        t0.elapsed()
+    );
+    t.loopback().heal(l);
+    t.stop_all();
+}
