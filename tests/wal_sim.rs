@@ -1429,7 +1429,10 @@ fn review11_an_end_of_log_followed_by_an_acknowledged_flush_is_refused_not_zeroe
         .iter()
         .all(|&b| b == 0);
     match r {
-        Err(Error::Corrupt { .. }) => {}
+        Err(Error::Corrupt { what, .. }) => assert!(
+            what.starts_with("end of log at offset") && what.contains("followed by a sound batch"),
+            "the error names the end of the log and the batch past it: {what}"
+        ),
         Err(e) => panic!("unexpected error: {e}"),
         Ok(w) => panic!(
             "acknowledged flushes F and G silently lost: recovered last index {} (acknowledged \
