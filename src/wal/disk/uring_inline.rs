@@ -33,13 +33,16 @@ use super::uring::UringFile;
 use super::uring_flush::UringFlusher;
 use super::{FlushError, FlushPoll, FlushWrite};
 
-/// Test hooks: calls to fail with EINTR before the kernel is asked, a cap
-/// on every `pwrite`'s length (to force short writes), an errno for the
-/// next `fdatasync`, and what ran, in order.
+/// Test hooks: how many `pwrite` and `fdatasync` calls fail with EINTR
+/// before the kernel is asked (each in place of the syscall's result, so
+/// that the retry tested is the one real errors take), a cap on every
+/// `pwrite`'s length (to force short writes), an errno for the next
+/// `fdatasync`, and what ran, in order.
 #[cfg(test)]
 #[derive(Debug, Default)]
 pub(super) struct InlineHooks {
-    pub eintr: u32,
+    pub pwrite_eintr: u32,
+    pub sync_eintr: u32,
     pub max_write: Option<usize>,
     pub sync_errno: Option<i32>,
     pub calls: Vec<(&'static str, u64, usize)>,
@@ -110,8 +113,8 @@ impl UringFlusher {
         #[cfg(test)]
         {
             let h = &mut self.inline_hooks;
-            if h.eintr > 0 {
-                h.eintr -= 1;
+            if h.pwrite_eintr > 0 {
+                h.pwrite_eintr -= 1;
                 return Err(io::Error::from_raw_os_error(libc::EINTR));
             }
             len = h.max_write.map_or(len, |m| len.min(m));
@@ -129,27 +132,32 @@ impl UringFlusher {
     /// fdatasync, retried while interrupted.
     fn fdatasync(&mut self, fd: RawFd) -> io::Result<()> {
         loop {
-            #[cfg(test)]
-            {
-                let h = &mut self.inline_hooks;
-                if h.eintr > 0 {
-                    h.eintr -= 1;
-                    continue;
-                }
-                h.calls.push(("fdatasync", 0, 0));
-                if let Some(e) = h.sync_errno.take() {
-                    return Err(io::Error::from_raw_os_error(e));
-                }
+            match self.fdatasync_once(fd) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => return r,
             }
-            // SAFETY: a plain syscall on a descriptor the flush's
-            // `UringFile` keeps open; it touches no memory of ours.
-            if unsafe { libc::fdatasync(fd) } == 0 {
-                return Ok(());
+        }
+    }
+
+    fn fdatasync_once(&mut self, fd: RawFd) -> io::Result<()> {
+        #[cfg(test)]
+        {
+            let h = &mut self.inline_hooks;
+            if h.sync_eintr > 0 {
+                h.sync_eintr -= 1;
+                return Err(io::Error::from_raw_os_error(libc::EINTR));
             }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
+            h.calls.push(("fdatasync", 0, 0));
+            if let Some(e) = h.sync_errno.take() {
+                return Err(io::Error::from_raw_os_error(e));
             }
+        }
+        // SAFETY: a plain syscall on a descriptor the flush's `UringFile`
+        // keeps open; it touches no memory of ours.
+        if unsafe { libc::fdatasync(fd) } == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
         }
     }
 }
@@ -219,12 +227,12 @@ mod tests {
         let (_d, a, b) = two_files();
         let mut fl = UringFlusher::new().unwrap();
         fl.inline_hooks.max_write = Some(1024);
-        fl.inline_hooks.eintr = 3;
+        fl.inline_hooks.pwrite_eintr = 3;
         let ws = writes(&a, &b);
         let want: Vec<Vec<u8>> = ws.iter().map(|w| w.buf.clone()).collect();
         assert!(matches!(fl.run_inline(ws), FlushPoll::Done(_)));
         assert_eq!(
-            fl.inline_hooks.eintr, 0,
+            fl.inline_hooks.pwrite_eintr, 0,
             "every interrupted call was retried"
         );
         expect_at(&a, 100, &want[0]);
@@ -247,6 +255,39 @@ mod tests {
                 (4196, 904)
             ]
         );
+    }
+
+    /// Runs `writes(a, b)` inline with the hooks set by `arm` and checks
+    /// that the flush completed with both files written and each synced
+    /// once (an interrupted call is not recorded: it never reached the
+    /// kernel).
+    fn completes_despite(arm: impl FnOnce(&mut InlineHooks)) -> InlineHooks {
+        let (_d, a, b) = two_files();
+        let mut fl = UringFlusher::new().unwrap();
+        arm(&mut fl.inline_hooks);
+        let ws = writes(&a, &b);
+        let want: Vec<Vec<u8>> = ws.iter().map(|w| w.buf.clone()).collect();
+        match fl.run_inline(ws) {
+            FlushPoll::Done(_) => {}
+            other => panic!("an interrupted call failed the flush: {other:?}"),
+        }
+        expect_at(&a, 100, &want[0]);
+        expect_at(&b, 7, &want[1]);
+        let steps: Vec<&str> = fl.inline_hooks.calls.iter().map(|c| c.0).collect();
+        assert_eq!(steps, ["pwrite", "fdatasync", "pwrite", "fdatasync"]);
+        std::mem::take(&mut fl.inline_hooks)
+    }
+
+    #[test]
+    fn an_interrupted_pwrite_is_retried() {
+        let h = completes_despite(|h| h.pwrite_eintr = 2);
+        assert_eq!(h.pwrite_eintr, 0, "both interruptions were met");
+    }
+
+    #[test]
+    fn an_interrupted_fdatasync_is_retried() {
+        let h = completes_despite(|h| h.sync_eintr = 2);
+        assert_eq!(h.sync_eintr, 0, "both interruptions were met");
     }
 
     #[test]
