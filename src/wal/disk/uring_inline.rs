@@ -48,6 +48,19 @@ pub(super) struct InlineHooks {
     pub calls: Vec<(&'static str, u64, usize)>,
 }
 
+/// An injected `Fault` (without `scatter`) as an inline flush plays it: its
+/// syscalls run as asked until `left` bytes have been written, then the
+/// next `pwrite`, or the `fdatasync` right after the last of those bytes,
+/// fails with `errno` in place of the kernel's answer. Why not the ring's
+/// `fail_with`: so that a fault test of the inline path goes through the
+/// same error handling a real EIO or ENOSPC does (the failing step named,
+/// the buffers handed back, nothing run after it).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ArmedFault {
+    left: usize,
+    errno: i32,
+}
+
 fn failed(write: usize, sync: bool, error: io::Error) -> FlushError {
     FlushError { write, sync, error }
 }
@@ -59,10 +72,27 @@ impl UringFlusher {
         &mut self,
         writes: Vec<FlushWrite<UringFile>>,
     ) -> FlushPoll<UringFile> {
-        if let Some(f) = self.take_fault() {
-            let error = Self::fail_with(&writes, f);
-            return FlushPoll::Failed { error, writes };
+        match self.take_fault() {
+            Some(f) if f.scatter.is_some() => {
+                // Sectors landing out of order: no syscall sequence does
+                // that, so it is imitated as in the ring.
+                let error = Self::fail_with(&writes, f);
+                return FlushPoll::Failed { error, writes };
+            }
+            Some(f) => {
+                self.inline_fault = Some(ArmedFault {
+                    left: f.land_bytes,
+                    errno: f.errno,
+                });
+            }
+            None => {}
         }
+        let outcome = self.run_writes(writes);
+        self.inline_fault = None;
+        outcome
+    }
+
+    fn run_writes(&mut self, writes: Vec<FlushWrite<UringFile>>) -> FlushPoll<UringFile> {
         for (i, w) in writes.iter().enumerate() {
             let fd = w.file.fd();
             if let Err(e) = self.pwrite_all(fd, &w.buf, w.offset) {
@@ -108,8 +138,15 @@ impl UringFlusher {
     }
 
     fn pwrite_once(&mut self, fd: RawFd, buf: &[u8], at: libc::off_t) -> io::Result<usize> {
-        #[allow(unused_mut)]
         let mut len = buf.len();
+        if let Some(f) = self.inline_fault.as_mut() {
+            if f.left == 0 {
+                let errno = f.errno;
+                self.inline_fault = None;
+                return Err(io::Error::from_raw_os_error(errno));
+            }
+            len = len.min(f.left);
+        }
         #[cfg(test)]
         {
             let h = &mut self.inline_hooks;
@@ -126,7 +163,11 @@ impl UringFlusher {
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(n as usize)
+        let n = n as usize;
+        if let Some(f) = self.inline_fault.as_mut() {
+            f.left -= n.min(f.left);
+        }
+        Ok(n)
     }
 
     /// fdatasync, retried while interrupted.
@@ -140,6 +181,12 @@ impl UringFlusher {
     }
 
     fn fdatasync_once(&mut self, fd: RawFd) -> io::Result<()> {
+        if let Some(f) = self.inline_fault
+            && f.left == 0
+        {
+            self.inline_fault = None;
+            return Err(io::Error::from_raw_os_error(f.errno));
+        }
         #[cfg(test)]
         {
             let h = &mut self.inline_hooks;
@@ -328,8 +375,11 @@ mod tests {
         }
     }
 
+    /// The fault is played out by the syscalls themselves: the bytes before
+    /// it are real pwrites (the second write cut short at the fault), and
+    /// the failing step is the call that would have come next.
     #[test]
-    fn an_injected_fault_fires_inline_as_in_the_ring() {
+    fn an_injected_fault_fires_inline_through_the_syscalls() {
         let (_d, a, b) = two_files();
         let mut fl = UringFlusher::new().unwrap();
         fl.inject(Fault {
@@ -345,9 +395,45 @@ mod tests {
             other => panic!("expected Failed, got {other:?}"),
         }
         assert_eq!(contents(&b).len(), 7 + 1000, "a prefix of the flush landed");
-        assert!(fl.inline_hooks.calls.is_empty(), "no syscall of its own");
+        assert_eq!(
+            fl.inline_hooks.calls,
+            [
+                ("pwrite", 100, 5000),
+                ("fdatasync", 0, 0),
+                ("pwrite", 7, 1000)
+            ],
+            "the real steps up to the fault"
+        );
+        assert!(fl.inline_fault.is_none(), "disarmed once fired");
+        fl.inline_hooks.calls.clear();
         // Fired once: the next flush runs.
         assert!(matches!(fl.run_inline(writes(&a, &b)), FlushPoll::Done(_)));
+    }
+
+    /// A fault at the flush's last byte fails the last fdatasync (as a
+    /// sync, naming that write); one at 0 bytes fails the first pwrite.
+    #[test]
+    fn an_injected_eio_fails_the_step_after_its_bytes() {
+        for (land, want) in [(5000 + 3000, (1, true)), (5000, (0, true)), (0, (0, false))] {
+            let (_d, a, b) = two_files();
+            let mut fl = UringFlusher::new().unwrap();
+            fl.inject(Fault {
+                land_bytes: land,
+                errno: libc::EIO,
+                scatter: None,
+            });
+            match fl.run_inline(writes(&a, &b)) {
+                FlushPoll::Failed { error, writes } => {
+                    assert_eq!((error.write, error.sync), want, "land {land}");
+                    assert_eq!(error.error.raw_os_error(), Some(libc::EIO));
+                    assert_eq!(writes.len(), 2, "the buffers come back");
+                }
+                other => panic!("land {land}: expected Failed, got {other:?}"),
+            }
+            let landed =
+                contents(&a).len().saturating_sub(100) + contents(&b).len().saturating_sub(7);
+            assert_eq!(landed, land, "exactly the bytes before the fault landed");
+        }
     }
 
     #[test]
