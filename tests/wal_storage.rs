@@ -178,7 +178,7 @@ fn a_snapshot_without_its_hard_state_raises_only_the_reported_commit() {
         commit: 12,
     };
     let _ = ws.set_hard_state(&hs).unwrap();
-    ms.set_hard_state(hs.clone());
+    ms.set_hard_state(hs);
     let meta = SnapshotMetadata {
         conf_state: Some(ConfState {
             voters: vec![1, 2, 3, 4],
