@@ -832,6 +832,48 @@ fn a_few_entries_pinning_old_segments_are_relocated_and_the_segments_freed() {
     assert_eq!(w.last_index(1), last);
 }
 
+/// A snapshot at index 0 (of a term above 0) leaves the compaction mark
+/// (0, t): the term of index 0 that the log after it must follow. GC's
+/// relocation must rewrite that mark, and recovery must accept a mark at
+/// index 0, or the group comes back with (0, 0) after its original
+/// segment is freed (found by tests/wal_sim.rs's model, seed 15; fixed in
+/// f99639b).
+#[test]
+fn a_compaction_mark_at_index_0_survives_relocation_and_reopen() {
+    let d = tempfile::tempdir().unwrap();
+    let mut w = Wal::open(d.path(), opts()).unwrap();
+    let meta = SnapshotMetadata {
+        conf_state: Some(ConfState {
+            voters: vec![1, 2, 3],
+            ..Default::default()
+        }),
+        index: 0,
+        term: 3,
+    };
+    let _ = w.apply_snapshot(7, &meta).unwrap();
+    let kept = run(1, 6, 3, "after the snapshot at 0");
+    let _ = w.append_entries(7, &kept).unwrap();
+    assert_eq!(w.compacted(7), (0, 3), "the mark as applied");
+    // Group 1 writes a lot and compacts it all away: group 7's entries
+    // pin the first segment and are relocated.
+    push(&mut w, 300);
+    let _ = w.compact(1, w.last_index(1), 1).unwrap();
+    let first_seg = w.segment_seqs()[0];
+    assert!(w.gc().unwrap() > 0);
+    assert!(
+        !w.segment_seqs().contains(&first_seg),
+        "the snapshot's original segment was freed: {:?}",
+        w.segment_seqs()
+    );
+    assert_eq!(w.compacted(7), (0, 3), "after relocation");
+    w.flush().unwrap();
+    drop(w);
+    let w = Wal::open(d.path(), opts()).unwrap();
+    assert_eq!(w.compacted(7), (0, 3), "after relocation and reopen");
+    assert_eq!(w.term(7, 0).unwrap(), 3, "index 0's term");
+    assert_eq!(all(&w, 7), kept);
+}
+
 #[test]
 fn relocated_entries_recover_whether_or_not_their_originals_survive() {
     let d = tempfile::tempdir().unwrap();

@@ -1363,3 +1363,249 @@ fn lost_then_completed(recycled: bool) -> Result<(), String> {
     check_recovered(&w, &[&before, &g_whole]).map_err(|e| format!("after G: {e}"))?;
     Ok(())
 }
+
+// ---------------------------------------------------------------------
+// Review 11 (hostile review of rule 6): tests that FAIL on f99639b.
+// ---------------------------------------------------------------------
+
+/// The durable name of the active segment.
+fn active_name(w: &Wal<SimDisk>) -> String {
+    let (p, _) = w.write_position();
+    p.file_name().unwrap().to_str().unwrap().to_string()
+}
+
+/// REVIEW11-A. An acknowledged flush F whose first sector never reached
+/// its place on the media (a lost or misdirected write: the intended
+/// sector keeps its old zeros, as `SimDisk`'s `misdirect_ppm` leaves it)
+/// reads as the end of the log. G, acknowledged after F, lies right past
+/// that "end": a sound batch of this segment, above the segment's base and
+/// above every sequence recovery applied, i.e. exactly what rule 4 (b)
+/// takes as proof that a bad batch is not the tail. Recovery must refuse
+/// the disk (`Corrupt`). Instead rule 6 zeroes G on the media (and syncs
+/// it) and opens on a log that silently lacks two acknowledged flushes.
+#[test]
+fn review11_an_end_of_log_followed_by_an_acknowledged_flush_is_refused_not_zeroed() {
+    let d = planned_disk();
+    let mut o = opts();
+    o.segment_size = 8192;
+    let mut w = Wal::open_on(d.clone(), o.clone()).unwrap();
+    let name = active_name(&w);
+    flush_to(&mut w, 1024);
+    let before_f = w.last_index(1);
+    // F: one entry from 1024 (the start of sector 2) into sector 3.
+    let i = w.last_index(1) + 1;
+    let _ = w.append_entries(1, &[ent(i, 1, 700)]).unwrap();
+    w.flush().unwrap();
+    let (_, g_at) = w.write_position();
+    assert!(g_at > 1536, "G starts past F's first sector");
+    // G: acknowledged after F.
+    let _ = w.append_entries(1, &[ent(i + 1, 1, 300)]).unwrap();
+    w.flush().unwrap();
+    let (_, g_end) = w.write_position();
+    let acked_last = w.last_index(1);
+    d.crash(); // nothing in flight: everything acknowledged is on the media
+    drop(w);
+    // F's first sector never reached its place (its old zeros stay).
+    let media = d.durable_bytes(&name).unwrap();
+    for off in 1024..1536u64 {
+        let b = media[off as usize];
+        if b != 0 {
+            assert!(d.rot_durable_byte(&name, off, b));
+        }
+    }
+    // (The page cache keeps the good bytes until the next power loss.)
+    d.crash();
+    let g_range = g_at as usize..g_end as usize;
+    assert!(
+        d.durable_bytes(&name).unwrap()[g_range.clone()]
+            .iter()
+            .any(|&b| b != 0)
+    );
+    let mut ro = o.clone();
+    ro.read_only = true;
+    let ro_last = Wal::open_on(d.clone(), ro).map(|w| w.last_index(1));
+    let r = Wal::open_on(d.clone(), o.clone());
+    let g_zeroed = d.durable_bytes(&name).unwrap()[g_range]
+        .iter()
+        .all(|&b| b == 0);
+    match r {
+        Err(Error::Corrupt { what, .. }) => assert!(
+            what.starts_with("end of log at offset") && what.contains("followed by a sound batch"),
+            "the error names the end of the log and the batch past it: {what}"
+        ),
+        Err(e) => panic!("unexpected error: {e}"),
+        Ok(w) => panic!(
+            "acknowledged flushes F and G silently lost: recovered last index {} (acknowledged \
+             {acked_last}, before F {before_f}; a read-only open said {ro_last:?}); rule 6 \
+             cleared {} bytes past the end; G's bytes on the media are now all zero: {g_zeroed}",
+            w.last_index(1),
+            w.recovery_report().cleared_bytes
+        ),
+    }
+}
+
+/// REVIEW11-B. Recovery's own fdatasync (of rule 6's zeroing) fails with
+/// EIO and the kernel forgets the zeroed pages: they stay clean in the
+/// page cache, which shows zeros, while the media keeps the lost flush's
+/// leftovers. A flush's failed fdatasync poisons the directory for the
+/// process (the fsyncgate rule, docs/architecture.md); recovery's does
+/// not, so an in-process reopen reads the cache, finds nothing to clear
+/// and writes over the leftovers: exactly the state rule 6 exists to
+/// prevent (a later torn flush is then refused as bit rot on a disk that
+/// lost nothing synced). Expected: the reopen is refused
+/// (`PoisonedDirectory`).
+#[test]
+fn review11_a_failed_sync_of_recoverys_zeroing_poisons_the_directory() {
+    let d = planned_disk();
+    let mut o = opts();
+    o.segment_size = 4096;
+    let mut w = Wal::open_on(d.clone(), o.clone()).unwrap();
+    let name = active_name(&w);
+    flush_to(&mut w, 1336);
+    // F: every sector but its first lands (rule 6's case).
+    let i = w.last_index(1) + 1;
+    let _ = w.append_entries(1, &[ent(i, 1, 1000)]).unwrap();
+    let (_, f_end) = w.write_position();
+    let land: Vec<u64> = (1336 / 512 + 1..=(f_end + 9) / 512).collect();
+    assert!(w.start_flush().unwrap().is_some());
+    d.plan_tear(0, &land);
+    d.crash();
+    drop(w);
+    d.set_faults(Faults {
+        sync_error_ppm: 1_000_000,
+        sync_error_pages: ErrorPages::Forget,
+        ..Faults::NONE
+    });
+    let first = Wal::open_on(d.clone(), o.clone());
+    assert!(
+        matches!(first, Err(Error::Io { .. })),
+        "recovery's zeroing sync fails: {:?}",
+        first.as_ref().err()
+    );
+    drop(first);
+    d.set_faults(Faults::NONE);
+    let media = d.durable_bytes(&name).unwrap();
+    let cache = d.cached_bytes(&name).unwrap();
+    let sector3 = 1536..2048;
+    assert!(
+        media[sector3.clone()].iter().any(|&b| b != 0) && cache[sector3].iter().all(|&b| b == 0),
+        "precondition: sector 3 zero in the cache, F's leftovers on the media"
+    );
+    match Wal::open_on(d.clone(), o.clone()) {
+        Err(Error::PoisonedDirectory { .. }) => {}
+        Err(e) => panic!("unexpected error: {e}"),
+        Ok(mut w) => {
+            let cleared = w.recovery_report().cleared_bytes;
+            // An acknowledged flush up to 1516, then H torn so that only
+            // its sector 2 lands (as in the wal-seeds tests).
+            flush_to(&mut w, 1536 - 20);
+            let acked_last = w.last_index(1);
+            crash_torn(&d, w, 100, &[2]);
+            let after = Wal::open_on(d.clone(), o.clone()).map(|w| w.last_index(1));
+            panic!(
+                "an in-process reopen after recovery's failed fdatasync was allowed (it cleared \
+                 {cleared} bytes: the cache shows zeros, the media F's leftovers); after an \
+                 acknowledged flush (last index {acked_last}) and a torn one over them, \
+                 recovery says {after:?}"
+            );
+        }
+    }
+}
+
+/// REVIEW11-C. A crash (here: an EIO from its fdatasync, after which the
+/// harness, like the seeded model's `open`, power-cycles and retries)
+/// while recovery zeroes the first held part of a flush that spans three
+/// segments and lost its last part. Parts: H1 in segment 1 and H2 in
+/// segment 2 (both complete, both flagged continued), part 3 in segment 3
+/// never landed; segment 4 is the spare. Recovery zeroes H1, then H2. If
+/// the power goes while H1's zeroing is half on the media (its header
+/// sector not yet, a later sector already), the next recovery finds a bad
+/// batch in segment 1 while segment 2 (H2, still whole) holds data, so
+/// segment 1 is not "the newest segment with data" and the batch is
+/// reported as corruption: a disk that lost nothing acknowledged no
+/// longer opens. (Zeroing the newest held part first, or each part's
+/// header sector before its body, would leave a state the rules read.)
+#[test]
+fn review11_a_crash_while_recovery_zeroes_held_parts_leaves_a_disk_that_opens() {
+    let mut matched = 0;
+    let mut failures = Vec::new();
+    for seed in 0..64u64 {
+        let mut so = SimOptions::new(seed);
+        so.sector_size = Some(512);
+        so.faults = Faults::NONE;
+        let d = SimDisk::new(so);
+        let mut o = opts();
+        o.segment_size = 4096;
+        let mut w = Wal::open_on(d.clone(), o.clone()).unwrap();
+        let seg1 = active_name(&w);
+        flush_to(&mut w, 1024);
+        let before = read(&w).unwrap();
+        let i = w.last_index(1) + 1;
+        let es: Vec<Entry> = (i..i + 16).map(|k| ent(k, 1, 480)).collect();
+        let _ = w.append_entries(1, &es).unwrap();
+        let parts = w.pending_parts();
+        assert_eq!(parts.len(), 3, "a flush over three segments: {parts:?}");
+        let h1_end = 1024 + parts[0] as u64;
+        let seg2 = format!("{:020}.wal", 2);
+        assert!(w.start_flush().unwrap().is_some());
+        // Parts 1 and 2 complete and synced, nothing of part 3.
+        d.plan_tear(2, &[]);
+        d.crash();
+        drop(w);
+        assert_eq!(
+            d.durable_names()
+                .iter()
+                .filter(|n| n.ends_with(".wal"))
+                .count(),
+            4
+        );
+        // Recovery's first zeroing fails its sync after a subset of its
+        // sectors landed; the harness power-cycles (as the seeded model's
+        // `open` does).
+        d.set_faults(Faults {
+            sync_error_ppm: 1_000_000,
+            sync_error_pages: ErrorPages::Forget,
+            ..Faults::NONE
+        });
+        let r = Wal::open_on(d.clone(), o.clone());
+        assert!(matches!(r, Err(Error::Io { .. })), "{:?}", r.as_ref().err());
+        drop(r);
+        d.set_faults(Faults::NONE);
+        d.crash();
+        // Did the failed zeroing leave a held part half zeroed (its batch
+        // header kept, a later sector of it zeroed)? Either part counts:
+        // which one recovery zeroes first is the implementation's choice.
+        let half_zeroed = |name: &str, from: usize, to: usize| {
+            let media = d.durable_bytes(name).unwrap();
+            media[from..from + 37].iter().any(|&b| b != 0)
+                && (from / 512 + 1..to.div_ceil(512)).any(|s| {
+                    media[s * 512..(s * 512 + 512).min(to)]
+                        .iter()
+                        .all(|&b| b == 0)
+                })
+        };
+        let h1 = half_zeroed(&seg1, 1024, h1_end as usize);
+        let h2 = half_zeroed(&seg2, 64, 64 + parts[1]);
+        if !(h1 || h2) {
+            // Still, the disk must open.
+            if let Err(e) = Wal::open_on(d.clone(), o.clone()) {
+                failures.push(format!("seed {seed} (no part half zeroed): {e}"));
+            }
+            continue;
+        }
+        matched += 1;
+        match Wal::open_on(d.clone(), o.clone()) {
+            Ok(w) => {
+                if let Err(e) = check_recovered(&w, &[&before]) {
+                    failures.push(format!("seed {seed}: {e}"));
+                }
+            }
+            Err(e) => failures.push(format!("seed {seed}: {e}")),
+        }
+    }
+    assert!(matched > 0, "no seed left a held part half zeroed");
+    assert!(
+        failures.is_empty(),
+        "{matched} matching seeds: {failures:#?}"
+    );
+}

@@ -178,7 +178,16 @@ impl<D: Disk> Wal<D> {
         }
         // Before recovery, which may zero a torn tail under another open.
         let lock = disk.lock(opts.read_only)?;
-        let rec = recovery::recover(&disk, &opts)?;
+        // A failed write or sync of recovery's zeroing leaves the page
+        // cache unlike the media, as a failed flush does: poison the
+        // directory so that no reopen in this process trusts that cache.
+        let rec = recovery::recover(&disk, &opts).inspect_err(|e| {
+            if let Some(l) = lock.as_ref()
+                && recovery::left_unsynced_zeros(e)
+            {
+                disk.poison(l, &e.to_string());
+            }
+        })?;
         let mut opts = opts;
         opts.cluster_id = rec.cluster_id;
         opts.shard_id = rec.shard_id;

@@ -338,22 +338,26 @@ pub(crate) fn recover<D: Disk>(disk: &D, opts: &Options) -> Result<Recovered<D::
     if let Some(h) = held.iter().find(|h| Some(h.seg) == last_seg) {
         write_pos = (h.body.0 - BATCH_RECORD_SIZE) as u64;
     }
-    // Parts of a flush whose last part never landed: that flush was never
-    // acknowledged, and it is dropped whole. Each is the last batch of its
-    // segment; unless read-only they are zeroed like a torn tail (those of
-    // the last segment with what lies past its end, below). (Should a
-    // crash stop that, the next batch names `applied` as its predecessor,
-    // which tells a later recovery to skip them.)
+    // Rule 6 (b): what reads as the end of the log must be its end. A
+    // sound batch of a later flush within a flush's reach past it means
+    // that the "end" is the lost or misdirected first sector of an
+    // acknowledged flush; zeroing past it would destroy that flush and the
+    // ones after it, so refuse, as rule 4 (b) does for a bad batch.
+    let floor = max_sound(applied, &held);
+    let last = last_seg.and_then(|q| segments.get(&q));
+    if let Some(s) = last
+        && tail_cleared != last_seg
+    {
+        refuse_sound_batch_past_end(s, write_pos as usize, floor)?;
+    }
+    if let Some(s) = &spare {
+        refuse_sound_batch_past_end(s, data_start, floor)?;
+    }
     if !opts.read_only {
-        for h in held.iter().filter(|h| Some(h.seg) != last_seg) {
-            if let Some(s) = segments.get(&h.seg) {
-                zero(s, h.body.0 - BATCH_RECORD_SIZE, h.body.1)?;
-            }
-        }
         // What a lost flush left past the end of the log, where the next
         // flushes are written: the segment written on and the spare that
         // follows it (see `clear_past_end`).
-        if let Some(s) = last_seg.and_then(|q| segments.get(&q))
+        if let Some(s) = last
             && tail_cleared != last_seg
         {
             report.cleared_bytes += clear_past_end(s, write_pos as usize)?;
@@ -361,6 +365,11 @@ pub(crate) fn recover<D: Disk>(disk: &D, opts: &Options) -> Result<Recovered<D::
         if let Some(s) = &spare {
             report.cleared_bytes += clear_past_end(s, data_start)?;
         }
+        // Parts of a flush whose last part never landed: that flush was
+        // never acknowledged and is dropped whole. (Should a crash stop
+        // this, the next batch names `applied` as its predecessor, which
+        // tells a later recovery to skip them.)
+        zero_held_parts(&segments, &held, last_seg)?;
     }
     if let Some(first) = held.first() {
         report.torn_bytes += held
@@ -770,33 +779,37 @@ fn torn_tail<F>(
     let size = seg.size as usize;
     let window_end = lost_flush_end(pos, size);
     // The flush after a completed one would carry a higher sequence number
-    // and start right after it, so within the window. (Beyond the window a
-    // recycled segment may hold stale bytes, so nothing is concluded there.)
-    let base = seg.base_flush_seq;
-    for p in pos + 1..window_end.saturating_sub(BATCH_RECORD_SIZE - 1) {
-        if m[p + 8] != RecordType::Batch as u8
-            || format::u32_at(m, p) != format::BATCH_PAYLOAD_SIZE as u32
-        {
-            continue;
-        }
-        if let Ok((b, _)) = format::read_batch(m, p, size, seg.seq)
-            && b.flush_seq >= base
-            && b.flush_seq > floor
-        {
-            return Err((
-                p,
-                format!(
-                    "a later flush (sequence {}) follows at offset {p}, so this is not a torn tail",
-                    b.flush_seq
-                ),
-            ));
-        }
+    // and start right after it, so within the window.
+    if let Some(found) = later_sound_batch(seg, pos + 1, window_end, floor) {
+        return Err((
+            found.offset,
+            format!(
+                "a later flush (sequence {}) follows at offset {}, so this is not a torn tail",
+                found.flush_seq, found.offset
+            ),
+        ));
     }
     let last_nonzero = m[pos..window_end].iter().rposition(|&b| b != 0);
     Ok(Torn {
         bytes: last_nonzero.map_or(0, |k| k as u64 + 1),
         window_end,
     })
+}
+
+/// `op` of a failed write of recovery's zeroing.
+const ZERO_WRITE: &str = "recovery: zero past the end of the log";
+/// `op` of a failed fdatasync of recovery's zeroing.
+const ZERO_SYNC: &str = "recovery: fdatasync of zeroed bytes";
+
+/// Whether `e` is a failed write or fdatasync of recovery's zeroing.
+///
+/// Why it matters: as after a failed flush (fsyncgate), the page cache may
+/// then show zeros that never reached the media, over bytes of a lost
+/// flush or a torn one. A reopen in this process would recover from that
+/// cache and trust it, so the caller poisons the directory: only a new
+/// process (whose reads come from the media) may recover it.
+pub(crate) fn left_unsynced_zeros(e: &Error) -> bool {
+    matches!(e, Error::Io { op, .. } if *op == ZERO_WRITE || *op == ZERO_SYNC)
 }
 
 /// Zeroes `[from, to)` of a segment and makes it durable.
@@ -807,10 +820,97 @@ fn zero<F: DiskFile>(seg: &Segment<F>, from: usize, to: usize) -> Result<()> {
         let n = (to - at).min(zeros.len());
         seg.file
             .write_at(&zeros[..n], at as u64)
-            .map_err(|e| Error::io("zero torn tail", &seg.path, e))?;
+            .map_err(|e| Error::io(ZERO_WRITE, &seg.path, e))?;
         at += n;
     }
     seg.file
         .sync_data()
-        .map_err(|e| Error::io("fdatasync", &seg.path, e))
+        .map_err(|e| Error::io(ZERO_SYNC, &seg.path, e))
+}
+
+/// Rule 6 (b): `Err(Corrupt)` if a sound batch of `seg`'s current life,
+/// of a flush above `floor` (the last sound one recovered), lies within
+/// the reach of a flush written at `from`, where the log reads as ending.
+///
+/// Why: a flush whose first sector was lost (or written elsewhere) reads
+/// as the end of the log, and the flushes acknowledged after it lie just
+/// past that end. Nothing but a later, sound, higher-numbered batch tells
+/// this apart from an unacknowledged flush torn in a crash, and only the
+/// latter may be cleared.
+fn refuse_sound_batch_past_end<F>(seg: &Segment<F>, from: usize, floor: u64) -> Result<()> {
+    let window_end = lost_flush_end(from, (seg.size as usize).min(seg.map.len()));
+    match later_sound_batch(seg, from, window_end, floor) {
+        Some(found) => Err(corrupt(
+            &seg.path,
+            from as u64,
+            format!(
+                "end of log at offset {from} of segment {} followed by a sound batch of flush {} \
+                 at offset {}: a lost or misdirected write of an acknowledged flush, not the end \
+                 of the log",
+                seg.seq, found.flush_seq, found.offset
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A sound batch found past a point that should end the log.
+struct LaterBatch {
+    offset: usize,
+    flush_seq: u64,
+}
+
+/// The first sound batch header in `[from, window_end)` of `seg` that
+/// belongs to its current life (sequence at least its base) and to a
+/// flush above `floor`: proof that a later flush was written after `from`.
+/// (Beyond the window a recycled segment may hold stale bytes, so nothing
+/// is concluded there.)
+fn later_sound_batch<F>(
+    seg: &Segment<F>,
+    from: usize,
+    window_end: usize,
+    floor: u64,
+) -> Option<LaterBatch> {
+    let m = &seg.map[..];
+    let size = (seg.size as usize).min(m.len());
+    let last_start = window_end.min(size).saturating_sub(BATCH_RECORD_SIZE - 1);
+    (from..last_start).find_map(|p| {
+        // Cheap filters first: a batch record's length and type bytes.
+        if m[p + 8] != RecordType::Batch as u8
+            || format::u32_at(m, p) != format::BATCH_PAYLOAD_SIZE as u32
+        {
+            return None;
+        }
+        match format::read_batch(m, p, size, seg.seq) {
+            Ok((b, _)) if b.flush_seq >= seg.base_flush_seq && b.flush_seq > floor => {
+                Some(LaterBatch {
+                    offset: p,
+                    flush_seq: b.flush_seq,
+                })
+            }
+            _ => None,
+        }
+    })
+}
+
+/// Zeroes the held parts of a flush whose last part never landed, except
+/// those of the last segment (`clear_past_end` covers them).
+///
+/// Newest first, after the last segment and the spare: a crash in the
+/// middle then leaves whole held parts only in older segments than a
+/// half-zeroed one, and a half-zeroed part only as the newest data, where
+/// the next recovery reads it as a torn tail. Oldest first, a half-zeroed
+/// part would sit before a whole later one, which every later recovery
+/// refuses as corruption (rule 4 (b)).
+fn zero_held_parts<F: DiskFile>(
+    segments: &BTreeMap<u64, Segment<F>>,
+    held: &[Held],
+    last_seg: Option<u64>,
+) -> Result<()> {
+    for h in held.iter().rev().filter(|h| Some(h.seg) != last_seg) {
+        if let Some(s) = segments.get(&h.seg) {
+            zero(s, h.body.0 - BATCH_RECORD_SIZE, h.body.1)?;
+        }
+    }
+    Ok(())
 }

@@ -60,6 +60,9 @@ pub struct UringFlusher {
     /// once nothing of it is left in the kernel.
     failed: Option<FlushError>,
     fault: Option<Fault>,
+    /// An injected fault being played out by an inline flush's syscalls
+    /// (uring_inline.rs).
+    pub(super) inline_fault: Option<super::uring_inline::ArmedFault>,
     /// Test hooks: waits to fail with EINTR, and one wait to fail with an
     /// errno, before the kernel is asked (the flush stays in flight).
     #[cfg(test)]
@@ -85,6 +88,7 @@ impl UringFlusher {
             outstanding: 0,
             failed: None,
             fault: None,
+            inline_fault: None,
             #[cfg(test)]
             fake_eintr: 0,
             #[cfg(test)]

@@ -33,16 +33,32 @@ use super::uring::UringFile;
 use super::uring_flush::UringFlusher;
 use super::{FlushError, FlushPoll, FlushWrite};
 
-/// Test hooks: calls to fail with EINTR before the kernel is asked, a cap
-/// on every `pwrite`'s length (to force short writes), an errno for the
-/// next `fdatasync`, and what ran, in order.
+/// Test hooks: how many `pwrite` and `fdatasync` calls fail with EINTR
+/// before the kernel is asked (each in place of the syscall's result, so
+/// that the retry tested is the one real errors take), a cap on every
+/// `pwrite`'s length (to force short writes), an errno for the next
+/// `fdatasync`, and what ran, in order.
 #[cfg(test)]
 #[derive(Debug, Default)]
 pub(super) struct InlineHooks {
-    pub eintr: u32,
+    pub pwrite_eintr: u32,
+    pub sync_eintr: u32,
     pub max_write: Option<usize>,
     pub sync_errno: Option<i32>,
     pub calls: Vec<(&'static str, u64, usize)>,
+}
+
+/// An injected `Fault` (without `scatter`) as an inline flush plays it: its
+/// syscalls run as asked until `left` bytes have been written, then the
+/// next `pwrite`, or the `fdatasync` right after the last of those bytes,
+/// fails with `errno` in place of the kernel's answer. Why not the ring's
+/// `fail_with`: so that a fault test of the inline path goes through the
+/// same error handling a real EIO or ENOSPC does (the failing step named,
+/// the buffers handed back, nothing run after it).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ArmedFault {
+    left: usize,
+    errno: i32,
 }
 
 fn failed(write: usize, sync: bool, error: io::Error) -> FlushError {
@@ -56,10 +72,27 @@ impl UringFlusher {
         &mut self,
         writes: Vec<FlushWrite<UringFile>>,
     ) -> FlushPoll<UringFile> {
-        if let Some(f) = self.take_fault() {
-            let error = Self::fail_with(&writes, f);
-            return FlushPoll::Failed { error, writes };
+        match self.take_fault() {
+            Some(f) if f.scatter.is_some() => {
+                // Sectors landing out of order: no syscall sequence does
+                // that, so it is imitated as in the ring.
+                let error = Self::fail_with(&writes, f);
+                return FlushPoll::Failed { error, writes };
+            }
+            Some(f) => {
+                self.inline_fault = Some(ArmedFault {
+                    left: f.land_bytes,
+                    errno: f.errno,
+                });
+            }
+            None => {}
         }
+        let outcome = self.run_writes(writes);
+        self.inline_fault = None;
+        outcome
+    }
+
+    fn run_writes(&mut self, writes: Vec<FlushWrite<UringFile>>) -> FlushPoll<UringFile> {
         for (i, w) in writes.iter().enumerate() {
             let fd = w.file.fd();
             if let Err(e) = self.pwrite_all(fd, &w.buf, w.offset) {
@@ -105,13 +138,20 @@ impl UringFlusher {
     }
 
     fn pwrite_once(&mut self, fd: RawFd, buf: &[u8], at: libc::off_t) -> io::Result<usize> {
-        #[allow(unused_mut)]
         let mut len = buf.len();
+        if let Some(f) = self.inline_fault.as_mut() {
+            if f.left == 0 {
+                let errno = f.errno;
+                self.inline_fault = None;
+                return Err(io::Error::from_raw_os_error(errno));
+            }
+            len = len.min(f.left);
+        }
         #[cfg(test)]
         {
             let h = &mut self.inline_hooks;
-            if h.eintr > 0 {
-                h.eintr -= 1;
+            if h.pwrite_eintr > 0 {
+                h.pwrite_eintr -= 1;
                 return Err(io::Error::from_raw_os_error(libc::EINTR));
             }
             len = h.max_write.map_or(len, |m| len.min(m));
@@ -123,33 +163,48 @@ impl UringFlusher {
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(n as usize)
+        let n = n as usize;
+        if let Some(f) = self.inline_fault.as_mut() {
+            f.left -= n.min(f.left);
+        }
+        Ok(n)
     }
 
     /// fdatasync, retried while interrupted.
     fn fdatasync(&mut self, fd: RawFd) -> io::Result<()> {
         loop {
-            #[cfg(test)]
-            {
-                let h = &mut self.inline_hooks;
-                if h.eintr > 0 {
-                    h.eintr -= 1;
-                    continue;
-                }
-                h.calls.push(("fdatasync", 0, 0));
-                if let Some(e) = h.sync_errno.take() {
-                    return Err(io::Error::from_raw_os_error(e));
-                }
+            match self.fdatasync_once(fd) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => return r,
             }
-            // SAFETY: a plain syscall on a descriptor the flush's
-            // `UringFile` keeps open; it touches no memory of ours.
-            if unsafe { libc::fdatasync(fd) } == 0 {
-                return Ok(());
+        }
+    }
+
+    fn fdatasync_once(&mut self, fd: RawFd) -> io::Result<()> {
+        if let Some(f) = self.inline_fault
+            && f.left == 0
+        {
+            self.inline_fault = None;
+            return Err(io::Error::from_raw_os_error(f.errno));
+        }
+        #[cfg(test)]
+        {
+            let h = &mut self.inline_hooks;
+            if h.sync_eintr > 0 {
+                h.sync_eintr -= 1;
+                return Err(io::Error::from_raw_os_error(libc::EINTR));
             }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
+            h.calls.push(("fdatasync", 0, 0));
+            if let Some(e) = h.sync_errno.take() {
+                return Err(io::Error::from_raw_os_error(e));
             }
+        }
+        // SAFETY: a plain syscall on a descriptor the flush's `UringFile`
+        // keeps open; it touches no memory of ours.
+        if unsafe { libc::fdatasync(fd) } == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
         }
     }
 }
@@ -219,12 +274,12 @@ mod tests {
         let (_d, a, b) = two_files();
         let mut fl = UringFlusher::new().unwrap();
         fl.inline_hooks.max_write = Some(1024);
-        fl.inline_hooks.eintr = 3;
+        fl.inline_hooks.pwrite_eintr = 3;
         let ws = writes(&a, &b);
         let want: Vec<Vec<u8>> = ws.iter().map(|w| w.buf.clone()).collect();
         assert!(matches!(fl.run_inline(ws), FlushPoll::Done(_)));
         assert_eq!(
-            fl.inline_hooks.eintr, 0,
+            fl.inline_hooks.pwrite_eintr, 0,
             "every interrupted call was retried"
         );
         expect_at(&a, 100, &want[0]);
@@ -247,6 +302,39 @@ mod tests {
                 (4196, 904)
             ]
         );
+    }
+
+    /// Runs `writes(a, b)` inline with the hooks set by `arm` and checks
+    /// that the flush completed with both files written and each synced
+    /// once (an interrupted call is not recorded: it never reached the
+    /// kernel).
+    fn completes_despite(arm: impl FnOnce(&mut InlineHooks)) -> InlineHooks {
+        let (_d, a, b) = two_files();
+        let mut fl = UringFlusher::new().unwrap();
+        arm(&mut fl.inline_hooks);
+        let ws = writes(&a, &b);
+        let want: Vec<Vec<u8>> = ws.iter().map(|w| w.buf.clone()).collect();
+        match fl.run_inline(ws) {
+            FlushPoll::Done(_) => {}
+            other => panic!("an interrupted call failed the flush: {other:?}"),
+        }
+        expect_at(&a, 100, &want[0]);
+        expect_at(&b, 7, &want[1]);
+        let steps: Vec<&str> = fl.inline_hooks.calls.iter().map(|c| c.0).collect();
+        assert_eq!(steps, ["pwrite", "fdatasync", "pwrite", "fdatasync"]);
+        std::mem::take(&mut fl.inline_hooks)
+    }
+
+    #[test]
+    fn an_interrupted_pwrite_is_retried() {
+        let h = completes_despite(|h| h.pwrite_eintr = 2);
+        assert_eq!(h.pwrite_eintr, 0, "both interruptions were met");
+    }
+
+    #[test]
+    fn an_interrupted_fdatasync_is_retried() {
+        let h = completes_despite(|h| h.sync_eintr = 2);
+        assert_eq!(h.sync_eintr, 0, "both interruptions were met");
     }
 
     #[test]
@@ -287,8 +375,11 @@ mod tests {
         }
     }
 
+    /// The fault is played out by the syscalls themselves: the bytes before
+    /// it are real pwrites (the second write cut short at the fault), and
+    /// the failing step is the call that would have come next.
     #[test]
-    fn an_injected_fault_fires_inline_as_in_the_ring() {
+    fn an_injected_fault_fires_inline_through_the_syscalls() {
         let (_d, a, b) = two_files();
         let mut fl = UringFlusher::new().unwrap();
         fl.inject(Fault {
@@ -304,9 +395,45 @@ mod tests {
             other => panic!("expected Failed, got {other:?}"),
         }
         assert_eq!(contents(&b).len(), 7 + 1000, "a prefix of the flush landed");
-        assert!(fl.inline_hooks.calls.is_empty(), "no syscall of its own");
+        assert_eq!(
+            fl.inline_hooks.calls,
+            [
+                ("pwrite", 100, 5000),
+                ("fdatasync", 0, 0),
+                ("pwrite", 7, 1000)
+            ],
+            "the real steps up to the fault"
+        );
+        assert!(fl.inline_fault.is_none(), "disarmed once fired");
+        fl.inline_hooks.calls.clear();
         // Fired once: the next flush runs.
         assert!(matches!(fl.run_inline(writes(&a, &b)), FlushPoll::Done(_)));
+    }
+
+    /// A fault at the flush's last byte fails the last fdatasync (as a
+    /// sync, naming that write); one at 0 bytes fails the first pwrite.
+    #[test]
+    fn an_injected_eio_fails_the_step_after_its_bytes() {
+        for (land, want) in [(5000 + 3000, (1, true)), (5000, (0, true)), (0, (0, false))] {
+            let (_d, a, b) = two_files();
+            let mut fl = UringFlusher::new().unwrap();
+            fl.inject(Fault {
+                land_bytes: land,
+                errno: libc::EIO,
+                scatter: None,
+            });
+            match fl.run_inline(writes(&a, &b)) {
+                FlushPoll::Failed { error, writes } => {
+                    assert_eq!((error.write, error.sync), want, "land {land}");
+                    assert_eq!(error.error.raw_os_error(), Some(libc::EIO));
+                    assert_eq!(writes.len(), 2, "the buffers come back");
+                }
+                other => panic!("land {land}: expected Failed, got {other:?}"),
+            }
+            let landed =
+                contents(&a).len().saturating_sub(100) + contents(&b).len().saturating_sub(7);
+            assert_eq!(landed, land, "exactly the bytes before the fault landed");
+        }
     }
 
     #[test]

@@ -1520,8 +1520,8 @@ impl Sim {
     /// `--storage wal`: recovers node `id`'s WAL from what its disk kept
     /// (real recovery: `Wal::open_on`), and checks it against what the
     /// node vouched for before it went down. `None`: the node stays down
-    /// (an I/O error: for now; corruption on a disk that lost synced data:
-    /// for good).
+    /// (an I/O error: for now, and its disk is power-cycled before the
+    /// next try; corruption on a disk that lost synced data: for good).
     fn recover_wal(
         &mut self,
         id: u64,
@@ -1541,6 +1541,13 @@ impl Sim {
                     transient: true,
                     what,
                 });
+                // The machine restarts before the retry, as after a WAL
+                // failure: recovery's zeroing may have failed its write or
+                // fdatasync, and then its zeros sit in the page cache only
+                // (the WAL poisoned the directory for this process). A retry
+                // on the same cache would recover from bytes the media never
+                // got; a power cycle keeps only what reached the media.
+                down.disk.crash();
                 self.nodes.get_mut(&id).expect("exists").disk = Some(Down::Wal(down));
                 return Ok(None);
             }
