@@ -4,7 +4,8 @@
 //! (redirects, a SIGKILLed leader, SIGTERM and restart, membership,
 //! exactly-once), `client_port` (bad input, typed refusals, limits,
 //! large reads, metrics, a failed WAL), `tails`, `cli` (configuration,
-//! the command-line client, the bench). `support` starts and stops the
+//! the command-line client, the bench), `faults` (kills and pauses while
+//! clients append, then a checker). `support` starts and stops the
 //! processes. `cargo test --release --test server`.
 //!
 //! Every wait is bounded; every child process is killed when its handle
@@ -13,6 +14,7 @@
 
 mod cli;
 mod client_port;
+mod faults;
 mod replication;
 mod support;
 mod tails;
