@@ -481,3 +481,67 @@ fn a_shard_whose_wal_failed_answers_unavailable_while_the_other_shard_serves() {
     assert_eq!(c.append(ok, &[b"b"]).unwrap().base_offset, 1);
     srv.stop(Duration::from_secs(1)).unwrap();
 }
+
+/// In process: a shard holding `max_connections` closes the next one at
+/// once; the open ones are served, and a slot freed is taken again.
+#[test]
+fn connections_beyond_the_limit_are_closed_at_once() {
+    use corelog::server::config::MemberEntry;
+    use corelog::server::{FileConfig, Server};
+
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let p = free_ports(2);
+    let mut f = FileConfig {
+        cluster_id: Some(8),
+        member_id: Some(1),
+        data_dir: Some(dir.path().to_path_buf()),
+        groups: Some(1),
+        replication_factor: Some(1),
+        cpus: Some("none".into()),
+        ..FileConfig::default()
+    };
+    f.limits.max_connections = Some(2);
+    f.members.push(MemberEntry {
+        id: 1,
+        name: "solo".into(),
+        peer_addr: SocketAddr::from(([127, 0, 0, 1], p[0])),
+        client_addr: SocketAddr::from(([127, 0, 0, 1], p[1])),
+        shards: 1,
+    });
+    let srv = Server::start(f.check().unwrap()).unwrap();
+    let addr = srv.client_addrs()[0];
+    let mut a = TcpStream::connect(addr).unwrap();
+    let mut b = TcpStream::connect(addr).unwrap();
+    // Both served (so both were accepted before the third arrives).
+    for (s, id) in [(&mut a, 1), (&mut b, 2)] {
+        assert!(matches!(
+            raw_call(s, id, &cluster_status_req()).result,
+            Some(Answer::ClusterStatus(_))
+        ));
+    }
+    let mut c = TcpStream::connect(addr).unwrap();
+    assert!(closed_by_server(&mut c), "a third connection was kept");
+    assert!(matches!(
+        raw_call(&mut a, 3, &cluster_status_req()).result,
+        Some(Answer::ClusterStatus(_))
+    ));
+    drop(b);
+    // The freed slot is taken again (the close is noticed shortly).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut d = TcpStream::connect(addr).unwrap();
+        d.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut f = BytesMut::new();
+        encode_frame(4, &cluster_status_req(), &Limits::DEFAULT, &mut f).unwrap();
+        if d.write_all(&f).is_ok() {
+            let mut h = [0u8; 16];
+            if d.read_exact(&mut h).is_ok() {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "the freed slot was not reused");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    srv.stop(Duration::from_secs(1)).unwrap();
+}
