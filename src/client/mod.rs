@@ -56,6 +56,11 @@ use crate::protocol::Limits;
 pub struct ClientOptions {
     /// The longest any call takes, its retries included.
     pub timeout: Duration,
+    /// The longest one attempt waits for its answer before the call tries
+    /// another member (a leader that hangs without closing its
+    /// connections: paused, partitioned). A retried append is the same
+    /// batch, so with a producer id it is still written once.
+    pub attempt_timeout: Duration,
     /// Connecting to one address.
     pub connect_timeout: Duration,
     /// Frame limit (both ways), as the server's.
@@ -68,6 +73,7 @@ impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
             timeout: Duration::from_secs(10),
+            attempt_timeout: Duration::from_secs(3),
             connect_timeout: Duration::from_secs(1),
             limits: Limits::DEFAULT,
             batch_limits: BatchLimits::DEFAULT,
@@ -324,6 +330,8 @@ impl Client {
         let mut turn = 0usize;
         let mut pause = Duration::from_millis(5);
         let mut not_found = std::collections::HashSet::new();
+        // A member that did not answer in time: tried last.
+        let mut silent: Option<SocketAddr> = None;
         let mut next: Option<SocketAddr> = None;
         loop {
             let (addr, ticket) = match sent.take() {
@@ -334,7 +342,7 @@ impl Client {
                         None => {
                             let c = self.candidates(group, turn);
                             turn += 1;
-                            match c.first() {
+                            match c.iter().find(|a| Some(**a) != silent).or(c.first()) {
                                 Some(a) => *a,
                                 None => {
                                     return Err(ClientError::NoMember(
@@ -356,7 +364,8 @@ impl Client {
                     }
                 }
             };
-            match ticket.wait(deadline) {
+            let attempt = deadline.min(Instant::now() + self.opts.attempt_timeout);
+            match ticket.wait(attempt) {
                 Ok(resp) => match self.judge(group, resp) {
                     Verdict::Done(r) => return Ok(r),
                     Verdict::NotFound(r) => {
@@ -377,9 +386,15 @@ impl Client {
                         }
                     }
                 },
-                Err(ClientError::Timeout) => return Err(ClientError::Timeout),
+                Err(ClientError::Timeout) if Instant::now() >= deadline => {
+                    return Err(ClientError::Timeout);
+                }
                 Err(e) => {
-                    // The connection failed: another member may lead now.
+                    // The connection failed, or this member did not
+                    // answer in time: another member may lead now.
+                    if e == ClientError::Timeout {
+                        silent = Some(addr);
+                    }
                     lock(&self.state).leaders.remove(&group);
                     if !self.pause(&mut pause, deadline) {
                         return Err(e);

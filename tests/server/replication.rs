@@ -484,3 +484,38 @@ fn a_member_removed_from_a_group_and_added_back_catches_up() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn an_append_to_a_paused_leader_moves_on_to_the_new_one_and_is_written_once() {
+    let _g = serial();
+    let mut t = Three::new(1);
+    t.start_all();
+    let c = t.client();
+    let mut acked = append_n(&c, 0, "a", 3);
+    let leader = t.leader(&c, 0);
+    // The leader hangs without closing its connections.
+    t.proc(leader).signal(libc::SIGSTOP);
+    let t0 = Instant::now();
+    let a = c.append(0, &[b"during"]).unwrap();
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_secs(8),
+        "the append waited {took:?} on the paused leader"
+    );
+    eprintln!("the append took {took:?}");
+    acked.push((a.base_offset, "during".to_string()));
+    acked.extend(append_n(&c, 0, "b", 2));
+    t.proc(leader).signal(libc::SIGCONT);
+    let new = t.leader(&c, 0);
+    let log = read_all_from(t.clients[(new - 1) as usize], 0, Consistency::Linearizable);
+    assert_eq!(log, acked, "each append once, at its offset");
+    // The resumed member catches up on the same log.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while read_all_from(t.clients[(leader - 1) as usize], 0, Consistency::AnyReplica) != acked {
+        assert!(
+            Instant::now() < deadline,
+            "member {leader} did not catch up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -289,23 +289,55 @@ pub fn append_n(c: &Client, group: u64, tag: &str, n: usize) -> Vec<(u64, String
         .collect()
 }
 
-/// Every record of `group` read from one replica (`addr`: a member's
-/// client port for the group's shard, one shard here).
+/// Every record of `group` read from exactly the member at `addr` (its
+/// client port for the group's shard; one shard here), on a connection
+/// of its own: no client routing, so an any-replica read shows that
+/// replica's log. A linearizable read there goes through the leader's
+/// ReadIndex from that member.
 pub fn read_all_from(addr: SocketAddr, group: u64, consistency: Consistency) -> Vec<(u64, String)> {
-    let c = Client::connect(&[addr], ClientOptions::default()).unwrap();
-    // Pin the reads to this member: reads at any replica are served by
-    // whichever member is asked first, the seed.
+    let mut s = TcpStream::connect(addr).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
     let mut out = Vec::new();
     let mut from = 0;
+    let mut id = 0;
     loop {
-        let r = c.read(group, from, 0, consistency).unwrap();
-        if r.records.is_empty() {
+        id += 1;
+        let req = Request {
+            op: Some(Op::Read(clientpb::ReadRequest {
+                group,
+                offset: from,
+                max_records: 0,
+                max_bytes: 0,
+                consistency: consistency as i32,
+            })),
+        };
+        let r = match raw_call(&mut s, id, &req).result {
+            Some(Answer::Read(r)) => r,
+            // No leader known here yet (a linearizable read needs one):
+            // ask again shortly.
+            Some(Answer::Error(clientpb::Error {
+                kind: Some(Kind::NotLeader(_) | Kind::Unavailable(_) | Kind::Timeout(_)),
+            })) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+            other => panic!("read of group {group} at {addr} from {from}: {other:?}"),
+        };
+        if r.batches.is_empty() {
             return out;
         }
-        for (o, v) in r.records {
-            from = o + 1;
-            out.push((o, String::from_utf8(v.to_vec()).unwrap()));
+        for b in r.batches {
+            let batch =
+                corelog::log::RecordBatch::parse(&b.batch, &corelog::log::BatchLimits::CEILING)
+                    .unwrap();
+            for (k, rec) in batch.records().enumerate() {
+                let o = b.base_offset + k as u64;
+                if o >= from {
+                    out.push((o, String::from_utf8(rec.to_vec()).unwrap()));
+                }
+            }
         }
+        from = out.last().map_or(from, |x| x.0 + 1);
     }
 }
 
