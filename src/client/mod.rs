@@ -312,7 +312,16 @@ impl Client {
                 lock(&self.state).leaders.remove(&group);
                 Verdict::NotFound(resp)
             }
-            Some(Kind::Unavailable(_) | Kind::Busy(_) | Kind::Timeout(_)) => Verdict::Retry,
+            // A member that cannot serve the group (its storage failed, it
+            // could not commit in time) may be the leader we remembered and
+            // never answer NotLeader: forget it, so the next attempt goes
+            // round the members and finds who leads now. Busy is a leader
+            // under load: keep it.
+            Some(Kind::Unavailable(_) | Kind::Timeout(_)) => {
+                lock(&self.state).leaders.remove(&group);
+                Verdict::Retry
+            }
+            Some(Kind::Busy(_)) => Verdict::Retry,
             _ => Verdict::Done(resp),
         }
     }

@@ -545,3 +545,81 @@ fn connections_beyond_the_limit_are_closed_at_once() {
     }
     srv.stop(Duration::from_secs(1)).unwrap();
 }
+
+/// In process, three members: when the WAL of a group's leader fails, its
+/// shard answers `Unavailable` (never `NotLeader`) and leaves the group's
+/// network, so the others elect a new leader. The client must give up the
+/// leader it remembered and find the new one: appends go on within their
+/// timeout.
+#[test]
+fn a_client_leaves_a_leader_whose_wal_failed_for_the_new_leader() {
+    use corelog::server::config::MemberEntry;
+    use corelog::server::{FileConfig, Server};
+    use corelog::wal::Fault;
+
+    let _g = serial();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let ports = free_ports(6);
+    let members: Vec<MemberEntry> = (0..3)
+        .map(|i| MemberEntry {
+            id: i as u64 + 1,
+            name: format!("m{}", i + 1),
+            peer_addr: SocketAddr::from(([127, 0, 0, 1], ports[i])),
+            client_addr: SocketAddr::from(([127, 0, 0, 1], ports[3 + i])),
+            shards: 1,
+        })
+        .collect();
+    let servers: Vec<Server> = (0..3)
+        .map(|i| {
+            let mut f = FileConfig {
+                cluster_id: Some(11),
+                member_id: Some(i as u64 + 1),
+                data_dir: Some(dirs[i].path().to_path_buf()),
+                groups: Some(1),
+                replication_factor: Some(3),
+                cpus: Some("none".into()),
+                ..FileConfig::default()
+            };
+            f.members = members.clone();
+            f.runtime.tick_ms = Some(5);
+            f.runtime.rebalance_leaders = Some(false);
+            Server::start(f.check().unwrap()).unwrap()
+        })
+        .collect();
+    let addrs: Vec<SocketAddr> = members.iter().map(|m| m.client_addr).collect();
+    let opts = ClientOptions {
+        timeout: Duration::from_secs(15),
+        ..ClientOptions::default()
+    };
+    let c = Client::connect(&addrs, opts).unwrap();
+    assert_eq!(c.append(0, &[b"a"]).unwrap().base_offset, 0);
+    let leader = c.group_status(0).unwrap().leader;
+    assert!((1..=3).contains(&leader), "leader {leader}");
+    // The client now remembers that leader; fail its WAL.
+    servers[leader as usize - 1].runtime().shards()[0]
+        .call(|s| async move {
+            s.wal_cell().borrow_mut().inject_fault(Fault {
+                land_bytes: 0,
+                errno: libc::EIO,
+                scatter: None,
+            });
+        })
+        .unwrap();
+    let mut next = 1;
+    for v in [&b"b"[..], b"c", b"d"] {
+        match c.append(0, &[v]) {
+            // "b" may have been committed by the others before the failure
+            // was seen, or lost with it: either way, later appends land.
+            Ok(r) => {
+                assert!(r.base_offset >= next, "{} < {next}", r.base_offset);
+                next = r.base_offset + 1;
+            }
+            Err(e) => panic!("append {:?} after the leader's WAL failed: {e:?}", v),
+        }
+    }
+    let now = c.group_status(0).unwrap().leader;
+    assert_ne!(now, leader, "a new leader serves the group");
+    for s in servers {
+        let _ = s.stop(Duration::from_secs(1));
+    }
+}
