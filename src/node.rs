@@ -123,7 +123,7 @@ impl Node {
     /// As `propose`, completing with the entry's index and what the state
     /// machine said applying it did (the server answers appends with it).
     pub async fn propose_applied(&self, data: Bytes) -> Result<Applied, ProposeError> {
-        let rx = self.start(data.len(), |raw| raw.propose(data))?;
+        let rx = self.start(data.len(), false, |raw| raw.propose(data))?;
         rx.await.unwrap_or(Err(ProposeError::ShuttingDown))
     }
 
@@ -131,7 +131,9 @@ impl Node {
     /// is committed and applied (the new configuration in force here).
     pub async fn propose_conf_change(&self, cc: ConfChangeV2) -> Result<u64, ProposeError> {
         let bytes = prost::Message::encoded_len(&cc);
-        let rx = self.start(bytes, |raw| raw.propose_conf_change(&cc))?;
+        // Done only if its slot holds a change that took effect: a leader
+        // with a change still pending puts an empty entry there instead.
+        let rx = self.start(bytes, true, |raw| raw.propose_conf_change(&cc))?;
         let applied = rx.await.unwrap_or(Err(ProposeError::ShuttingDown))?;
         Ok(applied.index)
     }
@@ -211,6 +213,7 @@ impl Node {
     fn start(
         &self,
         bytes: usize,
+        conf: bool,
         prop: impl FnOnce(&mut raft::RawNode<crate::wal::WalStorage>) -> raft::Result<()>,
     ) -> Result<Receiver<AppliedResult>, ProposeError> {
         self.shard.check()?;
@@ -235,7 +238,8 @@ impl Node {
         let index = g.raw.raft.raft_log.last_index();
         let (tx, rx) = oneshot::channel();
         let deadline = self.shard.now() + cfg.request_timeout_ticks;
-        g.proposals.push(index, term, bytes as u64, deadline, tx);
+        g.proposals
+            .push_kind(index, term, bytes as u64, deadline, tx, conf);
         self.shard.mark_dirty(&mut g, &self.group);
         Ok(rx)
     }

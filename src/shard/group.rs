@@ -60,6 +60,8 @@ pub struct Group {
     /// What the state machine said of the entries of one apply call
     /// (reused: no allocation per entry).
     outcomes: Vec<ApplyOutcome>,
+    /// Reused by `apply`: indexes of configuration changes in effect.
+    conf_applied: Vec<u64>,
 }
 
 /// The Raft configuration every group of a shard runs with.
@@ -102,6 +104,7 @@ impl Group {
             heard: Vec::new(),
             stats: GroupStats::default(),
             outcomes: Vec::new(),
+            conf_applied: Vec::new(),
         })
     }
 
@@ -217,17 +220,21 @@ impl Group {
         let entries = std::mem::take(&mut m.entries);
         let start = entries.partition_point(|e| e.index <= floor);
         let fresh = &entries[start..];
+        // Indexes of the configuration changes that took effect (rare: no
+        // allocation unless there is one).
+        self.conf_applied.clear();
         for e in fresh {
-            if e.r#type != EntryType::EntryNormal as i32 {
-                self.apply_conf_change(e);
+            if e.r#type != EntryType::EntryNormal as i32 && self.apply_conf_change(e) {
+                self.conf_applied.push(e.index);
             }
         }
         if !fresh.is_empty() {
             self.outcomes.clear();
             self.apply.apply(fresh, &mut self.outcomes);
             for (k, e) in fresh.iter().enumerate() {
+                let conf = self.conf_applied.contains(&e.index);
                 self.proposals
-                    .applied(e.index, e.term, self.outcomes.get(k));
+                    .applied_entry(e.index, e.term, self.outcomes.get(k), conf);
             }
             self.stats.applied_entries += fresh.len() as u64;
         }
@@ -239,7 +246,8 @@ impl Group {
         }
     }
 
-    fn apply_conf_change(&mut self, e: &Entry) {
+    /// Applies a configuration change entry; whether it took effect.
+    fn apply_conf_change(&mut self, e: &Entry) -> bool {
         let cc: Option<ConfChangeV2> = if e.r#type == EntryType::EntryConfChange as i32 {
             ConfChange::decode(e.data.clone()).ok().map(|c| c.as_v2())
         } else if e.r#type == EntryType::EntryConfChangeV2 as i32 {
@@ -251,5 +259,6 @@ impl Group {
         if !applied {
             self.stats.bad_conf_changes += 1;
         }
+        applied
     }
 }

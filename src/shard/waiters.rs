@@ -31,6 +31,10 @@ struct Proposal {
     term: u64,
     bytes: u64,
     deadline: u64,
+    /// A configuration change: it succeeds only if its slot holds a
+    /// configuration change that was applied (a leader replaces a change
+    /// it may not take yet with an empty entry of the same index and term).
+    conf: bool,
     tx: Sender<AppliedResult>,
 }
 
@@ -61,6 +65,19 @@ impl Proposals {
         deadline: u64,
         tx: Sender<AppliedResult>,
     ) {
+        self.push_kind(index, term, bytes, deadline, tx, false);
+    }
+
+    /// As `push`, for a configuration change when `conf`.
+    pub fn push_kind(
+        &mut self,
+        index: u64,
+        term: u64,
+        bytes: u64,
+        deadline: u64,
+        tx: Sender<AppliedResult>,
+        conf: bool,
+    ) {
         while let Some(back) = self.queue.back() {
             if back.index < index {
                 break;
@@ -74,6 +91,7 @@ impl Proposals {
             term,
             bytes,
             deadline,
+            conf,
             tx,
         });
     }
@@ -81,11 +99,24 @@ impl Proposals {
     /// The entry at `index` of `term` was applied, with `outcome` (what
     /// the state machine said of it, if anything).
     pub fn applied(&mut self, index: u64, term: u64, outcome: Option<&ApplyOutcome>) {
+        self.applied_entry(index, term, outcome, false);
+    }
+
+    /// As `applied`; `conf_applied`: the entry is a configuration change
+    /// that took effect. A configuration change proposal whose slot holds
+    /// anything else was dropped, not done.
+    pub fn applied_entry(
+        &mut self,
+        index: u64,
+        term: u64,
+        outcome: Option<&ApplyOutcome>,
+        conf_applied: bool,
+    ) {
         while let Some(front) = self.queue.front() {
             if front.index > index && front.term >= term {
                 break;
             }
-            let r = if front.index == index && front.term == term {
+            let r = if front.index == index && front.term == term && (!front.conf || conf_applied) {
                 Ok(Applied {
                     index,
                     outcome: outcome.cloned(),
@@ -305,6 +336,26 @@ mod tests {
         assert_eq!(r.len(), 1);
         assert_eq!(decode_ctx(&encode_ctx(c2)), Some(c2));
         assert_eq!(decode_ctx(b"short"), None);
+    }
+
+    #[test]
+    fn a_conf_change_whose_slot_holds_no_applied_change_is_dropped_not_done() {
+        let mut p = Proposals::default();
+        let (tx, mut a) = channel();
+        p.push_kind(5, 2, 10, 100, tx, true);
+        let (tx, mut b) = channel();
+        p.push_kind(6, 2, 10, 100, tx, true);
+        // The leader put an empty entry at 5 in term 2 instead.
+        p.applied_entry(5, 2, None, false);
+        assert_eq!(answer(&mut a), Some(Err(ProposeError::Dropped)));
+        p.applied_entry(6, 2, None, true);
+        assert_eq!(
+            answer(&mut b),
+            Some(Ok(Applied {
+                index: 6,
+                outcome: None
+            }))
+        );
     }
 
     #[test]
