@@ -57,6 +57,7 @@ impl Proposals {
     }
 
     /// A proposal whose entry the leader put at `index` in `term`.
+    #[cfg(test)]
     pub fn push(
         &mut self,
         index: u64,
@@ -98,6 +99,7 @@ impl Proposals {
 
     /// The entry at `index` of `term` was applied, with `outcome` (what
     /// the state machine said of it, if anything).
+    #[cfg(test)]
     pub fn applied(&mut self, index: u64, term: u64, outcome: Option<&ApplyOutcome>) {
         self.applied_entry(index, term, outcome, false);
     }
