@@ -1,0 +1,7 @@
+//! corelog's fault tests. This crate judges histories of appends and reads
+//! against the replicas' final logs ([`check`]); its checker shares no
+//! code with the client library whose behaviour it judges, so a bug there
+//! cannot hide itself here.
+
+pub mod check;
+pub mod history;
