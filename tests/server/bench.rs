@@ -119,6 +119,9 @@ fn json_report_has_the_documented_fields_with_values_that_agree() {
     // About the second asked for (the last answers come a little later).
     let e = f(&r, "elapsed_s");
     assert!((0.9..3.0).contains(&e), "{r}");
+    // The load generator's own CPU time over the whole run (warm-up in).
+    let (cpu, wall) = (f(&r, "client_cpu_s"), f(&r, "client_wall_s"));
+    assert!(cpu > 0.0 && wall >= e && cpu < 3.0 * wall, "{r}");
 }
 
 /// HdrHistogram's percentile text: header, rows of value, percentile,

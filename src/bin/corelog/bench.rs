@@ -31,7 +31,7 @@ use super::bench_cluster::{self, Servers};
 use super::bench_load::{self, LoadSpec, Shared, Stop};
 use super::bench_plot::{self, Series};
 use super::bench_read;
-use super::bench_report::{Report, Value, hgrm};
+use super::bench_report::{Report, Value, hgrm, process_cpu_s};
 
 /// What the bench measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -297,7 +297,8 @@ fn load(a: &BenchArgs, spec: &LoadSpec, target: &Target) -> Result<ExitCode, Str
         Stop::For(d) => format!("{:.1} s", d.as_secs_f64()),
         Stop::Records(n) => format!("{n} records"),
     };
-    let report = match a.workload {
+    let (cpu0, wall0) = (process_cpu_s(), std::time::Instant::now());
+    let mut report = match a.workload {
         Workload::Append => {
             let shared = Shared::new(spec);
             let (counts, elapsed) = bench_load::run(&clients, spec, &shared);
@@ -310,6 +311,7 @@ fn load(a: &BenchArgs, spec: &LoadSpec, target: &Target) -> Result<ExitCode, Str
                 settings,
                 elapsed_s: elapsed,
                 counts,
+                client_cpu: None,
                 nested: Vec::new(),
             }
         }
@@ -342,6 +344,7 @@ fn load(a: &BenchArgs, spec: &LoadSpec, target: &Target) -> Result<ExitCode, Str
                 settings: Vec::new(),
                 elapsed_s: elapsed,
                 counts,
+                client_cpu: None,
                 nested: Vec::new(),
             };
             Report {
@@ -353,6 +356,7 @@ fn load(a: &BenchArgs, spec: &LoadSpec, target: &Target) -> Result<ExitCode, Str
                 settings,
                 elapsed_s: te,
                 counts: tc,
+                client_cpu: None,
                 nested: vec![append],
             }
         }
@@ -372,6 +376,7 @@ fn load(a: &BenchArgs, spec: &LoadSpec, target: &Target) -> Result<ExitCode, Str
                 settings: Vec::new(),
                 elapsed_s: elapsed,
                 counts,
+                client_cpu: None,
                 nested: Vec::new(),
             };
             let (rc, re) = bench_read::catch_up(&clients, a.groups, spec.live);
@@ -386,11 +391,13 @@ fn load(a: &BenchArgs, spec: &LoadSpec, target: &Target) -> Result<ExitCode, Str
                 settings,
                 elapsed_s: re,
                 counts: rc,
+                client_cpu: None,
                 nested: vec![fill],
             }
         }
     };
     drop(clients);
+    report.client_cpu = Some((process_cpu_s() - cpu0, wall0.elapsed().as_secs_f64()));
     if a.json {
         println!("{}", report.json());
     } else {

@@ -107,6 +107,10 @@ pub struct Report {
     /// the last counted answer.
     pub elapsed_s: f64,
     pub counts: Counts,
+    /// CPU seconds this process (the load generator, not the servers)
+    /// spent during the run, and the run's wall-clock seconds: whether
+    /// the client side was in the way.
+    pub client_cpu: Option<(f64, f64)>,
     /// Other phases of the same run (the appends under a tail, the fill
     /// before a catch-up read), nested in the JSON under their workload.
     pub nested: Vec<Report>,
@@ -160,6 +164,13 @@ impl Report {
         }
         let _ = writeln!(s, "{lat} max {}", ms(c.hist.max()));
         let _ = writeln!(s, "  errors: {}", self.errors_line());
+        if let Some((cpu, wall)) = self.client_cpu {
+            let _ = writeln!(
+                s,
+                "  load generator: {cpu:.2} s of CPU in {wall:.2} s ({:.0}% of one CPU)",
+                100.0 * cpu / wall.max(1e-9)
+            );
+        }
         for n in &self.nested {
             s.push_str(&n.text());
         }
@@ -211,11 +222,28 @@ impl Report {
         }
         o.raw("errors", &errs.finish());
         o.field("errors_total", &Value::U(c.errors_total()));
+        if let Some((cpu, wall)) = self.client_cpu {
+            o.field("client_cpu_s", &Value::F(cpu));
+            o.field("client_wall_s", &Value::F(wall));
+        }
         for n in &self.nested {
             o.raw(n.workload, &n.json());
         }
         o.finish()
     }
+}
+
+/// CPU seconds (user and system) this process has used so far; its
+/// children (a local cluster's servers) are not in it.
+pub fn process_cpu_s() -> f64 {
+    // SAFETY: getrusage(2) fills the struct it is given; a zeroed rusage
+    // is a valid value of it.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return 0.0;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(u.ru_utime) + tv(u.ru_stime)
 }
 
 fn per_s(n: u64, secs: f64) -> f64 {

@@ -23,7 +23,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bench_report::{Counts, ERROR_KINDS, Report, Value};
+use bench_report::{Counts, ERROR_KINDS, Report, Value, process_cpu_s};
 use etcd_client::{Client, ConnectOptions, Error};
 
 struct Opts {
@@ -168,6 +168,7 @@ async fn main() -> ExitCode {
             }
         }
     }
+    let cpu0 = process_cpu_s();
     let start = Instant::now();
     let measure_from = start + Duration::from_secs_f64(o.warmup);
     let end = measure_from + Duration::from_secs_f64(o.seconds);
@@ -259,6 +260,7 @@ async fn main() -> ExitCode {
         ],
         elapsed_s: elapsed,
         counts: total,
+        client_cpu: Some((process_cpu_s() - cpu0, start.elapsed().as_secs_f64())),
         nested: Vec::new(),
     };
     if o.json {
