@@ -63,7 +63,7 @@ trap 'stop_etcd; rm -rf "$OUT"' EXIT
 
 # summary FILE: the report of one run, from its JSON.
 summary() {
-    jq -r '"\(.tool) (\(.workload)): \(.members) members, \(.groups) group(s), \(.connections) connection(s) x \(.inflight) in flight, \(.records_per_request) x \(.record_bytes) B per request\n  \(.records_per_s | round) records/s, \(.mb_per_s * 100 | round / 100) MB/s, \(.requests_per_s | round) requests/s, \(.errors_total) failed\n  latency: p50 \(.latency_us.p50 / 1000) ms, p90 \(.latency_us.p90 / 1000) ms, p99 \(.latency_us.p99 / 1000) ms, p99.9 \(.latency_us.p99_9 / 1000) ms, p99.99 \(.latency_us.p99_99 / 1000) ms, max \(.latency_us.max / 1000) ms"' "$1"
+    jq -r '"\(.tool) (\(.workload)): \(.members) members, \(.groups) group(s), \(.connections) connection(s) x \(.inflight) in flight, \(.records_per_request) x \(.record_bytes) B per request\n  \(.records_per_s | round) records/s, \(.mb_per_s * 100 | round / 100) MB/s, \(.requests_per_s | round) requests/s, \(.errors_total) failed\n  latency: p50 \(.latency_us.p50 / 1000) ms, p90 \(.latency_us.p90 / 1000) ms, p99 \(.latency_us.p99 / 1000) ms, p99.9 \(.latency_us.p99_9 / 1000) ms, p99.99 \(.latency_us.p99_99 / 1000) ms, max \(.latency_us.max / 1000) ms\n  load generator: \(.client_cpu_s * 100 | round / 100) s of CPU in \(.client_wall_s * 100 | round / 100) s"' "$1"
 }
 
 # --- etcd -----------------------------------------------------------------
