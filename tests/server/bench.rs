@@ -370,6 +370,10 @@ fn bad_options_are_refused_naming_the_option_before_anything_starts() {
             "--records-per-request x --record-bytes",
         ),
         (&["--producer", "--workload", "tail"], "--producer"),
+        (
+            &["--workload", "catch-up", "--record-bytes", "0"],
+            "--record-bytes: 0",
+        ),
         // clap's own refusals name the option too.
         (&["--groups", "many"], "--groups"),
         (&["--connect", "nowhere"], "--connect"),
@@ -387,4 +391,48 @@ fn bad_options_are_refused_naming_the_option_before_anything_starts() {
         // Refused at once: no cluster was started.
         assert!(t.elapsed().as_secs() < 5, "{args:?}");
     }
+}
+
+#[test]
+fn an_open_loop_rate_out_of_reach_ends_on_time_and_counts_what_it_could_not_send() {
+    let _g = serial();
+    // A million requests/s with one in flight: the generator falls behind
+    // at once. It must stop at the end of the run (not send every overdue
+    // request first) and say how many it could not send.
+    let mut child = Command::new(bin())
+        .args([
+            "bench",
+            "--quiet",
+            "--json",
+            "--seconds",
+            "1",
+            "--warmup",
+            "0",
+        ])
+        .args(["--rate", "1000000", "--connections", "1", "--inflight", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t.elapsed().as_secs() > 30 {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still sending overdue requests after 30 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Requests the rate called for went unsent: the run failed its rate.
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let r: Value = serde_json::from_str(&text).unwrap();
+    let unsent = u(&r["errors"], "not_sent");
+    assert!(unsent > 100_000, "{r}");
+    assert_eq!(u(&r, "errors_total"), unsent, "{r}");
+    // Sent and not sent: the million the rate called for in the second.
+    let sent = u(&r, "requests");
+    assert!(sent > 0, "{r}");
+    assert!((999_990..=1_000_010).contains(&(sent + unsent)), "{r}");
 }

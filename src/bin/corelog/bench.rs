@@ -165,6 +165,9 @@ fn check(a: &BenchArgs) -> Result<LoadSpec, String> {
             a.record_bytes
         ));
     }
+    if a.workload == Workload::CatchUp && a.record_bytes == 0 {
+        return Err("--record-bytes: 0 (the catch-up workload counts its fill in bytes)".into());
+    }
     if a.workload == Workload::CatchUp && a.read_bytes < a.record_bytes as u64 {
         return Err(format!(
             "--read-bytes: {} (at least one record)",

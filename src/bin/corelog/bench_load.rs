@@ -33,7 +33,7 @@ use corelog::clientpb::error::Kind;
 use corelog::log::{BatchBuilder, BatchLimits};
 use hdrhistogram::Histogram;
 
-use super::bench_report::{self, Counts, ERROR_KINDS};
+use super::bench_report::{self, Counts, ERROR_KINDS, NOT_SENT};
 
 /// When the measured part ends.
 #[derive(Debug, Clone, Copy)]
@@ -355,25 +355,44 @@ fn open_loop<O: Op>(
     let (tx, rx) = mpsc::sync_channel::<InFlight<O::Pending>>(spec.inflight);
     std::thread::scope(|s| {
         let in_flight = &in_flight;
-        s.spawn(move || {
+        let sender = s.spawn(move || {
             // Workers start spread over one interval.
             let mut at = shared.epoch + interval.mul_f64(w as f64 / workers as f64);
             let mut k = w as u64;
+            // Past the run's end in real time (the sender fell behind):
+            // the counted sends still due are not made but counted, so a
+            // rate out of reach ends the run on time and shows in the
+            // report instead of stretching it by every overdue request.
+            let unsent_from = |at: Instant| -> Option<u64> {
+                let end = shared.end?;
+                if Instant::now() < end {
+                    return None;
+                }
+                let from = at.max(shared.measure_from);
+                let behind = end.saturating_duration_since(from).as_secs_f64();
+                Some((behind / interval.as_secs_f64()).ceil() as u64)
+            };
             loop {
                 let now = Instant::now();
                 if now < at {
                     std::thread::sleep(at - now);
                 }
                 let Some(counted) = shared.may_send(at) else {
-                    break;
+                    return 0;
                 };
                 // All slots taken: wait for one (charged to the latency,
                 // which runs from `at`).
                 while in_flight.load(Ordering::Acquire) >= spec.inflight as u64 {
                     if shared.stop.load(Ordering::Relaxed) {
-                        return;
+                        return 0;
+                    }
+                    if let Some(n) = unsent_from(at) {
+                        return n;
                     }
                     std::thread::sleep(Duration::from_micros(20));
+                }
+                if let Some(n) = unsent_from(at) {
+                    return n;
                 }
                 let pending = op.send(k % spec.groups, at);
                 k += 1;
@@ -386,7 +405,7 @@ fn open_loop<O: Op>(
                     })
                     .is_err()
                 {
-                    break;
+                    return 0;
                 }
                 at += interval;
             }
@@ -399,6 +418,12 @@ fn open_loop<O: Op>(
             take_answer(op, f, per, live, &mut out);
             in_flight.fetch_sub(1, Ordering::AcqRel);
         }
+        let unsent = match sender.join() {
+            Ok(n) => n,
+            Err(p) => std::panic::resume_unwind(p),
+        };
+        out.counts.errors[NOT_SENT] += unsent;
+        live.errors.fetch_add(unsent, Ordering::Relaxed);
         out
     })
 }

@@ -27,8 +27,10 @@ pub fn record_us(h: &mut Histogram<u64>, us: u64) {
 }
 
 /// Error kinds the reports count, by name. Fixed, so a load loop counts
-/// into an array without allocating.
-pub const ERROR_KINDS: [&str; 12] = [
+/// into an array without allocating. `not_sent`: an open loop's requests
+/// that were due before the end but never sent (the generator fell behind
+/// its rate: every slot was busy). `other` stays last (the fallback).
+pub const ERROR_KINDS: [&str; 13] = [
     "timeout",
     "disconnected",
     "connect",
@@ -40,8 +42,12 @@ pub const ERROR_KINDS: [&str; 12] = [
     "protocol",
     "no_member",
     "server_other",
+    "not_sent",
     "other",
 ];
+
+/// `not_sent`'s index in `ERROR_KINDS`.
+pub const NOT_SENT: usize = ERROR_KINDS.len() - 2;
 
 /// Counts of one phase (one worker's, or all of them added up).
 #[derive(Debug, Clone)]
