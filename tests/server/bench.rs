@@ -436,3 +436,99 @@ fn an_open_loop_rate_out_of_reach_ends_on_time_and_counts_what_it_could_not_send
     assert!(sent > 0, "{r}");
     assert!((999_990..=1_000_010).contains(&(sent + unsent)), "{r}");
 }
+
+/// Pids of processes whose command line mentions `needle`.
+fn processes_with(needle: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            if String::from_utf8_lossy(&cmd).contains(needle) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+/// Starts a long bench and waits (bounded) for its first live line.
+fn long_bench() -> std::process::Child {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(bin())
+        .args(["bench", "--seconds", "60", "--warmup", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(err).lines();
+        while let Some(Ok(l)) = lines.next() {
+            let _ = tx.send(l);
+        }
+    });
+    let first = rx.recv_timeout(std::time::Duration::from_secs(30));
+    assert!(
+        first.as_ref().is_ok_and(|l| l.contains("records/s")),
+        "{first:?}"
+    );
+    child
+}
+
+fn wait_gone(needle: &str, secs: u64) -> Vec<u32> {
+    let t = std::time::Instant::now();
+    loop {
+        let left = processes_with(needle);
+        if left.is_empty() || t.elapsed().as_secs() >= secs {
+            return left;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn ctrl_c_prints_the_report_so_far_stops_the_members_and_removes_their_data() {
+    let _g = serial();
+    let child = long_bench();
+    let pid = child.id();
+    let dir = format!("corelog-bench-{pid}");
+    assert_eq!(processes_with(&dir).len(), 3, "three members running");
+    let t = std::time::Instant::now();
+    // SAFETY: kill(2) of our own child.
+    unsafe { libc::kill(pid as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert!(t.elapsed().as_secs() < 20, "{:?}", t.elapsed());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{text}");
+    assert!(
+        text.contains("records/s") && text.contains("p99.9"),
+        "{text}"
+    );
+    assert!(wait_gone(&dir, 5).is_empty(), "members left running");
+    assert!(
+        !std::env::temp_dir().join(&dir).exists(),
+        "data left behind"
+    );
+}
+
+#[test]
+fn the_members_do_not_outlive_a_killed_bench() {
+    let _g = serial();
+    let mut child = long_bench();
+    let pid = child.id();
+    let dir = format!("corelog-bench-{pid}");
+    assert_eq!(processes_with(&dir).len(), 3, "three members running");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // SIGKILLed, it cannot stop them: the kernel does (PR_SET_PDEATHSIG).
+    let left = wait_gone(&dir, 15);
+    for p in &left {
+        // SAFETY: kill(2); cleaning up after a failed check.
+        unsafe { libc::kill(*p as i32, libc::SIGKILL) };
+    }
+    let _ = std::fs::remove_dir_all(std::env::temp_dir().join(&dir));
+    assert!(left.is_empty(), "members {left:?} outlived the bench");
+}

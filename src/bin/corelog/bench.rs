@@ -15,7 +15,8 @@
 //! `bench_cluster.rs` (the local cluster), `bench_load.rs` (append
 //! workers, closed and open loop, the live line), `bench_read.rs`
 //! (catch-up reads and tails), `bench_report.rs` (counts, the text and
-//! JSON reports, `--hgrm`), `bench_plot.rs` (`--plot`).
+//! JSON reports, `--hgrm`), `bench_plot.rs` (`--plot`), `bench_interrupt.rs`
+//! (Ctrl-C: report so far, then the usual clean-up).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,6 +29,7 @@ use clap::{Args, ValueEnum};
 use corelog::client::{Client, ClientOptions};
 
 use super::bench_cluster::{self, Servers};
+use super::bench_interrupt;
 use super::bench_load::{self, LoadSpec, Shared, Stop};
 use super::bench_plot::{self, Series};
 use super::bench_read;
@@ -212,6 +214,7 @@ pub fn run(a: BenchArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    bench_interrupt::install();
     let target = if a.connect.is_empty() {
         let n = a.local_cluster.unwrap_or(3);
         match bench_cluster::start(n, a.shards, a.groups) {
@@ -238,6 +241,10 @@ pub fn run(a: BenchArgs) -> ExitCode {
         }
     };
     drop(target.servers);
+    if bench_interrupt::interrupted() {
+        // The report above covers the load up to the interruption.
+        return ExitCode::from(130);
+    }
     code
 }
 

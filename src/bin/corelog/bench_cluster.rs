@@ -8,6 +8,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -104,6 +105,21 @@ pub fn start(n: u64, shards: u32, groups: u64) -> Result<(Servers, Vec<SocketAdd
         // go to a file beside their data, shown if one fails to start.
         let log = std::fs::File::create(dir.join(format!("m{id}.log")))
             .map_err(|e| format!("{}: {e}", dir.display()))?;
+        // A process group of its own: a Ctrl-C at the terminal reaches
+        // only the bench, which then stops the members itself after its
+        // report (bench_interrupt.rs). And should the bench die without
+        // stopping them (SIGKILL), the kernel sends them SIGTERM.
+        cmd.process_group(0);
+        // SAFETY: prctl(2) is async-signal-safe and touches nothing of
+        // the parent's; the pre_exec closure allocates nothing.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(log)

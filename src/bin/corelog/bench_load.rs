@@ -145,6 +145,10 @@ impl Shared {
         if self.stop.load(Ordering::Relaxed) {
             return None;
         }
+        if super::bench_interrupt::interrupted() {
+            self.stop.store(true, Ordering::Relaxed);
+            return None;
+        }
         if at < self.measure_from {
             return Some(false);
         }

@@ -38,7 +38,7 @@ pub fn catch_up(clients: &[Arc<Client>], groups: u64, live: bool) -> (Counts, f6
                     let mut g = c as u64;
                     while g < groups {
                         let mut offset = 0u64;
-                        loop {
+                        while !super::bench_interrupt::interrupted() {
                             let t = Instant::now();
                             match client.read(g, offset, 0, Consistency::AnyReplica) {
                                 Ok(r) => {

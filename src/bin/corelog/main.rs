@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_cluster;
+mod bench_interrupt;
 mod bench_load;
 mod bench_plot;
 mod bench_read;
