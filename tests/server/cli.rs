@@ -133,7 +133,9 @@ fn bench_runs_a_local_cluster_prints_throughput_and_latency_and_removes_its_data
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(
-            text.contains("records/s") && text.contains("0 failed"),
+            text.contains("records/s")
+                && text.contains("0 failed")
+                && text.contains("errors: none"),
             "{text}"
         );
         assert!(text.contains("p99.9"), "{text}");
@@ -143,7 +145,11 @@ fn bench_runs_a_local_cluster_prints_throughput_and_latency_and_removes_its_data
         text
     };
     let text = bench(&["--groups", "2"]);
-    assert!(text.contains("2 groups, 32 appends in flight"), "{text}");
+    assert!(
+        text.contains("3 members on 127.0.0.1 (fsync on)")
+            && text.contains("2 groups, 3 connections x 32 in flight"),
+        "{text}"
+    );
     // Single records through the batching producer.
     let text = bench(&["--groups", "1", "--producer", "--inflight", "512"]);
     assert!(text.contains("batching producer"), "{text}");

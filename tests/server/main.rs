@@ -4,7 +4,8 @@
 //! (redirects, a SIGKILLed leader, SIGTERM and restart, membership,
 //! exactly-once), `client_port` (bad input, typed refusals, limits,
 //! large reads, metrics, a failed WAL), `tails`, `cli` (configuration,
-//! the command-line client, the bench), `faults` (kills and pauses while
+//! the command-line client, README's bench command), `bench` (the load
+//! generator's reports, files, open loop and refusals), `faults` (kills and pauses while
 //! clients append, then a checker). `support` starts and stops the
 //! processes. `cargo test --release --test server`.
 //!
@@ -12,6 +13,7 @@
 //! drops (a failing test leaves none behind). The tests take a lock each:
 //! three servers per test on a 2-CPU machine are enough.
 
+mod bench;
 mod cli;
 mod client_port;
 mod faults;

@@ -1,277 +1,489 @@
-//! `corelog bench --local-cluster 3`: a short load test against a local
-//! cluster this command starts itself. It runs three `corelog server`
-//! processes from its own executable on free 127.0.0.1 ports with fresh
-//! data directories (fsync on, as always), waits for every group's
-//! leader, runs a closed-loop pipelined append load through the client
-//! (one thread per group, `--inflight` appends in flight on each; with
-//! `--producer`, single records through the batching `Producer`,
-//! `--inflight` records outstanding), prints
-//! records/s, MB/s and the latency percentiles, then stops the servers
-//! (SIGTERM) and removes the data.
+//! `corelog bench`: the load generator. It loads a local cluster it starts
+//! itself (`--local-cluster N`, the default: three members) or an existing
+//! one (`--connect ADDR,...`), prints a live line every second on stderr
+//! and a final report on stdout (or one JSON object with `--json`), and can
+//! write the latency distribution (`--hgrm FILE`) and its plot (`--plot
+//! FILE.svg`).
+//!
+//! Why a subcommand of `corelog` rather than a tools/ binary: the local
+//! cluster's servers are this same executable, so README's first command
+//! (`cargo run --release -- bench --local-cluster 3`) builds one binary and
+//! needs nothing else found or built; the bench cannot run against a
+//! server of another build by mistake.
+//!
+//! Files: this one (options, checks, the workloads' sequence, output),
+//! `bench_cluster.rs` (the local cluster), `bench_load.rs` (append
+//! workers, closed and open loop, the live line), `bench_read.rs`
+//! (catch-up reads and tails), `bench_report.rs` (counts, the text and
+//! JSON reports, `--hgrm`), `bench_plot.rs` (`--plot`), `bench_interrupt.rs`
+//! (Ctrl-C: report so far, then the usual clean-up).
 
-use std::collections::VecDeque;
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-use corelog::client::{Client, ClientOptions, Producer, ProducerOptions};
-use hdrhistogram::Histogram;
+use clap::{Args, ValueEnum};
+use corelog::client::{Client, ClientOptions};
 
-use super::BenchArgs;
+use super::bench_cluster::{self, Servers};
+use super::bench_interrupt;
+use super::bench_load::{self, LoadSpec, Shared, Stop};
+use super::bench_plot::{self, Series};
+use super::bench_read;
+use super::bench_report::{Report, Value, hgrm, process_cpu_s};
 
-struct Servers {
-    children: Vec<Child>,
-    dir: PathBuf,
+/// What the bench measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Workload {
+    /// Appends (the default).
+    Append,
+    /// Appends `--read-bytes` of records, then reads them all back from
+    /// the first offset (one consumer per connection).
+    CatchUp,
+    /// Appends while one tail per group follows them: delivery latency
+    /// from the append's send to the tail's hands.
+    Tail,
 }
 
-impl Drop for Servers {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            // SAFETY: kill(2) of our own child.
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Start a local cluster of this many members (from this executable,
+    /// on 127.0.0.1, fresh data directories, removed afterwards). The
+    /// default when `--connect` is not given: 3.
+    #[arg(long, conflicts_with = "connect")]
+    local_cluster: Option<u64>,
+    /// Load an existing cluster instead: members' client addresses,
+    /// comma separated (one is enough; the client learns the others).
+    #[arg(long, value_delimiter = ',')]
+    connect: Vec<SocketAddr>,
+    /// Shards per member of the local cluster.
+    #[arg(long, default_value_t = 1, conflicts_with = "connect")]
+    shards: u32,
+    /// Groups loaded: 0..GROUPS (a local cluster is created with them).
+    #[arg(long, default_value_t = 3)]
+    groups: u64,
+    /// Client connections, each with its own worker (a `Client` of its
+    /// own: one TCP connection to each member shard it sends to).
+    #[arg(long, default_value_t = 3)]
+    connections: usize,
+    /// Requests in flight per connection.
+    #[arg(long, default_value_t = 32)]
+    inflight: usize,
+    /// Records in each append request.
+    #[arg(long, alias = "records-per-batch", default_value_t = 16)]
+    records_per_request: usize,
+    /// Bytes of each record.
+    #[arg(long, default_value_t = 128)]
+    record_bytes: usize,
+    /// Seconds of measured load (after the warm-up).
+    #[arg(long, default_value_t = 5.0, conflicts_with = "records")]
+    seconds: f64,
+    /// Measure this many records instead of a duration.
+    #[arg(long)]
+    records: Option<u64>,
+    /// Seconds of load before measuring (not in the report).
+    #[arg(long, default_value_t = 0.5)]
+    warmup: f64,
+    /// Open loop: send this many requests per second in all (latency from
+    /// each request's intended send time). Without it: closed loop.
+    #[arg(long)]
+    rate: Option<f64>,
+    #[arg(long, value_enum, default_value = "append")]
+    workload: Workload,
+    /// The catch-up workload: bytes of records appended and read back.
+    #[arg(long, default_value_t = 1 << 30)]
+    read_bytes: u64,
+    /// Single records through the client's batching `Producer` (then
+    /// `--inflight` counts records; `--records-per-request` is unused).
+    #[arg(long, conflicts_with = "rate")]
+    producer: bool,
+    /// Print the final report as one JSON object (docs/benchmarks.md).
+    #[arg(long)]
+    json: bool,
+    /// Write the latency distribution (HdrHistogram percentile text).
+    #[arg(long)]
+    hgrm: Option<PathBuf>,
+    /// Write a latency-by-percentile plot (SVG).
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// No live line every second.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// The largest counts the options accept (each a bound on threads,
+/// memory or processes the bench would create).
+const MAX_MEMBERS: u64 = 9;
+const MAX_SHARDS: u32 = 64;
+const MAX_CONNECTIONS: usize = 256;
+const MAX_INFLIGHT: usize = 1 << 16;
+const MAX_GROUPS: u64 = 1 << 16;
+
+/// Checks the options; the error names the option.
+fn check(a: &BenchArgs) -> Result<LoadSpec, String> {
+    if let Some(n) = a.local_cluster {
+        if n == 0 || n > MAX_MEMBERS {
+            return Err(format!("--local-cluster: {n} (1..={MAX_MEMBERS})"));
         }
-        for c in &mut self.children {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
-    let ls = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<Vec<_>>>()?;
-    ls.iter().map(|l| Ok(l.local_addr()?.port())).collect()
-}
-
-fn start(n: u64, groups: u64) -> Result<(Servers, Vec<SocketAddr>), String> {
-    let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
-    let dir = std::env::temp_dir().join(format!("corelog-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let ports = free_ports(2 * n as usize).map_err(|e| format!("free ports: {e}"))?;
-    let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
-    let clients: Vec<SocketAddr> = (0..n as usize)
-        .map(|k| addr(ports[n as usize + k]))
-        .collect();
-    let mut servers = Servers {
-        children: Vec::new(),
-        dir: dir.clone(),
+    if a.shards == 0 || a.shards > MAX_SHARDS {
+        return Err(format!("--shards: {} (1..={MAX_SHARDS})", a.shards));
+    }
+    if a.groups == 0 || a.groups > MAX_GROUPS {
+        return Err(format!("--groups: {} (1..={MAX_GROUPS})", a.groups));
+    }
+    if a.connections == 0 || a.connections > MAX_CONNECTIONS {
+        return Err(format!(
+            "--connections: {} (1..={MAX_CONNECTIONS})",
+            a.connections
+        ));
+    }
+    if a.inflight == 0 || a.inflight > MAX_INFLIGHT {
+        return Err(format!("--inflight: {} (1..={MAX_INFLIGHT})", a.inflight));
+    }
+    if a.records_per_request == 0 {
+        return Err("--records-per-request: 0 (at least 1)".into());
+    }
+    if !(a.seconds.is_finite() && a.seconds > 0.0 && a.seconds <= 86_400.0) {
+        return Err(format!("--seconds: {} (above 0, at most a day)", a.seconds));
+    }
+    if !(a.warmup.is_finite() && a.warmup >= 0.0 && a.warmup <= 3_600.0) {
+        return Err(format!("--warmup: {} (0 to an hour)", a.warmup));
+    }
+    if a.records == Some(0) {
+        return Err("--records: 0 (at least 1)".into());
+    }
+    if let Some(r) = a.rate {
+        if !(r.is_finite() && r > 0.0 && r <= 1e8) {
+            return Err(format!("--rate: {r} (requests per second, above 0)"));
+        }
+    }
+    if a.workload == Workload::Tail && a.record_bytes < 8 {
+        return Err(format!(
+            "--record-bytes: {} (the tail workload needs at least 8: each record carries its send time)",
+            a.record_bytes
+        ));
+    }
+    if a.workload == Workload::CatchUp && a.record_bytes == 0 {
+        return Err("--record-bytes: 0 (the catch-up workload counts its fill in bytes)".into());
+    }
+    if a.workload == Workload::CatchUp && a.read_bytes < a.record_bytes as u64 {
+        return Err(format!(
+            "--read-bytes: {} (at least one record)",
+            a.read_bytes
+        ));
+    }
+    if a.producer && a.workload != Workload::Append {
+        return Err("--producer: only with --workload append".into());
+    }
+    let spec = LoadSpec {
+        groups: a.groups,
+        inflight: a.inflight,
+        records_per_request: a.records_per_request,
+        record_bytes: a.record_bytes,
+        rate: a.rate,
+        warmup: Duration::from_secs_f64(a.warmup),
+        stop: match a.records {
+            Some(n) => Stop::Records(n),
+            None => Stop::For(Duration::from_secs_f64(a.seconds)),
+        },
+        stamp: a.workload == Workload::Tail,
+        producer: a.producer,
+        live: !a.quiet,
+        label: "append",
     };
-    let (tx, rx) = mpsc::channel();
-    for id in 1..=n {
-        let mut cmd = Command::new(&exe);
-        cmd.arg("server")
-            .args(["--cluster-id", "1", "--cpus", "none"])
-            .args(["--member-id", &id.to_string()])
-            .args(["--groups", &groups.to_string()])
-            .arg("--data-dir")
-            .arg(dir.join(format!("m{id}")));
-        for m in 1..=n {
-            let k = (m - 1) as usize;
-            cmd.arg("--member")
-                .arg(format!("{m}=m{m}@{}/{}", addr(ports[k]), clients[k]));
-        }
-        // The servers' own messages (peers going away at the end, ...)
-        // go to a file beside their data, shown if one fails to start.
-        let log = std::fs::File::create(dir.join(format!("m{id}.log")))
-            .map_err(|e| format!("{}: {e}", dir.display()))?;
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("starting member {id}: {e}"))?;
-        let out = child.stdout.take().ok_or("no stdout")?;
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            let mut r = BufReader::new(out);
-            let mut line = String::new();
-            let _ = r.read_line(&mut line);
-            let _ = tx.send(line);
-            let mut sink = Vec::new();
-            let _ = std::io::Read::read_to_end(&mut r, &mut sink);
-        });
-        servers.children.push(child);
-    }
-    for _ in 0..n {
-        let why = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(l) if l.starts_with("corelog: serving:") => continue,
-            Ok(_) => "a member did not start",
-            Err(_) => "a member did not start within 20 s",
-        };
-        let logs: String = (1..=n)
-            .map(|id| std::fs::read_to_string(dir.join(format!("m{id}.log"))).unwrap_or_default())
-            .collect();
-        return Err(format!("{why}:\n{logs}"));
-    }
-    Ok((servers, clients))
+    // A batch that does not fit is refused here, before any server starts.
+    bench_load::batch_of(&spec)?;
+    Ok(spec)
+}
+
+/// Where the load goes, as the reports say it.
+struct Target {
+    servers: Option<Servers>,
+    addrs: Vec<SocketAddr>,
 }
 
 pub fn run(a: BenchArgs) -> ExitCode {
-    if a.local_cluster == 0 {
-        eprintln!("corelog bench: --local-cluster must be at least 1");
-        return ExitCode::from(2);
-    }
-    let groups = a.groups.max(1);
-    let (servers, clients) = match start(a.local_cluster, groups) {
+    let spec = match check(&a) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("corelog bench: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let client = match Client::connect(&clients, ClientOptions::default()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("corelog bench: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    for g in 0..groups {
-        while client.group_status(g).map_or(true, |s| s.leader == 0) {
-            if Instant::now() > deadline {
-                eprintln!("corelog bench: group {g} elected no leader in 20 s");
-                return ExitCode::from(1);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    let record = vec![b'x'; a.record_bytes];
-    let records: Vec<&[u8]> = (0..a.records_per_batch.max(1))
-        .map(|_| &record[..])
-        .collect();
-    let batch = match client.build_batch(0, 0, &records) {
-        Ok(b) => b,
         Err(e) => {
             eprintln!("corelog bench: {e}");
             return ExitCode::from(2);
         }
     };
-    let per_batch = if a.producer { 1 } else { records.len() as u64 };
-    let client = std::sync::Arc::new(client);
-    let run_for = Duration::from_secs(a.seconds);
-    let warmup = Duration::from_millis(500);
-    let inflight = a.inflight.max(1);
-    // One thread per group: each keeps `inflight` appends in flight.
-    let results: Vec<(Histogram<u64>, u64, u64)> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..groups)
-            .map(|g| {
-                let (client, batch, record) = (&client, batch.clone(), &record);
-                let producer = a.producer;
-                s.spawn(move || {
-                    let mut h =
-                        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
-                    let (mut ok, mut failed) = (0u64, 0u64);
-                    let start = Instant::now();
-                    let (measure_from, end) = (start + warmup, start + warmup + run_for);
-                    if producer {
-                        // Single records through the batching producer.
-                        let p = Producer::new(client.clone(), g, ProducerOptions::default());
-                        let mut q = VecDeque::new();
-                        loop {
-                            while Instant::now() < end && q.len() < inflight {
-                                q.push_back((Instant::now(), p.send(record)));
-                            }
-                            let Some((sent, r)) = q.pop_front() else {
-                                break;
-                            };
-                            let r = r.wait();
-                            if sent >= measure_from && sent < end {
-                                match r {
-                                    Ok(_) => {
-                                        ok += 1;
-                                        let _ = h.record(sent.elapsed().as_micros() as u64);
-                                    }
-                                    Err(_) => failed += 1,
-                                }
-                            }
-                        }
-                        return (h, ok, failed);
-                    }
-                    let mut q = VecDeque::new();
-                    loop {
-                        let now = Instant::now();
-                        while now < end && q.len() < inflight {
-                            q.push_back((Instant::now(), client.send_append(g, batch.clone())));
-                        }
-                        let Some((sent, p)) = q.pop_front() else {
-                            break;
-                        };
-                        let r = p.wait();
-                        if sent >= measure_from && sent < end {
-                            match r {
-                                Ok(_) => {
-                                    ok += 1;
-                                    let _ = h.record(sent.elapsed().as_micros() as u64);
-                                }
-                                Err(_) => failed += 1,
-                            }
-                        }
-                    }
-                    (h, ok, failed)
-                })
-            })
-            .collect();
-        hs.into_iter()
-            .map(|h| h.join().expect("load thread"))
-            .collect()
-    });
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
-    let (mut ok, mut failed) = (0u64, 0u64);
-    for (h, o, f) in &results {
-        let _ = hist.add(h);
-        ok += o;
-        failed += f;
-    }
-    let secs = run_for.as_secs_f64();
-    let recs = (ok * per_batch) as f64 / secs;
-    if a.producer {
-        println!(
-            "corelog bench: {} members on 127.0.0.1 (fsync on), {groups} groups, single {} B records through the batching producer, {inflight} in flight per group, {:.1} s",
-            a.local_cluster, a.record_bytes, secs
-        );
+    bench_interrupt::install();
+    let target = if a.connect.is_empty() {
+        let n = a.local_cluster.unwrap_or(3);
+        match bench_cluster::start(n, a.shards, a.groups) {
+            Ok((s, addrs)) => Target {
+                servers: Some(s),
+                addrs,
+            },
+            Err(e) => {
+                eprintln!("corelog bench: {e}");
+                return ExitCode::from(1);
+            }
+        }
     } else {
-        println!(
-            "corelog bench: {} members on 127.0.0.1 (fsync on), {groups} groups, {inflight} appends in flight per group, {} x {} B records per batch, {:.1} s",
-            a.local_cluster, per_batch, a.record_bytes, secs
-        );
+        Target {
+            servers: None,
+            addrs: a.connect.clone(),
+        }
+    };
+    let code = match load(&a, &spec, &target) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("corelog bench: {e}");
+            ExitCode::from(1)
+        }
+    };
+    drop(target.servers);
+    if bench_interrupt::interrupted() {
+        // The report above covers the load up to the interruption.
+        return ExitCode::from(130);
     }
-    if a.producer {
-        println!(
-            "  {:.0} records/s, {:.2} MB/s of records, {failed} failed",
-            recs,
-            recs * a.record_bytes as f64 / 1e6
-        );
-    } else {
-        println!(
-            "  {:.0} records/s, {:.2} MB/s of records, {:.0} appends/s, {failed} failed",
-            recs,
-            recs * a.record_bytes as f64 / 1e6,
-            ok as f64 / secs
-        );
+    code
+}
+
+fn load(a: &BenchArgs, spec: &LoadSpec, target: &Target) -> Result<ExitCode, String> {
+    let clients = (0..a.connections)
+        .map(|_| Client::connect(&target.addrs, ClientOptions::default()).map(Arc::new))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("connecting to {:?}: {e}", target.addrs))?;
+    let status = clients[0]
+        .cluster_status()
+        .map_err(|e| format!("cluster status: {e}"))?;
+    if status.group_count < a.groups {
+        return Err(format!(
+            "--groups: {} but the cluster has {} groups",
+            a.groups, status.group_count
+        ));
     }
-    println!(
-        "  {} latency: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
-        if a.producer { "record" } else { "append" },
-        hist.value_at_quantile(0.5) as f64 / 1e3,
-        hist.value_at_quantile(0.99) as f64 / 1e3,
-        hist.value_at_quantile(0.999) as f64 / 1e3,
-        hist.max() as f64 / 1e3
+    bench_cluster::wait_for_leaders(&clients[0], a.groups)?;
+    let fsync = !status.unsafe_no_fsync;
+    let members = status.members.len() as u64;
+    let shards = status.members.iter().map(|m| m.shards).max().unwrap_or(1);
+    let settings = settings(a, target, members, shards, fsync);
+    let where_ = format!(
+        "{members} members{} ({}), {shards} shard{} each",
+        if target.servers.is_some() {
+            " on 127.0.0.1"
+        } else {
+            ""
+        },
+        if fsync {
+            "fsync on"
+        } else {
+            "fsync OFF: unsafe_no_fsync"
+        },
+        if shards == 1 { "" } else { "s" }
     );
-    drop(client);
-    drop(servers);
-    if failed > 0 || ok == 0 {
+    let shape = format!(
+        "{} groups, {} connection{} x {} in flight, {}, {}",
+        a.groups,
+        a.connections,
+        if a.connections == 1 { "" } else { "s" },
+        a.inflight,
+        if a.producer {
+            format!(
+                "single {} B records through the batching producer",
+                a.record_bytes
+            )
+        } else {
+            format!(
+                "{} x {} B records per request",
+                a.records_per_request, a.record_bytes
+            )
+        },
+        match a.rate {
+            Some(r) => format!("open loop at {r} requests/s"),
+            None => "closed loop".into(),
+        }
+    );
+    let span = match spec.stop {
+        Stop::For(d) => format!("{:.1} s", d.as_secs_f64()),
+        Stop::Records(n) => format!("{n} records"),
+    };
+    let (cpu0, wall0) = (process_cpu_s(), std::time::Instant::now());
+    let mut report = match a.workload {
+        Workload::Append => {
+            let shared = Shared::new(spec);
+            let (counts, elapsed) = bench_load::run(&clients, spec, &shared);
+            Report {
+                workload: "append",
+                title: format!(
+                    "corelog bench: append, {where_}, {shape}, {span} after {:.1} s warm-up",
+                    a.warmup
+                ),
+                settings,
+                elapsed_s: elapsed,
+                counts,
+                client_cpu: None,
+                nested: Vec::new(),
+            }
+        }
+        Workload::Tail => {
+            let mut from = Vec::new();
+            for g in 0..a.groups {
+                let s = clients[0]
+                    .group_status(g)
+                    .map_err(|e| format!("group {g} status: {e}"))?;
+                from.push(s.latest_offset);
+            }
+            let tails = Client::connect(&target.addrs, ClientOptions::default())
+                .map_err(|e| format!("connecting the tails: {e}"))?;
+            let shared = Shared::new(spec);
+            let done = AtomicBool::new(false);
+            let ((counts, elapsed), (tc, te)) = std::thread::scope(|s| {
+                let (tails, from, shared, done) = (&tails, &from, &shared, &done);
+                let t = s.spawn(move || bench_read::follow(tails, from, shared, done));
+                let appended = bench_load::run(&clients, spec, shared);
+                done.store(true, Ordering::Relaxed);
+                let tailed = match t.join() {
+                    Ok(r) => r,
+                    Err(p) => std::panic::resume_unwind(p),
+                };
+                (appended, tailed)
+            });
+            let append = Report {
+                workload: "append",
+                title: format!("  under: append, {shape}"),
+                settings: Vec::new(),
+                elapsed_s: elapsed,
+                counts,
+                client_cpu: None,
+                nested: Vec::new(),
+            };
+            Report {
+                workload: "tail",
+                title: format!(
+                    "corelog bench: tails, one per group, following appends; {where_}, {shape}, {span} after {:.1} s warm-up; latency from append sent to record delivered",
+                    a.warmup
+                ),
+                settings,
+                elapsed_s: te,
+                counts: tc,
+                client_cpu: None,
+                nested: vec![append],
+            }
+        }
+        Workload::CatchUp => {
+            let fill_spec = LoadSpec {
+                warmup: Duration::ZERO,
+                stop: Stop::Records(a.read_bytes.div_ceil(a.record_bytes.max(1) as u64)),
+                rate: None,
+                label: "fill",
+                ..spec.clone()
+            };
+            let shared = Shared::new(&fill_spec);
+            let (counts, elapsed) = bench_load::run(&clients, &fill_spec, &shared);
+            let fill = Report {
+                workload: "fill",
+                title: format!("  after filling: append, {shape}"),
+                settings: Vec::new(),
+                elapsed_s: elapsed,
+                counts,
+                client_cpu: None,
+                nested: Vec::new(),
+            };
+            let (rc, re) = bench_read::catch_up(&clients, a.groups, spec.live);
+            Report {
+                workload: "read",
+                title: format!(
+                    "corelog bench: catch-up reads, {} consumer{} reading {} groups from offset 0 (any replica); {where_}; latency per read answer",
+                    a.connections,
+                    if a.connections == 1 { "" } else { "s" },
+                    a.groups
+                ),
+                settings,
+                elapsed_s: re,
+                counts: rc,
+                client_cpu: None,
+                nested: vec![fill],
+            }
+        }
+    };
+    drop(clients);
+    report.client_cpu = Some((process_cpu_s() - cpu0, wall0.elapsed().as_secs_f64()));
+    if a.json {
+        println!("{}", report.json());
+    } else {
+        print!("{}", report.text());
+    }
+    if let Some(p) = &a.hgrm {
+        std::fs::write(p, hgrm(&report.counts.hist))
+            .map_err(|e| format!("--hgrm {}: {e}", p.display()))?;
+    }
+    if let Some(p) = &a.plot {
+        let mut series = vec![Series {
+            name: format!("{} ({} samples)", report.workload, report.counts.hist.len()),
+            hist: &report.counts.hist,
+        }];
+        for n in &report.nested {
+            series.push(Series {
+                name: format!("{} ({} samples)", n.workload, n.counts.hist.len()),
+                hist: &n.counts.hist,
+            });
+        }
+        let title = format!("corelog bench: {} latency by percentile", report.workload);
+        std::fs::write(p, bench_plot::svg(&title, &shape, &series))
+            .map_err(|e| format!("--plot {}: {e}", p.display()))?;
+    }
+    let failed = report.counts.errors_total()
+        + report
+            .nested
+            .iter()
+            .map(|n| n.counts.errors_total())
+            .sum::<u64>();
+    Ok(if failed > 0 || report.counts.records == 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
-    }
+    })
+}
+
+/// The run's settings, as the JSON report gives them.
+fn settings(
+    a: &BenchArgs,
+    target: &Target,
+    members: u64,
+    shards: u32,
+    fsync: bool,
+) -> Vec<(&'static str, Value)> {
+    vec![
+        ("tool", Value::S("corelog bench".into())),
+        (
+            "target",
+            Value::S(if target.servers.is_some() {
+                "local-cluster".into()
+            } else {
+                "connect".into()
+            }),
+        ),
+        ("members", Value::U(members)),
+        ("shards", Value::U(u64::from(shards))),
+        ("fsync", Value::B(fsync)),
+        ("groups", Value::U(a.groups)),
+        ("connections", Value::U(a.connections as u64)),
+        ("inflight", Value::U(a.inflight as u64)),
+        (
+            "records_per_request",
+            Value::U(if a.producer {
+                1
+            } else {
+                a.records_per_request as u64
+            }),
+        ),
+        ("record_bytes", Value::U(a.record_bytes as u64)),
+        ("producer", Value::B(a.producer)),
+        (
+            "loop",
+            Value::S(if a.rate.is_some() { "open" } else { "closed" }.into()),
+        ),
+        ("rate", a.rate.map_or(Value::Null, Value::F)),
+        ("warmup_s", Value::F(a.warmup)),
+    ]
 }

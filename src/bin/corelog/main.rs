@@ -3,6 +3,12 @@
 //! `members`), `wal-check` and `bench`.
 
 mod bench;
+mod bench_cluster;
+mod bench_interrupt;
+mod bench_load;
+mod bench_plot;
+mod bench_read;
+mod bench_report;
 mod client_cmds;
 mod server_cmd;
 
@@ -90,32 +96,9 @@ enum Cmd {
     /// chains, a torn tail, each group's entries, batches, records and
     /// offsets). Exits 1 on corruption.
     WalCheck { dir: PathBuf },
-    /// A short load test: starts a local cluster, appends for a few
-    /// seconds, prints throughput and latency, removes the cluster.
-    Bench(BenchArgs),
-}
-
-#[derive(Args)]
-pub struct BenchArgs {
-    /// Members of the local cluster to start (from this executable).
-    #[arg(long, default_value_t = 3)]
-    local_cluster: u64,
-    #[arg(long, default_value_t = 3)]
-    groups: u64,
-    /// Seconds of measured load (after 0.5 s of warm-up).
-    #[arg(long, default_value_t = 5)]
-    seconds: u64,
-    /// Appends in flight per group.
-    #[arg(long, default_value_t = 32)]
-    inflight: usize,
-    #[arg(long, default_value_t = 128)]
-    record_bytes: usize,
-    #[arg(long, default_value_t = 16)]
-    records_per_batch: usize,
-    /// Single records through the client's batching producer (then
-    /// `--inflight` counts records, and `--records-per-batch` is unused).
-    #[arg(long)]
-    producer: bool,
+    /// The load generator: loads a local cluster it starts (default) or
+    /// an existing one (`--connect`), prints throughput and latency.
+    Bench(bench::BenchArgs),
 }
 
 /// Where the client connects first.
