@@ -181,6 +181,22 @@ fn sigterm_exits_0_and_a_restart_serves_every_acknowledged_record() {
     let mut acked = append_n(&c, 0, "g0", 15);
     let acked1 = append_n(&c, 1, "g1", 5);
     drop(c);
+    // A quorum acknowledged every append; the third member may still lag
+    // (1 run in ~30 under load stopped it short). Wait until each holds
+    // every record, so the offline check below can ask for all of them.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for k in 0..3 {
+        for (g, n) in [(0, 15), (1, 5)] {
+            while read_all_from(t.clients[k], g, Consistency::AnyReplica).len() < n {
+                assert!(
+                    Instant::now() < deadline,
+                    "member {} never got group {g}'s {n} records",
+                    k + 1
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
     for id in 1..=3 {
         t.proc(id).signal(libc::SIGTERM);
     }
