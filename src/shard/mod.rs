@@ -40,7 +40,7 @@ pub mod wake;
 #[cfg(test)]
 mod wake_tests;
 
-pub use apply::{Apply, ApplyFactory, MemApply, NullApply};
+pub use apply::{Apply, ApplyFactory, MemApply, NullApply, SnapshotBuilder, SnapshotFault};
 pub use config::{ConfigError, RuntimeConfig};
 pub use group::{Group, GroupStats};
 pub use handle::{Boot, ShardGone, ShardHandle, ShardSpec, StartError, spawn};
