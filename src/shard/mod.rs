@@ -20,6 +20,7 @@
 
 pub mod appender;
 pub mod apply;
+pub(crate) mod compact;
 pub mod config;
 pub mod group;
 pub mod handle;
@@ -33,6 +34,7 @@ pub mod peers;
 pub mod run;
 pub mod seed;
 pub mod signal;
+pub mod snapfile;
 pub mod state;
 pub(crate) mod waiters;
 pub mod wake;
@@ -43,7 +45,7 @@ mod wake_tests;
 pub use apply::{Apply, ApplyFactory, MemApply, NullApply, SnapshotBuilder, SnapshotFault};
 pub use config::{ConfigError, RuntimeConfig};
 pub use group::{Group, GroupStats};
-pub use handle::{Boot, ShardGone, ShardHandle, ShardSpec, StartError, spawn};
+pub use handle::{Boot, ShardGone, ShardHandle, ShardSpec, SnapshotLoadError, StartError, spawn};
 pub use member::{
     BootError, CpuPlacement, MemberConfig, MemberRuntime, default_shard_count, shard_dir,
 };
