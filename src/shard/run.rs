@@ -216,6 +216,9 @@ impl Loop {
             }
             if let Some(c) = grp.compaction_due(shard.cfg.compact_threshold_entries) {
                 grp.compacting = true;
+                drop(grp);
+                // Spawned with no group borrowed: glommio may run it at
+                // once.
                 glommio::spawn_local(compact::build(shard.clone(), g.clone(), c)).detach();
             }
         }
