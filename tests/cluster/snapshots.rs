@@ -32,6 +32,8 @@ fn tcp() -> PeersFactory {
         options: NetOptions {
             connect_timeout: Duration::from_millis(500),
             handshake_timeout: Duration::from_millis(500),
+            // Snapshots of a few hundred bytes travel in several chunks.
+            snapshot_chunk_bytes: 64,
             ..NetOptions::default()
         },
         ..TcpSettings::default()
@@ -266,6 +268,16 @@ fn a_member_behind_the_compaction_catches_up_by_snapshot_then_by_log() {
     }
     let st = status(t.m(3), 0).stats;
     assert_eq!(st.snapshots_installed, 1, "member 3 caught up by snapshot");
+    // In chunks of 64 bytes, reassembled.
+    let net3 = t
+        .m(3)
+        .shard_of(0)
+        .call(|s| async move { s.net_stats() })
+        .unwrap()
+        .unwrap();
+    assert_eq!(net3.snapshots_assembled, 1);
+    assert!(net3.snapshot_chunks_received > 2, "{net3:?}");
+    assert_eq!(net3.dropped_snapshot_incomplete, 0);
     let (_, snap3) = wal_view(t.m(3));
     assert!(snap3 > idx && snap3 < truncated_at + 6);
     assert!(files(&snap_dir(&t, 3)).contains(&(0, snap3)));
