@@ -15,8 +15,9 @@
 //! over TCP), `mailbox` and
 //! `handle` (starting a shard, reaching it), `member` and `meta` (a
 //! member's data directory: bootstrap, restart, identity), `state` (what the shard's
-//! tasks share), `apply` (the state machine trait), `seed` (OS
-//! randomness).
+//! tasks share), `apply` (the state machine trait), `compact` (building
+//! a group's snapshot at its compaction point, off the loop's turn),
+//! `snapfile` (snapshot data files), `seed` (OS randomness).
 
 pub mod appender;
 pub mod apply;
