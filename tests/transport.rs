@@ -935,9 +935,10 @@ fn a_batch_cannot_expand_past_the_messages_per_frame_limit() {
 
 #[test]
 fn an_unknown_record_kind_is_refused() {
+    // Kind 1 is a heartbeat batch, kind 2 a snapshot chunk; 3 is unknown.
     let mut payload = Vec::new();
     payload.extend_from_slice(&1u32.to_le_bytes());
-    payload.extend_from_slice(&(RECORD_KIND_BIT | 2).to_le_bytes());
+    payload.extend_from_slice(&(RECORD_KIND_BIT | 3).to_le_bytes());
     payload.extend_from_slice(&0u32.to_le_bytes());
     let err = receive(&frame_around(&payload)).unwrap_err();
     assert!(

@@ -4,11 +4,17 @@
 //! reports the `ApplyOutcome` for the entry's proposer. Reads look up the
 //! offset index through it.
 //!
-//! After a restart the shard hands it the whole log again from the WAL's
-//! first entry, and `LogState` being deterministic rebuilds the same
-//! offsets and exactly-once table. The runtime has no snapshot streaming
-//! yet, so nothing here restores from a snapshot: a log the WAL holds
-//! from index 1 is all this needs today.
+//! Snapshots: the records are the Raft log, so the log may be compacted
+//! up to the last entry whose records all lie below the retention offset
+//! (`compactable_index`). A snapshot is the `LogState` as of such an
+//! index (snapshot.rs: configuration, offsets, the live part of the
+//! offset index, the exactly-once table), built from the previous
+//! snapshot and the entries after it (`LogSnapshotBuilder`). A replica
+//! restores from one when it installs a leader's snapshot (it reads from
+//! the snapshot's next offset) and when it restarts on a compacted WAL
+//! (it keeps every batch its log still holds); the shard then hands it
+//! the entries after the snapshot, and `LogState` being deterministic
+//! rebuilds the same offsets and exactly-once table.
 //!
 //! An entry out of order (`ApplyError::NotNext`) is a runtime bug, not
 //! bad input: the group stops applying (every later entry gets no
@@ -19,9 +25,11 @@ use std::any::Any;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use crate::log::{ApplyError, ApplyOutcome, LogConfig, LogState};
 use crate::raftpb::Entry;
-use crate::shard::{Apply, ApplyFactory};
+use crate::shard::{Apply, ApplyFactory, SnapshotBuilder, SnapshotFault};
 
 use super::signal::Watch;
 
@@ -103,8 +111,78 @@ impl Apply for LogApply {
         }
     }
 
+    fn compactable_index(&self) -> u64 {
+        if self.broken.is_some() {
+            return 0;
+        }
+        self.state.compactable_index()
+    }
+
+    fn snapshot_builder(
+        &self,
+        base: Option<&Bytes>,
+    ) -> Result<Box<dyn SnapshotBuilder>, SnapshotFault> {
+        let state = match base {
+            // Every batch of the base is kept (0): the builder computes the
+            // replicated state, not what one replica can read.
+            Some(b) => LogState::restore(b, 0).map_err(|e| SnapshotFault::Invalid(Box::new(e)))?,
+            None => LogState::new(self.state.config()),
+        };
+        Ok(Box::new(LogSnapshotBuilder { state }))
+    }
+
+    fn check_snapshot(&self, data: &Bytes) -> Result<(), SnapshotFault> {
+        LogState::restore(data, 0)
+            .map(|_| ())
+            .map_err(|e| SnapshotFault::Invalid(Box::new(e)))
+    }
+
+    fn restore(&mut self, data: &Bytes, index: u64, first_held: u64) -> Result<(), SnapshotFault> {
+        let state =
+            LogState::restore(data, first_held).map_err(|e| SnapshotFault::Invalid(Box::new(e)))?;
+        if state.applied_index() != index {
+            return Err(SnapshotFault::Invalid(
+                format!(
+                    "log snapshot at applied index {}, the runtime says {index}",
+                    state.applied_index()
+                )
+                .into(),
+            ));
+        }
+        self.state = state;
+        self.broken = None;
+        // Tails learn the earliest offset may have moved.
+        self.changed.bump();
+        Ok(())
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
+    }
+}
+
+/// Replays committed entries onto a log state restored from the previous
+/// snapshot (see `Apply::snapshot_builder`).
+struct LogSnapshotBuilder {
+    state: LogState,
+}
+
+impl SnapshotBuilder for LogSnapshotBuilder {
+    fn apply(&mut self, entries: &[Entry]) -> Result<(), SnapshotFault> {
+        for e in entries {
+            if let Err(ApplyError::NotNext { expected, got }) = self.state.apply_entry(e) {
+                return Err(SnapshotFault::NotNext { expected, got });
+            }
+        }
+        Ok(())
+    }
+
+    fn index(&self) -> u64 {
+        self.state.applied_index()
+    }
+
+    fn finish(self: Box<Self>) -> Bytes {
+        self.state.snapshot()
     }
 }
 
@@ -172,5 +250,83 @@ mod tests {
         a.apply(&[entry(1, batch(0, 0, 1))], &mut out);
         assert!(out.is_empty(), "a broken group applies nothing more");
         assert_eq!(a.state().next_offset(), 0);
+    }
+
+    fn truncate(before: u64) -> Bytes {
+        crate::log::Command::Truncate {
+            before_offset: before,
+        }
+        .encode()
+    }
+
+    #[test]
+    fn a_snapshot_built_from_a_base_and_entries_is_the_state_as_of_its_index() {
+        let es: Vec<Entry> = (1..=8)
+            .map(|i| match i {
+                5 => entry(i, truncate(6)),
+                _ => entry(i, batch(7, (i - 1) * 2, 2)),
+            })
+            .collect();
+        let mut live = LogApply::new(1, LogConfig::DEFAULT);
+        let mut out = Vec::new();
+        live.apply(&es[..3], &mut out);
+        let at3 = live.state().snapshot();
+        live.apply(&es[3..6], &mut out);
+        let at6 = live.state().snapshot();
+        live.apply(&es[6..], &mut out);
+        // From scratch to 3, then from the snapshot at 3 to 6.
+        let mut b = live.snapshot_builder(None).unwrap();
+        b.apply(&es[..3]).unwrap();
+        assert_eq!(b.index(), 3);
+        assert_eq!(b.finish(), at3);
+        let mut b = live.snapshot_builder(Some(&at3)).unwrap();
+        b.apply(&es[3..6]).unwrap();
+        assert_eq!(b.finish(), at6, "not the state as of index 6");
+        // A gap is refused.
+        let mut b = live.snapshot_builder(Some(&at3)).unwrap();
+        assert!(matches!(
+            b.apply(&es[4..5]),
+            Err(SnapshotFault::NotNext {
+                expected: 4,
+                got: 5
+            })
+        ));
+        // Entries 1..=3 hold offsets 0..6, all below the retention
+        // offset 6; entry 4 holds 6 and 7.
+        assert_eq!(live.compactable_index(), 3);
+    }
+
+    #[test]
+    fn restoring_reads_from_the_snapshots_next_offset_and_keeps_deduplicating() {
+        let mut leader = LogApply::new(1, LogConfig::DEFAULT);
+        let mut out = Vec::new();
+        leader.apply(
+            &[entry(1, batch(9, 0, 3)), entry(2, batch(9, 3, 2))],
+            &mut out,
+        );
+        let snap = leader.state().snapshot();
+        let mut f = LogApply::new(1, LogConfig::DEFAULT);
+        f.restore(&snap, 2, 3).unwrap();
+        assert_eq!(f.state().earliest_offset(), 5);
+        assert_eq!(f.state().next_offset(), 5);
+        out.clear();
+        f.apply(&[entry(3, batch(9, 3, 2))], &mut out);
+        assert_eq!(
+            out,
+            vec![ApplyOutcome::Duplicate {
+                base_offset: 3,
+                count: 2
+            }]
+        );
+        // The index the runtime names must be the snapshot's.
+        assert!(matches!(
+            f.restore(&snap, 3, 4),
+            Err(SnapshotFault::Invalid(_))
+        ));
+        let mut bad = snap.to_vec();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert!(f.check_snapshot(&Bytes::from(bad)).is_err());
+        assert!(f.check_snapshot(&snap).is_ok());
     }
 }

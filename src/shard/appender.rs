@@ -14,7 +14,7 @@
 //! a crash between the pieces leaves a prefix of the entries, no hard
 //! state that commits what is missing.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 
@@ -28,6 +28,10 @@ struct Work {
     msg: Message,
     snapshot_done: bool,
     entries_done: usize,
+    /// Set while something must happen before any of it is queued: a
+    /// leader's snapshot waits for its data file to be durable (the WAL's
+    /// record of it must never name a file a crash could lose).
+    gate: Option<Rc<Cell<bool>>>,
     /// Some record of it must be durable before its responses go: it has
     /// entries, a snapshot, or a new term or vote. A hard state that only
     /// moves the commit index needs no sync (Raft recomputes the commit
@@ -52,6 +56,8 @@ pub enum Waiting {
     Flush,
     /// For the spare segment being prepared (nothing else would help).
     Spare,
+    /// For a snapshot's data file (its task rings the loop when done).
+    Gate,
 }
 
 /// Counters, for status and benchmarks.
@@ -78,6 +84,9 @@ pub struct Appender {
     sync_ticket: u64,
     /// The last flush started.
     started: u64,
+    /// (ticket, group, index) of the snapshots queued (`apply_snapshot`),
+    /// for the loop to delete older snapshot files once they are durable.
+    pub(crate) snapshots: Vec<(u64, u64, u64)>,
     pub stats: AppendStats,
 }
 
@@ -93,18 +102,31 @@ impl Appender {
             ticket: durable,
             sync_ticket: durable,
             started: durable,
+            snapshots: Vec::new(),
             stats: AppendStats::default(),
         }
     }
 
     pub fn push(&mut self, group: u64, msg: Message) {
+        self.push_gated(group, msg, None);
+    }
+
+    /// Queues `msg`, to be written only once `gate` is set (and so every
+    /// write queued after it waits too: writes keep their order).
+    pub fn push_gated(&mut self, group: u64, msg: Message, gate: Option<Rc<Cell<bool>>>) {
         self.queue.push_back(Work {
             group,
             msg,
             snapshot_done: false,
             entries_done: 0,
+            gate,
             needs_sync: false,
         });
+    }
+
+    /// The last flush known durable.
+    pub fn durable(&self) -> u64 {
+        self.durable
     }
 
     /// Whether a flush is in flight.
@@ -143,6 +165,11 @@ impl Appender {
     pub fn pump(&mut self) -> wal::Result<Waiting> {
         let mut waiting = Waiting::No;
         while let Some(mut w) = self.queue.pop_front() {
+            if w.gate.as_ref().is_some_and(|g| !g.get()) {
+                self.queue.push_front(w);
+                waiting = Waiting::Gate;
+                break;
+            }
             if self.write(&mut w)? {
                 self.stats.writes += 1;
                 if w.needs_sync {
@@ -245,6 +272,7 @@ impl Appender {
                 }
                 let t = storage.apply_snapshot(meta)?;
                 self.got(t);
+                self.snapshots.push((t.0, w.group, meta.index));
             }
             w.snapshot_done = true;
         }

@@ -61,6 +61,13 @@ pub struct RuntimeConfig {
     /// and serves sockets, so the minimum (64 KiB) is enough, and it is
     /// charged against RLIMIT_MEMLOCK (8 MiB here, shared by the user).
     pub io_memory: usize,
+    /// A group builds a snapshot and compacts its log once the index its
+    /// state machine allows compacting to moved this many entries past
+    /// its latest snapshot (1: at every chance; tests).
+    pub compact_threshold_entries: u64,
+    /// Bytes of one snapshot a shard accepts (the file read at a restart;
+    /// the peer network's own limits bound what it receives).
+    pub max_snapshot_bytes: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -82,6 +89,8 @@ impl Default for RuntimeConfig {
             wal_max_flush_bytes: 4 << 20,
             wal_cache_bytes: 64 << 20,
             io_memory: 64 << 10,
+            compact_threshold_entries: 10_000,
+            max_snapshot_bytes: 256 << 20,
         }
     }
 }
@@ -149,6 +158,12 @@ impl RuntimeConfig {
                     self.wal_max_flush_bytes / 2
                 ),
             );
+        }
+        if self.compact_threshold_entries == 0 {
+            return bad("compact_threshold_entries", "0".into());
+        }
+        if self.max_snapshot_bytes == 0 {
+            return bad("max_snapshot_bytes", "0".into());
         }
         if self.max_uncommitted_bytes < self.max_entry_bytes as u64 {
             return bad(

@@ -7,13 +7,17 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use bytes::Bytes;
 use prost::Message as _;
 
-use super::apply::{Apply, ApplyOutcome};
+use super::apply::{Apply, ApplyOutcome, SnapshotFault};
 use super::config::RuntimeConfig;
 use super::waiters::{Proposals, Reads, decode_ctx};
-use crate::raft::{self, LOCAL_APPEND_THREAD, LOCAL_APPLY_THREAD, RawNode, StateType};
-use crate::raftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Message};
+use crate::raft::tracker::ProgressState;
+use crate::raft::{
+    self, LOCAL_APPEND_THREAD, LOCAL_APPLY_THREAD, RawNode, SnapshotStatus, StateType,
+};
+use crate::raftpb::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Message, MessageType};
 use crate::wal::{Wal, WalStorage};
 
 /// What collecting Readys produced for the loop to route.
@@ -34,6 +38,15 @@ pub struct GroupStats {
     pub step_errors: u64,
     /// Conf change entries that could not be decoded or applied.
     pub bad_conf_changes: u64,
+    /// Snapshots this group built (and compacted its log to).
+    pub snapshots_built: u64,
+    /// Leader's snapshots installed here (a follower caught up by one).
+    pub snapshots_installed: u64,
+    /// MsgSnaps sent with their data.
+    pub snapshots_sent: u64,
+    /// MsgSnaps refused: data missing or refused by the state machine
+    /// (received), or no data to send (sent).
+    pub snapshots_refused: u64,
 }
 
 pub struct Group {
@@ -62,7 +75,26 @@ pub struct Group {
     outcomes: Vec<ApplyOutcome>,
     /// Reused by `apply`: indexes of configuration changes in effect.
     conf_applied: Vec<u64>,
+    /// The group's latest snapshot (its index and data): what a MsgSnap
+    /// carries, and the base of the next one. Its index is the WAL's
+    /// snapshot index (0 and empty: none yet).
+    pub(crate) snap: (u64, Bytes),
+    /// The configuration as of the latest snapshot.
+    base_conf: ConfState,
+    /// The configuration after each configuration change applied past the
+    /// latest snapshot (rare): the configuration as of a later index.
+    confs: Vec<(u64, ConfState)>,
+    /// A snapshot is being built or written (one at a time per group).
+    pub(crate) compacting: bool,
+    /// Peers sent a MsgSnap, and when (in shard ticks): a snapshot lost
+    /// after it was written to the socket is reported failed after a
+    /// while (`SNAPSHOT_TIMEOUT_ELECTIONS`).
+    snap_sent: Vec<(u64, u64)>,
 }
+
+/// Election timeouts after which a snapshot sent but not acknowledged is
+/// reported failed, so the leader sends another.
+const SNAPSHOT_TIMEOUT_ELECTIONS: u64 = 10;
 
 /// The Raft configuration every group of a shard runs with.
 pub fn raft_config(member: u64, cfg: &RuntimeConfig, seed: u64) -> raft::Config {
@@ -90,6 +122,11 @@ impl Group {
         apply: Box<dyn Apply>,
         preferred: Option<u64>,
     ) -> raft::Result<Group> {
+        let base_conf = wal
+            .borrow()
+            .snapshot(id)
+            .and_then(|m| m.conf_state)
+            .unwrap_or_default();
         let raw = RawNode::new(config, WalStorage::new(wal, id))?;
         let applied = raw.raft.raft_log.applied;
         Ok(Group {
@@ -105,7 +142,156 @@ impl Group {
             stats: GroupStats::default(),
             outcomes: Vec::new(),
             conf_applied: Vec::new(),
+            snap: (0, Bytes::new()),
+            base_conf,
+            confs: Vec::new(),
+            compacting: false,
+            snap_sent: Vec::new(),
         })
+    }
+
+    /// Restores the state machine from the group's snapshot file at a
+    /// restart: `index` is the WAL's snapshot index, `first_held` the
+    /// first entry the WAL still holds. Entries up to `index` are not
+    /// applied again.
+    pub fn restore_at_start(
+        &mut self,
+        index: u64,
+        data: Bytes,
+        first_held: u64,
+    ) -> Result<(), SnapshotFault> {
+        self.apply.restore(&data, index, first_held)?;
+        self.applied = self.applied.max(index);
+        self.snap = (index, data);
+        Ok(())
+    }
+
+    /// The configuration as of `index` (at or past the latest snapshot).
+    pub(crate) fn conf_state_at(&self, index: u64) -> ConfState {
+        self.confs
+            .iter()
+            .rev()
+            .find(|(i, _)| *i <= index)
+            .map_or_else(|| self.base_conf.clone(), |(_, cs)| cs.clone())
+    }
+
+    /// The index to compact to now, if the state machine's compactable
+    /// index moved `threshold` entries or more past the latest snapshot
+    /// and no snapshot is under way.
+    pub(crate) fn compaction_due(&self, threshold: u64) -> Option<u64> {
+        if self.compacting {
+            return None;
+        }
+        let c = self.apply.compactable_index().min(self.applied);
+        (c > self.snap.0 && c - self.snap.0 >= threshold.max(1)).then_some(c)
+    }
+
+    /// A snapshot at `index` with `data` and configuration `conf` is now
+    /// the group's latest (its WAL records are queued).
+    pub(crate) fn snapshot_taken(&mut self, index: u64, data: Bytes, conf: ConfState) {
+        self.snap = (index, data);
+        self.base_conf = conf;
+        self.confs.retain(|(i, _)| *i > index);
+    }
+
+    /// The state machine's `check_snapshot`, for a snapshot the loop
+    /// received.
+    fn take_snapshot_message(&mut self, m: &Message) -> bool {
+        let Some(s) = m.snapshot.as_ref() else {
+            return false;
+        };
+        let r = if s.data.is_empty() {
+            Err(SnapshotFault::Invalid("no data".into()))
+        } else {
+            self.apply.check_snapshot(&s.data)
+        };
+        match r {
+            Ok(()) => true,
+            Err(e) => {
+                self.stats.snapshots_refused += 1;
+                eprintln!(
+                    "corelog: group {}: snapshot from member {} refused: {e}",
+                    self.id, m.from
+                );
+                false
+            }
+        }
+    }
+
+    /// A leader's snapshot leaving the core's Ready for the disk: the
+    /// state machine is restored from it at once (no later entry can be
+    /// applied before it: they are appended after it), entries up to its
+    /// index are not applied.
+    fn install(&mut self, m: &Message) {
+        let Some(s) = m.snapshot.as_ref() else {
+            return;
+        };
+        let Some(meta) = s.metadata.as_ref().filter(|md| md.index > 0) else {
+            return;
+        };
+        if let Err(e) = self.apply.restore(&s.data, meta.index, meta.index + 1) {
+            // Checked when it arrived: a bug, said loudly; the group's
+            // state machine keeps its state and the entries after the
+            // snapshot will not follow on from it.
+            eprintln!(
+                "corelog: ERROR: group {}: restoring the snapshot at {}: {e}",
+                self.id, meta.index
+            );
+        }
+        self.applied = self.applied.max(meta.index);
+        self.snapshot_taken(
+            meta.index,
+            s.data.clone(),
+            meta.conf_state.clone().unwrap_or_default(),
+        );
+        self.confs.clear();
+        self.stats.snapshots_installed += 1;
+    }
+
+    /// A MsgSnap the core wants sent: the WAL gave its metadata, the data
+    /// is the group's latest snapshot. False when there is none at that
+    /// index (reported failed, so the leader tries again later).
+    fn fill_snapshot(&mut self, m: &mut Message) -> bool {
+        let index = m
+            .snapshot
+            .as_ref()
+            .and_then(|s| s.metadata.as_ref())
+            .map_or(0, |md| md.index);
+        if index == 0 || index != self.snap.0 || self.snap.1.is_empty() {
+            self.stats.snapshots_refused += 1;
+            self.raw.report_snapshot(m.to, SnapshotStatus::Failure);
+            return false;
+        }
+        if let Some(s) = m.snapshot.as_mut() {
+            s.data = self.snap.1.clone();
+        }
+        self.stats.snapshots_sent += 1;
+        true
+    }
+
+    /// The network wrote a MsgSnap to `to` (`ok`), or lost it.
+    pub fn snapshot_reported(&mut self, to: u64, ok: bool) {
+        self.snap_sent.retain(|(id, _)| *id != to);
+        if self.in_snapshot_state(to) {
+            let st = if ok {
+                SnapshotStatus::Finish
+            } else {
+                SnapshotStatus::Failure
+            };
+            self.raw.report_snapshot(to, st);
+        }
+    }
+
+    /// Whether the leader's progress of `to` waits on a snapshot.
+    pub fn in_snapshot_state(&self, to: u64) -> bool {
+        self.is_leader()
+            && self
+                .raw
+                .raft
+                .trk
+                .progress
+                .get(&to)
+                .is_some_and(|p| p.state == ProgressState::Snapshot)
     }
 
     pub fn id(&self) -> u64 {
@@ -129,6 +315,9 @@ impl Group {
             // Bounded by the configuration's size: only members send.
             None => self.heard.push((m.from, now)),
         }
+        if m.r#type == MessageType::MsgSnap as i32 && !self.take_snapshot_message(&m) {
+            return;
+        }
         self.step(m);
     }
 
@@ -144,6 +333,26 @@ impl Group {
         self.raw.tick();
         self.proposals.expire(now);
         self.reads.expire(now);
+        if !self.snap_sent.is_empty() {
+            self.expire_snapshots(now);
+        }
+    }
+
+    /// Reports failed the snapshots sent long ago and still waited on.
+    fn expire_snapshots(&mut self, now: u64) {
+        let limit = SNAPSHOT_TIMEOUT_ELECTIONS * self.raw.raft.election_timeout as u64;
+        let mut k = 0;
+        while k < self.snap_sent.len() {
+            let (to, at) = self.snap_sent[k];
+            if now.saturating_sub(at) < limit {
+                k += 1;
+                continue;
+            }
+            self.snap_sent.swap_remove(k);
+            if self.in_snapshot_state(to) {
+                self.raw.report_snapshot(to, SnapshotStatus::Failure);
+            }
+        }
     }
 
     /// Hands leadership to the preferred leader if this node leads in its
@@ -177,7 +386,7 @@ impl Group {
     /// into `out`, committed entries applied at once (they are durable
     /// here already: the core hands out only those), read answers given.
     /// Returns whether there was a Ready.
-    pub fn drain_ready(&mut self, out: &mut Routed) -> bool {
+    pub fn drain_ready(&mut self, out: &mut Routed, now: u64) -> bool {
         if !self.raw.has_ready() {
             return false;
         }
@@ -189,10 +398,20 @@ impl Group {
             }
         }
         let mut apply = None;
-        for m in std::mem::take(&mut rd.messages) {
+        for mut m in std::mem::take(&mut rd.messages) {
             match m.to {
-                LOCAL_APPEND_THREAD => out.appends.push((self.id, m)),
+                LOCAL_APPEND_THREAD => {
+                    self.install(&m);
+                    out.appends.push((self.id, m));
+                }
                 LOCAL_APPLY_THREAD => apply = Some(m),
+                _ if m.r#type == MessageType::MsgSnap as i32 => {
+                    if self.fill_snapshot(&mut m) {
+                        self.snap_sent.retain(|(id, _)| *id != m.to);
+                        self.snap_sent.push((m.to, now));
+                        out.net.push((self.id, m));
+                    }
+                }
                 _ => out.net.push((self.id, m)),
             }
         }
@@ -255,9 +474,11 @@ impl Group {
         } else {
             None
         };
-        let applied = cc.is_some_and(|cc| self.raw.try_apply_conf_change(&cc).is_ok());
-        if !applied {
-            self.stats.bad_conf_changes += 1;
+        let cs = cc.and_then(|cc| self.raw.try_apply_conf_change(&cc).ok());
+        let applied = cs.is_some();
+        match cs {
+            Some(cs) => self.confs.push((e.index, cs)),
+            None => self.stats.bad_conf_changes += 1,
         }
         applied
     }

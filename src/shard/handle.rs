@@ -17,7 +17,7 @@ use std::time::Instant;
 use glommio::{LocalExecutorBuilder, Placement};
 
 use super::appender::Appender;
-use super::apply::ApplyFactory;
+use super::apply::{ApplyFactory, SnapshotFault};
 use super::config::{ConfigError, RuntimeConfig};
 use super::group::{Group, raft_config};
 use super::mailbox::Mailbox;
@@ -26,6 +26,7 @@ use super::oneshot;
 use super::peers::{PeerEnv, PeersFactory};
 use super::run::Loop;
 use super::seed::os_random_u64;
+use super::snapfile::{self, SnapFileError};
 use super::state::{Shard, ShardReport};
 use super::wake::FlushWake;
 use crate::cluster::Cluster;
@@ -84,6 +85,13 @@ pub enum StartError {
     },
     Seed(io::Error),
     Peers(String),
+    /// A group's snapshot, which the WAL names, could not be loaded: the
+    /// group cannot start without it (never a silently empty state).
+    Snapshot {
+        group: u64,
+        index: u64,
+        error: SnapshotLoadError,
+    },
     /// The shard's thread ended before saying whether it started.
     Died,
 }
@@ -98,6 +106,11 @@ impl fmt::Display for StartError {
             StartError::Raft { group, error } => write!(f, "group {group}: {error}"),
             StartError::Seed(e) => write!(f, "reading OS randomness: {e}"),
             StartError::Peers(e) => write!(f, "starting the peer network: {e}"),
+            StartError::Snapshot {
+                group,
+                index,
+                error,
+            } => write!(f, "group {group}: its snapshot at {index}: {error}"),
             StartError::Died => write!(f, "the shard's thread died while starting"),
         }
     }
@@ -108,6 +121,24 @@ impl std::error::Error for StartError {}
 impl From<wal::Error> for StartError {
     fn from(e: wal::Error) -> Self {
         StartError::Wal(e)
+    }
+}
+
+/// Why a group's snapshot could not be loaded at a restart.
+#[derive(Debug)]
+pub enum SnapshotLoadError {
+    /// The file is missing, unreadable or too large.
+    File(SnapFileError),
+    /// The state machine refused its contents (a crc error, a bad count).
+    Refused(SnapshotFault),
+}
+
+impl fmt::Display for SnapshotLoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SnapshotLoadError::File(e) => write!(f, "{e}"),
+            SnapshotLoadError::Refused(e) => write!(f, "{e}"),
+        }
     }
 }
 
@@ -295,12 +326,14 @@ async fn start(
         }
     };
 
+    let snap_dir = snapfile::dir_of(&spec.wal_dir);
     let shard = Rc::new(Shard::new(
         spec.index,
         spec.member,
         cfg.clone(),
         wal.clone(),
         report,
+        snap_dir.clone(),
     ));
     for id in ids {
         let seed = os_random_u64().map_err(StartError::Seed)?;
@@ -310,8 +343,24 @@ async fn start(
             .replicas(id)
             .ok()
             .and_then(|r| r.first().copied());
-        let g = Group::new(id, &rc, wal.clone(), (spec.apply)(id), preferred)
+        let mut g = Group::new(id, &rc, wal.clone(), (spec.apply)(id), preferred)
             .map_err(|error| StartError::Raft { group: id, error })?;
+        // A compacted group: its state machine starts from the snapshot
+        // the WAL names, then the loop hands it the entries after it. Read
+        // here, before the shard serves, as the WAL's recovery is.
+        let snap_index = wal.borrow().snapshot(id).map_or(0, |m| m.index);
+        if snap_index > 0 {
+            let bad = |error| StartError::Snapshot {
+                group: id,
+                index: snap_index,
+                error,
+            };
+            let data = snapfile::read(&snap_dir, id, snap_index, cfg.max_snapshot_bytes)
+                .map_err(|e| bad(SnapshotLoadError::File(e)))?;
+            let first = wal.borrow().first_index(id);
+            g.restore_at_start(snap_index, data, first)
+                .map_err(|e| bad(SnapshotLoadError::Refused(e)))?;
+        }
         let g = Rc::new(RefCell::new(g));
         shard.groups.borrow_mut().insert(id, g);
     }

@@ -15,11 +15,13 @@
 //! over TCP), `mailbox` and
 //! `handle` (starting a shard, reaching it), `member` and `meta` (a
 //! member's data directory: bootstrap, restart, identity), `state` (what the shard's
-//! tasks share), `apply` (the state machine trait), `seed` (OS
-//! randomness).
+//! tasks share), `apply` (the state machine trait), `compact` (building
+//! a group's snapshot at its compaction point, off the loop's turn),
+//! `snapfile` (snapshot data files), `seed` (OS randomness).
 
 pub mod appender;
 pub mod apply;
+pub(crate) mod compact;
 pub mod config;
 pub mod group;
 pub mod handle;
@@ -33,6 +35,7 @@ pub mod peers;
 pub mod run;
 pub mod seed;
 pub mod signal;
+pub mod snapfile;
 pub mod state;
 pub(crate) mod waiters;
 pub mod wake;
@@ -40,10 +43,10 @@ pub mod wake;
 #[cfg(test)]
 mod wake_tests;
 
-pub use apply::{Apply, ApplyFactory, MemApply, NullApply};
+pub use apply::{Apply, ApplyFactory, MemApply, NullApply, SnapshotBuilder, SnapshotFault};
 pub use config::{ConfigError, RuntimeConfig};
 pub use group::{Group, GroupStats};
-pub use handle::{Boot, ShardGone, ShardHandle, ShardSpec, StartError, spawn};
+pub use handle::{Boot, ShardGone, ShardHandle, ShardSpec, SnapshotLoadError, StartError, spawn};
 pub use member::{
     BootError, CpuPlacement, MemberConfig, MemberRuntime, default_shard_count, shard_dir,
 };

@@ -63,6 +63,10 @@ impl Peers for TcpPeers {
         self.net.take_unreachable(out);
     }
 
+    fn take_snapshot_reports(&self, out: &mut Vec<(u64, u64, bool)>) {
+        self.net.take_snapshot_reports(out);
+    }
+
     fn drain_inbox(&self, out: &mut Vec<(u64, Message)>) {
         self.inbox.drain_into(out);
     }

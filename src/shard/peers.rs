@@ -32,6 +32,15 @@ pub trait Peers {
     fn inbox_ready(&self) -> Pin<Box<dyn Future<Output = ()>>>;
     /// Closes the listener and the connections.
     fn shutdown(&self) -> Pin<Box<dyn Future<Output = ()>>>;
+    /// (member, group, written) of the MsgSnaps the network is done with
+    /// since the last call: `true` once the whole snapshot was written to
+    /// the peer's connection, `false` if it was lost on the way (the
+    /// loop reports `report_snapshot` to the group). A network that says
+    /// nothing leaves it to the follower's acknowledgement (or to the
+    /// group's snapshot timeout).
+    fn take_snapshot_reports(&self, out: &mut Vec<(u64, u64, bool)>) {
+        let _ = out;
+    }
     /// The TCP network's counters, if this is it.
     fn net_stats(&self) -> Option<NetStats> {
         None

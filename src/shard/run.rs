@@ -28,13 +28,15 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::appender::{Appender, Waiting};
+use super::compact;
 use super::group::{Group, Routed};
 use super::peers::Peers;
 use super::signal::yield_now;
+use super::snapfile;
 use super::state::Shard;
 use crate::node::ProposeError;
 use crate::raftpb::Message;
-use crate::wal;
+use crate::wal::{self, HARD_STATE_COST, snapshot_cost};
 
 /// Readys taken from one group per turn before the others get theirs.
 const MAX_READYS_PER_GROUP: usize = 4;
@@ -49,6 +51,10 @@ pub struct LoopStats {
     pub received: u64,
     /// Messages for a group this shard does not run.
     pub unknown_group: u64,
+    /// Log compactions recorded in the WAL (a snapshot built and durable).
+    pub compactions: u64,
+    /// Leaders' snapshots whose data files were written here.
+    pub snapshots_received: u64,
 }
 
 pub struct Loop {
@@ -59,6 +65,11 @@ pub struct Loop {
     due: Vec<(u64, Message)>,
     inbound: Vec<(u64, Message)>,
     unreachable: Vec<(u64, u64)>,
+    /// (member, group, written) of MsgSnaps the network finished with.
+    snap_reports: Vec<(u64, u64, bool)>,
+    /// (flush, group, index): once that flush is durable, the group's
+    /// snapshot files older than `index` go.
+    deletes: Vec<(u64, u64, u64)>,
     work: Vec<Rc<RefCell<Group>>>,
     /// A wake is armed for the spare segment.
     spare_wake: Rc<Cell<bool>>,
@@ -75,6 +86,8 @@ impl Loop {
             due: Vec::new(),
             inbound: Vec::new(),
             unreachable: Vec::new(),
+            snap_reports: Vec::new(),
+            deletes: Vec::new(),
             work: Vec::new(),
             spare_wake: Rc::new(Cell::new(false)),
             stats: Rc::new(Cell::new(LoopStats::default())),
@@ -135,6 +148,7 @@ impl Loop {
         // 1. The disk.
         self.appender.poll()?;
         self.appender.take_due(&mut self.due);
+        self.delete_old_snapshots();
         let mut due = std::mem::take(&mut self.due);
         for (gid, m) in due.drain(..) {
             self.route(gid, m, &mut stats);
@@ -187,11 +201,12 @@ impl Loop {
         // 4. The Readys.
         self.work.append(&mut shard.dirty.borrow_mut());
         let mut more = false;
+        let now = shard.now.get();
         for g in self.work.drain(..) {
             let mut grp = g.borrow_mut();
             grp.dirty = false;
             for _ in 0..MAX_READYS_PER_GROUP {
-                if !grp.drain_ready(&mut self.routed) {
+                if !grp.drain_ready(&mut self.routed, now) {
                     break;
                 }
             }
@@ -199,17 +214,28 @@ impl Loop {
                 shard.mark_dirty(&mut grp, &g);
                 more = true;
             }
+            if let Some(c) = grp.compaction_due(shard.cfg.compact_threshold_entries) {
+                grp.compacting = true;
+                drop(grp);
+                // Spawned with no group borrowed: glommio may run it at
+                // once.
+                glommio::spawn_local(compact::build(shard.clone(), g.clone(), c)).detach();
+            }
         }
         let mut net = std::mem::take(&mut self.routed.net);
         for (gid, m) in net.drain(..) {
             self.route(gid, m, &mut stats);
         }
         self.routed.net = net;
-        for (gid, m) in self.routed.appends.drain(..) {
-            self.appender.push(gid, m);
+        let mut appends = std::mem::take(&mut self.routed.appends);
+        for (gid, mut m) in appends.drain(..) {
+            let gate = self.write_snapshot_file(gid, &mut m, &mut stats);
+            self.appender.push_gated(gid, m, gate);
         }
+        self.routed.appends = appends;
 
         // 5. The WAL.
+        self.queue_compactions(&mut stats)?;
         if self.appender.pump()? == Waiting::Spare {
             self.wake_for_spare();
         }
@@ -223,11 +249,27 @@ impl Loop {
         if let Some(p) = &self.peers {
             p.flush();
             p.take_unreachable(&mut self.unreachable);
+            p.take_snapshot_reports(&mut self.snap_reports);
         }
         for (member, gid) in self.unreachable.drain(..) {
             if let Some(g) = shard.groups.borrow().get(&gid) {
                 let mut grp = g.borrow_mut();
                 grp.raw.report_unreachable(member);
+                // A snapshot among the lost messages: the leader waits on
+                // it until told.
+                if grp.in_snapshot_state(member) {
+                    grp.snapshot_reported(member, false);
+                }
+                shard.mark_dirty(&mut grp, g);
+            }
+        }
+        for (member, gid, written) in self.snap_reports.drain(..) {
+            if let Some(g) = shard.groups.borrow().get(&gid) {
+                let mut grp = g.borrow_mut();
+                grp.snapshot_reported(member, written);
+                if !written {
+                    grp.raw.report_unreachable(member);
+                }
                 shard.mark_dirty(&mut grp, g);
             }
         }
@@ -275,6 +317,110 @@ impl Loop {
             let mut grp = g.borrow_mut();
             grp.raw.report_unreachable(to);
             self.shard.mark_dirty(&mut grp, g);
+        }
+    }
+
+    /// A leader's snapshot on its way to the WAL (`m` carries its data):
+    /// its data file is written first, on the blocking thread pool; the
+    /// returned gate opens when it is durable, and the appender queues
+    /// nothing of `m` (or after it) before. The data leaves `m` (the WAL
+    /// keeps metadata only).
+    fn write_snapshot_file(
+        &mut self,
+        gid: u64,
+        m: &mut Message,
+        stats: &mut LoopStats,
+    ) -> Option<Rc<Cell<bool>>> {
+        let s = m.snapshot.as_mut()?;
+        let index = s.metadata.as_ref().map_or(0, |md| md.index);
+        if index == 0 || s.data.is_empty() {
+            return None;
+        }
+        let data = std::mem::take(&mut s.data);
+        stats.snapshots_received += 1;
+        let gate = Rc::new(Cell::new(false));
+        let (g, shard, dir) = (
+            gate.clone(),
+            self.shard.clone(),
+            self.shard.snap_dir.clone(),
+        );
+        glommio::spawn_local(async move {
+            let r = glommio::executor()
+                .spawn_blocking(move || snapfile::write_durable(&dir, gid, index, &data))
+                .await;
+            match r {
+                Ok(_) => g.set(true),
+                Err(e) => shard.poison(format!("group {gid}: writing a leader's snapshot: {e}")),
+            }
+            shard.signal.ring();
+        })
+        .detach();
+        Some(gate)
+    }
+
+    /// Records in the WAL the snapshots whose files are durable: snapshot
+    /// metadata, then the compaction mark at the same index (the log keeps
+    /// the entries after it). Queued only when it fits the pending flush
+    /// (else next turn); it rides with the next flush, or the next tick's.
+    fn queue_compactions(&mut self, stats: &mut LoopStats) -> wal::Result<()> {
+        if self.shard.compactions.borrow().is_empty() {
+            return Ok(());
+        }
+        let built = std::mem::take(&mut *self.shard.compactions.borrow_mut());
+        for b in built {
+            let g = self.shard.groups.borrow().get(&b.group).cloned();
+            let Some(g) = g else { continue };
+            let mut grp = g.borrow_mut();
+            if grp.snap.0 >= b.meta.index {
+                // A leader's snapshot overtook it; its file goes with the
+                // next deletion of older ones.
+                grp.compacting = false;
+                continue;
+            }
+            let cost = snapshot_cost(&b.meta) + HARD_STATE_COST;
+            if !self.shard.wal.borrow().can_queue(cost) {
+                self.shard.compactions.borrow_mut().push(b);
+                continue;
+            }
+            let t = {
+                let mut w = self.shard.wal.borrow_mut();
+                let _ = w.set_snapshot(b.group, &b.meta)?;
+                w.compact(b.group, b.meta.index, b.meta.term)?
+            };
+            let conf = b.meta.conf_state.clone().unwrap_or_default();
+            grp.snapshot_taken(b.meta.index, b.data, conf);
+            grp.compacting = false;
+            grp.stats.snapshots_built += 1;
+            stats.compactions += 1;
+            self.deletes.push((t.0, b.group, b.meta.index));
+        }
+        Ok(())
+    }
+
+    /// Deletes the snapshot files made obsolete by a durable newer
+    /// snapshot record (on the blocking thread pool; a file left by a
+    /// failure here is only disk space, removed with the next one).
+    fn delete_old_snapshots(&mut self) {
+        self.deletes.append(&mut self.appender.snapshots);
+        let durable = self.appender.durable();
+        let mut k = 0;
+        while k < self.deletes.len() {
+            let (flush, gid, index) = self.deletes[k];
+            if flush > durable {
+                k += 1;
+                continue;
+            }
+            self.deletes.swap_remove(k);
+            let dir = self.shard.snap_dir.clone();
+            glommio::spawn_local(async move {
+                let r = glommio::executor()
+                    .spawn_blocking(move || snapfile::remove_older(&dir, gid, index))
+                    .await;
+                if let Err(e) = r {
+                    eprintln!("corelog: group {gid}: deleting old snapshot files: {e}");
+                }
+            })
+            .detach();
         }
     }
 

@@ -5,10 +5,12 @@
 
 use std::cell::{Cell, Ref, RefCell};
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 use super::appender::AppendStats;
+use super::compact::Built;
 use super::group::Group;
 use super::oneshot;
 use super::peers::Peers;
@@ -73,6 +75,10 @@ pub struct Shard {
     pub(crate) stats: Cell<ShardStats>,
     /// Opened by `ShardHandle::release` when the shard was started held.
     pub(crate) gate: RefCell<Option<oneshot::Sender<()>>>,
+    /// Where the groups' snapshot files live (snapfile.rs).
+    pub(crate) snap_dir: PathBuf,
+    /// Snapshots whose files are durable, for the loop to record.
+    pub(crate) compactions: RefCell<Vec<Built>>,
 }
 
 impl Shard {
@@ -82,6 +88,7 @@ impl Shard {
         cfg: RuntimeConfig,
         wal: Rc<RefCell<Wal>>,
         report: Arc<ShardReport>,
+        snap_dir: PathBuf,
     ) -> Shard {
         Shard {
             index,
@@ -99,7 +106,14 @@ impl Shard {
             gate: RefCell::new(None),
             stats: Cell::new(ShardStats::default()),
             peers: RefCell::new(None),
+            snap_dir,
+            compactions: RefCell::new(Vec::new()),
         }
+    }
+
+    /// The directory of this shard's snapshot files.
+    pub fn snap_dir(&self) -> &std::path::Path {
+        &self.snap_dir
     }
 
     /// This shard's index on its member.

@@ -38,11 +38,14 @@ use bytes::Bytes;
 use prost::Message as _;
 
 use super::frame::{FRAME_HEADER_LEN, FrameHeader};
-use super::heartbeats::{HeartbeatBatch, HeartbeatCursor, KIND_HEARTBEATS, RECORD_KIND_BIT};
+use super::heartbeats::{
+    HeartbeatBatch, HeartbeatCursor, KIND_HEARTBEATS, KIND_SNAPSHOT_CHUNK, RECORD_KIND_BIT,
+};
 use super::pbwire::{
     WIRE_LEN, WIRE_VARINT, get_key, get_len_delimited, get_varint, key, put_varint, skip_field,
     varint_len,
 };
+use super::snapchunk::{CHUNK_HEADER_LEN, ChunkHeader};
 use super::{Error, Limits};
 use crate::raftpb::{Entry, Message, Snapshot};
 
@@ -200,6 +203,42 @@ impl Encoder {
         }
         // `payload_len` fits a u32 (it is within max_frame_bytes).
         self.scratch[body_at - 4..body_at].copy_from_slice(&(len as u32).to_le_bytes());
+        self.messages += 1;
+        self.payload_len = payload_len;
+        Ok(())
+    }
+
+    /// Appends one snapshot chunk record (snapchunk.rs); `data` is shared,
+    /// not copied, when longer than the inline size. On error the frame
+    /// is unchanged.
+    pub fn push_snapshot_chunk(&mut self, h: &ChunkHeader, data: Bytes) -> Result<(), Error> {
+        let count = u64::from(self.messages) + 1;
+        if count > u64::from(self.limits.max_messages_per_frame) {
+            return Err(Error::Limit {
+                what: "messages per frame",
+                value: count,
+                limit: u64::from(self.limits.max_messages_per_frame),
+            });
+        }
+        let len = (CHUNK_HEADER_LEN + data.len()) as u64;
+        let payload_len = self.payload_len + MESSAGE_HEADER_LEN as u64 + len;
+        if payload_len > u64::from(self.limits.max_frame_bytes) {
+            return Err(Error::Limit {
+                what: "frame bytes",
+                value: payload_len,
+                limit: u64::from(self.limits.max_frame_bytes),
+            });
+        }
+        self.scratch
+            .extend_from_slice(&(RECORD_KIND_BIT | KIND_SNAPSHOT_CHUNK).to_le_bytes());
+        self.scratch.extend_from_slice(&(len as u32).to_le_bytes());
+        self.scratch.extend_from_slice(&h.encode());
+        if data.len() <= self.inline_max {
+            self.scratch.extend_from_slice(&data);
+        } else {
+            self.close_run();
+            self.parts.push(Part::Shared(data));
+        }
         self.messages += 1;
         self.payload_len = payload_len;
         Ok(())
@@ -624,6 +663,21 @@ impl Messages {
                 needed: len as u64,
                 available: (self.payload.len() - start) as u64,
             });
+        }
+        if group == RECORD_KIND_BIT | KIND_SNAPSHOT_CHUNK {
+            // Handed up whole: the record's body (a slice of the payload)
+            // as the data of an otherwise empty message; the reader
+            // decodes and assembles it (snapchunk.rs).
+            let body = self.payload.slice(start..start + len);
+            self.pos = start + len;
+            let msg = Message {
+                snapshot: Some(Box::new(Snapshot {
+                    data: body,
+                    metadata: None,
+                })),
+                ..Message::default()
+            };
+            return Ok((group, msg));
         }
         if group & RECORD_KIND_BIT != 0 {
             if group != RECORD_KIND_BIT | KIND_HEARTBEATS {

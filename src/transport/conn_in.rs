@@ -184,6 +184,11 @@ async fn read_frames(net: &Shared, stream: &TcpStream, inbox: &Inbox, from: u64)
         net.cfg.shard,
         net.local.shards,
         from,
+    )
+    .with_snapshot_limits(
+        net.opts.max_snapshot_bytes,
+        net.opts.max_snapshot_bytes_total,
+        net.snapshot_bytes.clone(),
     );
     loop {
         if let Err(e) = reader.deliver(&mut buf, &net.stats, inbox) {

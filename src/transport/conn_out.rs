@@ -32,6 +32,7 @@ use super::handshake::{HANDSHAKE_LEN, Handshake};
 use super::heartbeats::{HeartbeatBatch, coalescible};
 use super::net::{SendError, Shared, TaskGuard};
 use super::signal::Notify;
+use super::snapchunk::{self, ChunkHeader};
 use super::sock::{wait_readable, write_all_vectored};
 use super::{Error, Limits};
 use crate::raftpb::{Message, MessageType};
@@ -48,6 +49,9 @@ const HEARTBEATS_PER_RECORD: usize = 4096;
 pub(crate) struct Batch {
     enc: Encoder,
     groups: Vec<u64>,
+    /// Groups of the MsgSnaps whose last piece this frame carries:
+    /// reported written (or lost) with it.
+    snaps: Vec<u64>,
 }
 
 impl Batch {
@@ -55,12 +59,14 @@ impl Batch {
         Batch {
             enc: Encoder::new(limits),
             groups: Vec::new(),
+            snaps: Vec::new(),
         }
     }
 
     fn clear(&mut self) {
         self.enc.clear();
         self.groups.clear();
+        self.snaps.clear();
     }
 }
 
@@ -85,6 +91,17 @@ struct Queue {
     heartbeats: [HeartbeatBatch; 2],
     /// Bytes of `open`, `closed` and the frames being written.
     bytes: u64,
+    /// MsgSnaps whose data goes out in chunks, one chunk per flush, each
+    /// followed by its message once its last chunk is queued.
+    snaps: VecDeque<Outgoing>,
+}
+
+/// A MsgSnap on its way: the chunks of its data still to queue, then
+/// itself (with its data taken out).
+struct Outgoing {
+    group: u64,
+    chunks: VecDeque<(ChunkHeader, bytes::Bytes)>,
+    msg: Message,
 }
 
 /// The outbound state toward one remote (member, shard).
@@ -138,6 +155,28 @@ impl Peer {
             });
         }
         let q = &mut *q;
+        if msg.r#type == MessageType::MsgSnap as i32
+            && msg.snapshot.as_ref().is_some_and(|s| !s.data.is_empty())
+        {
+            let mut msg = msg;
+            let index = msg
+                .snapshot
+                .as_ref()
+                .and_then(|s| s.metadata.as_ref())
+                .map_or(0, |m| m.index);
+            let data = msg
+                .snapshot
+                .as_mut()
+                .map(|s| std::mem::take(&mut s.data))
+                .unwrap_or_default();
+            let chunks = snapchunk::split(group, index, &data, net.opts.snapshot_chunk_bytes);
+            q.snaps.push_back(Outgoing {
+                group,
+                chunks: chunks.into(),
+                msg,
+            });
+            return Ok(());
+        }
         if net.opts.coalesce_heartbeats && coalescible(&msg) {
             let i = usize::from(msg.r#type == MessageType::MsgHeartbeatResp as i32);
             if q.heartbeats[i].push(group, &msg) {
@@ -180,6 +219,9 @@ impl Peer {
             if !q.heartbeats[i].is_empty() {
                 self.push_heartbeats(net, &mut q, i);
             }
+        }
+        if !q.snaps.is_empty() {
+            self.push_snapshot_chunk(net, &mut q);
         }
         let Some(b) = q.open.take() else {
             return false;
@@ -244,6 +286,86 @@ impl Peer {
         q.heartbeats[i] = hb;
     }
 
+    /// Whether snapshot chunks wait for the next flush.
+    pub(crate) fn has_snapshot_chunks(&self) -> bool {
+        !self.queue.borrow().snaps.is_empty()
+    }
+
+    /// Queues the next chunk of the first snapshot waiting (and, after
+    /// its last chunk, its message), after the turn's other messages: a
+    /// large snapshot holds a connection for one chunk per turn.
+    fn push_snapshot_chunk(&self, net: &Shared, q: &mut Queue) {
+        let Some(out) = q.snaps.front_mut() else {
+            return;
+        };
+        if let Some((h, data)) = out.chunks.pop_front() {
+            for _ in 0..2 {
+                let batch = q.open.get_or_insert_with(|| {
+                    q.pool.pop().unwrap_or_else(|| Batch::new(net.cfg.limits))
+                });
+                let was_empty = batch.enc.is_empty();
+                let before = if was_empty { 0 } else { batch.enc.frame_len() };
+                match batch.enc.push_snapshot_chunk(&h, data.clone()) {
+                    Ok(()) => {
+                        batch.groups.push(out.group);
+                        q.bytes += batch.enc.frame_len() - before;
+                        net.stats.bump(|s| s.snapshot_chunks_sent += 1);
+                        break;
+                    }
+                    Err(Error::Limit { .. }) if !was_empty => {
+                        if let Some(full) = q.open.take() {
+                            q.closed.push_back(full);
+                        }
+                    }
+                    Err(_) => {
+                        // A chunk no frame can hold (limits below the
+                        // chunk size): the snapshot is lost.
+                        let group = out.group;
+                        q.snaps.pop_front();
+                        net.snapshot_reports
+                            .borrow_mut()
+                            .push((self.member, group, false));
+                        return;
+                    }
+                }
+            }
+            if !out.chunks.is_empty() {
+                return;
+            }
+        }
+        let Some(out) = q.snaps.pop_front() else {
+            return;
+        };
+        let mut msg = out.msg;
+        loop {
+            let batch = q
+                .open
+                .get_or_insert_with(|| q.pool.pop().unwrap_or_else(|| Batch::new(net.cfg.limits)));
+            let was_empty = batch.enc.is_empty();
+            let before = if was_empty { 0 } else { batch.enc.frame_len() };
+            match batch.enc.try_push(out.group, msg) {
+                Ok(()) => {
+                    batch.groups.push(out.group);
+                    batch.snaps.push(out.group);
+                    q.bytes += batch.enc.frame_len() - before;
+                    return;
+                }
+                Err((Error::Limit { .. }, m)) if !was_empty => {
+                    if let Some(full) = q.open.take() {
+                        q.closed.push_back(full);
+                    }
+                    msg = m;
+                }
+                Err(_) => {
+                    net.snapshot_reports
+                        .borrow_mut()
+                        .push((self.member, out.group, false));
+                    return;
+                }
+            }
+        }
+    }
+
     /// Wakes the connection task so it sees the shutdown.
     pub(crate) fn wake(&self) {
         self.work.notify();
@@ -261,8 +383,14 @@ impl Peer {
             unreachable.extend(hb.groups().map(|g| (self.member, g)));
             hb.clear();
         }
+        let mut reports = net.snapshot_reports.borrow_mut();
+        for out in q.snaps.drain(..) {
+            unreachable.push((self.member, out.group));
+            reports.push((self.member, out.group, false));
+        }
         for mut b in q.open.take().into_iter().chain(q.closed.drain(..)) {
             dropped += b.groups.len() as u64;
+            reports.extend(b.snaps.iter().map(|&g| (self.member, g, false)));
             q.bytes -= if b.enc.is_empty() {
                 0
             } else {
@@ -520,7 +648,9 @@ async fn write_loop(
                     s.bytes_sent += bytes;
                     s.writes += calls;
                 });
+                let mut reports = net.snapshot_reports.borrow_mut();
                 for mut b in writing.drain(..) {
+                    reports.extend(b.snaps.iter().map(|&g| (peer.member, g, true)));
                     if q.pool.len() < POOL_MAX {
                         b.clear();
                         q.pool.push(b);
@@ -529,7 +659,9 @@ async fn write_loop(
             }
             Err(e) => {
                 let mut unreachable = net.unreachable.borrow_mut();
+                let mut reports = net.snapshot_reports.borrow_mut();
                 for mut b in writing.drain(..) {
+                    reports.extend(b.snaps.iter().map(|&g| (peer.member, g, false)));
                     unreachable.extend(b.groups.iter().map(|&g| (peer.member, g)));
                     if q.pool.len() < POOL_MAX {
                         b.clear();

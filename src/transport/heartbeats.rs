@@ -11,7 +11,7 @@
 //! | kind | record |
 //! | ---: | --- |
 //! | 1 | heartbeat batch (this file) |
-//! | 2 | reserved: snapshot data chunks (issue 7 item 6) |
+//! | 2 | snapshot data chunk (snapchunk.rs) |
 //! | other | refused (`Malformed`): the connection closes |
 //!
 //! The heartbeat batch record, varints as protobuf's:
@@ -45,7 +45,7 @@ use crate::raftpb::{Message, MessageType};
 pub const RECORD_KIND_BIT: u64 = 1 << 63;
 /// Record kind of a heartbeat batch.
 pub const KIND_HEARTBEATS: u64 = 1;
-/// Record kind reserved for snapshot data chunks.
+/// Record kind of a snapshot data chunk (snapchunk.rs).
 pub const KIND_SNAPSHOT_CHUNK: u64 = 2;
 
 const HEARTBEAT: i32 = MessageType::MsgHeartbeat as i32;

@@ -23,6 +23,7 @@ mod inbox;
 mod pbwire;
 mod reader;
 mod signal;
+pub mod snapchunk;
 mod sock;
 mod stats;
 

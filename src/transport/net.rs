@@ -77,6 +77,16 @@ pub struct NetOptions {
     /// peer as one batch record per frame (heartbeats.rs) rather than one
     /// message each.
     pub coalesce_heartbeats: bool,
+    /// Bytes of one snapshot an inbound connection assembles at most
+    /// (snapchunk.rs); a chunk announcing more closes the connection.
+    pub max_snapshot_bytes: u64,
+    /// Bytes of snapshots all inbound connections of the shard assemble
+    /// at once, at most.
+    pub max_snapshot_bytes_total: u64,
+    /// Data bytes per snapshot chunk sent (at most one chunk per
+    /// connection per flush, so a snapshot shares the connection with
+    /// the other groups' messages).
+    pub snapshot_chunk_bytes: usize,
 }
 
 impl Default for NetOptions {
@@ -87,6 +97,9 @@ impl Default for NetOptions {
             max_inbound_connections: 1024,
             read_buffer_bytes: 64 << 10,
             coalesce_heartbeats: true,
+            max_snapshot_bytes: 256 << 20,
+            max_snapshot_bytes_total: 512 << 20,
+            snapshot_chunk_bytes: super::snapchunk::CHUNK_BYTES,
         }
     }
 }
@@ -143,6 +156,11 @@ pub(crate) struct Shared {
     pub(crate) stats: Stats,
     /// (member, group) pairs dropped since the last `take_unreachable`.
     pub(crate) unreachable: RefCell<Vec<(u64, u64)>>,
+    /// (member, group, written) of MsgSnaps done with since the last
+    /// `take_snapshot_reports`.
+    pub(crate) snapshot_reports: RefCell<Vec<(u64, u64, bool)>>,
+    /// Snapshot bytes the inbound connections are assembling.
+    pub(crate) snapshot_bytes: Rc<Cell<u64>>,
     pub(crate) shutdown: Latch,
     /// Inbound connections open.
     pub(crate) inbound: Cell<usize>,
@@ -227,6 +245,8 @@ impl PeerNet {
             local,
             stats: Stats::default(),
             unreachable: RefCell::default(),
+            snapshot_reports: RefCell::default(),
+            snapshot_bytes: Rc::new(Cell::new(0)),
             shutdown: Latch::default(),
             inbound: Cell::new(0),
             tasks: Cell::new(0),
@@ -291,11 +311,18 @@ impl PeerNet {
     /// out, per remote (member, shard), as frames written with one
     /// vectored write per connection.
     pub fn flush(&self) {
-        let dirty = std::mem::take(&mut *self.dirty.borrow_mut());
+        let mut dirty = std::mem::take(&mut *self.dirty.borrow_mut());
         for p in &dirty {
             p.dirty.set(false);
             p.flush(&self.shared);
         }
+        // A peer with snapshot chunks left stays on the list: one chunk
+        // goes out per flush.
+        dirty.retain(|p| p.has_snapshot_chunks());
+        for p in &dirty {
+            p.dirty.set(true);
+        }
+        self.dirty.borrow_mut().append(&mut dirty);
         // Give the vector's capacity back for the next turn.
         let mut d = self.dirty.borrow_mut();
         if d.is_empty() {
@@ -316,6 +343,19 @@ impl PeerNet {
         u.sort_unstable();
         u.dedup();
         out.append(&mut u);
+    }
+
+    /// (member, group, written) of the MsgSnaps done with since the last
+    /// call: written whole to the peer's socket (`true`), or dropped with
+    /// the queue (`false`).
+    pub fn take_snapshot_reports(&self, out: &mut Vec<(u64, u64, bool)>) {
+        out.append(&mut self.shared.snapshot_reports.borrow_mut());
+    }
+
+    /// Whether snapshot chunks wait to be sent (the shard's loop turns
+    /// again for them).
+    pub fn sending_snapshots(&self) -> bool {
+        !self.dirty.borrow().is_empty()
     }
 
     /// The counters so far.

@@ -4,15 +4,23 @@
 //! that belong to this shard. No I/O here: `conn_in` reads the socket
 //! into the buffer and calls [`FrameReader::deliver`].
 
+use std::cell::Cell;
+use std::rc::Rc;
+
 use bytes::BytesMut;
 
 use super::codec::Messages;
 use super::frame::split_frame;
+use super::heartbeats::{KIND_SNAPSHOT_CHUNK, RECORD_KIND_BIT};
 use super::inbox::Inbox;
+use super::snapchunk::{Assembler, ChunkHeader, SnapshotLimits};
 use super::stats::Stats;
 use super::{Error, Limits};
 use crate::cluster::shard_of;
-use crate::raftpb::Message;
+use crate::raftpb::{Message, MessageType};
+
+const CHUNK_RECORD: u64 = RECORD_KIND_BIT | KIND_SNAPSHOT_CHUNK;
+const MSG_SNAP: i32 = MessageType::MsgSnap as i32;
 
 /// What a connection's messages are checked against.
 pub(crate) struct FrameReader {
@@ -25,6 +33,22 @@ pub(crate) struct FrameReader {
     from: u64,
     /// The messages of the frame being decoded (reused).
     batch: Vec<(u64, Message)>,
+    /// The snapshot this connection is assembling from chunk records.
+    assembler: Assembler,
+    snap_limits: SnapshotLimits,
+    /// Snapshot bytes all connections of the shard are assembling, and
+    /// their bound.
+    snap_budget: Rc<Cell<u64>>,
+    snap_budget_max: u64,
+}
+
+impl Drop for FrameReader {
+    /// A connection that closes mid-snapshot gives its bytes back.
+    fn drop(&mut self) {
+        let r = self.assembler.reserved();
+        self.snap_budget
+            .set(self.snap_budget.get().saturating_sub(r));
+    }
 }
 
 impl FrameReader {
@@ -36,7 +60,55 @@ impl FrameReader {
             shards,
             from,
             batch: Vec::new(),
+            assembler: Assembler::default(),
+            snap_limits: SnapshotLimits {
+                max_bytes: 256 << 20,
+            },
+            snap_budget: Rc::new(Cell::new(0)),
+            snap_budget_max: 512 << 20,
         }
+    }
+
+    /// Bounds of the snapshots this connection assembles: `max` bytes
+    /// each, `total_max` bytes over every connection sharing `budget`.
+    pub(crate) fn with_snapshot_limits(
+        mut self,
+        max: u64,
+        total_max: u64,
+        budget: Rc<Cell<u64>>,
+    ) -> Self {
+        self.snap_limits = SnapshotLimits { max_bytes: max };
+        self.snap_budget = budget;
+        self.snap_budget_max = total_max;
+        self
+    }
+
+    /// A chunk record: into the assembly (its group must be this
+    /// shard's). `Err`: garbage or over a limit; the connection closes.
+    fn take_chunk(&mut self, m: &Message, stats: &Stats) -> Result<(), Error> {
+        let body = m
+            .snapshot
+            .as_ref()
+            .map(|s| s.data.clone())
+            .unwrap_or_default();
+        let (h, data) = ChunkHeader::decode(&body)?;
+        let (budget, max) = (self.snap_budget.clone(), self.snap_budget_max);
+        self.assembler.push(h, &data, &self.snap_limits, &mut |n| {
+            let used = budget.get();
+            if used.saturating_add(n) > max {
+                return false;
+            }
+            budget.set(used + n);
+            true
+        })?;
+        stats.bump(|s| s.snapshot_chunks_received += 1);
+        if self.assembler.reserved() == 0 && h.offset + data.len() as u64 == h.total {
+            // Complete: its bytes leave the budget with the data.
+            self.snap_budget
+                .set(self.snap_budget.get().saturating_sub(h.total));
+            stats.bump(|s| s.snapshots_assembled += 1);
+        }
+        Ok(())
     }
 
     /// Delivers every complete frame at the front of `buf` to `inbox`,
@@ -63,8 +135,30 @@ impl FrameReader {
         inbox: &Inbox,
     ) -> Result<(), Error> {
         while let Some(payload) = split_frame(buf, &self.limits)? {
+            let mut incomplete = 0u64;
             for m in Messages::new(payload, &self.limits)? {
-                self.batch.push(m?);
+                let (group, mut msg) = m?;
+                if group == CHUNK_RECORD {
+                    self.take_chunk(&msg, stats)?;
+                    continue;
+                }
+                if msg.r#type == MSG_SNAP
+                    && let Some(s) = msg.snapshot.as_mut()
+                    && s.data.is_empty()
+                {
+                    let index = s.metadata.as_ref().map_or(0, |md| md.index);
+                    match self.assembler.take(group, index) {
+                        Some(d) => s.data = d,
+                        None => {
+                            incomplete += 1;
+                            continue;
+                        }
+                    }
+                }
+                self.batch.push((group, msg));
+            }
+            if incomplete > 0 {
+                stats.bump(|s| s.dropped_snapshot_incomplete += incomplete);
             }
             let decoded = self.batch.len() as u64;
             let (mut wrong_to, mut wrong_from, mut wrong_shard) = (0u64, 0u64, 0u64);

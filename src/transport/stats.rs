@@ -75,6 +75,13 @@ pub struct NetStats {
     /// Connections closed: a frame the decoder refused (malformed,
     /// truncated, trailing bytes, local-only messages).
     pub closed_malformed: u64,
+    /// Snapshot chunk records received, and snapshots assembled whole.
+    pub snapshot_chunks_received: u64,
+    pub snapshots_assembled: u64,
+    /// MsgSnaps without data whose chunks did not all arrive: dropped.
+    pub dropped_snapshot_incomplete: u64,
+    /// Snapshot chunk records sent.
+    pub snapshot_chunks_sent: u64,
     /// Messages dropped: addressed (`to`) to another member.
     pub dropped_wrong_to: u64,
     /// Messages dropped: their group does not live on this shard.

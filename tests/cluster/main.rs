@@ -4,5 +4,6 @@
 
 mod loopback;
 mod one_member;
+mod snapshots;
 mod support;
 mod three_members;

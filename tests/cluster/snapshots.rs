@@ -1,0 +1,385 @@
+//! Log compaction and snapshots, three members over TCP with the log
+//! group's state machine (`server::log_apply::LogApply`): after a
+//! truncate the members compact their logs (snapshot files, the WAL's
+//! first index moves), a member that was down catches up by snapshot and
+//! then by log, and a member restarted on its own compacted WAL restores
+//! from its snapshot file. A snapshot file the WAL needs that is missing
+//! or corrupt stops the member's start with a typed error.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use corelog::cluster::Cluster;
+use corelog::log::{ApplyOutcome, BatchBuilder, BatchLimits, Command};
+use corelog::node::ProposeError;
+use corelog::server::log_apply::LogApply;
+use corelog::shard::snapfile;
+use corelog::shard::{
+    BootError, MemberRuntime, PeersFactory, RuntimeConfig, SnapshotLoadError, StartError,
+    TcpSettings, shard_dir, tcp_peers,
+};
+use corelog::transport::NetOptions;
+use tempfile::TempDir;
+
+use super::support::*;
+
+fn tcp() -> PeersFactory {
+    tcp_peers(TcpSettings {
+        backoff_min: Duration::from_millis(5),
+        backoff_max: Duration::from_millis(100),
+        options: NetOptions {
+            connect_timeout: Duration::from_millis(500),
+            handshake_timeout: Duration::from_millis(500),
+            // Snapshots of a few hundred bytes travel in several chunks.
+            snapshot_chunk_bytes: 64,
+            ..NetOptions::default()
+        },
+        ..TcpSettings::default()
+    })
+}
+
+/// Compaction at every chance, so that one truncate compacts.
+fn rt() -> RuntimeConfig {
+    RuntimeConfig {
+        compact_threshold_entries: 1,
+        rebalance_leaders: false,
+        ..runtime()
+    }
+}
+
+struct Three {
+    cluster: Arc<Cluster>,
+    dirs: Vec<TempDir>,
+    members: Vec<Option<MemberRuntime>>,
+}
+
+impl Three {
+    fn start(cluster_id: u64) -> Three {
+        let cluster = tcp_cluster(cluster_id, 3, 1, 1, 3);
+        let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let mut t = Three {
+            cluster,
+            dirs,
+            members: vec![None, None, None],
+        };
+        let started: Vec<MemberRuntime> = std::thread::scope(|s| {
+            let hs: Vec<_> = (1..=3u64)
+                .map(|id| {
+                    let cfg = t.config(id);
+                    s.spawn(move || MemberRuntime::start(cfg).unwrap())
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (i, m) in started.into_iter().enumerate() {
+            t.members[i] = Some(m);
+        }
+        t
+    }
+
+    fn config(&self, id: u64) -> corelog::shard::MemberConfig {
+        let mut cfg = member_config(
+            self.dirs[(id - 1) as usize].path(),
+            &self.cluster,
+            id,
+            rt(),
+            Some(tcp()),
+        );
+        cfg.apply = LogApply::factory();
+        cfg
+    }
+
+    fn try_start_member(&mut self, id: u64) -> Result<(), BootError> {
+        let m = MemberRuntime::start(self.config(id))?;
+        self.members[(id - 1) as usize] = Some(m);
+        Ok(())
+    }
+
+    fn stop_member(&mut self, id: u64) {
+        if let Some(m) = self.members[(id - 1) as usize].take() {
+            m.stop().unwrap();
+        }
+    }
+
+    fn m(&self, id: u64) -> &MemberRuntime {
+        self.members[(id - 1) as usize].as_ref().expect("running")
+    }
+
+    fn running(&self) -> Vec<&MemberRuntime> {
+        self.members.iter().flatten().collect()
+    }
+
+    fn leader(&self) -> u64 {
+        let mut l = None;
+        wait_until(20, "group 0 to elect", || {
+            l = leader_of(&self.running(), 0);
+            l.is_some()
+        });
+        l.unwrap()
+    }
+
+    /// Proposes `data` through the leader until it is applied; its outcome.
+    fn propose(&self, data: Bytes) -> ApplyOutcome {
+        for _ in 0..100 {
+            let l = self.leader();
+            let d = data.clone();
+            let r = self
+                .m(l)
+                .shard_of(0)
+                .call(move |s| async move { s.node(0).unwrap().propose_applied(d).await })
+                .unwrap();
+            match r {
+                Ok(a) => return a.outcome.expect("LogApply reports every entry"),
+                Err(ProposeError::NotLeader { .. } | ProposeError::Dropped) => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("proposals kept being refused");
+    }
+
+    /// Appends `n` batches of 4 records of producer 7 from sequence
+    /// `seq`; returns the first offset.
+    fn append(&self, seq: u64, n: u64) -> u64 {
+        let mut first = None;
+        for k in 0..n {
+            match self.propose(batch(7, (seq + k) * 4)) {
+                ApplyOutcome::Appended { base_offset, .. } => {
+                    first.get_or_insert(base_offset);
+                }
+                o => panic!("batch {k}: {o:?}"),
+            }
+        }
+        first.unwrap()
+    }
+
+    fn truncate(&self, before: u64) {
+        let o = self.propose(
+            Command::Truncate {
+                before_offset: before,
+            }
+            .encode(),
+        );
+        assert_eq!(
+            o,
+            ApplyOutcome::Truncated {
+                earliest_offset: before
+            }
+        );
+    }
+
+    fn stop_all(mut self) {
+        for id in 1..=3 {
+            self.stop_member(id);
+        }
+    }
+}
+
+fn batch(producer: u64, seq: u64) -> Bytes {
+    let mut b = BatchBuilder::new(BatchLimits::DEFAULT);
+    let mut w = b.start(producer, seq, 0);
+    for _ in 0..4 {
+        w.push(&[7u8; 100]).unwrap();
+    }
+    w.finish().unwrap()
+}
+
+/// (earliest, retention, next offset, applied index, dedup table's last
+/// sequence of producer 7) of group 0 on `m`.
+fn log_view(m: &MemberRuntime) -> (u64, u64, u64, u64, Option<u64>) {
+    m.shard_of(0)
+        .call(|s| async move {
+            s.node(0).unwrap().with_apply(|a| {
+                let l = a.as_any().downcast_ref::<LogApply>().unwrap();
+                let st = l.state();
+                (
+                    st.earliest_offset(),
+                    st.retention_offset(),
+                    st.next_offset(),
+                    st.applied_index(),
+                    st.dedup().last_seq(7),
+                )
+            })
+        })
+        .unwrap()
+}
+
+/// (first index, snapshot index) of group 0 in `m`'s WAL.
+fn wal_view(m: &MemberRuntime) -> (u64, u64) {
+    m.shard_of(0)
+        .call(|s| async move {
+            let w = s.wal();
+            (w.first_index(0), w.snapshot(0).map_or(0, |x| x.index))
+        })
+        .unwrap()
+}
+
+fn snap_dir(t: &Three, id: u64) -> PathBuf {
+    snapfile::dir_of(&shard_dir(t.dirs[(id - 1) as usize].path(), 0))
+}
+
+/// Waits until every running member compacted past `index`.
+fn wait_compacted(t: &Three, ids: &[u64], index: u64) {
+    for &id in ids {
+        wait_until(20, &format!("member {id} to compact past {index}"), || {
+            wal_view(t.m(id)).0 > index
+        });
+    }
+}
+
+fn files(dir: &Path) -> Vec<(u64, u64)> {
+    snapfile::list(dir).unwrap()
+}
+
+#[test]
+fn a_member_behind_the_compaction_catches_up_by_snapshot_then_by_log() {
+    let mut t = Three::start(71);
+    t.append(0, 10);
+    // 10 batches of 4 records: offsets 0..40.
+    let idx = status(t.m(1), 0).applied;
+    wait_until(20, "member 3 to apply", || status(t.m(3), 0).applied >= idx);
+    t.stop_member(3);
+    t.append(10, 10);
+    t.truncate(60);
+    let truncated_at = status(t.m(t.leader()), 0).applied;
+    // Entries holding offsets below 60 (the first 15 batches) go.
+    wait_compacted(&t, &[1, 2], idx);
+    for id in [1, 2] {
+        let (first, snap) = wal_view(t.m(id));
+        assert!(
+            snap > idx && first == snap + 1,
+            "member {id}: {first} {snap}"
+        );
+        // Older files go once the newer compaction is durable.
+        wait_until(20, "older snapshot files to go", || {
+            files(&snap_dir(&t, id)) == vec![(0, snap)]
+        });
+    }
+    t.try_start_member(3).unwrap();
+    t.append(20, 5);
+    let last = status(t.m(t.leader()), 0).applied;
+    for id in 1..=3 {
+        wait_until(20, &format!("member {id} to apply {last}"), || {
+            status(t.m(id), 0).applied >= last
+        });
+    }
+    let st = status(t.m(3), 0).stats;
+    assert_eq!(st.snapshots_installed, 1, "member 3 caught up by snapshot");
+    // In chunks of 64 bytes, reassembled.
+    let net3 = t
+        .m(3)
+        .shard_of(0)
+        .call(|s| async move { s.net_stats() })
+        .unwrap()
+        .unwrap();
+    assert_eq!(net3.snapshots_assembled, 1);
+    assert!(net3.snapshot_chunks_received > 2, "{net3:?}");
+    assert_eq!(net3.dropped_snapshot_incomplete, 0);
+    let (_, snap3) = wal_view(t.m(3));
+    assert!(snap3 > idx && snap3 < truncated_at + 6);
+    assert!(files(&snap_dir(&t, 3)).contains(&(0, snap3)));
+    // Every replica agrees on the replicated state; member 3 reads from
+    // the snapshot's next offset, the others from the retention offset.
+    let views: Vec<_> = (1..=3).map(|id| log_view(t.m(id))).collect();
+    for v in &views {
+        assert_eq!((v.1, v.2, v.3, v.4), (60, 100, last, Some(99)), "{views:?}");
+    }
+    assert_eq!(views[0].0, 60);
+    assert_eq!(views[1].0, 60);
+    assert!(views[2].0 >= 60 && views[2].0 <= 80, "{views:?}");
+    // A retry of a batch the snapshot's dedup table remembers is a
+    // duplicate with its original offsets, on whichever member leads.
+    assert_eq!(
+        t.propose(batch(7, 24 * 4)),
+        ApplyOutcome::Duplicate {
+            base_offset: 96,
+            count: 4
+        }
+    );
+    t.stop_all();
+}
+
+#[test]
+fn a_member_restarted_on_its_compacted_wal_restores_from_its_snapshot_file() {
+    let mut t = Three::start(72);
+    t.append(0, 10);
+    t.truncate(20);
+    t.append(10, 3);
+    let last = status(t.m(t.leader()), 0).applied;
+    for id in 1..=3 {
+        wait_until(20, "apply", || status(t.m(id), 0).applied >= last);
+    }
+    wait_compacted(&t, &[1, 2, 3], 5);
+    let before = log_view(t.m(2));
+    let (_, snap) = wal_view(t.m(2));
+    t.stop_member(2);
+    t.try_start_member(2).unwrap();
+    wait_until(20, "member 2 to apply again", || {
+        status(t.m(2), 0).applied >= last
+    });
+    assert_eq!(wal_view(t.m(2)).1, snap);
+    assert_eq!(log_view(t.m(2)), before, "same offsets after the restart");
+    assert_eq!(status(t.m(2), 0).stats.snapshots_installed, 0);
+    t.stop_all();
+}
+
+#[test]
+fn a_missing_or_corrupt_snapshot_file_stops_the_start_with_a_typed_error() {
+    let mut t = Three::start(73);
+    t.append(0, 6);
+    t.truncate(16);
+    wait_compacted(&t, &[1, 2, 3], 3);
+    t.stop_member(3);
+    let dir = snap_dir(&t, 3);
+    // The file the WAL names (a newer one may exist whose WAL records
+    // were not yet flushed when the member stopped).
+    let index = {
+        let w = corelog::wal::Wal::open(
+            shard_dir(t.dirs[2].path(), 0),
+            corelog::wal::Options::new(t.cluster.id(), 0),
+        )
+        .unwrap();
+        w.snapshot(0).unwrap().index
+    };
+    assert!(index > 0 && files(&dir).contains(&(0, index)), "{index}");
+    let g = 0;
+    let path = snapfile::path_of(&dir, g, index);
+    let good = std::fs::read(&path).unwrap();
+    let mut bad = good.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 0x40;
+    std::fs::write(&path, &bad).unwrap();
+    match t.try_start_member(3) {
+        Err(BootError::Shard {
+            error:
+                StartError::Snapshot {
+                    group: 0,
+                    error: SnapshotLoadError::Refused(_),
+                    ..
+                },
+            ..
+        }) => {}
+        Err(e) => panic!("unexpected error: {e}"),
+        Ok(()) => panic!("started on a corrupt snapshot"),
+    }
+    std::fs::remove_file(&path).unwrap();
+    match t.try_start_member(3) {
+        Err(BootError::Shard {
+            error:
+                StartError::Snapshot {
+                    group: 0,
+                    error: SnapshotLoadError::File(snapfile::SnapFileError::Missing { path: p }),
+                    ..
+                },
+            ..
+        }) => assert_eq!(p, path),
+        Err(e) => panic!("unexpected error: {e}"),
+        Ok(()) => panic!("started without its snapshot"),
+    }
+    std::fs::write(&path, &good).unwrap();
+    t.try_start_member(3).unwrap();
+    t.stop_all();
+}
