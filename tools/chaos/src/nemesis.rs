@@ -19,7 +19,7 @@ impl Rng {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -30,11 +30,11 @@ impl Rng {
 
     /// Uniform in `lo..=hi`.
     pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
+        lo + self.next_u64() % (hi - lo + 1)
     }
 
     pub fn pick<T: Copy>(&mut self, from: &[T]) -> T {
-        from[(self.next() % from.len() as u64) as usize]
+        from[(self.next_u64() % from.len() as u64) as usize]
     }
 }
 
@@ -76,7 +76,7 @@ pub fn describe(s: &Step) -> String {
 /// with 5 a split may cut off two (a minority).
 pub fn next_step(rng: &mut Rng, members: &[u64]) -> Step {
     let m = rng.pick(members);
-    match rng.next() % 12 {
+    match rng.next_u64() % 12 {
         0 => Step::Kill(m),
         1 => Step::KillLeader,
         2 => Step::Pause(m),
