@@ -183,6 +183,13 @@ impl Report {
         self.anomalies.iter().filter(|a| f(a)).count()
     }
 
+    /// Adds `other`'s counts and anomalies (several groups of one run).
+    pub fn merge(&mut self, other: Report) {
+        self.ops += other.ops;
+        self.acked += other.acked;
+        self.anomalies.extend(other.anomalies);
+    }
+
     /// Whether the run kept every promise.
     pub fn is_valid(&self) -> bool {
         self.anomalies.is_empty()

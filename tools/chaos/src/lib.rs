@@ -1,7 +1,16 @@
-//! corelog's fault tests. This crate judges histories of appends and reads
-//! against the replicas' final logs ([`check`]); its checker shares no
-//! code with the client library whose behaviour it judges, so a bug there
+//! corelog's fault tests. [`run`] starts a cluster of `corelog server`
+//! processes behind fault proxies on every peer link ([`cluster`],
+//! [`proxy`]), loads it with clients that record a history
+//! ([`workload`]) while a seeded nemesis injects faults ([`nemesis`]),
+//! heals, and reads every replica back. [`check`] judges the history
+//! against the replicas' final logs; it and [`history`] share no code
+//! with the client library whose behaviour they judge, so a bug there
 //! cannot hide itself here.
 
 pub mod check;
+pub mod cluster;
 pub mod history;
+pub mod nemesis;
+pub mod proxy;
+pub mod run;
+pub mod workload;
