@@ -214,6 +214,17 @@ impl Appender {
         Ok(())
     }
 
+    /// At a clean stop: starts a flush of the records already framed into
+    /// the WAL (a compaction mark waits for the next tick's idle flush
+    /// otherwise, and a stop would drop it). Whether one started.
+    pub fn flush_pending(&mut self) -> wal::Result<bool> {
+        if self.in_flight.is_none() && self.wal.borrow().has_pending() {
+            self.start_flush()?;
+            return Ok(self.in_flight.is_some());
+        }
+        Ok(false)
+    }
+
     fn start_flush(&mut self) -> wal::Result<()> {
         debug_assert!(self.in_flight.is_none());
         if let Some(n) = self.wal.borrow_mut().start_flush()? {

@@ -128,11 +128,25 @@ impl Loop {
     async fn shutdown(mut self) {
         self.shard.fail_requests(&ProposeError::ShuttingDown);
         // The kernel owns the flush's buffers until it completes; the
-        // WAL's drop would wait for it on this thread.
-        while self.appender.flushing() && self.shard.failed.borrow().is_none() {
-            self.shard.signal.wait(None).await;
-            if let Err(e) = self.appender.poll() {
-                self.shard.poison(e.to_string());
+        // WAL's drop would wait for it on this thread. Then one more flush
+        // for what is framed and not yet written (a compaction mark waits
+        // for a tick's idle flush), so a clean stop keeps it.
+        let mut last = false;
+        loop {
+            while self.appender.flushing() && self.shard.failed.borrow().is_none() {
+                self.shard.signal.wait(None).await;
+                if let Err(e) = self.appender.poll() {
+                    self.shard.poison(e.to_string());
+                }
+            }
+            if last || self.shard.failed.borrow().is_some() {
+                break;
+            }
+            last = true;
+            match self.appender.flush_pending() {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => self.shard.poison(e.to_string()),
             }
         }
         if let Some(p) = self.peers.take() {
