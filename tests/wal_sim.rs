@@ -595,7 +595,7 @@ fn enospc_on_a_roll_refuses_the_append_without_poisoning_and_appends_resume_with
             w.poisoned().is_none(),
             "{via:?} seed {seed}: a full disk poisoned the WAL ({err})"
         );
-        assert!(is_no_space(&err), "{via:?} seed {seed}: {err:?}");
+        assert!(err.is_no_space(), "{via:?} seed {seed}: {err:?}");
         // Refused whole: the log ends where the acknowledged appends did,
         // nothing of the refused one is pending, and the WAL still flushes.
         assert_eq!(w.last_index(1), i - 1, "{via:?} seed {seed}");
@@ -604,7 +604,7 @@ fn enospc_on_a_roll_refuses_the_append_without_poisoning_and_appends_resume_with
         check_recovered_live(&w, &acked, via, seed);
         // Still full: refused again, still not poisoned.
         let again = w.append_entries(1, &batch(i)).unwrap_err();
-        assert!(is_no_space(&again), "{via:?} seed {seed}: {again:?}");
+        assert!(again.is_no_space(), "{via:?} seed {seed}: {again:?}");
         assert!(w.poisoned().is_none());
         // Room again: the same append goes through, and more after it,
         // across more rolls.
@@ -624,11 +624,6 @@ fn enospc_on_a_roll_refuses_the_append_without_poisoning_and_appends_resume_with
         let w = Wal::open_on(d.clone(), opts()).unwrap();
         check_recovered(&w, &[&acked]).unwrap_or_else(|e| panic!("{via:?} seed {seed}: {e}"));
     }
-}
-
-/// Whether `e` says the disk (or the WAL's quota) is out of space.
-fn is_no_space(e: &Error) -> bool {
-    e.to_string().contains("no space")
 }
 
 fn check_recovered_live(w: &Wal<SimDisk>, acked: &Model, via: Via, seed: u64) {
