@@ -626,6 +626,53 @@ fn enospc_on_a_roll_refuses_the_append_without_poisoning_and_appends_resume_with
     }
 }
 
+/// The one exception to "refused whole": an append longer than a segment
+/// needs more than one new segment, and a full disk refuses a later one.
+/// Its first runs are then queued and the log ends at the last entry
+/// queued (a prefix of the append, consistent as any log), nothing is
+/// poisoned, and the rest goes on from there once there is room.
+#[test]
+fn an_append_longer_than_a_segment_on_a_full_disk_keeps_a_prefix_and_goes_on_from_it() {
+    let mut o = opts();
+    o.segment_size = 8 << 10;
+    o.max_flush_bytes = 64 << 10;
+    for (via, seed) in VIAS
+        .into_iter()
+        .flat_map(|v| (0..4u64).map(move |s| (v, s)))
+    {
+        let d = disk(seed, Faults::NONE);
+        let mut w = Wal::open_on(d.clone(), o.clone()).unwrap();
+        let _ = w.append_entries(1, &[ent(1, 1, 500)]).unwrap();
+        flush_via(&mut w, via).unwrap();
+        // The spare exists; nothing more can be made.
+        d.set_capacity(d.usage());
+        let long: Vec<Entry> = (2..40).map(|k| ent(k, 1, 900)).collect();
+        let err = w.append_entries(1, &long).unwrap_err();
+        assert!(err.is_no_space(), "{via:?} seed {seed}: {err:?}");
+        assert!(w.poisoned().is_none());
+        let last = w.last_index(1);
+        assert!(
+            last > 1 && last < 39,
+            "{via:?} seed {seed}: a prefix, got {last}"
+        );
+        let got = w.entries(1, 2, last + 1, u64::MAX).unwrap();
+        assert_eq!(got, long[..(last - 1) as usize], "{via:?} seed {seed}");
+        flush_via(&mut w, via).unwrap();
+        d.set_capacity(u64::MAX);
+        let _ = w.append_entries(1, &long[(last - 1) as usize..]).unwrap();
+        flush_via(&mut w, via).unwrap();
+        let mut acked = Model::new();
+        let g = acked.entry(1).or_default();
+        for e in std::iter::once(ent(1, 1, 500)).chain(long.iter().cloned()) {
+            g.entries.insert(e.index, (e.term, e.data));
+        }
+        drop(w);
+        d.crash();
+        let w = Wal::open_on(d.clone(), o.clone()).unwrap();
+        check_recovered(&w, &[&acked]).unwrap_or_else(|e| panic!("{via:?} seed {seed}: {e}"));
+    }
+}
+
 fn check_recovered_live(w: &Wal<SimDisk>, acked: &Model, via: Via, seed: u64) {
     check_recovered(w, &[acked]).unwrap_or_else(|e| panic!("{via:?} seed {seed}: live: {e}"));
 }
