@@ -252,3 +252,31 @@ fn inner_wal_on_a_full_tmpfs() {
     let w = Wal::open(&wal_dir, o).unwrap();
     assert_eq!(all(&w, 1), kept);
 }
+
+#[test]
+fn the_quota_of_an_open_wal_can_be_lowered_to_fill_it_and_raised_to_free_it() {
+    let d = tempfile::tempdir().unwrap();
+    let mut w = Wal::open(d.path(), opts()).unwrap();
+    w.wait_prepared();
+    assert!(matches!(
+        w.set_max_disk_bytes(SEGMENT),
+        Err(Error::InvalidOptions { .. })
+    ));
+    w.set_max_disk_bytes(w.disk_bytes()).unwrap();
+    let (err, next) = fill(&mut w, 1);
+    assert!(
+        matches!(
+            err,
+            Error::NoSpace {
+                cause: NoRoom::Quota { .. },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(w.poisoned().is_none());
+    w.set_max_disk_bytes(u64::MAX).unwrap();
+    let _ = retry(|| w.append_entries(1, &[ent(next)]));
+    w.flush().unwrap();
+    assert_eq!(w.last_index(1), next);
+}

@@ -149,6 +149,17 @@ impl<D: Disk> Wal<D> {
         segs + free + next
     }
 
+    /// Changes `Options::max_disk_bytes` of the open WAL (an operator
+    /// raising or lowering the quota; tests filling a disk): it applies
+    /// from the next segment made. At least two segments.
+    pub fn set_max_disk_bytes(&mut self, limit: u64) -> Result<()> {
+        let mut o = self.opts.clone();
+        o.max_disk_bytes = limit;
+        o.validate()?;
+        self.opts.max_disk_bytes = limit;
+        Ok(())
+    }
+
     /// `Options::max_disk_bytes`: refuses a new segment made from scratch
     /// (a recycled free file adds nothing) that would take the WAL's files
     /// past it.
