@@ -13,6 +13,15 @@
 //! the hard state), which is safe: its responses wait for all of it, and
 //! a crash between the pieces leaves a prefix of the entries, no hard
 //! state that commits what is missing.
+//!
+//! A full disk (`wal::Error::NoSpace`: no room for the next segment) is
+//! not a failure: the write that met it was refused whole (or, for a
+//! piece longer than a segment, kept as a prefix that the retry
+//! supersedes with the same entries), so it stays first in the queue,
+//! with everything behind it, and its responses are not sent: nothing is
+//! acknowledged that is not on disk. The appender then tries again only
+//! when the loop says so (`retry_space`, every
+//! `RuntimeConfig::space_retry_ticks`), never on every turn.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -52,6 +61,9 @@ pub enum Waiting {
     Flush,
     /// For the spare segment being prepared (nothing else would help).
     Spare,
+    /// For room on the disk: the WAL could not make its next segment
+    /// (`no_space` says why); tried again after `retry_space`.
+    Space,
 }
 
 /// Counters, for status and benchmarks.
@@ -61,6 +73,8 @@ pub struct AppendStats {
     pub writes: u64,
     /// Times a write had to wait for a flush or the spare segment.
     pub deferred: u64,
+    /// Times a write was refused for lack of room (`wal::Error::NoSpace`).
+    pub no_space: u64,
 }
 
 pub struct Appender {
@@ -78,6 +92,11 @@ pub struct Appender {
     sync_ticket: u64,
     /// The last flush started.
     started: u64,
+    /// Why the first write in the queue was refused for lack of room, until
+    /// a write is taken again.
+    no_space: Option<String>,
+    /// The loop allows one more attempt while `no_space` holds.
+    retry: bool,
     pub stats: AppendStats,
 }
 
@@ -93,6 +112,8 @@ impl Appender {
             ticket: durable,
             sync_ticket: durable,
             started: durable,
+            no_space: None,
+            retry: false,
             stats: AppendStats::default(),
         }
     }
@@ -105,6 +126,16 @@ impl Appender {
             entries_done: 0,
             needs_sync: false,
         });
+    }
+
+    /// Why writes wait for room on the disk, if they do.
+    pub fn no_space(&self) -> Option<&str> {
+        self.no_space.as_deref()
+    }
+
+    /// Lets the next `pump` try the write refused for lack of room again.
+    pub fn retry_space(&mut self) {
+        self.retry = true;
     }
 
     /// Whether a flush is in flight.
@@ -142,8 +173,24 @@ impl Appender {
     /// if none is in flight and records are pending.
     pub fn pump(&mut self) -> wal::Result<Waiting> {
         let mut waiting = Waiting::No;
-        while let Some(mut w) = self.queue.pop_front() {
-            if self.write(&mut w)? {
+        if self.no_space.is_some() && !std::mem::take(&mut self.retry) {
+            waiting = Waiting::Space;
+        }
+        while waiting == Waiting::No
+            && let Some(mut w) = self.queue.pop_front()
+        {
+            let written = match self.write(&mut w) {
+                Err(e) if e.is_no_space() => {
+                    self.queue.push_front(w);
+                    self.stats.no_space += 1;
+                    self.no_space = Some(e.to_string());
+                    waiting = Waiting::Space;
+                    break;
+                }
+                r => r?,
+            };
+            if written {
+                self.no_space = None;
                 self.stats.writes += 1;
                 if w.needs_sync {
                     self.sync_ticket = self.ticket;

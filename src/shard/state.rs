@@ -61,6 +61,9 @@ pub struct Shard {
     /// Groups to look at in the next turn.
     pub(crate) dirty: RefCell<Vec<Rc<RefCell<Group>>>>,
     pub(crate) failed: RefCell<Option<String>>,
+    /// Why the WAL takes nothing new right now (no room for a segment),
+    /// as of the last turn: proposals are refused with `StorageFull`.
+    pub(crate) storage_full: RefCell<Option<String>>,
     pub(crate) stopping: Cell<bool>,
     /// Ticks counted since the shard started.
     pub(crate) now: Cell<u64>,
@@ -92,6 +95,7 @@ impl Shard {
             signal: Signal::default(),
             dirty: RefCell::new(Vec::new()),
             failed: RefCell::new(None),
+            storage_full: RefCell::new(None),
             stopping: Cell::new(false),
             now: Cell::new(0),
             ticks_due: Cell::new(0),
@@ -142,6 +146,11 @@ impl Shard {
     /// Why the shard stopped serving, if its WAL failed.
     pub fn failure(&self) -> Option<String> {
         self.failed.borrow().clone()
+    }
+
+    /// Why the shard's WAL takes nothing new, if it has no room.
+    pub fn storage_full(&self) -> Option<String> {
+        self.storage_full.borrow().clone()
     }
 
     /// The loop's and the WAL appender's counters.

@@ -328,8 +328,18 @@ fn a_full_disk_fails_proposals_fast_with_storage_full_and_recovers_once_there_is
     // Fails fast, typed.
     let start = std::time::Instant::now();
     let r = propose_all(&m, 0, vec![payload(0, 1000)]);
-    let err = r[0].clone().unwrap_err();
-    assert!(err.to_string().starts_with("storage full"), "{err:?}");
+    match &r[0] {
+        Err(ProposeError::StorageFull(cause)) => {
+            assert!(cause.contains("max_disk_bytes"), "{cause}")
+        }
+        other => panic!("expected StorageFull, got {other:?}"),
+    }
+    assert!(
+        m.shards()[0]
+            .call(|s| async move { s.storage_full() })
+            .unwrap()
+            .is_some()
+    );
     assert!(start.elapsed() < std::time::Duration::from_secs(1));
     // Nothing unacknowledged was applied; everything acknowledged is.
     assert_eq!(applied(&m, 0), acked);
@@ -350,6 +360,18 @@ fn a_full_disk_fails_proposals_fast_with_storage_full_and_recovers_once_there_is
         acked.push((r.expect("taken again"), payload(0, 2000 + k as u64)));
     }
     assert_eq!(applied(&m, 0), acked);
+    assert!(
+        m.shards()[0]
+            .call(|s| async move { s.storage_full() })
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        m.shards()[0]
+            .call(|s| async move { s.stats().wal.no_space })
+            .unwrap()
+            > 0
+    );
     m.stop().unwrap();
     // And a restart recovers all of it.
     let m = MemberRuntime::start(member_config(dir.path(), &c, 1, runtime(), None)).unwrap();
