@@ -247,22 +247,6 @@ fn a_lone_proposal_costs_one_flush_and_its_commit_index_follows_at_the_next_tick
     m.stop().unwrap();
 }
 
-/// Lowers the WAL quota of every shard of `m` to what its files take now
-/// (`None`: lifts it), so that the next segment after the spare cannot be
-/// made: a full disk without root.
-pub fn set_quota(m: &MemberRuntime, full: bool) {
-    for s in m.shards() {
-        s.call(move |s| async move {
-            let mut w = s.wal_cell().borrow_mut();
-            // The spare being prepared counts once it is there.
-            w.wait_prepared();
-            let limit = if full { w.disk_bytes() } else { u64::MAX };
-            w.set_max_disk_bytes(limit).unwrap();
-        })
-        .unwrap();
-    }
-}
-
 type Slot = std::sync::Arc<std::sync::Mutex<Option<Result<u64, ProposeError>>>>;
 
 /// Starts a proposal on `group`'s shard; its outcome lands in the slot.

@@ -532,3 +532,141 @@ fn a_proposal_unanswered_within_the_request_timeout_fails_with_timeout() {
     t.loopback().heal(l);
     t.stop_all();
 }
+
+/// 4 KiB payloads, numbered, so that a few dozen fill a 64 KiB segment.
+fn big(group: u64, i: u64) -> Bytes {
+    let mut v = format!("g{group}-{i:06}-").into_bytes();
+    v.resize(4 << 10, b'.');
+    Bytes::from(v)
+}
+
+/// Member 3 leads a group when its disk fills (its WAL quota, lowered to
+/// what it holds): it refuses proposals with `StorageFull` (never
+/// `StorageFailed`: it has not failed), hands leadership to a member that
+/// can take entries, and the other two go on committing. Once there is
+/// room it catches up by log, holds exactly what the others hold, and
+/// acknowledges again (it leads and commits once more).
+#[test]
+fn a_member_whose_disk_fills_hands_over_leadership_the_others_go_on_and_it_catches_up() {
+    let rt = RuntimeConfig {
+        rebalance_leaders: false,
+        wal_segment_size: 64 << 10,
+        wal_max_flush_bytes: 16 << 10,
+        max_entry_bytes: 4 << 10,
+        request_timeout_ticks: 400,
+        ..runtime()
+    };
+    let t = Three::start_with(40, 1, 1, rt);
+    let g = 0;
+    let l = t.leader(g);
+    if l != 3 {
+        t.m(l)
+            .shard_of(g)
+            .call(move |s| async move { s.node(g).unwrap().transfer_leader(3) })
+            .unwrap()
+            .unwrap();
+        wait_until(20, "member 3 to lead", || {
+            leader_of(&t.running(), g) == Some(3)
+        });
+    }
+    set_quota(t.m(3), true);
+    // Proposals one by one through whoever leads. Those refused (not the
+    // leader, no room, dropped) were never in the log and are retried; one
+    // that timed out may or may not be committed and is left alone.
+    let mut acked: Vec<(u64, Bytes)> = Vec::new();
+    let mut full_answers = 0;
+    let mut uncertain = Vec::new();
+    for i in 0..80u64 {
+        let p = big(g, i);
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            assert!(tries < 2000, "proposal {i} kept being refused");
+            let Some(l) = leader_of(&t.running(), g) else {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            };
+            match propose_all(t.m(l), g, vec![p.clone()]).remove(0) {
+                Ok(idx) => {
+                    acked.push((idx, p));
+                    break;
+                }
+                Err(ProposeError::StorageFull(_)) => {
+                    assert_eq!(l, 3, "only member 3 is full");
+                    full_answers += 1;
+                }
+                Err(ProposeError::NotLeader { .. } | ProposeError::Dropped) => {}
+                Err(ProposeError::Timeout) => {
+                    uncertain.push(p);
+                    break;
+                }
+                Err(e) => panic!("proposal {i} at member {l}: {e}"),
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    let full = t.m(3).shards()[0]
+        .call(|s| async move { s.storage_full() })
+        .unwrap();
+    assert!(full.is_some(), "member 3's WAL never filled");
+    assert!(
+        t.m(3).shards()[0].failure().is_none(),
+        "a full disk is not a failure"
+    );
+    // Leadership left member 3, and the others committed without it.
+    let new = t.leader(g);
+    assert_ne!(new, 3);
+    let last = acked.last().unwrap().0;
+    assert!(
+        status(t.m(3), g).applied < last,
+        "member 3 applied what it cannot hold"
+    );
+    // Asked directly, member 3 answers at once: no room, or who leads.
+    let start = std::time::Instant::now();
+    match propose_all(t.m(3), g, vec![big(g, 999)]).remove(0) {
+        Err(ProposeError::StorageFull(_)) => full_answers += 1,
+        Err(ProposeError::NotLeader { leader: Some(x) }) => assert_ne!(x, 3),
+        other => panic!("member 3 while full: {other:?}"),
+    }
+    assert!(start.elapsed() < Duration::from_secs(1));
+    eprintln!(
+        "full disk: {} acked, {} uncertain, {full_answers} StorageFull answers",
+        acked.len(),
+        uncertain.len()
+    );
+    // Room again: member 3 catches up by log and holds what the others do.
+    set_quota(t.m(3), false);
+    for id in 1..=3 {
+        wait_until(20, &format!("member {id} to apply {last}"), || {
+            status(t.m(id), g).applied >= last
+        });
+    }
+    wait_until(20, "member 3's WAL to take writes again", || {
+        t.m(3).shards()[0]
+            .call(|s| async move { s.storage_full() })
+            .unwrap()
+            .is_none()
+    });
+    let on_new = applied(t.m(new), g);
+    for (idx, p) in &acked {
+        assert!(
+            on_new.contains(&(*idx, p.clone())),
+            "acknowledged {idx} lost"
+        );
+    }
+    wait_until(20, "member 3 to hold what the leader holds", || {
+        applied(t.m(3), g) == applied(t.m(new), g)
+    });
+    // And it acknowledges again: it leads and commits.
+    t.m(new)
+        .shard_of(g)
+        .call(move |s| async move { s.node(g).unwrap().transfer_leader(3) })
+        .unwrap()
+        .unwrap();
+    wait_until(20, "member 3 to lead again", || {
+        leader_of(&t.running(), g) == Some(3)
+    });
+    let r = propose_all(t.m(3), g, vec![big(g, 1000)]);
+    assert!(matches!(r[0], Ok(i) if i > last), "{r:?}");
+    t.stop_all();
+}
