@@ -160,6 +160,19 @@ impl RuntimeConfig {
                 ),
             );
         }
+        if !(crate::wal::format::MIN_SEGMENT_SIZE..=crate::wal::format::MAX_SEGMENT_SIZE)
+            .contains(&self.wal_segment_size)
+        {
+            return bad(
+                "wal_segment_size",
+                format!(
+                    "{} not in {}..={}",
+                    self.wal_segment_size,
+                    crate::wal::format::MIN_SEGMENT_SIZE,
+                    crate::wal::format::MAX_SEGMENT_SIZE
+                ),
+            );
+        }
         if self.wal_max_disk_bytes < self.wal_segment_size.saturating_mul(2) {
             return bad(
                 "wal_max_disk_bytes",

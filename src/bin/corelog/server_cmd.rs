@@ -37,6 +37,8 @@ fn config(a: &ServerArgs) -> Result<ServerConfig, ServerConfigError> {
         heartbeat_ticks => runtime.heartbeat_ticks,
         request_timeout_ms => runtime.request_timeout_ms,
         rebalance_leaders => runtime.rebalance_leaders,
+        wal_segment_bytes => runtime.wal_segment_bytes,
+        wal_max_disk_bytes => runtime.wal_max_disk_bytes,
         max_frame_bytes => limits.max_frame_bytes,
         max_batch_bytes => limits.max_batch_bytes,
         max_connection_bytes => limits.max_connection_bytes,
