@@ -163,6 +163,12 @@ impl ShardHandle {
         self.report.failure()
     }
 
+    /// Why the shard's WAL has no room, while it has none (it takes
+    /// nothing new meanwhile; `Shard::storage_full` on its thread).
+    pub fn storage_full(&self) -> Option<String> {
+        self.report.storage_full()
+    }
+
     /// Lets a shard started `held` begin its loop.
     pub fn release(&self) -> Result<(), ShardGone> {
         self.mailbox

@@ -239,6 +239,7 @@ impl Loop {
         }
         let full = self.appender.no_space().map(str::to_string);
         if full.is_some() != shard.storage_full.borrow().is_some() {
+            shard.report.set_storage_full(full.clone());
             *shard.storage_full.borrow_mut() = full;
         }
         if ticks > 0 {

@@ -31,6 +31,8 @@ pub struct ShardStats {
 #[derive(Debug, Default)]
 pub struct ShardReport {
     failure: Mutex<Option<String>>,
+    /// Why the WAL has no room, while it has none.
+    storage_full: Mutex<Option<String>>,
 }
 
 impl ShardReport {
@@ -38,6 +40,20 @@ impl ShardReport {
         match self.failure.lock() {
             Ok(g) => g.clone(),
             Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub fn storage_full(&self) -> Option<String> {
+        match self.storage_full.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub(crate) fn set_storage_full(&self, cause: Option<String>) {
+        match self.storage_full.lock() {
+            Ok(mut g) => *g = cause,
+            Err(p) => *p.into_inner() = cause,
         }
     }
 

@@ -15,6 +15,7 @@
 mod cli;
 mod client_port;
 mod faults;
+mod full_disk;
 mod replication;
 mod support;
 mod tails;

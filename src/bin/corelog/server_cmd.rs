@@ -102,6 +102,16 @@ pub fn run(a: ServerArgs) -> ExitCode {
         if let Some(s) = wait_signal(&signals, Duration::from_millis(500)) {
             break s;
         }
+        for (shard, full) in server.space_changes() {
+            match full {
+                Some(cause) => eprintln!(
+                    "corelog: WARN: shard {shard}: no room for its WAL ({cause}). \
+                     It takes no new entries (appends answer Unavailable) and hands \
+                     its leaderships over until there is room; free some space."
+                ),
+                None => eprintln!("corelog: shard {shard}: room for its WAL again; taking entries"),
+            }
+        }
         for (shard, cause) in server.new_failures() {
             eprintln!(
                 "corelog: ERROR: shard {shard} stopped serving: its WAL failed: {cause}. \
