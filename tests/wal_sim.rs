@@ -569,7 +569,7 @@ fn enospc_on_a_roll_refuses_the_append_without_poisoning_and_appends_resume_with
         let mut i = 1;
         let n = 1 + seed % 3;
         let batch = |i: u64| -> Vec<Entry> { (i..i + n).map(|k| ent(k, 1, 1500)).collect() };
-        let mut ack = |acked: &mut Model, es: &[Entry]| {
+        let ack = |acked: &mut Model, es: &[Entry]| {
             let g = acked.entry(1).or_default();
             for e in es {
                 g.entries.insert(e.index, (e.term, e.data.clone()));

@@ -39,8 +39,9 @@ impl<D: Disk> Wal<D> {
         self.wait_prepared();
         let (header, file) = match self.prepared.take() {
             Some((h, Ok(f))) if h.sequence == seq => (h, f),
-            // A disk without helper threads tries again now, in order.
-            Some((h, Err(e))) if h.sequence == seq && !(e.is_no_space() && !D::BACKGROUND) => {
+            // A disk without helper threads tries again now, in order
+            // (falls through to the arm below).
+            Some((h, Err(e))) if h.sequence == seq && (D::BACKGROUND || !e.is_no_space()) => {
                 return Err(e);
             }
             _ => {
