@@ -296,33 +296,162 @@ fn a_member_stopped_and_restarted_from_its_wal_catches_up() {
     t.stop_all();
 }
 
-#[test]
-fn a_hundred_and_twenty_groups_on_three_members_all_elect_with_leaders_spread() {
-    const GROUPS: u64 = 120;
-    let t = Three::start(34, GROUPS, 1);
-    for g in 0..GROUPS {
-        t.leader(g);
+/// Per member: the leader each of its shard's groups knows, the index
+/// each has applied (one call per shard, not per group).
+fn shard_views(m: &MemberRuntime) -> Vec<(u64, Option<u64>, u64)> {
+    m.shards()
+        .iter()
+        .flat_map(|h| {
+            h.call(|s| async move {
+                s.group_ids()
+                    .into_iter()
+                    .map(|g| {
+                        let st = s.node(g).unwrap().status();
+                        let lead = (st.role == corelog::raft::StateType::Leader).then_some(st.id);
+                        (g, lead, st.applied)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .unwrap()
+        })
+        .collect()
+}
+
+/// The sum of the members' peer network counters.
+fn net_totals(t: &Three) -> corelog::transport::NetStats {
+    let mut sum = corelog::transport::NetStats::default();
+    for m in t.running() {
+        for h in m.shards() {
+            let n = h.call(|s| async move { s.net_stats() }).unwrap().unwrap();
+            sum.frames_sent += n.frames_sent;
+            sum.messages_sent += n.messages_sent;
+            sum.bytes_sent += n.bytes_sent;
+            sum.writes += n.writes;
+            sum.heartbeats_coalesced += n.heartbeats_coalesced;
+        }
     }
-    // Placement makes each member the first replica of a third of the
-    // groups; those campaign at bootstrap, and leaders that won a race
-    // (members start apart) hand over to them.
+    sum
+}
+
+/// Issue 7's scale test: 1,000 groups on three members all elect, leaders
+/// end spread as placement intends (a third each), every group
+/// replicates a proposal to all three, and an idle cluster's peer traffic
+/// is what coalesced heartbeats cost: per heartbeat interval and peer a
+/// few frames, whatever the number of groups (1,000 groups heartbeating
+/// on their own would be 1,000 messages per interval and peer).
+#[test]
+fn a_thousand_groups_on_three_members_elect_spread_replicate_and_idle_on_coalesced_heartbeats() {
+    const GROUPS: u64 = 1000;
+    let rt = RuntimeConfig {
+        tick: Duration::from_millis(10),
+        election_ticks: 30,
+        ..runtime()
+    };
+    let started = std::time::Instant::now();
+    let t = Three::start_with(34, GROUPS, 1, rt.clone());
+    // Every group elects its preferred leader (placement's first replica:
+    // a third of the groups each); leaders that won a race hand over.
     let mut led = [0u32; 3];
-    wait_until(30, "leadership spread as placement intends", || {
+    wait_until(45, "leadership spread as placement intends", || {
         led = [0; 3];
-        for g in 0..GROUPS {
-            if let Some(l) = leader_of(&t.running(), g) {
-                led[(l - 1) as usize] += 1;
+        let mut right = 0;
+        for m in t.running() {
+            for (g, lead, _) in shard_views(m) {
+                if let Some(l) = lead {
+                    led[(l - 1) as usize] += 1;
+                    right += u64::from(t.cluster.replicas(g).unwrap()[0] == l);
+                }
             }
         }
-        led == [40, 40, 40]
+        right == GROUPS && led.iter().sum::<u32>() == GROUPS as u32
     });
-    for g in 0..GROUPS {
-        let preferred = t.cluster.replicas(g).unwrap()[0];
-        assert_eq!(leader_of(&t.running(), g), Some(preferred), "group {g}");
+    assert_eq!(led, [334, 333, 333], "placement's thirds");
+    let elected = started.elapsed();
+    // One proposal to every group, all at once on each leader's shard.
+    let mut acked: Vec<(u64, u64)> = Vec::new();
+    for id in 1..=3u64 {
+        let mine: Vec<u64> = (0..GROUPS)
+            .filter(|&g| t.cluster.replicas(g).unwrap()[0] == id)
+            .collect();
+        let got = t.m(id).shards()[0]
+            .call(move |s| async move {
+                let tasks: Vec<_> = mine
+                    .into_iter()
+                    .map(|g| {
+                        let n = s.node(g).unwrap();
+                        glommio::spawn_local(async move { (g, n.propose(payload(g, 0)).await) })
+                    })
+                    .collect();
+                let mut out = Vec::new();
+                for t in tasks {
+                    out.push(t.await);
+                }
+                out
+            })
+            .unwrap();
+        for (g, r) in got {
+            acked.push((g, r.unwrap_or_else(|e| panic!("group {g}: {e}"))));
+        }
     }
-    for g in 0..GROUPS {
-        assert_eq!(t.propose(g, 0, 1).len(), 1);
+    assert_eq!(acked.len() as u64, GROUPS);
+    // Replicated: every member applied every group's entry.
+    let want: std::collections::HashMap<u64, u64> = acked.iter().copied().collect();
+    for m in t.running() {
+        wait_until(20, "every member to apply every group's entry", || {
+            shard_views(m)
+                .iter()
+                .all(|(g, _, applied)| *applied >= want[g])
+        });
     }
+    for g in [0, 1, 499, 998, 999] {
+        for id in 1..=3 {
+            assert!(
+                applied(t.m(id), g).contains(&(want[&g], payload(g, 0))),
+                "member {id} group {g}"
+            );
+        }
+    }
+    // Idle: what the peer network sends over 2 s of nothing to do.
+    std::thread::sleep(Duration::from_millis(500));
+    let (n0, t0) = (net_totals(&t), std::time::Instant::now());
+    std::thread::sleep(Duration::from_secs(2));
+    let (n1, idle) = (net_totals(&t), t0.elapsed());
+    let frames = n1.frames_sent - n0.frames_sent;
+    let writes = n1.writes - n0.writes;
+    let messages = n1.messages_sent - n0.messages_sent;
+    let coalesced = n1.heartbeats_coalesced - n0.heartbeats_coalesced;
+    let bytes = n1.bytes_sent - n0.bytes_sent;
+    // Heartbeat intervals in the window (heartbeat_ticks ticks each), and
+    // directed peer links (3 members, 2 peers each).
+    let intervals =
+        idle.as_millis() as u64 / (rt.tick.as_millis() as u64 * rt.heartbeat_ticks as u64);
+    let links = 6;
+    eprintln!(
+        "1000 groups: elected in {elected:?}; idle {idle:?}: {frames} frames, {writes} writes, \
+         {messages} messages ({coalesced} coalesced heartbeats), {bytes} bytes; \
+         {intervals} heartbeat intervals x {links} links; whole test {:?}",
+        started.elapsed()
+    );
+    // Per interval and link: the heartbeats of the groups a member leads,
+    // then their responses, each one frame (and one write) at most, with
+    // room for a turn that splits them.
+    let bound = 3 * (intervals + 1) * links;
+    assert!(frames <= bound, "{frames} frames > {bound}");
+    assert!(writes <= bound, "{writes} writes > {bound}");
+    // Nothing travels as a message of its own: every heartbeat and
+    // response is a few bytes of a shared record.
+    let plain = messages - coalesced;
+    assert!(
+        plain <= (intervals + 1) * links,
+        "{plain} plain messages while idle"
+    );
+    assert!(coalesced > 0);
+    // Bytes: each coalesced heartbeat or response a few varints; framing
+    // per frame. Far below 1,000 messages per interval and link.
+    assert!(
+        bytes <= frames * 64 + coalesced * 16,
+        "{bytes} bytes for {frames} frames and {coalesced} heartbeats"
+    );
     t.stop_all();
 }
 
