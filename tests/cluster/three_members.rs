@@ -80,19 +80,21 @@ impl Three {
         net: Net,
         factory: PeersFactory,
     ) -> Three {
-        let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        // Three members, or as many as the cluster has.
+        let n = cluster.members().len() as u64;
+        let dirs: Vec<TempDir> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
         let mut t = Three {
             cluster,
             rt,
             net,
             factory,
             dirs,
-            members: vec![None, None, None],
+            members: (0..n).map(|_| None).collect(),
         };
         // Together, as a new cluster is bootstrapped: a member that starts
         // alone campaigns for its groups before anyone can vote.
         let started: Vec<MemberRuntime> = std::thread::scope(|s| {
-            let hs: Vec<_> = (1..=3u64)
+            let hs: Vec<_> = (1..=n)
                 .map(|id| {
                     let cfg = member_config(
                         t.dirs[(id - 1) as usize].path(),
@@ -196,7 +198,7 @@ impl Three {
     }
 
     fn stop_all(mut self) {
-        for id in 1..=3 {
+        for id in 1..=self.members.len() as u64 {
             self.stop_member(id);
         }
     }
@@ -797,5 +799,89 @@ fn a_member_whose_disk_fills_hands_over_leadership_the_others_go_on_and_it_catch
     });
     let r = propose_all(t.m(3), g, vec![big(g, 1000)]);
     assert!(matches!(r[0], Ok(i) if i > last), "{r:?}");
+    t.stop_all();
+}
+
+/// Placement as docs/architecture.md states it, computed here on its own:
+/// replica `i` of group `g` is `members[(g + i * step(g)) % n]`, with
+/// `step(g) = steps[(g / n) % len]` and `steps` the `s` in
+/// `1..=max(1, n / 2)` with `s * i % n != 0` for every `i` in `1..rf`.
+fn placement_rule(ids: &[u64], rf: u64, g: u64) -> Vec<u64> {
+    let n = ids.len() as u64;
+    let steps: Vec<u64> = (1..=(n / 2).max(1))
+        .filter(|s| (1..rf).all(|i| s * i % n != 0))
+        .collect();
+    let step = steps[((g / n) % steps.len() as u64) as usize];
+    (0..rf)
+        .map(|i| ids[((g + i * step) % n) as usize])
+        .collect()
+}
+
+/// Five members of two shards, replication factor 3: placement follows
+/// the rule; each member runs exactly the groups placed on it, each on
+/// the shard `shard_of` names, with the placed replicas as its voters;
+/// every group elects its preferred leader (placement's first replica)
+/// and replicates a proposal to its three replicas, and to no one else.
+#[test]
+fn five_members_with_replication_factor_three_run_exactly_their_placed_groups() {
+    const GROUPS: u64 = 40;
+    let cluster = tcp_cluster(41, 5, 2, GROUPS, 3);
+    let t = Three::start_on(cluster.clone(), runtime(), Net::Tcp, tcp());
+    let ids: Vec<u64> = (1..=5).collect();
+    for g in 0..GROUPS {
+        assert_eq!(
+            cluster.replicas(g).unwrap(),
+            placement_rule(&ids, 3, g),
+            "group {g}"
+        );
+    }
+    for id in 1..=5u64 {
+        let mut ran = Vec::new();
+        for h in t.m(id).shards() {
+            let k = h.index();
+            let here = h.call(|s| async move { s.group_ids() }).unwrap();
+            for &g in &here {
+                assert_eq!(corelog::cluster::shard_of(g, 2), k, "member {id} group {g}");
+            }
+            ran.extend(here);
+        }
+        ran.sort_unstable();
+        assert_eq!(ran, cluster.groups_of(id).unwrap(), "member {id}");
+        // rf 3 of 5: each member holds 3/5 of the groups.
+        assert_eq!(ran.len() as u64, GROUPS * 3 / 5, "member {id}");
+    }
+    let running = t.running();
+    wait_until(30, "every group to elect its preferred leader", || {
+        (0..GROUPS).all(|g| {
+            let reps = cluster.replicas(g).unwrap();
+            let holders: Vec<&MemberRuntime> =
+                reps.iter().map(|&r| running[(r - 1) as usize]).collect();
+            leader_of(&holders, g) == Some(reps[0])
+        })
+    });
+    for g in 0..GROUPS {
+        let reps = cluster.replicas(g).unwrap();
+        let mut voters = status(t.m(reps[0]), g).conf_state.voters;
+        voters.sort_unstable();
+        let mut want = reps.clone();
+        want.sort_unstable();
+        assert_eq!(voters, want, "group {g}'s voters");
+        let r = propose_all(t.m(reps[0]), g, vec![payload(g, 0)]);
+        let idx = *r[0].as_ref().unwrap_or_else(|e| panic!("group {g}: {e}"));
+        for &m in &reps {
+            wait_until(20, &format!("member {m} to apply group {g}"), || {
+                status(t.m(m), g).applied >= idx
+            });
+            assert!(applied(t.m(m), g).contains(&(idx, payload(g, 0))));
+        }
+        for m in (1..=5).filter(|m| !reps.contains(m)) {
+            let has = t
+                .m(m)
+                .shard_of(g)
+                .call(move |s| async move { s.node(g).is_some() })
+                .unwrap();
+            assert!(!has, "member {m} runs group {g}, not placed on it");
+        }
+    }
     t.stop_all();
 }
