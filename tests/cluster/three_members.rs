@@ -885,3 +885,146 @@ fn five_members_with_replication_factor_three_run_exactly_their_placed_groups() 
     }
     t.stop_all();
 }
+
+/// A configuration change on `group`'s leader `l`; its index.
+fn change(t: &Three, l: u64, group: u64, ty: ConfChangeType, node: u64) -> u64 {
+    let cc = ConfChangeV2 {
+        changes: vec![ConfChangeSingle {
+            r#type: ty as i32,
+            node_id: node,
+        }],
+        ..Default::default()
+    };
+    t.m(l)
+        .shard_of(group)
+        .call(move |s| async move { s.node(group).unwrap().propose_conf_change(cc).await })
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{ty:?} {node}: {e}"))
+}
+
+/// A member that holds no replica of a group joins it: the group is
+/// created empty on it (`Shard::join_group`, under the group's bootstrap
+/// configuration), the leader adds it as a learner and it catches up by
+/// log to exactly what the leader applied, then it is promoted to voter.
+/// Two of the original replicas leave (one removed by a change, then
+/// stopped; the other stopped), and the group still commits: the new
+/// member is part of every quorum now.
+#[test]
+fn a_member_joins_a_group_as_learner_then_voter_catches_up_by_log_and_counts_in_quorums() {
+    let rt = RuntimeConfig {
+        rebalance_leaders: false,
+        ..runtime()
+    };
+    let cluster = tcp_cluster(42, 4, 1, 4, 3);
+    let mut t = Three::start_on(cluster.clone(), rt, Net::Tcp, tcp());
+    let g = (0..4)
+        .find(|&g| !cluster.holds(4, g))
+        .expect("a group member 4 does not hold");
+    let reps = cluster.replicas(g).unwrap();
+    let holders = |t: &Three, ids: &[u64]| -> Option<u64> {
+        let ms: Vec<&MemberRuntime> = ids.iter().map(|&i| t.m(i)).collect();
+        leader_of(&ms, g)
+    };
+    let mut l = None;
+    wait_until(20, "the group to elect", || {
+        l = holders(&t, &reps);
+        l.is_some()
+    });
+    let l = l.unwrap();
+    let mut acked = Vec::new();
+    for (k, r) in propose_all(t.m(l), g, (0..10).map(|i| payload(g, i)).collect())
+        .into_iter()
+        .enumerate()
+    {
+        acked.push((r.unwrap(), payload(g, k as u64)));
+    }
+    // Member 4 runs no replica yet.
+    let has = |t: &Three| {
+        t.m(4)
+            .shard_of(g)
+            .call(move |s| async move { s.node(g).is_some() })
+            .unwrap()
+    };
+    assert!(!has(&t));
+    let boot = corelog::raftpb::ConfState {
+        voters: reps.clone(),
+        ..Default::default()
+    };
+    t.m(4)
+        .shard_of(g)
+        .call(move |s| async move {
+            let apply = corelog::shard::MemApply::factory()(g);
+            s.join_group(g, boot, apply).map(|_| ())
+        })
+        .unwrap()
+        .unwrap();
+    assert!(has(&t));
+    // Joined twice: refused.
+    let again = t
+        .m(4)
+        .shard_of(g)
+        .call(move |s| async move {
+            let apply = corelog::shard::MemApply::factory()(g);
+            s.join_group(g, Default::default(), apply).map(|_| ())
+        })
+        .unwrap();
+    assert!(
+        matches!(again, Err(corelog::shard::JoinError::Exists { .. })),
+        "{again:?}"
+    );
+    // A configuration holding the joiner is refused (on another group).
+    let other = (0..4).find(|&h| h != g && cluster.holds(4, h)).unwrap();
+    let bad = t
+        .m(4)
+        .shard_of(other)
+        .call(move |s| async move {
+            let cs = corelog::raftpb::ConfState {
+                voters: vec![4],
+                ..Default::default()
+            };
+            s.join_group(other + 100, cs, corelog::shard::MemApply::factory()(other))
+                .map(|_| ())
+        })
+        .unwrap();
+    assert!(
+        matches!(
+            bad,
+            Err(corelog::shard::JoinError::InConfig { member: 4, .. })
+        ),
+        "{bad:?}"
+    );
+    // A learner first: it catches up by log, votes in nothing.
+    let at = change(&t, l, g, ConfChangeType::ConfChangeAddLearnerNode, 4);
+    wait_until(20, "member 4 to catch up as a learner", || {
+        status(t.m(4), g).applied >= at
+    });
+    assert_eq!(applied(t.m(4), g), acked, "the learner's log");
+    let cs = status(t.m(4), g).conf_state;
+    assert_eq!(cs.learners, vec![4], "{cs:?}");
+    // Then a voter.
+    let at = change(&t, l, g, ConfChangeType::ConfChangeAddNode, 4);
+    wait_until(20, "member 4 to apply its promotion", || {
+        status(t.m(4), g).applied >= at
+    });
+    let mut voters = status(t.m(l), g).conf_state.voters;
+    voters.sort_unstable();
+    let mut want = reps.clone();
+    want.push(4);
+    want.sort_unstable();
+    assert_eq!(voters, want);
+    // Two original replicas go: one removed, then stopped; one stopped.
+    let others: Vec<u64> = reps.iter().copied().filter(|&m| m != l).collect();
+    let _ = change(&t, l, g, ConfChangeType::ConfChangeRemoveNode, others[0]);
+    t.stop_member(others[0]);
+    t.stop_member(others[1]);
+    // Voters: the leader, others[1] (down) and member 4: a quorum needs 4.
+    let more = propose_all(t.m(l), g, vec![payload(g, 100)]);
+    let idx = *more[0].as_ref().unwrap_or_else(|e| panic!("{e}"));
+    acked.push((idx, payload(g, 100)));
+    wait_until(20, "member 4 to apply it", || {
+        status(t.m(4), g).applied >= idx
+    });
+    assert_eq!(applied(t.m(4), g), acked);
+    assert_eq!(applied(t.m(l), g), acked);
+    t.stop_all();
+}
