@@ -1028,3 +1028,70 @@ fn a_member_joins_a_group_as_learner_then_voter_catches_up_by_log_and_counts_in_
     assert_eq!(applied(t.m(l), g), acked);
     t.stop_all();
 }
+
+/// With rebalancing on, a member whose disk is full is handed no
+/// leadership back, even of the groups it is the preferred leader of (it
+/// would refuse every proposal), idle ones included: the new leader's
+/// empty entry is one the full member cannot make durable, so rebalancing
+/// never finds it caught up. Leadership leaves it, stays away for twenty
+/// election timeouts while it is full, and returns once it has room.
+#[test]
+fn a_full_member_takes_no_leadership_back_from_rebalancing_until_it_has_room() {
+    let rt = RuntimeConfig {
+        wal_segment_size: 64 << 10,
+        wal_max_flush_bytes: 16 << 10,
+        max_entry_bytes: 4 << 10,
+        request_timeout_ticks: 400,
+        ..runtime()
+    };
+    let cluster = tcp_cluster(43, 3, 1, 6, 3);
+    let t = Three::start_on(cluster.clone(), rt.clone(), Net::Tcp, tcp());
+    // Two groups member 3 is the preferred leader of: one to fill its
+    // disk through, one that stays idle (caught up, so rebalancing would
+    // pick it).
+    let mine: Vec<u64> = (0..6)
+        .filter(|&g| cluster.replicas(g).unwrap()[0] == 3)
+        .collect();
+    let (g, idle) = (mine[0], mine[1]);
+    wait_until(20, "member 3 to lead its preferred groups", || {
+        leader_of(&t.running(), g) == Some(3) && leader_of(&t.running(), idle) == Some(3)
+    });
+    set_quota(t.m(3), true);
+    // Fill member 3 through its group: proposals until it is full.
+    let full = || {
+        t.m(3).shards()[0]
+            .call(|s| async move { s.storage_full() })
+            .unwrap()
+            .is_some()
+    };
+    let mut i = 0;
+    while !full() {
+        if let Some(l) = leader_of(&t.running(), g) {
+            let _ = propose_all(t.m(l), g, vec![big(g, i)]);
+        }
+        i += 1;
+        assert!(i < 500, "member 3 never filled");
+    }
+    wait_until(20, "leadership to leave member 3", || {
+        [g, idle]
+            .iter()
+            .all(|&h| leader_of(&t.running(), h).is_some_and(|l| l != 3))
+    });
+    // Twenty election timeouts: rebalancing runs at each one.
+    let until = std::time::Instant::now() + rt.tick * rt.election_ticks as u32 * 20;
+    let mut led = 0;
+    while std::time::Instant::now() < until {
+        for h in [g, idle] {
+            if status(t.m(3), h).role == corelog::raft::StateType::Leader {
+                led += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(led, 0, "member 3 led {led} times while full");
+    set_quota(t.m(3), false);
+    wait_until(30, "member 3 to lead its preferred groups again", || {
+        leader_of(&t.running(), g) == Some(3) && leader_of(&t.running(), idle) == Some(3)
+    });
+    t.stop_all();
+}
