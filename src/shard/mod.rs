@@ -39,6 +39,8 @@ pub(crate) mod waiters;
 pub mod wake;
 
 #[cfg(test)]
+mod appender_tests;
+#[cfg(test)]
 mod wake_tests;
 
 pub use apply::{Apply, ApplyFactory, MemApply, NullApply};
