@@ -256,11 +256,12 @@ impl Appender {
     }
 
     /// Queues as much of `w` as fits without waiting; `true` once all of
-    /// it is queued. When nothing is pending and nothing in flight, a part
-    /// that still does not fit never will by waiting (it is larger than a
-    /// flush): it is queued anyway and the WAL splits it (that one write
-    /// may wait on the disk; `RuntimeConfig::max_entry_bytes` keeps
-    /// proposals far below it).
+    /// it is queued. When nothing is pending and nothing in flight, an
+    /// entry that still does not fit `can_queue`'s bound never will by
+    /// waiting (its bound is above a flush): it is queued alone, which the
+    /// WAL takes without an early flush (the entry fits one record, or the
+    /// WAL refuses it: `RuntimeConfig::max_entry_bytes` keeps proposals far
+    /// below that).
     fn write(&mut self, w: &mut Work) -> wal::Result<bool> {
         let storage = WalStorage::new(self.wal.clone(), w.group);
         if !w.snapshot_done {
@@ -311,11 +312,11 @@ impl Appender {
                 }
                 n
             };
-            let n = if n == 0 && self.must_force() {
-                rest.len()
-            } else {
-                n
-            };
+            // Forced, one entry alone: it fits a record of its own in an
+            // empty flush and a fresh segment, so the WAL neither flushes
+            // early nor waits; more would make it flush the first part
+            // (and wait for it) to take the rest.
+            let n = if n == 0 && self.must_force() { 1 } else { n };
             if n == 0 {
                 return Ok(false);
             }
