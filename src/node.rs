@@ -10,7 +10,7 @@
 //! slot to another leader's (`Dropped`: applying the slot showed another
 //! term), the group is at its limit of proposals in flight (`Busy`), it
 //! took longer than `RuntimeConfig::request_timeout_ticks`, the shard is
-//! stopping, or its WAL failed. Proposals are not forwarded to the leader:
+//! stopping, its WAL failed, or its WAL has no room (`StorageFull`). Proposals are not forwarded to the leader:
 //! a client sends them there (the error names it).
 
 use std::cell::RefCell;
@@ -42,6 +42,12 @@ pub enum ProposeError {
     ShuttingDown,
     /// The shard's WAL failed; the shard serves nothing more.
     StorageFailed(String),
+    /// The shard's WAL has no room for its next segment (a full disk, or
+    /// `RuntimeConfig::wal_max_disk_bytes`): nothing new is taken until
+    /// there is room again; the member goes on (it hands leadership of
+    /// its groups to others meanwhile), and catches up once room is back.
+    /// Not in the log; may be retried, best at another member.
+    StorageFull(String),
     /// The group's proposals in flight, or their bytes, are at their limit.
     Busy,
     /// A payload above `RuntimeConfig::max_entry_bytes`.
@@ -57,6 +63,7 @@ impl fmt::Display for ProposeError {
             ProposeError::Timeout => write!(f, "timed out"),
             ProposeError::ShuttingDown => write!(f, "shutting down"),
             ProposeError::StorageFailed(c) => write!(f, "storage failed: {c}"),
+            ProposeError::StorageFull(c) => write!(f, "storage full: {c}"),
             ProposeError::Busy => write!(f, "busy: too many proposals in flight"),
             ProposeError::TooLarge { bytes, limit } => {
                 write!(f, "entry of {bytes} bytes exceeds the limit of {limit}")
@@ -227,6 +234,12 @@ impl Node {
         let mut g = self.group.borrow_mut();
         if !g.is_leader() {
             return Err(ProposeError::NotLeader { leader: g.leader() });
+        }
+        // Fail fast: the entry could not be made durable here (a quorum of
+        // others could commit it, but this leader would answer only once
+        // it has it too). The loop hands leadership away meanwhile.
+        if let Some(c) = self.shard.storage_full.borrow().as_ref() {
+            return Err(ProposeError::StorageFull(c.clone()));
         }
         if g.proposals.len() >= cfg.max_inflight_proposals
             || g.proposals.bytes() + bytes as u64 > cfg.max_uncommitted_bytes

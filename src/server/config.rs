@@ -28,6 +28,8 @@
 //! heartbeat_ticks = 1
 //! request_timeout_ms = 10000
 //! rebalance_leaders = true  # leadership goes back to placement's preferred leader
+//! wal_segment_bytes = 67108864     # each shard's WAL segments (64 MiB)
+//! wal_max_disk_bytes = 4294967296  # most each shard's WAL may take (none if absent)
 //!
 //! [limits]                  # the client door (defaults: docs/protocol.md section 7)
 //! max_frame_bytes = 4194304
@@ -100,6 +102,8 @@ pub struct RuntimeSection {
     pub heartbeat_ticks: Option<usize>,
     pub request_timeout_ms: Option<u64>,
     pub rebalance_leaders: Option<bool>,
+    pub wal_segment_bytes: Option<u64>,
+    pub wal_max_disk_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -285,6 +289,12 @@ impl FileConfig {
         if let Some(b) = r.rebalance_leaders {
             runtime.rebalance_leaders = b;
         }
+        if let Some(n) = r.wal_segment_bytes {
+            runtime.wal_segment_size = n;
+        }
+        if let Some(n) = r.wal_max_disk_bytes {
+            runtime.wal_max_disk_bytes = n;
+        }
         if let Some(ms) = r.request_timeout_ms {
             let tick = runtime.tick.as_millis().max(1) as u64;
             runtime.request_timeout_ticks = ms.div_ceil(tick);
@@ -329,6 +339,8 @@ impl FileConfig {
                 "request_timeout_ticks" => "runtime.request_timeout_ms".to_string(),
                 "max_inflight_proposals" | "max_uncommitted_bytes" => format!("limits.{}", e.field),
                 "max_entry_bytes" => "limits.max_batch_bytes".to_string(),
+                "wal_segment_size" => "runtime.wal_segment_bytes".to_string(),
+                "wal_max_disk_bytes" => "runtime.wal_max_disk_bytes".to_string(),
                 other => other.to_string(),
             };
             ServerConfigError {
@@ -560,7 +572,21 @@ max_read_records = 100
         assert_eq!(c.cluster.replication_factor(), 2);
         assert_eq!(c.runtime.tick, Duration::from_millis(5));
         assert!(!c.runtime.rebalance_leaders);
+        assert_eq!(
+            c.runtime.wal_max_disk_bytes,
+            u64::MAX,
+            "no quota unless set"
+        );
         assert_eq!(c.limits.protocol.max_read_records, 100);
+        let q = FileConfig::parse(&GOOD.replace(
+            "tick_ms = 5",
+            "wal_segment_bytes = 65536\nwal_max_disk_bytes = 1048576",
+        ))
+        .unwrap()
+        .check()
+        .unwrap();
+        assert_eq!(q.runtime.wal_segment_size, 65536);
+        assert_eq!(q.runtime.wal_max_disk_bytes, 1 << 20);
         assert_eq!(c.cpus, CpuPlacement::Unbound);
     }
 
@@ -598,6 +624,17 @@ max_read_records = 100
         assert_eq!(
             field(&GOOD.replace("max_read_records = 100", "max_connection_bytes = 10")),
             "limits.max_connection_bytes"
+        );
+        assert_eq!(
+            field(&GOOD.replace("tick_ms = 5", "wal_segment_bytes = 100")),
+            "runtime.wal_segment_bytes"
+        );
+        assert_eq!(
+            field(&GOOD.replace(
+                "tick_ms = 5",
+                "wal_segment_bytes = 65536\nwal_max_disk_bytes = 65536"
+            )),
+            "runtime.wal_max_disk_bytes"
         );
         assert_eq!(
             field(&GOOD.replace("127.0.0.1:7010", "127.0.0.1:7000")),

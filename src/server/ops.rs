@@ -369,6 +369,9 @@ impl ShardServer {
             ProposeError::StorageFailed(cause) => {
                 unavailable(format!("storage failed on this shard: {cause}"))
             }
+            ProposeError::StorageFull(cause) => {
+                unavailable(format!("storage full on this shard: {cause}"))
+            }
         }
     }
 }

@@ -56,6 +56,8 @@ pub struct Server {
     metrics_addrs: Vec<SocketAddr>,
     /// Shards whose WAL failure was reported already.
     reported: Vec<bool>,
+    /// Shards last reported without room for their WAL.
+    full: Vec<bool>,
 }
 
 impl Server {
@@ -106,6 +108,7 @@ impl Server {
             client_addrs,
             metrics_addrs,
             reported: vec![false; n],
+            full: vec![false; n],
         })
     }
 
@@ -166,6 +169,22 @@ impl Server {
                 if let Some(cause) = h.failure() {
                     self.reported[k] = true;
                     out.push((h.index(), cause));
+                }
+            }
+        }
+        out
+    }
+
+    /// Shards whose WAL ran out of room (`Some(cause)`) or has room again
+    /// (`None`) since the last call: each change reported once.
+    pub fn space_changes(&mut self) -> Vec<(u32, Option<String>)> {
+        let mut out = Vec::new();
+        if let Some(rt) = &self.runtime {
+            for (k, h) in rt.shards().iter().enumerate() {
+                let now = h.storage_full();
+                if now.is_some() != self.full[k] {
+                    self.full[k] = now.is_some();
+                    out.push((h.index(), now));
                 }
             }
         }

@@ -13,6 +13,15 @@
 //! the hard state), which is safe: its responses wait for all of it, and
 //! a crash between the pieces leaves a prefix of the entries, no hard
 //! state that commits what is missing.
+//!
+//! A full disk (`wal::Error::NoSpace`: no room for the next segment) is
+//! not a failure: the write that met it was refused whole (or, for a
+//! piece longer than a segment, kept as a prefix that the retry
+//! supersedes with the same entries), so it stays first in the queue,
+//! with everything behind it, and its responses are not sent: nothing is
+//! acknowledged that is not on disk. The appender then tries again only
+//! when the loop says so (`retry_space`, every
+//! `RuntimeConfig::space_retry_ticks`), never on every turn.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -58,6 +67,9 @@ pub enum Waiting {
     Spare,
     /// For a snapshot's data file (its task rings the loop when done).
     Gate,
+    /// For room on the disk: the WAL could not make its next segment
+    /// (`no_space` says why); tried again after `retry_space`.
+    Space,
 }
 
 /// Counters, for status and benchmarks.
@@ -67,6 +79,8 @@ pub struct AppendStats {
     pub writes: u64,
     /// Times a write had to wait for a flush or the spare segment.
     pub deferred: u64,
+    /// Times a write was refused for lack of room (`wal::Error::NoSpace`).
+    pub no_space: u64,
 }
 
 pub struct Appender {
@@ -87,6 +101,11 @@ pub struct Appender {
     /// (ticket, group, index) of the snapshots queued (`apply_snapshot`),
     /// for the loop to delete older snapshot files once they are durable.
     pub(crate) snapshots: Vec<(u64, u64, u64)>,
+    /// Why the first write in the queue was refused for lack of room, until
+    /// a write is taken again.
+    no_space: Option<String>,
+    /// The loop allows one more attempt while `no_space` holds.
+    retry: bool,
     pub stats: AppendStats,
 }
 
@@ -103,6 +122,8 @@ impl Appender {
             sync_ticket: durable,
             started: durable,
             snapshots: Vec::new(),
+            no_space: None,
+            retry: false,
             stats: AppendStats::default(),
         }
     }
@@ -127,6 +148,16 @@ impl Appender {
     /// The last flush known durable.
     pub fn durable(&self) -> u64 {
         self.durable
+    }
+
+    /// Why writes wait for room on the disk, if they do.
+    pub fn no_space(&self) -> Option<&str> {
+        self.no_space.as_deref()
+    }
+
+    /// Lets the next `pump` try the write refused for lack of room again.
+    pub fn retry_space(&mut self) {
+        self.retry = true;
     }
 
     /// Whether a flush is in flight.
@@ -164,13 +195,29 @@ impl Appender {
     /// if none is in flight and records are pending.
     pub fn pump(&mut self) -> wal::Result<Waiting> {
         let mut waiting = Waiting::No;
-        while let Some(mut w) = self.queue.pop_front() {
+        if self.no_space.is_some() && !std::mem::take(&mut self.retry) {
+            waiting = Waiting::Space;
+        }
+        while waiting == Waiting::No
+            && let Some(mut w) = self.queue.pop_front()
+        {
             if w.gate.as_ref().is_some_and(|g| !g.get()) {
                 self.queue.push_front(w);
                 waiting = Waiting::Gate;
                 break;
             }
-            if self.write(&mut w)? {
+            let written = match self.write(&mut w) {
+                Err(e) if e.is_no_space() => {
+                    self.queue.push_front(w);
+                    self.stats.no_space += 1;
+                    self.no_space = Some(e.to_string());
+                    waiting = Waiting::Space;
+                    break;
+                }
+                r => r?,
+            };
+            if written {
+                self.no_space = None;
                 self.stats.writes += 1;
                 if w.needs_sync {
                     self.sync_ticket = self.ticket;
@@ -247,11 +294,12 @@ impl Appender {
     }
 
     /// Queues as much of `w` as fits without waiting; `true` once all of
-    /// it is queued. When nothing is pending and nothing in flight, a part
-    /// that still does not fit never will by waiting (it is larger than a
-    /// flush): it is queued anyway and the WAL splits it (that one write
-    /// may wait on the disk; `RuntimeConfig::max_entry_bytes` keeps
-    /// proposals far below it).
+    /// it is queued. When nothing is pending and nothing in flight, an
+    /// entry that still does not fit `can_queue`'s bound never will by
+    /// waiting (its bound is above a flush): it is queued alone, which the
+    /// WAL takes without an early flush (the entry fits one record, or the
+    /// WAL refuses it: `RuntimeConfig::max_entry_bytes` keeps proposals far
+    /// below that).
     fn write(&mut self, w: &mut Work) -> wal::Result<bool> {
         let storage = WalStorage::new(self.wal.clone(), w.group);
         if !w.snapshot_done {
@@ -303,11 +351,11 @@ impl Appender {
                 }
                 n
             };
-            let n = if n == 0 && self.must_force() {
-                rest.len()
-            } else {
-                n
-            };
+            // Forced, one entry alone: it fits a record of its own in an
+            // empty flush and a fresh segment, so the WAL neither flushes
+            // early nor waits; more would make it flush the first part
+            // (and wait for it) to take the rest.
+            let n = if n == 0 && self.must_force() { 1 } else { n };
             if n == 0 {
                 return Ok(false);
             }

@@ -56,6 +56,14 @@ pub struct RuntimeConfig {
     pub wal_max_flush_bytes: usize,
     /// WAL: budget of its cache of recent entries.
     pub wal_cache_bytes: u64,
+    /// Most bytes each shard's WAL may take on disk
+    /// (`wal::Options::max_disk_bytes`): past it the shard behaves as on
+    /// a full disk. `u64::MAX`: only the disk's room.
+    pub wal_max_disk_bytes: u64,
+    /// While its WAL has no room for a segment, the shard tries again
+    /// this often (in ticks): never on every turn, which would retry as
+    /// fast as messages arrive.
+    pub space_retry_ticks: u64,
     /// glommio's registered I/O memory per shard. The shard does its disk
     /// writes through the WAL's own ring; glommio only reads an eventfd
     /// and serves sockets, so the minimum (64 KiB) is enough, and it is
@@ -88,6 +96,8 @@ impl Default for RuntimeConfig {
             wal_segment_size: 64 << 20,
             wal_max_flush_bytes: 4 << 20,
             wal_cache_bytes: 64 << 20,
+            wal_max_disk_bytes: u64::MAX,
+            space_retry_ticks: 10,
             io_memory: 64 << 10,
             compact_threshold_entries: 10_000,
             max_snapshot_bytes: 256 << 20,
@@ -164,6 +174,31 @@ impl RuntimeConfig {
         }
         if self.max_snapshot_bytes == 0 {
             return bad("max_snapshot_bytes", "0".into());
+        }
+        if !(crate::wal::format::MIN_SEGMENT_SIZE..=crate::wal::format::MAX_SEGMENT_SIZE)
+            .contains(&self.wal_segment_size)
+        {
+            return bad(
+                "wal_segment_size",
+                format!(
+                    "{} not in {}..={}",
+                    self.wal_segment_size,
+                    crate::wal::format::MIN_SEGMENT_SIZE,
+                    crate::wal::format::MAX_SEGMENT_SIZE
+                ),
+            );
+        }
+        if self.wal_max_disk_bytes < self.wal_segment_size.saturating_mul(2) {
+            return bad(
+                "wal_max_disk_bytes",
+                format!(
+                    "{} is below two segments of {}",
+                    self.wal_max_disk_bytes, self.wal_segment_size
+                ),
+            );
+        }
+        if self.space_retry_ticks == 0 {
+            return bad("space_retry_ticks", "0".into());
         }
         if self.max_uncommitted_bytes < self.max_entry_bytes as u64 {
             return bad(

@@ -382,6 +382,40 @@ impl Group {
         ready
     }
 
+    /// Hands leadership to another voter because this member cannot take
+    /// new entries (its WAL has no room): the one with the highest match
+    /// among those caught up to the commit index and heard from since
+    /// `since`. Nothing if this node does not lead, a transfer is in
+    /// progress, or no voter qualifies (then it stays leader, refusing
+    /// proposals with `StorageFull`, and tries again at the next tick).
+    /// Returns whether a transfer started.
+    pub fn hand_off(&mut self, since: u64) -> bool {
+        let r = &self.raw.raft;
+        if r.state != StateType::Leader || r.lead_transferee != raft::NONE {
+            return false;
+        }
+        let committed = r.raft_log.committed;
+        let best = r
+            .trk
+            .progress
+            .iter()
+            .filter(|(id, p)| {
+                **id != r.id
+                    && !p.is_learner
+                    && p.matched >= committed
+                    && self.heard.iter().any(|&(h, at)| h == **id && at >= since)
+            })
+            .max_by_key(|(id, p)| (p.matched, std::cmp::Reverse(**id)))
+            .map(|(id, _)| *id);
+        match best {
+            Some(to) => {
+                self.raw.transfer_leader(to);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Takes one Ready, if there is one: storage work and peer messages
     /// into `out`, committed entries applied at once (they are durable
     /// here already: the core hands out only those), read answers given.

@@ -194,6 +194,12 @@ impl ShardHandle {
         self.report.failure()
     }
 
+    /// Why the shard's WAL has no room, while it has none (it takes
+    /// nothing new meanwhile; `Shard::storage_full` on its thread).
+    pub fn storage_full(&self) -> Option<String> {
+        self.report.storage_full()
+    }
+
     /// Lets a shard started `held` begin its loop.
     pub fn release(&self) -> Result<(), ShardGone> {
         self.mailbox
@@ -298,6 +304,7 @@ async fn start(
     opts.segment_size = cfg.wal_segment_size;
     opts.max_flush_bytes = cfg.wal_max_flush_bytes;
     opts.cache_bytes = cfg.wal_cache_bytes;
+    opts.max_disk_bytes = cfg.wal_max_disk_bytes;
     // Opening recovers the directory and, when it is new, creates the
     // first segment: both on this thread, before the shard serves.
     let wal = Rc::new(RefCell::new(Wal::open(&spec.wal_dir, opts)?));

@@ -11,7 +11,7 @@
 //! loop's doorbell), `group` (one group: RawNode, state machine, waiting
 //! requests), `waiters` and `oneshot` (requests waiting for the log),
 //! `appender` (storage work into the WAL without waiting), `run` (the
-//! loop), `peers` (what the loop needs of the network), `net_peers` (it,
+//! loop), `join` (a group joining this member at run time), `peers` (what the loop needs of the network), `net_peers` (it,
 //! over TCP), `mailbox` and
 //! `handle` (starting a shard, reaching it), `member` and `meta` (a
 //! member's data directory: bootstrap, restart, identity), `state` (what the shard's
@@ -25,6 +25,7 @@ pub(crate) mod compact;
 pub mod config;
 pub mod group;
 pub mod handle;
+pub mod join;
 pub mod mailbox;
 pub mod member;
 pub mod memlock;
@@ -41,12 +42,15 @@ pub(crate) mod waiters;
 pub mod wake;
 
 #[cfg(test)]
+mod appender_tests;
+#[cfg(test)]
 mod wake_tests;
 
 pub use apply::{Apply, ApplyFactory, MemApply, NullApply, SnapshotBuilder, SnapshotFault};
 pub use config::{ConfigError, RuntimeConfig};
 pub use group::{Group, GroupStats};
 pub use handle::{Boot, ShardGone, ShardHandle, ShardSpec, SnapshotLoadError, StartError, spawn};
+pub use join::JoinError;
 pub use member::{
     BootError, CpuPlacement, MemberConfig, MemberRuntime, default_shard_count, shard_dir,
 };

@@ -9,6 +9,9 @@
 //! 3. ticks every group as often as the ticker counted (capped); once
 //!    per election timeout, a leader that is not its group's preferred
 //!    one hands leadership over to it (`RuntimeConfig::rebalance_leaders`);
+//!    while the WAL has no room, every leader here hands leadership to
+//!    another voter at each tick, and the refused write is tried again
+//!    every `RuntimeConfig::space_retry_ticks`;
 //! 4. collects the Ready of every group with work: messages that vouch
 //!    for nothing local (a leader's MsgApp and heartbeats, vote requests)
 //!    go out at once, committed entries are applied, storage work goes to
@@ -73,6 +76,8 @@ pub struct Loop {
     work: Vec<Rc<RefCell<Group>>>,
     /// A wake is armed for the spare segment.
     spare_wake: Rc<Cell<bool>>,
+    /// While the WAL has no room: the tick of the next attempt.
+    space_retry_at: u64,
     pub(crate) stats: Rc<Cell<LoopStats>>,
 }
 
@@ -90,6 +95,7 @@ impl Loop {
             deletes: Vec::new(),
             work: Vec::new(),
             spare_wake: Rc::new(Cell::new(false)),
+            space_retry_at: 0,
             stats: Rc::new(Cell::new(LoopStats::default())),
         }
     }
@@ -203,12 +209,25 @@ impl Loop {
                 .now
                 .get()
                 .saturating_sub(shard.cfg.election_ticks as u64);
+            let full = self.appender.no_space().is_some();
+            let heard_since = shard
+                .now
+                .get()
+                .saturating_sub(shard.cfg.election_ticks as u64);
             for g in shard.groups.borrow().values() {
                 let mut grp = g.borrow_mut();
-                if rebalance {
+                if full {
+                    // Entries cannot be made durable here: let a member
+                    // that can lead (proposals here fail fast meanwhile).
+                    grp.hand_off(heard_since);
+                } else if rebalance {
                     grp.rebalance(since);
                 }
                 shard.mark_dirty(&mut grp, g);
+            }
+            if full && shard.now.get() >= self.space_retry_at {
+                self.appender.retry_space();
+                self.space_retry_at = shard.now.get() + shard.cfg.space_retry_ticks;
             }
         }
 
@@ -250,8 +269,18 @@ impl Loop {
 
         // 5. The WAL.
         self.queue_compactions(&mut stats)?;
-        if self.appender.pump()? == Waiting::Spare {
-            self.wake_for_spare();
+        match self.appender.pump()? {
+            Waiting::Spare => self.wake_for_spare(),
+            Waiting::Space if shard.storage_full.borrow().is_none() => {
+                // Just refused: the next attempt waits its turn.
+                self.space_retry_at = shard.now.get() + shard.cfg.space_retry_ticks;
+            }
+            _ => {}
+        }
+        let full = self.appender.no_space().map(str::to_string);
+        if full.is_some() != shard.storage_full.borrow().is_some() {
+            shard.report.set_storage_full(full.clone());
+            *shard.storage_full.borrow_mut() = full;
         }
         if ticks > 0 {
             // Hard states that only moved commit indexes go out once a
@@ -396,10 +425,21 @@ impl Loop {
                 self.shard.compactions.borrow_mut().push(b);
                 continue;
             }
-            let t = {
+            let written = {
                 let mut w = self.shard.wal.borrow_mut();
-                let _ = w.set_snapshot(b.group, &b.meta)?;
-                w.compact(b.group, b.meta.index, b.meta.term)?
+                w.set_snapshot(b.group, &b.meta)
+                    .and_then(|_| w.compact(b.group, b.meta.index, b.meta.term))
+            };
+            let t = match written {
+                // No room for the records (a roll could not make its
+                // segment): nothing was changed by the call refused, and
+                // the snapshot record alone is harmless; both again later.
+                Err(e) if e.is_no_space() => {
+                    drop(grp);
+                    self.shard.compactions.borrow_mut().push(b);
+                    continue;
+                }
+                r => r?,
             };
             let conf = b.meta.conf_state.clone().unwrap_or_default();
             grp.snapshot_taken(b.meta.index, b.data, conf);

@@ -33,6 +33,8 @@ pub struct ShardStats {
 #[derive(Debug, Default)]
 pub struct ShardReport {
     failure: Mutex<Option<String>>,
+    /// Why the WAL has no room, while it has none.
+    storage_full: Mutex<Option<String>>,
 }
 
 impl ShardReport {
@@ -40,6 +42,20 @@ impl ShardReport {
         match self.failure.lock() {
             Ok(g) => g.clone(),
             Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub fn storage_full(&self) -> Option<String> {
+        match self.storage_full.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub(crate) fn set_storage_full(&self, cause: Option<String>) {
+        match self.storage_full.lock() {
+            Ok(mut g) => *g = cause,
+            Err(p) => *p.into_inner() = cause,
         }
     }
 
@@ -63,6 +79,9 @@ pub struct Shard {
     /// Groups to look at in the next turn.
     pub(crate) dirty: RefCell<Vec<Rc<RefCell<Group>>>>,
     pub(crate) failed: RefCell<Option<String>>,
+    /// Why the WAL takes nothing new right now (no room for a segment),
+    /// as of the last turn: proposals are refused with `StorageFull`.
+    pub(crate) storage_full: RefCell<Option<String>>,
     pub(crate) stopping: Cell<bool>,
     /// Ticks counted since the shard started.
     pub(crate) now: Cell<u64>,
@@ -99,6 +118,7 @@ impl Shard {
             signal: Signal::default(),
             dirty: RefCell::new(Vec::new()),
             failed: RefCell::new(None),
+            storage_full: RefCell::new(None),
             stopping: Cell::new(false),
             now: Cell::new(0),
             ticks_due: Cell::new(0),
@@ -156,6 +176,11 @@ impl Shard {
     /// Why the shard stopped serving, if its WAL failed.
     pub fn failure(&self) -> Option<String> {
         self.failed.borrow().clone()
+    }
+
+    /// Why the shard's WAL takes nothing new, if it has no room.
+    pub fn storage_full(&self) -> Option<String> {
+        self.storage_full.borrow().clone()
     }
 
     /// The loop's and the WAL appender's counters.

@@ -95,14 +95,69 @@ pub enum Error {
     Closed,
     /// A write to a WAL opened read-only.
     ReadOnly,
+    /// No room for the next segment: the file system is full (or over a
+    /// quota), or the segments would exceed `Options::max_disk_bytes`.
+    /// Not a failure of the log: the call that needed the segment was
+    /// refused before it changed anything (see `Wal::append_entries` for
+    /// the one exception, an append longer than a segment), nothing is
+    /// poisoned, and a later call that needs a segment tries again
+    /// (segments are preallocated, so no write into a block that is not
+    /// there ever reaches a flush).
+    NoSpace {
+        op: &'static str,
+        path: PathBuf,
+        cause: NoRoom,
+    },
     /// An option that cannot work.
     InvalidOptions { field: &'static str, reason: String },
+}
+
+/// What ran out when a segment could not be made (`Error::NoSpace`).
+#[derive(Debug)]
+pub enum NoRoom {
+    /// The file system refused: `ENOSPC`, `EDQUOT` (a disk quota) or
+    /// `EFBIG` (a file size limit, RLIMIT_FSIZE).
+    Disk(io::Error),
+    /// The WAL's own limit, `Options::max_disk_bytes`: its files hold
+    /// `used` bytes, a new segment needs `needed` more.
+    Quota { used: u64, needed: u64, limit: u64 },
+}
+
+/// Whether an OS error means "no room" rather than a failing disk.
+pub(crate) fn is_space_errno(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EFBIG)
+    )
 }
 
 /// Result type of the WAL.
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
+    /// Whether this is `NoSpace`: the write may be retried once there is
+    /// room, nothing was poisoned.
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, Error::NoSpace { .. })
+    }
+
+    /// `NoSpace` if `source` says the disk is full, else `Io`.
+    pub(crate) fn io_or_space(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+        source: io::Error,
+    ) -> Self {
+        if is_space_errno(&source) {
+            Error::NoSpace {
+                op,
+                path: path.into(),
+                cause: NoRoom::Disk(source),
+            }
+        } else {
+            Error::io(op, path, source)
+        }
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         Error::Io {
             op,
@@ -220,6 +275,25 @@ impl fmt::Display for Error {
             ),
             Error::Closed => f.write_str("wal: dropped before this append was flushed"),
             Error::ReadOnly => f.write_str("wal: opened read-only"),
+            Error::NoSpace { op, path, cause } => {
+                write!(
+                    f,
+                    "wal: no space for a new segment: {op} {}: ",
+                    path.display()
+                )?;
+                match cause {
+                    NoRoom::Disk(e) => write!(f, "{e}")?,
+                    NoRoom::Quota {
+                        used,
+                        needed,
+                        limit,
+                    } => write!(
+                        f,
+                        "max_disk_bytes {limit} reached ({used} bytes used, {needed} more needed)"
+                    )?,
+                }
+                f.write_str(" (writes resume once there is room)")
+            }
             Error::InvalidOptions { field, reason } => {
                 write!(f, "wal: invalid option {field}: {reason}")
             }
@@ -231,6 +305,10 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source),
+            Error::NoSpace {
+                cause: NoRoom::Disk(source),
+                ..
+            } => Some(source),
             _ => None,
         }
     }

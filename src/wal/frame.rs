@@ -81,21 +81,7 @@ impl<D: Disk> Wal<D> {
     /// a new segment as needed) and returns its segment and offset. The
     /// caller then appends exactly `len` bytes to the last part.
     pub(super) fn reserve(&mut self, len: usize) -> Result<(u64, u64)> {
-        debug_assert!(len <= self.max_record());
-        if self.pending_bytes + len + BATCH_RECORD_SIZE > self.opts.max_flush_bytes
-            && !self.parts.is_empty()
-            && len > self.room()
-        {
-            self.flush()?;
-        }
-        let hdr = if self.needs_batch() {
-            BATCH_RECORD_SIZE
-        } else {
-            0
-        };
-        if self.write_pos + (hdr + len + END_MARKER) as u64 > self.segment_size() {
-            self.roll()?;
-        }
+        self.make_room(len)?;
         if self.needs_batch() {
             let mut buf = self.spare.pop().unwrap_or_default();
             buf.clear();
@@ -121,6 +107,31 @@ impl<D: Disk> Wal<D> {
         Ok((self.active, at))
     }
 
+    /// Flushes early or rolls to a new segment, as needed, so that a record
+    /// of `len` bytes fits the pending flush and the active segment; queues
+    /// nothing. `reserve` starts with it; a call that changes state before
+    /// its first record (an append truncating the log) calls it first, so
+    /// that a roll refused for lack of space (`Error::NoSpace`) leaves the
+    /// call refused whole.
+    pub(super) fn make_room(&mut self, len: usize) -> Result<()> {
+        debug_assert!(len <= self.max_record());
+        if self.pending_bytes + len + BATCH_RECORD_SIZE > self.opts.max_flush_bytes
+            && !self.parts.is_empty()
+            && len > self.room()
+        {
+            self.flush()?;
+        }
+        let hdr = if self.needs_batch() {
+            BATCH_RECORD_SIZE
+        } else {
+            0
+        };
+        if self.write_pos + (hdr + len + END_MARKER) as u64 > self.segment_size() {
+            self.roll()?;
+        }
+        Ok(())
+    }
+
     /// The part that `reserve` just made room in.
     pub(super) fn tail_part(&mut self) -> &mut Part {
         match self.parts.last_mut() {
@@ -135,6 +146,14 @@ impl<D: Disk> Wal<D> {
     /// Invalid input is refused before anything changes; an I/O failure
     /// while queueing (a roll, an early flush) poisons the WAL, since the
     /// append may then be half queued.
+    ///
+    /// No room for a new segment (`Error::NoSpace`) poisons nothing. It
+    /// refuses the append before anything changes, unless the append needs
+    /// more than one new segment (it is longer than a segment) and a later
+    /// one is refused: its first runs are then queued, and the log ends at
+    /// the last entry queued, a prefix of the append that is as consistent
+    /// as any log (the entries it superseded are superseded). Appending the
+    /// rest, or all of it again, goes on from there.
     pub fn append_entries(&mut self, group: u64, entries: &[Entry]) -> Result<Ticket> {
         self.check_writable()?;
         let Some(head) = entries.first() else {
@@ -187,6 +206,9 @@ impl<D: Disk> Wal<D> {
                 compacted,
             });
         }
+        // Room for the first record before the log is truncated, so that a
+        // full disk refuses the append whole (see above).
+        self.make_room(RECORD_HEADER_SIZE + ENTRIES_FIXED + ENTRY_FIXED + head.data.len())?;
         let g = self.groups.entry(group).or_default();
         let keep = first.saturating_sub(g.first) as usize;
         unlive(&mut self.live, g.locs.range(keep.min(g.locs.len())..));

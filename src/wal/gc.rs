@@ -34,13 +34,21 @@ impl<D: Disk> Wal<D> {
     /// A group's latest hard state, snapshot metadata and compaction mark
     /// are rewritten into the active segment first if they live in a
     /// segment about to go. Flushes what is pending. Returns how many
-    /// segments were deleted.
+    /// segments were deleted. On a full disk (`Error::NoSpace`) relocation
+    /// is skipped, and deletion goes on unless a state to rewrite finds no
+    /// room.
     pub fn gc(&mut self) -> Result<usize> {
         // Pending records go out first, so that the picture of which
         // segment holds what is the durable one.
         self.flush()?;
         if self.opts.relocate_bytes > 0 {
-            self.relocate_stragglers()?;
+            match self.relocate_stragglers() {
+                // Copying forward needs room; deleting what is dead does
+                // not, and is how room comes back. The groups relocated
+                // before the refusal are queued whole, one record each.
+                Err(e) if e.is_no_space() => {}
+                r => r?,
+            }
         }
         let keep_from = self
             .live

@@ -52,7 +52,7 @@ pub use budget::{HARD_STATE_COST, entries_cost, snapshot_cost};
 pub use bugs::WalBugs;
 pub use disk::{Disk, Fault, UringDisk};
 pub use durable::{Durable, Ticket};
-pub use error::{Error, Result};
+pub use error::{Error, NoRoom, Result};
 pub use options::Options;
 pub use read::GroupSummary;
 pub use recovery::RecoveryReport;

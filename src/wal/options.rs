@@ -21,6 +21,12 @@ pub struct Options {
     /// At most this many bytes of live entries are copied forward per `gc`
     /// to free old segments that only a few entries hold (0: never).
     pub relocate_bytes: u64,
+    /// Most bytes the WAL's files may take on disk (its segments, the
+    /// free ones kept for recycling, the one prepared ahead); a new
+    /// segment that would go past it is refused with `Error::NoSpace`,
+    /// exactly as a full disk refuses it. `u64::MAX`: no limit but the
+    /// disk's. At least two segments (the active one and the next).
+    pub max_disk_bytes: u64,
     /// Open for reading only: nothing is written, created or deleted (a
     /// torn tail is reported but not zeroed).
     pub read_only: bool,
@@ -43,6 +49,7 @@ impl Options {
             max_flush_bytes: 4 << 20,
             cache_bytes: 64 << 20,
             relocate_bytes: 16 << 20,
+            max_disk_bytes: u64::MAX,
             read_only: false,
             adopt_identity: false,
             #[cfg(corelog_sim_bugs)]
@@ -66,6 +73,15 @@ impl Options {
             return Err(Error::InvalidOptions {
                 field: "max_flush_bytes",
                 reason: format!("{} not in 1024..={MAX_BATCH_BYTES}", self.max_flush_bytes),
+            });
+        }
+        if self.max_disk_bytes < self.segment_size.saturating_mul(2) {
+            return Err(Error::InvalidOptions {
+                field: "max_disk_bytes",
+                reason: format!(
+                    "{} is below two segments of {} (the active one and the next)",
+                    self.max_disk_bytes, self.segment_size
+                ),
             });
         }
         if self.adopt_identity && !self.read_only {

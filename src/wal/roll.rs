@@ -4,7 +4,7 @@
 
 use super::Wal;
 use super::disk::Disk;
-use super::error::{Error, Result};
+use super::error::{Error, NoRoom, Result};
 use super::format::{self, SEGMENT_HEADER_SIZE, SegmentHeader};
 use super::segment::{self, Segment};
 
@@ -13,13 +13,23 @@ impl<D: Disk> Wal<D> {
     /// pending for the old one go out in the next flush, before (linked)
     /// the new one's.
     ///
-    /// A failure (a full disk, say) poisons the WAL: a roll happens in the
-    /// middle of queueing, so the call that needed it may stand half
-    /// applied (the first runs of a long append queued and indexed, the
-    /// rest not), and nothing may be built on that.
+    /// No room for the segment (`Error::NoSpace`: a full disk, or
+    /// `Options::max_disk_bytes`) changes nothing and poisons nothing:
+    /// every caller rolls before it queues or indexes anything of its own
+    /// (`make_room`), so the call is refused whole. The next roll tries
+    /// again: at once on a disk without helper threads, else with the
+    /// outcome of a new attempt started here on the helper thread (the
+    /// shard never waits on a creation that may fail again). Any other
+    /// failure poisons the WAL: what the disk did is unknown.
     pub(super) fn roll(&mut self) -> Result<()> {
         match self.try_roll() {
             Ok(()) => Ok(()),
+            Err(e) if e.is_no_space() => {
+                if D::BACKGROUND {
+                    self.prepare_next();
+                }
+                Err(e)
+            }
             Err(e) => Err(self.poison(e)),
         }
     }
@@ -28,10 +38,16 @@ impl<D: Disk> Wal<D> {
         let seq = self.active + 1;
         self.wait_prepared();
         let (header, file) = match self.prepared.take() {
-            Some((h, r)) if h.sequence == seq => (h, r?),
+            Some((h, Ok(f))) if h.sequence == seq => (h, f),
+            // A disk without helper threads tries again now, in order
+            // (falls through to the arm below).
+            Some((h, Err(e))) if h.sequence == seq && (D::BACKGROUND || !e.is_no_space()) => {
+                return Err(e);
+            }
             _ => {
                 let header = self.header(seq);
                 let free = self.free.pop();
+                self.check_quota(free.is_some())?;
                 (header, segment::create(&self.disk, &header, free)?)
             }
         };
@@ -103,6 +119,10 @@ impl<D: Disk> Wal<D> {
         let seq = self.active + 1;
         let header = self.header(seq);
         let free = self.free.pop();
+        if let Err(e) = self.check_quota(free.is_some()) {
+            self.prepared = Some((header, Err(e)));
+            return;
+        }
         if !D::BACKGROUND {
             self.prepared = Some((header, segment::create(&self.disk, &header, free)));
             return;
@@ -116,5 +136,52 @@ impl<D: Disk> Wal<D> {
             Ok(h) => self.preparing = Some((header, h)),
             Err(_) => self.free.extend(back),
         }
+    }
+
+    /// Bytes the WAL's files take: its segments, the free files kept for
+    /// recycling, and the next segment once prepared.
+    pub fn disk_bytes(&self) -> u64 {
+        let segs: u64 = self.segments.values().map(|s| s.size).sum();
+        let free = self.free.len() as u64 * self.opts.segment_size;
+        let next = match &self.prepared {
+            Some((h, Ok(_))) => h.segment_size,
+            _ => 0,
+        };
+        segs + free + next
+    }
+
+    /// Changes `Options::max_disk_bytes` of the open WAL (an operator
+    /// raising or lowering the quota; tests filling a disk): it applies
+    /// from the next segment made. At least two segments.
+    pub fn set_max_disk_bytes(&mut self, limit: u64) -> Result<()> {
+        let mut o = self.opts.clone();
+        o.max_disk_bytes = limit;
+        o.validate()?;
+        self.opts.max_disk_bytes = limit;
+        Ok(())
+    }
+
+    /// `Options::max_disk_bytes`: refuses a new segment made from scratch
+    /// (a recycled free file adds nothing) that would take the WAL's files
+    /// past it.
+    fn check_quota(&self, recycled: bool) -> Result<()> {
+        let limit = self.opts.max_disk_bytes;
+        if recycled || limit == u64::MAX {
+            return Ok(());
+        }
+        let used = self.disk_bytes();
+        let needed = self.opts.segment_size;
+        if used.saturating_add(needed) <= limit {
+            return Ok(());
+        }
+        Err(Error::NoSpace {
+            op: "create segment",
+            path: segment::path(&self.disk, &segment::file_name(self.active + 1)),
+            cause: NoRoom::Quota {
+                used,
+                needed,
+                limit,
+            },
+        })
     }
 }

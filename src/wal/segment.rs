@@ -99,6 +99,10 @@ pub fn sync_dir<D: Disk>(disk: &D) -> Result<()> {
 ///
 /// Either way: header, sync, rename into place, directory sync; a segment
 /// under its final name is always complete.
+///
+/// A full disk (`ENOSPC`, `EDQUOT`, `EFBIG` while creating, preallocating
+/// or writing the header) is `Error::NoSpace`, and the temporary file is
+/// removed so that the space it took is free again.
 pub fn create<D: Disk>(
     disk: &D,
     header: &SegmentHeader,
@@ -146,13 +150,26 @@ pub fn create<D: Disk>(
                 }
                 r => r,
             }
-            .map_err(|e| Error::io("create segment", at(&tmp), e))?;
-            f.allocate(header.segment_size)
-                .map_err(|e| Error::io("preallocate segment", at(&tmp), e))?;
-            f.write_at(&header.encode(), 0)
-                .map_err(|e| Error::io("write segment header", at(&tmp), e))?;
-            f.sync_data()
-                .map_err(|e| Error::io("fsync new segment", at(&tmp), e))?;
+            .map_err(|e| Error::io_or_space("create segment", at(&tmp), e))?;
+            let made = f
+                .allocate(header.segment_size)
+                .map_err(|e| Error::io_or_space("preallocate segment", at(&tmp), e))
+                .and_then(|()| {
+                    f.write_at(&header.encode(), 0)
+                        .map_err(|e| Error::io_or_space("write segment header", at(&tmp), e))
+                })
+                .and_then(|()| {
+                    f.sync_data()
+                        .map_err(|e| Error::io("fsync new segment", at(&tmp), e))
+                });
+            if let Err(e) = made {
+                // A full disk stays full while the part already written
+                // sits in a file nobody will use: give it back now (best
+                // effort: an open removes leftovers too).
+                drop(f);
+                let _ = disk.remove(&tmp);
+                return Err(e);
+            }
             f
         }
     };

@@ -246,3 +246,122 @@ fn a_lone_proposal_costs_one_flush_and_its_commit_index_follows_at_the_next_tick
     });
     m.stop().unwrap();
 }
+
+type Slot = std::sync::Arc<std::sync::Mutex<Option<Result<u64, ProposeError>>>>;
+
+/// Starts a proposal on `group`'s shard; its outcome lands in the slot.
+fn start_proposal(m: &MemberRuntime, group: u64, p: Bytes) -> Slot {
+    let slot = Slot::default();
+    let out = slot.clone();
+    m.shard_of(group)
+        .call(move |s| async move {
+            let n = s.node(group).unwrap();
+            glommio::spawn_local(async move {
+                let r = n.propose(p).await;
+                *out.lock().unwrap() = Some(r);
+            })
+            .detach();
+        })
+        .unwrap();
+    slot
+}
+
+/// A full disk on a one-member cluster (nobody to hand leadership to):
+/// proposals fail fast with `StorageFull` (not a timeout, not a failed
+/// shard), everything acknowledged before stays applied, and once there
+/// is room the refused write goes through and proposals are taken again.
+#[test]
+fn a_full_disk_fails_proposals_fast_with_storage_full_and_recovers_once_there_is_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(16, 1, 1, 1, 1, 20_000);
+    let rt = RuntimeConfig {
+        wal_segment_size: 64 << 10,
+        wal_max_flush_bytes: 16 << 10,
+        max_entry_bytes: 4 << 10,
+        request_timeout_ticks: 2000,
+        ..runtime()
+    };
+    let m = MemberRuntime::start(member_config(dir.path(), &c, 1, rt, None)).unwrap();
+    wait_until(10, "group 0 to elect", || leader_of(&[&m], 0) == Some(1));
+    set_quota(&m, true);
+    // Fill it: 4 KiB entries, one at a time, until one is not answered.
+    // The proposal that met the full disk waits (its entry is in the log,
+    // not on disk: never acknowledged); the next ones fail at once.
+    let big = |i: u64| Bytes::from(vec![(i % 250) as u8 + 1; 4 << 10]);
+    let mut acked = Vec::new();
+    let mut i = 0;
+    let pending = loop {
+        let slot = start_proposal(&m, 0, big(i));
+        let t = std::time::Instant::now();
+        while slot.lock().unwrap().is_none() && t.elapsed() < std::time::Duration::from_secs(2) {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let got = slot.lock().unwrap().clone();
+        match got {
+            Some(Ok(idx)) => acked.push((idx, big(i))),
+            Some(Err(e)) => panic!("proposal {i} on a filling disk: {e} (it must wait)"),
+            None => break slot,
+        }
+        i += 1;
+        assert!(i < 200, "the WAL never filled");
+    };
+    assert!(
+        m.shards()[0].failure().is_none(),
+        "a full disk is not a failure"
+    );
+    // Fails fast, typed.
+    let start = std::time::Instant::now();
+    let r = propose_all(&m, 0, vec![payload(0, 1000)]);
+    match &r[0] {
+        Err(ProposeError::StorageFull(cause)) => {
+            assert!(cause.contains("max_disk_bytes"), "{cause}")
+        }
+        other => panic!("expected StorageFull, got {other:?}"),
+    }
+    assert!(
+        m.shards()[0]
+            .call(|s| async move { s.storage_full() })
+            .unwrap()
+            .is_some()
+    );
+    assert!(start.elapsed() < std::time::Duration::from_secs(1));
+    // Nothing unacknowledged was applied; everything acknowledged is.
+    assert_eq!(applied(&m, 0), acked);
+    // Room again: the waiting proposal completes, new ones are taken.
+    set_quota(&m, false);
+    wait_until(10, "the waiting proposal to complete", || {
+        pending.lock().unwrap().is_some()
+    });
+    let idx = pending
+        .lock()
+        .unwrap()
+        .clone()
+        .unwrap()
+        .expect("the proposal that met the full disk completes once there is room");
+    acked.push((idx, big(i)));
+    let more = propose_all(&m, 0, (0..5).map(|k| payload(0, 2000 + k)).collect());
+    for (k, r) in more.into_iter().enumerate() {
+        acked.push((r.expect("taken again"), payload(0, 2000 + k as u64)));
+    }
+    assert_eq!(applied(&m, 0), acked);
+    assert!(
+        m.shards()[0]
+            .call(|s| async move { s.storage_full() })
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        m.shards()[0]
+            .call(|s| async move { s.stats().wal.no_space })
+            .unwrap()
+            > 0
+    );
+    m.stop().unwrap();
+    // And a restart recovers all of it.
+    let m = MemberRuntime::start(member_config(dir.path(), &c, 1, runtime(), None)).unwrap();
+    wait_until(10, "group 0 to elect", || leader_of(&[&m], 0) == Some(1));
+    let last = acked.last().unwrap().0;
+    wait_until(10, "group 0 to reapply", || status(&m, 0).applied >= last);
+    assert_eq!(applied(&m, 0), acked);
+    m.stop().unwrap();
+}

@@ -58,11 +58,22 @@ pub fn free_ports(n: u16) -> u16 {
 /// are free ports of 127.0.0.1 (client ports on 127.0.0.2, never bound
 /// here).
 pub fn tcp_cluster(id: u64, n: u64, shards: u32, groups: u64, rf: u32) -> Arc<Cluster> {
+    // Each base is free when picked, but the listeners that proved it are
+    // closed again: two members could be handed overlapping ranges (the
+    // cluster then refuses the duplicate address). Pick until disjoint.
+    let mut bases: Vec<u16> = Vec::new();
+    while bases.len() < n as usize {
+        let b = free_ports(shards as u16);
+        let w = shards as u16;
+        if bases.iter().all(|&o| b + w <= o || o + w <= b) {
+            bases.push(b);
+        }
+    }
     let members = (1..=n)
         .map(|m| Member {
             id: m,
             name: format!("m{m}"),
-            peer_addr: SocketAddr::from(([127, 0, 0, 1], free_ports(shards as u16))),
+            peer_addr: SocketAddr::from(([127, 0, 0, 1], bases[(m - 1) as usize])),
             client_addr: SocketAddr::from(([127, 0, 0, 2], 1000 + 10 * m as u16)),
             shards,
         })
@@ -172,4 +183,20 @@ pub fn applied(m: &MemberRuntime, group: u64) -> Vec<(u64, Bytes)> {
 /// A payload naming its group and sequence number.
 pub fn payload(group: u64, i: u64) -> Bytes {
     Bytes::from(format!("g{group}-{i:06}"))
+}
+
+/// Lowers the WAL quota of every shard of `m` to what its files take now
+/// (`None`: lifts it), so that the next segment after the spare cannot be
+/// made: a full disk without root.
+pub fn set_quota(m: &MemberRuntime, full: bool) {
+    for s in m.shards() {
+        s.call(move |s| async move {
+            let mut w = s.wal_cell().borrow_mut();
+            // The spare being prepared counts once it is there.
+            w.wait_prepared();
+            let limit = if full { w.disk_bytes() } else { u64::MAX };
+            w.set_max_disk_bytes(limit).unwrap();
+        })
+        .unwrap();
+    }
 }

@@ -17,6 +17,7 @@ mod bench;
 mod cli;
 mod client_port;
 mod faults;
+mod full_disk;
 mod replication;
 mod support;
 mod tails;

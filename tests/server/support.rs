@@ -229,8 +229,15 @@ pub fn bin() -> &'static str {
 }
 
 pub fn spawn_server_nowait(args: &[String]) -> Proc {
-    let mut child = Command::new(bin())
-        .args(args)
+    let mut cmd = Command::new(bin());
+    cmd.args(args);
+    spawn_nowait(cmd)
+}
+
+/// Spawns `cmd` (a server, or something that execs one) with its output
+/// piped as `spawn_server_nowait` does.
+pub fn spawn_nowait(mut cmd: Command) -> Proc {
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -153,6 +153,13 @@ pub struct ServerArgs {
     /// (placement's first replica) once it is caught up.
     #[arg(long)]
     rebalance_leaders: Option<bool>,
+    /// Size of each shard's WAL segments, in bytes.
+    #[arg(long)]
+    wal_segment_bytes: Option<u64>,
+    /// Most bytes each shard's WAL may take on disk; past it the shard
+    /// takes nothing new (appends answered Unavailable) until there is room.
+    #[arg(long)]
+    wal_max_disk_bytes: Option<u64>,
     #[arg(long)]
     max_frame_bytes: Option<u32>,
     #[arg(long)]

@@ -37,6 +37,8 @@ fn config(a: &ServerArgs) -> Result<ServerConfig, ServerConfigError> {
         heartbeat_ticks => runtime.heartbeat_ticks,
         request_timeout_ms => runtime.request_timeout_ms,
         rebalance_leaders => runtime.rebalance_leaders,
+        wal_segment_bytes => runtime.wal_segment_bytes,
+        wal_max_disk_bytes => runtime.wal_max_disk_bytes,
         max_frame_bytes => limits.max_frame_bytes,
         max_batch_bytes => limits.max_batch_bytes,
         max_connection_bytes => limits.max_connection_bytes,
@@ -99,6 +101,16 @@ pub fn run(a: ServerArgs) -> ExitCode {
     let sig = loop {
         if let Some(s) = wait_signal(&signals, Duration::from_millis(500)) {
             break s;
+        }
+        for (shard, full) in server.space_changes() {
+            match full {
+                Some(cause) => eprintln!(
+                    "corelog: WARN: shard {shard}: no room for its WAL ({cause}). \
+                     It takes no new entries (appends answer Unavailable) and hands \
+                     its leaderships over until there is room; free some space."
+                ),
+                None => eprintln!("corelog: shard {shard}: room for its WAL again; taking entries"),
+            }
         }
         for (shard, cause) in server.new_failures() {
             eprintln!(

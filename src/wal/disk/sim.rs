@@ -455,6 +455,11 @@ impl SimDisk {
         self.st().faults = faults;
     }
 
+    /// Bytes the files may hold (`u64::MAX`: no limit).
+    pub fn capacity(&self) -> u64 {
+        self.st().capacity
+    }
+
     /// Changes the capacity from now on (files already past it stay).
     pub fn set_capacity(&self, capacity: u64) {
         self.st().capacity = capacity;

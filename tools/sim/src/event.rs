@@ -294,6 +294,13 @@ pub enum Event {
         id: u64,
         what: String,
     },
+    /// `--storage wal`: node `id`'s append thread found no room for a
+    /// segment; its write waits (nothing poisoned) and is tried again once
+    /// its disk is free again (`until`: not before this tick).
+    WalNoSpace {
+        id: u64,
+        until: u64,
+    },
     /// `--storage wal`: node `id`'s restart found its WAL unusable
     /// (`transient`: an I/O error, it stays down and tries again later;
     /// otherwise corruption it cannot repair: it stays down for good).

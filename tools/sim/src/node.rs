@@ -139,6 +139,9 @@ pub struct SimNode {
     /// Asynchronous storage writes: the append thread completes nothing
     /// before this tick (a slow disk); the calm phases ignore it.
     pub disk_stalled_until: u64,
+    /// `--storage wal`: the append thread's oldest write was refused for
+    /// lack of room and waits to be tried again.
+    pub no_space: bool,
 }
 
 impl SimNode {
@@ -163,6 +166,7 @@ impl SimNode {
             append_work: VecDeque::new(),
             apply_work: VecDeque::new(),
             disk_stalled_until: 0,
+            no_space: false,
         })
     }
 

@@ -301,6 +301,10 @@ pub struct Stats {
     pub enospc: u64,
     pub bit_flips: u64,
     pub misdirected_writes: u64,
+    /// Writes of an append thread refused for lack of room (kept and tried
+    /// again; the WAL not poisoned), and writes that then went through.
+    pub no_space_waits: u64,
+    pub no_space_recoveries: u64,
 }
 
 impl Stats {
@@ -349,6 +353,8 @@ impl Stats {
         self.enospc += o.enospc;
         self.bit_flips += o.bit_flips;
         self.misdirected_writes += o.misdirected_writes;
+        self.no_space_waits += o.no_space_waits;
+        self.no_space_recoveries += o.no_space_recoveries;
     }
 }
 
@@ -912,7 +918,9 @@ impl Sim {
                 Action::StallDisk => 4 * f * u64::from(self.async_writes),
                 // About as often as a Ready: each Ready starts a flush.
                 Action::DiskPoll => 400 * u64::from(any_flushing),
-                Action::DiskFull => f * wal,
+                // More often with asynchronous writes, whose append thread
+                // waits out a full disk (the others stop the node).
+                Action::DiskFull => f * wal * (1 + 3 * u64::from(self.async_writes)),
             })
             .collect();
         let Some(i) = self.rng.weighted(&weights) else {
@@ -1074,10 +1082,22 @@ impl Sim {
             }
             Action::DiskFull => {
                 if let (Some(id), Some(w)) = (self.rng.pick(&self.up_ids()), self.wal.as_ref()) {
-                    w.fill(id);
+                    // A full disk stays full until its operator makes room
+                    // (one in four of the later such steps that pick it;
+                    // no restart needed: the WAL was never poisoned), the
+                    // node restarts, or a calm phase begins.
+                    let kind = if w.is_full(id) && self.rng.chance(1, 4) {
+                        w.free(id);
+                        "disk-freed"
+                    } else if !w.is_full(id) {
+                        w.fill(id);
+                        "disk-full"
+                    } else {
+                        "disk-still-full"
+                    };
                     self.ev(Event::DiskFault {
                         id,
-                        kind: "disk-full",
+                        kind,
                         file: String::new(),
                         at: 0,
                     });
@@ -1193,6 +1213,20 @@ impl Sim {
             self.send(m);
         }
         Ok(())
+    }
+
+    /// Node `id`'s append thread found no room for the WAL's next segment:
+    /// the write `m` (what of it is not yet written) goes back to the head
+    /// of its queue and its responses wait with it; the thread tries again
+    /// after a short while (not at every step, as a real one would not).
+    fn wait_for_space(&mut self, id: u64, m: Message) {
+        self.stats.no_space_waits += 1;
+        let until = self.now + 1 + self.params.election_tick as u64 / 2;
+        let node = self.nodes.get_mut(&id).expect("exists");
+        node.append_work.push_front(m);
+        node.no_space = true;
+        node.disk_stalled_until = node.disk_stalled_until.max(until);
+        self.ev(Event::WalNoSpace { id, until });
     }
 
     /// Node `id`'s WAL failed (an I/O error poisoned it): the node stops,
@@ -1527,9 +1561,15 @@ impl Sim {
         id: u64,
         down: crate::wal_store::WalDown,
     ) -> Result<Option<WalStore>, Violation> {
-        let w = self.wal.as_ref().expect("a WAL run");
-        // The operator made room on a full disk before restarting.
-        w.arm(id);
+        let w = self.wal.as_mut().expect("a WAL run");
+        // A restart does not make room: the operator made some before
+        // restarting one time in two, else the node recovers on its full
+        // disk (a full disk no longer stops a node; it waits for room).
+        if w.is_full(id) && w.chance(1, 2) {
+            w.arm_keeping_room(id);
+        } else {
+            w.arm(id);
+        }
         let lost_synced = w.lost_synced_data(id);
         self.stats.recoveries += 1;
         let store = match WalStore::recover(&down) {
@@ -1912,7 +1952,7 @@ impl Sim {
             app.encode(),
         ) {
             Ok(()) => {}
-            Err(e @ StoreError::Failed(_)) => {
+            Err(e @ (StoreError::Failed(_) | StoreError::NoSpace(_))) => {
                 self.fail_node(id, e);
                 return Ok(());
             }
@@ -1928,7 +1968,7 @@ impl Sim {
         if compact_index >= first {
             match raw.store_mut().compact(compact_index) {
                 Ok(()) => {}
-                Err(e @ StoreError::Failed(_)) => {
+                Err(e @ (StoreError::Failed(_) | StoreError::NoSpace(_))) => {
                     self.fail_node(id, e);
                     return Ok(());
                 }
@@ -2042,7 +2082,7 @@ impl Sim {
                     node.app = app;
                     self.stats.snapshots_applied += 1;
                 }
-                Err(e @ StoreError::Failed(_)) => wal_err = Some(e),
+                Err(e @ (StoreError::Failed(_) | StoreError::NoSpace(_))) => wal_err = Some(e),
                 Err(e) => return Err(core_error(format!("node {id} apply_snapshot: {e}"))),
             }
         }
@@ -2062,7 +2102,7 @@ impl Sim {
             let entries = std::mem::take(&mut rd.entries);
             match raw.store_mut().append_owned(entries) {
                 Ok(()) => {}
-                Err(e @ StoreError::Failed(_)) => wal_err = Some(e),
+                Err(e @ (StoreError::Failed(_) | StoreError::NoSpace(_))) => wal_err = Some(e),
                 Err(e) => return Err(core_error(format!("node {id} append: {e}"))),
             }
         }
@@ -2327,8 +2367,15 @@ impl Sim {
                 ))
             })?;
             self.checker.observe_snapshot(id, app.applied, app.hash)?;
+            let kept = snap.clone();
             match raw.store_mut().apply_snapshot(*snap) {
                 Ok(()) => {}
+                Err(StoreError::NoSpace(_)) => {
+                    // Refused whole: tried again, all of it, later.
+                    m.snapshot = Some(kept);
+                    self.wait_for_space(id, m);
+                    return Ok(());
+                }
                 Err(e @ StoreError::Failed(_)) => {
                     self.fail_node(id, e);
                     return Ok(());
@@ -2348,8 +2395,20 @@ impl Sim {
             let before = m.entries[0].index - 1;
             let prev_term = corelog::raft::Storage::term(raw.store(), before).ok();
             self.checker.check_appended(id, prev_term, &m.entries)?;
-            match raw.store_mut().append_owned(std::mem::take(&mut m.entries)) {
-                Ok(()) => {}
+            let entries = if raw.store().as_wal().is_some() {
+                m.entries.clone()
+            } else {
+                std::mem::take(&mut m.entries)
+            };
+            match raw.store_mut().append_owned(entries) {
+                Ok(()) => m.entries.clear(),
+                Err(StoreError::NoSpace(_)) => {
+                    // The snapshot, if any, is written; the entries go
+                    // again (what a longer-than-a-segment append left
+                    // queued is superseded by the same entries).
+                    self.wait_for_space(id, m);
+                    return Ok(());
+                }
                 Err(e @ StoreError::Failed(_)) => {
                     self.fail_node(id, e);
                     return Ok(());
@@ -2357,12 +2416,24 @@ impl Sim {
                 Err(e) => return Err(core_error(format!("node {id} append: {e}"))),
             }
         }
-        if let Some(hs) = hs
-            && let Err(e) = raw.store_mut().set_hard_state(hs)
-        {
-            self.fail_node(id, e);
-            return Ok(());
+        if let Some(hs) = hs {
+            match raw.store_mut().set_hard_state(hs) {
+                Ok(()) => {}
+                Err(StoreError::NoSpace(_)) => {
+                    self.wait_for_space(id, m);
+                    return Ok(());
+                }
+                Err(e) => {
+                    self.fail_node(id, e);
+                    return Ok(());
+                }
+            }
         }
+        if std::mem::take(&mut self.nodes.get_mut(&id).expect("exists").no_space) {
+            self.stats.no_space_recoveries += 1;
+        }
+        let node = self.nodes.get_mut(&id).expect("exists");
+        let raw = node.raw.as_mut().expect("up");
         if let Some(ws) = raw.store_mut().as_wal_mut() {
             // On the WAL the write is done when its flush is: its
             // responses (the node's own included) wait for it. The append
@@ -2569,7 +2640,9 @@ impl Sim {
                     Err(err) if is_out_of_date(&err) => {}
                     // The WAL failed: the driver stops the node once this
                     // Ready (or apply) is over; nothing more is applied.
-                    Err(StoreError::Failed(what)) => node.failed = Some(what),
+                    Err(StoreError::Failed(what) | StoreError::NoSpace(what)) => {
+                        node.failed = Some(what)
+                    }
                     Err(err) => {
                         return Err(core_error(format!("node {id} create_snapshot: {err}")));
                     }

@@ -22,6 +22,12 @@ pub enum StoreError {
     /// The WAL failed (an I/O error: it is poisoned): the node must stop,
     /// as a process would, and recover from its disk on restart.
     Failed(String),
+    /// The WAL has no room for its next segment (`wal::Error::NoSpace`):
+    /// the write was refused whole and nothing is poisoned; the append
+    /// thread keeps it and tries again later. Elsewhere (a Ready written
+    /// before `advance`, a compaction) the driver stops the node as for
+    /// `Failed`.
+    NoSpace(String),
 }
 
 impl std::fmt::Display for StoreError {
@@ -29,6 +35,7 @@ impl std::fmt::Display for StoreError {
         match self {
             StoreError::Refused(e) => write!(f, "refused: {e:?}"),
             StoreError::Failed(e) => write!(f, "failed: {e}"),
+            StoreError::NoSpace(e) => write!(f, "no space: {e}"),
         }
     }
 }

@@ -232,6 +232,13 @@ impl WalRun {
         }
     }
 
+    /// As `arm`, but a full disk stays full.
+    pub fn arm_keeping_room(&self, id: u64) {
+        if let Some(d) = self.disks.get(&id) {
+            d.set_faults(self.faults(id));
+        }
+    }
+
     /// Every disk goes quiet (a calm phase begins) or back to its faults.
     pub fn set_calm(&mut self, calm: bool) {
         self.calm = calm;
@@ -244,10 +251,25 @@ impl WalRun {
     }
 
     /// Fills node `id`'s disk: what would grow a file fails with ENOSPC
-    /// until the node restarts (its operator makes room) or a calm phase.
+    /// until its operator makes room (`free`, the next `DiskFull` step
+    /// that picks it), the node restarts, or a calm phase begins.
     pub fn fill(&self, id: u64) {
         if let Some(d) = self.disks.get(&id) {
             d.set_capacity(d.usage());
+        }
+    }
+
+    /// Whether node `id`'s disk is filled.
+    pub fn is_full(&self, id: u64) -> bool {
+        self.disks
+            .get(&id)
+            .is_some_and(|d| d.capacity() != u64::MAX)
+    }
+
+    /// Makes room on node `id`'s disk again (without a restart).
+    pub fn free(&self, id: u64) {
+        if let Some(d) = self.disks.get(&id) {
+            d.set_capacity(u64::MAX);
         }
     }
 

@@ -100,6 +100,7 @@ fn classify(e: wal::Error) -> StoreError {
         | wal::Error::Limit { .. } => {
             StoreError::Refused(raft::Error::Storage(StorageError::Unavailable))
         }
+        e @ wal::Error::NoSpace { .. } => StoreError::NoSpace(e.to_string()),
         e => failed(e),
     }
 }
@@ -145,7 +146,9 @@ impl WalStore {
                 let hs = wal.hard_state(GROUP);
                 Ok(WalStore::over(down, wal, hs))
             }
-            Err(e @ wal::Error::Io { .. }) => Err(RecoverError::Transient(e.to_string())),
+            Err(e @ (wal::Error::Io { .. } | wal::Error::NoSpace { .. })) => {
+                Err(RecoverError::Transient(e.to_string()))
+            }
             Err(e) => Err(RecoverError::Corrupt(e.to_string())),
         }
     }

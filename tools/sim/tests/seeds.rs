@@ -124,3 +124,19 @@ fn ci_wal_sweep_finds_no_violation() {
         assert!(s.corruption_detected > 0, "{s:?}");
     }
 }
+
+/// A full disk no longer stops a node running with asynchronous storage
+/// writes: its append thread keeps the write the WAL refused for lack of
+/// room (`wal::Error::NoSpace`, nothing poisoned), holds its responses,
+/// and tries again until there is room; every invariant holds meanwhile.
+/// The sweep must reach that path and see writes go through after it.
+#[test]
+fn ci_wal_full_disk_sweep_waits_for_room_and_goes_on() {
+    let mut template = Options::new(0, STEPS);
+    template.storage = StorageKind::Wal;
+    template.async_writes = true;
+    let (s, _) = sweep("sim-wal-full-disk", 400_000, 1_000, &template);
+    if !cfg!(debug_assertions) {
+        assert!(s.no_space_waits > 0 && s.no_space_recoveries > 0, "{s:?}");
+    }
+}
