@@ -93,6 +93,7 @@ impl ShardServer {
             answers: RefCell::default(),
         });
         glommio::spawn_local(accept_loop(srv.clone(), listener)).detach();
+        glommio::spawn_local(watch_storage(srv.clone())).detach();
         Ok(srv)
     }
 
@@ -170,6 +171,24 @@ impl ShardServer {
     fn closed_conn(&self, id: u64) {
         self.conns.borrow_mut().remove(&id);
         self.closed.notify();
+    }
+}
+
+/// How often the shard's WAL is looked at for a failure.
+const STORAGE_WATCH: Duration = Duration::from_millis(50);
+
+/// Wakes every connection's tails once the shard's WAL fails: a tail
+/// waiting for records would otherwise wait for ever (no record comes
+/// any more) instead of answering `Unavailable`.
+async fn watch_storage(srv: Rc<ShardServer>) {
+    while !srv.stopping.is_set() {
+        if srv.shard.failure().is_some() {
+            for c in srv.conns.borrow().values() {
+                c.events.bump();
+            }
+            return;
+        }
+        or(glommio::timer::sleep(STORAGE_WATCH), srv.stopping.wait()).await;
     }
 }
 

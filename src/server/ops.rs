@@ -12,7 +12,8 @@
 //!   applied (a committed prefix); `LINEARIZABLE` and `LEASE` first get
 //!   the leader's ReadIndex and wait until this replica applied it
 //!   (`LEASE` takes the ReadIndex path too: the runtime runs its groups
-//!   with safe read-only requests).
+//!   with safe read-only requests). A shard whose WAL failed serves no
+//!   read, of any consistency, and no tail: `Unavailable`.
 //! - Truncate, transfer leader, membership changes (of the group's
 //!   placement replicas), group and cluster status.
 //! - Group create/delete are not served yet: `Unavailable` says so.
@@ -163,6 +164,12 @@ pub(crate) fn read_committed(
     bounds: ReadBounds,
 ) -> clientpb::Response {
     let group = node.group();
+    // A shard whose WAL failed may have applied entries that never became
+    // durable here (the flush that failed held them, or a later one
+    // would have): what it holds is no committed prefix it can vouch for.
+    if let Err(e) = srv.shard.check() {
+        return srv.propose_error(group, e);
+    }
     // Where the batches are: entry indexes, at most max_records batches.
     let found = with_state(node, |st| {
         let (earliest, latest) = (st.earliest_offset(), st.next_offset());

@@ -438,6 +438,18 @@ fn a_shard_whose_wal_failed_answers_unavailable_while_the_other_shard_serves() {
     assert_eq!(c.append(bad, &[b"a"]).unwrap().base_offset, 0);
     assert_eq!(c.append(ok, &[b"a"]).unwrap().base_offset, 0);
     assert!(srv.new_failures().is_empty());
+    // A tail of the failing shard's group, waiting for records.
+    let mut t = TcpStream::connect(srv.client_addrs()[0]).unwrap();
+    let tail = Request {
+        op: Some(Op::Tail(clientpb::TailRequest {
+            group: bad,
+            offset: 1,
+            max_bytes_in_flight: 0,
+        })),
+    };
+    let mut f = BytesMut::new();
+    encode_frame(7, &tail, &Limits::DEFAULT, &mut f).unwrap();
+    t.write_all(&f).unwrap();
 
     srv.runtime().shards()[0]
         .call(|s| async move {
@@ -473,6 +485,25 @@ fn a_shard_whose_wal_failed_answers_unavailable_while_the_other_shard_serves() {
         },
     );
     assert!(matches!(r.result, Some(Answer::Error(_))), "{r:?}");
+    // Reads from this replica and tails end too: what it applied may be
+    // ahead of what is durable, so it serves no read of any kind.
+    let unavailable = |r: Response| match error_kind(r) {
+        Kind::Unavailable(u) => assert!(u.reason.contains("storage failed"), "{}", u.reason),
+        other => panic!("{other:?}"),
+    };
+    unavailable(raw_answer(&mut t, 7));
+    let read = |consistency: Consistency| Request {
+        op: Some(Op::Read(clientpb::ReadRequest {
+            group: bad,
+            offset: 0,
+            max_records: 0,
+            max_bytes: 0,
+            consistency: consistency as i32,
+        })),
+    };
+    unavailable(raw_call(&mut s, 3, &read(Consistency::AnyReplica)));
+    unavailable(raw_call(&mut s, 4, &read(Consistency::Linearizable)));
+    unavailable(raw_call(&mut s, 5, &tail));
     let failures = srv.new_failures();
     assert_eq!(failures.len(), 1, "{failures:?}");
     assert_eq!(failures[0].0, 0);
