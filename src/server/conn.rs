@@ -148,6 +148,13 @@ impl ConnState {
         self.events.bump();
     }
 
+    fn cancel_all_tails(&self) {
+        for f in self.tails.borrow().values() {
+            f.set(true);
+        }
+        self.events.bump();
+    }
+
     /// Tail `id` ended: its admission charge is released (once what it
     /// queued is written, or now if nothing waits).
     pub(crate) fn end_tail(&self, id: u64, charge: u64) {
@@ -280,7 +287,14 @@ async fn serve_until_done(srv: &Rc<ShardServer>, mut stream: TcpStream, st: &Rc<
             })
             .await;
             match got {
-                Some(Ok(0)) => eof = true,
+                Some(Ok(0)) => {
+                    // The client sent its last byte (closed, or shut down
+                    // its sending side): no `Cancel` can come any more, so
+                    // its tails end now rather than when (if ever) their
+                    // next record is applied. Answers in flight still go.
+                    eof = true;
+                    st.cancel_all_tails();
+                }
                 Some(Ok(_)) | None => {}
                 Some(Err(_)) => return,
             }

@@ -187,6 +187,23 @@ impl Server {
             .collect()
     }
 
+    /// Client connections open on each shard.
+    pub fn connections(&self) -> Vec<usize> {
+        let Some(rt) = &self.runtime else {
+            return Vec::new();
+        };
+        rt.shards()
+            .iter()
+            .filter_map(|h| {
+                h.call(|_| async {
+                    SHARD_SERVER.with(|c| c.borrow().as_ref().map(|s| s.connections()))
+                })
+                .ok()
+                .flatten()
+            })
+            .collect()
+    }
+
     /// Stops serving: the client services first (requests in flight are
     /// answered, for at most `grace`), then the runtime. `Err` if a
     /// shard's thread panicked.

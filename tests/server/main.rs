@@ -14,6 +14,7 @@
 
 mod cli;
 mod client_port;
+mod conns;
 mod faults;
 mod replication;
 mod support;
