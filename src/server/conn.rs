@@ -169,15 +169,42 @@ impl ConnState {
     }
 
     /// Queues one of a tail's answers under its request id; charged to
-    /// the connection's budget until written.
-    pub(crate) fn stream(&self, id: u64, resp: &clientpb::Response) {
-        let Ok(n) = self.queue(id, resp) else {
-            return;
-        };
-        let n = n as u64;
+    /// the connection's budget until written. Nothing is queued if the
+    /// answer is above the frame limit.
+    pub(crate) fn stream(
+        &self,
+        id: u64,
+        resp: &clientpb::Response,
+    ) -> Result<(), crate::protocol::FrameError> {
+        let n = self.queue(id, resp)? as u64;
         self.charged.set(self.charged.get() + n);
         self.out_charge.set(self.out_charge.get() + n);
         self.wake.notify();
+        Ok(())
+    }
+
+    /// A tail's last answer (an error, usually): queued, or if it cannot
+    /// be, `TooLarge` in its place, so the client learns the tail ended.
+    pub(crate) fn end_with_answer(&self, id: u64, resp: &clientpb::Response) {
+        if let Err(e) = self.stream(id, resp) {
+            self.end_with(id, e);
+        }
+    }
+
+    /// Ends a tail whose answer did not fit a frame with `TooLarge`.
+    pub(crate) fn end_with(&self, id: u64, e: crate::protocol::FrameError) {
+        let _ = self.stream(id, &self.too_large(e));
+    }
+
+    fn too_large(&self, e: crate::protocol::FrameError) -> clientpb::Response {
+        ops::error(Kind::TooLarge(clientpb::TooLarge {
+            what: "answer frame bytes".into(),
+            value: match e {
+                crate::protocol::FrameError::Limit { value, .. } => value,
+                _ => 0,
+            },
+            limit: u64::from(self.limits.protocol.max_frame_bytes),
+        }))
     }
 
     /// Queues the answer to request `id`, which was charged `charge`.
@@ -186,15 +213,7 @@ impl ConnState {
             // An answer above the frame limit (the limits are checked
             // against each other at startup, so this is a bug): say so
             // rather than leave the request unanswered.
-            let tl = ops::error(Kind::TooLarge(clientpb::TooLarge {
-                what: "answer frame bytes".into(),
-                value: match e {
-                    crate::protocol::FrameError::Limit { value, .. } => value,
-                    _ => 0,
-                },
-                limit: u64::from(self.limits.protocol.max_frame_bytes),
-            }));
-            let _ = self.queue(id, &tl);
+            let _ = self.queue(id, &self.too_large(e));
         }
         self.inflight.set(self.inflight.get() - 1);
         self.out_charge.set(self.out_charge.get() + charge);

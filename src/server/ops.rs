@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::answer_wire::{READ_ANSWER_FIXED_MAX, read_batch_wire_len};
 use super::listener::ShardServer;
 use super::log_apply::LogApply;
 use crate::clientpb::{self, Consistency, error::Kind, request::Op, response::Result as Answer};
@@ -195,6 +196,12 @@ pub(crate) fn read_committed(
     };
     let mut batches = Vec::with_capacity(locs.len());
     let mut bytes = 0u64;
+    // The answer must fit one frame, framing included (a few bytes per
+    // batch, which the byte bound does not count): a tail that advanced
+    // past an answer too large to send would lose its records.
+    let frame_room =
+        (srv.limits.protocol.max_frame_bytes as usize).saturating_sub(READ_ANSWER_FIXED_MAX);
+    let mut wire = 0usize;
     for l in locs {
         let entry = {
             let wal = srv.shard.wal();
@@ -216,6 +223,20 @@ pub(crate) fn read_committed(
         if !batches.is_empty() && bytes > u64::from(bounds.max_bytes) {
             break;
         }
+        let w = read_batch_wire_len(l.base_offset, data.len());
+        if wire + w > frame_room {
+            if batches.is_empty() {
+                // One batch above the frame (appended under larger
+                // limits): it cannot be answered; say so, skip nothing.
+                return error(Kind::TooLarge(clientpb::TooLarge {
+                    what: "batch in a read answer".into(),
+                    value: data.len() as u64,
+                    limit: u64::from(srv.limits.protocol.max_frame_bytes),
+                }));
+            }
+            break;
+        }
+        wire += w;
         batches.push(clientpb::ReadBatch {
             base_offset: l.base_offset,
             batch: data,

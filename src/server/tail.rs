@@ -53,11 +53,11 @@ async fn serve(
 ) {
     let node = match srv.node(req.group) {
         Ok(n) => n,
-        Err(resp) => return st.stream(id, &resp),
+        Err(resp) => return st.end_with_answer(id, &resp),
     };
     let changes = node.with_apply(|a| a.as_any().downcast_ref::<LogApply>().map(|l| l.changes()));
     let Some(changes) = changes else {
-        return st.stream(id, &unavailable("the group's state machine is not a log"));
+        return st.end_with_answer(id, &unavailable("the group's state machine is not a log"));
     };
     let limits = srv.limits.protocol;
     let in_flight = match req.max_bytes_in_flight {
@@ -83,17 +83,22 @@ async fn serve(
         match &resp.result {
             Some(Answer::Read(r)) if !r.batches.is_empty() => {
                 let Some(next) = next_offset(r) else {
-                    return st.stream(id, &unavailable("a batch read back has no header"));
+                    return st.end_with_answer(id, &unavailable("a batch read back has no header"));
                 };
+                // The offset moves only past records queued for the
+                // client: an answer that could not be queued ends the
+                // tail with an error instead of skipping them.
+                if let Err(e) = st.stream(id, &resp) {
+                    return st.end_with(id, e);
+                }
                 offset = next;
-                st.stream(id, &resp);
             }
             Some(Answer::Read(_)) => {
                 // Nothing new: wait for records, or for the connection
                 // (cancel, close, stop).
                 or(changes.changed(seen), st.events.changed(conn_seen)).await;
             }
-            _ => return st.stream(id, &resp),
+            _ => return st.end_with_answer(id, &resp),
         }
     }
 }

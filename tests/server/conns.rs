@@ -31,3 +31,58 @@ fn a_tail_on_an_idle_group_ends_with_its_connection() {
     );
     srv.stop(Duration::from_secs(1)).unwrap();
 }
+
+/// Limits at the edge the configuration check allows: a frame holds
+/// `max_read_bytes` plus one batch plus 1 KiB. Many one-record batches
+/// (a 64-byte batch limit) make a read answer's framing, about 7 bytes
+/// per batch, outgrow that slack: every answer must still fit a frame,
+/// and a tail must hand out every record, in order, none skipped.
+#[test]
+fn read_and_tail_answers_fit_a_frame_and_a_tail_skips_no_record() {
+    use corelog::client::{Client, ClientOptions};
+    use corelog::clientpb::Consistency;
+
+    let _g = serial();
+    let (_dir, srv) = solo_server(1, 1, |f| {
+        f.limits.max_batch_bytes = Some(64);
+        f.limits.max_read_bytes = Some(16 << 10);
+        f.limits.max_frame_bytes = Some((16 << 10) + 64 + 1024);
+        f.limits.max_connection_bytes = Some(1 << 20);
+    });
+    let opts = ClientOptions {
+        batch_limits: corelog::log::BatchLimits {
+            max_batch_bytes: 64,
+            ..corelog::log::BatchLimits::DEFAULT
+        },
+        ..ClientOptions::default()
+    };
+    let c = Client::connect(srv.client_addrs(), opts).unwrap();
+    const N: u64 = 600;
+    let pending: Vec<_> = (0..N)
+        .map(|i| {
+            let b = c.build_batch(0, 0, &[&[i as u8]]).unwrap();
+            c.send_append(0, b)
+        })
+        .collect();
+    for p in pending {
+        p.wait().unwrap();
+    }
+    // A read from 0 answers (within a frame) a prefix of the records.
+    let r = c.read(0, 0, 0, Consistency::AnyReplica).unwrap();
+    assert!(!r.records.is_empty());
+    for (k, (o, _)) in r.records.iter().enumerate() {
+        assert_eq!(*o, k as u64);
+    }
+    // A tail from 0 hands out 0, 1, 2, ... N - 1.
+    let mut t = c.tail(0, 0);
+    let mut next = 0u64;
+    while next < N {
+        let got = t.next(Duration::from_secs(5)).unwrap();
+        for (o, _) in got {
+            assert_eq!(o, next, "the tail skipped records");
+            next += 1;
+        }
+    }
+    drop(t);
+    srv.stop(Duration::from_secs(1)).unwrap();
+}
