@@ -18,6 +18,8 @@
 //!   answers with the offsets its first copy got. If an append fails for
 //!   good, that group's producer starts over under a new id (its last
 //!   batch's fate is unknown; a new id keeps later appends apart).
+//!   Concurrent `append`s to one group take turns on its producer: the
+//!   group accepts a producer's batches only in sequence order.
 //! - **A timeout on every call** (`ClientOptions::timeout`), retries
 //!   included.
 //!
@@ -118,7 +120,8 @@ struct State {
     conns: HashMap<SocketAddr, Arc<Connection>>,
     /// Where each group's leader was last seen.
     leaders: HashMap<u64, SocketAddr>,
-    producers: HashMap<u64, ProducerSeq>,
+    /// Each group's producer; its lock is held for a whole `append`.
+    producers: HashMap<u64, Arc<Mutex<ProducerSeq>>>,
 }
 
 /// A corelog client (see the module doc).
@@ -427,27 +430,40 @@ impl Client {
 
     /// Appends `records` to `group` as one batch, exactly once: numbered
     /// under this client's producer id for the group, retried (same
-    /// bytes) through redirects and failures until the timeout.
+    /// bytes) through redirects and failures until the timeout. Safe from
+    /// many threads at once: calls for the same group take turns (one
+    /// batch of a producer in flight at a time; `Producer` keeps several
+    /// in flight, in order), calls for different groups do not wait for
+    /// each other.
     pub fn append(&self, group: u64, records: &[&[u8]]) -> Result<Appended, ClientError> {
-        let (pid, seq) = {
-            let mut st = lock(&self.state);
-            let p = st.producers.entry(group).or_insert_with(|| ProducerSeq {
-                id: random_producer_id(),
-                next_seq: 0,
-            });
-            let seq = p.next_seq;
-            p.next_seq += records.len() as u64;
-            (p.id, seq)
-        };
-        let batch = self.build_batch(pid, seq, records)?;
+        let producer = lock(&self.state)
+            .producers
+            .entry(group)
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(ProducerSeq {
+                    id: random_producer_id(),
+                    next_seq: 0,
+                }))
+            })
+            .clone();
+        // Held until the batch is settled: the group takes a producer's
+        // batches only in sequence order, so a batch numbered after
+        // another must not be sent (or resent, after a redirect) before
+        // that one landed. Concurrent appends to one group through one
+        // client therefore go one at a time; `Producer` pipelines them.
+        let mut p = lock(&producer);
+        let batch = self.build_batch(p.id, p.next_seq, records)?;
         let r = self.send_append(group, batch).wait();
-        if r.is_err() {
-            // The batch's fate is unknown: start over under a new id, so
-            // that a later batch is not refused for a gap (or taken for
-            // this one).
-            let mut st = lock(&self.state);
-            if st.producers.get(&group).is_some_and(|p| p.id == pid) {
-                st.producers.remove(&group);
+        match &r {
+            Ok(_) => p.next_seq += records.len() as u64,
+            Err(_) => {
+                // The batch's fate is unknown: start over under a new id,
+                // so that a later batch is not refused for a gap (or
+                // taken for this one).
+                *p = ProducerSeq {
+                    id: random_producer_id(),
+                    next_seq: 0,
+                };
             }
         }
         r

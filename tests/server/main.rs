@@ -16,6 +16,7 @@ mod cli;
 mod client_port;
 mod conns;
 mod faults;
+mod producers;
 mod replication;
 mod support;
 mod tails;
