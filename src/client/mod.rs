@@ -42,6 +42,11 @@ use bytes::Bytes;
 
 pub use conn::{Connection, Stream, Ticket};
 pub use error::ClientError;
+
+/// Answers (each at most a frame) a tail holds in the client before it
+/// stops reading its socket: the bound on a tail's memory in the client,
+/// besides the socket's buffers.
+pub const TAIL_BUFFERED_ANSWERS: usize = 4;
 pub use producer::{Producer, ProducerOptions, ProducerStats, RecordHandle};
 
 use crate::clientpb::{
@@ -673,6 +678,11 @@ impl Tail<'_> {
         self.offset
     }
 
+    /// Answers received from the server and not yet handed out.
+    pub fn buffered(&self) -> usize {
+        self.open.as_ref().map_or(0, |(_, s)| s.queued())
+    }
+
     /// The next records (at least one), waiting at most `timeout`
     /// (`Timeout` if none was committed meanwhile). Typed errors from
     /// the server (`OffsetOutOfRange`, ...) end the call, not the tail.
@@ -765,8 +775,11 @@ impl Tail<'_> {
             addr.port()
                 .wrapping_add(shard_of(self.group, m.shards) as u16),
         );
-        let conn = self.client.connection(addr)?;
-        let stream = conn.send_stream(&req)?;
+        // A connection of its own: a consumer that stops taking records
+        // stops this connection's reader, which must hold up nothing else.
+        let o = &self.client.opts;
+        let conn = Arc::new(Connection::open(addr, o.connect_timeout, o.limits)?);
+        let stream = conn.send_stream(&req, TAIL_BUFFERED_ANSWERS)?;
         self.open = Some((conn, stream));
         Ok(())
     }

@@ -86,3 +86,39 @@ fn read_and_tail_answers_fit_a_frame_and_a_tail_skips_no_record() {
     drop(t);
     srv.stop(Duration::from_secs(1)).unwrap();
 }
+
+/// A tail whose reader does not take its records: the client buffers a
+/// bounded number of answers and stops reading its socket, the server's
+/// tail stops with it, and once the reader takes records again every
+/// one arrives, in order.
+#[test]
+fn a_tail_not_taken_buffers_a_bounded_amount_in_the_client() {
+    use corelog::client::{Client, ClientOptions};
+
+    let _g = serial();
+    let (_dir, srv) = solo_server(1, 1, |_| {});
+    let c = Client::connect(srv.client_addrs(), ClientOptions::default()).unwrap();
+    let mut t = c.tail(0, 0);
+    // Opens the tail (nothing to take yet).
+    assert!(t.next(Duration::from_millis(50)).is_err());
+    let big = vec![7u8; 256 << 10];
+    const N: u64 = 48; // 12 MiB, one batch each
+    for _ in 0..N {
+        c.append(0, &[&big]).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let buffered = t.buffered();
+    assert!(
+        buffered <= corelog::client::TAIL_BUFFERED_ANSWERS,
+        "{buffered} answers buffered in the client"
+    );
+    let mut next = 0;
+    while next < N {
+        for (o, r) in t.next(Duration::from_secs(5)).unwrap() {
+            assert_eq!((o, r.len()), (next, big.len()));
+            next += 1;
+        }
+    }
+    drop(t);
+    srv.stop(Duration::from_secs(1)).unwrap();
+}
