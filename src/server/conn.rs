@@ -9,7 +9,12 @@
 //! small allowance for anything else), released when its answer is
 //! written. At the bound the connection stops reading (TCP pushes back on
 //! the client) until answers drain; a client that never reads its answers
-//! exhausts only its own budget.
+//! exhausts only its own budget. The shard bounds the sum over its
+//! connections too (`max_shard_bytes`): at that bound every connection
+//! waiting to admit a request stops reading until some answer is written.
+//!
+//! A connection with nothing in flight, nothing to write and nothing
+//! waiting for room that receives nothing for `idle_timeout` is closed.
 //!
 //! What closes a connection (that one only, never the process): a frame
 //! whose length is above `max_frame_bytes` (refused from its header,
@@ -71,10 +76,40 @@ pub struct ConnState {
     /// Running tails by request id, with their cancel flags.
     tails: RefCell<HashMap<u64, Rc<Cell<bool>>>>,
     limits: ConnLimits,
+    /// The shard's budget, which `charged` counts in until the
+    /// connection ends.
+    budget: Rc<ShardBudget>,
+    /// `charged` was given back to the shard (the connection ended): what
+    /// its tasks still do is not the shard's any more.
+    detached: Cell<bool>,
+}
+
+/// The bytes all of a shard's connections hold (the sum of their
+/// `charged`), against `max_shard_bytes`.
+pub struct ShardBudget {
+    used: Cell<u64>,
+    max: u64,
+    /// Moved when bytes are given back: connections waiting for room.
+    pub(crate) freed: Watch,
+}
+
+impl ShardBudget {
+    pub(crate) fn new(max: u64) -> ShardBudget {
+        ShardBudget {
+            used: Cell::new(0),
+            max,
+            freed: Watch::default(),
+        }
+    }
+
+    /// Bytes held by the shard's connections now.
+    pub fn used(&self) -> u64 {
+        self.used.get()
+    }
 }
 
 impl ConnState {
-    pub(crate) fn new(limits: &ConnLimits) -> ConnState {
+    pub(crate) fn new(limits: &ConnLimits, budget: Rc<ShardBudget>) -> ConnState {
         ConnState {
             out: RefCell::new(Vec::new()),
             out_bytes: Cell::new(0),
@@ -89,6 +124,34 @@ impl ConnState {
             events: Watch::default(),
             tails: RefCell::default(),
             limits: *limits,
+            budget,
+            detached: Cell::new(false),
+        }
+    }
+
+    fn charge(&self, n: u64) {
+        self.charged.set(self.charged.get() + n);
+        if !self.detached.get() {
+            self.budget.used.set(self.budget.used.get() + n);
+        }
+    }
+
+    fn release(&self, n: u64) {
+        self.charged.set(self.charged.get() - n);
+        if !self.detached.get() {
+            self.budget.used.set(self.budget.used.get() - n);
+            self.budget.freed.bump();
+        }
+    }
+
+    /// The connection ended: what it holds goes back to the shard (its
+    /// answers will never be written; tasks still running finish on
+    /// their own).
+    fn detach(&self) {
+        if !self.detached.replace(true) {
+            let n = self.charged.get();
+            self.budget.used.set(self.budget.used.get() - n);
+            self.budget.freed.bump();
         }
     }
 
@@ -161,7 +224,7 @@ impl ConnState {
         self.tails.borrow_mut().remove(&id);
         self.inflight.set(self.inflight.get() - 1);
         if self.out_bytes.get() == 0 {
-            self.charged.set(self.charged.get() - charge);
+            self.release(charge);
         } else {
             self.out_charge.set(self.out_charge.get() + charge);
         }
@@ -177,7 +240,7 @@ impl ConnState {
         resp: &clientpb::Response,
     ) -> Result<(), crate::protocol::FrameError> {
         let n = self.queue(id, resp)? as u64;
-        self.charged.set(self.charged.get() + n);
+        self.charge(n);
         self.out_charge.set(self.out_charge.get() + n);
         self.wake.notify();
         Ok(())
@@ -220,9 +283,13 @@ impl ConnState {
         self.wake.notify();
     }
 
+    /// Whether a request charged `charge` may be admitted now: within
+    /// the connection's budget (always, if it holds nothing: else it
+    /// would wait for ever) and the shard's.
     fn admit(&self, charge: u64) -> bool {
         let used = self.charged.get();
-        used == 0 || used + charge <= self.limits.max_connection_bytes
+        let conn = used == 0 || used + charge <= self.limits.max_connection_bytes;
+        conn && self.budget.used.get() + charge <= self.budget.max
     }
 }
 
@@ -242,6 +309,7 @@ fn charge_of(frame: &Frame, op: Option<&Op>, limits: &ConnLimits) -> u64 {
 /// that cannot be trusted, or the server stops.
 pub(crate) async fn serve(srv: &Rc<ShardServer>, stream: TcpStream, st: &Rc<ConnState>) {
     serve_until_done(srv, stream, st).await;
+    st.detach();
     st.ended.set(true);
     st.events.bump();
 }
@@ -256,7 +324,8 @@ async fn serve_until_done(srv: &Rc<ShardServer>, mut stream: TcpStream, st: &Rc<
             return;
         }
         let stopping = srv.stopping.is_set();
-        // 1. Admit what was read, as the budget allows.
+        let budget_seen = st.budget.freed.get();
+        // 1. Admit what was read, as the budgets allow.
         if !stopping {
             loop {
                 if parked.is_none() {
@@ -300,11 +369,34 @@ async fn serve_until_done(srv: &Rc<ShardServer>, mut stream: TcpStream, st: &Rc<
         }
         let can_read = !stopping && !eof && parked.is_none();
         if can_read {
-            let got = or(async { Some(read_some(&stream, &mut rbuf).await) }, async {
-                st.wake.notified().await;
-                None
-            })
+            // Nothing in flight, nothing to write, nothing waiting for
+            // room: the client may send for `idle_timeout`, then it goes.
+            let timer = async {
+                if idle {
+                    glommio::timer::sleep(srv.limits.idle_timeout).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            };
+            let got = or(
+                async { Some(read_some(&stream, &mut rbuf).await) },
+                or(
+                    async {
+                        st.wake.notified().await;
+                        None
+                    },
+                    async {
+                        timer.await;
+                        Some(Err(io::Error::from(io::ErrorKind::TimedOut)))
+                    },
+                ),
+            )
             .await;
+            if let Some(Err(e)) = &got {
+                if e.kind() == io::ErrorKind::TimedOut {
+                    srv.bump(|s| s.idle_closed += 1);
+                }
+            }
             match got {
                 Some(Ok(0)) => {
                     // The client sent its last byte (closed, or shut down
@@ -317,6 +409,10 @@ async fn serve_until_done(srv: &Rc<ShardServer>, mut stream: TcpStream, st: &Rc<
                 Some(Ok(_)) | None => {}
                 Some(Err(_)) => return,
             }
+        } else if parked.is_some() && !stopping {
+            // Waiting for room: in this connection's budget (its answers
+            // being written) or the shard's (any connection's).
+            or(st.wake.notified(), st.budget.freed.changed(budget_seen)).await;
         } else {
             st.wake.notified().await;
         }
@@ -332,7 +428,7 @@ fn dispatch(
     charge: u64,
 ) {
     srv.bump(|s| s.requests += 1);
-    st.charged.set(st.charged.get() + charge);
+    st.charge(charge);
     st.inflight.set(st.inflight.get() + 1);
     match op {
         Err(e) => {
@@ -381,7 +477,7 @@ async fn write_out(stream: &mut TcpStream, st: &ConnState) -> io::Result<()> {
         .await;
         match r {
             Some(Ok(())) => {
-                st.charged.set(st.charged.get() - charge);
+                st.release(charge);
                 st.events.bump();
             }
             Some(Err(e)) => return Err(e),
@@ -549,7 +645,7 @@ mod tests {
             max_connection_bytes: 10_000,
             ..ConnLimits::DEFAULT
         };
-        let st = ConnState::new(&l);
+        let st = ConnState::new(&l, Rc::new(ShardBudget::new(u64::MAX)));
         // Alone, even a request above the budget is admitted (else it
         // would wait for ever).
         assert!(st.admit(50_000));

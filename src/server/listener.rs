@@ -16,7 +16,7 @@ use futures_lite::future::or;
 use glommio::net::TcpListener;
 
 use super::config::ConnLimits;
-use super::conn::{self, ConnState};
+use super::conn::{self, ConnState, ShardBudget};
 use super::signal::{Latch, Notify};
 use crate::cluster::Cluster;
 use crate::shard::Shard;
@@ -35,6 +35,8 @@ pub struct ServerStats {
     /// duplicates).
     pub appended_records: u64,
     pub appended_bytes: u64,
+    /// Connections closed after `idle_timeout` with nothing in flight.
+    pub idle_closed: u64,
 }
 
 /// One shard's client service (see the module doc).
@@ -45,6 +47,9 @@ pub struct ShardServer {
     pub(crate) local_addr: SocketAddr,
     /// Set when the server stops: accept nothing, read nothing more.
     pub(crate) stopping: Latch,
+    /// Bytes held by all the shard's connections, against
+    /// `max_shard_bytes`.
+    pub(crate) budget: Rc<ShardBudget>,
     /// Open connections, by id: told to stop, or closed.
     conns: RefCell<HashMap<u64, Rc<ConnState>>>,
     next_conn: Cell<u64>,
@@ -85,6 +90,7 @@ impl ShardServer {
             limits,
             local_addr,
             stopping: Latch::default(),
+            budget: Rc::new(ShardBudget::new(limits.max_shard_bytes)),
             conns: RefCell::default(),
             next_conn: Cell::new(0),
             closed: Notify::default(),
@@ -103,6 +109,12 @@ impl ShardServer {
 
     pub fn stats(&self) -> ServerStats {
         self.stats.get()
+    }
+
+    /// Bytes the shard's connections hold now (requests in flight, the
+    /// answers they may take, answers unwritten).
+    pub fn bytes_held(&self) -> u64 {
+        self.budget.used()
     }
 
     /// Client connections open now.
@@ -221,7 +233,7 @@ async fn accept_loop(srv: Rc<ShardServer>, listener: TcpListener) {
         let _ = stream.set_nodelay(true);
         let id = srv.next_conn.get();
         srv.next_conn.set(id + 1);
-        let state = Rc::new(ConnState::new(&srv.limits));
+        let state = Rc::new(ConnState::new(&srv.limits, srv.budget.clone()));
         srv.conns.borrow_mut().insert(id, state.clone());
         let srv2 = srv.clone();
         glommio::spawn_local(async move {

@@ -174,6 +174,18 @@ pub fn render(srv: &ShardServer) -> String {
         &c(ss.bad_frames),
     );
     metric(
+        "corelog_client_idle_closed_total",
+        "counter",
+        "Client connections closed after idle_timeout_ms with nothing in flight.",
+        &c(ss.idle_closed),
+    );
+    metric(
+        "corelog_client_bytes_held",
+        "gauge",
+        "Bytes the shard's client connections hold, against max_shard_bytes.",
+        &c(srv.bytes_held()),
+    );
+    metric(
         "corelog_client_requests_total",
         "counter",
         "Client requests admitted.",

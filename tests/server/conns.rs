@@ -122,3 +122,120 @@ fn a_tail_not_taken_buffers_a_bounded_amount_in_the_client() {
     drop(t);
     srv.stop(Duration::from_secs(1)).unwrap();
 }
+
+/// A connection with nothing in flight that sends nothing for
+/// `idle_timeout_ms` is closed; one with a tail open is not idle.
+#[test]
+fn an_idle_connection_is_closed_a_tail_is_not_idle() {
+    use corelog::client::{Client, ClientOptions};
+
+    let _g = serial();
+    let (_dir, srv) = solo_server(1, 1, |f| f.limits.idle_timeout_ms = Some(300));
+    let mut idle = TcpStream::connect(srv.client_addrs()[0]).unwrap();
+    assert!(matches!(
+        raw_call(&mut idle, 1, &cluster_status_req()).result,
+        Some(corelog::clientpb::response::Result::ClusterStatus(_))
+    ));
+    let mut tailing = TcpStream::connect(srv.client_addrs()[0]).unwrap();
+    raw_send(&mut tailing, 1, &tail_req(0, 0));
+    let start = std::time::Instant::now();
+    assert!(closed_by_server(&mut idle), "an idle connection was kept");
+    assert!(start.elapsed() >= Duration::from_millis(200));
+    assert!(eventually(|| srv.stats()[0].idle_closed == 1));
+    std::thread::sleep(Duration::from_millis(500));
+    // The tail's connection outlived the timeout and still streams.
+    let c = Client::connect(srv.client_addrs(), ClientOptions::default()).unwrap();
+    c.append(0, &[b"late"]).unwrap();
+    let r = raw_answer(&mut tailing, 1);
+    assert!(
+        matches!(r.result, Some(corelog::clientpb::response::Result::Read(_))),
+        "{r:?}"
+    );
+    drop(c);
+    srv.stop(Duration::from_secs(1)).unwrap();
+}
+
+/// The shard's bound across connections: one connection that never reads
+/// its answers holds the shard's budget (here as large as one
+/// connection's) but for less than a read's charge; another connection's
+/// read then waits unread until the first drains, and is answered after.
+#[test]
+fn the_shards_byte_bound_holds_across_connections() {
+    use std::io::Read;
+
+    use corelog::clientpb::{Consistency, ReadRequest, Request, request::Op};
+
+    let _g = serial();
+    let (_dir, srv) = solo_server(1, 1, |f| {
+        f.limits.max_batch_bytes = Some(64 << 10);
+        f.limits.max_read_bytes = Some(128 << 10);
+        f.limits.max_frame_bytes = Some(256 << 10);
+        f.limits.max_connection_bytes = Some(1 << 20);
+        f.limits.max_shard_bytes = Some(1 << 20);
+    });
+    let opts = corelog::client::ClientOptions {
+        batch_limits: corelog::log::BatchLimits {
+            max_batch_bytes: 64 << 10,
+            ..corelog::log::BatchLimits::DEFAULT
+        },
+        ..corelog::client::ClientOptions::default()
+    };
+    let c = corelog::client::Client::connect(srv.client_addrs(), opts).unwrap();
+    let rec = vec![1u8; 60 << 10];
+    for _ in 0..3 {
+        c.append(0, &[&rec]).unwrap();
+    }
+    // 400 reads of ~128 KiB answers each (50 MiB), never read back: more
+    // than the sockets' buffers hold, so the server's writes block and
+    // the connection's budget fills.
+    let mut hog = TcpStream::connect(srv.client_addrs()[0]).unwrap();
+    let read = Request {
+        op: Some(Op::Read(ReadRequest {
+            group: 0,
+            offset: 0,
+            max_records: 0,
+            max_bytes: 0,
+            consistency: Consistency::AnyReplica as i32,
+        })),
+    };
+    const READS: u64 = 400;
+    for id in 1..=READS {
+        raw_send(&mut hog, id, &read);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let mut other = TcpStream::connect(srv.client_addrs()[0]).unwrap();
+    raw_send(&mut other, 1, &read);
+    other
+        .set_read_timeout(Some(Duration::from_millis(1000)))
+        .unwrap();
+    let mut b = [0u8; 16];
+    assert!(
+        other.read_exact(&mut b).is_err(),
+        "answered while the shard's budget was held by another connection"
+    );
+    // The hog reads everything: the budget drains, the other is answered.
+    let mut got = 0;
+    let mut buf = bytes::BytesMut::new();
+    let mut chunk = vec![0u8; 1 << 16];
+    hog.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    while got < READS {
+        let lim = corelog::protocol::Limits::DEFAULT;
+        while let Some(_f) = corelog::protocol::split_frame(&mut buf, &lim).unwrap() {
+            got += 1;
+        }
+        if got == READS {
+            break;
+        }
+        let n = hog.read(&mut chunk).unwrap();
+        assert!(n > 0);
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    other
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    other.read_exact(&mut b).unwrap();
+    drop((hog, other, c));
+    // Every connection gone, the shard holds nothing.
+    assert!(eventually(|| srv.connections() == vec![0]));
+    srv.stop(Duration::from_secs(1)).unwrap();
+}

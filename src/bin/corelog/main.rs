@@ -178,6 +178,13 @@ pub struct ServerArgs {
     max_connection_bytes: Option<u64>,
     #[arg(long)]
     max_connections: Option<usize>,
+    /// Unanswered bytes of all of a shard's client connections together.
+    #[arg(long)]
+    max_shard_bytes: Option<u64>,
+    /// A client connection with nothing in flight is closed after this
+    /// long without a request.
+    #[arg(long)]
+    idle_timeout_ms: Option<u64>,
 }
 
 fn main() -> ExitCode {

@@ -41,6 +41,8 @@ fn config(a: &ServerArgs) -> Result<ServerConfig, ServerConfigError> {
         max_batch_bytes => limits.max_batch_bytes,
         max_connection_bytes => limits.max_connection_bytes,
         max_connections => limits.max_connections,
+        max_shard_bytes => limits.max_shard_bytes,
+        idle_timeout_ms => limits.idle_timeout_ms,
     );
     if !a.members.is_empty() {
         f.members = a
