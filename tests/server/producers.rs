@@ -49,3 +49,68 @@ fn concurrent_appends_through_one_client_all_land_exactly_once() {
     drop(c);
     srv.stop(Duration::from_secs(1)).unwrap();
 }
+
+/// A producer the group forgot (4,096 newer producers evicted it from the
+/// table) retries: a batch past its first is refused `UnknownProducer`
+/// and not written again; the client's next append starts over under a
+/// new producer id and lands once.
+#[test]
+fn a_forgotten_producers_retry_is_refused_not_written_twice() {
+    use corelog::clientpb::error::Kind;
+
+    let _g = serial();
+    let (_dir, srv) = solo_server(1, 1, |_| {});
+    let c = Client::connect(srv.client_addrs(), ClientOptions::default()).unwrap();
+    const OLD: u64 = 0x5eed;
+    let first = c.build_batch(OLD, 0, &[b"old-0"]).unwrap();
+    let second = c.build_batch(OLD, 1, &[b"old-1"]).unwrap();
+    assert_eq!(
+        c.send_append(0, first.clone()).wait().unwrap().base_offset,
+        0
+    );
+    assert_eq!(
+        c.send_append(0, second.clone()).wait().unwrap().base_offset,
+        1
+    );
+    // A retry while remembered: the original offsets.
+    let again = c.send_append(0, second.clone()).wait().unwrap();
+    assert!(again.duplicate && again.base_offset == 1, "{again:?}");
+    // 4,096 newer producers (the group's table size) push it out.
+    let pending: Vec<_> = (0..4096u64)
+        .map(|k| {
+            let b = c.build_batch(1_000_000 + k, 0, &[b"new"]).unwrap();
+            c.send_append(0, b)
+        })
+        .collect();
+    for p in pending {
+        p.wait().unwrap();
+    }
+    match c.send_append(0, second).wait() {
+        Err(corelog::client::ClientError::Server(Kind::UnknownProducer(_))) => {}
+        other => panic!("a forgotten producer's retry: {other:?}"),
+    }
+    let log = read_all_from(srv.client_addrs()[0], 0, Consistency::AnyReplica);
+    assert_eq!(log.len(), 2 + 4096);
+    assert_eq!(log.iter().filter(|(_, v)| v == "old-1").count(), 1);
+    // The client's own producer, forgotten the same way, starts over.
+    let mine = c.append(0, &[b"mine-0"]).unwrap();
+    let more: Vec<_> = (0..4096u64)
+        .map(|k| {
+            let b = c.build_batch(2_000_000 + k, 0, &[b"newer"]).unwrap();
+            c.send_append(0, b)
+        })
+        .collect();
+    for p in more {
+        p.wait().unwrap();
+    }
+    assert!(matches!(
+        c.append(0, &[b"mine-1"]),
+        Err(corelog::client::ClientError::Server(Kind::UnknownProducer(
+            _
+        )))
+    ));
+    let next = c.append(0, &[b"mine-1"]).unwrap();
+    assert!(next.base_offset > mine.base_offset && !next.duplicate);
+    drop(c);
+    srv.stop(Duration::from_secs(1)).unwrap();
+}
