@@ -14,6 +14,7 @@
 //! replication_factor = 3
 //! cpus = "auto"             # "auto" (shard k on the k-th allowed CPU), "none", or "0,2,4"
 //! metrics_addr = "127.0.0.1:9100"  # Prometheus text on port + shard (off when absent)
+//! unsafe_no_fsync = false   # benchmarks only: acknowledged writes can be lost
 //!
 //! [[members]]               # the static member list, the same on every member
 //! id = 1
@@ -70,6 +71,8 @@ pub struct FileConfig {
     pub cpus: Option<String>,
     /// Base address of the metrics ports (shard k: port + k); none: off.
     pub metrics_addr: Option<SocketAddr>,
+    /// Benchmarks only: the WAL writes without fdatasync.
+    pub unsafe_no_fsync: Option<bool>,
     #[serde(default)]
     pub members: Vec<MemberEntry>,
     #[serde(default)]
@@ -359,6 +362,7 @@ impl FileConfig {
                 reason: e.reason,
             }
         })?;
+        runtime.unsafe_no_fsync = self.unsafe_no_fsync.unwrap_or(false);
         let cpus = parse_cpus(self.cpus.as_deref().unwrap_or("auto"))?;
         Ok(ServerConfig {
             cluster: Arc::new(cluster),

@@ -148,6 +148,12 @@ pub fn render(srv: &ShardServer) -> String {
         "1 if the shard's WAL failed (the shard answers Unavailable).",
         &c(u64::from(shard.failure().is_some())),
     );
+    metric(
+        "corelog_unsafe_no_fsync",
+        "gauge",
+        "1 if the WAL runs without fdatasync (--unsafe-no-fsync, benchmarks only).",
+        &c(u64::from(shard.config().unsafe_no_fsync)),
+    );
     let ss = srv.stats();
     metric(
         "corelog_client_connections",

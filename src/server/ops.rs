@@ -357,7 +357,7 @@ fn cluster_status(srv: &Rc<ShardServer>) -> clientpb::Response {
             })
             .collect(),
         group_count: srv.cluster.group_count(),
-        unsafe_no_fsync: false,
+        unsafe_no_fsync: srv.shard.config().unsafe_no_fsync,
     }))
 }
 

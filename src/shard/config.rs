@@ -56,6 +56,8 @@ pub struct RuntimeConfig {
     pub wal_max_flush_bytes: usize,
     /// WAL: budget of its cache of recent entries.
     pub wal_cache_bytes: u64,
+    /// Benchmarks only: the WAL never fdatasyncs (`wal::Options`).
+    pub unsafe_no_fsync: bool,
     /// glommio's registered I/O memory per shard. The shard does its disk
     /// writes through the WAL's own ring; glommio only reads an eventfd
     /// and serves sockets, so the minimum (64 KiB) is enough, and it is
@@ -81,6 +83,7 @@ impl Default for RuntimeConfig {
             wal_segment_size: 64 << 20,
             wal_max_flush_bytes: 4 << 20,
             wal_cache_bytes: 64 << 20,
+            unsafe_no_fsync: false,
             io_memory: 64 << 10,
         }
     }

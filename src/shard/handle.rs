@@ -267,6 +267,7 @@ async fn start(
     opts.segment_size = cfg.wal_segment_size;
     opts.max_flush_bytes = cfg.wal_max_flush_bytes;
     opts.cache_bytes = cfg.wal_cache_bytes;
+    opts.unsafe_no_fsync = cfg.unsafe_no_fsync;
     // Opening recovers the directory and, when it is new, creates the
     // first segment: both on this thread, before the shard serves.
     let wal = Rc::new(RefCell::new(Wal::open(&spec.wal_dir, opts)?));

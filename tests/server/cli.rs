@@ -2,6 +2,7 @@
 //! field, the command-line client, `corelog bench`.
 
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use super::support::*;
 
@@ -147,4 +148,62 @@ fn bench_runs_a_local_cluster_prints_throughput_and_latency_and_removes_its_data
     // Single records through the batching producer.
     let text = bench(&["--groups", "1", "--producer", "--inflight", "512"]);
     assert!(text.contains("batching producer"), "{text}");
+}
+
+/// `--unsafe-no-fsync` (benchmarks only) says so at start, in the serving
+/// line, and in every status answer; the member still appends and reads.
+/// Without it, status says nothing of the kind.
+#[test]
+fn unsafe_no_fsync_is_printed_at_start_and_in_every_status_answer() {
+    use corelog::client::{Client, ClientOptions};
+
+    let _g = serial();
+    let (_d, srv) = solo_server(1, 1, |f| f.unsafe_no_fsync = Some(true));
+    assert!(srv.serving_line().contains("UNSAFE: NO FSYNC"));
+    let c = Client::connect(srv.client_addrs(), ClientOptions::default()).unwrap();
+    assert!(c.cluster_status().unwrap().unsafe_no_fsync);
+    assert_eq!(c.append(0, &[b"fast"]).unwrap().base_offset, 0);
+    let r = c
+        .read(0, 0, 0, corelog::clientpb::Consistency::Linearizable)
+        .unwrap();
+    assert_eq!(r.records.len(), 1);
+    drop(c);
+    srv.stop(Duration::from_secs(1)).unwrap();
+
+    let (_d, srv) = solo_server(1, 1, |_| {});
+    assert!(!srv.serving_line().contains("UNSAFE"));
+    let c = Client::connect(srv.client_addrs(), ClientOptions::default()).unwrap();
+    assert!(!c.cluster_status().unwrap().unsafe_no_fsync);
+    drop(c);
+    srv.stop(Duration::from_secs(1)).unwrap();
+
+    // The binary prints the banner on stderr before it serves.
+    let dir = tempfile::tempdir().unwrap();
+    let p = free_ports(2);
+    let child = spawn_server(&[
+        "server".into(),
+        "--cluster-id".into(),
+        "5".into(),
+        "--member-id".into(),
+        "1".into(),
+        "--data-dir".into(),
+        dir.path().display().to_string(),
+        "--member".into(),
+        format!("1=a@127.0.0.1:{}/127.0.0.1:{}", p[0], p[1]),
+        "--cpus".into(),
+        "none".into(),
+        "--unsafe-no-fsync".into(),
+    ]);
+    let mut err = String::new();
+    while let Ok(l) = child.stderr.recv_timeout(Duration::from_secs(2)) {
+        err.push_str(&l);
+        err.push('\n');
+    }
+    assert!(err.contains("UNSAFE: --unsafe-no-fsync"), "{err}");
+    let out = std::process::Command::new(bin())
+        .args(["status", "--server", &format!("127.0.0.1:{}", p[1])])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(out.contains("UNSAFE: no fsync"), "{out}");
 }

@@ -178,6 +178,10 @@ pub struct ServerArgs {
     max_connection_bytes: Option<u64>,
     #[arg(long)]
     max_connections: Option<usize>,
+    /// BENCHMARKS ONLY: the WAL never fdatasyncs; acknowledged appends can
+    /// be lost to a power failure or kernel crash.
+    #[arg(long)]
+    unsafe_no_fsync: bool,
     /// Unanswered bytes of all of a shard's client connections together.
     #[arg(long)]
     max_shard_bytes: Option<u64>,

@@ -44,6 +44,9 @@ fn config(a: &ServerArgs) -> Result<ServerConfig, ServerConfigError> {
         max_shard_bytes => limits.max_shard_bytes,
         idle_timeout_ms => limits.idle_timeout_ms,
     );
+    if a.unsafe_no_fsync {
+        f.unsafe_no_fsync = Some(true);
+    }
     if !a.members.is_empty() {
         f.members = a
             .members
@@ -88,6 +91,9 @@ pub fn run(a: ServerArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if cfg.runtime.unsafe_no_fsync {
+        eprintln!("{}", corelog::server::run::UNSAFE_NO_FSYNC_BANNER);
+    }
     let signals = block_signals();
     let mut server = match Server::start(cfg) {
         Ok(s) => s,
