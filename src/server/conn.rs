@@ -338,9 +338,10 @@ async fn serve_until_done(srv: &Rc<ShardServer>, mut stream: TcpStream, st: &Rc<
                         Ok(None) => break,
                         Err(e) => {
                             srv.bump(|s| s.bad_frames += 1);
-                            eprintln!(
-                                "corelog: shard {}: client connection closed: {e}",
-                                srv.shard.index()
+                            tracing::warn!(
+                                shard = srv.shard.index(),
+                                error = %e,
+                                "client connection closed: a frame that cannot be trusted"
                             );
                             // Answers already queued still go out.
                             let _ = write_out(&mut stream, st).await;

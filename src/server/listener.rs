@@ -216,10 +216,7 @@ async fn accept_loop(srv: Rc<ShardServer>, listener: TcpListener) {
             Some(Ok(s)) => s,
             Some(Err(e)) => {
                 // Out of fds or memory: wait a little rather than spin.
-                eprintln!(
-                    "corelog: shard {}: client accept failed: {e}",
-                    srv.shard.index()
-                );
+                tracing::error!(shard = srv.shard.index(), error = %e, "client accept failed");
                 glommio::timer::sleep(Duration::from_millis(50)).await;
                 continue;
             }

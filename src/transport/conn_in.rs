@@ -47,9 +47,11 @@ pub(crate) async fn accept_loop(
             Some(Ok(s)) => s,
             Some(Err(e)) => {
                 // Out of fds or memory: wait a little rather than spin.
-                eprintln!(
-                    "corelog peer-net: member {} shard {}: accept failed: {e}",
-                    net.cfg.member, net.cfg.shard
+                tracing::error!(
+                    member = net.cfg.member,
+                    shard = net.cfg.shard,
+                    error = %e,
+                    "peer accept failed"
                 );
                 or(
                     glommio::timer::sleep(std::time::Duration::from_millis(50)),
@@ -78,9 +80,11 @@ pub(crate) async fn accept_loop(
             net2.inbound.set(net2.inbound.get() - 1);
             net2.stats.bump(|s| s.inbound_closed += 1);
             if let Closed::Refused(e) = why {
-                eprintln!(
-                    "corelog peer-net: member {} shard {}: closed an inbound connection: {e}",
-                    net2.cfg.member, net2.cfg.shard
+                tracing::warn!(
+                    member = net2.cfg.member,
+                    shard = net2.cfg.shard,
+                    error = %e,
+                    "closed an inbound peer connection"
                 );
             }
         })

@@ -207,3 +207,67 @@ fn unsafe_no_fsync_is_printed_at_start_and_in_every_status_answer() {
     let out = String::from_utf8_lossy(&out.stdout);
     assert!(out.contains("UNSAFE: no fsync"), "{out}");
 }
+
+/// The server logs through `tracing`: `--log-format json` writes one JSON
+/// object per line with its level; `RUST_LOG` filters by level (at `warn`
+/// the info lines of a clean stop are gone, at `info` they are there).
+#[test]
+fn server_logs_are_leveled_filtered_by_rust_log_and_json_on_request() {
+    let _g = serial();
+    let run = |format: &str, filter: &str| -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = free_ports(2);
+        let args: Vec<String> = [
+            "server",
+            "--cluster-id",
+            "6",
+            "--member-id",
+            "1",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--member",
+            &format!("1=a@127.0.0.1:{}/127.0.0.1:{}", p[0], p[1]),
+            "--cpus",
+            "none",
+            "--log-format",
+            format,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut child = spawn_server_env(&args, &[("RUST_LOG", filter)]);
+        wait_serving(&mut child);
+        child.signal(libc::SIGTERM);
+        assert!(child.wait_exit(20).success());
+        let mut lines = Vec::new();
+        while let Ok(l) = child.stderr.recv_timeout(Duration::from_secs(1)) {
+            lines.push(l);
+        }
+        lines
+    };
+    let json = run("json", "info");
+    let stop = json
+        .iter()
+        .find(|l| l.contains("stopping (no new connections"))
+        .unwrap_or_else(|| panic!("no stop line in {json:?}"));
+    assert!(
+        stop.starts_with('{') && stop.ends_with('}'),
+        "not a JSON object: {stop}"
+    );
+    assert!(stop.contains("\"level\":\"INFO\""), "{stop}");
+    assert!(stop.contains("\"signal\":\"SIGTERM\""), "{stop}");
+    assert!(json.iter().any(|l| l.contains("\"message\":\"stopped\"")));
+
+    let text = run("text", "info");
+    let stop = text
+        .iter()
+        .find(|l| l.contains("stopping (no new connections"))
+        .unwrap_or_else(|| panic!("no stop line in {text:?}"));
+    assert!(stop.contains("INFO") && !stop.starts_with('{'), "{stop}");
+
+    let quiet = run("text", "warn");
+    assert!(
+        !quiet.iter().any(|l| l.contains("stopping")),
+        "info lines at RUST_LOG=warn: {quiet:?}"
+    );
+}

@@ -229,8 +229,14 @@ pub fn bin() -> &'static str {
 }
 
 pub fn spawn_server_nowait(args: &[String]) -> Proc {
+    spawn_server_env(args, &[])
+}
+
+/// `spawn_server_nowait` with environment variables set for the child.
+pub fn spawn_server_env(args: &[String], env: &[(&str, &str)]) -> Proc {
     let mut child = Command::new(bin())
         .args(args)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -4,6 +4,7 @@
 
 mod bench;
 mod client_cmds;
+mod logging;
 mod server_cmd;
 
 use std::net::SocketAddr;
@@ -182,6 +183,10 @@ pub struct ServerArgs {
     /// be lost to a power failure or kernel crash.
     #[arg(long)]
     unsafe_no_fsync: bool,
+    /// Log lines as text or JSON (levels filtered by RUST_LOG, default
+    /// info).
+    #[arg(long, value_enum, default_value_t = logging::LogFormat::Text)]
+    log_format: logging::LogFormat,
     /// Unanswered bytes of all of a shard's client connections together.
     #[arg(long)]
     max_shard_bytes: Option<u64>,

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use corelog::server::config::{FileConfig, ServerConfigError, parse_member};
 use corelog::server::{Server, ServerConfig};
+use tracing::{error, info, warn};
 
 use super::ServerArgs;
 
@@ -84,24 +85,34 @@ fn wait_signal(set: &libc::sigset_t, timeout: Duration) -> Option<i32> {
 }
 
 pub fn run(a: ServerArgs) -> ExitCode {
+    if let Err(e) = super::logging::init(a.log_format) {
+        eprintln!("corelog server: {e}");
+        return ExitCode::from(2);
+    }
     let cfg = match config(&a) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("corelog server: {e}");
+            error!("corelog server: {e}");
             return ExitCode::from(2);
         }
     };
     if cfg.runtime.unsafe_no_fsync {
+        // On stderr whatever the log filter: nobody may miss it.
         eprintln!("{}", corelog::server::run::UNSAFE_NO_FSYNC_BANNER);
+        warn!(
+            unsafe_no_fsync = true,
+            "the WAL is never fsynced: benchmarks only"
+        );
     }
     let signals = block_signals();
     let mut server = match Server::start(cfg) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("corelog server: not started: {e}");
+            error!("corelog server: not started: {e}");
             return ExitCode::from(1);
         }
     };
+    info!("{}", server.serving_line());
     println!("{}", server.serving_line());
     let _ = std::io::stdout().flush();
     let sig = loop {
@@ -109,10 +120,12 @@ pub fn run(a: ServerArgs) -> ExitCode {
             break s;
         }
         for (shard, cause) in server.new_failures() {
-            eprintln!(
-                "corelog: ERROR: shard {shard} stopped serving: its WAL failed: {cause}. \
-                 Its groups answer Unavailable; the other shards keep serving. \
-                 Restart the process to recover the shard from its WAL."
+            error!(
+                shard,
+                cause = %cause,
+                "shard stopped serving: its WAL failed. Its groups answer Unavailable; \
+                 the other shards keep serving. Restart the process to recover the shard \
+                 from its WAL."
             );
         }
     };
@@ -121,16 +134,17 @@ pub fn run(a: ServerArgs) -> ExitCode {
     } else {
         "SIGINT"
     };
-    eprintln!(
-        "corelog: {name}: stopping (no new connections or requests; answering those in flight)"
+    info!(
+        signal = name,
+        "stopping (no new connections or requests; answering those in flight)"
     );
     match server.stop(SHUTDOWN_GRACE) {
         Ok(()) => {
-            eprintln!("corelog: stopped");
+            info!("stopped");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("corelog: a shard's thread failed while stopping: {e}");
+            error!(error = %e, "a shard's thread failed while stopping");
             ExitCode::from(1)
         }
     }
