@@ -20,6 +20,7 @@ use super::conn::{self, ConnState, ShardBudget};
 use super::signal::{Latch, Notify};
 use crate::cluster::Cluster;
 use crate::shard::Shard;
+use crate::shard::latency::Latency;
 
 /// Counters of one shard's client service.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +61,10 @@ pub struct ShardServer {
     /// Answers sent, by what they are (`append`, `read`, ..., or the
     /// error's kind: `not_leader`, `timeout`, ...).
     pub(crate) answers: RefCell<std::collections::BTreeMap<&'static str, u64>>,
+    /// Error answers sent, by kind.
+    errors: RefCell<std::collections::BTreeMap<&'static str, u64>>,
+    /// Appends answered, from proposal to commit and apply.
+    commit_latency: Cell<Latency>,
 }
 
 impl ShardServer {
@@ -97,6 +102,8 @@ impl ShardServer {
             accept_done: Cell::new(false),
             stats: Cell::new(ServerStats::default()),
             answers: RefCell::default(),
+            errors: RefCell::default(),
+            commit_latency: Cell::new(Latency::default()),
         });
         glommio::spawn_local(accept_loop(srv.clone(), listener)).detach();
         glommio::spawn_local(watch_storage(srv.clone())).detach();
@@ -132,11 +139,27 @@ impl ShardServer {
     }
 
     pub(crate) fn count_answer(&self, resp: &crate::clientpb::Response) {
-        *self
-            .answers
-            .borrow_mut()
-            .entry(answer_kind(resp))
-            .or_default() += 1;
+        let kind = answer_kind(resp);
+        *self.answers.borrow_mut().entry(kind).or_default() += 1;
+        if let Some(crate::clientpb::response::Result::Error(_)) = &resp.result {
+            *self.errors.borrow_mut().entry(kind).or_default() += 1;
+        }
+    }
+
+    /// Error answers sent so far, by kind.
+    pub fn errors(&self) -> Vec<(&'static str, u64)> {
+        self.errors.borrow().iter().map(|(k, v)| (*k, *v)).collect()
+    }
+
+    pub(crate) fn record_commit(&self, d: Duration) {
+        let mut l = self.commit_latency.get();
+        l.record(d);
+        self.commit_latency.set(l);
+    }
+
+    /// Appends answered so far, proposal to commit and apply.
+    pub fn commit_latency(&self) -> Latency {
+        self.commit_latency.get()
     }
 
     pub(crate) fn bump(&self, f: impl FnOnce(&mut ServerStats)) {

@@ -9,9 +9,10 @@
 //! failed, its client service's counters (connections, requests,
 //! answers by kind, appended records and bytes, bad frames), and per
 //! group: role, term, commit and applied index, proposals and reads
-//! waiting, offsets, entries applied, refused peer messages. Not yet:
-//! commit and fsync latency histograms, leader changes, peer network
-//! counters per peer.
+//! waiting, offsets, entries applied, leader changes, refused peer
+//! messages; errors answered by kind; histograms of commit latency
+//! (appends, proposal to apply) and of the WAL's flushes (writes +
+//! fdatasync). Not yet: peer network counters per peer.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -26,6 +27,7 @@ use glommio::net::{TcpListener, TcpStream};
 use super::listener::ShardServer;
 use super::log_apply::LogApply;
 use crate::raft::StateType;
+use crate::shard::latency::Latency;
 
 /// Largest request head read.
 const MAX_HEAD: usize = 8 << 10;
@@ -221,7 +223,34 @@ pub fn render(srv: &ShardServer) -> String {
         &answers,
     );
 
-    let mut rows: Vec<Vec<(String, u64)>> = vec![Vec::new(); 11];
+    let errors: Vec<(String, u64)> = srv
+        .errors()
+        .into_iter()
+        .map(|(kind, v)| (format!("{sl},kind=\"{kind}\""), v))
+        .collect();
+    metric(
+        "corelog_client_errors_total",
+        "counter",
+        "Error answers sent, by kind.",
+        &errors,
+    );
+    let mut h = String::new();
+    histogram(
+        &mut h,
+        "corelog_shard_commit_seconds",
+        "Appends and truncates from proposal to commit and apply on this member.",
+        &sl,
+        &srv.commit_latency(),
+    );
+    histogram(
+        &mut h,
+        "corelog_shard_fsync_seconds",
+        "WAL flushes (writes + fdatasync) from submission to completion.",
+        &sl,
+        &st.wal.flush_latency,
+    );
+
+    let mut rows: Vec<Vec<(String, u64)>> = vec![Vec::new(); 12];
     for g in shard.group_ids() {
         let Some(node) = shard.node(g) else { continue };
         let s = node.status();
@@ -242,6 +271,7 @@ pub fn render(srv: &ShardServer) -> String {
             earliest,
             latest,
             s.stats.applied_entries,
+            s.stats.leader_changes,
             s.stats.step_errors,
         ];
         for (r, v) in rows.iter_mut().zip(vals) {
@@ -296,6 +326,11 @@ pub fn render(srv: &ShardServer) -> String {
             "Entries applied here.",
         ),
         (
+            "corelog_group_leader_changes_total",
+            "counter",
+            "Times this member learned of a new leader of the group.",
+        ),
+        (
             "corelog_group_step_errors_total",
             "counter",
             "Peer messages Raft refused.",
@@ -304,5 +339,25 @@ pub fn render(srv: &ShardServer) -> String {
     for ((name, kind, help), r) in names.iter().zip(&rows) {
         metric(name, kind, help, r);
     }
+    o.push_str(&h);
     o
+}
+
+/// One Prometheus histogram: cumulative `_bucket`s by `le` (seconds),
+/// `_sum` (seconds) and `_count`.
+fn histogram(o: &mut String, name: &str, help: &str, labels: &str, l: &Latency) {
+    let _ = writeln!(o, "# HELP {name} {help}");
+    let _ = writeln!(o, "# TYPE {name} histogram");
+    for (le, n) in l.cumulative() {
+        match le {
+            Some(s) => {
+                let _ = writeln!(o, "{name}_bucket{{{labels},le=\"{s}\"}} {n}");
+            }
+            None => {
+                let _ = writeln!(o, "{name}_bucket{{{labels},le=\"+Inf\"}} {n}");
+            }
+        }
+    }
+    let _ = writeln!(o, "{name}_sum{{{labels}}} {}", l.sum_us as f64 / 1e6);
+    let _ = writeln!(o, "{name}_count{{{labels}}} {}", l.count);
 }

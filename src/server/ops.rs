@@ -98,9 +98,11 @@ pub async fn handle(srv: &Rc<ShardServer>, op: Op) -> clientpb::Response {
 async fn append(srv: &Rc<ShardServer>, node: &Node, data: Bytes) -> clientpb::Response {
     let group = node.group();
     let bytes = data.len() as u64;
+    let began = Instant::now();
     match node.propose_applied(data).await {
         Ok(applied) => match applied.outcome {
             Some(o) => {
+                srv.record_commit(began.elapsed());
                 if let crate::log::ApplyOutcome::Appended { count, .. } = o {
                     srv.bump(|s| {
                         s.appended_records += u64::from(count);

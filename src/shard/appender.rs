@@ -61,6 +61,9 @@ pub struct AppendStats {
     pub writes: u64,
     /// Times a write had to wait for a flush or the spare segment.
     pub deferred: u64,
+    /// Each flush from its start to its completion reaped (its writes and
+    /// fdatasyncs: the WAL's fsync latency as the shard sees it).
+    pub flush_latency: super::latency::Latency,
 }
 
 pub struct Appender {
@@ -78,6 +81,8 @@ pub struct Appender {
     sync_ticket: u64,
     /// The last flush started.
     started: u64,
+    /// When the flush in flight started (one clock read per flush).
+    flush_began: Option<std::time::Instant>,
     pub stats: AppendStats,
 }
 
@@ -93,6 +98,7 @@ impl Appender {
             ticket: durable,
             sync_ticket: durable,
             started: durable,
+            flush_began: None,
             stats: AppendStats::default(),
         }
     }
@@ -123,6 +129,9 @@ impl Appender {
             let d = self.wal.borrow_mut().poll_flush()?;
             if d >= n {
                 self.in_flight = None;
+                if let Some(t) = self.flush_began.take() {
+                    self.stats.flush_latency.record(t.elapsed());
+                }
             }
             self.durable = d;
         }
@@ -193,6 +202,7 @@ impl Appender {
             self.in_flight = Some(n);
             self.started = n;
             self.stats.flushes += 1;
+            self.flush_began = Some(std::time::Instant::now());
         }
         Ok(())
     }

@@ -23,6 +23,7 @@ pub mod apply;
 pub mod config;
 pub mod group;
 pub mod handle;
+pub mod latency;
 pub mod mailbox;
 pub mod member;
 pub mod memlock;

@@ -393,9 +393,41 @@ fn each_shard_serves_its_metrics_in_prometheus_text() {
         "corelog_group_next_offset{shard=\"0\",group=\"0\"} 3",
         "corelog_shard_wal_failed{shard=\"0\"} 0",
         "# TYPE corelog_client_requests_total counter",
+        // Errors by kind, apart from the answers.
+        "corelog_client_errors_total{shard=\"0\",kind=\"offset_out_of_range\"} 1",
+        // One leader elected, once.
+        "corelog_group_leader_changes_total{shard=\"0\",group=\"0\"} 1",
+        // Histograms: one commit observed per append, every one within
+        // the +Inf bucket.
+        "# TYPE corelog_shard_commit_seconds histogram",
+        "corelog_shard_commit_seconds_count{shard=\"0\"} 1",
+        "corelog_shard_commit_seconds_bucket{shard=\"0\",le=\"+Inf\"} 1",
+        "# TYPE corelog_shard_fsync_seconds histogram",
     ] {
         assert!(m.contains(line), "missing {line:?} in\n{m}");
     }
+    // Every flush of the WAL is one fsync observation; buckets are
+    // cumulative and end at the count.
+    let value = |prefix: &str| -> u64 {
+        m.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in\n{m}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let flushes = value("corelog_shard_wal_flushes_total{shard=\"0\"}");
+    let fsyncs = value("corelog_shard_fsync_seconds_count{shard=\"0\"}");
+    assert!(fsyncs >= 1 && fsyncs <= flushes, "{fsyncs} of {flushes}");
+    let buckets: Vec<u64> = m
+        .lines()
+        .filter(|l| l.starts_with("corelog_shard_fsync_seconds_bucket{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(buckets.len() > 10, "{buckets:?}");
+    assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
+    assert_eq!(*buckets.last().unwrap(), fsyncs);
+    assert!(m.contains("corelog_shard_fsync_seconds_sum{shard=\"0\"} "));
     assert!(get("/other").starts_with("HTTP/1.1 404"));
     drop(c);
     srv.stop(Duration::from_secs(1)).unwrap();
