@@ -25,11 +25,9 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
-use futures_lite::AsyncWriteExt;
 use futures_lite::future::or;
 use glommio::net::TcpStream;
 
@@ -41,6 +39,7 @@ use super::signal::{Notify, Watch};
 use super::tail;
 use crate::clientpb::{self, error::Kind, request::Op};
 use crate::protocol::{FRAME_HEADER_LEN, Frame, decode_request, split_frame};
+use crate::transport::sock;
 
 /// What one answer is charged besides its frame, unless it is a read's.
 const ANSWER_ALLOWANCE: u64 = 1024;
@@ -493,71 +492,20 @@ async fn write_out(stream: &mut TcpStream, st: &ConnState) -> io::Result<()> {
     }
 }
 
-/// Most slices one `sendmsg` takes (the kernel's IOV_MAX).
-const MAX_IOV: usize = 1024;
-
-/// Writes every byte of `pieces`, in order, with `sendmsg` calls of at
-/// most `MAX_IOV` slices (non-blocking; when the socket is full, glommio's
-/// own write of part of the first unwritten slice waits for room).
+/// Writes every byte of `pieces`, in order: one `iovec` per piece, written
+/// by the peer network's vectored write (`sendmsg` of up to `MAX_IOV`
+/// slices, non-blocking, waiting through glommio when the socket is full).
 async fn write_pieces(stream: &mut TcpStream, pieces: &[Bytes]) -> io::Result<()> {
-    let fd = stream.as_raw_fd();
-    // (piece, bytes of it already written)
-    let (mut i, mut off) = (0usize, 0usize);
-    let mut iov: Vec<libc::iovec> = Vec::with_capacity(pieces.len().min(MAX_IOV));
-    while i < pieces.len() {
-        if off == pieces[i].len() {
-            i += 1;
-            off = 0;
-            continue;
-        }
-        iov.clear();
-        for (k, p) in pieces[i..].iter().take(MAX_IOV).enumerate() {
-            let skip = if k == 0 { off } else { 0 };
-            iov.push(libc::iovec {
-                iov_base: p[skip..].as_ptr() as *mut libc::c_void,
-                iov_len: p.len() - skip,
-            });
-        }
-        // SAFETY: msghdr is plain data; all-zero is a valid empty header.
-        let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
-        hdr.msg_iov = iov.as_mut_ptr();
-        hdr.msg_iovlen = iov.len();
-        // SAFETY: every iovec points into a live `Bytes` of `pieces`,
-        // which outlives this call; the kernel only reads them.
-        let n = unsafe { libc::sendmsg(fd, &hdr, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
-        let mut n = if n >= 0 {
-            n as usize
-        } else {
-            let err = io::Error::last_os_error();
-            match err.kind() {
-                io::ErrorKind::Interrupted => continue,
-                io::ErrorKind::WouldBlock => {
-                    let w = stream.write(&pieces[i][off..]).await?;
-                    if w == 0 {
-                        return Err(io::Error::new(
-                            io::ErrorKind::WriteZero,
-                            "the client's socket took no bytes",
-                        ));
-                    }
-                    w
-                }
-                _ => return Err(err),
-            }
-        };
-        // Skip what was written: whole pieces, then into one.
-        while n > 0 && i < pieces.len() {
-            let left = pieces[i].len() - off;
-            if n >= left {
-                n -= left;
-                i += 1;
-                off = 0;
-            } else {
-                off += n;
-                n = 0;
-            }
-        }
-    }
-    Ok(())
+    let mut iov: Vec<libc::iovec> = pieces
+        .iter()
+        .map(|p| libc::iovec {
+            iov_base: p.as_ptr() as *mut libc::c_void,
+            iov_len: p.len(),
+        })
+        .collect();
+    // `pieces` outlives the call and is not touched meanwhile: the
+    // buffers behind `iov` stay valid, as `write_all_vectored` requires.
+    sock::write_all_vectored(stream, &mut iov).await.map(|_| ())
 }
 
 /// Reads what the socket has (at least one byte, or 0 at the end of the
@@ -565,37 +513,7 @@ async fn write_pieces(stream: &mut TcpStream, pieces: &[Bytes]) -> io::Result<()
 /// wait is glommio's `peek`, which consumes nothing, so dropping this
 /// future (an answer arrived first) loses no byte.
 async fn read_some(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
-    let fd = stream.as_raw_fd();
-    loop {
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(READ_CHUNK);
-        }
-        let spare = buf.spare_capacity_mut();
-        // SAFETY: the kernel writes at most `spare.len()` bytes into the
-        // spare capacity, which `BytesMut` owns and we hold `&mut` of.
-        let n = unsafe {
-            libc::recv(
-                fd,
-                spare.as_mut_ptr().cast::<libc::c_void>(),
-                spare.len(),
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if n >= 0 {
-            // SAFETY: the kernel initialised these `n` bytes.
-            unsafe { buf.set_len(buf.len() + n as usize) };
-            return Ok(n as usize);
-        }
-        let err = io::Error::last_os_error();
-        match err.kind() {
-            io::ErrorKind::Interrupted => continue,
-            io::ErrorKind::WouldBlock => {
-                let mut one = [0u8; 1];
-                stream.peek(&mut one).await.map_err(io::Error::from)?;
-            }
-            _ => return Err(err),
-        }
-    }
+    sock::read_some(stream, buf, 4096, READ_CHUNK).await
 }
 
 #[cfg(test)]

@@ -7,7 +7,6 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +20,7 @@ use super::signal::{Latch, Notify};
 use crate::cluster::Cluster;
 use crate::shard::Shard;
 use crate::shard::latency::Latency;
+use crate::transport::accept;
 
 /// Counters of one shard's client service.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -81,14 +81,10 @@ impl ShardServer {
         let addr = member
             .client_addr_of_shard(shard.index())
             .ok_or_else(|| std::io::Error::other("no client port for this shard"))?;
-        // std's listener (SO_REUSEADDR, no SO_REUSEPORT), as the peer
-        // network's: a second process on the same port fails to bind
-        // rather than silently sharing it.
-        let std_listener = std::net::TcpListener::bind(addr)
+        // As the peer network's: a second process on the same port fails
+        // to bind rather than silently sharing it.
+        let (listener, local_addr) = accept::bind(addr)
             .map_err(|e| std::io::Error::new(e.kind(), format!("binding {addr}: {e}")))?;
-        let local_addr = std_listener.local_addr()?;
-        // SAFETY: a bound, listening socket whose fd we hand over.
-        let listener = unsafe { TcpListener::from_raw_fd(std_listener.into_raw_fd()) };
         let srv = Rc::new(ShardServer {
             shard,
             cluster,
@@ -228,22 +224,10 @@ async fn watch_storage(srv: Rc<ShardServer>) {
 }
 
 async fn accept_loop(srv: Rc<ShardServer>, listener: TcpListener) {
-    loop {
-        let accepted = or(async { Some(listener.accept().await) }, async {
-            srv.stopping.wait().await;
-            None
-        })
-        .await;
-        let stream = match accepted {
-            None => break,
-            Some(Ok(s)) => s,
-            Some(Err(e)) => {
-                // Out of fds or memory: wait a little rather than spin.
-                tracing::error!(shard = srv.shard.index(), error = %e, "client accept failed");
-                glommio::timer::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+    let failed = |e: &std::io::Error| {
+        tracing::error!(shard = srv.shard.index(), error = %e, "client accept failed");
+    };
+    while let Some(stream) = accept::next(&listener, || srv.stopping.wait(), failed).await {
         if srv.conns.borrow().len() >= srv.limits.max_connections {
             srv.bump(|s| s.refused_connections += 1);
             drop(stream);

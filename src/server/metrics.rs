@@ -16,52 +16,41 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
 use std::time::Duration;
 
 use futures_lite::future::or;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::{TcpListener, TcpStream};
+use glommio::net::TcpStream;
 
 use super::listener::ShardServer;
 use super::log_apply::LogApply;
 use crate::raft::StateType;
 use crate::shard::latency::Latency;
+use crate::transport::accept;
 
 /// Largest request head read.
 const MAX_HEAD: usize = 8 << 10;
 
 /// Binds the shard's metrics port and serves it until the server stops.
 pub(crate) fn start(srv: &Rc<ShardServer>, addr: SocketAddr) -> std::io::Result<SocketAddr> {
-    let std_listener = std::net::TcpListener::bind(addr)
+    let (listener, local) = accept::bind(addr)
         .map_err(|e| std::io::Error::new(e.kind(), format!("binding {addr}: {e}")))?;
-    let local = std_listener.local_addr()?;
-    // SAFETY: a bound, listening socket whose fd we hand over.
-    let listener = unsafe { TcpListener::from_raw_fd(std_listener.into_raw_fd()) };
     let srv = srv.clone();
     glommio::spawn_local(async move {
-        loop {
-            let accepted = or(async { Some(listener.accept().await) }, async {
-                srv.stopping.wait().await;
-                None
+        let failed = |e: &std::io::Error| {
+            tracing::warn!(shard = srv.shard.index(), error = %e, "metrics accept failed");
+        };
+        while let Some(s) = accept::next(&listener, || srv.stopping.wait(), failed).await {
+            let srv = srv.clone();
+            glommio::spawn_local(async move {
+                let _ = or(answer(&srv, s), async {
+                    glommio::timer::sleep(Duration::from_secs(5)).await;
+                    Ok(())
+                })
+                .await;
             })
-            .await;
-            match accepted {
-                None => break,
-                Some(Ok(s)) => {
-                    let srv = srv.clone();
-                    glommio::spawn_local(async move {
-                        let _ = or(answer(&srv, s), async {
-                            glommio::timer::sleep(Duration::from_secs(5)).await;
-                            Ok(())
-                        })
-                        .await;
-                    })
-                    .detach();
-                }
-                Some(Err(_)) => glommio::timer::sleep(Duration::from_millis(50)).await,
-            }
+            .detach();
         }
     })
     .detach();
