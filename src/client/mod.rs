@@ -32,6 +32,7 @@
 pub mod conn;
 pub mod error;
 pub mod producer;
+pub mod turn;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -114,7 +115,9 @@ struct MemberInfo {
     shards: u32,
 }
 
+#[derive(Default)]
 struct ProducerSeq {
+    /// 0: not chosen yet (taken at the first append).
     id: u64,
     next_seq: u64,
 }
@@ -125,8 +128,8 @@ struct State {
     conns: HashMap<SocketAddr, Arc<Connection>>,
     /// Where each group's leader was last seen.
     leaders: HashMap<u64, SocketAddr>,
-    /// Each group's producer; its lock is held for a whole `append`.
-    producers: HashMap<u64, Arc<Mutex<ProducerSeq>>>,
+    /// Each group's producer, taken in turns for a whole `append`.
+    producers: HashMap<u64, Arc<turn::Turn<ProducerSeq>>>,
 }
 
 /// A corelog client (see the module doc).
@@ -441,24 +444,26 @@ impl Client {
     /// in flight, in order), calls for different groups do not wait for
     /// each other.
     pub fn append(&self, group: u64, records: &[&[u8]]) -> Result<Appended, ClientError> {
+        let deadline = Instant::now() + self.opts.timeout;
         let producer = lock(&self.state)
             .producers
             .entry(group)
-            .or_insert_with(|| {
-                Arc::new(Mutex::new(ProducerSeq {
-                    id: random_producer_id(),
-                    next_seq: 0,
-                }))
-            })
+            .or_insert_with(|| Arc::new(turn::Turn::new(ProducerSeq::default())))
             .clone();
         // Held until the batch is settled: the group takes a producer's
         // batches only in sequence order, so a batch numbered after
         // another must not be sent (or resent, after a redirect) before
         // that one landed. Concurrent appends to one group through one
-        // client therefore go one at a time; `Producer` pipelines them.
-        let mut p = lock(&producer);
+        // client therefore go one at a time (`Producer` pipelines them);
+        // waiting for the turn counts in the call's timeout.
+        let Some(mut p) = producer.take(deadline) else {
+            return Err(ClientError::Timeout);
+        };
+        if p.id == 0 {
+            p.id = random_producer_id();
+        }
         let batch = self.build_batch(p.id, p.next_seq, records)?;
-        let r = self.send_append(group, batch).wait();
+        let r = self.send_append_until(group, batch, deadline).wait();
         match &r {
             Ok(_) => p.next_seq += records.len() as u64,
             Err(_) => {
@@ -495,7 +500,10 @@ impl Client {
     /// redirects and resending the same bytes on failures. Many may be in
     /// flight on one connection.
     pub fn send_append(&self, group: u64, batch: Bytes) -> PendingAppend<'_> {
-        let deadline = Instant::now() + self.opts.timeout;
+        self.send_append_until(group, batch, Instant::now() + self.opts.timeout)
+    }
+
+    fn send_append_until(&self, group: u64, batch: Bytes, deadline: Instant) -> PendingAppend<'_> {
         let req = Request {
             op: Some(Op::Append(AppendRequest { group, batch })),
         };

@@ -114,3 +114,80 @@ fn a_forgotten_producers_retry_is_refused_not_written_twice() {
     drop(c);
     srv.stop(Duration::from_secs(1)).unwrap();
 }
+
+/// A member that answers `ClusterStatus` (naming itself) and nothing else:
+/// every append to it hangs until the client gives up.
+fn silent_member() -> std::net::SocketAddr {
+    use std::io::Read;
+
+    use bytes::BytesMut;
+    use corelog::clientpb::{self, Response, request::Op, response::Result as Answer};
+    use corelog::protocol::{Limits, encode_frame, split_frame};
+
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            std::thread::spawn(move || {
+                let mut buf = BytesMut::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    while let Ok(Some(f)) = split_frame(&mut buf, &Limits::DEFAULT) {
+                        let req: clientpb::Request = prost::Message::decode(f.payload).unwrap();
+                        if let Some(Op::ClusterStatus(_)) = req.op {
+                            let resp = Response {
+                                result: Some(Answer::ClusterStatus(clientpb::ClusterStatus {
+                                    cluster_id: 1,
+                                    members: vec![clientpb::Member {
+                                        id: 1,
+                                        name: "silent".into(),
+                                        client_address: addr.to_string(),
+                                        shards: 1,
+                                    }],
+                                    group_count: 1,
+                                    unsafe_no_fsync: false,
+                                })),
+                            };
+                            let mut out = BytesMut::new();
+                            encode_frame(f.request_id, &resp, &Limits::DEFAULT, &mut out).unwrap();
+                            use std::io::Write;
+                            if s.write_all(&out).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    match s.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Appends to one group take turns on its producer, but the turn does not
+/// stretch a call past its timeout: an append waiting behind another that
+/// hangs gives up at its own deadline.
+#[test]
+fn an_append_waiting_for_its_turn_still_ends_at_its_timeout() {
+    let addr = silent_member();
+    let opts = ClientOptions {
+        timeout: Duration::from_secs(2),
+        attempt_timeout: Duration::from_secs(2),
+        ..ClientOptions::default()
+    };
+    let c = Arc::new(Client::connect(&[addr], opts).unwrap());
+    let c2 = c.clone();
+    let first = std::thread::spawn(move || c2.append(0, &[b"first"]));
+    std::thread::sleep(Duration::from_millis(100));
+    let start = std::time::Instant::now();
+    let second = c.append(0, &[b"second"]);
+    let took = start.elapsed();
+    assert!(second.is_err(), "{second:?}");
+    assert!(first.join().unwrap().is_err());
+    // Its own 2 s, not the first's remaining 1.9 s plus its own 2 s.
+    assert!(took < Duration::from_millis(3000), "waited {took:?}");
+}
