@@ -282,6 +282,14 @@ impl ConnState {
         self.wake.notify();
     }
 
+    /// Whether a tail may queue one more answer (at most a frame) and
+    /// stay within the connection's budget and the shard's.
+    pub(crate) fn room_for_frame(&self) -> bool {
+        let frame = (FRAME_HEADER_LEN as u64) + u64::from(self.limits.protocol.max_frame_bytes);
+        self.charged.get() + frame <= self.limits.max_connection_bytes
+            && self.budget.used.get() + frame <= self.budget.max
+    }
+
     /// Whether a request charged `charge` may be admitted now: within
     /// the connection's budget (always, if it holds nothing: else it
     /// would wait for ever) and the shard's.
@@ -574,5 +582,46 @@ mod tests {
         // Answers written give the budget back.
         st.charged.set(0);
         assert!(st.admit(10_000));
+    }
+
+    #[test]
+    fn the_shard_budget_bounds_admission_and_tails_across_connections() {
+        let l = ConnLimits {
+            max_connection_bytes: 100_000,
+            max_shard_bytes: 150_000,
+            protocol: crate::protocol::Limits {
+                max_frame_bytes: 20_000,
+                ..crate::protocol::Limits::DEFAULT
+            },
+            ..ConnLimits::DEFAULT
+        };
+        let budget = Rc::new(ShardBudget::new(l.max_shard_bytes));
+        let (a, b) = (
+            ConnState::new(&l, budget.clone()),
+            ConnState::new(&l, budget.clone()),
+        );
+        a.charge(90_000);
+
+        assert!(b.room_for_frame());
+        b.charge(40_000);
+        assert_eq!(budget.used(), 130_000);
+        // b is far from its own bound, but the shard is not.
+        assert!(!b.room_for_frame());
+        assert!(!b.admit(30_000));
+        assert!(b.admit(20_000));
+        // Released bytes come back to the shard and are announced.
+        let seen = budget.freed.get();
+        a.release(50_000);
+        assert_eq!(budget.used(), 80_000);
+        assert_ne!(budget.freed.get(), seen);
+        assert!(b.room_for_frame());
+        // A connection that ends gives back what it held, once; what its
+        // tasks do afterwards is not the shard's.
+        a.detach();
+        assert_eq!(budget.used(), 40_000);
+        a.charge(1_000);
+        a.release(1_000);
+        a.detach();
+        assert_eq!(budget.used(), 40_000);
     }
 }

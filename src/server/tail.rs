@@ -7,7 +7,11 @@
 //! Flow control: the tail sends more only while the connection's answers
 //! not yet written are below `max_bytes_in_flight` (the request's, or the
 //! read byte limit when 0), so a client that stops reading stops its
-//! tails; the connection's budget counts what they queued.
+//! tails; and only while the connection's budget and the shard's have
+//! room for a whole frame, which its next answer fits in (the check and
+//! the queueing happen without a yield between them: no other task can
+//! take that room meanwhile). Both budgets count what it queued until
+//! written.
 //!
 //! A tail follows its group across leader changes by itself: it reads
 //! what this replica applied, whoever leads. If this member goes away,
@@ -71,11 +75,22 @@ async fn serve(
     let mut offset = req.offset;
     loop {
         let conn_seen = st.events.get();
+        let budget_seen = srv.budget.freed.get();
         if cancelled.get() || st.is_ended() || srv.stopping.is_set() {
             return;
         }
         if st.unwritten() >= in_flight {
             st.events.changed(conn_seen).await;
+            continue;
+        }
+        if !st.room_for_frame() {
+            // The connection's or the shard's budget has no room for one
+            // more answer: wait until answers are written somewhere.
+            or(
+                st.events.changed(conn_seen),
+                srv.budget.freed.changed(budget_seen),
+            )
+            .await;
             continue;
         }
         let seen = changes.get();
