@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -25,8 +25,9 @@ type Answer = Result<Response, ClientError>;
 #[derive(Default)]
 struct Waiting {
     by_id: HashMap<u64, SyncSender<Answer>>,
-    /// Requests answered many times (tails), until cancelled.
-    streams: HashMap<u64, mpsc::Sender<Answer>>,
+    /// Requests answered many times (tails), until cancelled: where their
+    /// answers go and how many wait there.
+    streams: HashMap<u64, (SyncSender<Answer>, Arc<AtomicUsize>)>,
     /// Why the connection ended, once it did.
     closed: Option<ClientError>,
 }
@@ -44,6 +45,7 @@ pub struct Connection {
 pub struct Stream {
     id: u64,
     rx: Receiver<Answer>,
+    queued: Arc<AtomicUsize>,
 }
 
 impl Stream {
@@ -52,11 +54,19 @@ impl Stream {
         self.id
     }
 
+    /// Answers received and not yet taken.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
     /// The next answer, waiting until `deadline`; `Timeout` if none came.
     pub fn next(&self, deadline: Instant) -> Answer {
         let left = deadline.saturating_duration_since(Instant::now());
         match self.rx.recv_timeout(left) {
-            Ok(a) => a,
+            Ok(a) => {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
+                a
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => Err(ClientError::Timeout),
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 Err(ClientError::Disconnected("the connection ended".into()))
@@ -138,14 +148,20 @@ impl Connection {
     }
 
     /// Sends `req` (a tail) whose answers keep coming under its id until
-    /// `end_stream`. They queue in the client until taken: a consumer
-    /// should take them (`Stream::next`) or end the stream.
-    pub fn send_stream(&self, req: &Request) -> Result<Stream, ClientError> {
-        let (tx, rx) = mpsc::channel();
+    /// `end_stream`. At most `max_queued` (at least 1) wait in the client
+    /// to be taken (`Stream::next`), one of them in the reader's hands:
+    /// then the reader stops reading the socket until one is taken, so a
+    /// consumer that does not keep up pushes back on the server (TCP)
+    /// rather than filling memory. Everything else on this connection
+    /// waits too: a stream wants a connection of its own.
+    pub fn send_stream(&self, req: &Request, max_queued: usize) -> Result<Stream, ClientError> {
+        let (tx, rx) = mpsc::sync_channel(max_queued.max(1) - 1);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let q = queued.clone();
         let id = self.send_as(req, |w, id| {
-            w.streams.insert(id, tx);
+            w.streams.insert(id, (tx, q));
         })?;
-        Ok(Stream { id, rx })
+        Ok(Stream { id, rx, queued })
     }
 
     /// Stops delivering stream `id`'s answers (after cancelling it).
@@ -194,8 +210,13 @@ fn fail_all(waiting: &Mutex<Waiting>, err: ClientError) {
     for (_, tx) in w.by_id.drain() {
         let _ = tx.try_send(Err(err.clone()));
     }
-    for (_, tx) in w.streams.drain() {
-        let _ = tx.send(Err(err.clone()));
+    for (_, (tx, q)) in w.streams.drain() {
+        // Never blocks under the lock: a full stream learns of the end
+        // when it has taken what it holds (its sender is gone then).
+        q.fetch_add(1, Ordering::Relaxed);
+        if tx.try_send(Err(err.clone())).is_err() {
+            q.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -210,8 +231,16 @@ fn read_answers(mut stream: TcpStream, waiting: &Mutex<Waiting>, limits: Limits)
                 let mut w = lock(waiting);
                 if let Some(tx) = w.by_id.remove(&f.request_id) {
                     let _ = tx.try_send(answer);
-                } else if let Some(tx) = w.streams.get(&f.request_id) {
-                    let _ = tx.send(answer);
+                } else if let Some((tx, q)) = w.streams.get(&f.request_id).cloned() {
+                    drop(w);
+                    // Counted while in hand: the reader holds at most one.
+                    q.fetch_add(1, Ordering::Relaxed);
+                    // Blocks (the lock released) while the stream is full:
+                    // the socket is not read meanwhile. Ends when taken or
+                    // when the stream's receiver is dropped.
+                    if tx.send(answer).is_err() {
+                        q.fetch_sub(1, Ordering::Relaxed);
+                    }
                 }
                 continue;
             }

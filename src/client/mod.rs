@@ -18,6 +18,8 @@
 //!   answers with the offsets its first copy got. If an append fails for
 //!   good, that group's producer starts over under a new id (its last
 //!   batch's fate is unknown; a new id keeps later appends apart).
+//!   Concurrent `append`s to one group take turns on its producer: the
+//!   group accepts a producer's batches only in sequence order.
 //! - **A timeout on every call** (`ClientOptions::timeout`), retries
 //!   included.
 //!
@@ -30,6 +32,7 @@
 pub mod conn;
 pub mod error;
 pub mod producer;
+pub mod turn;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -40,6 +43,11 @@ use bytes::Bytes;
 
 pub use conn::{Connection, Stream, Ticket};
 pub use error::ClientError;
+
+/// Answers (each at most a frame) a tail holds in the client before it
+/// stops reading its socket: the bound on a tail's memory in the client,
+/// besides the socket's buffers.
+pub const TAIL_BUFFERED_ANSWERS: usize = 4;
 pub use producer::{Producer, ProducerOptions, ProducerStats, RecordHandle};
 
 use crate::clientpb::{
@@ -107,7 +115,9 @@ struct MemberInfo {
     shards: u32,
 }
 
+#[derive(Default)]
 struct ProducerSeq {
+    /// 0: not chosen yet (taken at the first append).
     id: u64,
     next_seq: u64,
 }
@@ -118,7 +128,8 @@ struct State {
     conns: HashMap<SocketAddr, Arc<Connection>>,
     /// Where each group's leader was last seen.
     leaders: HashMap<u64, SocketAddr>,
-    producers: HashMap<u64, ProducerSeq>,
+    /// Each group's producer, taken in turns for a whole `append`.
+    producers: HashMap<u64, Arc<turn::Turn<ProducerSeq>>>,
 }
 
 /// A corelog client (see the module doc).
@@ -427,27 +438,42 @@ impl Client {
 
     /// Appends `records` to `group` as one batch, exactly once: numbered
     /// under this client's producer id for the group, retried (same
-    /// bytes) through redirects and failures until the timeout.
+    /// bytes) through redirects and failures until the timeout. Safe from
+    /// many threads at once: calls for the same group take turns (one
+    /// batch of a producer in flight at a time; `Producer` keeps several
+    /// in flight, in order), calls for different groups do not wait for
+    /// each other.
     pub fn append(&self, group: u64, records: &[&[u8]]) -> Result<Appended, ClientError> {
-        let (pid, seq) = {
-            let mut st = lock(&self.state);
-            let p = st.producers.entry(group).or_insert_with(|| ProducerSeq {
-                id: random_producer_id(),
-                next_seq: 0,
-            });
-            let seq = p.next_seq;
-            p.next_seq += records.len() as u64;
-            (p.id, seq)
+        let deadline = Instant::now() + self.opts.timeout;
+        let producer = lock(&self.state)
+            .producers
+            .entry(group)
+            .or_insert_with(|| Arc::new(turn::Turn::new(ProducerSeq::default())))
+            .clone();
+        // Held until the batch is settled: the group takes a producer's
+        // batches only in sequence order, so a batch numbered after
+        // another must not be sent (or resent, after a redirect) before
+        // that one landed. Concurrent appends to one group through one
+        // client therefore go one at a time (`Producer` pipelines them);
+        // waiting for the turn counts in the call's timeout.
+        let Some(mut p) = producer.take(deadline) else {
+            return Err(ClientError::Timeout);
         };
-        let batch = self.build_batch(pid, seq, records)?;
-        let r = self.send_append(group, batch).wait();
-        if r.is_err() {
-            // The batch's fate is unknown: start over under a new id, so
-            // that a later batch is not refused for a gap (or taken for
-            // this one).
-            let mut st = lock(&self.state);
-            if st.producers.get(&group).is_some_and(|p| p.id == pid) {
-                st.producers.remove(&group);
+        if p.id == 0 {
+            p.id = random_producer_id();
+        }
+        let batch = self.build_batch(p.id, p.next_seq, records)?;
+        let r = self.send_append_until(group, batch, deadline).wait();
+        match &r {
+            Ok(_) => p.next_seq += records.len() as u64,
+            Err(_) => {
+                // The batch's fate is unknown: start over under a new id,
+                // so that a later batch is not refused for a gap (or
+                // taken for this one).
+                *p = ProducerSeq {
+                    id: random_producer_id(),
+                    next_seq: 0,
+                };
             }
         }
         r
@@ -474,7 +500,10 @@ impl Client {
     /// redirects and resending the same bytes on failures. Many may be in
     /// flight on one connection.
     pub fn send_append(&self, group: u64, batch: Bytes) -> PendingAppend<'_> {
-        let deadline = Instant::now() + self.opts.timeout;
+        self.send_append_until(group, batch, Instant::now() + self.opts.timeout)
+    }
+
+    fn send_append_until(&self, group: u64, batch: Bytes, deadline: Instant) -> PendingAppend<'_> {
         let req = Request {
             op: Some(Op::Append(AppendRequest { group, batch })),
         };
@@ -657,6 +686,11 @@ impl Tail<'_> {
         self.offset
     }
 
+    /// Answers received from the server and not yet handed out.
+    pub fn buffered(&self) -> usize {
+        self.open.as_ref().map_or(0, |(_, s)| s.queued())
+    }
+
     /// The next records (at least one), waiting at most `timeout`
     /// (`Timeout` if none was committed meanwhile). Typed errors from
     /// the server (`OffsetOutOfRange`, ...) end the call, not the tail.
@@ -749,8 +783,11 @@ impl Tail<'_> {
             addr.port()
                 .wrapping_add(shard_of(self.group, m.shards) as u16),
         );
-        let conn = self.client.connection(addr)?;
-        let stream = conn.send_stream(&req)?;
+        // A connection of its own: a consumer that stops taking records
+        // stops this connection's reader, which must hold up nothing else.
+        let o = &self.client.opts;
+        let conn = Arc::new(Connection::open(addr, o.connect_timeout, o.limits)?);
+        let stream = conn.send_stream(&req, TAIL_BUFFERED_ANSWERS)?;
         self.open = Some((conn, stream));
         Ok(())
     }

@@ -47,6 +47,25 @@ fn batch_len(b: &clientpb::ReadBatch) -> usize {
     n
 }
 
+/// Payload bytes one batch adds to a read answer: its `ReadBatch` with
+/// the key and length that hold it. A read answer holding `batches` takes
+/// `READ_ANSWER_FIXED_MAX` plus the sum of these, at most.
+pub fn read_batch_wire_len(base_offset: u64, batch_bytes: usize) -> usize {
+    let mut l = 0;
+    if base_offset != 0 {
+        l += 1 + varint_len(base_offset);
+    }
+    if batch_bytes != 0 {
+        l += 1 + varint_len(batch_bytes as u64) + batch_bytes;
+    }
+    1 + varint_len(l as u64) + l
+}
+
+/// The most a read answer's payload takes besides its batches: the
+/// `Response.read` key and length (a frame is below 4 GiB: 5 varint bytes
+/// at most) and `earliest` and `latest` (11 bytes each at most).
+pub const READ_ANSWER_FIXED_MAX: usize = 1 + 5 + 2 * 11;
+
 /// Appends the frame answering `request_id` with `resp` to `out`, as
 /// pieces (`scratch` holds the small ones until they are split off).
 /// Refused, with nothing appended, if the payload is above the frame
@@ -135,6 +154,42 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn a_read_answer_takes_at_most_the_fixed_part_plus_each_batchs_wire_length() {
+        for (offsets, earliest, latest) in [
+            (vec![0u64, 1, 300], 0u64, 0u64),
+            (vec![5, u64::MAX - 9], u64::MAX, u64::MAX),
+            (vec![], 7, 0),
+        ] {
+            let batches: Vec<clientpb::ReadBatch> = offsets
+                .iter()
+                .enumerate()
+                .map(|(k, &o)| clientpb::ReadBatch {
+                    base_offset: o,
+                    batch: Bytes::from(vec![1u8; 1 + 150 * k]),
+                })
+                .collect();
+            let sum: usize = batches
+                .iter()
+                .map(|b| read_batch_wire_len(b.base_offset, b.batch.len()))
+                .sum();
+            let resp = clientpb::Response {
+                result: Some(Answer::Read(clientpb::ReadResponse {
+                    batches,
+                    earliest,
+                    latest,
+                })),
+            };
+            let exact = prost::Message::encoded_len(&resp);
+            assert!(
+                exact <= READ_ANSWER_FIXED_MAX + sum,
+                "{exact} > {sum} + fixed"
+            );
+            // The batches' part is exact: only the fixed part is a bound.
+            assert!(exact >= sum, "{exact} < {sum}");
+        }
+    }
 
     fn prost_frame(id: u64, resp: &clientpb::Response) -> Vec<u8> {
         let mut b = BytesMut::new();

@@ -14,6 +14,7 @@
 //! replication_factor = 3
 //! cpus = "auto"             # "auto" (shard k on the k-th allowed CPU), "none", or "0,2,4"
 //! metrics_addr = "127.0.0.1:9100"  # Prometheus text on port + shard (off when absent)
+//! unsafe_no_fsync = false   # benchmarks only: acknowledged writes can be lost
 //!
 //! [[members]]               # the static member list, the same on every member
 //! id = 1
@@ -39,7 +40,9 @@
 //! max_read_records = 10000
 //! max_read_bytes = 1048576
 //! max_connection_bytes = 16777216
+//! max_shard_bytes = 268435456     # all of a shard's connections together
 //! max_connections = 1024
+//! idle_timeout_ms = 600000        # a connection with nothing in flight
 //! max_inflight_proposals = 4096
 //! max_uncommitted_bytes = 8388608
 //! ```
@@ -70,6 +73,8 @@ pub struct FileConfig {
     pub cpus: Option<String>,
     /// Base address of the metrics ports (shard k: port + k); none: off.
     pub metrics_addr: Option<SocketAddr>,
+    /// Benchmarks only: the WAL writes without fdatasync.
+    pub unsafe_no_fsync: Option<bool>,
     #[serde(default)]
     pub members: Vec<MemberEntry>,
     #[serde(default)]
@@ -116,7 +121,9 @@ pub struct LimitsSection {
     pub max_read_records: Option<u32>,
     pub max_read_bytes: Option<u32>,
     pub max_connection_bytes: Option<u64>,
+    pub max_shard_bytes: Option<u64>,
     pub max_connections: Option<usize>,
+    pub idle_timeout_ms: Option<u64>,
     pub max_inflight_proposals: Option<usize>,
     pub max_uncommitted_bytes: Option<u64>,
 }
@@ -154,8 +161,16 @@ pub struct ConnLimits {
     /// the answers they may produce plus answers not yet written. The
     /// connection stops reading while it is at this bound.
     pub max_connection_bytes: u64,
+    /// The same bytes summed over all of a shard's connections: at this
+    /// bound every connection of the shard stops reading until answers
+    /// drain, so the shard's memory for client requests is bounded, not
+    /// only each connection's.
+    pub max_shard_bytes: u64,
     /// Client connections one shard holds open; more are closed at once.
     pub max_connections: usize,
+    /// A connection with nothing in flight (no request, no tail, no
+    /// answer unwritten) that sends nothing for this long is closed.
+    pub idle_timeout: Duration,
 }
 
 impl ConnLimits {
@@ -163,7 +178,9 @@ impl ConnLimits {
         protocol: Limits::DEFAULT,
         batch: BatchLimits::DEFAULT,
         max_connection_bytes: 16 << 20,
+        max_shard_bytes: 256 << 20,
         max_connections: 1024,
+        idle_timeout: Duration::from_secs(600),
     };
 }
 
@@ -328,8 +345,17 @@ impl FileConfig {
         if let Some(n) = l.max_connection_bytes {
             limits.max_connection_bytes = n;
         }
+        if let Some(n) = l.max_shard_bytes {
+            limits.max_shard_bytes = n;
+        }
         if let Some(n) = l.max_connections {
             limits.max_connections = n;
+        }
+        if let Some(ms) = l.idle_timeout_ms {
+            if ms == 0 {
+                return bad("limits.idle_timeout_ms", "0");
+            }
+            limits.idle_timeout = Duration::from_millis(ms);
         }
         check_limits(&limits, &mut runtime)?;
         runtime.validate().map_err(|e| {
@@ -348,6 +374,7 @@ impl FileConfig {
                 reason: e.reason,
             }
         })?;
+        runtime.unsafe_no_fsync = self.unsafe_no_fsync.unwrap_or(false);
         let cpus = parse_cpus(self.cpus.as_deref().unwrap_or("auto"))?;
         Ok(ServerConfig {
             cluster: Arc::new(cluster),
@@ -447,6 +474,15 @@ fn check_limits(l: &ConnLimits, rt: &mut RuntimeConfig) -> Result<(), ServerConf
             format!(
                 "{} is below two frames (max_frame_bytes {})",
                 l.max_connection_bytes, l.protocol.max_frame_bytes
+            ),
+        );
+    }
+    if l.max_shard_bytes < l.max_connection_bytes {
+        return bad(
+            "limits.max_shard_bytes",
+            format!(
+                "{} is below one connection's max_connection_bytes {}",
+                l.max_shard_bytes, l.max_connection_bytes
             ),
         );
     }
@@ -635,6 +671,14 @@ max_read_records = 100
                 "wal_segment_bytes = 65536\nwal_max_disk_bytes = 65536"
             )),
             "runtime.wal_max_disk_bytes"
+        );
+        assert_eq!(
+            field(&GOOD.replace("max_read_records = 100", "max_shard_bytes = 1000")),
+            "limits.max_shard_bytes"
+        );
+        assert_eq!(
+            field(&GOOD.replace("max_read_records = 100", "idle_timeout_ms = 0")),
+            "limits.idle_timeout_ms"
         );
         assert_eq!(
             field(&GOOD.replace("127.0.0.1:7010", "127.0.0.1:7000")),

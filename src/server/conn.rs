@@ -9,7 +9,12 @@
 //! small allowance for anything else), released when its answer is
 //! written. At the bound the connection stops reading (TCP pushes back on
 //! the client) until answers drain; a client that never reads its answers
-//! exhausts only its own budget.
+//! exhausts only its own budget. The shard bounds the sum over its
+//! connections too (`max_shard_bytes`): at that bound every connection
+//! waiting to admit a request stops reading until some answer is written.
+//!
+//! A connection with nothing in flight, nothing to write and nothing
+//! waiting for room that receives nothing for `idle_timeout` is closed.
 //!
 //! What closes a connection (that one only, never the process): a frame
 //! whose length is above `max_frame_bytes` (refused from its header,
@@ -20,11 +25,9 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
-use futures_lite::AsyncWriteExt;
 use futures_lite::future::or;
 use glommio::net::TcpStream;
 
@@ -36,6 +39,7 @@ use super::signal::{Notify, Watch};
 use super::tail;
 use crate::clientpb::{self, error::Kind, request::Op};
 use crate::protocol::{FRAME_HEADER_LEN, Frame, decode_request, split_frame};
+use crate::transport::sock;
 
 /// What one answer is charged besides its frame, unless it is a read's.
 const ANSWER_ALLOWANCE: u64 = 1024;
@@ -71,10 +75,40 @@ pub struct ConnState {
     /// Running tails by request id, with their cancel flags.
     tails: RefCell<HashMap<u64, Rc<Cell<bool>>>>,
     limits: ConnLimits,
+    /// The shard's budget, which `charged` counts in until the
+    /// connection ends.
+    budget: Rc<ShardBudget>,
+    /// `charged` was given back to the shard (the connection ended): what
+    /// its tasks still do is not the shard's any more.
+    detached: Cell<bool>,
+}
+
+/// The bytes all of a shard's connections hold (the sum of their
+/// `charged`), against `max_shard_bytes`.
+pub struct ShardBudget {
+    used: Cell<u64>,
+    max: u64,
+    /// Moved when bytes are given back: connections waiting for room.
+    pub(crate) freed: Watch,
+}
+
+impl ShardBudget {
+    pub(crate) fn new(max: u64) -> ShardBudget {
+        ShardBudget {
+            used: Cell::new(0),
+            max,
+            freed: Watch::default(),
+        }
+    }
+
+    /// Bytes held by the shard's connections now.
+    pub fn used(&self) -> u64 {
+        self.used.get()
+    }
 }
 
 impl ConnState {
-    pub(crate) fn new(limits: &ConnLimits) -> ConnState {
+    pub(crate) fn new(limits: &ConnLimits, budget: Rc<ShardBudget>) -> ConnState {
         ConnState {
             out: RefCell::new(Vec::new()),
             out_bytes: Cell::new(0),
@@ -89,6 +123,34 @@ impl ConnState {
             events: Watch::default(),
             tails: RefCell::default(),
             limits: *limits,
+            budget,
+            detached: Cell::new(false),
+        }
+    }
+
+    fn charge(&self, n: u64) {
+        self.charged.set(self.charged.get() + n);
+        if !self.detached.get() {
+            self.budget.used.set(self.budget.used.get() + n);
+        }
+    }
+
+    fn release(&self, n: u64) {
+        self.charged.set(self.charged.get() - n);
+        if !self.detached.get() {
+            self.budget.used.set(self.budget.used.get() - n);
+            self.budget.freed.bump();
+        }
+    }
+
+    /// The connection ended: what it holds goes back to the shard (its
+    /// answers will never be written; tasks still running finish on
+    /// their own).
+    fn detach(&self) {
+        if !self.detached.replace(true) {
+            let n = self.charged.get();
+            self.budget.used.set(self.budget.used.get() - n);
+            self.budget.freed.bump();
         }
     }
 
@@ -148,13 +210,20 @@ impl ConnState {
         self.events.bump();
     }
 
+    fn cancel_all_tails(&self) {
+        for f in self.tails.borrow().values() {
+            f.set(true);
+        }
+        self.events.bump();
+    }
+
     /// Tail `id` ended: its admission charge is released (once what it
     /// queued is written, or now if nothing waits).
     pub(crate) fn end_tail(&self, id: u64, charge: u64) {
         self.tails.borrow_mut().remove(&id);
         self.inflight.set(self.inflight.get() - 1);
         if self.out_bytes.get() == 0 {
-            self.charged.set(self.charged.get() - charge);
+            self.release(charge);
         } else {
             self.out_charge.set(self.out_charge.get() + charge);
         }
@@ -162,15 +231,42 @@ impl ConnState {
     }
 
     /// Queues one of a tail's answers under its request id; charged to
-    /// the connection's budget until written.
-    pub(crate) fn stream(&self, id: u64, resp: &clientpb::Response) {
-        let Ok(n) = self.queue(id, resp) else {
-            return;
-        };
-        let n = n as u64;
-        self.charged.set(self.charged.get() + n);
+    /// the connection's budget until written. Nothing is queued if the
+    /// answer is above the frame limit.
+    pub(crate) fn stream(
+        &self,
+        id: u64,
+        resp: &clientpb::Response,
+    ) -> Result<(), crate::protocol::FrameError> {
+        let n = self.queue(id, resp)? as u64;
+        self.charge(n);
         self.out_charge.set(self.out_charge.get() + n);
         self.wake.notify();
+        Ok(())
+    }
+
+    /// A tail's last answer (an error, usually): queued, or if it cannot
+    /// be, `TooLarge` in its place, so the client learns the tail ended.
+    pub(crate) fn end_with_answer(&self, id: u64, resp: &clientpb::Response) {
+        if let Err(e) = self.stream(id, resp) {
+            self.end_with(id, e);
+        }
+    }
+
+    /// Ends a tail whose answer did not fit a frame with `TooLarge`.
+    pub(crate) fn end_with(&self, id: u64, e: crate::protocol::FrameError) {
+        let _ = self.stream(id, &self.too_large(e));
+    }
+
+    fn too_large(&self, e: crate::protocol::FrameError) -> clientpb::Response {
+        ops::error(Kind::TooLarge(clientpb::TooLarge {
+            what: "answer frame bytes".into(),
+            value: match e {
+                crate::protocol::FrameError::Limit { value, .. } => value,
+                _ => 0,
+            },
+            limit: u64::from(self.limits.protocol.max_frame_bytes),
+        }))
     }
 
     /// Queues the answer to request `id`, which was charged `charge`.
@@ -179,24 +275,28 @@ impl ConnState {
             // An answer above the frame limit (the limits are checked
             // against each other at startup, so this is a bug): say so
             // rather than leave the request unanswered.
-            let tl = ops::error(Kind::TooLarge(clientpb::TooLarge {
-                what: "answer frame bytes".into(),
-                value: match e {
-                    crate::protocol::FrameError::Limit { value, .. } => value,
-                    _ => 0,
-                },
-                limit: u64::from(self.limits.protocol.max_frame_bytes),
-            }));
-            let _ = self.queue(id, &tl);
+            let _ = self.queue(id, &self.too_large(e));
         }
         self.inflight.set(self.inflight.get() - 1);
         self.out_charge.set(self.out_charge.get() + charge);
         self.wake.notify();
     }
 
+    /// Whether a tail may queue one more answer (at most a frame) and
+    /// stay within the connection's budget and the shard's.
+    pub(crate) fn room_for_frame(&self) -> bool {
+        let frame = (FRAME_HEADER_LEN as u64) + u64::from(self.limits.protocol.max_frame_bytes);
+        self.charged.get() + frame <= self.limits.max_connection_bytes
+            && self.budget.used.get() + frame <= self.budget.max
+    }
+
+    /// Whether a request charged `charge` may be admitted now: within
+    /// the connection's budget (always, if it holds nothing: else it
+    /// would wait for ever) and the shard's.
     fn admit(&self, charge: u64) -> bool {
         let used = self.charged.get();
-        used == 0 || used + charge <= self.limits.max_connection_bytes
+        let conn = used == 0 || used + charge <= self.limits.max_connection_bytes;
+        conn && self.budget.used.get() + charge <= self.budget.max
     }
 }
 
@@ -216,6 +316,7 @@ fn charge_of(frame: &Frame, op: Option<&Op>, limits: &ConnLimits) -> u64 {
 /// that cannot be trusted, or the server stops.
 pub(crate) async fn serve(srv: &Rc<ShardServer>, stream: TcpStream, st: &Rc<ConnState>) {
     serve_until_done(srv, stream, st).await;
+    st.detach();
     st.ended.set(true);
     st.events.bump();
 }
@@ -230,7 +331,8 @@ async fn serve_until_done(srv: &Rc<ShardServer>, mut stream: TcpStream, st: &Rc<
             return;
         }
         let stopping = srv.stopping.is_set();
-        // 1. Admit what was read, as the budget allows.
+        let budget_seen = st.budget.freed.get();
+        // 1. Admit what was read, as the budgets allow.
         if !stopping {
             loop {
                 if parked.is_none() {
@@ -243,9 +345,10 @@ async fn serve_until_done(srv: &Rc<ShardServer>, mut stream: TcpStream, st: &Rc<
                         Ok(None) => break,
                         Err(e) => {
                             srv.bump(|s| s.bad_frames += 1);
-                            eprintln!(
-                                "corelog: shard {}: client connection closed: {e}",
-                                srv.shard.index()
+                            tracing::warn!(
+                                shard = srv.shard.index(),
+                                error = %e,
+                                "client connection closed: a frame that cannot be trusted"
                             );
                             // Answers already queued still go out.
                             let _ = write_out(&mut stream, st).await;
@@ -274,16 +377,50 @@ async fn serve_until_done(srv: &Rc<ShardServer>, mut stream: TcpStream, st: &Rc<
         }
         let can_read = !stopping && !eof && parked.is_none();
         if can_read {
-            let got = or(async { Some(read_some(&stream, &mut rbuf).await) }, async {
-                st.wake.notified().await;
-                None
-            })
+            // Nothing in flight, nothing to write, nothing waiting for
+            // room: the client may send for `idle_timeout`, then it goes.
+            let timer = async {
+                if idle {
+                    glommio::timer::sleep(srv.limits.idle_timeout).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            };
+            let got = or(
+                async { Some(read_some(&stream, &mut rbuf).await) },
+                or(
+                    async {
+                        st.wake.notified().await;
+                        None
+                    },
+                    async {
+                        timer.await;
+                        Some(Err(io::Error::from(io::ErrorKind::TimedOut)))
+                    },
+                ),
+            )
             .await;
+            if let Some(Err(e)) = &got {
+                if e.kind() == io::ErrorKind::TimedOut {
+                    srv.bump(|s| s.idle_closed += 1);
+                }
+            }
             match got {
-                Some(Ok(0)) => eof = true,
+                Some(Ok(0)) => {
+                    // The client sent its last byte (closed, or shut down
+                    // its sending side): no `Cancel` can come any more, so
+                    // its tails end now rather than when (if ever) their
+                    // next record is applied. Answers in flight still go.
+                    eof = true;
+                    st.cancel_all_tails();
+                }
                 Some(Ok(_)) | None => {}
                 Some(Err(_)) => return,
             }
+        } else if parked.is_some() && !stopping {
+            // Waiting for room: in this connection's budget (its answers
+            // being written) or the shard's (any connection's).
+            or(st.wake.notified(), st.budget.freed.changed(budget_seen)).await;
         } else {
             st.wake.notified().await;
         }
@@ -299,7 +436,7 @@ fn dispatch(
     charge: u64,
 ) {
     srv.bump(|s| s.requests += 1);
-    st.charged.set(st.charged.get() + charge);
+    st.charge(charge);
     st.inflight.set(st.inflight.get() + 1);
     match op {
         Err(e) => {
@@ -348,7 +485,7 @@ async fn write_out(stream: &mut TcpStream, st: &ConnState) -> io::Result<()> {
         .await;
         match r {
             Some(Ok(())) => {
-                st.charged.set(st.charged.get() - charge);
+                st.release(charge);
                 st.events.bump();
             }
             Some(Err(e)) => return Err(e),
@@ -363,71 +500,20 @@ async fn write_out(stream: &mut TcpStream, st: &ConnState) -> io::Result<()> {
     }
 }
 
-/// Most slices one `sendmsg` takes (the kernel's IOV_MAX).
-const MAX_IOV: usize = 1024;
-
-/// Writes every byte of `pieces`, in order, with `sendmsg` calls of at
-/// most `MAX_IOV` slices (non-blocking; when the socket is full, glommio's
-/// own write of part of the first unwritten slice waits for room).
+/// Writes every byte of `pieces`, in order: one `iovec` per piece, written
+/// by the peer network's vectored write (`sendmsg` of up to `MAX_IOV`
+/// slices, non-blocking, waiting through glommio when the socket is full).
 async fn write_pieces(stream: &mut TcpStream, pieces: &[Bytes]) -> io::Result<()> {
-    let fd = stream.as_raw_fd();
-    // (piece, bytes of it already written)
-    let (mut i, mut off) = (0usize, 0usize);
-    let mut iov: Vec<libc::iovec> = Vec::with_capacity(pieces.len().min(MAX_IOV));
-    while i < pieces.len() {
-        if off == pieces[i].len() {
-            i += 1;
-            off = 0;
-            continue;
-        }
-        iov.clear();
-        for (k, p) in pieces[i..].iter().take(MAX_IOV).enumerate() {
-            let skip = if k == 0 { off } else { 0 };
-            iov.push(libc::iovec {
-                iov_base: p[skip..].as_ptr() as *mut libc::c_void,
-                iov_len: p.len() - skip,
-            });
-        }
-        // SAFETY: msghdr is plain data; all-zero is a valid empty header.
-        let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
-        hdr.msg_iov = iov.as_mut_ptr();
-        hdr.msg_iovlen = iov.len();
-        // SAFETY: every iovec points into a live `Bytes` of `pieces`,
-        // which outlives this call; the kernel only reads them.
-        let n = unsafe { libc::sendmsg(fd, &hdr, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
-        let mut n = if n >= 0 {
-            n as usize
-        } else {
-            let err = io::Error::last_os_error();
-            match err.kind() {
-                io::ErrorKind::Interrupted => continue,
-                io::ErrorKind::WouldBlock => {
-                    let w = stream.write(&pieces[i][off..]).await?;
-                    if w == 0 {
-                        return Err(io::Error::new(
-                            io::ErrorKind::WriteZero,
-                            "the client's socket took no bytes",
-                        ));
-                    }
-                    w
-                }
-                _ => return Err(err),
-            }
-        };
-        // Skip what was written: whole pieces, then into one.
-        while n > 0 && i < pieces.len() {
-            let left = pieces[i].len() - off;
-            if n >= left {
-                n -= left;
-                i += 1;
-                off = 0;
-            } else {
-                off += n;
-                n = 0;
-            }
-        }
-    }
-    Ok(())
+    let mut iov: Vec<libc::iovec> = pieces
+        .iter()
+        .map(|p| libc::iovec {
+            iov_base: p.as_ptr() as *mut libc::c_void,
+            iov_len: p.len(),
+        })
+        .collect();
+    // `pieces` outlives the call and is not touched meanwhile: the
+    // buffers behind `iov` stay valid, as `write_all_vectored` requires.
+    sock::write_all_vectored(stream, &mut iov).await.map(|_| ())
 }
 
 /// Reads what the socket has (at least one byte, or 0 at the end of the
@@ -435,37 +521,7 @@ async fn write_pieces(stream: &mut TcpStream, pieces: &[Bytes]) -> io::Result<()
 /// wait is glommio's `peek`, which consumes nothing, so dropping this
 /// future (an answer arrived first) loses no byte.
 async fn read_some(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
-    let fd = stream.as_raw_fd();
-    loop {
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(READ_CHUNK);
-        }
-        let spare = buf.spare_capacity_mut();
-        // SAFETY: the kernel writes at most `spare.len()` bytes into the
-        // spare capacity, which `BytesMut` owns and we hold `&mut` of.
-        let n = unsafe {
-            libc::recv(
-                fd,
-                spare.as_mut_ptr().cast::<libc::c_void>(),
-                spare.len(),
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if n >= 0 {
-            // SAFETY: the kernel initialised these `n` bytes.
-            unsafe { buf.set_len(buf.len() + n as usize) };
-            return Ok(n as usize);
-        }
-        let err = io::Error::last_os_error();
-        match err.kind() {
-            io::ErrorKind::Interrupted => continue,
-            io::ErrorKind::WouldBlock => {
-                let mut one = [0u8; 1];
-                stream.peek(&mut one).await.map_err(io::Error::from)?;
-            }
-            _ => return Err(err),
-        }
-    }
+    sock::read_some(stream, buf, 4096, READ_CHUNK).await
 }
 
 #[cfg(test)]
@@ -516,7 +572,7 @@ mod tests {
             max_connection_bytes: 10_000,
             ..ConnLimits::DEFAULT
         };
-        let st = ConnState::new(&l);
+        let st = ConnState::new(&l, Rc::new(ShardBudget::new(u64::MAX)));
         // Alone, even a request above the budget is admitted (else it
         // would wait for ever).
         assert!(st.admit(50_000));
@@ -526,5 +582,46 @@ mod tests {
         // Answers written give the budget back.
         st.charged.set(0);
         assert!(st.admit(10_000));
+    }
+
+    #[test]
+    fn the_shard_budget_bounds_admission_and_tails_across_connections() {
+        let l = ConnLimits {
+            max_connection_bytes: 100_000,
+            max_shard_bytes: 150_000,
+            protocol: crate::protocol::Limits {
+                max_frame_bytes: 20_000,
+                ..crate::protocol::Limits::DEFAULT
+            },
+            ..ConnLimits::DEFAULT
+        };
+        let budget = Rc::new(ShardBudget::new(l.max_shard_bytes));
+        let (a, b) = (
+            ConnState::new(&l, budget.clone()),
+            ConnState::new(&l, budget.clone()),
+        );
+        a.charge(90_000);
+
+        assert!(b.room_for_frame());
+        b.charge(40_000);
+        assert_eq!(budget.used(), 130_000);
+        // b is far from its own bound, but the shard is not.
+        assert!(!b.room_for_frame());
+        assert!(!b.admit(30_000));
+        assert!(b.admit(20_000));
+        // Released bytes come back to the shard and are announced.
+        let seen = budget.freed.get();
+        a.release(50_000);
+        assert_eq!(budget.used(), 80_000);
+        assert_ne!(budget.freed.get(), seen);
+        assert!(b.room_for_frame());
+        // A connection that ends gives back what it held, once; what its
+        // tasks do afterwards is not the shard's.
+        a.detach();
+        assert_eq!(budget.used(), 40_000);
+        a.charge(1_000);
+        a.release(1_000);
+        a.detach();
+        assert_eq!(budget.used(), 40_000);
     }
 }

@@ -7,7 +7,6 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,10 +15,12 @@ use futures_lite::future::or;
 use glommio::net::TcpListener;
 
 use super::config::ConnLimits;
-use super::conn::{self, ConnState};
+use super::conn::{self, ConnState, ShardBudget};
 use super::signal::{Latch, Notify};
 use crate::cluster::Cluster;
 use crate::shard::Shard;
+use crate::shard::latency::Latency;
+use crate::transport::accept;
 
 /// Counters of one shard's client service.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +36,8 @@ pub struct ServerStats {
     /// duplicates).
     pub appended_records: u64,
     pub appended_bytes: u64,
+    /// Connections closed after `idle_timeout` with nothing in flight.
+    pub idle_closed: u64,
 }
 
 /// One shard's client service (see the module doc).
@@ -45,6 +48,9 @@ pub struct ShardServer {
     pub(crate) local_addr: SocketAddr,
     /// Set when the server stops: accept nothing, read nothing more.
     pub(crate) stopping: Latch,
+    /// Bytes held by all the shard's connections, against
+    /// `max_shard_bytes`.
+    pub(crate) budget: Rc<ShardBudget>,
     /// Open connections, by id: told to stop, or closed.
     conns: RefCell<HashMap<u64, Rc<ConnState>>>,
     next_conn: Cell<u64>,
@@ -55,6 +61,10 @@ pub struct ShardServer {
     /// Answers sent, by what they are (`append`, `read`, ..., or the
     /// error's kind: `not_leader`, `timeout`, ...).
     pub(crate) answers: RefCell<std::collections::BTreeMap<&'static str, u64>>,
+    /// Error answers sent, by kind.
+    errors: RefCell<std::collections::BTreeMap<&'static str, u64>>,
+    /// Appends answered, from proposal to commit and apply.
+    commit_latency: Cell<Latency>,
 }
 
 impl ShardServer {
@@ -71,28 +81,28 @@ impl ShardServer {
         let addr = member
             .client_addr_of_shard(shard.index())
             .ok_or_else(|| std::io::Error::other("no client port for this shard"))?;
-        // std's listener (SO_REUSEADDR, no SO_REUSEPORT), as the peer
-        // network's: a second process on the same port fails to bind
-        // rather than silently sharing it.
-        let std_listener = std::net::TcpListener::bind(addr)
+        // As the peer network's: a second process on the same port fails
+        // to bind rather than silently sharing it.
+        let (listener, local_addr) = accept::bind(addr)
             .map_err(|e| std::io::Error::new(e.kind(), format!("binding {addr}: {e}")))?;
-        let local_addr = std_listener.local_addr()?;
-        // SAFETY: a bound, listening socket whose fd we hand over.
-        let listener = unsafe { TcpListener::from_raw_fd(std_listener.into_raw_fd()) };
         let srv = Rc::new(ShardServer {
             shard,
             cluster,
             limits,
             local_addr,
             stopping: Latch::default(),
+            budget: Rc::new(ShardBudget::new(limits.max_shard_bytes)),
             conns: RefCell::default(),
             next_conn: Cell::new(0),
             closed: Notify::default(),
             accept_done: Cell::new(false),
             stats: Cell::new(ServerStats::default()),
             answers: RefCell::default(),
+            errors: RefCell::default(),
+            commit_latency: Cell::new(Latency::default()),
         });
         glommio::spawn_local(accept_loop(srv.clone(), listener)).detach();
+        glommio::spawn_local(watch_storage(srv.clone())).detach();
         Ok(srv)
     }
 
@@ -102,6 +112,12 @@ impl ShardServer {
 
     pub fn stats(&self) -> ServerStats {
         self.stats.get()
+    }
+
+    /// Bytes the shard's connections hold now (requests in flight, the
+    /// answers they may take, answers unwritten).
+    pub fn bytes_held(&self) -> u64 {
+        self.budget.used()
     }
 
     /// Client connections open now.
@@ -119,11 +135,27 @@ impl ShardServer {
     }
 
     pub(crate) fn count_answer(&self, resp: &crate::clientpb::Response) {
-        *self
-            .answers
-            .borrow_mut()
-            .entry(answer_kind(resp))
-            .or_default() += 1;
+        let kind = answer_kind(resp);
+        *self.answers.borrow_mut().entry(kind).or_default() += 1;
+        if let Some(crate::clientpb::response::Result::Error(_)) = &resp.result {
+            *self.errors.borrow_mut().entry(kind).or_default() += 1;
+        }
+    }
+
+    /// Error answers sent so far, by kind.
+    pub fn errors(&self) -> Vec<(&'static str, u64)> {
+        self.errors.borrow().iter().map(|(k, v)| (*k, *v)).collect()
+    }
+
+    pub(crate) fn record_commit(&self, d: Duration) {
+        let mut l = self.commit_latency.get();
+        l.record(d);
+        self.commit_latency.set(l);
+    }
+
+    /// Appends answered so far, proposal to commit and apply.
+    pub fn commit_latency(&self) -> Latency {
+        self.commit_latency.get()
     }
 
     pub(crate) fn bump(&self, f: impl FnOnce(&mut ServerStats)) {
@@ -173,26 +205,29 @@ impl ShardServer {
     }
 }
 
-async fn accept_loop(srv: Rc<ShardServer>, listener: TcpListener) {
-    loop {
-        let accepted = or(async { Some(listener.accept().await) }, async {
-            srv.stopping.wait().await;
-            None
-        })
-        .await;
-        let stream = match accepted {
-            None => break,
-            Some(Ok(s)) => s,
-            Some(Err(e)) => {
-                // Out of fds or memory: wait a little rather than spin.
-                eprintln!(
-                    "corelog: shard {}: client accept failed: {e}",
-                    srv.shard.index()
-                );
-                glommio::timer::sleep(Duration::from_millis(50)).await;
-                continue;
+/// How often the shard's WAL is looked at for a failure.
+const STORAGE_WATCH: Duration = Duration::from_millis(50);
+
+/// Wakes every connection's tails once the shard's WAL fails: a tail
+/// waiting for records would otherwise wait for ever (no record comes
+/// any more) instead of answering `Unavailable`.
+async fn watch_storage(srv: Rc<ShardServer>) {
+    while !srv.stopping.is_set() {
+        if srv.shard.failure().is_some() {
+            for c in srv.conns.borrow().values() {
+                c.events.bump();
             }
-        };
+            return;
+        }
+        or(glommio::timer::sleep(STORAGE_WATCH), srv.stopping.wait()).await;
+    }
+}
+
+async fn accept_loop(srv: Rc<ShardServer>, listener: TcpListener) {
+    let failed = |e: &std::io::Error| {
+        tracing::error!(shard = srv.shard.index(), error = %e, "client accept failed");
+    };
+    while let Some(stream) = accept::next(&listener, || srv.stopping.wait(), failed).await {
         if srv.conns.borrow().len() >= srv.limits.max_connections {
             srv.bump(|s| s.refused_connections += 1);
             drop(stream);
@@ -202,7 +237,7 @@ async fn accept_loop(srv: Rc<ShardServer>, listener: TcpListener) {
         let _ = stream.set_nodelay(true);
         let id = srv.next_conn.get();
         srv.next_conn.set(id + 1);
-        let state = Rc::new(ConnState::new(&srv.limits));
+        let state = Rc::new(ConnState::new(&srv.limits, srv.budget.clone()));
         srv.conns.borrow_mut().insert(id, state.clone());
         let srv2 = srv.clone();
         glommio::spawn_local(async move {

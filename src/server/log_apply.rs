@@ -95,9 +95,11 @@ impl Apply for LogApply {
                     outcomes.push(o);
                 }
                 Err(err) => {
-                    eprintln!(
-                        "corelog: ERROR: group {}: applying entry {}: {err}; the group stops applying",
-                        self.group, e.index
+                    tracing::error!(
+                        group = self.group,
+                        index = e.index,
+                        error = %err,
+                        "applying an entry failed: the group stops applying"
                     );
                     self.broken = Some(err);
                     // Tails learn the group stopped.

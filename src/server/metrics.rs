@@ -9,57 +9,48 @@
 //! failed, its client service's counters (connections, requests,
 //! answers by kind, appended records and bytes, bad frames), and per
 //! group: role, term, commit and applied index, proposals and reads
-//! waiting, offsets, entries applied, refused peer messages. Not yet:
-//! commit and fsync latency histograms, leader changes, peer network
-//! counters per peer.
+//! waiting, offsets, entries applied, leader changes, refused peer
+//! messages; errors answered by kind; histograms of commit latency
+//! (appends, proposal to apply) and of the WAL's flushes (writes +
+//! fdatasync). Not yet: peer network counters per peer.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
 use std::time::Duration;
 
 use futures_lite::future::or;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::{TcpListener, TcpStream};
+use glommio::net::TcpStream;
 
 use super::listener::ShardServer;
 use super::log_apply::LogApply;
 use crate::raft::StateType;
+use crate::shard::latency::Latency;
+use crate::transport::accept;
 
 /// Largest request head read.
 const MAX_HEAD: usize = 8 << 10;
 
 /// Binds the shard's metrics port and serves it until the server stops.
 pub(crate) fn start(srv: &Rc<ShardServer>, addr: SocketAddr) -> std::io::Result<SocketAddr> {
-    let std_listener = std::net::TcpListener::bind(addr)
+    let (listener, local) = accept::bind(addr)
         .map_err(|e| std::io::Error::new(e.kind(), format!("binding {addr}: {e}")))?;
-    let local = std_listener.local_addr()?;
-    // SAFETY: a bound, listening socket whose fd we hand over.
-    let listener = unsafe { TcpListener::from_raw_fd(std_listener.into_raw_fd()) };
     let srv = srv.clone();
     glommio::spawn_local(async move {
-        loop {
-            let accepted = or(async { Some(listener.accept().await) }, async {
-                srv.stopping.wait().await;
-                None
+        let failed = |e: &std::io::Error| {
+            tracing::warn!(shard = srv.shard.index(), error = %e, "metrics accept failed");
+        };
+        while let Some(s) = accept::next(&listener, || srv.stopping.wait(), failed).await {
+            let srv = srv.clone();
+            glommio::spawn_local(async move {
+                let _ = or(answer(&srv, s), async {
+                    glommio::timer::sleep(Duration::from_secs(5)).await;
+                    Ok(())
+                })
+                .await;
             })
-            .await;
-            match accepted {
-                None => break,
-                Some(Ok(s)) => {
-                    let srv = srv.clone();
-                    glommio::spawn_local(async move {
-                        let _ = or(answer(&srv, s), async {
-                            glommio::timer::sleep(Duration::from_secs(5)).await;
-                            Ok(())
-                        })
-                        .await;
-                    })
-                    .detach();
-                }
-                Some(Err(_)) => glommio::timer::sleep(Duration::from_millis(50)).await,
-            }
+            .detach();
         }
     })
     .detach();
@@ -148,6 +139,12 @@ pub fn render(srv: &ShardServer) -> String {
         "1 if the shard's WAL failed (the shard answers Unavailable).",
         &c(u64::from(shard.failure().is_some())),
     );
+    metric(
+        "corelog_unsafe_no_fsync",
+        "gauge",
+        "1 if the WAL runs without fdatasync (--unsafe-no-fsync, benchmarks only).",
+        &c(u64::from(shard.config().unsafe_no_fsync)),
+    );
     let ss = srv.stats();
     metric(
         "corelog_client_connections",
@@ -172,6 +169,18 @@ pub fn render(srv: &ShardServer) -> String {
         "counter",
         "Client connections closed for a frame that cannot be trusted.",
         &c(ss.bad_frames),
+    );
+    metric(
+        "corelog_client_idle_closed_total",
+        "counter",
+        "Client connections closed after idle_timeout_ms with nothing in flight.",
+        &c(ss.idle_closed),
+    );
+    metric(
+        "corelog_client_bytes_held",
+        "gauge",
+        "Bytes the shard's client connections hold, against max_shard_bytes.",
+        &c(srv.bytes_held()),
     );
     metric(
         "corelog_client_requests_total",
@@ -203,7 +212,34 @@ pub fn render(srv: &ShardServer) -> String {
         &answers,
     );
 
-    let mut rows: Vec<Vec<(String, u64)>> = vec![Vec::new(); 11];
+    let errors: Vec<(String, u64)> = srv
+        .errors()
+        .into_iter()
+        .map(|(kind, v)| (format!("{sl},kind=\"{kind}\""), v))
+        .collect();
+    metric(
+        "corelog_client_errors_total",
+        "counter",
+        "Error answers sent, by kind.",
+        &errors,
+    );
+    let mut h = String::new();
+    histogram(
+        &mut h,
+        "corelog_shard_commit_seconds",
+        "Appends and truncates from proposal to commit and apply on this member.",
+        &sl,
+        &srv.commit_latency(),
+    );
+    histogram(
+        &mut h,
+        "corelog_shard_fsync_seconds",
+        "WAL flushes (writes + fdatasync) from submission to completion.",
+        &sl,
+        &st.wal.flush_latency,
+    );
+
+    let mut rows: Vec<Vec<(String, u64)>> = vec![Vec::new(); 12];
     for g in shard.group_ids() {
         let Some(node) = shard.node(g) else { continue };
         let s = node.status();
@@ -224,6 +260,7 @@ pub fn render(srv: &ShardServer) -> String {
             earliest,
             latest,
             s.stats.applied_entries,
+            s.stats.leader_changes,
             s.stats.step_errors,
         ];
         for (r, v) in rows.iter_mut().zip(vals) {
@@ -278,6 +315,11 @@ pub fn render(srv: &ShardServer) -> String {
             "Entries applied here.",
         ),
         (
+            "corelog_group_leader_changes_total",
+            "counter",
+            "Times this member learned of a new leader of the group.",
+        ),
+        (
             "corelog_group_step_errors_total",
             "counter",
             "Peer messages Raft refused.",
@@ -286,5 +328,25 @@ pub fn render(srv: &ShardServer) -> String {
     for ((name, kind, help), r) in names.iter().zip(&rows) {
         metric(name, kind, help, r);
     }
+    o.push_str(&h);
     o
+}
+
+/// One Prometheus histogram: cumulative `_bucket`s by `le` (seconds),
+/// `_sum` (seconds) and `_count`.
+fn histogram(o: &mut String, name: &str, help: &str, labels: &str, l: &Latency) {
+    let _ = writeln!(o, "# HELP {name} {help}");
+    let _ = writeln!(o, "# TYPE {name} histogram");
+    for (le, n) in l.cumulative() {
+        match le {
+            Some(s) => {
+                let _ = writeln!(o, "{name}_bucket{{{labels},le=\"{s}\"}} {n}");
+            }
+            None => {
+                let _ = writeln!(o, "{name}_bucket{{{labels},le=\"+Inf\"}} {n}");
+            }
+        }
+    }
+    let _ = writeln!(o, "{name}_sum{{{labels}}} {}", l.sum_us as f64 / 1e6);
+    let _ = writeln!(o, "{name}_count{{{labels}}} {}", l.count);
 }

@@ -12,7 +12,8 @@
 //!   applied (a committed prefix); `LINEARIZABLE` and `LEASE` first get
 //!   the leader's ReadIndex and wait until this replica applied it
 //!   (`LEASE` takes the ReadIndex path too: the runtime runs its groups
-//!   with safe read-only requests).
+//!   with safe read-only requests). A shard whose WAL failed serves no
+//!   read, of any consistency, and no tail: `Unavailable`.
 //! - Truncate, transfer leader, membership changes (of the group's
 //!   placement replicas), group and cluster status.
 //! - Group create/delete are not served yet: `Unavailable` says so.
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::answer_wire::{READ_ANSWER_FIXED_MAX, read_batch_wire_len};
 use super::listener::ShardServer;
 use super::log_apply::LogApply;
 use crate::clientpb::{self, Consistency, error::Kind, request::Op, response::Result as Answer};
@@ -96,9 +98,11 @@ pub async fn handle(srv: &Rc<ShardServer>, op: Op) -> clientpb::Response {
 async fn append(srv: &Rc<ShardServer>, node: &Node, data: Bytes) -> clientpb::Response {
     let group = node.group();
     let bytes = data.len() as u64;
+    let began = Instant::now();
     match node.propose_applied(data).await {
         Ok(applied) => match applied.outcome {
             Some(o) => {
+                srv.record_commit(began.elapsed());
                 if let crate::log::ApplyOutcome::Appended { count, .. } = o {
                     srv.bump(|s| {
                         s.appended_records += u64::from(count);
@@ -163,6 +167,12 @@ pub(crate) fn read_committed(
     bounds: ReadBounds,
 ) -> clientpb::Response {
     let group = node.group();
+    // A shard whose WAL failed may have applied entries that never became
+    // durable here (the flush that failed held them, or a later one
+    // would have): what it holds is no committed prefix it can vouch for.
+    if let Err(e) = srv.shard.check() {
+        return srv.propose_error(group, e);
+    }
     // Where the batches are: entry indexes, at most max_records batches.
     let found = with_state(node, |st| {
         let (earliest, latest) = (st.earliest_offset(), st.next_offset());
@@ -188,6 +198,12 @@ pub(crate) fn read_committed(
     };
     let mut batches = Vec::with_capacity(locs.len());
     let mut bytes = 0u64;
+    // The answer must fit one frame, framing included (a few bytes per
+    // batch, which the byte bound does not count): a tail that advanced
+    // past an answer too large to send would lose its records.
+    let frame_room =
+        (srv.limits.protocol.max_frame_bytes as usize).saturating_sub(READ_ANSWER_FIXED_MAX);
+    let mut wire = 0usize;
     for l in locs {
         let entry = {
             let wal = srv.shard.wal();
@@ -209,6 +225,20 @@ pub(crate) fn read_committed(
         if !batches.is_empty() && bytes > u64::from(bounds.max_bytes) {
             break;
         }
+        let w = read_batch_wire_len(l.base_offset, data.len());
+        if wire + w > frame_room {
+            if batches.is_empty() {
+                // One batch above the frame (appended under larger
+                // limits): it cannot be answered; say so, skip nothing.
+                return error(Kind::TooLarge(clientpb::TooLarge {
+                    what: "batch in a read answer".into(),
+                    value: data.len() as u64,
+                    limit: u64::from(srv.limits.protocol.max_frame_bytes),
+                }));
+            }
+            break;
+        }
+        wire += w;
         batches.push(clientpb::ReadBatch {
             base_offset: l.base_offset,
             batch: data,
@@ -329,7 +359,7 @@ fn cluster_status(srv: &Rc<ShardServer>) -> clientpb::Response {
             })
             .collect(),
         group_count: srv.cluster.group_count(),
-        unsafe_no_fsync: false,
+        unsafe_no_fsync: srv.shard.config().unsafe_no_fsync,
     }))
 }
 

@@ -23,6 +23,14 @@ thread_local! {
     static SHARD_SERVER: RefCell<Option<Rc<ShardServer>>> = const { RefCell::new(None) };
 }
 
+/// What `corelog server --unsafe-no-fsync` prints at start, on stderr.
+pub const UNSAFE_NO_FSYNC_BANNER: &str = "\
+corelog: ************************************************************
+corelog: UNSAFE: --unsafe-no-fsync: the WAL is never fsynced.
+corelog: Acknowledged appends can be lost to a power failure or a
+corelog: kernel crash. For benchmarks only; never for data you keep.
+corelog: ************************************************************";
+
 /// Why the server did not start.
 #[derive(Debug)]
 pub enum ServerError {
@@ -153,7 +161,11 @@ impl Server {
             groups,
             c.group_count(),
             self.cfg.data_dir.display()
-        )
+        ) + if self.cfg.runtime.unsafe_no_fsync {
+            " UNSAFE: NO FSYNC (--unsafe-no-fsync, benchmarks only)"
+        } else {
+            ""
+        }
     }
 
     /// Shards whose WAL failed since the last call, with the cause: each
@@ -202,6 +214,23 @@ impl Server {
                 h.call(|_| async { SHARD_SERVER.with(|c| c.borrow().as_ref().map(|s| s.stats())) })
                     .ok()
                     .flatten()
+            })
+            .collect()
+    }
+
+    /// Client connections open on each shard.
+    pub fn connections(&self) -> Vec<usize> {
+        let Some(rt) = &self.runtime else {
+            return Vec::new();
+        };
+        rt.shards()
+            .iter()
+            .filter_map(|h| {
+                h.call(|_| async {
+                    SHARD_SERVER.with(|c| c.borrow().as_ref().map(|s| s.connections()))
+                })
+                .ok()
+                .flatten()
             })
             .collect()
     }

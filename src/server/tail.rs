@@ -7,7 +7,11 @@
 //! Flow control: the tail sends more only while the connection's answers
 //! not yet written are below `max_bytes_in_flight` (the request's, or the
 //! read byte limit when 0), so a client that stops reading stops its
-//! tails; the connection's budget counts what they queued.
+//! tails; and only while the connection's budget and the shard's have
+//! room for a whole frame, which its next answer fits in (the check and
+//! the queueing happen without a yield between them: no other task can
+//! take that room meanwhile). Both budgets count what it queued until
+//! written.
 //!
 //! A tail follows its group across leader changes by itself: it reads
 //! what this replica applied, whoever leads. If this member goes away,
@@ -53,11 +57,11 @@ async fn serve(
 ) {
     let node = match srv.node(req.group) {
         Ok(n) => n,
-        Err(resp) => return st.stream(id, &resp),
+        Err(resp) => return st.end_with_answer(id, &resp),
     };
     let changes = node.with_apply(|a| a.as_any().downcast_ref::<LogApply>().map(|l| l.changes()));
     let Some(changes) = changes else {
-        return st.stream(id, &unavailable("the group's state machine is not a log"));
+        return st.end_with_answer(id, &unavailable("the group's state machine is not a log"));
     };
     let limits = srv.limits.protocol;
     let in_flight = match req.max_bytes_in_flight {
@@ -71,6 +75,7 @@ async fn serve(
     let mut offset = req.offset;
     loop {
         let conn_seen = st.events.get();
+        let budget_seen = srv.budget.freed.get();
         if cancelled.get() || st.is_ended() || srv.stopping.is_set() {
             return;
         }
@@ -78,22 +83,37 @@ async fn serve(
             st.events.changed(conn_seen).await;
             continue;
         }
+        if !st.room_for_frame() {
+            // The connection's or the shard's budget has no room for one
+            // more answer: wait until answers are written somewhere.
+            or(
+                st.events.changed(conn_seen),
+                srv.budget.freed.changed(budget_seen),
+            )
+            .await;
+            continue;
+        }
         let seen = changes.get();
         let resp = read_committed(srv, &node, offset, bounds);
         match &resp.result {
             Some(Answer::Read(r)) if !r.batches.is_empty() => {
                 let Some(next) = next_offset(r) else {
-                    return st.stream(id, &unavailable("a batch read back has no header"));
+                    return st.end_with_answer(id, &unavailable("a batch read back has no header"));
                 };
+                // The offset moves only past records queued for the
+                // client: an answer that could not be queued ends the
+                // tail with an error instead of skipping them.
+                if let Err(e) = st.stream(id, &resp) {
+                    return st.end_with(id, e);
+                }
                 offset = next;
-                st.stream(id, &resp);
             }
             Some(Answer::Read(_)) => {
                 // Nothing new: wait for records, or for the connection
                 // (cancel, close, stop).
                 or(changes.changed(seen), st.events.changed(conn_seen)).await;
             }
-            _ => return st.stream(id, &resp),
+            _ => return st.end_with_answer(id, &resp),
         }
     }
 }

@@ -81,6 +81,9 @@ pub struct AppendStats {
     pub deferred: u64,
     /// Times a write was refused for lack of room (`wal::Error::NoSpace`).
     pub no_space: u64,
+    /// Each flush from its start to its completion reaped (its writes and
+    /// fdatasyncs: the WAL's fsync latency as the shard sees it).
+    pub flush_latency: super::latency::Latency,
 }
 
 pub struct Appender {
@@ -106,6 +109,8 @@ pub struct Appender {
     no_space: Option<String>,
     /// The loop allows one more attempt while `no_space` holds.
     retry: bool,
+    /// When the flush in flight started (one clock read per flush).
+    flush_began: Option<std::time::Instant>,
     pub stats: AppendStats,
 }
 
@@ -124,6 +129,7 @@ impl Appender {
             snapshots: Vec::new(),
             no_space: None,
             retry: false,
+            flush_began: None,
             stats: AppendStats::default(),
         }
     }
@@ -176,6 +182,9 @@ impl Appender {
             let d = self.wal.borrow_mut().poll_flush()?;
             if d >= n {
                 self.in_flight = None;
+                if let Some(t) = self.flush_began.take() {
+                    self.stats.flush_latency.record(t.elapsed());
+                }
             }
             self.durable = d;
         }
@@ -278,6 +287,7 @@ impl Appender {
             self.in_flight = Some(n);
             self.started = n;
             self.stats.flushes += 1;
+            self.flush_began = Some(std::time::Instant::now());
         }
         Ok(())
     }

@@ -64,6 +64,8 @@ pub struct RuntimeConfig {
     /// this often (in ticks): never on every turn, which would retry as
     /// fast as messages arrive.
     pub space_retry_ticks: u64,
+    /// Benchmarks only: the WAL never fdatasyncs (`wal::Options`).
+    pub unsafe_no_fsync: bool,
     /// glommio's registered I/O memory per shard. The shard does its disk
     /// writes through the WAL's own ring; glommio only reads an eventfd
     /// and serves sockets, so the minimum (64 KiB) is enough, and it is
@@ -98,6 +100,7 @@ impl Default for RuntimeConfig {
             wal_cache_bytes: 64 << 20,
             wal_max_disk_bytes: u64::MAX,
             space_retry_ticks: 10,
+            unsafe_no_fsync: false,
             io_memory: 64 << 10,
             compact_threshold_entries: 10_000,
             max_snapshot_bytes: 256 << 20,

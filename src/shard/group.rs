@@ -47,6 +47,11 @@ pub struct GroupStats {
     /// MsgSnaps refused: data missing or refused by the state machine
     /// (received), or no data to send (sent).
     pub snapshots_refused: u64,
+    /// Times this replica learned of a leader other than the last one it
+    /// knew (a term with no leader known in between does not count).
+    pub leader_changes: u64,
+    /// The last leader known (0: none yet).
+    pub last_leader: u64,
 }
 
 pub struct Group {
@@ -426,6 +431,12 @@ impl Group {
         }
         self.stats.readys += 1;
         let mut rd = self.raw.ready();
+        if let Some(ss) = &rd.soft_state {
+            if ss.lead != raft::NONE && ss.lead != self.stats.last_leader {
+                self.stats.leader_changes += 1;
+                self.stats.last_leader = ss.lead;
+            }
+        }
         for rs in std::mem::take(&mut rd.read_states) {
             if let Some(ctx) = decode_ctx(&rs.request_ctx) {
                 self.reads.answered(ctx, rs.index);

@@ -305,6 +305,7 @@ async fn start(
     opts.max_flush_bytes = cfg.wal_max_flush_bytes;
     opts.cache_bytes = cfg.wal_cache_bytes;
     opts.max_disk_bytes = cfg.wal_max_disk_bytes;
+    opts.unsafe_no_fsync = cfg.unsafe_no_fsync;
     // Opening recovers the directory and, when it is new, creates the
     // first segment: both on this thread, before the shard serves.
     let wal = Rc::new(RefCell::new(Wal::open(&spec.wal_dir, opts)?));

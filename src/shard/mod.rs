@@ -26,6 +26,7 @@ pub mod config;
 pub mod group;
 pub mod handle;
 pub mod join;
+pub mod latency;
 pub mod mailbox;
 pub mod member;
 pub mod memlock;

@@ -22,6 +22,7 @@ use futures_lite::future::or;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 
+use super::accept;
 use super::handshake::{HANDSHAKE_LEN, Handshake};
 use super::inbox::Inbox;
 use super::net::{Shared, TaskGuard};
@@ -36,29 +37,15 @@ pub(crate) async fn accept_loop(
     inbox: Inbox,
     _guard: TaskGuard,
 ) {
-    loop {
-        let accepted = or(async { Some(listener.accept().await) }, async {
-            net.shutdown.wait().await;
-            None
-        })
-        .await;
-        let stream = match accepted {
-            None => break,
-            Some(Ok(s)) => s,
-            Some(Err(e)) => {
-                // Out of fds or memory: wait a little rather than spin.
-                eprintln!(
-                    "corelog peer-net: member {} shard {}: accept failed: {e}",
-                    net.cfg.member, net.cfg.shard
-                );
-                or(
-                    glommio::timer::sleep(std::time::Duration::from_millis(50)),
-                    net.shutdown.wait(),
-                )
-                .await;
-                continue;
-            }
-        };
+    let failed = |e: &io::Error| {
+        tracing::error!(
+            member = net.cfg.member,
+            shard = net.cfg.shard,
+            error = %e,
+            "peer accept failed"
+        );
+    };
+    while let Some(stream) = accept::next(&listener, || net.shutdown.wait(), failed).await {
         if net.inbound.get() >= net.opts.max_inbound_connections {
             net.stats.bump(|s| s.refused_too_many_connections += 1);
             drop(stream);
@@ -78,9 +65,11 @@ pub(crate) async fn accept_loop(
             net2.inbound.set(net2.inbound.get() - 1);
             net2.stats.bump(|s| s.inbound_closed += 1);
             if let Closed::Refused(e) = why {
-                eprintln!(
-                    "corelog peer-net: member {} shard {}: closed an inbound connection: {e}",
-                    net2.cfg.member, net2.cfg.shard
+                tracing::warn!(
+                    member = net2.cfg.member,
+                    shard = net2.cfg.shard,
+                    error = %e,
+                    "closed an inbound peer connection"
                 );
             }
         })

@@ -448,9 +448,13 @@ pub(crate) async fn run(net: Rc<Shared>, peer: Rc<Peer>, _guard: TaskGuard) {
                 net.stats.bump(|s| s.connects += 1);
                 backoff.reset();
                 if logged_down {
-                    eprintln!(
-                        "corelog peer-net: member {} shard {}: connected to member {} shard {} at {}",
-                        net.cfg.member, net.cfg.shard, peer.member, peer.shard, peer.addr
+                    tracing::info!(
+                        member = net.cfg.member,
+                        shard = net.cfg.shard,
+                        peer_member = peer.member,
+                        peer_shard = peer.shard,
+                        addr = %peer.addr,
+                        "connected to peer"
                     );
                 }
                 peer.state.set(LinkState::Connected);
@@ -458,9 +462,13 @@ pub(crate) async fn run(net: Rc<Shared>, peer: Rc<Peer>, _guard: TaskGuard) {
                     LinkError::Shutdown => break,
                     e => {
                         net.stats.bump(|s| s.connections_lost += 1);
-                        eprintln!(
-                            "corelog peer-net: member {} shard {}: connection to member {} shard {} lost: {e}",
-                            net.cfg.member, net.cfg.shard, peer.member, peer.shard
+                        tracing::warn!(
+                            member = net.cfg.member,
+                            shard = net.cfg.shard,
+                            peer_member = peer.member,
+                            peer_shard = peer.shard,
+                            error = %e,
+                            "connection to peer lost"
                         );
                         logged_down = true;
                     }
@@ -470,9 +478,14 @@ pub(crate) async fn run(net: Rc<Shared>, peer: Rc<Peer>, _guard: TaskGuard) {
             Err(e) => {
                 net.stats.bump(|s| s.connect_failures += 1);
                 if !logged_down {
-                    eprintln!(
-                        "corelog peer-net: member {} shard {}: cannot connect to member {} shard {} at {}: {e}",
-                        net.cfg.member, net.cfg.shard, peer.member, peer.shard, peer.addr
+                    tracing::warn!(
+                        member = net.cfg.member,
+                        shard = net.cfg.shard,
+                        peer_member = peer.member,
+                        peer_shard = peer.shard,
+                        addr = %peer.addr,
+                        error = %e,
+                        "cannot connect to peer"
                     );
                     logged_down = true;
                 }

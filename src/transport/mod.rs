@@ -14,6 +14,7 @@
 //! trusted; bad input is a typed [`Error`], never a panic, and costs the
 //! connection that sent it, not the process.
 
+pub(crate) mod accept;
 mod backoff;
 mod conn_in;
 mod conn_out;
@@ -24,7 +25,7 @@ mod pbwire;
 mod reader;
 mod signal;
 pub mod snapchunk;
-mod sock;
+pub(crate) mod sock;
 mod stats;
 
 pub mod codec;

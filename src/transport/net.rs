@@ -19,12 +19,9 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
-
-use glommio::net::TcpListener;
 
 use super::conn_out::{self, Peer};
 use super::signal::{Latch, Notify};
@@ -227,18 +224,10 @@ impl PeerNet {
                 shard_count: local.shards,
             });
         };
-        // std's listener (SO_REUSEADDR, so a restart binds over TIME_WAIT
-        // connections) rather than glommio's bind, which sets SO_REUSEPORT:
-        // with it a second process configured with the same port would
-        // bind too and silently take half the connections.
-        let bind_err = |e: std::io::Error| Error::Bind {
+        let (listener, local_addr) = super::accept::bind(addr).map_err(|e| Error::Bind {
             addr,
             kind: e.kind(),
-        };
-        let std_listener = std::net::TcpListener::bind(addr).map_err(bind_err)?;
-        let local_addr = std_listener.local_addr().map_err(bind_err)?;
-        // SAFETY: the fd is a bound, listening socket that we hand over.
-        let listener = unsafe { TcpListener::from_raw_fd(std_listener.into_raw_fd()) };
+        })?;
         let shared = Rc::new(Shared {
             cfg,
             opts,

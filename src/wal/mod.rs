@@ -155,7 +155,8 @@ impl Wal<UringDisk> {
     /// on a segment of another cluster or shard, or of an unknown version.
     pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Wal> {
         opts.validate()?;
-        let disk = UringDisk::open(dir, !opts.read_only)?;
+        let mut disk = UringDisk::open(dir, !opts.read_only)?;
+        disk.set_unsafe_no_fsync(opts.unsafe_no_fsync);
         Wal::open_on(disk, opts)
     }
 

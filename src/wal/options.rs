@@ -33,6 +33,11 @@ pub struct Options {
     /// Read-only inspection: take cluster and shard id from the oldest
     /// segment instead of checking them against the fields above.
     pub adopt_identity: bool,
+    /// Benchmarks only: flushes write but never fdatasync, so an
+    /// acknowledged write can be lost to a power failure or a kernel
+    /// crash. Never on by default; every output that reports on the
+    /// member says so.
+    pub unsafe_no_fsync: bool,
     /// Deliberate bugs for the simulator's self-test (bugs.rs).
     #[cfg(corelog_sim_bugs)]
     #[doc(hidden)]
@@ -52,6 +57,7 @@ impl Options {
             max_disk_bytes: u64::MAX,
             read_only: false,
             adopt_identity: false,
+            unsafe_no_fsync: false,
             #[cfg(corelog_sim_bugs)]
             bugs: super::WalBugs::default(),
         }

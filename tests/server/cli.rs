@@ -2,6 +2,7 @@
 //! field, the command-line client, `corelog bench`.
 
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use super::support::*;
 
@@ -153,4 +154,126 @@ fn bench_runs_a_local_cluster_prints_throughput_and_latency_and_removes_its_data
     // Single records through the batching producer.
     let text = bench(&["--groups", "1", "--producer", "--inflight", "512"]);
     assert!(text.contains("batching producer"), "{text}");
+}
+
+/// `--unsafe-no-fsync` (benchmarks only) says so at start, in the serving
+/// line, and in every status answer; the member still appends and reads.
+/// Without it, status says nothing of the kind.
+#[test]
+fn unsafe_no_fsync_is_printed_at_start_and_in_every_status_answer() {
+    use corelog::client::{Client, ClientOptions};
+
+    let _g = serial();
+    let (_d, srv) = solo_server(1, 1, |f| f.unsafe_no_fsync = Some(true));
+    assert!(srv.serving_line().contains("UNSAFE: NO FSYNC"));
+    let c = Client::connect(srv.client_addrs(), ClientOptions::default()).unwrap();
+    assert!(c.cluster_status().unwrap().unsafe_no_fsync);
+    assert_eq!(c.append(0, &[b"fast"]).unwrap().base_offset, 0);
+    let r = c
+        .read(0, 0, 0, corelog::clientpb::Consistency::Linearizable)
+        .unwrap();
+    assert_eq!(r.records.len(), 1);
+    drop(c);
+    srv.stop(Duration::from_secs(1)).unwrap();
+
+    let (_d, srv) = solo_server(1, 1, |_| {});
+    assert!(!srv.serving_line().contains("UNSAFE"));
+    let c = Client::connect(srv.client_addrs(), ClientOptions::default()).unwrap();
+    assert!(!c.cluster_status().unwrap().unsafe_no_fsync);
+    drop(c);
+    srv.stop(Duration::from_secs(1)).unwrap();
+
+    // The binary prints the banner on stderr before it serves.
+    let dir = tempfile::tempdir().unwrap();
+    let p = free_ports(2);
+    let child = spawn_server(&[
+        "server".into(),
+        "--cluster-id".into(),
+        "5".into(),
+        "--member-id".into(),
+        "1".into(),
+        "--data-dir".into(),
+        dir.path().display().to_string(),
+        "--member".into(),
+        format!("1=a@127.0.0.1:{}/127.0.0.1:{}", p[0], p[1]),
+        "--cpus".into(),
+        "none".into(),
+        "--unsafe-no-fsync".into(),
+    ]);
+    let mut err = String::new();
+    while let Ok(l) = child.stderr.recv_timeout(Duration::from_secs(2)) {
+        err.push_str(&l);
+        err.push('\n');
+    }
+    assert!(err.contains("UNSAFE: --unsafe-no-fsync"), "{err}");
+    let out = std::process::Command::new(bin())
+        .args(["status", "--server", &format!("127.0.0.1:{}", p[1])])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(out.contains("UNSAFE: no fsync"), "{out}");
+}
+
+/// The server logs through `tracing`: `--log-format json` writes one JSON
+/// object per line with its level; `RUST_LOG` filters by level (at `warn`
+/// the info lines of a clean stop are gone, at `info` they are there).
+#[test]
+fn server_logs_are_leveled_filtered_by_rust_log_and_json_on_request() {
+    let _g = serial();
+    let run = |format: &str, filter: &str| -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = free_ports(2);
+        let args: Vec<String> = [
+            "server",
+            "--cluster-id",
+            "6",
+            "--member-id",
+            "1",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--member",
+            &format!("1=a@127.0.0.1:{}/127.0.0.1:{}", p[0], p[1]),
+            "--cpus",
+            "none",
+            "--log-format",
+            format,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut child = spawn_server_env(&args, &[("RUST_LOG", filter)]);
+        wait_serving(&mut child);
+        child.signal(libc::SIGTERM);
+        assert!(child.wait_exit(20).success());
+        let mut lines = Vec::new();
+        while let Ok(l) = child.stderr.recv_timeout(Duration::from_secs(1)) {
+            lines.push(l);
+        }
+        lines
+    };
+    let json = run("json", "info");
+    let stop = json
+        .iter()
+        .find(|l| l.contains("stopping (no new connections"))
+        .unwrap_or_else(|| panic!("no stop line in {json:?}"));
+    assert!(
+        stop.starts_with('{') && stop.ends_with('}'),
+        "not a JSON object: {stop}"
+    );
+    assert!(stop.contains("\"level\":\"INFO\""), "{stop}");
+    assert!(stop.contains("\"signal\":\"SIGTERM\""), "{stop}");
+    assert!(json.iter().any(|l| l.contains("\"message\":\"stopped\"")));
+
+    let text = run("text", "info");
+    let stop = text
+        .iter()
+        .find(|l| l.contains("stopping (no new connections"))
+        .unwrap_or_else(|| panic!("no stop line in {text:?}"));
+    assert!(stop.contains("INFO") && !stop.starts_with('{'), "{stop}");
+
+    let quiet = run("text", "warn");
+    assert!(
+        !quiet.iter().any(|l| l.contains("stopping")),
+        "info lines at RUST_LOG=warn: {quiet:?}"
+    );
 }

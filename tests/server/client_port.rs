@@ -393,9 +393,41 @@ fn each_shard_serves_its_metrics_in_prometheus_text() {
         "corelog_group_next_offset{shard=\"0\",group=\"0\"} 3",
         "corelog_shard_wal_failed{shard=\"0\"} 0",
         "# TYPE corelog_client_requests_total counter",
+        // Errors by kind, apart from the answers.
+        "corelog_client_errors_total{shard=\"0\",kind=\"offset_out_of_range\"} 1",
+        // One leader elected, once.
+        "corelog_group_leader_changes_total{shard=\"0\",group=\"0\"} 1",
+        // Histograms: one commit observed per append, every one within
+        // the +Inf bucket.
+        "# TYPE corelog_shard_commit_seconds histogram",
+        "corelog_shard_commit_seconds_count{shard=\"0\"} 1",
+        "corelog_shard_commit_seconds_bucket{shard=\"0\",le=\"+Inf\"} 1",
+        "# TYPE corelog_shard_fsync_seconds histogram",
     ] {
         assert!(m.contains(line), "missing {line:?} in\n{m}");
     }
+    // Every flush of the WAL is one fsync observation; buckets are
+    // cumulative and end at the count.
+    let value = |prefix: &str| -> u64 {
+        m.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in\n{m}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let flushes = value("corelog_shard_wal_flushes_total{shard=\"0\"}");
+    let fsyncs = value("corelog_shard_fsync_seconds_count{shard=\"0\"}");
+    assert!(fsyncs >= 1 && fsyncs <= flushes, "{fsyncs} of {flushes}");
+    let buckets: Vec<u64> = m
+        .lines()
+        .filter(|l| l.starts_with("corelog_shard_fsync_seconds_bucket{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(buckets.len() > 10, "{buckets:?}");
+    assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
+    assert_eq!(*buckets.last().unwrap(), fsyncs);
+    assert!(m.contains("corelog_shard_fsync_seconds_sum{shard=\"0\"} "));
     assert!(get("/other").starts_with("HTTP/1.1 404"));
     drop(c);
     srv.stop(Duration::from_secs(1)).unwrap();
@@ -438,6 +470,18 @@ fn a_shard_whose_wal_failed_answers_unavailable_while_the_other_shard_serves() {
     assert_eq!(c.append(bad, &[b"a"]).unwrap().base_offset, 0);
     assert_eq!(c.append(ok, &[b"a"]).unwrap().base_offset, 0);
     assert!(srv.new_failures().is_empty());
+    // A tail of the failing shard's group, waiting for records.
+    let mut t = TcpStream::connect(srv.client_addrs()[0]).unwrap();
+    let tail = Request {
+        op: Some(Op::Tail(clientpb::TailRequest {
+            group: bad,
+            offset: 1,
+            max_bytes_in_flight: 0,
+        })),
+    };
+    let mut f = BytesMut::new();
+    encode_frame(7, &tail, &Limits::DEFAULT, &mut f).unwrap();
+    t.write_all(&f).unwrap();
 
     srv.runtime().shards()[0]
         .call(|s| async move {
@@ -473,6 +517,25 @@ fn a_shard_whose_wal_failed_answers_unavailable_while_the_other_shard_serves() {
         },
     );
     assert!(matches!(r.result, Some(Answer::Error(_))), "{r:?}");
+    // Reads from this replica and tails end too: what it applied may be
+    // ahead of what is durable, so it serves no read of any kind.
+    let unavailable = |r: Response| match error_kind(r) {
+        Kind::Unavailable(u) => assert!(u.reason.contains("storage failed"), "{}", u.reason),
+        other => panic!("{other:?}"),
+    };
+    unavailable(raw_answer(&mut t, 7));
+    let read = |consistency: Consistency| Request {
+        op: Some(Op::Read(clientpb::ReadRequest {
+            group: bad,
+            offset: 0,
+            max_records: 0,
+            max_bytes: 0,
+            consistency: consistency as i32,
+        })),
+    };
+    unavailable(raw_call(&mut s, 3, &read(Consistency::AnyReplica)));
+    unavailable(raw_call(&mut s, 4, &read(Consistency::Linearizable)));
+    unavailable(raw_call(&mut s, 5, &tail));
     let failures = srv.new_failures();
     assert_eq!(failures.len(), 1, "{failures:?}");
     assert_eq!(failures[0].0, 0);

@@ -16,8 +16,10 @@
 mod bench;
 mod cli;
 mod client_port;
+mod conns;
 mod faults;
 mod full_disk;
+mod producers;
 mod replication;
 mod support;
 mod tails;

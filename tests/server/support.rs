@@ -229,8 +229,13 @@ pub fn bin() -> &'static str {
 }
 
 pub fn spawn_server_nowait(args: &[String]) -> Proc {
+    spawn_server_env(args, &[])
+}
+
+/// `spawn_server_nowait` with environment variables set for the child.
+pub fn spawn_server_env(args: &[String], env: &[(&str, &str)]) -> Proc {
     let mut cmd = Command::new(bin());
-    cmd.args(args);
+    cmd.args(args).envs(env.iter().copied());
     spawn_nowait(cmd)
 }
 
@@ -425,5 +430,69 @@ impl Handle {
             Handle::Pending(h) => h.wait(),
             Handle::Done(o) => Ok(o),
         }
+    }
+}
+
+/// One member in process (replication factor 1, 5 ms ticks) with
+/// `shards` shards and `groups` groups; `tweak` sets limits. The data
+/// directory lives as long as the returned `TempDir`.
+pub fn solo_server(
+    shards: u32,
+    groups: u64,
+    tweak: impl FnOnce(&mut corelog::server::FileConfig),
+) -> (TempDir, corelog::server::Server) {
+    use corelog::server::config::MemberEntry;
+    use corelog::server::{FileConfig, Server};
+    let dir = tempfile::tempdir().unwrap();
+    let width = u16::try_from(shards).unwrap();
+    let (peer, client) = (free_range(width), free_range(width));
+    let mut f = FileConfig {
+        cluster_id: Some(21),
+        member_id: Some(1),
+        data_dir: Some(dir.path().to_path_buf()),
+        groups: Some(groups),
+        replication_factor: Some(1),
+        cpus: Some("none".into()),
+        ..FileConfig::default()
+    };
+    f.members.push(MemberEntry {
+        id: 1,
+        name: "solo".into(),
+        peer_addr: SocketAddr::from(([127, 0, 0, 1], peer)),
+        client_addr: SocketAddr::from(([127, 0, 0, 1], client)),
+        shards,
+    });
+    f.runtime.tick_ms = Some(5);
+    tweak(&mut f);
+    let srv = Server::start(f.check().unwrap()).unwrap();
+    (dir, srv)
+}
+
+/// Waits (at most 10 s) until `cond` holds; false if it never did.
+pub fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cond()
+}
+
+/// Sends `req` under `id` on a raw connection without waiting.
+pub fn raw_send(s: &mut TcpStream, id: u64, req: &Request) {
+    let mut f = BytesMut::new();
+    encode_frame(id, req, &Limits::DEFAULT, &mut f).unwrap();
+    s.write_all(&f).unwrap();
+}
+
+pub fn tail_req(group: u64, offset: u64) -> Request {
+    Request {
+        op: Some(Op::Tail(clientpb::TailRequest {
+            group,
+            offset,
+            max_bytes_in_flight: 0,
+        })),
     }
 }

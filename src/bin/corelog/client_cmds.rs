@@ -181,16 +181,53 @@ pub fn transfer(c: &ConnArgs, group: u64, to: u64) -> ExitCode {
     }
     // The move takes up to an election timeout: report where it landed.
     let deadline = std::time::Instant::now() + Duration::from_secs(c.timeout);
+    match wait_for_leader(to, deadline, || {
+        cl.group_status(group)
+            .map(|s| s.leader)
+            .map_err(|e| e.to_string())
+    }) {
+        LeaderWait::Moved => {
+            println!("group {group}: leader {to}");
+            ExitCode::SUCCESS
+        }
+        LeaderWait::Still(l) => {
+            println!("group {group}: leader still {l}");
+            ExitCode::from(1)
+        }
+        LeaderWait::NoAnswer(e) => fail(&format!("status of group {group}"), e),
+    }
+}
+
+/// Where a leadership transfer landed by its deadline.
+#[derive(Debug, PartialEq, Eq)]
+enum LeaderWait {
+    Moved,
+    /// The leader last seen (not the target).
+    Still(u64),
+    /// No status call succeeded: the last error.
+    NoAnswer(String),
+}
+
+/// Asks `status` (the group's leader) until it names `to` or `deadline`
+/// passes.
+fn wait_for_leader(
+    to: u64,
+    deadline: std::time::Instant,
+    mut status: impl FnMut() -> Result<u64, String>,
+) -> LeaderWait {
+    let mut last = LeaderWait::NoAnswer("no status call was made".into());
     loop {
-        if let Ok(s) = cl.group_status(group) {
-            if s.leader == to {
-                println!("group {group}: leader {to}");
-                return ExitCode::SUCCESS;
-            }
-            if std::time::Instant::now() >= deadline {
-                println!("group {group}: leader still {}", s.leader);
-                return ExitCode::from(1);
-            }
+        match status() {
+            Ok(leader) if leader == to => return LeaderWait::Moved,
+            Ok(leader) => last = LeaderWait::Still(leader),
+            // A failed call does not reset a leader already seen.
+            Err(e) if !matches!(last, LeaderWait::Still(_)) => last = LeaderWait::NoAnswer(e),
+            Err(_) => {}
+        }
+        // Checked after every call, answered or not: a member that never
+        // answers must not keep the command waiting past its deadline.
+        if std::time::Instant::now() >= deadline {
+            return last;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -231,5 +268,61 @@ pub fn members(c: &ConnArgs, group: u64, change: Option<&str>, member: Option<u6
             ExitCode::SUCCESS
         }
         Err(e) => fail(&format!("members of group {group}"), e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// Runs `wait_for_leader` on a thread; `None` if it did not return
+    /// within `limit`.
+    fn bounded(
+        to: u64,
+        deadline: Instant,
+        status: impl FnMut() -> Result<u64, String> + Send + 'static,
+        limit: Duration,
+    ) -> Option<LeaderWait> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(wait_for_leader(to, deadline, status));
+        });
+        rx.recv_timeout(limit).ok()
+    }
+
+    #[test]
+    fn a_member_that_never_answers_ends_the_wait_at_its_deadline() {
+        let deadline = Instant::now() + Duration::from_millis(200);
+        let r = bounded(
+            2,
+            deadline,
+            || Err("no answer".to_string()),
+            Duration::from_secs(5),
+        );
+        assert_eq!(r, Some(LeaderWait::NoAnswer("no answer".into())));
+    }
+
+    #[test]
+    fn the_wait_ends_when_the_leader_moves_or_at_the_deadline() {
+        let mut calls = 0;
+        let r = bounded(
+            2,
+            Instant::now() + Duration::from_secs(5),
+            move || {
+                calls += 1;
+                Ok(if calls < 3 { 1 } else { 2 })
+            },
+            Duration::from_secs(5),
+        );
+        assert_eq!(r, Some(LeaderWait::Moved));
+        let r = bounded(
+            2,
+            Instant::now() + Duration::from_millis(100),
+            || Ok(1),
+            Duration::from_secs(5),
+        );
+        assert_eq!(r, Some(LeaderWait::Still(1)));
     }
 }

@@ -10,6 +10,7 @@ mod bench_plot;
 mod bench_read;
 mod bench_report;
 mod client_cmds;
+mod logging;
 mod server_cmd;
 
 use std::net::SocketAddr;
@@ -168,6 +169,21 @@ pub struct ServerArgs {
     max_connection_bytes: Option<u64>,
     #[arg(long)]
     max_connections: Option<usize>,
+    /// BENCHMARKS ONLY: the WAL never fdatasyncs; acknowledged appends can
+    /// be lost to a power failure or kernel crash.
+    #[arg(long)]
+    unsafe_no_fsync: bool,
+    /// Log lines as text or JSON (levels filtered by RUST_LOG, default
+    /// info).
+    #[arg(long, value_enum, default_value_t = logging::LogFormat::Text)]
+    log_format: logging::LogFormat,
+    /// Unanswered bytes of all of a shard's client connections together.
+    #[arg(long)]
+    max_shard_bytes: Option<u64>,
+    /// A client connection with nothing in flight is closed after this
+    /// long without a request.
+    #[arg(long)]
+    idle_timeout_ms: Option<u64>,
 }
 
 fn main() -> ExitCode {

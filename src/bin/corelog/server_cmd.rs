@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use corelog::server::config::{FileConfig, ServerConfigError, parse_member};
 use corelog::server::{Server, ServerConfig};
+use tracing::{error, info, warn};
 
 use super::ServerArgs;
 
@@ -43,7 +44,12 @@ fn config(a: &ServerArgs) -> Result<ServerConfig, ServerConfigError> {
         max_batch_bytes => limits.max_batch_bytes,
         max_connection_bytes => limits.max_connection_bytes,
         max_connections => limits.max_connections,
+        max_shard_bytes => limits.max_shard_bytes,
+        idle_timeout_ms => limits.idle_timeout_ms,
     );
+    if a.unsafe_no_fsync {
+        f.unsafe_no_fsync = Some(true);
+    }
     if !a.members.is_empty() {
         f.members = a
             .members
@@ -81,21 +87,34 @@ fn wait_signal(set: &libc::sigset_t, timeout: Duration) -> Option<i32> {
 }
 
 pub fn run(a: ServerArgs) -> ExitCode {
+    if let Err(e) = super::logging::init(a.log_format) {
+        eprintln!("corelog server: {e}");
+        return ExitCode::from(2);
+    }
     let cfg = match config(&a) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("corelog server: {e}");
+            error!("corelog server: {e}");
             return ExitCode::from(2);
         }
     };
+    if cfg.runtime.unsafe_no_fsync {
+        // On stderr whatever the log filter: nobody may miss it.
+        eprintln!("{}", corelog::server::run::UNSAFE_NO_FSYNC_BANNER);
+        warn!(
+            unsafe_no_fsync = true,
+            "the WAL is never fsynced: benchmarks only"
+        );
+    }
     let signals = block_signals();
     let mut server = match Server::start(cfg) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("corelog server: not started: {e}");
+            error!("corelog server: not started: {e}");
             return ExitCode::from(1);
         }
     };
+    info!("{}", server.serving_line());
     println!("{}", server.serving_line());
     let _ = std::io::stdout().flush();
     let sig = loop {
@@ -113,10 +132,12 @@ pub fn run(a: ServerArgs) -> ExitCode {
             }
         }
         for (shard, cause) in server.new_failures() {
-            eprintln!(
-                "corelog: ERROR: shard {shard} stopped serving: its WAL failed: {cause}. \
-                 Its groups answer Unavailable; the other shards keep serving. \
-                 Restart the process to recover the shard from its WAL."
+            error!(
+                shard,
+                cause = %cause,
+                "shard stopped serving: its WAL failed. Its groups answer Unavailable; \
+                 the other shards keep serving. Restart the process to recover the shard \
+                 from its WAL."
             );
         }
     };
@@ -125,16 +146,17 @@ pub fn run(a: ServerArgs) -> ExitCode {
     } else {
         "SIGINT"
     };
-    eprintln!(
-        "corelog: {name}: stopping (no new connections or requests; answering those in flight)"
+    info!(
+        signal = name,
+        "stopping (no new connections or requests; answering those in flight)"
     );
     match server.stop(SHUTDOWN_GRACE) {
         Ok(()) => {
-            eprintln!("corelog: stopped");
+            info!("stopped");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("corelog: a shard's thread failed while stopping: {e}");
+            error!(error = %e, "a shard's thread failed while stopping");
             ExitCode::from(1)
         }
     }

@@ -26,6 +26,8 @@ use crate::wal::error::{Error, Result};
 #[derive(Clone, Debug)]
 pub struct UringDisk {
     inner: Arc<DirInner>,
+    /// Flushers made from now on skip fdatasync (`Options::unsafe_no_fsync`).
+    no_fsync: bool,
 }
 
 #[derive(Debug)]
@@ -66,7 +68,13 @@ impl UringDisk {
             .map_err(|e| Error::io("resolve directory", &dir, e))?;
         Ok(UringDisk {
             inner: Arc::new(DirInner { dir, canonical }),
+            no_fsync: false,
         })
+    }
+
+    /// Benchmarks only: the flushers of this disk write without fdatasync.
+    pub fn set_unsafe_no_fsync(&mut self, on: bool) {
+        self.no_fsync = on;
     }
 
     fn at(&self, name: &str) -> PathBuf {
@@ -149,7 +157,9 @@ impl Disk for UringDisk {
     }
 
     fn flusher(&self) -> io::Result<UringFlusher> {
-        UringFlusher::new()
+        let mut f = UringFlusher::new()?;
+        f.no_fsync = self.no_fsync;
+        Ok(f)
     }
 }
 

@@ -63,6 +63,9 @@ pub struct UringFlusher {
     /// An injected fault being played out by an inline flush's syscalls
     /// (uring_inline.rs).
     pub(super) inline_fault: Option<super::uring_inline::ArmedFault>,
+    /// Benchmarks only: each write's fdatasync is a no-op in its place
+    /// (same completions, no sync).
+    pub(super) no_fsync: bool,
     /// Test hooks: waits to fail with EINTR, and one wait to fail with an
     /// errno, before the kernel is asked (the flush stays in flight).
     #[cfg(test)]
@@ -89,6 +92,7 @@ impl UringFlusher {
             failed: None,
             fault: None,
             inline_fault: None,
+            no_fsync: false,
             #[cfg(test)]
             fake_eintr: 0,
             #[cfg(test)]
@@ -227,10 +231,14 @@ impl UringFlusher {
                 unsafe { sq.push(&wr) }.map_err(|_| full(i))?;
                 *pushed += 1;
             }
-            let mut s = opcode::Fsync::new(fd)
-                .flags(types::FsyncFlags::DATASYNC)
-                .build()
-                .user_data(((i as u64) << 1) | 1);
+            let mut s = if self.no_fsync {
+                opcode::Nop::new().build()
+            } else {
+                opcode::Fsync::new(fd)
+                    .flags(types::FsyncFlags::DATASYNC)
+                    .build()
+            }
+            .user_data(((i as u64) << 1) | 1);
             if !last {
                 s = s.flags(squeue::Flags::IO_LINK);
             }

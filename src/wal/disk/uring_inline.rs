@@ -101,6 +101,9 @@ impl UringFlusher {
                     writes,
                 };
             }
+            if self.no_fsync {
+                continue;
+            }
             if let Err(e) = self.fdatasync(fd) {
                 return FlushPoll::Failed {
                     error: failed(i, true, e),
@@ -246,6 +249,20 @@ mod tests {
         let got = contents(f);
         assert_eq!(&got[offset..offset + want.len()], want);
         assert!(got[..offset].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn unsafe_no_fsync_writes_without_syncing() {
+        let (_d, a, b) = two_files();
+        let mut fl = UringFlusher::new().unwrap();
+        fl.no_fsync = true;
+        let ws = writes(&a, &b);
+        let want: Vec<Vec<u8>> = ws.iter().map(|w| w.buf.clone()).collect();
+        assert!(matches!(fl.run_inline(ws), FlushPoll::Done(_)));
+        expect_at(&a, 100, &want[0]);
+        expect_at(&b, 7, &want[1]);
+        let steps: Vec<&str> = fl.inline_hooks.calls.iter().map(|c| c.0).collect();
+        assert_eq!(steps, ["pwrite", "pwrite"]);
     }
 
     #[test]
