@@ -28,6 +28,7 @@
 //! heartbeat_ticks = 1
 //! request_timeout_ms = 10000
 //! rebalance_leaders = true  # leadership goes back to placement's preferred leader
+//! compact_threshold_entries = 10000  # compact a group's log once this many entries are droppable
 //!
 //! [limits]                  # the client door (defaults: docs/protocol.md section 7)
 //! max_frame_bytes = 4194304
@@ -100,6 +101,7 @@ pub struct RuntimeSection {
     pub heartbeat_ticks: Option<usize>,
     pub request_timeout_ms: Option<u64>,
     pub rebalance_leaders: Option<bool>,
+    pub compact_threshold_entries: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -285,6 +287,9 @@ impl FileConfig {
         if let Some(b) = r.rebalance_leaders {
             runtime.rebalance_leaders = b;
         }
+        if let Some(n) = r.compact_threshold_entries {
+            runtime.compact_threshold_entries = n;
+        }
         if let Some(ms) = r.request_timeout_ms {
             let tick = runtime.tick.as_millis().max(1) as u64;
             runtime.request_timeout_ticks = ms.div_ceil(tick);
@@ -327,6 +332,7 @@ impl FileConfig {
                 "tick" => "runtime.tick_ms".to_string(),
                 "election_ticks" => "runtime.election_ticks".to_string(),
                 "request_timeout_ticks" => "runtime.request_timeout_ms".to_string(),
+                "compact_threshold_entries" => "runtime.compact_threshold_entries".to_string(),
                 "max_inflight_proposals" | "max_uncommitted_bytes" => format!("limits.{}", e.field),
                 "max_entry_bytes" => "limits.max_batch_bytes".to_string(),
                 other => other.to_string(),
@@ -540,6 +546,7 @@ shards = 2
 [runtime]
 tick_ms = 5
 rebalance_leaders = false
+compact_threshold_entries = 50
 [limits]
 max_read_records = 100
 "#;
@@ -560,6 +567,7 @@ max_read_records = 100
         assert_eq!(c.cluster.replication_factor(), 2);
         assert_eq!(c.runtime.tick, Duration::from_millis(5));
         assert!(!c.runtime.rebalance_leaders);
+        assert_eq!(c.runtime.compact_threshold_entries, 50);
         assert_eq!(c.limits.protocol.max_read_records, 100);
         assert_eq!(c.cpus, CpuPlacement::Unbound);
     }
@@ -590,6 +598,13 @@ max_read_records = 100
         assert_eq!(
             field(&GOOD.replace("tick_ms = 5", "election_ticks = 1")),
             "runtime.election_ticks"
+        );
+        assert_eq!(
+            field(&GOOD.replace(
+                "compact_threshold_entries = 50",
+                "compact_threshold_entries = 0"
+            )),
+            "runtime.compact_threshold_entries"
         );
         assert_eq!(
             field(&GOOD.replace("max_read_records = 100", "max_frame_bytes = 100")),

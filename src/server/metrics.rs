@@ -9,7 +9,8 @@
 //! failed, its client service's counters (connections, requests,
 //! answers by kind, appended records and bytes, bad frames), and per
 //! group: role, term, commit and applied index, proposals and reads
-//! waiting, offsets, entries applied, refused peer messages. Not yet:
+//! waiting, offsets, entries applied, refused peer messages, snapshots
+//! built, installed and sent. Not yet:
 //! commit and fsync latency histograms, leader changes, peer network
 //! counters per peer.
 
@@ -143,6 +144,18 @@ pub fn render(srv: &ShardServer) -> String {
         &c(st.wal.writes),
     );
     metric(
+        "corelog_shard_compactions_total",
+        "counter",
+        "Log compactions recorded in the WAL (a snapshot built and durable).",
+        &c(st.turns.compactions),
+    );
+    metric(
+        "corelog_shard_wal_segments",
+        "gauge",
+        "Segment files holding the shard's WAL records (the spare prepared ahead not counted).",
+        &c(shard.wal().segment_seqs().len() as u64),
+    );
+    metric(
         "corelog_shard_wal_failed",
         "gauge",
         "1 if the shard's WAL failed (the shard answers Unavailable).",
@@ -203,7 +216,7 @@ pub fn render(srv: &ShardServer) -> String {
         &answers,
     );
 
-    let mut rows: Vec<Vec<(String, u64)>> = vec![Vec::new(); 11];
+    let mut rows: Vec<Vec<(String, u64)>> = vec![Vec::new(); 14];
     for g in shard.group_ids() {
         let Some(node) = shard.node(g) else { continue };
         let s = node.status();
@@ -225,6 +238,9 @@ pub fn render(srv: &ShardServer) -> String {
             latest,
             s.stats.applied_entries,
             s.stats.step_errors,
+            s.stats.snapshots_built,
+            s.stats.snapshots_installed,
+            s.stats.snapshots_sent,
         ];
         for (r, v) in rows.iter_mut().zip(vals) {
             r.push((gl.clone(), v));
@@ -281,6 +297,21 @@ pub fn render(srv: &ShardServer) -> String {
             "corelog_group_step_errors_total",
             "counter",
             "Peer messages Raft refused.",
+        ),
+        (
+            "corelog_group_snapshots_built_total",
+            "counter",
+            "Snapshots built here (the log compacted to them).",
+        ),
+        (
+            "corelog_group_snapshots_installed_total",
+            "counter",
+            "Leaders' snapshots installed here (caught up by snapshot).",
+        ),
+        (
+            "corelog_group_snapshots_sent_total",
+            "counter",
+            "Snapshots sent to followers behind the log.",
         ),
     ];
     for ((name, kind, help), r) in names.iter().zip(&rows) {

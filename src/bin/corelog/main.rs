@@ -153,6 +153,10 @@ pub struct ServerArgs {
     /// (placement's first replica) once it is caught up.
     #[arg(long)]
     rebalance_leaders: Option<bool>,
+    /// Compact a group's log (snapshot, then drop entries) once retention
+    /// lets this many more entries go.
+    #[arg(long)]
+    compact_threshold_entries: Option<u64>,
     #[arg(long)]
     max_frame_bytes: Option<u32>,
     #[arg(long)]

@@ -37,6 +37,7 @@ fn config(a: &ServerArgs) -> Result<ServerConfig, ServerConfigError> {
         heartbeat_ticks => runtime.heartbeat_ticks,
         request_timeout_ms => runtime.request_timeout_ms,
         rebalance_leaders => runtime.rebalance_leaders,
+        compact_threshold_entries => runtime.compact_threshold_entries,
         max_frame_bytes => limits.max_frame_bytes,
         max_batch_bytes => limits.max_batch_bytes,
         max_connection_bytes => limits.max_connection_bytes,
