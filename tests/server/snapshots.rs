@@ -77,12 +77,12 @@ fn a_follower_killed_while_the_others_compact_catches_up_by_snapshot_and_keeps_e
         .iter()
         .map(|&p| SocketAddr::from(([127, 0, 0, 1], p)))
         .collect();
-    for k in 0..3 {
-        t.extra[k] = vec![
+    for (extra, m) in t.extra.iter_mut().zip(&metrics) {
+        *extra = vec![
             "--compact-threshold-entries".into(),
             "1".into(),
             "--metrics-addr".into(),
-            metrics[k].to_string(),
+            m.to_string(),
         ];
     }
     t.start_all();
