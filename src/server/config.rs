@@ -31,6 +31,7 @@
 //! rebalance_leaders = true  # leadership goes back to placement's preferred leader
 //! wal_segment_bytes = 67108864     # each shard's WAL segments (64 MiB)
 //! wal_max_disk_bytes = 4294967296  # most each shard's WAL may take (none if absent)
+//! compact_threshold_entries = 10000  # compact a group's log once this many entries are droppable
 //!
 //! [limits]                  # the client door (defaults: docs/protocol.md section 7)
 //! max_frame_bytes = 4194304
@@ -109,6 +110,7 @@ pub struct RuntimeSection {
     pub rebalance_leaders: Option<bool>,
     pub wal_segment_bytes: Option<u64>,
     pub wal_max_disk_bytes: Option<u64>,
+    pub compact_threshold_entries: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -312,6 +314,9 @@ impl FileConfig {
         if let Some(n) = r.wal_max_disk_bytes {
             runtime.wal_max_disk_bytes = n;
         }
+        if let Some(n) = r.compact_threshold_entries {
+            runtime.compact_threshold_entries = n;
+        }
         if let Some(ms) = r.request_timeout_ms {
             let tick = runtime.tick.as_millis().max(1) as u64;
             runtime.request_timeout_ticks = ms.div_ceil(tick);
@@ -363,6 +368,7 @@ impl FileConfig {
                 "tick" => "runtime.tick_ms".to_string(),
                 "election_ticks" => "runtime.election_ticks".to_string(),
                 "request_timeout_ticks" => "runtime.request_timeout_ms".to_string(),
+                "compact_threshold_entries" => "runtime.compact_threshold_entries".to_string(),
                 "max_inflight_proposals" | "max_uncommitted_bytes" => format!("limits.{}", e.field),
                 "max_entry_bytes" => "limits.max_batch_bytes".to_string(),
                 "wal_segment_size" => "runtime.wal_segment_bytes".to_string(),
@@ -588,6 +594,7 @@ shards = 2
 [runtime]
 tick_ms = 5
 rebalance_leaders = false
+compact_threshold_entries = 50
 [limits]
 max_read_records = 100
 "#;
@@ -613,6 +620,7 @@ max_read_records = 100
             u64::MAX,
             "no quota unless set"
         );
+        assert_eq!(c.runtime.compact_threshold_entries, 50);
         assert_eq!(c.limits.protocol.max_read_records, 100);
         let q = FileConfig::parse(&GOOD.replace(
             "tick_ms = 5",
@@ -652,6 +660,13 @@ max_read_records = 100
         assert_eq!(
             field(&GOOD.replace("tick_ms = 5", "election_ticks = 1")),
             "runtime.election_ticks"
+        );
+        assert_eq!(
+            field(&GOOD.replace(
+                "compact_threshold_entries = 50",
+                "compact_threshold_entries = 0"
+            )),
+            "runtime.compact_threshold_entries"
         );
         assert_eq!(
             field(&GOOD.replace("max_read_records = 100", "max_frame_bytes = 100")),

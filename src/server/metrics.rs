@@ -10,9 +10,10 @@
 //! answers by kind, appended records and bytes, bad frames), and per
 //! group: role, term, commit and applied index, proposals and reads
 //! waiting, offsets, entries applied, leader changes, refused peer
-//! messages; errors answered by kind; histograms of commit latency
-//! (appends, proposal to apply) and of the WAL's flushes (writes +
-//! fdatasync). Not yet: peer network counters per peer.
+//! messages, snapshots built, installed and sent; errors answered by
+//! kind; histograms of commit latency (appends, proposal to apply) and of
+//! the WAL's flushes (writes + fdatasync). Not yet: peer network counters
+//! per peer.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -134,6 +135,18 @@ pub fn render(srv: &ShardServer) -> String {
         &c(st.wal.writes),
     );
     metric(
+        "corelog_shard_compactions_total",
+        "counter",
+        "Log compactions recorded in the WAL (a snapshot built and durable).",
+        &c(st.turns.compactions),
+    );
+    metric(
+        "corelog_shard_wal_segments",
+        "gauge",
+        "Segment files holding the shard's WAL records (the spare prepared ahead not counted).",
+        &c(shard.wal().segment_seqs().len() as u64),
+    );
+    metric(
         "corelog_shard_wal_failed",
         "gauge",
         "1 if the shard's WAL failed (the shard answers Unavailable).",
@@ -239,7 +252,9 @@ pub fn render(srv: &ShardServer) -> String {
         &st.wal.flush_latency,
     );
 
-    let mut rows: Vec<Vec<(String, u64)>> = vec![Vec::new(); 12];
+    // Per-group values: `vals` below must have exactly ROWS of them.
+    const ROWS: usize = 15;
+    let mut rows: Vec<Vec<(String, u64)>> = vec![Vec::new(); ROWS];
     for g in shard.group_ids() {
         let Some(node) = shard.node(g) else { continue };
         let s = node.status();
@@ -249,7 +264,7 @@ pub fn render(srv: &ShardServer) -> String {
             })
         });
         let gl = format!("{sl},group=\"{g}\"");
-        let vals = [
+        let vals: [u64; ROWS] = [
             u64::from(s.role == StateType::Leader),
             s.hard_state.term,
             s.hard_state.commit,
@@ -262,6 +277,9 @@ pub fn render(srv: &ShardServer) -> String {
             s.stats.applied_entries,
             s.stats.leader_changes,
             s.stats.step_errors,
+            s.stats.snapshots_built,
+            s.stats.snapshots_installed,
+            s.stats.snapshots_sent,
         ];
         for (r, v) in rows.iter_mut().zip(vals) {
             r.push((gl.clone(), v));
@@ -324,7 +342,25 @@ pub fn render(srv: &ShardServer) -> String {
             "counter",
             "Peer messages Raft refused.",
         ),
+        (
+            "corelog_group_snapshots_built_total",
+            "counter",
+            "Snapshots built here (the log compacted to them).",
+        ),
+        (
+            "corelog_group_snapshots_installed_total",
+            "counter",
+            "Leaders' snapshots installed here (caught up by snapshot).",
+        ),
+        (
+            "corelog_group_snapshots_sent_total",
+            "counter",
+            "Snapshots sent to followers behind the log.",
+        ),
     ];
+    // One row per value above and one name per row: a value added
+    // without its name (or a row count left short) would vanish silently.
+    assert_eq!(names.len(), rows.len(), "metrics: names and rows");
     for ((name, kind, help), r) in names.iter().zip(&rows) {
         metric(name, kind, help, r);
     }

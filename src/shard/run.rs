@@ -58,6 +58,18 @@ pub struct LoopStats {
     pub compactions: u64,
     /// Leaders' snapshots whose data files were written here.
     pub snapshots_received: u64,
+    /// WAL segments deleted (or kept for recycling) once nothing lived
+    /// in them.
+    pub segments_deleted: u64,
+}
+
+/// Where the loop is with giving dead WAL segments back (`reclaim`).
+enum Gc {
+    Idle,
+    /// Waiting for the flush that makes the plan safe.
+    Planned(wal::GcPlan),
+    /// Their files go on the blocking thread pool (`Shard::reclaimed`).
+    Running,
 }
 
 pub struct Loop {
@@ -78,6 +90,7 @@ pub struct Loop {
     spare_wake: Rc<Cell<bool>>,
     /// While the WAL has no room: the tick of the next attempt.
     space_retry_at: u64,
+    gc: Gc,
     pub(crate) stats: Rc<Cell<LoopStats>>,
 }
 
@@ -96,6 +109,7 @@ impl Loop {
             work: Vec::new(),
             spare_wake: Rc::new(Cell::new(false)),
             space_retry_at: 0,
+            gc: Gc::Idle,
             stats: Rc::new(Cell::new(LoopStats::default())),
         }
     }
@@ -282,6 +296,7 @@ impl Loop {
             shard.report.set_storage_full(full.clone());
             *shard.storage_full.borrow_mut() = full;
         }
+        self.reclaim(ticks > 0, &mut stats)?;
         if ticks > 0 {
             // Hard states that only moved commit indexes go out once a
             // tick if no flush carried them since.
@@ -476,6 +491,71 @@ impl Loop {
             })
             .detach();
         }
+    }
+
+    /// Gives dead WAL segments back without waiting on the disk: once a
+    /// tick, look for segments nothing lives in (`Wal::gc_plan`, which
+    /// queues the state it must move out of them into the pending flush);
+    /// once that flush is durable, detach them (`gc_detach`) and delete
+    /// their files on the blocking thread pool; when that is done, the
+    /// recycled names go back to the WAL. One round at a time.
+    fn reclaim(&mut self, tick: bool, stats: &mut LoopStats) -> wal::Result<()> {
+        match &self.gc {
+            Gc::Idle if tick => {
+                let planned = self.shard.wal.borrow_mut().gc_plan();
+                match planned {
+                    Ok(wal::GcPlanned::Plan(p)) => self.gc = Gc::Planned(p),
+                    // No room to roll for the state it moves (a full
+                    // disk): what it queued repeats state already held,
+                    // so the plan is simply tried again next tick.
+                    Err(e) if e.is_no_space() => {}
+                    r => {
+                        r?;
+                    }
+                }
+            }
+            Gc::Idle => {}
+            Gc::Planned(p) if self.appender.durable() >= p.ticket => {
+                let files = self.shard.wal.borrow_mut().gc_detach(p);
+                if files.is_empty() {
+                    self.gc = Gc::Idle;
+                    return Ok(());
+                }
+                stats.segments_deleted += files.len() as u64;
+                self.gc = Gc::Running;
+                let shard = self.shard.clone();
+                glommio::spawn_local(async move {
+                    let r = glommio::executor()
+                        .spawn_blocking(move || files.run())
+                        .await;
+                    *shard.reclaimed.borrow_mut() = Some(r.map_err(|e| e.to_string()));
+                    shard.signal.ring();
+                })
+                .detach();
+            }
+            Gc::Planned(_) => {}
+            Gc::Running => {
+                let done = self.shard.reclaimed.borrow_mut().take();
+                match done {
+                    Some(Ok(free)) => {
+                        self.shard.wal.borrow_mut().gc_recycled(free);
+                        self.gc = Gc::Idle;
+                    }
+                    Some(Err(e)) => {
+                        // The segments left the WAL; a file that stays is
+                        // disk space only, found dead again at the next
+                        // start.
+                        eprintln!(
+                            "corelog: shard {}: deleting WAL segments: {e}",
+                            self.shard.index
+                        );
+                        self.gc = Gc::Idle;
+                    }
+                    None => {}
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The WAL waits for its spare segment (being zero-filled by its

@@ -98,6 +98,9 @@ pub struct Shard {
     pub(crate) snap_dir: PathBuf,
     /// Snapshots whose files are durable, for the loop to record.
     pub(crate) compactions: RefCell<Vec<Built>>,
+    /// What deleting dead WAL segments off the loop came to: the free
+    /// names to recycle, or why it stopped.
+    pub(crate) reclaimed: RefCell<Option<Result<Vec<String>, String>>>,
 }
 
 impl Shard {
@@ -128,6 +131,7 @@ impl Shard {
             peers: RefCell::new(None),
             snap_dir,
             compactions: RefCell::new(Vec::new()),
+            reclaimed: RefCell::new(None),
         }
     }
 

@@ -8,7 +8,8 @@
 //! a shard with nothing else to do, pwrite + fdatasync on its own thread)
 //! and completes every waiter of that flush (durable.rs). Segments are
 //! fixed-size, preallocated files (segment.rs), created ahead of need
-//! (roll.rs) and deleted or recycled once nothing lives in them (gc.rs);
+//! (roll.rs) and deleted or recycled once nothing lives in them (gc.rs, or
+//! reclaim.rs for a caller that must not wait on the disk);
 //! recovery (recovery.rs) rebuilds every group's state from them. Reads
 //! (read.rs) are served from an in-memory index (group.rs), a bounded cache
 //! of recent entries (cache.rs), and views of the segments (slices of the
@@ -37,6 +38,7 @@ mod gc;
 mod group;
 mod options;
 mod read;
+mod reclaim;
 mod recovery;
 mod roll;
 mod segment;
@@ -55,6 +57,7 @@ pub use durable::{Durable, Ticket};
 pub use error::{Error, NoRoom, Result};
 pub use options::Options;
 pub use read::GroupSummary;
+pub use reclaim::{GcPlan, GcPlanned, Reclaim};
 pub use recovery::RecoveryReport;
 pub use storage::WalStorage;
 

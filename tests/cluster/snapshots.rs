@@ -53,16 +53,22 @@ struct Three {
     cluster: Arc<Cluster>,
     dirs: Vec<TempDir>,
     members: Vec<Option<MemberRuntime>>,
+    rt: RuntimeConfig,
 }
 
 impl Three {
     fn start(cluster_id: u64) -> Three {
+        Three::start_with(cluster_id, rt())
+    }
+
+    fn start_with(cluster_id: u64, rt: RuntimeConfig) -> Three {
         let cluster = tcp_cluster(cluster_id, 3, 1, 1, 3);
         let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
         let mut t = Three {
             cluster,
             dirs,
             members: vec![None, None, None],
+            rt,
         };
         let started: Vec<MemberRuntime> = std::thread::scope(|s| {
             let hs: Vec<_> = (1..=3u64)
@@ -84,7 +90,7 @@ impl Three {
             self.dirs[(id - 1) as usize].path(),
             &self.cluster,
             id,
-            rt(),
+            self.rt.clone(),
             Some(tcp()),
         );
         cfg.apply = LogApply::factory();
@@ -381,5 +387,73 @@ fn a_missing_or_corrupt_snapshot_file_stops_the_start_with_a_typed_error() {
     }
     std::fs::write(&path, &good).unwrap();
     t.try_start_member(3).unwrap();
+    t.stop_all();
+}
+
+/// Segment files (`*.wal`) in member `id`'s shard directory: the ones
+/// holding records and the spare prepared ahead (recycled ones wait
+/// under another name).
+fn segment_files(t: &Three, id: u64) -> usize {
+    std::fs::read_dir(shard_dir(t.dirs[(id - 1) as usize].path(), 0))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(".wal")))
+        .count()
+}
+
+#[test]
+fn compaction_gives_wal_segments_back_and_a_restart_recovers_the_rest() {
+    // 16 KiB segments: 200 batches of about 450 bytes fill several.
+    let mut t = Three::start_with(
+        74,
+        RuntimeConfig {
+            wal_segment_size: 16 << 10,
+            ..rt()
+        },
+    );
+    t.append(0, 200);
+    let last = status(t.m(t.leader()), 0).applied;
+    for id in 1..=3 {
+        wait_until(20, "apply", || status(t.m(id), 0).applied >= last);
+    }
+    let full: Vec<usize> = (1..=3).map(|id| segment_files(&t, id)).collect();
+    assert!(full.iter().all(|&n| n >= 8), "{full:?}");
+    // All but the last two batches go.
+    t.truncate(792);
+    t.append(200, 2);
+    wait_compacted(&t, &[1, 2, 3], last - 3);
+    for id in 1..=3 {
+        let k = (id - 1) as usize;
+        wait_until(
+            20,
+            &format!("member {id}'s WAL to give segments back"),
+            || segment_files(&t, id) <= 4,
+        );
+        eprintln!(
+            "member {id}: {} segment files, {} after compaction",
+            full[k],
+            segment_files(&t, id)
+        );
+    }
+    // A restart recovers what is left, the same state.
+    let last = status(t.m(t.leader()), 0).applied;
+    for id in 1..=3 {
+        wait_until(20, "apply", || status(t.m(id), 0).applied >= last);
+    }
+    let before = log_view(t.m(2));
+    assert_eq!((before.0, before.2, before.4), (792, 808, Some(807)));
+    t.stop_member(2);
+    t.try_start_member(2).unwrap();
+    wait_until(20, "member 2 to apply again", || {
+        status(t.m(2), 0).applied >= last
+    });
+    assert_eq!(log_view(t.m(2)), before, "same offsets after the restart");
+    assert_eq!(
+        t.propose(batch(7, 201 * 4)),
+        ApplyOutcome::Duplicate {
+            base_offset: 804,
+            count: 4
+        }
+    );
     t.stop_all();
 }

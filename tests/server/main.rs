@@ -2,7 +2,8 @@
 //! injected or a limit set, a `Server` in process), driven through the
 //! Rust client, the command line and raw sockets: `replication`
 //! (redirects, a SIGKILLed leader, SIGTERM and restart, membership,
-//! exactly-once), `client_port` (bad input, typed refusals, limits,
+//! exactly-once), `snapshots` (a SIGKILLed follower catching up by
+//! snapshot after the others compacted), `client_port` (bad input, typed refusals, limits,
 //! large reads, metrics, a failed WAL), `tails`, `cli` (configuration,
 //! the command-line client, README's bench command), `bench` (the load
 //! generator's reports, files, open loop and refusals), `faults` (kills and pauses while
@@ -21,5 +22,6 @@ mod faults;
 mod full_disk;
 mod producers;
 mod replication;
+mod snapshots;
 mod support;
 mod tails;

@@ -118,6 +118,8 @@ pub struct Three {
     pub clients: Vec<SocketAddr>,
     pub groups: u64,
     pub procs: Vec<Option<Proc>>,
+    /// Flags added to member `k + 1`'s command line.
+    pub extra: Vec<Vec<String>>,
 }
 
 impl Three {
@@ -130,6 +132,7 @@ impl Three {
             clients: ports[3..6].iter().map(|&p| addr(p)).collect(),
             groups,
             procs: vec![None, None, None],
+            extra: vec![Vec::new(); 3],
         }
     }
 
@@ -166,6 +169,7 @@ impl Three {
             a.push("--member".into());
             a.push(format!("{m}=m{m}@{}/{}", self.peers[k], self.clients[k]));
         }
+        a.extend(self.extra[(id - 1) as usize].iter().cloned());
         a
     }
 
@@ -307,10 +311,22 @@ pub fn append_n(c: &Client, group: u64, tag: &str, n: usize) -> Vec<(u64, String
 /// replica's log. A linearizable read there goes through the leader's
 /// ReadIndex from that member.
 pub fn read_all_from(addr: SocketAddr, group: u64, consistency: Consistency) -> Vec<(u64, String)> {
+    read_from(addr, group, 0, consistency)
+}
+
+/// As `read_all_from`, from offset `from` on (a truncated group's
+/// earliest offset, say). A replica whose log ends before `from` (one
+/// still catching up) answers what it holds: nothing.
+pub fn read_from(
+    addr: SocketAddr,
+    group: u64,
+    from: u64,
+    consistency: Consistency,
+) -> Vec<(u64, String)> {
     let mut s = TcpStream::connect(addr).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut out = Vec::new();
-    let mut from = 0;
+    let mut from = from;
     let mut id = 0;
     loop {
         id += 1;
@@ -333,6 +349,9 @@ pub fn read_all_from(addr: SocketAddr, group: u64, consistency: Consistency) -> 
                 std::thread::sleep(Duration::from_millis(20));
                 continue;
             }
+            Some(Answer::Error(clientpb::Error {
+                kind: Some(Kind::OffsetOutOfRange(o)),
+            })) if o.offset > o.latest && o.offset >= o.earliest => return out,
             other => panic!("read of group {group} at {addr} from {from}: {other:?}"),
         };
         if r.batches.is_empty() {
@@ -389,6 +408,27 @@ pub fn closed_by_server(s: &mut TcpStream) -> bool {
             Err(_) => return true,
         }
     }
+}
+
+/// `GET /metrics` from a member's metrics port: the text.
+pub fn scrape(addr: SocketAddr) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    text
+}
+
+/// The value of metric `name` with exactly `labels` (`shard="0",group="1"`)
+/// in a scrape, if it is there.
+pub fn metric(text: &str, name: &str, labels: &str) -> Option<u64> {
+    let key = format!("{name}{{{labels}}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&key))
+        .map(|v| v.trim().parse().unwrap())
 }
 
 pub fn cluster_status_req() -> Request {

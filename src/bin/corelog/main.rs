@@ -161,6 +161,10 @@ pub struct ServerArgs {
     /// takes nothing new (appends answered Unavailable) until there is room.
     #[arg(long)]
     wal_max_disk_bytes: Option<u64>,
+    /// Compact a group's log (snapshot, then drop entries) once retention
+    /// lets this many more entries go.
+    #[arg(long)]
+    compact_threshold_entries: Option<u64>,
     #[arg(long)]
     max_frame_bytes: Option<u32>,
     #[arg(long)]
