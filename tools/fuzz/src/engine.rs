@@ -22,11 +22,13 @@ const POOL_MAX: usize = 4096;
 /// Runs `t` on `input` as given: `Ok(outcome label)`, or why it failed.
 pub fn execute(t: &Target, input: &[u8]) -> Result<u64, String> {
     let r = panic::catch_unwind(AssertUnwindSafe(|| alloc::measure(|| (t.run)(input))));
+    let bound = t
+        .max_alloc
+        .saturating_add(t.alloc_per_input_byte.saturating_mul(input.len()));
     match r {
-        Ok((outcome, peak)) if peak <= t.max_alloc => Ok(outcome),
+        Ok((outcome, peak)) if peak <= bound => Ok(outcome),
         Ok((_, peak)) => Err(format!(
-            "an allocation of {peak} bytes, above the target's bound of {} bytes",
-            t.max_alloc
+            "an allocation of {peak} bytes, above the target's bound of {bound} bytes"
         )),
         Err(payload) => {
             alloc::disarm();

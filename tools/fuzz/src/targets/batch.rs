@@ -15,6 +15,7 @@ pub const TARGET: Target = Target {
     fixup,
     run,
     max_alloc: MAX_ALLOC,
+    alloc_per_input_byte: 0,
 };
 
 /// Parsing copies nothing; the rebuild holds one batch of at most the

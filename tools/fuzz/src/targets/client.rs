@@ -19,6 +19,7 @@ pub const TARGET: Target = Target {
     fixup,
     run,
     max_alloc: MAX_ALLOC,
+    alloc_per_input_byte: 0,
 };
 
 const LIMITS: Limits = Limits {

@@ -25,9 +25,22 @@ pub struct Target {
     pub run: fn(&[u8]) -> u64,
     /// The largest single allocation a run may make, whatever the input:
     /// the limits the target configures, with room for the decoder's
-    /// fixed overheads.
+    /// fixed overheads...
     pub max_alloc: usize,
+    /// ... plus this many bytes per input byte: what decoding inherently
+    /// costs (a 2-byte protobuf entry becomes an `Entry` struct), so that
+    /// only a length or count trusted beyond the bytes that hold it fails.
+    pub alloc_per_input_byte: usize,
 }
+
+/// A decoded raftpb entry or message per the fewest wire bytes that can
+/// announce it (an entry's key and length: 2 bytes; a frame record's
+/// header: 12 bytes), rounded up.
+pub const RAFTPB_PER_BYTE: usize = {
+    let entry = std::mem::size_of::<corelog::raftpb::Entry>() / 2 + 1;
+    let msg = std::mem::size_of::<(u64, corelog::raftpb::Message)>() / 12 + 1;
+    if entry > msg { entry } else { msg }
+};
 
 pub const ALL: &[Target] = &[
     peer::TARGET,

@@ -23,14 +23,16 @@ pub const TARGET: Target = Target {
     fixup,
     run,
     max_alloc: MAX_ALLOC,
+    alloc_per_input_byte: super::RAFTPB_PER_BYTE,
 };
 
-/// Smaller than the defaults, so that a length that escapes its check
-/// shows up as an allocation above `MAX_ALLOC`.
+/// A smaller frame than the default, so that a length that escapes its
+/// check shows up as an allocation above `MAX_ALLOC`; the default counts,
+/// so that a count trusted beyond the bytes that hold it shows up too.
 pub const LIMITS: Limits = Limits {
     max_frame_bytes: 1 << 20,
-    max_messages_per_frame: 1024,
-    max_entries_per_message: 1024,
+    max_messages_per_frame: 1 << 16,
+    max_entries_per_message: 1 << 16,
 };
 const SNAP_LIMITS: SnapshotLimits = SnapshotLimits { max_bytes: 1 << 20 };
 /// A frame's reservation (grown at most 2x by `BytesMut`) plus slack.

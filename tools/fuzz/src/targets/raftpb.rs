@@ -20,12 +20,13 @@ pub const TARGET: Target = Target {
     fixup,
     run,
     max_alloc: MAX_ALLOC,
+    alloc_per_input_byte: super::RAFTPB_PER_BYTE,
 };
 
-/// The entries vector is sized by a count checked against
-/// `max_entries_per_message` (1,024 entries of well under 1 KiB each);
-/// the re-encoded frame is at most twice the input.
-const MAX_ALLOC: usize = (1 << 20) + 2 * crate::mutate::MAX_INPUT;
+/// The entries vector is sized by the entries counted in the bytes (the
+/// per-input-byte allowance); the re-encoded frame is at most twice the
+/// input.
+const MAX_ALLOC: usize = 2 * crate::mutate::MAX_INPUT + (64 << 10);
 
 fn run(input: &[u8]) -> u64 {
     let buf = Bytes::copy_from_slice(input);

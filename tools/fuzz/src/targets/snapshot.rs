@@ -14,6 +14,7 @@ pub const TARGET: Target = Target {
     fixup,
     run,
     max_alloc: MAX_ALLOC,
+    alloc_per_input_byte: 0,
 };
 
 /// Every table is sized by counts checked against the bytes that hold

@@ -22,6 +22,7 @@ pub const TARGET: Target = Target {
     fixup,
     run,
     max_alloc: MAX_ALLOC,
+    alloc_per_input_byte: 0,
 };
 
 /// Segments the target lays out are at most this big (the seeds' size).
