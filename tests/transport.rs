@@ -676,16 +676,18 @@ fn a_message_count_the_payload_cannot_hold_is_refused_before_any_allocation() {
     );
     assert_eq!(decode_all(payload, &lim).unwrap_err(), err);
 
-    // Two records announced, one present.
+    // Three records announced, one (of 26 bytes) present: three record
+    // headers alone need 36.
     let frame = encode(&[(1, app(vec![]))]);
     let mut payload = frame[8..].to_vec();
-    payload[..4].copy_from_slice(&2u32.to_le_bytes());
+    payload[..4].copy_from_slice(&3u32.to_le_bytes());
     let available = (payload.len() - 4) as u64;
+    assert!(available < 36, "{available}");
     assert_eq!(
         Messages::new(Bytes::from(payload), &lim).unwrap_err(),
         Error::Truncated {
             what: "frame records",
-            needed: 2 * 12,
+            needed: 3 * 12,
             available
         }
     );
