@@ -112,7 +112,7 @@ pub fn fuzz(
         }
     }
     while crash.is_none() && executions < max_execs {
-        if executions % 256 == 0 && began.elapsed() >= budget {
+        if executions.is_multiple_of(256) && began.elapsed() >= budget {
             break;
         }
         let a = rng.below(pool.len());

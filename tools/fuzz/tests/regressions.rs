@@ -59,7 +59,7 @@ fn allocates_by_first_byte(input: &[u8]) -> u64 {
     0
 }
 
-fn no_fixup(_: &mut Vec<u8>) {}
+fn no_fixup(_: &mut [u8]) {}
 
 fn seeds_de() -> Vec<Vec<u8>> {
     vec![vec![0xDE, 0x00, 0x01]]

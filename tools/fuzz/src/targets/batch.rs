@@ -79,7 +79,7 @@ pub fn check(bytes: &Bytes, limits: &BatchLimits) -> u64 {
 }
 
 /// Recomputes the batch crc (header up to the crc, then the records).
-pub fn fixup(b: &mut Vec<u8>) {
+pub fn fixup(b: &mut [u8]) {
     if b.len() < HEADER {
         return;
     }

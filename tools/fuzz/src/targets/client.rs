@@ -83,7 +83,7 @@ fn kind_name(k: &corelog::clientpb::error::Kind) -> String {
 
 /// Recomputes the crc (over request id and payload) of every frame whose
 /// length fits the input.
-fn fixup(b: &mut Vec<u8>) {
+fn fixup(b: &mut [u8]) {
     let mut at = 0;
     while at + FRAME_HEADER_LEN <= b.len() {
         let len = u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]) as usize;

@@ -18,7 +18,7 @@ pub struct Target {
     /// Structure-aware seeds, from our encoders.
     pub seeds: fn() -> Vec<Vec<u8>>,
     /// Makes checksums (and sizes) of a mutated input right again.
-    pub fixup: fn(&mut Vec<u8>),
+    pub fixup: fn(&mut [u8]),
     /// Decodes the input, checking the target's properties (panics if one
     /// is broken); returns a label of the outcome (which error, or which
     /// kind of success), the fuzzer's only feedback.

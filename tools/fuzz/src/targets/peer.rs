@@ -138,7 +138,7 @@ fn round_trip(group: u64, msg: &Message) {
 }
 
 /// Recomputes the crc of every frame whose length fits the input.
-fn fixup(b: &mut Vec<u8>) {
+fn fixup(b: &mut [u8]) {
     let mut at = HANDSHAKE_LEN;
     while at + FRAME_HEADER_LEN <= b.len() {
         let len = u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]) as usize;

@@ -57,7 +57,7 @@ fn run(input: &[u8]) -> u64 {
 }
 
 /// Protobuf carries no checksum.
-fn fixup(_: &mut Vec<u8>) {}
+fn fixup(_: &mut [u8]) {}
 
 fn seeds() -> Vec<Vec<u8>> {
     sample_messages()

@@ -39,7 +39,7 @@ fn run(input: &[u8]) -> u64 {
 }
 
 /// Recomputes the crc (header up to it, then the body).
-fn fixup(b: &mut Vec<u8>) {
+fn fixup(b: &mut [u8]) {
     if b.len() < HEADER {
         return;
     }

@@ -126,7 +126,7 @@ fn seeded_crc(seed: u32, b: &[u8]) -> u32 {
 /// Per segment: the header's crc, then every batch's and record's crc
 /// (seeded with the segment and the batch's flush sequence), so that a
 /// mutated field reaches the checks behind the crcs.
-fn fixup(b: &mut Vec<u8>) {
+fn fixup(b: &mut [u8]) {
     for (_, r) in segments(b) {
         fix_segment(&mut b[r]);
     }
