@@ -657,6 +657,43 @@ fn the_decoder_checks_every_count_against_its_limit() {
 }
 
 #[test]
+fn a_message_count_the_payload_cannot_hold_is_refused_before_any_allocation() {
+    // Found by corelog-fuzz's allocation check (tools/fuzz/regressions/
+    // peer): a 4-byte payload announcing 65,536 messages (within the
+    // default limit) made decode_all reserve 65,536 message slots, about
+    // 11 MB, before reading any. Every record takes at least its 12-byte
+    // header, so the count is checked against the bytes first.
+    let lim = Limits::default();
+    let payload = Bytes::copy_from_slice(&65_536u32.to_le_bytes());
+    let err = Messages::new(payload.clone(), &lim).unwrap_err();
+    assert_eq!(
+        err,
+        Error::Truncated {
+            what: "frame records",
+            needed: 65_536 * 12,
+            available: 0
+        }
+    );
+    assert_eq!(decode_all(payload, &lim).unwrap_err(), err);
+
+    // Three records announced, one (of 26 bytes) present: three record
+    // headers alone need 36.
+    let frame = encode(&[(1, app(vec![]))]);
+    let mut payload = frame[8..].to_vec();
+    payload[..4].copy_from_slice(&3u32.to_le_bytes());
+    let available = (payload.len() - 4) as u64;
+    assert!(available < 36, "{available}");
+    assert_eq!(
+        Messages::new(Bytes::from(payload), &lim).unwrap_err(),
+        Error::Truncated {
+            what: "frame records",
+            needed: 3 * 12,
+            available
+        }
+    );
+}
+
+#[test]
 fn a_message_length_past_the_payload_is_truncated() {
     let frame = encode(&[(1, app(vec![big_entry(100, 1)]))]);
     let mut payload = frame[8..].to_vec();

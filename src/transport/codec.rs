@@ -627,6 +627,18 @@ impl Messages {
                 limit: u64::from(limits.max_messages_per_frame),
             });
         }
+        // Every record takes at least its header: a count the bytes cannot
+        // hold is refused here, before `decode_all` (or any caller) sizes
+        // a vector by it.
+        let available = (payload.len() - PAYLOAD_HEADER_LEN) as u64;
+        let needed = u64::from(count) * MESSAGE_HEADER_LEN as u64;
+        if needed > available {
+            return Err(Error::Truncated {
+                what: "frame records",
+                needed,
+                available,
+            });
+        }
         Ok(Messages {
             payload,
             pos: PAYLOAD_HEADER_LEN,
