@@ -29,6 +29,36 @@ pub(super) fn unlive<'a>(live: &mut BTreeMap<u64, u64>, locs: impl Iterator<Item
 pub(super) const RECYCLE_MAX: usize = 2;
 
 impl<D: Disk> Wal<D> {
+    /// The groups whose latest state records (hard state, snapshot
+    /// metadata, compaction mark) lie in a segment below `keep_from`.
+    pub(super) fn state_movers(&self, keep_from: u64) -> Vec<u64> {
+        self.groups
+            .iter()
+            .filter(|(_, g)| g.state_seg() < keep_from)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Writes `gid`'s current state records again, into the pending flush,
+    /// so that the segments holding the old ones can go.
+    pub(super) fn requeue_state(&mut self, gid: u64) -> Result<()> {
+        let Some(g) = self.groups.get(&gid) else {
+            return Ok(());
+        };
+        let (hs, snap, compacted) = (g.hard_state, g.snapshot.clone(), g.compacted);
+        if let Some(hs) = hs {
+            self.write_hard_state(gid, &hs)?;
+        }
+        if let Some(meta) = snap {
+            self.write_snapshot(gid, &meta)?;
+        }
+        // (0, t) is a mark too: a snapshot at index 0 of term t.
+        if compacted != (0, 0) {
+            self.write_compact(gid, compacted.0, compacted.1)?;
+        }
+        Ok(())
+    }
+
     /// Deletes every segment that holds no live entry of any group (all
     /// below their group's compaction point, or superseded), oldest first.
     /// A group's latest hard state, snapshot metadata and compaction mark
@@ -63,27 +93,8 @@ impl<D: Disk> Wal<D> {
         if oldest >= keep_from {
             return Ok(0);
         }
-        let movers: Vec<u64> = self
-            .groups
-            .iter()
-            .filter(|(_, g)| g.state_seg() < keep_from)
-            .map(|(id, _)| *id)
-            .collect();
-        for gid in movers {
-            let Some(g) = self.groups.get(&gid) else {
-                continue;
-            };
-            let (hs, snap, compacted) = (g.hard_state, g.snapshot.clone(), g.compacted);
-            if let Some(hs) = hs {
-                self.write_hard_state(gid, &hs)?;
-            }
-            if let Some(meta) = snap {
-                self.write_snapshot(gid, &meta)?;
-            }
-            // (0, t) is a mark too: a snapshot at index 0 of term t.
-            if compacted != (0, 0) {
-                self.write_compact(gid, compacted.0, compacted.1)?;
-            }
+        for gid in self.state_movers(keep_from) {
+            self.requeue_state(gid)?;
         }
         // Everything a deleted segment could still be needed for must be on
         // disk elsewhere before it goes.

@@ -107,12 +107,7 @@ impl<D: Disk> Wal<D> {
         if segments.is_empty() {
             return Ok(GcPlanned::Nothing);
         }
-        let movers: Vec<u64> = self
-            .groups
-            .iter()
-            .filter(|(_, g)| g.state_seg() < keep_from)
-            .map(|(id, _)| *id)
-            .collect();
+        let movers = self.state_movers(keep_from);
         let cost: usize = movers
             .iter()
             .filter_map(|id| self.groups.get(id))
@@ -122,20 +117,7 @@ impl<D: Disk> Wal<D> {
             return Ok(GcPlanned::NotNow);
         }
         for gid in movers {
-            let Some(g) = self.groups.get(&gid) else {
-                continue;
-            };
-            let (hs, snap, compacted) = (g.hard_state, g.snapshot.clone(), g.compacted);
-            if let Some(hs) = hs {
-                self.write_hard_state(gid, &hs)?;
-            }
-            if let Some(meta) = snap {
-                self.write_snapshot(gid, &meta)?;
-            }
-            // (0, t) is a mark too: a snapshot at index 0 of term t.
-            if compacted != (0, 0) {
-                self.write_compact(gid, compacted.0, compacted.1)?;
-            }
+            self.requeue_state(gid)?;
         }
         Ok(GcPlanned::Plan(GcPlan {
             ticket: self.noop_ticket().0,
