@@ -439,31 +439,10 @@ fn each_shard_serves_its_metrics_in_prometheus_text() {
 #[test]
 fn a_shard_whose_wal_failed_answers_unavailable_while_the_other_shard_serves() {
     use corelog::cluster::shard_of;
-    use corelog::server::config::MemberEntry;
-    use corelog::server::{FileConfig, Server};
     use corelog::wal::Fault;
 
     let _g = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let (peer, client) = (free_range(2), free_range(2));
-    let mut f = FileConfig {
-        cluster_id: Some(9),
-        member_id: Some(1),
-        data_dir: Some(dir.path().to_path_buf()),
-        groups: Some(8),
-        replication_factor: Some(1),
-        cpus: Some("none".into()),
-        ..FileConfig::default()
-    };
-    f.members.push(MemberEntry {
-        id: 1,
-        name: "solo".into(),
-        peer_addr: SocketAddr::from(([127, 0, 0, 1], peer)),
-        client_addr: SocketAddr::from(([127, 0, 0, 1], client)),
-        shards: 2,
-    });
-    f.runtime.tick_ms = Some(5);
-    let mut srv = Server::start(f.check().unwrap()).unwrap();
+    let (_dir, mut srv) = solo_server(2, 8, |_| {});
     let on = |k: u32| (0..8).find(|&g| shard_of(g, 2) == k).unwrap();
     let (bad, ok) = (on(0), on(1));
     let c = Client::connect(&srv.client_addrs()[..1], ClientOptions::default()).unwrap();
@@ -549,30 +528,8 @@ fn a_shard_whose_wal_failed_answers_unavailable_while_the_other_shard_serves() {
 /// once; the open ones are served, and a slot freed is taken again.
 #[test]
 fn connections_beyond_the_limit_are_closed_at_once() {
-    use corelog::server::config::MemberEntry;
-    use corelog::server::{FileConfig, Server};
-
     let _g = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let p = free_ports(2);
-    let mut f = FileConfig {
-        cluster_id: Some(8),
-        member_id: Some(1),
-        data_dir: Some(dir.path().to_path_buf()),
-        groups: Some(1),
-        replication_factor: Some(1),
-        cpus: Some("none".into()),
-        ..FileConfig::default()
-    };
-    f.limits.max_connections = Some(2);
-    f.members.push(MemberEntry {
-        id: 1,
-        name: "solo".into(),
-        peer_addr: SocketAddr::from(([127, 0, 0, 1], p[0])),
-        client_addr: SocketAddr::from(([127, 0, 0, 1], p[1])),
-        shards: 1,
-    });
-    let srv = Server::start(f.check().unwrap()).unwrap();
+    let (_dir, srv) = solo_server(1, 1, |f| f.limits.max_connections = Some(2));
     let addr = srv.client_addrs()[0];
     let mut a = TcpStream::connect(addr).unwrap();
     let mut b = TcpStream::connect(addr).unwrap();
