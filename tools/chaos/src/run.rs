@@ -44,6 +44,18 @@ pub struct RunSpec {
     /// Faults: how long each holds, and the quiet between them.
     pub hold: (u64, u64),
     pub quiet: (u64, u64),
+    /// Full disks among the faults (each member on a tmpfs of its own;
+    /// the caller has entered a private mount namespace).
+    pub disk_full: bool,
+}
+
+/// What a run found: the checker's report of each group, and what the
+/// harness saw go wrong beyond the history (a replica that never caught
+/// up, a full disk the member never reported).
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub reports: Vec<Report>,
+    pub problems: Vec<String>,
 }
 
 /// `path` for group `g` of `groups`.
@@ -78,8 +90,8 @@ fn admin_client(servers: &[SocketAddr]) -> Option<Client> {
     .ok()
 }
 
-/// Runs the schedule and returns one report per group.
-pub fn run(spec: &RunSpec) -> io::Result<Vec<Report>> {
+/// Runs the schedule and judges it.
+pub fn run(spec: &RunSpec) -> io::Result<Outcome> {
     let start = Instant::now();
     let mut cluster = Cluster::start(ClusterSpec {
         binary: spec.binary.clone(),
@@ -88,6 +100,7 @@ pub fn run(spec: &RunSpec) -> io::Result<Vec<Report>> {
         dir: spec.dir.clone(),
         tick_ms: 10,
         election_ticks: 10,
+        own_disks: spec.disk_full,
     })?;
     log(start, &format!("{} members serving", spec.members));
     let servers = cluster.client_addrs();
@@ -118,14 +131,19 @@ pub fn run(spec: &RunSpec) -> io::Result<Vec<Report>> {
     let admin = admin_client(&servers);
     // Members a fault removed from group 0 and not yet added back.
     let mut removed: Vec<u64> = Vec::new();
+    let mut fills = 0u64;
     while Instant::now() < end {
         let quiet = Duration::from_millis(rng.range(spec.quiet.0, spec.quiet.1));
         std::thread::sleep(quiet.min(end.saturating_duration_since(Instant::now())));
         if Instant::now() >= end {
             break;
         }
-        let step = nemesis::next_step(&mut rng, &ids);
-        let hold = Duration::from_millis(rng.range(spec.hold.0, spec.hold.1));
+        let step = nemesis::next_step(&mut rng, &ids, spec.disk_full);
+        let mut hold = Duration::from_millis(rng.range(spec.hold.0, spec.hold.1));
+        if matches!(step, nemesis::Step::DiskFull(_)) {
+            hold = hold.max(nemesis::DISK_FULL_HOLD);
+            fills += 1;
+        }
         log(
             start,
             &format!("nemesis: {} for {hold:?}", nemesis::describe(&step)),
@@ -135,7 +153,16 @@ pub fn run(spec: &RunSpec) -> io::Result<Vec<Report>> {
         }
         std::thread::sleep(hold);
         cluster.heal()?;
-        removed.retain(|&m| !restore_voter(admin.as_ref(), 0, m));
+        removed.retain(|&m| {
+            let back = restore_voter(admin.as_ref(), 0, m);
+            if !back {
+                log(
+                    start,
+                    &format!("member {m} is not a voter of group 0 again yet"),
+                );
+            }
+            !back
+        });
         for (id, st) in cluster.exited() {
             log(
                 start,
@@ -179,9 +206,19 @@ pub fn run(spec: &RunSpec) -> io::Result<Vec<Report>> {
         ),
     );
 
-    let mut reports = Vec::new();
+    let mut out = Outcome::default();
     for g in 0..spec.groups {
         let logs = converge(&cluster, g, Duration::from_secs(60))?;
+        let ends: BTreeMap<u64, u64> = logs
+            .iter()
+            .map(|(m, l)| (*m, l.last().map_or(0, |(o, _)| o + 1)))
+            .collect();
+        if ends.values().min() != ends.values().max() {
+            out.problems.push(format!(
+                "group {g}: the replicas did not converge within 60 s of healing \
+                 (log ends by member: {ends:?})"
+            ));
+        }
         let mut replicas = serde_json::Map::new();
         for (m, entries) in &logs {
             let pairs: Vec<Json> = entries.iter().map(|(o, v)| json!([o, v])).collect();
@@ -200,9 +237,43 @@ pub fn run(spec: &RunSpec) -> io::Result<Vec<Report>> {
         .map_err(|e| io::Error::other(format!("history of group {g}: {e}")))?;
         let fin = read_final(BufReader::new(File::open(&fin_path)?))
             .map_err(|e| io::Error::other(format!("final logs of group {g}: {e}")))?;
-        reports.push(check::check(&events, &fin));
+        out.reports.push(check::check(&events, &fin));
     }
-    Ok(reports)
+    if fills > 0 {
+        let (full, room) = space_reports(cluster.log_dir())?;
+        log(
+            start,
+            &format!(
+                "full disks: {fills} filled; members reported no room {full} times, room again {room} times"
+            ),
+        );
+        if full == 0 {
+            out.problems.push(format!(
+                "{fills} disks filled and no member reported a full disk: the fault did not bite"
+            ));
+        }
+        if room < full {
+            out.problems.push(format!(
+                "members reported no room {full} times but room again only {room} times"
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// How many times the members' logs say a shard ran out of room for its
+/// WAL, and how many times it had room again.
+fn space_reports(dir: &Path) -> io::Result<(u64, u64)> {
+    let (mut full, mut room) = (0, 0);
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        if p.extension().is_some_and(|x| x == "log") {
+            let text = String::from_utf8_lossy(&std::fs::read(&p)?).into_owned();
+            full += text.matches("no room for its WAL").count() as u64;
+            room += text.matches("room for its WAL again").count() as u64;
+        }
+    }
+    Ok((full, room))
 }
 
 /// Waits until every group has a leader that answers status.
