@@ -177,12 +177,14 @@ pub fn run(spec: &RunSpec) -> io::Result<Outcome> {
     }
 
     cluster.heal()?;
+    let mut out = Outcome::default();
     for m in removed {
         if !restore_voter(admin.as_ref(), 0, m) {
-            log(
-                start,
-                &format!("member {m} could not be added back to group 0"),
-            );
+            // Every fault is healed: a group that cannot take a
+            // configuration change now is wedged.
+            out.problems.push(format!(
+                "member {m} could not be added back to group 0 after healing"
+            ));
         }
     }
     // Let the clients append on a healed cluster for a moment, so every
@@ -206,7 +208,6 @@ pub fn run(spec: &RunSpec) -> io::Result<Outcome> {
         ),
     );
 
-    let mut out = Outcome::default();
     for g in 0..spec.groups {
         let logs = converge(&cluster, g, Duration::from_secs(60))?;
         let ends: BTreeMap<u64, u64> = logs
