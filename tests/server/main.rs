@@ -3,7 +3,8 @@
 //! Rust client, the command line and raw sockets: `replication`
 //! (redirects, a SIGKILLed leader, SIGTERM and restart, membership,
 //! exactly-once), `snapshots` (a SIGKILLed follower catching up by
-//! snapshot after the others compacted), `client_port` (bad input, typed refusals, limits,
+//! snapshot after the others compacted), `retention` (size and age limits
+//! truncating every replica and freeing WAL segments), `client_port` (bad input, typed refusals, limits,
 //! large reads, metrics, a failed WAL), `tails`, `cli` (configuration,
 //! the command-line client, README's bench command), `bench` (the load
 //! generator's reports, files, open loop and refusals), `faults` (kills and pauses while
@@ -22,6 +23,7 @@ mod faults;
 mod full_disk;
 mod producers;
 mod replication;
+mod retention;
 mod snapshots;
 mod support;
 mod tails;
