@@ -1,6 +1,7 @@
 //! `corelog server` processes on 127.0.0.1 (and, where a fault must be
 //! injected or a limit set, a `Server` in process), driven through the
-//! Rust client, the command line and raw sockets: `replication`
+//! Rust client, the command line and raw sockets: `async_client` (the
+//! async client from tokio), `replication`
 //! (redirects, a SIGKILLed leader, SIGTERM and restart, membership,
 //! exactly-once), `snapshots` (a SIGKILLed follower catching up by
 //! snapshot after the others compacted), `retention` (size and age limits
@@ -15,6 +16,7 @@
 //! drops (a failing test leaves none behind). The tests take a lock each:
 //! three servers per test on a 2-CPU machine are enough.
 
+mod async_client;
 mod bench;
 mod cli;
 mod client_port;
