@@ -259,6 +259,16 @@ pub fn run(spec: &RunSpec) -> io::Result<Outcome> {
             ));
         }
     }
+    if !out.problems.is_empty() || out.reports.iter().any(|r| !r.is_valid()) {
+        // The members' data lives on tmpfs mounts that vanish with this
+        // process: keep a copy beside the logs for `corelog wal-check`.
+        for (id, to) in cluster.preserve_disks()? {
+            log(
+                start,
+                &format!("member {id}'s data copied to {}", to.display()),
+            );
+        }
+    }
     Ok(out)
 }
 
