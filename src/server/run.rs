@@ -17,6 +17,7 @@ use super::config::ServerConfig;
 use super::listener::{ServerStats, ShardServer};
 use super::log_apply::LogApply;
 use crate::shard::{BootError, MemberConfig, MemberRuntime, TcpSettings, tcp_peers};
+use crate::transport::NetOptions;
 
 thread_local! {
     /// The client service of the shard whose thread this is.
@@ -78,7 +79,13 @@ impl Server {
             member: cfg.member,
             runtime: cfg.runtime.clone(),
             apply: LogApply::factory(),
-            peers: Some(tcp_peers(TcpSettings::default())),
+            peers: Some(tcp_peers(TcpSettings {
+                options: NetOptions {
+                    auth: cfg.auth.map(|a| a.key),
+                    ..NetOptions::default()
+                },
+                ..TcpSettings::default()
+            })),
             cpus: cfg.cpus.clone(),
         })
         .map_err(ServerError::Boot)?;
@@ -86,6 +93,7 @@ impl Server {
         let mut metrics_addrs = Vec::new();
         for h in runtime.shards() {
             let (cluster, limits) = (cfg.cluster.clone(), cfg.limits);
+            let auth = cfg.auth.map(|a| a.key);
             let shard = h.index();
             let metrics = cfg.metrics_addr.map(|mut a| {
                 a.set_port(a.port().wrapping_add(shard as u16));
@@ -93,7 +101,8 @@ impl Server {
             });
             let r = h
                 .call(move |s| async move {
-                    let srv = ShardServer::start(s, cluster, limits).map_err(|e| e.to_string())?;
+                    let srv =
+                        ShardServer::start(s, cluster, limits, auth).map_err(|e| e.to_string())?;
                     let addr = srv.local_addr();
                     let m = match metrics {
                         Some(a) => Some(
