@@ -170,7 +170,11 @@ impl Server {
             groups,
             c.group_count(),
             self.cfg.data_dir.display()
-        ) + if self.cfg.runtime.unsafe_no_fsync {
+        ) + if self.cfg.auth.is_some() {
+            ", auth on"
+        } else {
+            ""
+        } + if self.cfg.runtime.unsafe_no_fsync {
             " UNSAFE: NO FSYNC (--unsafe-no-fsync, benchmarks only)"
         } else {
             ""

@@ -7,13 +7,15 @@
 //! large reads, metrics, a failed WAL), `tails`, `cli` (configuration,
 //! the command-line client, README's bench command), `bench` (the load
 //! generator's reports, files, open loop and refusals), `faults` (kills and pauses while
-//! clients append, then a checker). `support` starts and stops the
+//! clients append, then a checker), `auth` (the shared secret on both
+//! ports). `support` starts and stops the
 //! processes. `cargo test --release --test server`.
 //!
 //! Every wait is bounded; every child process is killed when its handle
 //! drops (a failing test leaves none behind). The tests take a lock each:
 //! three servers per test on a 2-CPU machine are enough.
 
+mod auth;
 mod bench;
 mod cli;
 mod client_port;

@@ -276,7 +276,7 @@ fn converge(
 /// (any-replica reads, from its earliest offset to its end); `None` if the
 /// member holds no replica of the group.
 fn read_replica(addr: SocketAddr, group: u64) -> io::Result<Option<Vec<(u64, Json)>>> {
-    let conn = Connection::open(addr, Duration::from_secs(2), Limits::DEFAULT)
+    let conn = Connection::open(addr, Duration::from_secs(2), Limits::DEFAULT, None)
         .map_err(|e| io::Error::other(format!("{addr}: {e}")))?;
     let mut out = Vec::new();
     let mut from = 0u64;
