@@ -27,6 +27,8 @@ pub struct ClusterSpec {
     pub dir: PathBuf,
     pub tick_ms: u64,
     pub election_ticks: u64,
+    /// Every member requires this shared secret (`--auth-secret-file`).
+    pub auth_secret_file: Option<PathBuf>,
 }
 
 struct Member {
@@ -145,6 +147,10 @@ impl Cluster {
             };
             a.push("--member".into());
             a.push(format!("{j}=m{j}@{peer}/{}", m.client));
+        }
+        if let Some(p) = &s.auth_secret_file {
+            a.push("--auth-secret-file".into());
+            a.push(p.display().to_string());
         }
         a
     }

@@ -60,6 +60,10 @@ enum Cmd {
         /// Milliseconds of quiet between faults: MIN,MAX.
         #[arg(long, default_value = "500,2000")]
         quiet: String,
+        /// The members require a shared secret generated for the run;
+        /// the harness's clients prove it.
+        #[arg(long)]
+        auth: bool,
     },
     /// Checks a history against the replicas' final logs; exits 1 on any
     /// anomaly, 2 on a file that cannot be read.
@@ -91,6 +95,7 @@ fn main() -> ExitCode {
             fin,
             hold,
             quiet,
+            auth,
         } => {
             let (Some(hold), Some(quiet)) = (range(&hold), range(&quiet)) else {
                 eprintln!(
@@ -125,6 +130,7 @@ fn main() -> ExitCode {
                 dir: dir.clone(),
                 hold,
                 quiet,
+                auth,
             };
             println!(
                 "corelog-chaos: seed {seed}, {duration} s, {members} members, {groups} group(s), data in {}",

@@ -44,6 +44,42 @@ pub struct RunSpec {
     /// Faults: how long each holds, and the quiet between them.
     pub hold: (u64, u64),
     pub quiet: (u64, u64),
+    /// The members require a shared secret (generated for the run, in
+    /// `dir`), and every client of the harness proves it.
+    pub auth: bool,
+}
+
+/// The run's secret, once made: every client the harness opens (the
+/// workload's, the admin's, the final reads') authenticates with it, so it
+/// is set once for the process rather than threaded through each.
+static AUTH: std::sync::OnceLock<corelog::auth::AuthKey> = std::sync::OnceLock::new();
+
+/// The key the harness's clients authenticate with, if the run has one.
+pub fn client_auth() -> Option<corelog::auth::AuthKey> {
+    AUTH.get().copied()
+}
+
+/// Writes a fresh secret (64 hex characters, mode 0600) to `dir` and sets
+/// it as the harness's.
+fn make_secret(dir: &Path) -> io::Result<PathBuf> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut raw = [0u8; 32];
+    File::open("/dev/urandom")?.read_exact(&mut raw)?;
+    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let path = dir.join("auth-secret");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)?
+        .write_all(format!("{hex}\n").as_bytes())?;
+    let key = corelog::auth::AuthKey::load(&path)
+        .map_err(|e| io::Error::other(e.to_string()))?
+        .key;
+    let _ = AUTH.set(key);
+    Ok(path)
 }
 
 /// `path` for group `g` of `groups`.
@@ -72,6 +108,7 @@ fn admin_client(servers: &[SocketAddr]) -> Option<Client> {
         ClientOptions {
             timeout: Duration::from_secs(3),
             attempt_timeout: Duration::from_secs(1),
+            auth: client_auth(),
             ..ClientOptions::default()
         },
     )
@@ -81,7 +118,13 @@ fn admin_client(servers: &[SocketAddr]) -> Option<Client> {
 /// Runs the schedule and returns one report per group.
 pub fn run(spec: &RunSpec) -> io::Result<Vec<Report>> {
     let start = Instant::now();
+    let auth_secret_file = if spec.auth {
+        Some(make_secret(&spec.dir)?)
+    } else {
+        None
+    };
     let mut cluster = Cluster::start(ClusterSpec {
+        auth_secret_file,
         binary: spec.binary.clone(),
         members: spec.members,
         groups: spec.groups,
@@ -276,7 +319,7 @@ fn converge(
 /// (any-replica reads, from its earliest offset to its end); `None` if the
 /// member holds no replica of the group.
 fn read_replica(addr: SocketAddr, group: u64) -> io::Result<Option<Vec<(u64, Json)>>> {
-    let conn = Connection::open(addr, Duration::from_secs(2), Limits::DEFAULT, None)
+    let conn = Connection::open(addr, Duration::from_secs(2), Limits::DEFAULT, client_auth())
         .map_err(|e| io::Error::other(format!("{addr}: {e}")))?;
     let mut out = Vec::new();
     let mut from = 0u64;
