@@ -69,13 +69,19 @@ pub(crate) async fn accept_loop(
             .await;
             net2.inbound.set(net2.inbound.get() - 1);
             net2.stats.bump(|s| s.inbound_closed += 1);
-            if let Closed::Refused(e) = why {
-                tracing::warn!(
+            match why {
+                Closed::Refused(e) => tracing::warn!(
                     member = net2.cfg.member,
                     shard = net2.cfg.shard,
                     error = %e,
                     "closed an inbound peer connection"
-                );
+                ),
+                Closed::Timeout => tracing::warn!(
+                    member = net2.cfg.member,
+                    shard = net2.cfg.shard,
+                    "closed an inbound peer connection: no complete handshake in time"
+                ),
+                Closed::Eof | Closed::Shutdown => {}
             }
         })
         .detach();
