@@ -59,6 +59,7 @@ pub use error::ClientError;
 pub const TAIL_BUFFERED_ANSWERS: usize = 4;
 pub use producer::{Producer, ProducerOptions, ProducerStats, RecordHandle};
 
+use crate::auth::AuthKey;
 use crate::clientpb::{
     self, AppendRequest, CancelRequest, ClusterStatusRequest, Consistency, GroupStatusRequest,
     MembershipChange, MembershipRequest, ReadRequest, Request, TailRequest, TransferLeaderRequest,
@@ -84,6 +85,11 @@ pub struct ClientOptions {
     pub limits: Limits,
     /// The batches `append` builds.
     pub batch_limits: BatchLimits,
+    /// The cluster's shared secret (`AuthKey::load` of the servers'
+    /// `auth_secret_file`): every connection authenticates with it, and
+    /// refuses a server that does not prove it holds it. None: no
+    /// authentication (a server that requires it answers `Unauthorized`).
+    pub auth: Option<AuthKey>,
 }
 
 impl Default for ClientOptions {
@@ -94,6 +100,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(1),
             limits: Limits::DEFAULT,
             batch_limits: BatchLimits::DEFAULT,
+            auth: None,
         }
     }
 }
@@ -187,6 +194,18 @@ enum Verdict {
     /// This member has no such group; another may (with a replication
     /// factor below the member count), or none.
     NotFound(clientpb::Response),
+    /// A failure no retry mends (authentication).
+    Fail(ClientError),
+}
+
+/// The error an `Unauthorized` answer means, if `resp` is one.
+fn unauthorized(resp: &clientpb::Response) -> Option<ClientError> {
+    match &resp.result {
+        Some(Answer::Error(clientpb::Error {
+            kind: Some(Kind::Unauthorized(u)),
+        })) => Some(ClientError::Unauthorized(u.reason.clone())),
+        _ => None,
+    }
 }
 
 impl Client {
@@ -221,7 +240,11 @@ impl Client {
                 Ok(clientpb::Response {
                     result: Some(Answer::ClusterStatus(s)),
                 }) => return Ok(s),
-                Ok(other) => last = ClientError::Protocol(format!("unexpected answer {other:?}")),
+                Ok(other) => {
+                    last = unauthorized(&other).unwrap_or_else(|| {
+                        ClientError::Protocol(format!("unexpected answer {other:?}"))
+                    })
+                }
                 Err(e) => last = e,
             }
             if Instant::now() >= deadline {
@@ -277,6 +300,7 @@ impl Client {
             addr,
             self.opts.connect_timeout,
             self.opts.limits,
+            self.opts.auth,
         )?);
         lock(&self.state).conns.insert(addr, c.clone());
         Ok(c)
@@ -342,6 +366,9 @@ impl Client {
                 Verdict::Retry
             }
             Some(Kind::Busy(_)) => Verdict::Retry,
+            Some(Kind::Unauthorized(u)) => {
+                Verdict::Fail(ClientError::Unauthorized(u.reason.clone()))
+            }
             _ => Verdict::Done(resp),
         }
     }
@@ -359,6 +386,9 @@ impl Client {
         let mut turn = 0usize;
         let mut pause = Duration::from_millis(5);
         let mut not_found = std::collections::HashSet::new();
+        // Members that refused our authentication: skipped; when every
+        // member did, the call fails at once (retrying will not help).
+        let mut refused = std::collections::HashSet::new();
         // A member that did not answer in time: tried last.
         let mut silent: Option<SocketAddr> = None;
         let mut next: Option<SocketAddr> = None;
@@ -371,7 +401,13 @@ impl Client {
                         None => {
                             let c = self.candidates(group, turn);
                             turn += 1;
-                            match c.iter().find(|a| Some(**a) != silent).or(c.first()) {
+                            let usable = |a: &&SocketAddr| !refused.contains(*a);
+                            let pick = c
+                                .iter()
+                                .filter(usable)
+                                .find(|a| Some(**a) != silent)
+                                .or(c.iter().find(usable));
+                            match pick {
                                 Some(a) => *a,
                                 None => {
                                     return Err(ClientError::NoMember(
@@ -383,6 +419,14 @@ impl Client {
                     };
                     match self.connection(addr).and_then(|c| c.send(req)) {
                         Ok(t) => (addr, t),
+                        Err(e @ ClientError::Unauthorized(_)) => {
+                            lock(&self.state).leaders.remove(&group);
+                            refused.insert(addr);
+                            if refused.len() >= self.member_count() {
+                                return Err(e);
+                            }
+                            continue;
+                        }
                         Err(e) => {
                             lock(&self.state).leaders.remove(&group);
                             if !self.pause(&mut pause, deadline) {
@@ -397,6 +441,13 @@ impl Client {
             match ticket.wait(attempt) {
                 Ok(resp) => match self.judge(group, resp) {
                     Verdict::Done(r) => return Ok(r),
+                    Verdict::Fail(e) => {
+                        lock(&self.state).leaders.remove(&group);
+                        refused.insert(addr);
+                        if refused.len() >= self.member_count() {
+                            return Err(e);
+                        }
+                    }
                     Verdict::NotFound(r) => {
                         // Every member said it has no such group: it
                         // does not exist (not a member without a replica).
@@ -408,7 +459,7 @@ impl Client {
                             return Ok(r);
                         }
                     }
-                    Verdict::Redirect(a) if a != addr => next = Some(a),
+                    Verdict::Redirect(a) if a != addr && !refused.contains(&a) => next = Some(a),
                     Verdict::Redirect(_) | Verdict::Retry => {
                         if !self.pause(&mut pause, deadline) {
                             return Err(ClientError::Timeout);
@@ -795,7 +846,7 @@ impl Tail<'_> {
         // A connection of its own: a consumer that stops taking records
         // stops this connection's reader, which must hold up nothing else.
         let o = &self.client.opts;
-        let conn = Arc::new(Connection::open(addr, o.connect_timeout, o.limits)?);
+        let conn = Arc::new(Connection::open(addr, o.connect_timeout, o.limits, o.auth)?);
         let stream = conn.send_stream(&req, TAIL_BUFFERED_ANSWERS)?;
         self.open = Some((conn, stream));
         Ok(())

@@ -9,7 +9,8 @@
 //! large reads, metrics, a failed WAL), `tails`, `cli` (configuration,
 //! the command-line client, README's bench command), `bench` (the load
 //! generator's reports, files, open loop and refusals), `faults` (kills and pauses while
-//! clients append, then a checker). `support` starts and stops the
+//! clients append, then a checker), `auth` (the shared secret on both
+//! ports). `support` starts and stops the
 //! processes. `cargo test --release --test server`.
 //!
 //! Every wait is bounded; every child process is killed when its handle
@@ -17,6 +18,7 @@
 //! three servers per test on a 2-CPU machine are enough.
 
 mod async_client;
+mod auth;
 mod bench;
 mod cli;
 mod client_port;

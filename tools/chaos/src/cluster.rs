@@ -31,6 +31,8 @@ pub struct ClusterSpec {
     /// Each member's data on a tmpfs of its own (`Disk`), which the
     /// nemesis can fill. The caller has entered a private mount namespace.
     pub own_disks: bool,
+    /// Every member requires this shared secret (`--auth-secret-file`).
+    pub auth_secret_file: Option<PathBuf>,
 }
 
 struct Member {
@@ -163,6 +165,10 @@ impl Cluster {
             // within a fault's hold.
             a.push("--wal-segment-bytes".into());
             a.push((1u64 << 20).to_string());
+        }
+        if let Some(p) = &s.auth_secret_file {
+            a.push("--auth-secret-file".into());
+            a.push(p.display().to_string());
         }
         a
     }

@@ -47,6 +47,9 @@ pub struct RunSpec {
     /// Full disks among the faults (each member on a tmpfs of its own;
     /// the caller has entered a private mount namespace).
     pub disk_full: bool,
+    /// The members require a shared secret (generated for the run, in
+    /// `dir`), and every client of the harness proves it.
+    pub auth: bool,
 }
 
 /// What a run found: the checker's report of each group, and what the
@@ -56,6 +59,39 @@ pub struct RunSpec {
 pub struct Outcome {
     pub reports: Vec<Report>,
     pub problems: Vec<String>,
+}
+
+/// The run's secret, once made: every client the harness opens (the
+/// workload's, the admin's, the final reads') authenticates with it, so it
+/// is set once for the process rather than threaded through each.
+static AUTH: std::sync::OnceLock<corelog::auth::AuthKey> = std::sync::OnceLock::new();
+
+/// The key the harness's clients authenticate with, if the run has one.
+pub fn client_auth() -> Option<corelog::auth::AuthKey> {
+    AUTH.get().copied()
+}
+
+/// Writes a fresh secret (64 hex characters, mode 0600) to `dir` and sets
+/// it as the harness's.
+fn make_secret(dir: &Path) -> io::Result<PathBuf> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut raw = [0u8; 32];
+    File::open("/dev/urandom")?.read_exact(&mut raw)?;
+    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let path = dir.join("auth-secret");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)?
+        .write_all(format!("{hex}\n").as_bytes())?;
+    let key = corelog::auth::AuthKey::load(&path)
+        .map_err(|e| io::Error::other(e.to_string()))?
+        .key;
+    let _ = AUTH.set(key);
+    Ok(path)
 }
 
 /// `path` for group `g` of `groups`.
@@ -84,6 +120,7 @@ fn admin_client(servers: &[SocketAddr]) -> Option<Client> {
         ClientOptions {
             timeout: Duration::from_secs(3),
             attempt_timeout: Duration::from_secs(1),
+            auth: client_auth(),
             ..ClientOptions::default()
         },
     )
@@ -93,7 +130,13 @@ fn admin_client(servers: &[SocketAddr]) -> Option<Client> {
 /// Runs the schedule and judges it.
 pub fn run(spec: &RunSpec) -> io::Result<Outcome> {
     let start = Instant::now();
+    let auth_secret_file = if spec.auth {
+        Some(make_secret(&spec.dir)?)
+    } else {
+        None
+    };
     let mut cluster = Cluster::start(ClusterSpec {
+        auth_secret_file,
         binary: spec.binary.clone(),
         members: spec.members,
         groups: spec.groups,
@@ -381,7 +424,7 @@ fn converge(cluster: &Cluster, group: u64, limit: Duration) -> io::Result<(Repli
 
 /// `group`'s status as one member sees it; `None` if it holds no replica.
 fn status_of(addr: SocketAddr, group: u64) -> io::Result<Option<corelog::clientpb::GroupStatus>> {
-    let conn = Connection::open(addr, Duration::from_secs(2), Limits::DEFAULT)
+    let conn = Connection::open(addr, Duration::from_secs(2), Limits::DEFAULT, client_auth())
         .map_err(|e| io::Error::other(format!("{addr}: {e}")))?;
     let req = Request {
         op: Some(Op::GroupStatus(corelog::clientpb::GroupStatusRequest {
@@ -411,7 +454,7 @@ fn status_of(addr: SocketAddr, group: u64) -> io::Result<Option<corelog::clientp
 /// (any-replica reads, from its earliest offset to its end); `None` if the
 /// member holds no replica of the group.
 fn read_replica(addr: SocketAddr, group: u64) -> io::Result<Option<Vec<(u64, Json)>>> {
-    let conn = Connection::open(addr, Duration::from_secs(2), Limits::DEFAULT)
+    let conn = Connection::open(addr, Duration::from_secs(2), Limits::DEFAULT, client_auth())
         .map_err(|e| io::Error::other(format!("{addr}: {e}")))?;
     let mut out = Vec::new();
     let mut from = 0u64;
