@@ -307,6 +307,12 @@ impl Group {
         self.raw.raft.state == StateType::Leader
     }
 
+    /// Whether this member leads the group and other voters exist: its
+    /// own write then races theirs for each commit.
+    pub fn leads_others(&self) -> bool {
+        self.is_leader() && !self.raw.raft.trk.is_singleton()
+    }
+
     /// The leader this node knows of, if any.
     pub fn leader(&self) -> Option<u64> {
         let l = self.raw.raft.lead;

@@ -41,6 +41,7 @@ fn config(a: &ServerArgs) -> Result<ServerConfig, ServerConfigError> {
         wal_segment_bytes => runtime.wal_segment_bytes,
         wal_max_disk_bytes => runtime.wal_max_disk_bytes,
         compact_threshold_entries => runtime.compact_threshold_entries,
+        inline_flush_bytes => runtime.inline_flush_bytes,
         max_frame_bytes => limits.max_frame_bytes,
         max_batch_bytes => limits.max_batch_bytes,
         max_connection_bytes => limits.max_connection_bytes,
