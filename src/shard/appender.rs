@@ -307,6 +307,12 @@ impl Appender {
         Ok(waiting)
     }
 
+    /// Whether the next `pump` may start a flush: none in flight, and
+    /// writes queued or records that must be durable pending.
+    pub fn may_flush(&self) -> bool {
+        self.in_flight.is_none() && (!self.queue.is_empty() || self.sync_ticket > self.started)
+    }
+
     /// Lets the next `pump` leave a flush of at most `max_bytes` for
     /// `flush_inline` rather than start it on the ring. The loop allows it
     /// for one pump at a time, when it has nothing else to do.

@@ -313,6 +313,14 @@ impl Group {
         self.is_leader() && !self.raw.raft.trk.is_singleton()
     }
 
+    /// Whether this member leads the group with other voters and has
+    /// entries they have not yet committed: its loop then has
+    /// acknowledgements to count while a flush syncs.
+    pub fn awaits_followers(&self) -> bool {
+        let log = &self.raw.raft.raft_log;
+        self.leads_others() && log.committed < log.last_index()
+    }
+
     /// The leader this node knows of, if any.
     pub fn leader(&self) -> Option<u64> {
         let l = self.raw.raft.lead;

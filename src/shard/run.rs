@@ -22,8 +22,9 @@
 //!    started) in one flush. Hard states that only move a commit index
 //!    need no sync: they ride along, or go out at the next tick. A flush
 //!    of at most `RuntimeConfig::inline_flush_bytes` when no group has
-//!    work left and no leader's entries are in it (a leader's sync races
-//!    its followers' for the commit: the loop must keep counting their
+//!    work left, no group led here waits for its followers' acknowledgements
+//!    and no leader's entries are in it (a leader's sync races its
+//!    followers' for the commit: the loop must keep counting their
 //!    acknowledgements meanwhile) is not started on the ring but run on
 //!    this thread after the turn's yield (`Appender::flush_inline`), once
 //!    the sends it queued are out;
@@ -308,8 +309,19 @@ impl Loop {
 
         // 5. The WAL.
         self.queue_compactions(&mut stats)?;
-        if !more && shard.dirty.borrow().is_empty() {
-            // Nothing else to do: a small flush may run on this thread.
+        if shard.cfg.inline_flush_bytes > 0
+            && !more
+            && shard.dirty.borrow().is_empty()
+            && self.appender.may_flush()
+            && !shard
+                .groups
+                .borrow()
+                .values()
+                .any(|g| g.borrow().awaits_followers())
+        {
+            // Nothing else to do (no group has work, none led here waits
+            // for acknowledgements): a small flush may run on this thread.
+            // The scan of the groups is once per flush about to start.
             self.appender.allow_inline(shard.cfg.inline_flush_bytes);
         }
         match self.appender.pump()? {
