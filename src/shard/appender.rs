@@ -5,10 +5,12 @@
 //! completes this one), and holds each write's responses until the flush
 //! carrying it, and every earlier one, is durable.
 //!
-//! One exception to "never waiting": a small flush when the shard has
-//! nothing else to do (`allow_inline`, `RuntimeConfig::inline_flush_bytes`)
-//! is left by `pump` for `flush_inline`, which the loop runs on its own
-//! thread after the turn's messages went out. An io_uring fdatasync runs
+//! One exception to "never waiting", off by default: a small flush when
+//! the shard has nothing else to do (`allow_inline`,
+//! `RuntimeConfig::inline_flush_bytes`) and no leader's entries in it that
+//! followers could commit without it (`push_gated`'s `races`) is left by
+//! `pump` for `flush_inline`, which the loop runs on its own thread after
+//! the turn's messages went out. An io_uring fdatasync runs
 //! on a kernel worker and costs two wakeups (the worker's, then the
 //! shard's); a lone record's latency is mostly those.
 //!
