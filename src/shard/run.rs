@@ -338,9 +338,10 @@ impl Loop {
             *shard.storage_full.borrow_mut() = full;
         }
         self.reclaim(ticks > 0, &mut stats)?;
-        if ticks > 0 {
+        if ticks > 0 && !self.appender.inline_due() {
             // Hard states that only moved commit indexes go out once a
-            // tick if no flush carried them since.
+            // tick if no flush carried them since (a flush left for
+            // `flush_inline` carries them).
             self.appender.flush_idle()?;
         }
 
