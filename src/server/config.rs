@@ -33,6 +33,7 @@
 //! wal_segment_bytes = 67108864     # each shard's WAL segments (64 MiB)
 //! wal_max_disk_bytes = 4294967296  # most each shard's WAL may take (none if absent)
 //! compact_threshold_entries = 10000  # compact a group's log once this many entries are droppable
+//! inline_flush_bytes = 0    # a lone flush this small runs on the shard's thread (0: never)
 //!
 //! [retention]               # every group's, enforced by its leader (none if absent)
 //! max_bytes = 1073741824    # keep at most this many bytes of batches (the newest always kept)
@@ -125,6 +126,7 @@ pub struct RuntimeSection {
     pub wal_segment_bytes: Option<u64>,
     pub wal_max_disk_bytes: Option<u64>,
     pub compact_threshold_entries: Option<u64>,
+    pub inline_flush_bytes: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -347,6 +349,9 @@ impl FileConfig {
         }
         if let Some(n) = r.compact_threshold_entries {
             runtime.compact_threshold_entries = n;
+        }
+        if let Some(n) = r.inline_flush_bytes {
+            runtime.inline_flush_bytes = n;
         }
         if let Some(ms) = r.request_timeout_ms {
             let tick = runtime.tick.as_millis().max(1) as u64;

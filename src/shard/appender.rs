@@ -5,6 +5,15 @@
 //! completes this one), and holds each write's responses until the flush
 //! carrying it, and every earlier one, is durable.
 //!
+//! One exception to "never waiting", off by default: a small flush when
+//! the shard has nothing else to do (`allow_inline`,
+//! `RuntimeConfig::inline_flush_bytes`) and no leader's entries in it that
+//! followers could commit without it (`push_gated`'s `races`) is left by
+//! `pump` for `flush_inline`, which the loop runs on its own thread after
+//! the turn's messages went out. An io_uring fdatasync runs
+//! on a kernel worker and costs two wakeups (the worker's, then the
+//! shard's); a lone record's latency is mostly those.
+//!
 //! A write is queued into the WAL only when `Wal::can_queue` says it
 //! neither forces an early flush nor rolls onto a segment still being
 //! prepared; otherwise it waits here, in order, for the next flush to
@@ -37,6 +46,10 @@ struct Work {
     msg: Message,
     snapshot_done: bool,
     entries_done: usize,
+    /// A leader's write in a group with other voters: its sync races the
+    /// followers' for the commit, so its flush never runs inline (the
+    /// loop must count their acknowledgements while it syncs).
+    races: bool,
     /// Set while something must happen before any of it is queued: a
     /// leader's snapshot waits for its data file to be durable (the WAL's
     /// record of it must never name a file a crash could lose).
@@ -76,6 +89,8 @@ pub enum Waiting {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct AppendStats {
     pub flushes: u64,
+    /// Of `flushes`, those run on the shard's thread (`flush_inline`).
+    pub inline_flushes: u64,
     pub writes: u64,
     /// Times a write had to wait for a flush or the spare segment.
     pub deferred: u64,
@@ -111,6 +126,13 @@ pub struct Appender {
     retry: bool,
     /// When the flush in flight started (one clock read per flush).
     flush_began: Option<std::time::Instant>,
+    /// The largest flush the next `pump` may leave for `flush_inline`
+    /// instead of starting it on the ring (0: none; `allow_inline`).
+    inline_max: usize,
+    /// `pump` left the pending records for `flush_inline`.
+    inline_due: bool,
+    /// A write with `races` is among the records not yet in a flush.
+    pending_races: bool,
     pub stats: AppendStats,
 }
 
@@ -130,20 +152,32 @@ impl Appender {
             no_space: None,
             retry: false,
             flush_began: None,
+            inline_max: 0,
+            inline_due: false,
+            pending_races: false,
             stats: AppendStats::default(),
         }
     }
 
     pub fn push(&mut self, group: u64, msg: Message) {
-        self.push_gated(group, msg, None);
+        self.push_gated(group, msg, None, false);
     }
 
     /// Queues `msg`, to be written only once `gate` is set (and so every
-    /// write queued after it waits too: writes keep their order).
-    pub fn push_gated(&mut self, group: u64, msg: Message, gate: Option<Rc<Cell<bool>>>) {
+    /// write queued after it waits too: writes keep their order). `races`:
+    /// a leader's write that followers' writes could commit without (never
+    /// flushed inline).
+    pub fn push_gated(
+        &mut self,
+        group: u64,
+        msg: Message,
+        gate: Option<Rc<Cell<bool>>>,
+        races: bool,
+    ) {
         self.queue.push_back(Work {
             group,
             msg,
+            races,
             snapshot_done: false,
             entries_done: 0,
             gate,
@@ -204,6 +238,8 @@ impl Appender {
     /// if none is in flight and records are pending.
     pub fn pump(&mut self) -> wal::Result<Waiting> {
         let mut waiting = Waiting::No;
+        // Decided again at every pump.
+        self.inline_due = false;
         if self.no_space.is_some() && !std::mem::take(&mut self.retry) {
             waiting = Waiting::Space;
         }
@@ -228,6 +264,7 @@ impl Appender {
             if written {
                 self.no_space = None;
                 self.stats.writes += 1;
+                self.pending_races |= w.races;
                 if w.needs_sync {
                     self.sync_ticket = self.ticket;
                 }
@@ -255,10 +292,60 @@ impl Appender {
             };
             break;
         }
+        let inline_max = std::mem::take(&mut self.inline_max);
         if self.in_flight.is_none() && self.sync_ticket > self.started {
-            self.start_flush()?;
+            if inline_max > 0
+                && waiting == Waiting::No
+                && !self.pending_races
+                && self.wal.borrow().pending_bytes() <= inline_max
+            {
+                // Small, and nothing else waits: the loop runs it on its
+                // own thread once the turn's sends are out.
+                self.inline_due = true;
+            } else {
+                self.start_flush()?;
+            }
         }
         Ok(waiting)
+    }
+
+    /// Whether the next `pump` may start a flush: none in flight, and
+    /// writes queued or records that must be durable pending.
+    pub fn may_flush(&self) -> bool {
+        self.in_flight.is_none() && (!self.queue.is_empty() || self.sync_ticket > self.started)
+    }
+
+    /// Lets the next `pump` leave a flush of at most `max_bytes` for
+    /// `flush_inline` rather than start it on the ring. The loop allows it
+    /// for one pump at a time, when it has nothing else to do.
+    pub fn allow_inline(&mut self, max_bytes: usize) {
+        self.inline_max = max_bytes;
+    }
+
+    /// Whether `pump` left a flush for `flush_inline`.
+    pub fn inline_due(&self) -> bool {
+        self.inline_due
+    }
+
+    /// Runs the flush `pump` left, on this thread: blocks until the disk
+    /// has it (`Wal::flush_inline`), then its writes' responses are due.
+    /// Whether it ran one.
+    pub fn flush_inline(&mut self) -> wal::Result<bool> {
+        if !std::mem::take(&mut self.inline_due) || self.in_flight.is_some() {
+            return Ok(false);
+        }
+        if !self.wal.borrow().has_pending() {
+            return Ok(false);
+        }
+        let began = std::time::Instant::now();
+        let n = self.wal.borrow_mut().flush_inline()?;
+        self.pending_races = false;
+        self.started = n;
+        self.durable = n;
+        self.stats.flushes += 1;
+        self.stats.inline_flushes += 1;
+        self.stats.flush_latency.record(began.elapsed());
+        Ok(true)
     }
 
     /// Starts a flush of whatever is pending (records that need no sync
@@ -284,6 +371,7 @@ impl Appender {
     fn start_flush(&mut self) -> wal::Result<()> {
         debug_assert!(self.in_flight.is_none());
         if let Some(n) = self.wal.borrow_mut().start_flush()? {
+            self.pending_races = false;
             self.in_flight = Some(n);
             self.started = n;
             self.stats.flushes += 1;

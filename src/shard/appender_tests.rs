@@ -164,3 +164,101 @@ fn reap_until_due(a: &mut Appender, due: &mut Vec<(u64, Message)>) -> bool {
     }
     false
 }
+
+/// One small entry with a response held for its durability.
+fn small_append(index: u64) -> Message {
+    let mut m = append(vec![Entry {
+        term: 1,
+        index,
+        data: Bytes::from_static(&[5u8; 128]),
+        ..Default::default()
+    }]);
+    m.responses = vec![Message {
+        r#type: MessageType::MsgAppResp as i32,
+        to: 2,
+        index,
+        ..Default::default()
+    }];
+    m
+}
+
+/// A small flush the loop allows inline is left by `pump` (nothing
+/// started on the ring, nothing durable yet), then made durable on this
+/// thread by `flush_inline`: its response is due at once, no poll needed.
+#[test]
+fn a_small_flush_allowed_inline_is_left_by_pump_and_made_durable_by_flush_inline() {
+    let d = tempfile::tempdir().unwrap();
+    let w = wal(d.path());
+    let mut a = Appender::new(w.clone());
+    a.push(9, small_append(1));
+    a.allow_inline(4096);
+    let before = w.borrow().durable_flush();
+    assert_eq!(a.pump().unwrap(), Waiting::No);
+    assert!(
+        a.inline_due(),
+        "a small flush allowed inline was not left for it"
+    );
+    assert!(!a.flushing(), "the flush went to the ring");
+    assert_eq!(w.borrow().durable_flush(), before);
+    assert!(a.flush_inline().unwrap());
+    assert!(!a.inline_due());
+    assert_eq!(w.borrow().durable_flush(), before + 1);
+    assert_eq!(a.durable(), before + 1);
+    let mut due = Vec::new();
+    a.take_due(&mut due);
+    assert_eq!(
+        due.len(),
+        1,
+        "the response of the write made durable inline"
+    );
+    assert_eq!(due[0].1.index, 1);
+    assert_eq!((a.stats.flushes, a.stats.inline_flushes), (1, 1));
+    assert!(!a.busy());
+}
+
+/// Without the loop's leave, a flush past the size allowed, or with a
+/// leader's entries that followers could commit without it: the ring.
+#[test]
+fn a_flush_not_allowed_too_large_or_carrying_a_racing_leader_write_goes_to_the_ring() {
+    for case in ["not allowed", "too large", "leader races"] {
+        let d = tempfile::tempdir().unwrap();
+        let w = wal(d.path());
+        let mut a = Appender::new(w.clone());
+        a.push_gated(9, small_append(1), None, case == "leader races");
+        match case {
+            "not allowed" => {}
+            "too large" => a.allow_inline(64),
+            _ => a.allow_inline(4096),
+        }
+        assert_eq!(a.pump().unwrap(), Waiting::No, "{case}");
+        assert!(!a.inline_due(), "{case}: left for an inline flush");
+        assert!(a.flushing(), "{case}: no flush started on the ring");
+        assert!(!a.flush_inline().unwrap(), "{case}");
+        for _ in 0..400 {
+            if !a.flushing() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            a.poll().unwrap();
+        }
+        assert!(!a.flushing(), "{case}: the ring flush never completed");
+        assert_eq!((a.stats.flushes, a.stats.inline_flushes), (1, 0), "{case}");
+    }
+}
+
+/// The leave lasts one pump: the next pump without it starts the ring.
+#[test]
+fn the_inline_leave_lasts_one_pump() {
+    let d = tempfile::tempdir().unwrap();
+    let w = wal(d.path());
+    let mut a = Appender::new(w.clone());
+    a.push(9, small_append(1));
+    a.allow_inline(4096);
+    a.pump().unwrap();
+    assert!(a.inline_due());
+    // The loop did not run it (say, it was stopping); the next turn's
+    // pump, not allowed inline, sends the records to the ring.
+    a.pump().unwrap();
+    assert!(!a.inline_due());
+    assert!(a.flushing());
+}

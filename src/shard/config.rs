@@ -78,6 +78,12 @@ pub struct RuntimeConfig {
     /// Bytes of one snapshot a shard accepts (the file read at a restart;
     /// the peer network's own limits bound what it receives).
     pub max_snapshot_bytes: u64,
+    /// A turn's flush of at most this many bytes, when the shard has
+    /// nothing else to do, runs on the shard's thread (`Wal::flush_inline`:
+    /// pwrite + fdatasync) after the turn's sends went out, instead of
+    /// through the ring: no io-wq worker and no completion wakeup. 0: every
+    /// flush goes through the ring.
+    pub inline_flush_bytes: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -104,6 +110,7 @@ impl Default for RuntimeConfig {
             io_memory: 64 << 10,
             compact_threshold_entries: 10_000,
             max_snapshot_bytes: 256 << 20,
+            inline_flush_bytes: 0,
         }
     }
 }

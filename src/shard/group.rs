@@ -312,6 +312,20 @@ impl Group {
         self.raw.raft.state == StateType::Leader
     }
 
+    /// Whether this member leads the group and other voters exist: its
+    /// own write then races theirs for each commit.
+    pub fn leads_others(&self) -> bool {
+        self.is_leader() && !self.raw.raft.trk.is_singleton()
+    }
+
+    /// Whether this member leads the group with other voters and has
+    /// entries they have not yet committed: its loop then has
+    /// acknowledgements to count while a flush syncs.
+    pub fn awaits_followers(&self) -> bool {
+        let log = &self.raw.raft.raft_log;
+        self.leads_others() && log.committed < log.last_index()
+    }
+
     /// The leader this node knows of, if any.
     pub fn leader(&self) -> Option<u64> {
         let l = self.raw.raft.lead;

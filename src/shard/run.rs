@@ -20,7 +20,14 @@
 //!    flight and something queued must be durable: every group's entries
 //!    and hard states of the turn (and of the turns since the last flush
 //!    started) in one flush. Hard states that only move a commit index
-//!    need no sync: they ride along, or go out at the next tick;
+//!    need no sync: they ride along, or go out at the next tick. A flush
+//!    of at most `RuntimeConfig::inline_flush_bytes` when no group has
+//!    work left, no group led here waits for its followers' acknowledgements
+//!    and no leader's entries are in it (a leader's sync races its
+//!    followers' for the commit: the loop must keep counting their
+//!    acknowledgements meanwhile) is not started on the ring but run on
+//!    this thread after the turn's yield (`Appender::flush_inline`), once
+//!    the sends it queued are out;
 //! 6. flushes the peer queues and reports unreachable peers.
 //!
 //! After a turn the loop yields, so that the tasks it woke run before the
@@ -141,6 +148,19 @@ impl Loop {
                 self.shard.poison(e.to_string());
             }
             yield_now().await;
+            // After the yield: the tasks the turn woke (peer writers,
+            // client answers) have sent what it queued, so the followers
+            // write while this thread syncs.
+            if self.appender.inline_due()
+                && !self.shard.stopping.get()
+                && self.shard.failed.borrow().is_none()
+            {
+                match self.appender.flush_inline() {
+                    Ok(true) => self.shard.signal.ring(),
+                    Ok(false) => {}
+                    Err(e) => self.shard.poison(e.to_string()),
+                }
+            }
         }
         self.shutdown().await;
     }
@@ -277,12 +297,33 @@ impl Loop {
         let mut appends = std::mem::take(&mut self.routed.appends);
         for (gid, mut m) in appends.drain(..) {
             let gate = self.write_snapshot_file(gid, &mut m, &mut stats);
-            self.appender.push_gated(gid, m, gate);
+            let races = !m.entries.is_empty()
+                && shard
+                    .groups
+                    .borrow()
+                    .get(&gid)
+                    .is_some_and(|g| g.borrow().leads_others());
+            self.appender.push_gated(gid, m, gate, races);
         }
         self.routed.appends = appends;
 
         // 5. The WAL.
         self.queue_compactions(&mut stats)?;
+        if shard.cfg.inline_flush_bytes > 0
+            && !more
+            && shard.dirty.borrow().is_empty()
+            && self.appender.may_flush()
+            && !shard
+                .groups
+                .borrow()
+                .values()
+                .any(|g| g.borrow().awaits_followers())
+        {
+            // Nothing else to do (no group has work, none led here waits
+            // for acknowledgements): a small flush may run on this thread.
+            // The scan of the groups is once per flush about to start.
+            self.appender.allow_inline(shard.cfg.inline_flush_bytes);
+        }
         match self.appender.pump()? {
             Waiting::Spare => self.wake_for_spare(),
             Waiting::Space if shard.storage_full.borrow().is_none() => {
@@ -297,9 +338,10 @@ impl Loop {
             *shard.storage_full.borrow_mut() = full;
         }
         self.reclaim(ticks > 0, &mut stats)?;
-        if ticks > 0 {
+        if ticks > 0 && !self.appender.inline_due() {
             // Hard states that only moved commit indexes go out once a
-            // tick if no flush carried them since.
+            // tick if no flush carried them since (a flush left for
+            // `flush_inline` carries them).
             self.appender.flush_idle()?;
         }
 

@@ -365,3 +365,41 @@ fn a_full_disk_fails_proposals_fast_with_storage_full_and_recovers_once_there_is
     assert_eq!(applied(&m, 0), acked);
     m.stop().unwrap();
 }
+
+/// With `inline_flush_bytes`, a lone proposal's flush runs on the shard's
+/// thread (a one-member group's leader races nobody), and each proposal is
+/// answered. (A slow clock, as above: no tick's flush joins in.)
+#[test]
+fn lone_proposals_flush_inline_on_the_shards_thread_and_are_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(18, 1, 1, 1, 1, 20_000);
+    let rt = RuntimeConfig {
+        tick: std::time::Duration::from_secs(1),
+        inline_flush_bytes: 4096,
+        ..runtime()
+    };
+    let m = MemberRuntime::start(member_config(dir.path(), &c, 1, rt, None)).unwrap();
+    wait_until(10, "group 0 to elect", || leader_of(&[&m], 0) == Some(1));
+    let stats = |m: &MemberRuntime| {
+        m.shards()[0]
+            .call(|s| async move { s.stats().wal })
+            .unwrap()
+    };
+    let before = stats(&m);
+    let mut last = 0;
+    for i in 0..5 {
+        let slot = start_proposal(&m, 0, payload(0, i));
+        wait_until(10, &format!("proposal {i} to be answered"), || {
+            slot.lock().unwrap().is_some()
+        });
+        let index = slot.lock().unwrap().take().unwrap().unwrap();
+        assert!(index > last);
+        last = index;
+    }
+    let after = stats(&m);
+    // Every proposal's flush inline (a tick's ring flush may add one
+    // carrying a commit index).
+    assert_eq!(after.inline_flushes - before.inline_flushes, 5, "{after:?}");
+    assert!(after.flushes - before.flushes >= 5, "{after:?}");
+    m.stop().unwrap();
+}

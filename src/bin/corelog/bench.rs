@@ -62,6 +62,11 @@ pub struct BenchArgs {
     /// Shards per member of the local cluster.
     #[arg(long, default_value_t = 1, conflicts_with = "connect")]
     shards: u32,
+    /// One more argument for every member of the local cluster's
+    /// `corelog server` (repeat it: `--server-arg=--inline-flush-bytes
+    /// --server-arg=4096`), to compare server settings.
+    #[arg(long, allow_hyphen_values = true, conflicts_with = "connect")]
+    server_arg: Vec<String>,
     /// Groups loaded: 0..GROUPS (a local cluster is created with them).
     #[arg(long, default_value_t = 3)]
     groups: u64,
@@ -245,7 +250,7 @@ pub fn run(a: BenchArgs) -> ExitCode {
         } else {
             a.auth_secret_file.clone()
         };
-        match bench_cluster::start(n, a.shards, a.groups, a.auth, secret) {
+        match bench_cluster::start(n, a.shards, a.groups, a.auth, secret, &a.server_arg) {
             Ok((s, addrs)) => Target {
                 secret: s.secret.clone(),
                 servers: Some(s),

@@ -68,16 +68,18 @@ fn free_range(width: u16, taken: &[u16]) -> Result<u16, String> {
     Err(format!("no {width} consecutive free ports on 127.0.0.1"))
 }
 
-/// Starts `n` members with `shards` shards each serving `groups` groups;
-/// returns them and their client addresses once each says it serves.
+/// Starts `n` members with `shards` shards each serving `groups` groups.
 /// With `generate`, the members require a secret made for the run (in
-/// their directory, mode 0600); else with `secret`, that one.
+/// their directory, mode 0600); else with `secret`, that one. `extra` is
+/// added to every member's command line. Returns them and their client
+/// addresses once each says it serves.
 pub fn start(
     n: u64,
     shards: u32,
     groups: u64,
     generate: bool,
     secret: Option<PathBuf>,
+    extra: &[String],
 ) -> Result<(Servers, Vec<SocketAddr>), String> {
     let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
     let dir = std::env::temp_dir().join(format!("corelog-bench-{}", std::process::id()));
@@ -121,6 +123,7 @@ pub fn start(
             cmd.arg("--member")
                 .arg(format!("{m}=m{m}@{}/{}/{shards}", peer[k], client[k]));
         }
+        cmd.args(extra);
         // The servers' own messages (peers going away at the end, ...)
         // go to a file beside their data, shown if one fails to start.
         let log = std::fs::File::create(dir.join(format!("m{id}.log")))

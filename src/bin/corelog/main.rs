@@ -177,6 +177,11 @@ pub struct ServerArgs {
     /// timestamps).
     #[arg(long)]
     retention_ms: Option<u64>,
+    /// A shard's flush of at most this many bytes, when it has nothing
+    /// else to do, runs on its own thread (pwrite + fdatasync) instead of
+    /// through io_uring (0: never).
+    #[arg(long)]
+    inline_flush_bytes: Option<usize>,
     #[arg(long)]
     max_frame_bytes: Option<u32>,
     #[arg(long)]

@@ -43,6 +43,7 @@ fn config(a: &ServerArgs) -> Result<ServerConfig, ServerConfigError> {
         compact_threshold_entries => runtime.compact_threshold_entries,
         retention_bytes => retention.max_bytes,
         retention_ms => retention.max_age_ms,
+        inline_flush_bytes => runtime.inline_flush_bytes,
         max_frame_bytes => limits.max_frame_bytes,
         max_batch_bytes => limits.max_batch_bytes,
         max_connection_bytes => limits.max_connection_bytes,
