@@ -331,3 +331,30 @@ fn the_producer_bound_is_the_groups_config() {
         1
     );
 }
+
+/// The review's finding (issue 8 part 3): producer P's first batch
+/// commits but its client times out; `max_producers` other producers
+/// append and evict P; P's retry of that first batch (sequence 0) must be
+/// refused, not written a second time. Records are counted by value.
+#[test]
+fn an_evicted_producers_retry_of_its_first_batch_is_refused_not_written_twice() {
+    const CAPACITY: u32 = 4;
+    let mut s = LogState::new(LogConfig {
+        max_producers: CAPACITY,
+    });
+    const P: u64 = 1;
+    let mut b = BatchBuilder::new(BatchLimits::DEFAULT);
+    let mut w = b.start(P, 0, 1000);
+    w.push(b"P's first").unwrap();
+    let first = w.finish().unwrap();
+    assert_eq!(s.apply(s.applied_index() + 1, &first), Ok(appended(0, 1)));
+    for other in 2..=u64::from(CAPACITY) + 1 {
+        let out = s.apply(s.applied_index() + 1, &batch(other, 0, 1)).unwrap();
+        assert!(matches!(out, ApplyOutcome::Appended { .. }), "{out:?}");
+    }
+    assert!(!s.dedup().contains(P), "P was not evicted");
+    let retry = s.apply(s.applied_index() + 1, &first).unwrap();
+    assert_eq!(retry, ApplyOutcome::Refused(Refusal::UnknownProducer));
+    assert_eq!(s.next_offset(), 1 + u64::from(CAPACITY));
+    assert_eq!(s.index().batch_count(), 1 + CAPACITY as usize);
+}
