@@ -1,6 +1,7 @@
 //! corelog: a replicated log service. Raft with etcd-raft's semantics
 //! (`raft`), thread-per-core serving, a segment WAL.
 
+pub mod auth;
 pub mod client;
 pub mod clientpb;
 pub mod cluster;

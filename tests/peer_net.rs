@@ -476,6 +476,7 @@ fn refused_handshakes_are_closed_and_counted_and_good_peers_keep_working() {
         to_member: 1,
         from_shard: 0,
         to_shard: 0,
+        auth: false,
     };
     let refused = [
         (
@@ -632,6 +633,7 @@ fn garbage_bad_crc_oversized_and_malformed_frames_close_only_their_connection() 
         to_member: 1,
         from_shard: 0,
         to_shard: 0,
+        auth: false,
     };
     // One good frame with three messages that are not for this shard,
     // then another good frame: the connection stays.

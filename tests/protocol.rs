@@ -204,7 +204,55 @@ fn bytes_examples() -> Vec<(&'static str, Vec<u8>)> {
             "init-producer-command",
             Command::InitProducer.encode().to_vec(),
         ),
+        (
+            "unauthorized",
+            frame(
+                1,
+                &error_response(Kind::Unauthorized(clientpb::Unauthorized {
+                    reason: "no auth".into(),
+                })),
+            ),
+        ),
     ]
+    .into_iter()
+    .chain(auth_examples())
+    .collect()
+}
+
+/// The handshake of docs/protocol.md section 9 with the secret
+/// "corelog-example-secret-0123456789" (33 bytes), client nonce 0x11 x 32,
+/// server nonce 0x22 x 32, member 2's shard 0 of cluster 77.
+fn auth_examples() -> Vec<(&'static str, Vec<u8>)> {
+    use corelog::auth::AuthKey;
+    use corelog::auth::client_wire::{Challenge, Hello, Verdict, client_proof, server_proof};
+    let secret = b"corelog-example-secret-0123456789";
+    let key = AuthKey::from_secret(secret).unwrap();
+    let hello = Hello { nonce: [0x11; 32] }.encode();
+    let ch = Challenge {
+        cluster_id: 77,
+        member: 2,
+        shard: 0,
+        nonce: [0x22; 32],
+    }
+    .encode();
+    let pc = client_proof(&key, &hello, &ch);
+    let ps = server_proof(&key, &hello, &ch);
+    vec![
+        ("auth-key", sha256(secret)),
+        ("auth-hello", hello.to_vec()),
+        ("auth-challenge", ch.to_vec()),
+        (
+            "auth-proof",
+            corelog::auth::client_wire::encode_proof(&pc).to_vec(),
+        ),
+        ("auth-verdict", Verdict::Accepted(ps).encode().to_vec()),
+    ]
+}
+
+/// SHA-256 of `b`: the key a secret makes (docs/protocol.md section 9).
+fn sha256(b: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(b).to_vec()
 }
 
 /// Offset, then 16 bytes per line in hex.
@@ -242,6 +290,25 @@ fn protocol_md_examples_are_what_the_code_encodes() {
         "docs/protocol.md's examples differ from the encoders; expected:\n\n{}",
         wrong.join("\n")
     );
+}
+
+#[test]
+fn the_auth_example_proofs_follow_the_documented_formula() {
+    // Computed as a client written from the spec would: HMAC-SHA256 keyed
+    // by SHA-256(secret) over label, a zero byte, hello, challenge.
+    use hmac::{Hmac, Mac};
+    let ex: std::collections::HashMap<_, _> = auth_examples().into_iter().collect();
+    let key = &ex["auth-key"];
+    let mac = |label: &[u8]| {
+        let mut m = Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+        m.update(label);
+        m.update(&[0]);
+        m.update(&ex["auth-hello"]);
+        m.update(&ex["auth-challenge"]);
+        m.finalize().into_bytes().to_vec()
+    };
+    assert_eq!(ex["auth-proof"][4..], mac(b"corelog-auth v1 client")[..]);
+    assert_eq!(ex["auth-verdict"][8..], mac(b"corelog-auth v1 server")[..]);
 }
 
 #[test]

@@ -5,6 +5,12 @@
 //! order. Every frame read is checked as the server checks its own
 //! (length limit before anything is reserved, crc); a bad frame, a lost
 //! connection or the server closing it fails every request waiting.
+//!
+//! With a secret, the connection first runs the client port's
+//! authentication handshake (`auth::client_wire`): the client proves it
+//! holds the secret over the server's fresh nonce, then checks the
+//! server's proof over its own, so it never sends a request to a server
+//! that does not hold the secret.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -17,6 +23,8 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 
 use super::error::ClientError;
+use crate::auth::client_wire::{self, CHALLENGE_LEN, Challenge, Hello, VERDICT_LEN, Verdict};
+use crate::auth::{AuthKey, nonce};
 use crate::clientpb::{Request, Response};
 use crate::protocol::{Limits, encode_frame, split_frame};
 
@@ -102,15 +110,21 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Connection {
-    /// Connects (within `timeout`) and starts the connection's reader.
+    /// Connects (within `timeout`), authenticates with `auth` (within
+    /// `timeout` again; see `handshake`) and starts the connection's
+    /// reader.
     pub fn open(
         addr: SocketAddr,
         timeout: Duration,
         limits: Limits,
+        auth: Option<AuthKey>,
     ) -> Result<Connection, ClientError> {
-        let stream = TcpStream::connect_timeout(&addr, timeout)
+        let mut stream = TcpStream::connect_timeout(&addr, timeout)
             .map_err(|e| ClientError::Connect(format!("{addr}: {e}")))?;
         let _ = stream.set_nodelay(true);
+        if let Some(key) = auth {
+            handshake(&mut stream, addr, &key, timeout)?;
+        }
         let reader = stream
             .try_clone()
             .map_err(|e| ClientError::Connect(format!("{addr}: {e}")))?;
@@ -267,4 +281,88 @@ fn read_answers(mut stream: TcpStream, waiting: &Mutex<Waiting>, limits: Limits)
         }
     };
     fail_all(waiting, err);
+}
+
+/// The client port's authentication handshake, on a blocking socket,
+/// within `timeout`: hello, challenge, our proof, the verdict with the
+/// server's proof, checked. Every failure that says the other side does
+/// not share our secret is `Unauthorized`; bytes that are no handshake
+/// are `Protocol`.
+fn handshake(
+    stream: &mut TcpStream,
+    addr: SocketAddr,
+    key: &AuthKey,
+    timeout: Duration,
+) -> Result<(), ClientError> {
+    let io = |e: std::io::Error| ClientError::Connect(format!("{addr}: authenticating: {e}"));
+    stream.set_read_timeout(Some(timeout)).map_err(io)?;
+    stream.set_write_timeout(Some(timeout)).map_err(io)?;
+    let nc = nonce().map_err(io)?;
+    let hello = Hello { nonce: nc }.encode();
+    stream.write_all(&hello).map_err(io)?;
+    let mut ch = [0u8; CHALLENGE_LEN];
+    read_or_closed(
+        stream,
+        &mut ch,
+        addr,
+        "the server closed the connection at our hello: it has no secret (authentication off there) or speaks another version",
+    )?;
+    Challenge::decode(&ch).map_err(|e| ClientError::Protocol(format!("{addr}: {e}")))?;
+    let proof = client_wire::client_proof(key, &hello, &ch);
+    stream
+        .write_all(&client_wire::encode_proof(&proof))
+        .map_err(io)?;
+    let mut v = [0u8; VERDICT_LEN];
+    read_or_closed(
+        stream,
+        &mut v,
+        addr,
+        "the server closed the connection before its verdict",
+    )?;
+    match Verdict::decode(&v).map_err(|e| ClientError::Protocol(format!("{addr}: {e}")))? {
+        Verdict::Refused => {
+            return Err(ClientError::Unauthorized(format!(
+                "{addr}: the server refused our proof: it holds another secret"
+            )));
+        }
+        Verdict::Accepted(p) => {
+            if !client_wire::check_server_proof(key, &hello, &ch, &p) {
+                return Err(ClientError::Unauthorized(format!(
+                    "{addr}: the server's proof is wrong: it does not hold our secret"
+                )));
+            }
+        }
+    }
+    // The reader thread blocks without a timeout: requests have their own.
+    stream.set_read_timeout(None).map_err(io)?;
+    stream.set_write_timeout(None).map_err(io)?;
+    Ok(())
+}
+
+/// Reads `buf` whole; the end of the stream first is `Unauthorized`
+/// saying `closed`, a timeout is `Timeout`.
+fn read_or_closed(
+    stream: &mut TcpStream,
+    buf: &mut [u8],
+    addr: SocketAddr,
+    closed: &str,
+) -> Result<(), ClientError> {
+    match stream.read_exact(buf) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Err(ClientError::Unauthorized(format!("{addr}: {closed}")))
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            Err(ClientError::Timeout)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+            Err(ClientError::Unauthorized(format!("{addr}: {closed}")))
+        }
+        Err(e) => Err(ClientError::Disconnected(format!("{addr}: {e}"))),
+    }
 }

@@ -20,6 +20,12 @@ pub enum ClientError {
     Server(clientpb::error::Kind),
     /// No member could be found for the request (status lists none).
     NoMember(String),
+    /// Authentication failed (docs/protocol.md section 9): the server
+    /// requires a secret this client lacks (its `Unauthorized` answer),
+    /// refused our proof (another secret), sent a wrong proof of its own,
+    /// or closed the handshake (no secret there). Not retried: another
+    /// attempt would fail the same way.
+    Unauthorized(String),
 }
 
 impl fmt::Display for ClientError {
@@ -32,6 +38,7 @@ impl fmt::Display for ClientError {
             ClientError::TooLarge(e) => write!(f, "too large: {e}"),
             ClientError::Server(k) => write!(f, "server: {k:?}"),
             ClientError::NoMember(e) => write!(f, "{e}"),
+            ClientError::Unauthorized(e) => write!(f, "unauthorized: {e}"),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The Rust client of corelog: synchronous, usable from any thread
-//! (`Client` is `Send + Sync`; share it in an `Arc`).
+//! (`Client` is `Send + Sync`; share it in an `Arc`), and `AsyncClient`
+//! for async code on any runtime.
 //!
 //! - **Shard-aware**: it learns the members (their client addresses and
 //!   shard counts) from `ClusterStatus`, and sends a group's requests to
@@ -29,9 +30,16 @@
 //! - **Batching**: `Producer` gathers single records into batches under
 //!   load (linger and size knobs), up to 5 batches in flight, exactly once.
 //!
+//! - **Async**: `AsyncClient` serves the same calls as futures for any
+//!   async runtime (tokio included) without blocking the polling thread;
+//!   `Producer`'s record handles are futures too.
+//!
 //! Files: `conn.rs` (one connection: writer, reader thread, waiters),
-//! `producer.rs`, `error.rs`.
+//! `producer.rs`, `async_client.rs`, `completion.rs` (a value handed
+//! between threads, waited for by blocking or awaiting), `error.rs`.
 
+pub mod async_client;
+pub mod completion;
 pub mod conn;
 pub mod error;
 pub mod producer;
@@ -44,6 +52,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+pub use async_client::{AsyncClient, AsyncTail};
 pub use conn::{Connection, Stream, Ticket};
 pub use error::ClientError;
 
@@ -53,6 +62,7 @@ pub use error::ClientError;
 pub const TAIL_BUFFERED_ANSWERS: usize = 4;
 pub use producer::{Producer, ProducerOptions, ProducerStats, RecordHandle};
 
+use crate::auth::AuthKey;
 use crate::clientpb::{
     self, AppendRequest, CancelRequest, ClusterStatusRequest, Consistency, GroupStatusRequest,
     InitProducerRequest, MembershipChange, MembershipRequest, ReadRequest, Request, TailRequest,
@@ -78,6 +88,11 @@ pub struct ClientOptions {
     pub limits: Limits,
     /// The batches `append` builds.
     pub batch_limits: BatchLimits,
+    /// The cluster's shared secret (`AuthKey::load` of the servers'
+    /// `auth_secret_file`): every connection authenticates with it, and
+    /// refuses a server that does not prove it holds it. None: no
+    /// authentication (a server that requires it answers `Unauthorized`).
+    pub auth: Option<AuthKey>,
 }
 
 impl Default for ClientOptions {
@@ -88,6 +103,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(1),
             limits: Limits::DEFAULT,
             batch_limits: BatchLimits::DEFAULT,
+            auth: None,
         }
     }
 }
@@ -165,6 +181,18 @@ enum Verdict {
     /// This member has no such group; another may (with a replication
     /// factor below the member count), or none.
     NotFound(clientpb::Response),
+    /// A failure no retry mends (authentication).
+    Fail(ClientError),
+}
+
+/// The error an `Unauthorized` answer means, if `resp` is one.
+fn unauthorized(resp: &clientpb::Response) -> Option<ClientError> {
+    match &resp.result {
+        Some(Answer::Error(clientpb::Error {
+            kind: Some(Kind::Unauthorized(u)),
+        })) => Some(ClientError::Unauthorized(u.reason.clone())),
+        _ => None,
+    }
 }
 
 impl Client {
@@ -199,7 +227,11 @@ impl Client {
                 Ok(clientpb::Response {
                     result: Some(Answer::ClusterStatus(s)),
                 }) => return Ok(s),
-                Ok(other) => last = ClientError::Protocol(format!("unexpected answer {other:?}")),
+                Ok(other) => {
+                    last = unauthorized(&other).unwrap_or_else(|| {
+                        ClientError::Protocol(format!("unexpected answer {other:?}"))
+                    })
+                }
                 Err(e) => last = e,
             }
             if Instant::now() >= deadline {
@@ -255,6 +287,7 @@ impl Client {
             addr,
             self.opts.connect_timeout,
             self.opts.limits,
+            self.opts.auth,
         )?);
         lock(&self.state).conns.insert(addr, c.clone());
         Ok(c)
@@ -320,6 +353,9 @@ impl Client {
                 Verdict::Retry
             }
             Some(Kind::Busy(_)) => Verdict::Retry,
+            Some(Kind::Unauthorized(u)) => {
+                Verdict::Fail(ClientError::Unauthorized(u.reason.clone()))
+            }
             _ => Verdict::Done(resp),
         }
     }
@@ -337,6 +373,9 @@ impl Client {
         let mut turn = 0usize;
         let mut pause = Duration::from_millis(5);
         let mut not_found = std::collections::HashSet::new();
+        // Members that refused our authentication: skipped; when every
+        // member did, the call fails at once (retrying will not help).
+        let mut refused = std::collections::HashSet::new();
         // A member that did not answer in time: tried last.
         let mut silent: Option<SocketAddr> = None;
         let mut next: Option<SocketAddr> = None;
@@ -349,7 +388,13 @@ impl Client {
                         None => {
                             let c = self.candidates(group, turn);
                             turn += 1;
-                            match c.iter().find(|a| Some(**a) != silent).or(c.first()) {
+                            let usable = |a: &&SocketAddr| !refused.contains(*a);
+                            let pick = c
+                                .iter()
+                                .filter(usable)
+                                .find(|a| Some(**a) != silent)
+                                .or(c.iter().find(usable));
+                            match pick {
                                 Some(a) => *a,
                                 None => {
                                     return Err(ClientError::NoMember(
@@ -361,6 +406,14 @@ impl Client {
                     };
                     match self.connection(addr).and_then(|c| c.send(req)) {
                         Ok(t) => (addr, t),
+                        Err(e @ ClientError::Unauthorized(_)) => {
+                            lock(&self.state).leaders.remove(&group);
+                            refused.insert(addr);
+                            if refused.len() >= self.member_count() {
+                                return Err(e);
+                            }
+                            continue;
+                        }
                         Err(e) => {
                             lock(&self.state).leaders.remove(&group);
                             if !self.pause(&mut pause, deadline) {
@@ -375,6 +428,13 @@ impl Client {
             match ticket.wait(attempt) {
                 Ok(resp) => match self.judge(group, resp) {
                     Verdict::Done(r) => return Ok(r),
+                    Verdict::Fail(e) => {
+                        lock(&self.state).leaders.remove(&group);
+                        refused.insert(addr);
+                        if refused.len() >= self.member_count() {
+                            return Err(e);
+                        }
+                    }
                     Verdict::NotFound(r) => {
                         // Every member said it has no such group: it
                         // does not exist (not a member without a replica).
@@ -386,7 +446,7 @@ impl Client {
                             return Ok(r);
                         }
                     }
-                    Verdict::Redirect(a) if a != addr => next = Some(a),
+                    Verdict::Redirect(a) if a != addr && !refused.contains(&a) => next = Some(a),
                     Verdict::Redirect(_) | Verdict::Retry => {
                         if !self.pause(&mut pause, deadline) {
                             return Err(ClientError::Timeout);
@@ -797,7 +857,7 @@ impl Tail<'_> {
         // A connection of its own: a consumer that stops taking records
         // stops this connection's reader, which must hold up nothing else.
         let o = &self.client.opts;
-        let conn = Arc::new(Connection::open(addr, o.connect_timeout, o.limits)?);
+        let conn = Arc::new(Connection::open(addr, o.connect_timeout, o.limits, o.auth)?);
         let stream = conn.send_stream(&req, TAIL_BUFFERED_ANSWERS)?;
         self.open = Some((conn, stream));
         Ok(())

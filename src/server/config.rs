@@ -15,6 +15,7 @@
 //! cpus = "auto"             # "auto" (shard k on the k-th allowed CPU), "none", or "0,2,4"
 //! metrics_addr = "127.0.0.1:9100"  # Prometheus text on port + shard (off when absent)
 //! unsafe_no_fsync = false   # benchmarks only: acknowledged writes can be lost
+//! auth_secret_file = "/etc/corelog/secret"  # peers and clients must prove they hold it (off when absent)
 //!
 //! [[members]]               # the static member list, the same on every member
 //! id = 1
@@ -49,6 +50,7 @@
 //! max_shard_bytes = 268435456     # all of a shard's connections together
 //! max_connections = 1024
 //! idle_timeout_ms = 600000        # a connection with nothing in flight
+//! handshake_timeout_ms = 5000     # with auth_secret_file: to authenticate
 //! max_inflight_proposals = 4096
 //! max_uncommitted_bytes = 8388608
 //! ```
@@ -62,6 +64,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::retention::Retention;
+use crate::auth::{AuthKey, LoadedSecret};
 use crate::cluster::{Cluster, Member};
 use crate::log::BatchLimits;
 use crate::protocol::Limits;
@@ -82,6 +85,9 @@ pub struct FileConfig {
     pub metrics_addr: Option<SocketAddr>,
     /// Benchmarks only: the WAL writes without fdatasync.
     pub unsafe_no_fsync: Option<bool>,
+    /// A file holding the cluster's shared secret: peers and clients must
+    /// prove they hold it (docs/operations.md). None: no authentication.
+    pub auth_secret_file: Option<PathBuf>,
     #[serde(default)]
     pub members: Vec<MemberEntry>,
     #[serde(default)]
@@ -142,6 +148,7 @@ pub struct LimitsSection {
     pub max_shard_bytes: Option<u64>,
     pub max_connections: Option<usize>,
     pub idle_timeout_ms: Option<u64>,
+    pub handshake_timeout_ms: Option<u64>,
     pub max_inflight_proposals: Option<usize>,
     pub max_uncommitted_bytes: Option<u64>,
 }
@@ -189,6 +196,9 @@ pub struct ConnLimits {
     /// A connection with nothing in flight (no request, no tail, no
     /// answer unwritten) that sends nothing for this long is closed.
     pub idle_timeout: Duration,
+    /// With a secret: a connection that has not completed the
+    /// authentication handshake this long after it was accepted is closed.
+    pub handshake_timeout: Duration,
 }
 
 impl ConnLimits {
@@ -199,6 +209,7 @@ impl ConnLimits {
         max_shard_bytes: 256 << 20,
         max_connections: 1024,
         idle_timeout: Duration::from_secs(600),
+        handshake_timeout: Duration::from_secs(5),
     };
 }
 
@@ -221,6 +232,8 @@ pub struct ServerConfig {
     pub metrics_addr: Option<SocketAddr>,
     /// Size and age limits of every group (off by default).
     pub retention: Retention,
+    /// The shared secret both doors require (`auth_secret_file`), if any.
+    pub auth: Option<LoadedSecret>,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -380,6 +393,12 @@ impl FileConfig {
             }
             limits.idle_timeout = Duration::from_millis(ms);
         }
+        if let Some(ms) = l.handshake_timeout_ms {
+            if ms == 0 {
+                return bad("limits.handshake_timeout_ms", "0");
+            }
+            limits.handshake_timeout = Duration::from_millis(ms);
+        }
         check_limits(&limits, &mut runtime)?;
         runtime.validate().map_err(|e| {
             let field = match e.field {
@@ -401,6 +420,13 @@ impl FileConfig {
         runtime.unsafe_no_fsync = self.unsafe_no_fsync.unwrap_or(false);
         let cpus = parse_cpus(self.cpus.as_deref().unwrap_or("auto"))?;
         let retention = self.retention.check()?;
+        let auth = match &self.auth_secret_file {
+            Some(p) => Some(AuthKey::load(p).map_err(|e| ServerConfigError {
+                field: "auth_secret_file".into(),
+                reason: e.to_string(),
+            })?),
+            None => None,
+        };
         Ok(ServerConfig {
             cluster: Arc::new(cluster),
             member,
@@ -410,6 +436,7 @@ impl FileConfig {
             limits,
             metrics_addr: self.metrics_addr,
             retention,
+            auth,
         })
     }
 }

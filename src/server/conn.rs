@@ -16,6 +16,9 @@
 //! A connection with nothing in flight, nothing to write and nothing
 //! waiting for room that receives nothing for `idle_timeout` is closed.
 //!
+//! With a secret, the connection first authenticates (`auth_conn`); one
+//! that fails is closed before any frame is read.
+//!
 //! What closes a connection (that one only, never the process): a frame
 //! whose length is above `max_frame_bytes` (refused from its header,
 //! before anything is reserved for it) or whose crc does not match. A
@@ -314,8 +317,14 @@ fn charge_of(frame: &Frame, op: Option<&Op>, limits: &ConnLimits) -> u64 {
 
 /// Serves one connection until the client closes it, it sends a frame
 /// that cannot be trusted, or the server stops.
-pub(crate) async fn serve(srv: &Rc<ShardServer>, stream: TcpStream, st: &Rc<ConnState>) {
-    serve_until_done(srv, stream, st).await;
+pub(crate) async fn serve(srv: &Rc<ShardServer>, mut stream: TcpStream, st: &Rc<ConnState>) {
+    let admitted = match &srv.auth {
+        Some(key) => super::auth_conn::authenticate(srv, &mut stream, key).await,
+        None => true,
+    };
+    if admitted {
+        serve_until_done(srv, stream, st).await;
+    }
     st.detach();
     st.ended.set(true);
     st.events.bump();

@@ -14,10 +14,12 @@ use std::time::Duration;
 use futures_lite::future::or;
 use glommio::net::TcpListener;
 
+use super::auth_conn::AuthOutcome;
 use super::config::ConnLimits;
 use super::conn::{self, ConnState, ShardBudget};
 use super::retention::Retention;
 use super::signal::{Latch, Notify};
+use crate::auth::AuthKey;
 use crate::cluster::Cluster;
 use crate::shard::Shard;
 use crate::shard::latency::Latency;
@@ -41,6 +43,16 @@ pub struct ServerStats {
     pub idle_closed: u64,
     /// Truncates committed by size or age retention (retention.rs).
     pub retention_truncates: u64,
+    /// Authentication handshakes (with a secret only), by outcome: the
+    /// client proved it holds the secret; sent a frame without the
+    /// handshake (answered `Unauthorized`); sent a wrong proof; sent bytes
+    /// that are no handshake; was too slow; closed mid-handshake.
+    pub auth_accepted: u64,
+    pub auth_unauthenticated: u64,
+    pub auth_bad_proof: u64,
+    pub auth_malformed: u64,
+    pub auth_timeout: u64,
+    pub auth_closed: u64,
 }
 
 /// One shard's client service (see the module doc).
@@ -49,6 +61,9 @@ pub struct ShardServer {
     pub(crate) cluster: Arc<Cluster>,
     pub(crate) limits: ConnLimits,
     pub(crate) local_addr: SocketAddr,
+    /// The cluster's secret: every connection authenticates first
+    /// (`auth_conn`). None: no authentication.
+    pub(crate) auth: Option<AuthKey>,
     /// Set when the server stops: accept nothing, read nothing more.
     pub(crate) stopping: Latch,
     /// Bytes held by all the shard's connections, against
@@ -72,12 +87,14 @@ pub struct ShardServer {
 
 impl ShardServer {
     /// Binds the shard's client port and starts accepting, on the current
-    /// (the shard's) executor.
+    /// (the shard's) executor. With `auth`, every connection must prove
+    /// it holds the secret before its first frame.
     pub fn start(
         shard: Rc<Shard>,
         cluster: Arc<Cluster>,
         limits: ConnLimits,
         retention: Retention,
+        auth: Option<AuthKey>,
     ) -> std::io::Result<Rc<ShardServer>> {
         let member = cluster
             .member(shard.member())
@@ -94,6 +111,7 @@ impl ShardServer {
             cluster,
             limits,
             local_addr,
+            auth,
             stopping: Latch::default(),
             budget: Rc::new(ShardBudget::new(limits.max_shard_bytes)),
             conns: RefCell::default(),
@@ -163,6 +181,17 @@ impl ShardServer {
     /// Appends answered so far, proposal to commit and apply.
     pub fn commit_latency(&self) -> Latency {
         self.commit_latency.get()
+    }
+
+    pub(crate) fn count_auth(&self, o: AuthOutcome) {
+        self.bump(|s| match o {
+            AuthOutcome::Accepted => s.auth_accepted += 1,
+            AuthOutcome::Unauthenticated => s.auth_unauthenticated += 1,
+            AuthOutcome::BadProof => s.auth_bad_proof += 1,
+            AuthOutcome::Malformed => s.auth_malformed += 1,
+            AuthOutcome::Timeout => s.auth_timeout += 1,
+            AuthOutcome::Closed => s.auth_closed += 1,
+        });
     }
 
     pub(crate) fn bump(&self, f: impl FnOnce(&mut ServerStats)) {

@@ -189,6 +189,58 @@ pub fn render(srv: &ShardServer) -> String {
         "Client connections closed after idle_timeout_ms with nothing in flight.",
         &c(ss.idle_closed),
     );
+    let auth: Vec<(String, u64)> = [
+        ("accepted", ss.auth_accepted),
+        ("unauthenticated", ss.auth_unauthenticated),
+        ("bad_proof", ss.auth_bad_proof),
+        ("malformed", ss.auth_malformed),
+        ("timeout", ss.auth_timeout),
+        ("closed", ss.auth_closed),
+    ]
+    .into_iter()
+    .map(|(kind, v)| (format!("{sl},kind=\"{kind}\""), v))
+    .collect();
+    metric(
+        "corelog_client_auth_total",
+        "counter",
+        "Client authentication handshakes (auth_secret_file set), by outcome: accepted, or the failure that closed the connection.",
+        &auth,
+    );
+    if let Some(n) = shard.net_stats() {
+        let refused: Vec<(String, u64)> = [
+            ("foreign_cluster", n.refused_foreign_cluster),
+            ("unknown_member", n.refused_unknown_member),
+            ("wrong_member", n.refused_wrong_member),
+            ("wrong_shard", n.refused_wrong_shard),
+            ("version", n.refused_version),
+            ("bad_handshake", n.refused_bad_handshake),
+            ("timeout", n.refused_handshake_timeout),
+            ("auth_missing", n.refused_auth_missing),
+            ("auth_unexpected", n.refused_auth_unexpected),
+            ("auth_bad_proof", n.refused_auth_bad_proof),
+        ]
+        .into_iter()
+        .map(|(kind, v)| (format!("{sl},kind=\"{kind}\""), v))
+        .collect();
+        metric(
+            "corelog_peer_handshakes_refused_total",
+            "counter",
+            "Inbound peer connections closed at the handshake, by reason (auth_*: the shared-secret exchange).",
+            &refused,
+        );
+        metric(
+            "corelog_peer_connections_accepted_total",
+            "counter",
+            "Inbound peer connections whose handshake was accepted.",
+            &c(n.accepted),
+        );
+        metric(
+            "corelog_peer_auth_failures_total",
+            "counter",
+            "Outbound peer connections that failed the shared-secret exchange (the peer has another secret or none).",
+            &c(n.auth_failures),
+        );
+    }
     metric(
         "corelog_client_bytes_held",
         "gauge",

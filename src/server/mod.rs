@@ -1,8 +1,10 @@
 //! The corelog server: what serves clients on top of the runtime. A log
 //! group's state machine (`log_apply`), and, built on it, the server's
-//! configuration, its client listeners and their operation handlers.
+//! configuration, its client listeners (and their authentication,
+//! `auth_conn`) and their operation handlers.
 
 pub mod answer_wire;
+pub mod auth_conn;
 pub mod config;
 pub mod conn;
 pub mod listener;

@@ -17,6 +17,7 @@ use super::config::ServerConfig;
 use super::listener::{ServerStats, ShardServer};
 use super::log_apply::LogApply;
 use crate::shard::{BootError, MemberConfig, MemberRuntime, TcpSettings, tcp_peers};
+use crate::transport::NetOptions;
 
 thread_local! {
     /// The client service of the shard whose thread this is.
@@ -78,7 +79,13 @@ impl Server {
             member: cfg.member,
             runtime: cfg.runtime.clone(),
             apply: LogApply::factory(),
-            peers: Some(tcp_peers(TcpSettings::default())),
+            peers: Some(tcp_peers(TcpSettings {
+                options: NetOptions {
+                    auth: cfg.auth.map(|a| a.key),
+                    ..NetOptions::default()
+                },
+                ..TcpSettings::default()
+            })),
             cpus: cfg.cpus.clone(),
         })
         .map_err(ServerError::Boot)?;
@@ -86,6 +93,7 @@ impl Server {
         let mut metrics_addrs = Vec::new();
         for h in runtime.shards() {
             let (cluster, limits, retention) = (cfg.cluster.clone(), cfg.limits, cfg.retention);
+            let auth = cfg.auth.map(|a| a.key);
             let shard = h.index();
             let metrics = cfg.metrics_addr.map(|mut a| {
                 a.set_port(a.port().wrapping_add(shard as u16));
@@ -93,7 +101,7 @@ impl Server {
             });
             let r = h
                 .call(move |s| async move {
-                    let srv = ShardServer::start(s, cluster, limits, retention)
+                    let srv = ShardServer::start(s, cluster, limits, retention, auth)
                         .map_err(|e| e.to_string())?;
                     let addr = srv.local_addr();
                     let m = match metrics {
@@ -162,7 +170,11 @@ impl Server {
             groups,
             c.group_count(),
             self.cfg.data_dir.display()
-        ) + if self.cfg.runtime.unsafe_no_fsync {
+        ) + if self.cfg.auth.is_some() {
+            ", auth on"
+        } else {
+            ""
+        } + if self.cfg.runtime.unsafe_no_fsync {
             " UNSAFE: NO FSYNC (--unsafe-no-fsync, benchmarks only)"
         } else {
             ""

@@ -70,3 +70,97 @@ fn entries_larger_than_the_flush_budget_never_make_the_wal_flush_behind_the_appe
     assert_eq!(w.borrow().last_index(9), 3);
     assert!(a.stats.flushes >= 3, "{:?}", a.stats);
 }
+
+/// A write's responses (a follower's MsgAppResp, a vote) vouch that its
+/// records are on disk: they are handed out only once the flush carrying
+/// them is durable, never when it merely started.
+#[test]
+fn a_writes_responses_wait_until_its_flush_is_durable() {
+    let d = tempfile::tempdir().unwrap();
+    let w = wal(d.path());
+    let mut a = Appender::new(w.clone());
+    let mut m = append(vec![Entry {
+        term: 1,
+        index: 1,
+        data: Bytes::from_static(b"x"),
+        ..Default::default()
+    }]);
+    m.term = 1;
+    m.responses = vec![ack(1)];
+    a.push(9, m);
+    a.pump().unwrap();
+    assert!(a.flushing(), "the entry needs a flush");
+    let mut due = Vec::new();
+    a.take_due(&mut due);
+    assert!(
+        due.is_empty(),
+        "a response left before its flush was reaped: {due:?}"
+    );
+    let released = reap_until_due(&mut a, &mut due);
+    assert!(
+        released,
+        "the response never came once the flush was durable"
+    );
+    assert_eq!(due.len(), 1);
+    assert!(w.borrow().durable_flush() >= 1);
+}
+
+/// A hard state that changes only the vote (same term) must be durable
+/// before the vote response goes: a vote granted, forgotten by a crash,
+/// could be granted again to another candidate of the same term.
+#[test]
+fn a_vote_alone_is_flushed_before_its_response_goes() {
+    let d = tempfile::tempdir().unwrap();
+    let w = wal(d.path());
+    let mut a = Appender::new(w.clone());
+    // Term 2 with no vote, made durable first.
+    let mut m = append(Vec::new());
+    m.term = 2;
+    a.push(9, m);
+    a.pump().unwrap();
+    let mut due = Vec::new();
+    reap_until_due(&mut a, &mut due);
+    assert!(!a.flushing());
+    let flushes = a.stats.flushes;
+    // Then a vote in the same term, with its response.
+    let mut m = append(Vec::new());
+    m.term = 2;
+    m.vote = 3;
+    m.responses = vec![ack(2)];
+    a.push(9, m);
+    a.pump().unwrap();
+    due.clear();
+    a.take_due(&mut due);
+    assert!(
+        due.is_empty(),
+        "the vote's response left before the vote was durable: {due:?}"
+    );
+    assert!(a.flushing(), "a vote change needs its own flush");
+    assert!(reap_until_due(&mut a, &mut due));
+    assert_eq!(a.stats.flushes, flushes + 1);
+    assert_eq!(w.borrow().hard_state(9).vote, 3);
+}
+
+fn ack(n: u64) -> Message {
+    Message {
+        r#type: MessageType::MsgAppResp as i32,
+        to: 2,
+        from: 1,
+        index: n,
+        ..Default::default()
+    }
+}
+
+/// Reaps flushes (waiting for the disk here, as the loop would for its
+/// completion) until some response is due; whether one came.
+fn reap_until_due(a: &mut Appender, due: &mut Vec<(u64, Message)>) -> bool {
+    for _ in 0..200 {
+        a.poll().unwrap();
+        a.take_due(due);
+        if !due.is_empty() || !a.busy() {
+            return !due.is_empty();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    false
+}

@@ -13,7 +13,7 @@ pub fn os_random_u64() -> io::Result<u64> {
     Ok(u64::from_le_bytes(b).max(1))
 }
 
-fn fill(buf: &mut [u8]) -> io::Result<()> {
+pub(crate) fn fill(buf: &mut [u8]) -> io::Result<()> {
     let mut done = 0;
     while done < buf.len() {
         let rest = &mut buf[done..];

@@ -31,10 +31,12 @@ use super::codec::Encoder;
 use super::handshake::{HANDSHAKE_LEN, Handshake};
 use super::heartbeats::{HeartbeatBatch, coalescible};
 use super::net::{SendError, Shared, TaskGuard};
+use super::peer_auth::Transcript;
 use super::signal::Notify;
 use super::snapchunk::{self, ChunkHeader};
 use super::sock::{wait_readable, write_all_vectored};
 use super::{Error, Limits};
+use crate::auth::{NONCE_LEN, PROOF_LEN, nonce};
 use crate::raftpb::{Message, MessageType};
 
 /// Closed frames kept for reuse per peer: enough for the frames of a few
@@ -500,7 +502,7 @@ pub(crate) async fn run(net: Rc<Shared>, peer: Rc<Peer>, _guard: TaskGuard) {
     peer.drop_queue(&net);
 }
 
-/// Dials the peer and exchanges handshakes.
+/// Dials the peer and exchanges handshakes (and, with a secret, proofs).
 async fn dial(net: &Shared, peer: &Peer) -> Result<TcpStream, LinkError> {
     let attempt = async {
         let connect_timeout = net.opts.connect_timeout;
@@ -517,43 +519,91 @@ async fn dial(net: &Shared, peer: &Peer) -> Result<TcpStream, LinkError> {
         )
         .await?;
         stream.set_nodelay(true).map_err(io::Error::from)?;
-        let hello = Handshake {
-            cluster_id: net.cfg.cluster.id(),
-            from_member: net.cfg.member,
-            to_member: peer.member,
-            from_shard: net.cfg.shard,
-            to_shard: peer.shard,
-        };
-        stream.write_all(&hello.encode()).await?;
-        let mut reply = [0u8; HANDSHAKE_LEN];
-        or(
-            async {
-                stream.read_exact(&mut reply).await.map_err(|e| {
-                    if e.kind() == io::ErrorKind::UnexpectedEof {
-                        // The acceptor refused us: the handshake has no
-                        // refusal field, so it closes.
-                        LinkError::ClosedByPeer
-                    } else {
-                        LinkError::Io(e)
-                    }
-                })
-            },
-            async {
-                glommio::timer::sleep(net.opts.handshake_timeout).await;
-                Err(LinkError::TimedOut("handshake reply"))
-            },
-        )
+        // The whole exchange within one timeout.
+        or(handshake(net, peer, &mut stream), async {
+            glommio::timer::sleep(net.opts.handshake_timeout).await;
+            Err(LinkError::TimedOut("handshake"))
+        })
         .await?;
-        net.stats.bump(|s| s.bytes_received += HANDSHAKE_LEN as u64);
-        let answer = Handshake::decode(&reply).map_err(LinkError::Handshake)?;
-        answer.check_reply(&hello).map_err(LinkError::Handshake)?;
         Ok(stream)
     };
-    or(attempt, async {
+    let r = or(attempt, async {
         net.shutdown.wait().await;
         Err(LinkError::Shutdown)
     })
-    .await
+    .await;
+    if let Err(LinkError::Handshake(
+        Error::AuthMissing | Error::AuthUnexpected | Error::AuthRefused | Error::BadProof { .. },
+    )) = &r
+    {
+        net.stats.bump(|s| s.auth_failures += 1);
+    }
+    r
+}
+
+/// Reads exactly `buf.len()` bytes; the end of the stream first means the
+/// acceptor closed on us (it refused what we sent: the handshake has no
+/// refusal field).
+async fn read_exact(
+    stream: &mut TcpStream,
+    buf: &mut [u8],
+    eof: LinkError,
+) -> Result<(), LinkError> {
+    match stream.read_exact(buf).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(eof),
+        Err(e) => Err(LinkError::Io(e)),
+    }
+}
+
+/// Our handshake, the acceptor's reply checked, and with a secret the
+/// proofs: ours first, over the acceptor's nonce, then theirs checked
+/// over ours before any frame is sent.
+async fn handshake(net: &Shared, peer: &Peer, stream: &mut TcpStream) -> Result<(), LinkError> {
+    let key = net.opts.auth;
+    let hello = Handshake {
+        cluster_id: net.cfg.cluster.id(),
+        from_member: net.cfg.member,
+        to_member: peer.member,
+        from_shard: net.cfg.shard,
+        to_shard: peer.shard,
+        auth: key.is_some(),
+    };
+    let hb = hello.encode();
+    let nd = match key {
+        Some(_) => nonce()?,
+        None => [0u8; NONCE_LEN],
+    };
+    let mut out = [0u8; HANDSHAKE_LEN + NONCE_LEN];
+    out[..HANDSHAKE_LEN].copy_from_slice(&hb);
+    out[HANDSHAKE_LEN..].copy_from_slice(&nd);
+    let sent = if key.is_some() { &out[..] } else { &hb[..] };
+    stream.write_all(sent).await?;
+    let mut reply = [0u8; HANDSHAKE_LEN];
+    read_exact(stream, &mut reply, LinkError::ClosedByPeer).await?;
+    net.stats.bump(|s| s.bytes_received += HANDSHAKE_LEN as u64);
+    let answer = Handshake::decode(&reply).map_err(LinkError::Handshake)?;
+    answer.check_reply(&hello).map_err(LinkError::Handshake)?;
+    let Some(key) = key else {
+        return Ok(());
+    };
+    let mut na = [0u8; NONCE_LEN];
+    read_exact(stream, &mut na, LinkError::ClosedByPeer).await?;
+    let t = Transcript {
+        hello: &hb,
+        dialler_nonce: &nd,
+        reply: &reply,
+        acceptor_nonce: &na,
+    };
+    stream.write_all(&t.dialler_proof(&key)).await?;
+    let mut proof = [0u8; PROOF_LEN];
+    read_exact(stream, &mut proof, LinkError::Handshake(Error::AuthRefused)).await?;
+    net.stats
+        .bump(|s| s.bytes_received += (NONCE_LEN + PROOF_LEN) as u64);
+    if !t.check_acceptor(&key, &proof) {
+        return Err(LinkError::Handshake(Error::BadProof { from: "acceptor" }));
+    }
+    Ok(())
 }
 
 /// Writes flushed frames until the connection fails or shutdown begins;

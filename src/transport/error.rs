@@ -69,6 +69,19 @@ pub enum Error {
         expected: u64,
         found: u64,
     },
+    /// This member requires the shared-secret exchange; the peer's
+    /// handshake does not offer it (no secret configured there).
+    AuthMissing,
+    /// The peer's handshake offers the shared-secret exchange; this
+    /// member has no secret configured.
+    AuthUnexpected,
+    /// The peer's proof is wrong (another secret, or a replayed or
+    /// reflected proof). `from` says which side sent it: "dialler" or
+    /// "acceptor".
+    BadProof { from: &'static str },
+    /// The acceptor closed the connection after our proof: it found it
+    /// wrong (another secret there).
+    AuthRefused,
 }
 
 impl fmt::Display for Error {
@@ -147,6 +160,22 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "transport: handshake answered by {field} {found}, expected {expected}"
+            ),
+            Error::AuthMissing => write!(
+                f,
+                "transport: this member requires the shared secret, the peer offers none"
+            ),
+            Error::AuthUnexpected => write!(
+                f,
+                "transport: the peer offers the shared-secret exchange, this member has no secret"
+            ),
+            Error::BadProof { from } => write!(
+                f,
+                "transport: the {from}'s proof of the shared secret is wrong (another secret?)"
+            ),
+            Error::AuthRefused => write!(
+                f,
+                "transport: the peer refused our proof of the shared secret (another secret there?)"
             ),
         }
     }

@@ -113,6 +113,25 @@ mod tests {
         v
     }
 
+    /// The encoder sends a frame of exactly `max_frame_bytes` (codec.rs
+    /// refuses only above it), so the reader must take one: refusing it
+    /// would close a healthy connection at every full frame (a mutation
+    /// of `>` to `>=` survived every other test).
+    #[test]
+    fn a_frame_of_exactly_the_limit_is_taken() {
+        let limits = Limits {
+            max_frame_bytes: 100,
+            ..Limits::default()
+        };
+        let payload = [7u8; 100];
+        let mut buf = BytesMut::from(&frame_of(&payload)[..]);
+        let got = split_frame(&mut buf, &limits).unwrap();
+        assert_eq!(got.as_deref(), Some(&payload[..]));
+        assert!(buf.is_empty());
+        let mut over = BytesMut::from(&frame_of(&[7u8; 101])[..]);
+        assert!(split_frame(&mut over, &limits).is_err());
+    }
+
     #[test]
     fn checksum_is_crc32_ieee() {
         // The standard check value of CRC-32 (IEEE 802.3).

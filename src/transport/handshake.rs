@@ -1,15 +1,16 @@
 //! The first bytes of every peer connection, in both directions: who is
-//! speaking, to whom, in which cluster and protocol version. The dialler
-//! sends its handshake; the acceptor checks it against the cluster and
-//! answers with the mirror image ([`Handshake::reply`]), which the dialler
-//! checks in turn ([`Handshake::check_reply`]). Only then do frames flow.
+//! speaking, to whom, in which cluster and protocol version, and whether
+//! the shared-secret exchange follows. The dialler sends its handshake;
+//! the acceptor checks it against the cluster and answers with the
+//! mirror image ([`Handshake::reply`]), which the dialler checks in turn
+//! ([`Handshake::check_reply`]). Only then do frames flow.
 //!
 //! Fixed layout, 44 bytes, integers little-endian:
 //!
 //! ```text
 //! 0   magic        u32   "CLPH" (HANDSHAKE_MAGIC)
 //! 4   version      u16   PROTOCOL_VERSION
-//! 6   reserved     u16   0
+//! 6   flags        u16   bit 0: AUTH (the shared-secret exchange follows); others 0
 //! 8   cluster id   u64
 //! 16  from member  u64
 //! 24  to member    u64
@@ -18,10 +19,15 @@
 //! 40  crc32        u32   of bytes 0..40
 //! ```
 //!
+//! With AUTH, each side's 44 bytes are followed at once by its 32-byte
+//! nonce, and the dialler then sends its 32-byte proof, the acceptor
+//! answers with its own (`peer_auth`). Both sides must agree on AUTH: a
+//! member with a secret refuses one without, and the reverse.
+//!
 //! Checked in this order, so the error says the most useful thing: the
 //! magic (is this a corelog peer at all?), the version (a later version
-//! may change what follows it), the crc, the reserved field; then, against
-//! the cluster, the cluster id, the addressee, the sender, the shards.
+//! may change what follows it), the crc, the flags; then, against the
+//! cluster, the cluster id, the addressee, the sender, the shards.
 
 use super::Error;
 use super::frame::checksum;
@@ -34,7 +40,11 @@ pub const HANDSHAKE_MAGIC: u32 = u32::from_le_bytes(*b"CLPH");
 /// The peer protocol (handshake, frame and codec layouts) of this build.
 /// 2: frames may carry transport records (coalesced heartbeats), which a
 /// version 1 reader would take for a message of a group.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// 3: the reserved field became flags (AUTH), which a version 2 reader
+/// would refuse as a non-zero reserved field.
+pub const PROTOCOL_VERSION: u16 = 3;
+/// Flag: the shared-secret exchange follows the handshake.
+pub const FLAG_AUTH: u16 = 1;
 
 /// One side's handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +59,8 @@ pub struct Handshake {
     pub from_shard: u32,
     /// The receiver's shard the connection is for.
     pub to_shard: u32,
+    /// The sender holds a secret and runs the shared-secret exchange.
+    pub auth: bool,
 }
 
 impl Handshake {
@@ -66,6 +78,8 @@ impl Handshake {
         b[24..32].copy_from_slice(&self.to_member.to_le_bytes());
         b[32..36].copy_from_slice(&self.from_shard.to_le_bytes());
         b[36..40].copy_from_slice(&self.to_shard.to_le_bytes());
+        let flags = if self.auth { FLAG_AUTH } else { 0 };
+        b[6..8].copy_from_slice(&flags.to_le_bytes());
         let crc = checksum(&b[..40]);
         b[40..44].copy_from_slice(&crc.to_le_bytes());
         b
@@ -104,14 +118,16 @@ impl Handshake {
         if expected != computed {
             return Err(Error::CrcMismatch { expected, computed });
         }
-        if u16_at(6) != 0 {
+        let flags = u16_at(6);
+        if flags & !FLAG_AUTH != 0 {
             return Err(Error::Malformed {
                 what: "handshake",
                 offset: 6,
-                reason: "reserved field is not zero",
+                reason: "unknown flag bits",
             });
         }
         Ok(Handshake {
+            auth: flags & FLAG_AUTH != 0,
             cluster_id: u64_at(8),
             from_member: u64_at(16),
             to_member: u64_at(24),
@@ -174,6 +190,7 @@ impl Handshake {
             to_member: self.from_member,
             from_shard: self.to_shard,
             to_shard: self.from_shard,
+            auth: self.auth,
         }
     }
 
@@ -208,7 +225,19 @@ impl Handshake {
                 found: u64::from(self.from_shard),
             });
         }
-        Ok(())
+        check_auth(sent.auth, self.auth)
+    }
+}
+
+/// Whether a side holding a secret (`ours`) may go on with a peer whose
+/// handshake says `theirs`: only if both hold one or neither does. A
+/// member with a secret never talks to one without (it could be anyone),
+/// and one without never runs an exchange it cannot finish.
+pub fn check_auth(ours: bool, theirs: bool) -> Result<(), Error> {
+    match (ours, theirs) {
+        (true, false) => Err(Error::AuthMissing),
+        (false, true) => Err(Error::AuthUnexpected),
+        _ => Ok(()),
     }
 }
 
@@ -238,6 +267,7 @@ mod tests {
             to_member: 2,
             from_shard: 2,
             to_shard: 1,
+            auth: false,
         }
     }
 
@@ -245,7 +275,7 @@ mod tests {
     fn layout_is_fixed_little_endian() {
         let b = hello().encode();
         assert_eq!(&b[0..4], b"CLPH");
-        assert_eq!(&b[4..8], &[2, 0, 0, 0]);
+        assert_eq!(&b[4..8], &[3, 0, 0, 0]);
         assert_eq!(&b[8..16], &0xc1u64.to_le_bytes());
         assert_eq!(&b[16..24], &3u64.to_le_bytes());
         assert_eq!(&b[24..32], &2u64.to_le_bytes());
@@ -253,6 +283,13 @@ mod tests {
         assert_eq!(&b[36..40], &1u32.to_le_bytes());
         assert_eq!(&b[40..44], &checksum(&b[..40]).to_le_bytes());
         assert_eq!(Handshake::decode(&b), Ok(hello()));
+        let a = Handshake {
+            auth: true,
+            ..hello()
+        };
+        let b = a.encode();
+        assert_eq!(&b[4..8], &[3, 0, 1, 0]);
+        assert_eq!(Handshake::decode(&b), Ok(a));
     }
 
     #[test]
@@ -279,10 +316,10 @@ mod tests {
 
     #[test]
     fn another_version_is_refused_before_its_crc_is_read() {
-        let b = hello().encode_version(3);
+        let b = hello().encode_version(4);
         assert_eq!(
             Handshake::decode(&b),
-            Err(Error::VersionMismatch { ours: 2, theirs: 3 })
+            Err(Error::VersionMismatch { ours: 3, theirs: 4 })
         );
     }
 
@@ -300,9 +337,9 @@ mod tests {
     }
 
     #[test]
-    fn nonzero_reserved_field_is_refused() {
+    fn unknown_flag_bits_are_refused() {
         let mut b = hello().encode();
-        b[6] = 1;
+        b[6] = 2;
         let crc = checksum(&b[..40]);
         b[40..44].copy_from_slice(&crc.to_le_bytes());
         assert!(matches!(
@@ -428,5 +465,27 @@ mod tests {
             r.check_reply(&sent),
             Err(Error::UnexpectedPeer { field: "shard", .. })
         ));
+    }
+
+    #[test]
+    fn both_sides_must_agree_on_auth() {
+        let sent = Handshake {
+            auth: true,
+            ..hello()
+        };
+        let plain = Handshake {
+            auth: false,
+            ..sent.reply()
+        };
+        assert_eq!(plain.check_reply(&sent), Err(Error::AuthMissing));
+        assert_eq!(sent.reply().check_reply(&sent), Ok(()));
+        assert_eq!(hello().reply().check_reply(&hello()), Ok(()));
+        let r = Handshake {
+            auth: true,
+            ..hello().reply()
+        };
+        assert_eq!(r.check_reply(&hello()), Err(Error::AuthUnexpected));
+        assert_eq!(check_auth(true, false), Err(Error::AuthMissing));
+        assert_eq!(check_auth(false, true), Err(Error::AuthUnexpected));
     }
 }

@@ -2,7 +2,8 @@
 //! connections that carry them. Leaves without I/O: the frame layout
 //! (`frame`), the zero-copy encoding of (group, raftpb `Message`) pairs
 //! into a frame and its decoding (`codec`), coalesced heartbeat records
-//! (`heartbeats`), the connection handshake (`handshake`). On top, one
+//! (`heartbeats`), the connection handshake (`handshake`) and its
+//! shared-secret exchange (`peer_auth`). On top, one
 //! shard's peer network on its glommio executor (`net`: `PeerNet`, the
 //! `Inbox`), made of the outbound connections and their queues
 //! (`conn_out`), the inbound side (`conn_in`, `reader`), the raw socket
@@ -22,6 +23,7 @@ mod error;
 pub mod heartbeats;
 mod inbox;
 mod pbwire;
+pub mod peer_auth;
 mod reader;
 mod signal;
 pub mod snapchunk;

@@ -84,6 +84,11 @@ pub struct NetOptions {
     /// connection per flush, so a snapshot shares the connection with
     /// the other groups' messages).
     pub snapshot_chunk_bytes: usize,
+    /// The cluster's shared secret: every connection, both ways, runs
+    /// the shared-secret exchange (`peer_auth`) and a peer without the
+    /// secret is refused. `None`: no exchange, and a peer that offers
+    /// one is refused.
+    pub auth: Option<crate::auth::AuthKey>,
 }
 
 impl Default for NetOptions {
@@ -97,6 +102,7 @@ impl Default for NetOptions {
             max_snapshot_bytes: 256 << 20,
             max_snapshot_bytes_total: 512 << 20,
             snapshot_chunk_bytes: super::snapchunk::CHUNK_BYTES,
+            auth: None,
         }
     }
 }

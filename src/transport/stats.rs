@@ -17,6 +17,10 @@ pub struct NetStats {
     /// Dial or handshake attempts that failed (refused, timed out, closed,
     /// a wrong reply).
     pub connect_failures: u64,
+    /// Dial attempts that failed in the shared-secret exchange (the
+    /// acceptor offers no exchange or one we cannot run, refused our
+    /// proof, or sent a wrong one); counted in `connect_failures` too.
+    pub auth_failures: u64,
     /// Established outbound connections lost (a write failed or the peer
     /// closed it).
     pub connections_lost: u64,
@@ -64,8 +68,19 @@ pub struct NetStats {
     /// Handshakes refused: not a handshake (bad magic, crc, reserved
     /// field, or the connection closed before 44 bytes).
     pub refused_bad_handshake: u64,
-    /// Handshakes that did not arrive in time.
+    /// Handshakes (the shared-secret exchange included) that did not
+    /// complete in time.
     pub refused_handshake_timeout: u64,
+    /// Handshakes refused: this member requires the shared secret and the
+    /// peer offered none.
+    pub refused_auth_missing: u64,
+    /// Handshakes refused: the peer offered the shared-secret exchange
+    /// and this member has no secret.
+    pub refused_auth_unexpected: u64,
+    /// Handshakes refused: the dialler's proof was wrong (another
+    /// secret, a replayed or reflected proof), or it closed before
+    /// sending it.
+    pub refused_auth_bad_proof: u64,
     /// Connections closed at once: too many inbound connections open.
     pub refused_too_many_connections: u64,
     /// Connections closed: a frame's crc did not match.
@@ -113,6 +128,9 @@ impl Stats {
             Error::WrongMember { .. } => s.refused_wrong_member += 1,
             Error::UnknownShard { .. } | Error::WrongShard { .. } => s.refused_wrong_shard += 1,
             Error::VersionMismatch { .. } => s.refused_version += 1,
+            Error::AuthMissing => s.refused_auth_missing += 1,
+            Error::AuthUnexpected => s.refused_auth_unexpected += 1,
+            Error::BadProof { .. } | Error::AuthRefused => s.refused_auth_bad_proof += 1,
             _ => s.refused_bad_handshake += 1,
         });
     }

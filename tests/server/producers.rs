@@ -62,7 +62,7 @@ fn init_many(c: &Client, addr: SocketAddr, group: u64, n: usize) -> Vec<u64> {
     use corelog::clientpb::{InitProducerRequest, Request, request::Op, response::Result};
     use corelog::protocol::Limits;
 
-    let conn = Connection::open(addr, Duration::from_secs(2), Limits::DEFAULT).unwrap();
+    let conn = Connection::open(addr, Duration::from_secs(2), Limits::DEFAULT, None).unwrap();
     let req = Request {
         op: Some(Op::InitProducer(InitProducerRequest { group })),
     };

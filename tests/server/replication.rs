@@ -463,6 +463,59 @@ fn a_producer_batches_single_records_and_writes_each_once_across_a_killed_leader
     assert_eq!(values.len(), len, "a record was written twice ({stats:?})");
 }
 
+/// With two shards a member serves each group on one of two client
+/// ports: a follower's NotLeader must name the leader's port of the
+/// group's shard, not its first port (a mutation naming the base port
+/// survived every one-shard test).
+#[test]
+fn not_leader_names_the_leaders_client_port_of_the_groups_shard() {
+    let _g = serial();
+    let mut t = Three::with_shards(4, 2);
+    t.start_all();
+    let c = t.client();
+    let group = (0..4)
+        .find(|&g| corelog::cluster::shard_of(g, 2) == 1)
+        .unwrap();
+    let leader = t.leader(&c, group);
+    let follower = (1..=3).find(|&m| m != leader).unwrap();
+    let shard1 = |m: u64| {
+        let mut a = t.clients[(m - 1) as usize];
+        a.set_port(a.port() + 1);
+        a
+    };
+    let append = Request {
+        op: Some(Op::Append(AppendRequest {
+            group,
+            batch: c.build_batch(0, 0, &[b"direct"]).unwrap(),
+        })),
+    };
+    let mut s = TcpStream::connect(shard1(follower)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut id = 0;
+    let nl = loop {
+        id += 1;
+        let resp = raw_call(&mut s, id, &append);
+        let Some(Answer::Error(clientpb::Error {
+            kind: Some(Kind::NotLeader(nl)),
+        })) = resp.result
+        else {
+            panic!("not NotLeader: {resp:?}");
+        };
+        if nl.leader != 0 || Instant::now() > deadline {
+            break nl;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(nl.leader, leader);
+    assert_eq!(nl.leader_address, shard1(leader).to_string());
+    // And that port takes the append.
+    let mut l = TcpStream::connect(shard1(leader)).unwrap();
+    match raw_call(&mut l, 1, &append).result {
+        Some(Answer::Append(a)) => assert_eq!(a.base_offset, 0),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn a_member_removed_from_a_group_and_added_back_catches_up() {
     use corelog::clientpb::MembershipChange;

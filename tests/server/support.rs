@@ -120,6 +120,8 @@ pub struct Three {
     pub procs: Vec<Option<Proc>>,
     /// Flags added to member `k + 1`'s command line.
     pub extra: Vec<Vec<String>>,
+    /// Shards of every member (its ports: `peers[k] + s`, `clients[k] + s`).
+    pub shards: u32,
 }
 
 impl Three {
@@ -133,6 +135,19 @@ impl Three {
             groups,
             procs: vec![None, None, None],
             extra: vec![Vec::new(); 3],
+            shards: 1,
+        }
+    }
+
+    /// Three members of `shards` shards each (free port ranges).
+    pub fn with_shards(groups: u64, shards: u32) -> Three {
+        let width = u16::try_from(shards).unwrap();
+        let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        Three {
+            peers: (0..3).map(|_| addr(free_range(width))).collect(),
+            clients: (0..3).map(|_| addr(free_range(width))).collect(),
+            shards,
+            ..Three::new(groups)
         }
     }
 
@@ -167,7 +182,10 @@ impl Three {
         for m in 1..=3u64 {
             let k = (m - 1) as usize;
             a.push("--member".into());
-            a.push(format!("{m}=m{m}@{}/{}", self.peers[k], self.clients[k]));
+            a.push(format!(
+                "{m}=m{m}@{}/{}/{}",
+                self.peers[k], self.clients[k], self.shards
+            ));
         }
         a.extend(self.extra[(id - 1) as usize].iter().cloned());
         a

@@ -112,6 +112,14 @@ pub struct BenchArgs {
     /// No live line every second.
     #[arg(long)]
     quiet: bool,
+    /// The cluster's shared secret: the clients authenticate with it (and
+    /// a local cluster's members require it).
+    #[arg(long)]
+    auth_secret_file: Option<PathBuf>,
+    /// A local cluster requiring authentication, with a secret generated
+    /// for the run (beside the members' data, removed afterwards).
+    #[arg(long, conflicts_with_all = ["connect", "auth_secret_file"])]
+    auth: bool,
 }
 
 /// The largest counts the options accept (each a bound on threads,
@@ -204,6 +212,21 @@ fn check(a: &BenchArgs) -> Result<LoadSpec, String> {
 struct Target {
     servers: Option<Servers>,
     addrs: Vec<SocketAddr>,
+    /// The secret file the clients authenticate with, if any.
+    secret: Option<PathBuf>,
+}
+
+impl Target {
+    fn client_options(&self) -> Result<ClientOptions, String> {
+        let auth = match &self.secret {
+            Some(p) => Some(super::client_cmds::load_secret(p)?),
+            None => None,
+        };
+        Ok(ClientOptions {
+            auth,
+            ..ClientOptions::default()
+        })
+    }
 }
 
 pub fn run(a: BenchArgs) -> ExitCode {
@@ -217,8 +240,14 @@ pub fn run(a: BenchArgs) -> ExitCode {
     bench_interrupt::install();
     let target = if a.connect.is_empty() {
         let n = a.local_cluster.unwrap_or(3);
-        match bench_cluster::start(n, a.shards, a.groups) {
+        let secret = if a.auth {
+            None
+        } else {
+            a.auth_secret_file.clone()
+        };
+        match bench_cluster::start(n, a.shards, a.groups, a.auth, secret) {
             Ok((s, addrs)) => Target {
+                secret: s.secret.clone(),
                 servers: Some(s),
                 addrs,
             },
@@ -231,6 +260,7 @@ pub fn run(a: BenchArgs) -> ExitCode {
         Target {
             servers: None,
             addrs: a.connect.clone(),
+            secret: a.auth_secret_file.clone(),
         }
     };
     let code = match load(&a, &spec, &target) {
@@ -249,8 +279,9 @@ pub fn run(a: BenchArgs) -> ExitCode {
 }
 
 fn load(a: &BenchArgs, spec: &LoadSpec, target: &Target) -> Result<ExitCode, String> {
+    let opts = target.client_options()?;
     let clients = (0..a.connections)
-        .map(|_| Client::connect(&target.addrs, ClientOptions::default()).map(Arc::new))
+        .map(|_| Client::connect(&target.addrs, opts).map(Arc::new))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("connecting to {:?}: {e}", target.addrs))?;
     let status = clients[0]
@@ -333,7 +364,7 @@ fn load(a: &BenchArgs, spec: &LoadSpec, target: &Target) -> Result<ExitCode, Str
                     .map_err(|e| format!("group {g} status: {e}"))?;
                 from.push(s.latest_offset);
             }
-            let tails = Client::connect(&target.addrs, ClientOptions::default())
+            let tails = Client::connect(&target.addrs, opts)
                 .map_err(|e| format!("connecting the tails: {e}"))?;
             let shared = Shared::new(spec);
             let done = AtomicBool::new(false);

@@ -4,12 +4,13 @@
 //! data directories under one temporary directory, fsync on as always.
 //! Dropping `Servers` stops them (SIGTERM, then SIGKILL after 10 s) and
 //! removes the directory. Also: waiting until every loaded group has a
-//! leader, for local and existing clusters alike.
+//! leader, for local and existing clusters alike. With `--auth`, a secret
+//! generated for the run that the members require.
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -20,6 +21,8 @@ use corelog::client::Client;
 pub struct Servers {
     children: Vec<Child>,
     dir: PathBuf,
+    /// The secret file the members require, if any.
+    pub secret: Option<PathBuf>,
 }
 
 impl Drop for Servers {
@@ -67,7 +70,15 @@ fn free_range(width: u16, taken: &[u16]) -> Result<u16, String> {
 
 /// Starts `n` members with `shards` shards each serving `groups` groups;
 /// returns them and their client addresses once each says it serves.
-pub fn start(n: u64, shards: u32, groups: u64) -> Result<(Servers, Vec<SocketAddr>), String> {
+/// With `generate`, the members require a secret made for the run (in
+/// their directory, mode 0600); else with `secret`, that one.
+pub fn start(
+    n: u64,
+    shards: u32,
+    groups: u64,
+    generate: bool,
+    secret: Option<PathBuf>,
+) -> Result<(Servers, Vec<SocketAddr>), String> {
     let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
     let dir = std::env::temp_dir().join(format!("corelog-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -83,9 +94,15 @@ pub fn start(n: u64, shards: u32, groups: u64) -> Result<(Servers, Vec<SocketAdd
             list.push(SocketAddr::from(([127, 0, 0, 1], p)));
         }
     }
+    let secret = if generate {
+        Some(generate_secret(&dir)?)
+    } else {
+        secret
+    };
     let mut servers = Servers {
         children: Vec::new(),
         dir: dir.clone(),
+        secret: secret.clone(),
     };
     let (tx, rx) = mpsc::channel();
     for id in 1..=n {
@@ -96,6 +113,9 @@ pub fn start(n: u64, shards: u32, groups: u64) -> Result<(Servers, Vec<SocketAdd
             .args(["--groups", &groups.to_string()])
             .arg("--data-dir")
             .arg(dir.join(format!("m{id}")));
+        if let Some(p) = &secret {
+            cmd.arg("--auth-secret-file").arg(p);
+        }
         for m in 1..=n {
             let k = (m - 1) as usize;
             cmd.arg("--member")
@@ -149,6 +169,27 @@ pub fn start(n: u64, shards: u32, groups: u64) -> Result<(Servers, Vec<SocketAdd
         return Err(format!("{why}:\n{logs}"));
     }
     Ok((servers, client))
+}
+
+/// A secret of 32 random bytes (64 hex characters) for this run, in a
+/// file only this user can read.
+fn generate_secret(dir: &Path) -> Result<PathBuf, String> {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut raw = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut raw))
+        .map_err(|e| format!("random bytes for the secret: {e}"))?;
+    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let path = dir.join("auth-secret");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut f| f.write_all(format!("{hex}\n").as_bytes()))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
 }
 
 /// Waits until each of groups `0..groups` has a leader (at most 20 s).

@@ -173,6 +173,7 @@ pub fn kind_of(e: &ClientError) -> usize {
         ClientError::Protocol(_) => "protocol",
         ClientError::TooLarge(_) => "too_large",
         ClientError::NoMember(_) => "no_member",
+        ClientError::Unauthorized(_) => "unauthorized",
         ClientError::Server(k) => match k {
             Kind::Busy(_) => "busy",
             Kind::Unavailable(_) => "unavailable",

@@ -30,7 +30,7 @@ pub fn record_us(h: &mut Histogram<u64>, us: u64) {
 /// into an array without allocating. `not_sent`: an open loop's requests
 /// that were due before the end but never sent (the generator fell behind
 /// its rate: every slot was busy). `other` stays last (the fallback).
-pub const ERROR_KINDS: [&str; 13] = [
+pub const ERROR_KINDS: [&str; 14] = [
     "timeout",
     "disconnected",
     "connect",
@@ -41,6 +41,7 @@ pub const ERROR_KINDS: [&str; 13] = [
     "too_large",
     "protocol",
     "no_member",
+    "unauthorized",
     "server_other",
     "not_sent",
     "other",

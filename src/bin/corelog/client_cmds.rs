@@ -1,17 +1,40 @@
 //! The command-line client: `append`, `read`, `tail`, `status`, through
 //! `corelog::client`.
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use corelog::auth::AuthKey;
 use corelog::client::{Client, ClientOptions};
 use corelog::clientpb::{Consistency, MembershipChange};
 
 use super::ConnArgs;
 
+/// The key of a secret file for a client, with a warning on stderr if
+/// the file is readable by every user.
+pub fn load_secret(path: &Path) -> Result<AuthKey, String> {
+    let l = AuthKey::load(path).map_err(|e| e.to_string())?;
+    if l.world_readable {
+        eprintln!(
+            "corelog: WARN: {} is readable by every user of this machine: chmod 600 it",
+            path.display()
+        );
+    }
+    Ok(l.key)
+}
+
 fn client(c: &ConnArgs) -> Result<Client, ExitCode> {
+    let auth = match &c.auth_secret_file {
+        Some(p) => Some(load_secret(p).map_err(|e| {
+            eprintln!("corelog: {e}");
+            ExitCode::from(2)
+        })?),
+        None => None,
+    };
     let opts = ClientOptions {
         timeout: Duration::from_secs(c.timeout),
+        auth,
         ..ClientOptions::default()
     };
     Client::connect(&c.servers, opts).map_err(|e| {

@@ -112,6 +112,10 @@ struct ConnArgs {
     /// Seconds any call may take, retries included.
     #[arg(long, default_value_t = 10)]
     timeout: u64,
+    /// The cluster's shared secret (the servers' auth_secret_file): the
+    /// client authenticates with it and refuses a server that cannot.
+    #[arg(long)]
+    auth_secret_file: Option<PathBuf>,
 }
 
 /// `corelog server` flags; each overrides the config file's field.
@@ -196,6 +200,10 @@ pub struct ServerArgs {
     /// long without a request.
     #[arg(long)]
     idle_timeout_ms: Option<u64>,
+    /// A file holding the cluster's shared secret (at least 32 bytes):
+    /// peers and clients must prove they hold it. Off when absent.
+    #[arg(long)]
+    auth_secret_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {

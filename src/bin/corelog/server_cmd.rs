@@ -49,6 +49,7 @@ fn config(a: &ServerArgs) -> Result<ServerConfig, ServerConfigError> {
         max_connections => limits.max_connections,
         max_shard_bytes => limits.max_shard_bytes,
         idle_timeout_ms => limits.idle_timeout_ms,
+        auth_secret_file => auth_secret_file,
     );
     if a.unsafe_no_fsync {
         f.unsafe_no_fsync = Some(true);
@@ -108,6 +109,11 @@ pub fn run(a: ServerArgs) -> ExitCode {
             unsafe_no_fsync = true,
             "the WAL is never fsynced: benchmarks only"
         );
+    }
+    if let Some(a) = &cfg.auth {
+        if a.world_readable {
+            warn!("auth_secret_file is readable by every user of this machine: chmod 600 it");
+        }
     }
     let signals = block_signals();
     let mut server = match Server::start(cfg) {

@@ -31,6 +31,8 @@ pub struct ClusterSpec {
     /// Each member's data on a tmpfs of its own (`Disk`), which the
     /// nemesis can fill. The caller has entered a private mount namespace.
     pub own_disks: bool,
+    /// Every member requires this shared secret (`--auth-secret-file`).
+    pub auth_secret_file: Option<PathBuf>,
 }
 
 struct Member {
@@ -163,6 +165,10 @@ impl Cluster {
             // within a fault's hold.
             a.push("--wal-segment-bytes".into());
             a.push((1u64 << 20).to_string());
+        }
+        if let Some(p) = &s.auth_secret_file {
+            a.push("--auth-secret-file".into());
+            a.push(p.display().to_string());
         }
         a
     }
@@ -318,6 +324,25 @@ impl Cluster {
         out
     }
 
+    /// Stops every member (SIGKILL) and copies each data directory that
+    /// lives on a member's own tmpfs to `m<id>.data` beside the logs.
+    pub fn preserve_disks(&mut self) -> io::Result<Vec<(u64, PathBuf)>> {
+        let mut out = Vec::new();
+        for id in self.ids() {
+            if self.is_paused(id) {
+                self.resume(id);
+            }
+            self.kill(id);
+            let m = &self.members[&id];
+            if m.disk.is_some() {
+                let to = self.spec.dir.join(format!("m{id}.data"));
+                copy_tree(&m.data, &to)?;
+                out.push((id, to));
+            }
+        }
+        Ok(out)
+    }
+
     pub fn log_dir(&self) -> &Path {
         &self.spec.dir
     }
@@ -332,4 +357,18 @@ impl Drop for Cluster {
             self.kill(id);
         }
     }
+}
+
+fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let dest = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            copy_tree(&e.path(), &dest)?;
+        } else {
+            std::fs::copy(e.path(), dest)?;
+        }
+    }
+    Ok(())
 }

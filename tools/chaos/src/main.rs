@@ -64,6 +64,10 @@ enum Cmd {
         /// its own in a private mount namespace (needs root).
         #[arg(long)]
         disk_full: bool,
+        /// The members require a shared secret generated for the run;
+        /// the harness's clients prove it.
+        #[arg(long)]
+        auth: bool,
     },
     /// Checks a history against the replicas' final logs; exits 1 on any
     /// anomaly, 2 on a file that cannot be read.
@@ -96,6 +100,7 @@ fn main() -> ExitCode {
             hold,
             quiet,
             disk_full,
+            auth,
         } => {
             // Before any thread exists: a mount namespace is entered by
             // the whole (single-threaded) process.
@@ -137,6 +142,7 @@ fn main() -> ExitCode {
                 hold,
                 quiet,
                 disk_full,
+                auth,
             };
             println!(
                 "corelog-chaos: seed {seed}, {duration} s, {members} members, {groups} group(s), data in {}",

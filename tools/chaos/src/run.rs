@@ -47,6 +47,9 @@ pub struct RunSpec {
     /// Full disks among the faults (each member on a tmpfs of its own;
     /// the caller has entered a private mount namespace).
     pub disk_full: bool,
+    /// The members require a shared secret (generated for the run, in
+    /// `dir`), and every client of the harness proves it.
+    pub auth: bool,
 }
 
 /// What a run found: the checker's report of each group, and what the
@@ -56,6 +59,39 @@ pub struct RunSpec {
 pub struct Outcome {
     pub reports: Vec<Report>,
     pub problems: Vec<String>,
+}
+
+/// The run's secret, once made: every client the harness opens (the
+/// workload's, the admin's, the final reads') authenticates with it, so it
+/// is set once for the process rather than threaded through each.
+static AUTH: std::sync::OnceLock<corelog::auth::AuthKey> = std::sync::OnceLock::new();
+
+/// The key the harness's clients authenticate with, if the run has one.
+pub fn client_auth() -> Option<corelog::auth::AuthKey> {
+    AUTH.get().copied()
+}
+
+/// Writes a fresh secret (64 hex characters, mode 0600) to `dir` and sets
+/// it as the harness's.
+fn make_secret(dir: &Path) -> io::Result<PathBuf> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut raw = [0u8; 32];
+    File::open("/dev/urandom")?.read_exact(&mut raw)?;
+    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let path = dir.join("auth-secret");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)?
+        .write_all(format!("{hex}\n").as_bytes())?;
+    let key = corelog::auth::AuthKey::load(&path)
+        .map_err(|e| io::Error::other(e.to_string()))?
+        .key;
+    let _ = AUTH.set(key);
+    Ok(path)
 }
 
 /// `path` for group `g` of `groups`.
@@ -84,6 +120,7 @@ fn admin_client(servers: &[SocketAddr]) -> Option<Client> {
         ClientOptions {
             timeout: Duration::from_secs(3),
             attempt_timeout: Duration::from_secs(1),
+            auth: client_auth(),
             ..ClientOptions::default()
         },
     )
@@ -93,7 +130,13 @@ fn admin_client(servers: &[SocketAddr]) -> Option<Client> {
 /// Runs the schedule and judges it.
 pub fn run(spec: &RunSpec) -> io::Result<Outcome> {
     let start = Instant::now();
+    let auth_secret_file = if spec.auth {
+        Some(make_secret(&spec.dir)?)
+    } else {
+        None
+    };
     let mut cluster = Cluster::start(ClusterSpec {
+        auth_secret_file,
         binary: spec.binary.clone(),
         members: spec.members,
         groups: spec.groups,
@@ -209,7 +252,7 @@ pub fn run(spec: &RunSpec) -> io::Result<Outcome> {
     );
 
     for g in 0..spec.groups {
-        let logs = converge(&cluster, g, Duration::from_secs(60))?;
+        let (logs, statuses) = converge(&cluster, g, Duration::from_secs(60))?;
         let ends: BTreeMap<u64, u64> = logs
             .iter()
             .map(|(m, l)| (*m, l.last().map_or(0, |(o, _)| o + 1)))
@@ -217,7 +260,7 @@ pub fn run(spec: &RunSpec) -> io::Result<Outcome> {
         if ends.values().min() != ends.values().max() {
             out.problems.push(format!(
                 "group {g}: the replicas did not converge within 60 s of healing \
-                 (log ends by member: {ends:?})"
+                 (log ends by member: {ends:?}); their own status:{statuses}"
             ));
         }
         let mut replicas = serde_json::Map::new();
@@ -257,6 +300,16 @@ pub fn run(spec: &RunSpec) -> io::Result<Outcome> {
             out.problems.push(format!(
                 "members reported no room {full} times but room again only {room} times"
             ));
+        }
+    }
+    if !out.problems.is_empty() || out.reports.iter().any(|r| !r.is_valid()) {
+        // The members' data lives on tmpfs mounts that vanish with this
+        // process: keep a copy beside the logs for `corelog wal-check`.
+        for (id, to) in cluster.preserve_disks()? {
+            log(
+                start,
+                &format!("member {id}'s data copied to {}", to.display()),
+            );
         }
     }
     Ok(out)
@@ -314,33 +367,86 @@ fn restore_voter(client: Option<&Client>, group: u64, member: u64) -> bool {
     false
 }
 
-/// Reads every member's copy of `group` until all end at the same offset
-/// twice in a row (or the limit passes: then the logs as they are, and the
-/// checker judges them).
-fn converge(
-    cluster: &Cluster,
-    group: u64,
-    limit: Duration,
-) -> io::Result<BTreeMap<u64, Vec<(u64, Json)>>> {
+/// Each member's copy of a group: `(offset, value)` in offset order.
+type ReplicaLogs = BTreeMap<u64, Vec<(u64, Json)>>;
+
+/// Waits until every member holding `group` reports the same log end
+/// (its own view: `GroupStatus` asked of it alone) twice in a row, or the
+/// limit passes; then reads every member's copy once (the checker judges
+/// them as they are). Also returns the members' last status answers, for
+/// a report of replicas that did not converge.
+fn converge(cluster: &Cluster, group: u64, limit: Duration) -> io::Result<(ReplicaLogs, String)> {
     let deadline = Instant::now() + limit;
     let mut last_ends: Option<Vec<u64>> = None;
+    let mut seen = String::new();
     loop {
-        let mut logs = BTreeMap::new();
+        let mut ends = Vec::new();
+        let mut all_answered = true;
+        seen.clear();
         for id in cluster.ids() {
-            if let Some(log) = read_replica(cluster.client_addr(id), group)? {
-                logs.insert(id, log);
+            match status_of(cluster.client_addr(id), group) {
+                Ok(Some(s)) => {
+                    ends.push(s.latest_offset);
+                    seen.push_str(&format!(
+                        "\n  member {id}: term {} leader {} commit {} applied {} offsets {}..{} voters {:?} learners {:?}",
+                        s.term,
+                        s.leader,
+                        s.commit_index,
+                        s.applied_index,
+                        s.earliest_offset,
+                        s.latest_offset,
+                        s.voters,
+                        s.learners
+                    ));
+                }
+                Ok(None) => seen.push_str(&format!("\n  member {id}: holds no replica")),
+                Err(e) => {
+                    all_answered = false;
+                    seen.push_str(&format!("\n  member {id}: {e}"));
+                }
             }
         }
-        let ends: Vec<u64> = logs
-            .values()
-            .map(|l: &Vec<(u64, Json)>| l.last().map_or(0, |(o, _)| o + 1))
-            .collect();
-        let same = ends.windows(2).all(|w| w[0] == w[1]);
+        let same = all_answered && ends.windows(2).all(|w| w[0] == w[1]);
         if (same && last_ends.as_ref() == Some(&ends)) || Instant::now() > deadline {
-            return Ok(logs);
+            break;
         }
         last_ends = Some(ends);
         std::thread::sleep(Duration::from_millis(500));
+    }
+    let mut logs = BTreeMap::new();
+    for id in cluster.ids() {
+        if let Some(log) = read_replica(cluster.client_addr(id), group)? {
+            logs.insert(id, log);
+        }
+    }
+    Ok((logs, seen))
+}
+
+/// `group`'s status as one member sees it; `None` if it holds no replica.
+fn status_of(addr: SocketAddr, group: u64) -> io::Result<Option<corelog::clientpb::GroupStatus>> {
+    let conn = Connection::open(addr, Duration::from_secs(2), Limits::DEFAULT, client_auth())
+        .map_err(|e| io::Error::other(format!("{addr}: {e}")))?;
+    let req = Request {
+        op: Some(Op::GroupStatus(corelog::clientpb::GroupStatusRequest {
+            group,
+        })),
+    };
+    let answer = conn
+        .send(&req)
+        .map_err(|e| io::Error::other(format!("{addr}: {e}")))?
+        .wait(Instant::now() + Duration::from_secs(5))
+        .map_err(|e| io::Error::other(format!("{addr}: {e}")))?;
+    match answer.result {
+        Some(Answer::GroupStatus(s)) => Ok(Some(s)),
+        Some(Answer::Error(e)) => match e.kind {
+            Some(corelog::clientpb::error::Kind::GroupNotFound(_)) => Ok(None),
+            k => Err(io::Error::other(format!(
+                "{addr}: status of group {group}: {k:?}"
+            ))),
+        },
+        other => Err(io::Error::other(format!(
+            "{addr}: unexpected answer {other:?}"
+        ))),
     }
 }
 
@@ -348,7 +454,7 @@ fn converge(
 /// (any-replica reads, from its earliest offset to its end); `None` if the
 /// member holds no replica of the group.
 fn read_replica(addr: SocketAddr, group: u64) -> io::Result<Option<Vec<(u64, Json)>>> {
-    let conn = Connection::open(addr, Duration::from_secs(2), Limits::DEFAULT)
+    let conn = Connection::open(addr, Duration::from_secs(2), Limits::DEFAULT, client_auth())
         .map_err(|e| io::Error::other(format!("{addr}: {e}")))?;
     let mut out = Vec::new();
     let mut from = 0u64;

@@ -78,6 +78,7 @@ fn client(servers: &[SocketAddr]) -> Option<Client> {
         ClientOptions {
             timeout: Duration::from_secs(5),
             attempt_timeout: Duration::from_secs(1),
+            auth: crate::run::client_auth(),
             ..ClientOptions::default()
         },
     )

@@ -5,6 +5,7 @@
 //! decoder and panics on a broken property: a panic of the decoder itself,
 //! decode(encode(x)) != x, or an allocation above the target's bound.
 
+pub mod auth;
 pub mod batch;
 pub mod client;
 pub mod peer;
@@ -49,6 +50,7 @@ pub const ALL: &[Target] = &[
     raftpb::TARGET,
     batch::TARGET,
     snapshot::TARGET,
+    auth::TARGET,
 ];
 
 pub fn by_name(name: &str) -> Option<&'static Target> {

@@ -178,6 +178,7 @@ fn hello() -> Vec<u8> {
         to_member: 2,
         from_shard: 0,
         to_shard: 0,
+        auth: false,
     }
     .encode()
     .to_vec()
