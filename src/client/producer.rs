@@ -214,7 +214,7 @@ fn run(
                         Err(e) => {
                             bump(stats, |s| s.failed_batches += 1);
                             for q in records {
-                                let _ = q.tx.try_send(Err(e.clone()));
+                                q.tx.complete(Err(e.clone()));
                             }
                             continue;
                         }
