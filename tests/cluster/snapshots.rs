@@ -311,7 +311,7 @@ fn a_member_behind_the_compaction_catches_up_by_snapshot_then_by_log() {
     // A retry of a batch the snapshot's dedup table remembers is a
     // duplicate with its original offsets, on whichever member leads.
     assert_eq!(
-        t.propose(batch(7, 24 * 4)),
+        t.propose(batch(PRODUCER, 24 * 4)),
         ApplyOutcome::Duplicate {
             base_offset: 96,
             count: 4
@@ -461,7 +461,7 @@ fn compaction_gives_wal_segments_back_and_a_restart_recovers_the_rest() {
     });
     assert_eq!(log_view(t.m(2)), before, "same offsets after the restart");
     assert_eq!(
-        t.propose(batch(7, 201 * 4)),
+        t.propose(batch(PRODUCER, 201 * 4)),
         ApplyOutcome::Duplicate {
             base_offset: 804,
             count: 4
