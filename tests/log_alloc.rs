@@ -9,7 +9,7 @@ mod counting_alloc;
 use counting_alloc::allocs;
 
 use bytes::Bytes;
-use corelog::log::{BatchBuilder, BatchLimits, LogConfig, LogState, RecordBatch};
+use corelog::log::{BatchBuilder, BatchLimits, Command, LogConfig, LogState, RecordBatch};
 
 const BATCHES: u64 = 4096;
 
@@ -38,7 +38,12 @@ fn batches(records: usize, with_producers: bool) -> Vec<Bytes> {
 fn apply_allocs_per_batch(records: usize, with_producers: bool) -> f64 {
     let data = batches(records, with_producers);
     let mut s = LogState::new(LogConfig::DEFAULT);
-    // Warm-up: the producers enter the table, the index takes its size.
+    // The group gives ids 1..=4.
+    for _ in 0..4 {
+        s.apply(s.applied_index() + 1, &Command::InitProducer.encode())
+            .unwrap();
+    }
+    // Warm-up: the producers' rings fill, the index takes its size.
     let (warm, counted) = data.split_at(BATCHES as usize / 2);
     for d in warm {
         s.apply(s.applied_index() + 1, d).unwrap();

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use corelog::cluster::{Cluster, Member};
-use corelog::log::{ApplyOutcome, BatchBuilder, BatchLimits, Refusal};
+use corelog::log::{ApplyOutcome, BatchBuilder, BatchLimits, Command, Refusal};
 use corelog::node::Applied;
 use corelog::raft::StateType;
 use corelog::server::LogApply;
@@ -109,16 +109,18 @@ fn proposers_learn_offsets_duplicates_and_refusals_and_a_restart_rebuilds_the_st
         0,
         vec![
             batch(0, 0, &["a", "b"]),
-            batch(42, 0, &["c", "d", "e"]),
-            batch(42, 0, &["c", "d", "e"]),
-            batch(42, 9, &["x"]),
-            batch(42, 3, &["f"]),
+            Command::InitProducer.encode(),
+            batch(1, 0, &["c", "d", "e"]),
+            batch(1, 0, &["c", "d", "e"]),
+            batch(1, 9, &["x"]),
+            batch(1, 3, &["f"]),
         ],
     );
     assert_eq!(
         got,
         vec![
             appended(0, 2),
+            ApplyOutcome::ProducerInit { producer_id: 1 },
             appended(2, 3),
             ApplyOutcome::Duplicate {
                 base_offset: 2,
@@ -147,9 +149,11 @@ fn proposers_learn_offsets_duplicates_and_refusals_and_a_restart_rebuilds_the_st
         &m,
         0,
         vec![
-            batch(42, 3, &["f"]),
-            batch(42, 4, &["g"]),
+            batch(1, 3, &["f"]),
+            batch(1, 4, &["g"]),
             batch(0, 0, &["h"]),
+            // The id counter was rebuilt from the log too.
+            Command::InitProducer.encode(),
         ],
     );
     assert_eq!(
@@ -161,6 +165,7 @@ fn proposers_learn_offsets_duplicates_and_refusals_and_a_restart_rebuilds_the_st
             },
             appended(6, 1),
             appended(7, 1),
+            ApplyOutcome::ProducerInit { producer_id: 2 },
         ]
     );
     m.stop().unwrap();

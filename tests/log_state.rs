@@ -12,8 +12,9 @@
 //! (c) offsets are dense and monotonic, every readable offset is found in
 //!     the batch that holds it, and outcomes match an independent model of
 //!     the exactly-once rules (a retry is answered with the original
-//!     offsets, gaps and stale sequences are refused, the producer table
-//!     evicts the least recently used producer).
+//!     offsets, gaps and stale sequences are refused, ids come from the
+//!     group's counter, an id not tracked is refused at any sequence, the
+//!     producer table evicts the least recently used producer).
 
 use std::collections::HashMap;
 
@@ -140,7 +141,13 @@ const MAX_PRODUCERS: u32 = 3;
 
 #[derive(Debug, Clone)]
 enum Op {
-    /// A producer's next batch (producer 0: none).
+    /// Client `producer` asks the group for an id (`InitProducer`) and
+    /// numbers its records from 0 under it.
+    Init {
+        producer: u64,
+    },
+    /// A producer's next batch (producer 0: none). A client that has no
+    /// id from the group yet uses one it made up (refused).
     Next {
         producer: u64,
         records: u8,
@@ -156,7 +163,8 @@ enum Op {
         producer: u64,
         skip: u8,
     },
-    /// The producer restarts its sequence at 0 under the same id.
+    /// The producer restarts its sequence at 0 under the same id (a
+    /// client bug: stale or duplicate).
     Restart {
         producer: u64,
     },
@@ -175,6 +183,7 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
+        2 => (1..PRODUCERS).prop_map(|producer| Op::Init { producer }),
         8 => (0..PRODUCERS, 1..6u8, 0..10_000u64).prop_map(|(producer, records, ts)| Op::Next { producer, records, ts }),
         4 => (1..PRODUCERS, 0..7u8).prop_map(|(producer, back)| Op::Retry { producer, back }),
         1 => (1..PRODUCERS, 1..3u8).prop_map(|(producer, skip)| Op::Gap { producer, skip }),
@@ -194,18 +203,45 @@ fn history() -> impl Strategy<Value = Vec<Op>> {
 
 /// An independent statement of the rules `LogState` implements, as plainly
 /// as possible (lists, linear scans): outcomes must match it exactly.
-#[derive(Default)]
 struct Model {
     next: u64,
     retention: u64,
+    /// The id the next init gives.
+    next_id: u64,
     /// Least recently used first.
     lru: Vec<u64>,
-    /// Accepted batches since the producer was (re)admitted: (first, count, base).
+    /// Accepted batches since the producer was given its id: (first, count, base).
     accepted: HashMap<u64, Vec<(u64, u32, u64)>>,
     evictions: usize,
 }
 
+impl Default for Model {
+    fn default() -> Model {
+        Model {
+            next: 0,
+            retention: 0,
+            next_id: 1,
+            lru: Vec::new(),
+            accepted: HashMap::new(),
+            evictions: 0,
+        }
+    }
+}
+
 impl Model {
+    fn init(&mut self) -> ApplyOutcome {
+        let id = self.next_id;
+        self.next_id += 1;
+        if self.lru.len() == MAX_PRODUCERS as usize {
+            let evicted = self.lru.remove(0);
+            self.accepted.remove(&evicted);
+            self.evictions += 1;
+        }
+        self.lru.push(id);
+        self.accepted.insert(id, Vec::new());
+        ApplyOutcome::ProducerInit { producer_id: id }
+    }
+
     fn batch(&mut self, producer: u64, seq: u64, count: u32) -> ApplyOutcome {
         let base = self.next;
         let accept = |m: &mut Model| {
@@ -219,22 +255,18 @@ impl Model {
             return accept(self);
         }
         let Some(pos) = self.lru.iter().position(|&p| p == producer) else {
-            if seq != 0 {
-                return ApplyOutcome::Refused(Refusal::UnknownProducer);
-            }
-            if self.lru.len() == MAX_PRODUCERS as usize {
-                let evicted = self.lru.remove(0);
-                self.accepted.remove(&evicted);
-                self.evictions += 1;
-            }
-            self.lru.push(producer);
-            self.accepted.insert(producer, vec![(seq, count, base)]);
-            return accept(self);
+            return ApplyOutcome::Refused(Refusal::UnknownProducer);
         };
         self.lru.remove(pos);
         self.lru.push(producer);
         let list = self.accepted.get_mut(&producer).unwrap();
-        let &(f, c, _) = list.last().unwrap();
+        let Some(&(f, c, _)) = list.last() else {
+            if seq == 0 {
+                list.push((seq, count, base));
+                return accept(self);
+            }
+            return ApplyOutcome::Refused(Refusal::SequenceGap { expected: 0 });
+        };
         let last = f + u64::from(c) - 1;
         if seq == last + 1 {
             list.push((seq, count, base));
@@ -275,7 +307,9 @@ struct World {
     caught_up: LogState,
     model: Model,
     entries: Vec<Bytes>,
-    /// Per producer: the next sequence the client uses, and its batches sent.
+    /// Per client producer: the id the group gave it (0: none yet), the
+    /// next sequence it uses, and its batches sent.
+    client_id: [u64; PRODUCERS as usize],
     client_seq: [u64; PRODUCERS as usize],
     sent: Vec<Vec<Bytes>>,
     /// (producer, first seq, count) -> base offset of every Appended.
@@ -302,6 +336,7 @@ impl World {
             caught_up: LogState::new(config()),
             model: Model::default(),
             entries: Vec::new(),
+            client_id: [0; PRODUCERS as usize],
             client_seq: [0; PRODUCERS as usize],
             sent: vec![Vec::new(); PRODUCERS as usize],
             appended_at: HashMap::new(),
@@ -311,8 +346,28 @@ impl World {
         }
     }
 
+    /// The producer id client `producer` puts in its batches: 0 for
+    /// client 0 (no deduplication), the id the group gave it, or before
+    /// that one the group never gives.
+    fn id_of(&self, producer: u64) -> u64 {
+        match (producer, self.client_id[producer as usize]) {
+            (0, _) => 0,
+            (p, 0) => u64::MAX - p,
+            (_, id) => id,
+        }
+    }
+
     fn step(&mut self, op: &Op) {
         let data = match op {
+            Op::Init { producer } => {
+                let before = self.full.next_producer_id();
+                self.apply(Command::InitProducer.encode());
+                assert_eq!(self.full.next_producer_id(), before + 1);
+                self.client_id[*producer as usize] = before;
+                self.client_seq[*producer as usize] = 0;
+                self.sent[*producer as usize].clear();
+                return;
+            }
             Op::Next {
                 producer,
                 records,
@@ -322,7 +377,7 @@ impl World {
                 let recs: Vec<Vec<u8>> = (0..*records)
                     .map(|r| format!("p{p} s{} r{r}", self.client_seq[p]).into_bytes())
                     .collect();
-                let b = build(*producer, self.client_seq[p], &recs, *ts);
+                let b = build(self.id_of(*producer), self.client_seq[p], &recs, *ts);
                 if *producer != 0 {
                     self.client_seq[p] += u64::from(*records);
                     self.sent[p].push(b.clone());
@@ -339,7 +394,7 @@ impl World {
             Op::Gap { producer, skip } => {
                 let p = *producer as usize;
                 build(
-                    *producer,
+                    self.id_of(*producer),
                     self.client_seq[p] + u64::from(*skip),
                     &[b"gap".to_vec()],
                     0,
@@ -408,10 +463,11 @@ impl World {
                     .batch(h.producer_id, h.producer_seq, h.record_count),
             );
         }
-        if let Ok(Command::Truncate { before_offset }) = Command::parse(data) {
-            return Some(self.model.truncate(before_offset));
+        match Command::parse(data) {
+            Ok(Command::Truncate { before_offset }) => Some(self.model.truncate(before_offset)),
+            Ok(Command::InitProducer) => Some(self.model.init()),
+            Err(_) => None,
         }
-        None
     }
 
     fn apply(&mut self, data: Bytes) {
@@ -436,6 +492,8 @@ impl World {
             ApplyOutcome::Refused(Refusal::TruncateBeyondEnd { .. }) => "truncate beyond end",
             ApplyOutcome::Refused(Refusal::Invalid(_)) => "invalid",
             ApplyOutcome::Refused(Refusal::OffsetsExhausted { .. }) => "offsets exhausted",
+            ApplyOutcome::Refused(Refusal::ProducerIdsExhausted) => "producer ids exhausted",
+            ApplyOutcome::ProducerInit { .. } => "producer init",
             ApplyOutcome::Truncated { .. } => "truncated",
             ApplyOutcome::Empty => "empty",
             ApplyOutcome::Config => "config",
@@ -480,6 +538,7 @@ impl World {
             assert_eq!(s.next_offset(), full.next_offset());
             assert_eq!(s.retention_offset(), full.retention_offset());
             assert_eq!(s.dedup(), full.dedup());
+            assert_eq!(s.next_producer_id(), full.next_producer_id());
             assert_eq!(s.index().total_bytes(), full.index().total_bytes());
         }
         // A replay from the log (the restart with no snapshot at all).
@@ -489,6 +548,8 @@ impl World {
         }
         assert_eq!(replayed.next_offset(), full.next_offset());
         assert_eq!(replayed.dedup(), full.dedup());
+        assert_eq!(replayed.next_producer_id(), full.next_producer_id());
+        assert_eq!(full.next_producer_id(), self.model.next_id);
         assert_eq!(full.next_offset(), self.record_at.len() as u64);
         assert_eq!(full.retention_offset(), self.model.retention);
         assert_eq!(full.earliest_offset(), self.model.retention);
@@ -565,6 +626,7 @@ fn histories_reach_every_outcome() {
     println!("{seen:?}");
     for kind in [
         "appended",
+        "producer init",
         "duplicate",
         "gap",
         "stale",

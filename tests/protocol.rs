@@ -181,6 +181,30 @@ fn bytes_examples() -> Vec<(&'static str, Vec<u8>)> {
             Command::Truncate { before_offset: 250 }.encode().to_vec(),
         ),
         (
+            "init-producer-request",
+            frame(
+                4,
+                &Request {
+                    op: Some(Op::InitProducer(clientpb::InitProducerRequest { group: 7 })),
+                },
+            ),
+        ),
+        (
+            "producer-init-response",
+            frame(
+                4,
+                &Response {
+                    result: Some(Answer::ProducerInit(clientpb::ProducerInit {
+                        producer_id: 5,
+                    })),
+                },
+            ),
+        ),
+        (
+            "init-producer-command",
+            Command::InitProducer.encode().to_vec(),
+        ),
+        (
             "unauthorized",
             frame(
                 1,

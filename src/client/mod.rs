@@ -14,11 +14,14 @@
 //!   (`Client::send_append` returns at once; `PendingAppend::wait` takes
 //!   the answer), answered in any order.
 //! - **Exactly-once**: `Client::append` numbers its batches per group
-//!   under the client's random producer id; a retry (after a timeout, a
+//!   under a producer id the group gave it (`init_producer`, one round
+//!   trip, on the first append to the group); a retry (after a timeout, a
 //!   lost connection, a redirect) resends the same batch, which the group
 //!   answers with the offsets its first copy got. If an append fails for
-//!   good, that group's producer starts over under a new id (its last
-//!   batch's fate is unknown; a new id keeps later appends apart).
+//!   good (`UnknownProducer` included: the group forgot the producer),
+//!   the batch's fate is unknown and the call says so; the group's
+//!   producer starts over under a new id at the next append, so a later
+//!   batch is neither refused for a gap nor taken for this one.
 //!   Concurrent `append`s to one group take turns on its producer: the
 //!   group accepts a producer's batches only in sequence order.
 //! - **A timeout on every call** (`ClientOptions::timeout`), retries
@@ -62,8 +65,8 @@ pub use producer::{Producer, ProducerOptions, ProducerStats, RecordHandle};
 use crate::auth::AuthKey;
 use crate::clientpb::{
     self, AppendRequest, CancelRequest, ClusterStatusRequest, Consistency, GroupStatusRequest,
-    MembershipChange, MembershipRequest, ReadRequest, Request, TailRequest, TransferLeaderRequest,
-    TruncateRequest, error::Kind, request::Op, response::Result as Answer,
+    InitProducerRequest, MembershipChange, MembershipRequest, ReadRequest, Request, TailRequest,
+    TransferLeaderRequest, TruncateRequest, error::Kind, request::Op, response::Result as Answer,
 };
 use crate::cluster::shard_of;
 use crate::log::{BatchBuilder, BatchLimits, RecordBatch};
@@ -133,7 +136,7 @@ struct MemberInfo {
 
 #[derive(Default)]
 struct ProducerSeq {
-    /// 0: not chosen yet (taken at the first append).
+    /// 0: none yet (the group gives one at the next append).
     id: u64,
     next_seq: u64,
 }
@@ -159,22 +162,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     match m.lock() {
         Ok(g) => g,
         Err(p) => p.into_inner(),
-    }
-}
-
-/// A random non-zero producer id (the OS's randomness).
-pub(crate) fn random_producer_id() -> u64 {
-    loop {
-        let id = crate::shard::seed::os_random_u64().unwrap_or_else(|_| {
-            // No OS randomness: the clock's nanoseconds and the thread.
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64);
-            t ^ (std::process::id() as u64).rotate_left(32)
-        });
-        if id != 0 {
-            return id;
-        }
     }
 }
 
@@ -497,7 +484,8 @@ impl Client {
     }
 
     /// Appends `records` to `group` as one batch, exactly once: numbered
-    /// under this client's producer id for the group, retried (same
+    /// under this client's producer id for the group (given by the group
+    /// at the first append: one round trip more), retried (same
     /// bytes) through redirects and failures until the timeout. Safe from
     /// many threads at once: calls for the same group take turns (one
     /// batch of a producer in flight at a time; `Producer` keeps several
@@ -520,23 +508,46 @@ impl Client {
             return Err(ClientError::Timeout);
         };
         if p.id == 0 {
-            p.id = random_producer_id();
+            *p = ProducerSeq {
+                id: self.init_producer_until(group, deadline)?,
+                next_seq: 0,
+            };
         }
         let batch = self.build_batch(p.id, p.next_seq, records)?;
         let r = self.send_append_until(group, batch, deadline).wait();
         match &r {
             Ok(_) => p.next_seq += records.len() as u64,
             Err(_) => {
-                // The batch's fate is unknown: start over under a new id,
-                // so that a later batch is not refused for a gap (or
-                // taken for this one).
-                *p = ProducerSeq {
-                    id: random_producer_id(),
-                    next_seq: 0,
-                };
+                // The batch's fate is unknown: the next append starts
+                // over under a new id, so that a later batch is not
+                // refused for a gap (or taken for this one).
+                *p = ProducerSeq::default();
             }
         }
         r
+    }
+
+    /// A new producer id of `group` for exactly-once appends: the group
+    /// gives the next of its counter (committed, the same on every
+    /// replica) and tracks it. Number the producer's records from 0 under
+    /// it. `append` and `Producer` call it themselves.
+    pub fn init_producer(&self, group: u64) -> Result<u64, ClientError> {
+        self.init_producer_until(group, Instant::now() + self.opts.timeout)
+    }
+
+    fn init_producer_until(&self, group: u64, deadline: Instant) -> Result<u64, ClientError> {
+        // Retried like any call: a retry whose first copy committed gives
+        // a second id; the first is never used and ages out of the table.
+        let req = Request {
+            op: Some(Op::InitProducer(InitProducerRequest { group })),
+        };
+        match self.call_group(group, &req, deadline, None)?.result {
+            Some(Answer::ProducerInit(p)) if p.producer_id != 0 => Ok(p.producer_id),
+            Some(Answer::Error(e)) => Err(server_error(e)),
+            other => Err(ClientError::Protocol(format!(
+                "unexpected answer {other:?}"
+            ))),
+        }
     }
 
     /// A batch of `records` (producer 0: no deduplication).

@@ -15,9 +15,15 @@
 //! a retry of an older one could not be recognised. A batch refused with
 //! `SequenceGap` (it overtook an earlier batch's resend to a new leader)
 //! is sent again once the earlier one settled, and the batches in flight
-//! behind it with it, in order. A batch that fails for
-//! good fails its records' handles, and the producer starts over under a
-//! new id (the batch's fate is unknown).
+//! behind it with it, in order. A batch that fails for good
+//! (`UnknownProducer` included: the group forgot the producer) fails its
+//! records' handles, and the producer starts over under a new id (the
+//! batch's fate is unknown).
+//!
+//! The producer id is the group's to give (`Client::init_producer`): the
+//! producer asks for one before its first batch and after each start
+//! over. A failed ask fails the records of the batch waiting for it; the
+//! next batch asks again.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -31,7 +37,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::completion::{Completer, Completion, completion};
-use super::{Client, ClientError, PendingAppend, random_producer_id};
+use super::{Client, ClientError, PendingAppend};
 use crate::clientpb::error::Kind;
 use crate::log::{BATCH_HEADER_LEN, REMEMBERED_BATCHES};
 
@@ -175,6 +181,9 @@ struct Batch {
     waiters: Vec<Completer<Outcome>>,
 }
 
+/// The producer's id (0: none yet, asked for at the next batch) and the
+/// sequence of its next record.
+#[derive(Default)]
 struct Seq {
     id: u64,
     next: u64,
@@ -187,10 +196,7 @@ fn run(
     rx: &Receiver<Queued>,
     stats: &Mutex<ProducerStats>,
 ) {
-    let mut seq = Seq {
-        id: random_producer_id(),
-        next: 0,
-    };
+    let mut seq = Seq::default();
     let mut in_flight: VecDeque<(Batch, PendingAppend<'_>)> = VecDeque::new();
     let mut open = true;
     let mut carry: Option<Queued> = None;
@@ -201,6 +207,19 @@ fn run(
             open &= still_open;
             if let Some(records) = batch {
                 let n = records.len() as u64;
+                if seq.id == 0 {
+                    // Nothing in flight: a new id starts at sequence 0.
+                    match client.init_producer(group) {
+                        Ok(id) => seq = Seq { id, next: 0 },
+                        Err(e) => {
+                            bump(stats, |s| s.failed_batches += 1);
+                            for q in records {
+                                q.tx.complete(Err(e.clone()));
+                            }
+                            continue;
+                        }
+                    }
+                }
                 let refs: Vec<&[u8]> = records.iter().map(|q| &q.record[..]).collect();
                 match client.build_batch(seq.id, seq.next, &refs) {
                     Ok(bytes) => {
@@ -270,10 +289,7 @@ fn run(
                         w.complete(Err(e.clone()));
                     }
                 }
-                seq = Seq {
-                    id: random_producer_id(),
-                    next: 0,
-                };
+                seq = Seq::default();
             }
         }
     }

@@ -6,11 +6,13 @@
 //! ```text
 //! 0   magic        u8    0xC1
 //! 1   version      u8    1
-//! 2   kind         u16   1 = Truncate
+//! 2   kind         u16   1 = Truncate, 2 = InitProducer
 //! 4   payload_len  u32   bytes after the header (<= MAX_COMMAND_PAYLOAD)
 //! 8   crc          u32   CRC-32 (crc32fast) of bytes 0..8 then the payload
 //! 12  payload      per kind:
 //!                  Truncate: before_offset u64 (8 bytes)
+//!                  InitProducer: none (0 bytes): the id is the group's
+//!                  counter at apply time, so it cannot be in the entry
 //! ```
 //!
 //! Room for more kinds (a group configuration change, for one); an unknown
@@ -34,6 +36,8 @@ pub const MAX_COMMAND_PAYLOAD: u32 = 4096;
 
 const KIND_TRUNCATE: u16 = 1;
 const TRUNCATE_PAYLOAD: u32 = 8;
+const KIND_INIT_PRODUCER: u16 = 2;
+const INIT_PRODUCER_PAYLOAD: u32 = 0;
 const AT_CRC: usize = 8;
 
 /// A replicated command.
@@ -42,14 +46,24 @@ pub enum Command {
     /// Retention: records below `before_offset` are dropped (the group's
     /// earliest offset moves up to it). Idempotent; never moves back.
     Truncate { before_offset: u64 },
+    /// A producer id for exactly-once appends: the group gives the next
+    /// one of its replicated counter and tracks it (`dedup.rs`). Each
+    /// applied copy gives a new id, so a proposal retried after a lost
+    /// answer costs an id, never hands one out twice.
+    InitProducer,
 }
 
 impl Command {
-    /// The command's bytes, as proposed. Commands are rare (retention), so
-    /// one small allocation each is fine.
+    /// The command's bytes, as proposed. Commands are rare (retention, a
+    /// producer's start), so one small allocation each is fine.
     pub fn encode(&self) -> Bytes {
-        let (kind, payload) = match self {
-            Command::Truncate { before_offset } => (KIND_TRUNCATE, before_offset.to_le_bytes()),
+        let truncate;
+        let (kind, payload): (u16, &[u8]) = match self {
+            Command::Truncate { before_offset } => {
+                truncate = before_offset.to_le_bytes();
+                (KIND_TRUNCATE, &truncate)
+            }
+            Command::InitProducer => (KIND_INIT_PRODUCER, &[]),
         };
         let mut b = BytesMut::with_capacity(COMMAND_HEADER_LEN + payload.len());
         b.put_u8(COMMAND_MAGIC);
@@ -57,7 +71,7 @@ impl Command {
         b.put_u16_le(kind);
         b.put_u32_le(payload.len() as u32);
         b.put_u32_le(0);
-        b.put_slice(&payload);
+        b.put_slice(payload);
         let crc = command_crc(&b);
         b[AT_CRC..COMMAND_HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
         b.freeze()
@@ -110,6 +124,16 @@ impl Command {
                 let before_offset = u64_at(b, COMMAND_HEADER_LEN).ok_or_else(short)?;
                 Ok(Command::Truncate { before_offset })
             }
+            KIND_INIT_PRODUCER => {
+                if payload_len != INIT_PRODUCER_PAYLOAD {
+                    return Err(CommandError::PayloadSize {
+                        kind,
+                        expected: INIT_PRODUCER_PAYLOAD,
+                        found: payload_len,
+                    });
+                }
+                Ok(Command::InitProducer)
+            }
             _ => Err(CommandError::UnknownKind { kind }),
         }
     }
@@ -148,13 +172,39 @@ mod tests {
     }
 
     #[test]
+    fn init_producer_round_trips_in_the_documented_layout() {
+        let b = Command::InitProducer.encode();
+        assert_eq!(b.len(), 12);
+        assert_eq!(&b[..8], &[0xC1, 1, 2, 0, 0, 0, 0, 0]);
+        assert_eq!(&b[8..12], &crc32fast::hash(&b[..8]).to_le_bytes());
+        assert_eq!(Command::parse(&b), Ok(Command::InitProducer));
+        // A payload it does not have is refused by size.
+        let mut v = b.to_vec();
+        v.extend_from_slice(&[0; 8]);
+        v[4..8].copy_from_slice(&8u32.to_le_bytes());
+        assert_eq!(
+            Command::parse(&resealed(v)),
+            Err(CommandError::PayloadSize {
+                kind: 2,
+                expected: 0,
+                found: 8
+            })
+        );
+    }
+
+    #[test]
     fn every_flipped_bit_is_refused() {
-        let b = Command::Truncate { before_offset: 42 }.encode();
-        for at in 0..b.len() {
-            for bit in 0..8 {
-                let mut v = b.to_vec();
-                v[at] ^= 1 << bit;
-                assert!(Command::parse(&v).is_err(), "byte {at} bit {bit}");
+        for c in [
+            Command::Truncate { before_offset: 42 },
+            Command::InitProducer,
+        ] {
+            let b = c.encode();
+            for at in 0..b.len() {
+                for bit in 0..8 {
+                    let mut v = b.to_vec();
+                    v[at] ^= 1 << bit;
+                    assert!(Command::parse(&v).is_err(), "{c:?} byte {at} bit {bit}");
+                }
             }
         }
     }

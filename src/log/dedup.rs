@@ -3,28 +3,35 @@
 //! retried batch is answered with its original offsets instead of being
 //! written twice, and a sequence gap is refused.
 //!
+//! Producer ids are the group's to give: `register` (applying an
+//! `InitProducer` command, `state.rs`) tracks a fresh id with no batch
+//! yet. Only a tracked producer's batches are taken. So a batch of an id
+//! not in the table, whatever its sequence, is one the group cannot
+//! judge: the id was never given, or it was and its state was evicted
+//! since. Either way it is refused (`UnknownProducer`), never written:
+//! an evicted producer's retry, even of its first batch, cannot pass for
+//! a new producer's, because a new producer is one the group registered.
+//!
 //! Decided when a committed entry is applied, identically on every
 //! replica: a retry may have been proposed to two leaders in turn and both
-//! copies committed; the second is then a no-op everywhere. The rules:
+//! copies committed; the second is then a no-op everywhere. The rules,
+//! for a tracked producer whose last sequence is `l` (none before its
+//! first batch, which must then start at 0):
 //!
-//! - a known producer's batch starting at `last_seq + 1` is accepted;
+//! - a batch starting at `l + 1` is accepted;
 //! - one whose range equals a remembered batch's is a duplicate;
-//! - one starting after `last_seq + 1` is a gap (`SequenceGap`);
+//! - one starting after `l + 1` is a gap (`SequenceGap`);
 //! - any other (an old sequence not remembered, or a range that overlaps
-//!   one without equalling it) is stale (`StaleSequence`);
-//! - an unknown producer must start at sequence 0. Anything else is
-//!   `UnknownProducer`: its state was evicted (or never existed), so a
-//!   retry could not be told from a new batch; the producer must start
-//!   over under a new id. Accepting any first sequence instead would turn
-//!   an evicted producer's retry into a silent duplicate.
+//!   one without equalling it) is stale (`StaleSequence`).
 //!
 //! The table is bounded (`capacity` producers, part of the group's
 //! replicated configuration, never a replica's own setting). When it is
-//! full, a new producer evicts the one least recently used, where "use" is
-//! any batch of that producer applied (accepted, duplicate or refused):
-//! apply order, never a clock, so every replica evicts the same one.
-//! Producer state is not dropped by retention: a retry of a batch whose
-//! records were truncated is still answered with its original offsets.
+//! full, registering a producer evicts the one least recently used, where
+//! "use" is its registration or any batch of it applied (accepted,
+//! duplicate or refused): apply order, never a clock, so every replica
+//! evicts the same one. Producer state is not dropped by retention: a
+//! retry of a batch whose records were truncated is still answered with
+//! its original offsets.
 //!
 //! O(1) per batch: a hash map from id to a slot, and the slots linked in
 //! use order. The map's hash seed is random, but nothing ever iterates the
@@ -66,14 +73,15 @@ pub enum Admission {
     SequenceGap { expected: u64 },
     /// An old sequence, not (or not exactly) a remembered batch.
     StaleSequence { last_seq: u64 },
-    /// No state for this producer and the batch does not start at 0.
+    /// The producer is not tracked: never registered, or evicted.
     UnknownProducer,
 }
 
 #[derive(Debug, Clone)]
 struct Slot {
     producer_id: u64,
-    /// Ring of remembered batches, `len` of them from `head` (oldest).
+    /// Ring of remembered batches, `len` of them from `head` (oldest);
+    /// none between registration and the first batch.
     ring: [SeqBatch; REMEMBERED_BATCHES],
     head: u8,
     len: u8,
@@ -83,14 +91,12 @@ struct Slot {
 }
 
 impl Slot {
-    fn new(producer_id: u64, first: SeqBatch) -> Slot {
-        let mut ring = [SeqBatch::default(); REMEMBERED_BATCHES];
-        ring[0] = first;
+    fn new(producer_id: u64) -> Slot {
         Slot {
             producer_id,
-            ring,
+            ring: [SeqBatch::default(); REMEMBERED_BATCHES],
             head: 0,
-            len: 1,
+            len: 0,
             older: NIL,
             newer: NIL,
         }
@@ -101,9 +107,9 @@ impl Slot {
         (0..self.len as usize).map(|k| self.ring[(self.head as usize + k) % REMEMBERED_BATCHES])
     }
 
-    fn newest(&self) -> SeqBatch {
-        let k = (self.head as usize + self.len as usize - 1) % REMEMBERED_BATCHES;
-        self.ring[k]
+    fn newest(&self) -> Option<SeqBatch> {
+        let last = (self.len as usize).checked_sub(1)?;
+        Some(self.ring[(self.head as usize + last) % REMEMBERED_BATCHES])
     }
 
     fn remember(&mut self, b: SeqBatch) {
@@ -154,10 +160,23 @@ impl DedupTable {
         self.slots.is_empty()
     }
 
-    /// The last sequence appended by `producer_id`, if it is tracked.
+    /// The last sequence appended by `producer_id`, if it is tracked and
+    /// has appended a batch.
     pub fn last_seq(&self, producer_id: u64) -> Option<u64> {
         let &i = self.map.get(&producer_id)?;
-        Some(self.slots.get(i as usize)?.newest().last_seq())
+        Some(self.slots.get(i as usize)?.newest()?.last_seq())
+    }
+
+    /// Tracks `producer_id` (non-zero, newly given by the group: not
+    /// tracked) as the most recently used, with no batch yet; evicts the
+    /// least recently used producer if the table is full. An id already
+    /// tracked is only touched (the group never gives one twice).
+    pub fn register(&mut self, producer_id: u64) {
+        if let Some(&i) = self.map.get(&producer_id) {
+            self.touch(i);
+            return;
+        }
+        self.insert(producer_id);
     }
 
     /// Decides the batch `[first_seq, first_seq + count)` of `producer_id`
@@ -177,15 +196,21 @@ impl DedupTable {
             base_offset,
         };
         let Some(&i) = self.map.get(&producer_id) else {
-            if first_seq != 0 {
-                return Admission::UnknownProducer;
-            }
-            self.insert(producer_id, batch);
-            return Admission::Accepted;
+            // Never registered, or evicted: its sequence cannot tell a
+            // retry from a new batch, so nothing is written.
+            return Admission::UnknownProducer;
         };
         self.touch(i);
         let slot = &mut self.slots[i as usize];
-        let last_seq = slot.newest().last_seq();
+        let Some(newest) = slot.newest() else {
+            // Registered, no batch yet: its first starts at 0.
+            if first_seq == 0 {
+                slot.remember(batch);
+                return Admission::Accepted;
+            }
+            return Admission::SequenceGap { expected: 0 };
+        };
+        let last_seq = newest.last_seq();
         match last_seq.checked_add(1) {
             Some(expected) if first_seq == expected => {
                 slot.remember(batch);
@@ -206,21 +231,22 @@ impl DedupTable {
     }
 
     /// Tracks a new producer as the most recently used, evicting the least
-    /// recently used one if the table is full.
-    fn insert(&mut self, producer_id: u64, first: SeqBatch) {
+    /// recently used one if the table is full; its slot's index.
+    fn insert(&mut self, producer_id: u64) -> u32 {
         let i = if self.slots.len() < self.capacity as usize {
-            self.slots.push(Slot::new(producer_id, first));
+            self.slots.push(Slot::new(producer_id));
             (self.slots.len() - 1) as u32
         } else {
             let i = self.oldest;
             self.unlink(i);
             let slot = &mut self.slots[i as usize];
             self.map.remove(&slot.producer_id);
-            *slot = Slot::new(producer_id, first);
+            *slot = Slot::new(producer_id);
             i
         };
         self.map.insert(producer_id, i);
         self.link_newest(i);
+        i
     }
 
     fn touch(&mut self, i: u32) {
@@ -274,19 +300,14 @@ impl DedupTable {
     }
 
     /// Appends a producer restored from a snapshot as the most recently
-    /// used. `snapshot.rs` checks ids, counts and sequences before.
+    /// used, with its remembered batches (none if it has appended none).
+    /// `snapshot.rs` checks ids, counts and sequences before, and that the
+    /// table has room (no eviction).
     pub(crate) fn restore_producer(&mut self, producer_id: u64, batches: &[SeqBatch]) {
-        let Some((first, rest)) = batches.split_first() else {
-            return;
-        };
-        let mut slot = Slot::new(producer_id, *first);
-        for b in rest {
-            slot.remember(*b);
+        let i = self.insert(producer_id);
+        for b in batches {
+            self.slots[i as usize].remember(*b);
         }
-        self.slots.push(slot);
-        let i = (self.slots.len() - 1) as u32;
-        self.map.insert(producer_id, i);
-        self.link_newest(i);
     }
 
     /// Whether `producer_id` is tracked.

@@ -13,10 +13,12 @@
 //! Files, one job each:
 //! - `batch.rs`: the record batch layout and its zero-copy, validated view.
 //! - `builder.rs`: writing batches into a reused buffer (clients, tests).
-//! - `command.rs`: the other entry kind the group replicates (`Truncate`).
+//! - `command.rs`: the other entry kind the group replicates (`Truncate`,
+//!   `InitProducer`).
 //! - `entry.rs`: which kind an entry's data is (batch, command, empty).
 //! - `offsets.rs`: the offset index (offset -> Raft entry, retention front).
-//! - `dedup.rs`: per-producer sequence state, bounded, evicted by apply order.
+//! - `dedup.rs`: per-producer sequence state for the ids the group gives,
+//!   bounded, evicted by apply order.
 //! - `state.rs`: `LogState`, the group's state machine.
 //! - `snapshot.rs`: `LogState`'s versioned, checksummed snapshot encoding.
 //! - `retention.rs`: the size/age policy a leader turns into `Truncate`.
@@ -43,4 +45,4 @@ pub use entry::EntryKind;
 pub use error::{ApplyError, BatchError, CommandError, EntryError, SnapshotError};
 pub use offsets::{BatchLocation, OffsetIndex, OffsetOutOfRange};
 pub use retention::RetentionPolicy;
-pub use state::{ApplyOutcome, LogConfig, LogState, MAX_OFFSET, Refusal};
+pub use state::{ApplyOutcome, FIRST_PRODUCER_ID, LogConfig, LogState, MAX_OFFSET, Refusal};

@@ -1,12 +1,13 @@
 //! The snapshot of a `LogState`: everything a replica needs besides the
 //! records themselves (which are the Raft log): the configuration, the
-//! applied index, next and retention offsets, the offset index's live
-//! part and the exactly-once table. All integers little-endian:
+//! applied index, next and retention offsets, the producer id counter,
+//! the offset index's live part and the exactly-once table. All integers
+//! little-endian:
 //!
 //! ```text
 //! header
 //! 0   magic      u32   0x53534C43 ("CLSS")
-//! 4   version    u16   1
+//! 4   version    u16   2
 //! 6   reserved   u16   0
 //! 8   body_len   u64   bytes after the 24-byte header
 //! 16  crc        u32   CRC-32 (crc32fast) of bytes 0..16 then the body
@@ -17,16 +18,23 @@
 //! 16  retention_offset  u64   <= next_offset
 //! 24  total_bytes       u64   bytes of every batch ever appended
 //! 32  max_timestamp_ms  u64   largest producer timestamp ever appended
-//! 40  max_producers     u32   1..=LogConfig::MAX_PRODUCERS
-//! 44  batch_count       u32
-//! 48  producer_count    u32   <= max_producers
-//! 52  batch_count times (32 bytes, base offsets and entries increasing):
+//! 40  next_producer_id  u64   >= 1: the id the next InitProducer gives
+//! 48  max_producers     u32   1..=LogConfig::MAX_PRODUCERS
+//! 52  batch_count       u32
+//! 56  producer_count    u32   <= max_producers
+//! 60  batch_count times (32 bytes, base offsets and entries increasing):
 //!       base_offset u64, entry_index u64, start_bytes u64, max_timestamp_ms u64
 //!     producer_count times, least recently used first:
-//!       producer_id u64 (non-zero, unique), remembered u8 (1..=5),
+//!       producer_id u64 (1..next_producer_id, unique), remembered u8 (0..=5:
+//!       0 for a producer registered that has appended nothing yet),
 //!       remembered times, oldest first (20 bytes):
 //!         first_seq u64, count u32, base_offset u64
 //! ```
+//!
+//! Version 1 (before the group gave producer ids: no `next_producer_id`,
+//! ids chosen by clients) is refused as `UnsupportedVersion`: its table
+//! holds ids the group never gave, and its log holds batches that the
+//! rules of version 2 would decide differently on replay.
 //!
 //! Decoding never trusts a count before checking that the bytes it needs
 //! are present, and checks every relation a state built by `apply` keeps
@@ -46,15 +54,15 @@ use super::state::{LogConfig, LogState, MAX_OFFSET};
 /// "CLSS" read as a little-endian u32.
 pub const SNAPSHOT_MAGIC: u32 = u32::from_le_bytes(*b"CLSS");
 /// The snapshot format version this build writes and reads.
-pub const SNAPSHOT_VERSION: u16 = 1;
+pub const SNAPSHOT_VERSION: u16 = 2;
 /// Bytes of the fixed header.
 pub const SNAPSHOT_HEADER_LEN: usize = 24;
 
 const AT_CRC: usize = 16;
-const FIXED_BODY_LEN: usize = 52;
+const FIXED_BODY_LEN: usize = 60;
 const BATCH_LEN: usize = 32;
 const SEQ_BATCH_LEN: usize = 20;
-const MIN_PRODUCER_LEN: usize = 9 + SEQ_BATCH_LEN;
+const MIN_PRODUCER_LEN: usize = 9;
 
 fn snapshot_crc(b: &[u8]) -> u32 {
     let mut h = crc32fast::Hasher::new();
@@ -84,6 +92,7 @@ pub(crate) fn encode(state: &LogState) -> Bytes {
     b.put_u64_le(state.retention_offset());
     b.put_u64_le(index.total_bytes());
     b.put_u64_le(index.max_timestamp_ms());
+    b.put_u64_le(state.next_producer_id());
     b.put_u32_le(state.config().max_producers);
     // u32 counts: producers are at most MAX_PRODUCERS; 2^32 retained
     // batches would take 128 GiB of index in memory before this point.
@@ -206,6 +215,7 @@ pub(crate) fn decode(bytes: &Bytes) -> Result<LogState, SnapshotError> {
     let retention_offset = c.u64("retention offset")?;
     let total_bytes = c.u64("total bytes")?;
     let max_timestamp_ms = c.u64("max timestamp")?;
+    let next_producer_id = c.u64("next producer id")?;
     let max_producers = c.u32("max producers")?;
     let batch_count = c.u32("batch count")?;
     let producer_count = c.u32("producer count")?;
@@ -235,6 +245,7 @@ pub(crate) fn decode(bytes: &Bytes) -> Result<LogState, SnapshotError> {
         retention_offset <= next_offset,
         "retention offset past the next offset",
     )?;
+    check(next_producer_id >= 1, "next producer id 0")?;
     let batches = decode_batches(
         &mut c,
         batch_count,
@@ -243,7 +254,13 @@ pub(crate) fn decode(bytes: &Bytes) -> Result<LogState, SnapshotError> {
         max_timestamp_ms,
     )?;
     check_batches_against_offsets(&batches, retention_offset, next_offset)?;
-    let dedup = decode_producers(&mut c, producer_count, max_producers, next_offset)?;
+    let dedup = decode_producers(
+        &mut c,
+        producer_count,
+        max_producers,
+        next_offset,
+        next_producer_id,
+    )?;
     check(c.at == b.len(), "bytes after the last producer")?;
     let index = OffsetIndex::from_parts(
         batches,
@@ -258,6 +275,7 @@ pub(crate) fn decode(bytes: &Bytes) -> Result<LogState, SnapshotError> {
         retention_offset,
         index,
         dedup,
+        next_producer_id,
     ))
 }
 
@@ -341,6 +359,7 @@ fn decode_producers(
     count: u32,
     max_producers: u32,
     next_offset: u64,
+    next_producer_id: u64,
 ) -> Result<DedupTable, SnapshotError> {
     c.need("producers", count as usize * MIN_PRODUCER_LEN)?;
     let mut dedup = DedupTable::new(max_producers);
@@ -348,12 +367,10 @@ fn decode_producers(
     for _ in 0..count {
         let id = c.u64("producer id")?;
         check(id != 0, "producer id 0")?;
+        check(id < next_producer_id, "producer id not given yet")?;
         check(!dedup.contains(id), "producer id twice")?;
         let n = c.u8("remembered batches")? as usize;
-        check(
-            (1..=REMEMBERED_BATCHES).contains(&n),
-            "remembered batches outside 1..=5",
-        )?;
+        check(n <= REMEMBERED_BATCHES, "remembered batches above 5")?;
         for k in 0..n {
             let s = SeqBatch {
                 first_seq: c.u64("remembered first seq")?,

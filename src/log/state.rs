@@ -2,8 +2,8 @@
 //! hands it every committed entry in index order; it decides, the same way
 //! on every replica, what the entry does (append records at the next
 //! offsets, answer a retry with its original offsets, refuse a sequence
-//! gap, move the retention point, nothing) and keeps the offset index that
-//! reads use.
+//! gap, move the retention point, give a producer id, nothing) and keeps
+//! the offset index that reads use.
 //!
 //! Determinism is the whole contract: the outcome of an entry depends on
 //! the entries before it and the group's replicated `LogConfig`, never on
@@ -72,6 +72,9 @@ pub enum ApplyOutcome {
     /// A `Truncate` was applied: the earliest offset is now this (it never
     /// moves back, so a truncate below it answers the current one).
     Truncated { earliest_offset: u64 },
+    /// An `InitProducer` was applied: this id is the producer's, tracked
+    /// from now on with no batch (its first starts at sequence 0).
+    ProducerInit { producer_id: u64 },
     /// An entry with no data (a new leader's): nothing to do.
     Empty,
     /// A configuration change entry: membership is Raft's business; it
@@ -88,13 +91,15 @@ pub enum Refusal {
     SequenceGap { expected: u64 },
     /// An old sequence that is not (exactly) one of the remembered batches.
     StaleSequence { last_seq: u64 },
-    /// The producer is not tracked (new, or evicted) and the batch does
-    /// not start at sequence 0.
+    /// The producer id is not tracked: the group never gave it, or its
+    /// state was evicted since. Whatever the sequence, nothing is written.
     UnknownProducer,
     /// A truncate past the end of the log.
     TruncateBeyondEnd { requested: u64, latest: u64 },
     /// The group has assigned offsets up to `MAX_OFFSET`.
     OffsetsExhausted { next_offset: u64, count: u32 },
+    /// The group has given every producer id below `u64::MAX`.
+    ProducerIdsExhausted,
 }
 
 /// The state of one log group (see the module doc).
@@ -106,7 +111,13 @@ pub struct LogState {
     retention_offset: u64,
     index: OffsetIndex,
     dedup: DedupTable,
+    /// The id the next `InitProducer` gives (replicated; from 1: id 0
+    /// means "no deduplication" in a batch).
+    next_producer_id: u64,
 }
+
+/// The first producer id a group gives.
+pub const FIRST_PRODUCER_ID: u64 = 1;
 
 impl LogState {
     /// The state of a new group, before its first entry (index 1).
@@ -121,6 +132,7 @@ impl LogState {
             retention_offset: 0,
             index: OffsetIndex::new(),
             dedup: DedupTable::new(config.max_producers),
+            next_producer_id: FIRST_PRODUCER_ID,
         }
     }
 
@@ -225,6 +237,17 @@ impl LogState {
                     earliest_offset: self.retention_offset,
                 }
             }
+            Ok(Command::InitProducer) => {
+                let producer_id = self.next_producer_id;
+                // u64::MAX is never given, so the counter never wraps
+                // back to ids given before.
+                let Some(next) = producer_id.checked_add(1) else {
+                    return ApplyOutcome::Refused(Refusal::ProducerIdsExhausted);
+                };
+                self.next_producer_id = next;
+                self.dedup.register(producer_id);
+                ApplyOutcome::ProducerInit { producer_id }
+            }
             Err(e) => ApplyOutcome::Refused(Refusal::Invalid(EntryError::Command(e))),
         }
     }
@@ -270,6 +293,12 @@ impl LogState {
         &self.dedup
     }
 
+    /// The producer id the next `InitProducer` gives (replicated): every
+    /// id the group gave is below it.
+    pub fn next_producer_id(&self) -> u64 {
+        self.next_producer_id
+    }
+
     /// The highest Raft index whose entries hold no readable record: the
     /// log may be compacted up to it (once a snapshot covers it).
     pub fn compactable_index(&self) -> u64 {
@@ -301,6 +330,7 @@ impl LogState {
         retention_offset: u64,
         index: OffsetIndex,
         dedup: DedupTable,
+        next_producer_id: u64,
     ) -> LogState {
         LogState {
             config,
@@ -308,6 +338,7 @@ impl LogState {
             retention_offset,
             index,
             dedup,
+            next_producer_id,
         }
     }
 }

@@ -20,6 +20,14 @@ fn truncate(before_offset: u64) -> Bytes {
     Command::Truncate { before_offset }.encode()
 }
 
+fn init() -> Bytes {
+    Command::InitProducer.encode()
+}
+
+fn given(producer_id: u64) -> ApplyOutcome {
+    ApplyOutcome::ProducerInit { producer_id }
+}
+
 /// Applies `entries` from index 1 and returns the outcomes.
 fn apply_all(s: &mut LogState, entries: &[Bytes]) -> Vec<ApplyOutcome> {
     entries
@@ -86,14 +94,15 @@ fn batches_without_a_producer_are_never_deduplicated() {
 #[test]
 fn a_retry_committed_twice_is_applied_once_and_answered_with_the_original_offsets() {
     let mut s = LogState::new(LogConfig::DEFAULT);
-    let first = batch(9, 0, 3);
+    let first = batch(1, 0, 3);
     let out = apply_all(
         &mut s,
-        &[first.clone(), batch(0, 0, 1), first, batch(9, 3, 2)],
+        &[init(), first.clone(), batch(0, 0, 1), first, batch(1, 3, 2)],
     );
     assert_eq!(
         out,
         vec![
+            given(1),
             appended(0, 3),
             appended(3, 1),
             ApplyOutcome::Duplicate {
@@ -113,17 +122,22 @@ fn sequence_errors_are_refused_without_taking_offsets() {
     let out = apply_all(
         &mut s,
         &[
-            batch(9, 4, 1),
-            batch(9, 0, 2),
-            batch(9, 5, 1),
-            batch(9, 1, 1),
-            batch(9, 2, 1),
+            batch(1, 0, 1),
+            init(),
+            batch(1, 4, 1),
+            batch(1, 0, 2),
+            batch(1, 5, 1),
+            batch(1, 1, 1),
+            batch(1, 2, 1),
         ],
     );
     assert_eq!(
         out,
         vec![
+            // Before the group gave id 1: not even sequence 0 is taken.
             ApplyOutcome::Refused(Refusal::UnknownProducer),
+            given(1),
+            ApplyOutcome::Refused(Refusal::SequenceGap { expected: 0 }),
             appended(0, 2),
             ApplyOutcome::Refused(Refusal::SequenceGap { expected: 2 }),
             ApplyOutcome::Refused(Refusal::StaleSequence { last_seq: 1 }),
@@ -268,10 +282,10 @@ fn truncate_moves_the_earliest_offset_forward_only() {
 #[test]
 fn a_retry_of_a_truncated_batch_is_still_answered_with_its_offsets() {
     let mut s = LogState::new(LogConfig::DEFAULT);
-    let first = batch(5, 0, 2);
-    let out = apply_all(&mut s, &[first.clone(), truncate(2), first]);
+    let first = batch(1, 0, 2);
+    let out = apply_all(&mut s, &[init(), first.clone(), truncate(2), first]);
     assert_eq!(
-        out[2],
+        out[3],
         ApplyOutcome::Duplicate {
             base_offset: 0,
             count: 2
@@ -303,6 +317,7 @@ fn offsets_stop_at_max_offset() {
         MAX_OFFSET - 1,
         index,
         DedupTable::new(1),
+        FIRST_PRODUCER_ID,
     );
     assert_eq!(
         s.apply(1, &batch(0, 0, 2)),
@@ -317,11 +332,11 @@ fn offsets_stop_at_max_offset() {
 #[test]
 fn the_producer_bound_is_the_groups_config() {
     let mut s = LogState::new(LogConfig { max_producers: 2 });
-    apply_all(&mut s, &[batch(1, 0, 1), batch(2, 0, 1), batch(3, 0, 1)]);
+    apply_all(&mut s, &[init(), init(), init()]);
     assert_eq!(s.dedup().len(), 2);
     assert!(!s.dedup().contains(1));
     assert_eq!(
-        s.apply(4, &batch(1, 1, 1)),
+        s.apply(4, &batch(1, 0, 1)),
         Ok(ApplyOutcome::Refused(Refusal::UnknownProducer))
     );
     assert_eq!(
@@ -330,4 +345,134 @@ fn the_producer_bound_is_the_groups_config() {
             .max_producers,
         1
     );
+}
+
+/// The review's finding (issue 8 part 3): producer P's first batch
+/// commits but its client times out; `max_producers` other producers
+/// append and evict P; P's retry of that first batch (sequence 0) must be
+/// refused, not written a second time. Records are counted by value.
+#[test]
+fn an_evicted_producers_retry_of_its_first_batch_is_refused_not_written_twice() {
+    const CAPACITY: u32 = 4;
+    let mut s = LogState::new(LogConfig {
+        max_producers: CAPACITY,
+    });
+    const P: u64 = 1;
+    assert_eq!(s.apply(1, &init()), Ok(given(P)));
+    let mut b = BatchBuilder::new(BatchLimits::DEFAULT);
+    let mut w = b.start(P, 0, 1000);
+    w.push(b"P's first").unwrap();
+    let first = w.finish().unwrap();
+    assert_eq!(s.apply(s.applied_index() + 1, &first), Ok(appended(0, 1)));
+    for other in 2..=u64::from(CAPACITY) + 1 {
+        assert_eq!(s.apply(s.applied_index() + 1, &init()), Ok(given(other)));
+        let out = s.apply(s.applied_index() + 1, &batch(other, 0, 1)).unwrap();
+        assert!(matches!(out, ApplyOutcome::Appended { .. }), "{out:?}");
+    }
+    assert!(!s.dedup().contains(P), "P was not evicted");
+    let retry = s.apply(s.applied_index() + 1, &first).unwrap();
+    assert_eq!(retry, ApplyOutcome::Refused(Refusal::UnknownProducer));
+    assert_eq!(s.next_offset(), 1 + u64::from(CAPACITY));
+    assert_eq!(s.index().batch_count(), 1 + CAPACITY as usize);
+}
+
+#[test]
+fn init_gives_distinct_increasing_ids_the_same_on_every_replica() {
+    let entries = [
+        init(),
+        batch(0, 0, 2),
+        init(),
+        Bytes::new(),
+        truncate(1),
+        init(),
+        batch(2, 0, 1),
+        init(),
+    ];
+    let mut a = LogState::new(LogConfig::DEFAULT);
+    let mut b = LogState::new(LogConfig::DEFAULT);
+    let out = apply_all(&mut a, &entries);
+    assert_eq!(apply_all(&mut b, &entries), out);
+    let ids: Vec<u64> = out
+        .iter()
+        .filter_map(|o| match o {
+            ApplyOutcome::ProducerInit { producer_id } => Some(*producer_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids, vec![1, 2, 3, 4]);
+    assert_eq!(a.next_producer_id(), 5);
+    assert_eq!(a, b);
+    // Every id given is tracked, the newest most recently used; an init
+    // takes no offset.
+    assert_eq!(
+        a.dedup().producers().map(|(id, _)| id).collect::<Vec<_>>(),
+        vec![1, 3, 2, 4]
+    );
+    assert_eq!(a.next_offset(), 3);
+}
+
+#[test]
+fn an_id_the_group_never_gave_is_refused_and_writes_nothing() {
+    let mut s = LogState::new(LogConfig::DEFAULT);
+    let out = apply_all(&mut s, &[init(), batch(2, 0, 1), batch(u64::MAX, 0, 1)]);
+    assert_eq!(
+        out[1..],
+        [
+            ApplyOutcome::Refused(Refusal::UnknownProducer),
+            ApplyOutcome::Refused(Refusal::UnknownProducer)
+        ]
+    );
+    assert_eq!(s.next_offset(), 0);
+    assert!(!s.dedup().contains(2));
+    // Once given, the same id's batch at sequence 0 is taken.
+    assert_eq!(s.apply(4, &init()), Ok(given(2)));
+    assert_eq!(s.apply(5, &batch(2, 0, 1)), Ok(appended(0, 1)));
+}
+
+#[test]
+fn the_id_counter_survives_a_snapshot_and_a_restart() {
+    let mut s = LogState::new(LogConfig::DEFAULT);
+    apply_all(&mut s, &[init(), init(), batch(2, 0, 2), init()]);
+    assert_eq!(s.next_producer_id(), 4);
+    // A follower installing the snapshot, and a restart replaying its log
+    // from the first retained batch.
+    let at = s.applied_index();
+    let mut installed = LogState::restore(&s.snapshot(), at + 1).unwrap();
+    let mut restarted = LogState::restore(&s.snapshot(), 3).unwrap();
+    assert_eq!(installed.next_producer_id(), 4);
+    assert_eq!(restarted, s);
+    for r in [&mut s, &mut installed, &mut restarted] {
+        assert_eq!(r.apply(at + 1, &init()), Ok(given(4)));
+        // The producers tracked before are still known: 2's retry is a
+        // duplicate, 1 (registered, no batch) starts at 0.
+        assert_eq!(
+            r.apply(at + 2, &batch(2, 0, 2)),
+            Ok(ApplyOutcome::Duplicate {
+                base_offset: 0,
+                count: 2
+            })
+        );
+        assert_eq!(r.apply(at + 3, &batch(1, 0, 1)), Ok(appended(2, 1)));
+    }
+    assert_eq!(installed.next_producer_id(), 5);
+    assert_eq!(restarted, s);
+}
+
+#[test]
+fn producer_ids_stop_below_u64_max() {
+    let mut s = LogState::from_parts(
+        LogConfig::DEFAULT,
+        0,
+        0,
+        OffsetIndex::new(),
+        DedupTable::new(4),
+        u64::MAX - 1,
+    );
+    assert_eq!(s.apply(1, &init()), Ok(given(u64::MAX - 1)));
+    assert_eq!(
+        s.apply(2, &init()),
+        Ok(ApplyOutcome::Refused(Refusal::ProducerIdsExhausted))
+    );
+    assert_eq!(s.next_producer_id(), u64::MAX);
+    assert_eq!(s.dedup().len(), 1);
 }

@@ -31,6 +31,11 @@ pub fn apply_answer(outcome: &ApplyOutcome) -> clientpb::Response {
                 earliest_offset: *earliest_offset,
             })
         }
+        ApplyOutcome::ProducerInit { producer_id } => {
+            Answer::ProducerInit(clientpb::ProducerInit {
+                producer_id: *producer_id,
+            })
+        }
         // Not proposed by clients; answered as done if ever waited on.
         ApplyOutcome::Empty | ApplyOutcome::Config => Answer::Done(clientpb::Done {}),
     };
@@ -68,6 +73,9 @@ pub fn refusal(r: &Refusal) -> clientpb::Error {
                 ),
             }))
         }
+        Refusal::ProducerIdsExhausted => error(Kind::Unavailable(clientpb::Unavailable {
+            reason: "the group has given every producer id".into(),
+        })),
     }
 }
 
@@ -139,6 +147,13 @@ mod tests {
                 earliest_offset: 7
             }))
         );
+        let p = apply_answer(&ApplyOutcome::ProducerInit { producer_id: 12 });
+        assert_eq!(
+            p.result,
+            Some(Answer::ProducerInit(clientpb::ProducerInit {
+                producer_id: 12
+            }))
+        );
     }
 
     #[test]
@@ -171,6 +186,10 @@ mod tests {
                 next_offset: 1,
                 count: 2
             }),
+            Kind::Unavailable(_)
+        ));
+        assert!(matches!(
+            r(Refusal::ProducerIdsExhausted),
             Kind::Unavailable(_)
         ));
         assert!(matches!(

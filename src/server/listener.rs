@@ -299,6 +299,7 @@ pub fn answer_kind(resp: &crate::clientpb::Response) -> &'static str {
         Some(A::GroupStatus(_)) => "group_status",
         Some(A::ClusterStatus(_)) => "cluster_status",
         Some(A::Done(_)) => "done",
+        Some(A::ProducerInit(_)) => "producer_init",
         Some(A::Error(e)) => match &e.kind {
             None => "error",
             Some(Kind::NotLeader(_)) => "not_leader",

@@ -219,15 +219,17 @@ mod tests {
         let mut out = Vec::new();
         let es = [
             entry(1, Bytes::new()),
-            entry(2, batch(9, 0, 3)),
-            entry(3, batch(9, 0, 3)),
-            entry(4, batch(9, 7, 1)),
+            entry(2, init()),
+            entry(3, batch(1, 0, 3)),
+            entry(4, batch(1, 0, 3)),
+            entry(5, batch(1, 7, 1)),
         ];
         a.apply(&es, &mut out);
         assert_eq!(
             out,
             vec![
                 ApplyOutcome::Empty,
+                ApplyOutcome::ProducerInit { producer_id: 1 },
                 ApplyOutcome::Appended {
                     base_offset: 0,
                     count: 3
@@ -254,6 +256,10 @@ mod tests {
         assert_eq!(a.state().next_offset(), 0);
     }
 
+    fn init() -> Bytes {
+        crate::log::Command::InitProducer.encode()
+    }
+
     fn truncate(before: u64) -> Bytes {
         crate::log::Command::Truncate {
             before_offset: before,
@@ -265,8 +271,10 @@ mod tests {
     fn a_snapshot_built_from_a_base_and_entries_is_the_state_as_of_its_index() {
         let es: Vec<Entry> = (1..=8)
             .map(|i| match i {
+                1 => entry(i, init()),
                 5 => entry(i, truncate(6)),
-                _ => entry(i, batch(7, (i - 1) * 2, 2)),
+                // Consecutive sequences around entries 1 and 5.
+                _ => entry(i, batch(1, (i - if i < 5 { 2 } else { 3 }) * 2, 2)),
             })
             .collect();
         let mut live = LogApply::new(1, LogConfig::DEFAULT);
@@ -293,9 +301,9 @@ mod tests {
                 got: 5
             })
         ));
-        // Entries 1..=3 hold offsets 0..6, all below the retention
-        // offset 6; entry 4 holds 6 and 7.
-        assert_eq!(live.compactable_index(), 3);
+        // Entries 2..=4 hold offsets 0..6, all below the retention
+        // offset 6; entry 6 holds 6 and 7 (5 is the truncate).
+        assert_eq!(live.compactable_index(), 5);
     }
 
     #[test]
@@ -303,16 +311,20 @@ mod tests {
         let mut leader = LogApply::new(1, LogConfig::DEFAULT);
         let mut out = Vec::new();
         leader.apply(
-            &[entry(1, batch(9, 0, 3)), entry(2, batch(9, 3, 2))],
+            &[
+                entry(1, init()),
+                entry(2, batch(1, 0, 3)),
+                entry(3, batch(1, 3, 2)),
+            ],
             &mut out,
         );
         let snap = leader.state().snapshot();
         let mut f = LogApply::new(1, LogConfig::DEFAULT);
-        f.restore(&snap, 2, 3).unwrap();
+        f.restore(&snap, 3, 4).unwrap();
         assert_eq!(f.state().earliest_offset(), 5);
         assert_eq!(f.state().next_offset(), 5);
         out.clear();
-        f.apply(&[entry(3, batch(9, 3, 2))], &mut out);
+        f.apply(&[entry(4, batch(1, 3, 2))], &mut out);
         assert_eq!(
             out,
             vec![ApplyOutcome::Duplicate {
@@ -322,7 +334,7 @@ mod tests {
         );
         // The index the runtime names must be the snapshot's.
         assert!(matches!(
-            f.restore(&snap, 3, 4),
+            f.restore(&snap, 4, 5),
             Err(SnapshotFault::Invalid(_))
         ));
         let mut bad = snap.to_vec();

@@ -298,7 +298,7 @@ pub fn render(srv: &ShardServer) -> String {
     histogram(
         &mut h,
         "corelog_shard_commit_seconds",
-        "Appends and truncates from proposal to commit and apply on this member.",
+        "Appends, truncates and producer id grants from proposal to commit and apply on this member.",
         &sl,
         &srv.commit_latency(),
     );

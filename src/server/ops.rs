@@ -14,8 +14,11 @@
 //!   (`LEASE` takes the ReadIndex path too: the runtime runs its groups
 //!   with safe read-only requests). A shard whose WAL failed serves no
 //!   read, of any consistency, and no tail: `Unavailable`.
-//! - Truncate, transfer leader, membership changes (of the group's
-//!   placement replicas), group and cluster status.
+//! - Truncate and InitProducer: a command proposed like an append,
+//!   answered with what applying it did (the earliest offset, the
+//!   producer id the group gave).
+//! - Transfer leader, membership changes (of the group's placement
+//!   replicas), group and cluster status.
 //! - Group create/delete are not served yet: `Unavailable` says so.
 
 use std::rc::Rc;
@@ -69,6 +72,10 @@ pub async fn handle(srv: &Rc<ShardServer>, op: Op) -> clientpb::Response {
                 .encode();
                 append(srv, &node, cmd).await
             }
+            Err(r) => r,
+        },
+        Op::InitProducer(i) => match srv.node(i.group) {
+            Ok(node) => append(srv, &node, Command::InitProducer.encode()).await,
             Err(r) => r,
         },
         Op::GroupStatus(g) => group_status(srv, g.group),

@@ -147,12 +147,21 @@ impl Three {
         panic!("proposals kept being refused");
     }
 
-    /// Appends `n` batches of 4 records of producer 7 from sequence
-    /// `seq`; returns the first offset.
+    /// Appends `n` batches of 4 records of producer `PRODUCER` from
+    /// sequence `seq`; returns the first offset. From sequence 0, the
+    /// group first gives the producer its id (the group's first).
     fn append(&self, seq: u64, n: u64) -> u64 {
+        if seq == 0 {
+            assert_eq!(
+                self.propose(Command::InitProducer.encode()),
+                ApplyOutcome::ProducerInit {
+                    producer_id: PRODUCER
+                }
+            );
+        }
         let mut first = None;
         for k in 0..n {
-            match self.propose(batch(7, (seq + k) * 4)) {
+            match self.propose(batch(PRODUCER, (seq + k) * 4)) {
                 ApplyOutcome::Appended { base_offset, .. } => {
                     first.get_or_insert(base_offset);
                 }
@@ -184,6 +193,9 @@ impl Three {
     }
 }
 
+/// The id the group gives its first producer.
+const PRODUCER: u64 = 1;
+
 fn batch(producer: u64, seq: u64) -> Bytes {
     let mut b = BatchBuilder::new(BatchLimits::DEFAULT);
     let mut w = b.start(producer, seq, 0);
@@ -194,7 +206,7 @@ fn batch(producer: u64, seq: u64) -> Bytes {
 }
 
 /// (earliest, retention, next offset, applied index, dedup table's last
-/// sequence of producer 7) of group 0 on `m`.
+/// sequence of producer `PRODUCER`) of group 0 on `m`.
 fn log_view(m: &MemberRuntime) -> (u64, u64, u64, u64, Option<u64>) {
     m.shard_of(0)
         .call(|s| async move {
@@ -206,7 +218,7 @@ fn log_view(m: &MemberRuntime) -> (u64, u64, u64, u64, Option<u64>) {
                     st.retention_offset(),
                     st.next_offset(),
                     st.applied_index(),
-                    st.dedup().last_seq(7),
+                    st.dedup().last_seq(PRODUCER),
                 )
             })
         })
@@ -299,7 +311,7 @@ fn a_member_behind_the_compaction_catches_up_by_snapshot_then_by_log() {
     // A retry of a batch the snapshot's dedup table remembers is a
     // duplicate with its original offsets, on whichever member leads.
     assert_eq!(
-        t.propose(batch(7, 24 * 4)),
+        t.propose(batch(PRODUCER, 24 * 4)),
         ApplyOutcome::Duplicate {
             base_offset: 96,
             count: 4
@@ -449,7 +461,7 @@ fn compaction_gives_wal_segments_back_and_a_restart_recovers_the_rest() {
     });
     assert_eq!(log_view(t.m(2)), before, "same offsets after the restart");
     assert_eq!(
-        t.propose(batch(7, 201 * 4)),
+        t.propose(batch(PRODUCER, 201 * 4)),
         ApplyOutcome::Duplicate {
             base_offset: 804,
             count: 4

@@ -388,6 +388,8 @@ fn each_shard_serves_its_metrics_in_prometheus_text() {
     for line in [
         "corelog_appended_records_total{shard=\"0\"} 3",
         "corelog_client_answers_total{shard=\"0\",kind=\"append\"} 1",
+        // The client asked the group for its producer id first.
+        "corelog_client_answers_total{shard=\"0\",kind=\"producer_init\"} 1",
         "corelog_client_answers_total{shard=\"0\",kind=\"offset_out_of_range\"} 1",
         "corelog_group_leader{shard=\"0\",group=\"0\"} 1",
         "corelog_group_next_offset{shard=\"0\",group=\"0\"} 3",
@@ -397,11 +399,11 @@ fn each_shard_serves_its_metrics_in_prometheus_text() {
         "corelog_client_errors_total{shard=\"0\",kind=\"offset_out_of_range\"} 1",
         // One leader elected, once.
         "corelog_group_leader_changes_total{shard=\"0\",group=\"0\"} 1",
-        // Histograms: one commit observed per append, every one within
-        // the +Inf bucket.
+        // Histograms: one commit observed per proposal (the producer id's
+        // and the append's), every one within the +Inf bucket.
         "# TYPE corelog_shard_commit_seconds histogram",
-        "corelog_shard_commit_seconds_count{shard=\"0\"} 1",
-        "corelog_shard_commit_seconds_bucket{shard=\"0\",le=\"+Inf\"} 1",
+        "corelog_shard_commit_seconds_count{shard=\"0\"} 2",
+        "corelog_shard_commit_seconds_bucket{shard=\"0\",le=\"+Inf\"} 2",
         "# TYPE corelog_shard_fsync_seconds histogram",
     ] {
         assert!(m.contains(line), "missing {line:?} in\n{m}");

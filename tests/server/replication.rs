@@ -296,7 +296,7 @@ fn a_retried_append_with_the_same_producer_sequence_returns_the_original_offsets
     t.start_all();
     let c = t.client();
     append_n(&c, 0, "x", 3);
-    let producer = 0x5eed_0000_0000_0001;
+    let producer = c.init_producer(0).unwrap();
     let b0 = c.build_batch(producer, 0, &[b"p0", b"p1"]).unwrap();
     let first = c.send_append(0, b0.clone()).wait().unwrap();
     assert_eq!(

@@ -17,7 +17,6 @@ use corelog::clientpb::{self, Consistency, Request, error::Kind, request::Op};
 use super::support::*;
 
 const GROUP: u64 = 0;
-const PRODUCER: u64 = 0x5eed_0000_0000_0007;
 
 fn wait_for(secs: u64, what: &str, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -35,10 +34,10 @@ fn group_metric(metrics: &[SocketAddr], k: usize, name: &str) -> u64 {
     })
 }
 
-/// Appends producer `PRODUCER`'s batch of one record `value` at
-/// sequence `seq`; the batch's bytes (for a retry) and its offset.
-fn produce(c: &Client, seq: u64, value: &str) -> (Bytes, u64) {
-    let b = c.build_batch(PRODUCER, seq, &[value.as_bytes()]).unwrap();
+/// Appends `producer`'s batch of one record `value` at sequence `seq`;
+/// the batch's bytes (for a retry) and its offset.
+fn produce(c: &Client, producer: u64, seq: u64, value: &str) -> (Bytes, u64) {
+    let b = c.build_batch(producer, seq, &[value.as_bytes()]).unwrap();
     let a = c.send_append(GROUP, b.clone()).wait().unwrap();
     assert_eq!((a.count, a.duplicate), (1, false), "{value}");
     (b, a.base_offset)
@@ -91,9 +90,11 @@ fn a_follower_killed_while_the_others_compact_catches_up_by_snapshot_and_keeps_e
     // Offsets 0..18: plain appends and three of the producer's batches.
     let mut log = append_n(&c, GROUP, "a", 10);
     let mut batches = Vec::new();
+    // An id the group gives (the client's own appends hold another).
+    let producer = c.init_producer(GROUP).unwrap();
     for seq in 0..3 {
         let v = format!("p{seq}");
-        let (b, o) = produce(&c, seq, &v);
+        let (b, o) = produce(&c, producer, seq, &v);
         log.push((o, v));
         batches.push((b, o));
     }
@@ -122,7 +123,7 @@ fn a_follower_killed_while_the_others_compact_catches_up_by_snapshot_and_keeps_e
     let fk = (f - 1) as usize;
     t.kill9(f);
     log.extend(append_n(&c, GROUP, "c", 10));
-    let (b3, o3) = produce(&c, 3, "p3");
+    let (b3, o3) = produce(&c, producer, 3, "p3");
     log.push((o3, "p3".into()));
     batches.push((b3, o3));
     log.extend(append_n(&c, GROUP, "d", 3));
@@ -192,7 +193,7 @@ fn a_follower_killed_while_the_others_compact_catches_up_by_snapshot_and_keeps_e
         );
     }
     // The producer goes on at its next sequence, at the next offset.
-    let (_, o4) = produce(&c, 4, "p4");
+    let (_, o4) = produce(&c, producer, 4, "p4");
     assert_eq!(o4, 32, "a retry was written again");
     let mut kept = kept;
     kept.push((o4, "p4".into()));

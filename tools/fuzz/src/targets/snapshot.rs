@@ -54,7 +54,13 @@ fn seeds() -> Vec<Vec<u8>> {
     let mut out = vec![LogState::new(LogConfig::DEFAULT).snapshot().to_vec()];
     let mut s = LogState::new(LogConfig { max_producers: 3 });
     let mut index = 1;
-    for (producer, seq) in [(0u64, 0u64), (5, 1), (6, 1), (5, 4), (7, 1), (8, 1)] {
+    // The group gives ids 1..=4 (the fourth evicts the first, which has
+    // appended nothing); 4 stays registered with no batch.
+    for _ in 0..4 {
+        s.apply(index, &Command::InitProducer.encode()).unwrap();
+        index += 1;
+    }
+    for (producer, seq) in [(0u64, 0u64), (2, 0), (3, 0), (2, 3), (1, 0), (3, 3)] {
         let mut b = BatchBuilder::new(BatchLimits::DEFAULT);
         let mut w = b.start(producer, seq, 1_000 + index);
         for r in [&b"x"[..], b"yy", b"zzz"] {
