@@ -191,6 +191,11 @@ impl Node {
         Ok(())
     }
 
+    /// Whether this replica leads the group now.
+    pub fn is_leader(&self) -> bool {
+        self.group.borrow().is_leader()
+    }
+
     pub fn status(&self) -> NodeStatus {
         let g = self.group.borrow();
         let st = g.raw.basic_status();

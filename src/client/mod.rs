@@ -1,5 +1,6 @@
 //! The Rust client of corelog: synchronous, usable from any thread
-//! (`Client` is `Send + Sync`; share it in an `Arc`).
+//! (`Client` is `Send + Sync`; share it in an `Arc`), and `AsyncClient`
+//! for async code on any runtime.
 //!
 //! - **Shard-aware**: it learns the members (their client addresses and
 //!   shard counts) from `ClusterStatus`, and sends a group's requests to
@@ -26,9 +27,16 @@
 //! - **Batching**: `Producer` gathers single records into batches under
 //!   load (linger and size knobs), up to 5 batches in flight, exactly once.
 //!
+//! - **Async**: `AsyncClient` serves the same calls as futures for any
+//!   async runtime (tokio included) without blocking the polling thread;
+//!   `Producer`'s record handles are futures too.
+//!
 //! Files: `conn.rs` (one connection: writer, reader thread, waiters),
-//! `producer.rs`, `error.rs`.
+//! `producer.rs`, `async_client.rs`, `completion.rs` (a value handed
+//! between threads, waited for by blocking or awaiting), `error.rs`.
 
+pub mod async_client;
+pub mod completion;
 pub mod conn;
 pub mod error;
 pub mod producer;
@@ -41,6 +49,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+pub use async_client::{AsyncClient, AsyncTail};
 pub use conn::{Connection, Stream, Ticket};
 pub use error::ClientError;
 

@@ -20,13 +20,17 @@
 //! new id (the batch's fate is unknown).
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::completion::{Completer, Completion, completion};
 use super::{Client, ClientError, PendingAppend, random_producer_id};
 use crate::clientpb::error::Kind;
 use crate::log::{BATCH_HEADER_LEN, REMEMBERED_BATCHES};
@@ -59,24 +63,37 @@ impl Default for ProducerOptions {
 
 type Outcome = Result<u64, ClientError>;
 
-/// A record's offset, once its batch commits.
+/// A record's offset, once its batch commits. Wait for it by blocking
+/// (`wait`) or, from async code on any runtime, by awaiting the handle.
 pub struct RecordHandle {
-    rx: Receiver<Outcome>,
+    rx: Completion<Outcome>,
+}
+
+fn stopped() -> ClientError {
+    ClientError::Disconnected("the producer stopped".into())
 }
 
 impl RecordHandle {
     /// Waits for the record's offset (the producer's client's timeout
     /// bounds each batch, retries included).
     pub fn wait(self) -> Outcome {
-        self.rx
-            .recv()
-            .unwrap_or_else(|_| Err(ClientError::Disconnected("the producer stopped".into())))
+        self.rx.wait().unwrap_or_else(|| Err(stopped()))
+    }
+}
+
+impl Future for RecordHandle {
+    type Output = Outcome;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|o| o.unwrap_or_else(|| Err(stopped())))
     }
 }
 
 struct Queued {
     record: Bytes,
-    tx: SyncSender<Outcome>,
+    tx: Completer<Outcome>,
 }
 
 /// Single records into one group, batched (see the module doc).
@@ -121,19 +138,18 @@ impl Producer {
         }
     }
 
-    /// Queues `record`; the handle learns its offset.
+    /// Queues `record`; the handle learns its offset. Blocks only while
+    /// `max_queued` records wait for a batch (back-pressure).
     pub fn send(&self, record: &[u8]) -> RecordHandle {
-        let (tx, rx) = mpsc::sync_channel(1);
+        let (tx, rx) = completion();
         let q = Queued {
             record: Bytes::copy_from_slice(record),
             tx,
         };
-        if let Some(s) = &self.tx {
-            if let Err(e) = s.send(q) {
-                let _ = e.0.tx.try_send(Err(ClientError::Disconnected(
-                    "the producer stopped".into(),
-                )));
-            }
+        if let Some(s) = &self.tx
+            && let Err(e) = s.send(q)
+        {
+            e.0.tx.complete(Err(stopped()));
         }
         RecordHandle { rx }
     }
@@ -156,7 +172,7 @@ impl Drop for Producer {
 /// One batch: its bytes, its sequence, its records' handles.
 struct Batch {
     bytes: Bytes,
-    waiters: Vec<SyncSender<Outcome>>,
+    waiters: Vec<Completer<Outcome>>,
 }
 
 struct Seq {
@@ -199,7 +215,7 @@ fn run(
                     }
                     Err(e) => {
                         for q in records {
-                            let _ = q.tx.try_send(Err(e.clone()));
+                            q.tx.complete(Err(e.clone()));
                         }
                     }
                 }
@@ -237,13 +253,13 @@ fn run(
                     bump(stats, |s| s.duplicates += 1);
                 }
                 for (k, w) in batch.waiters.into_iter().enumerate() {
-                    let _ = w.try_send(Ok(a.base_offset + k as u64));
+                    w.complete(Ok(a.base_offset + k as u64));
                 }
             }
             Err(e) => {
                 bump(stats, |s| s.failed_batches += 1);
                 for w in batch.waiters {
-                    let _ = w.try_send(Err(e.clone()));
+                    w.complete(Err(e.clone()));
                 }
                 // Its fate is unknown, and the batches after it would be
                 // refused for the gap: they fail too, and the producer
@@ -251,7 +267,7 @@ fn run(
                 for (b, _) in in_flight.drain(..) {
                     bump(stats, |s| s.failed_batches += 1);
                     for w in b.waiters {
-                        let _ = w.try_send(Err(e.clone()));
+                        w.complete(Err(e.clone()));
                     }
                 }
                 seq = Seq {

@@ -33,6 +33,11 @@
 //! wal_max_disk_bytes = 4294967296  # most each shard's WAL may take (none if absent)
 //! compact_threshold_entries = 10000  # compact a group's log once this many entries are droppable
 //!
+//! [retention]               # every group's, enforced by its leader (none if absent)
+//! max_bytes = 1073741824    # keep at most this many bytes of batches (the newest always kept)
+//! max_age_ms = 604800000    # drop batches older than this (producers' timestamps)
+//! check_interval_ms = 1000  # how often a leader judges its groups
+//!
 //! [limits]                  # the client door (defaults: docs/protocol.md section 7)
 //! max_frame_bytes = 4194304
 //! max_batch_bytes = 1048576
@@ -56,6 +61,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::retention::Retention;
 use crate::cluster::{Cluster, Member};
 use crate::log::BatchLimits;
 use crate::protocol::Limits;
@@ -80,6 +86,8 @@ pub struct FileConfig {
     pub members: Vec<MemberEntry>,
     #[serde(default)]
     pub runtime: RuntimeSection,
+    #[serde(default)]
+    pub retention: RetentionSection,
     #[serde(default)]
     pub limits: LimitsSection,
 }
@@ -111,6 +119,14 @@ pub struct RuntimeSection {
     pub wal_segment_bytes: Option<u64>,
     pub wal_max_disk_bytes: Option<u64>,
     pub compact_threshold_entries: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSection {
+    pub max_bytes: Option<u64>,
+    pub max_age_ms: Option<u64>,
+    pub check_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -203,6 +219,8 @@ pub struct ServerConfig {
     pub limits: ConnLimits,
     /// Metrics over HTTP: shard k on this address's port + k.
     pub metrics_addr: Option<SocketAddr>,
+    /// Size and age limits of every group (off by default).
+    pub retention: Retention,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -382,6 +400,7 @@ impl FileConfig {
         })?;
         runtime.unsafe_no_fsync = self.unsafe_no_fsync.unwrap_or(false);
         let cpus = parse_cpus(self.cpus.as_deref().unwrap_or("auto"))?;
+        let retention = self.retention.check()?;
         Ok(ServerConfig {
             cluster: Arc::new(cluster),
             member,
@@ -390,7 +409,33 @@ impl FileConfig {
             cpus,
             limits,
             metrics_addr: self.metrics_addr,
+            retention,
         })
+    }
+}
+
+impl RetentionSection {
+    fn check(&self) -> Result<Retention, ServerConfigError> {
+        let mut r = Retention::OFF;
+        if let Some(n) = self.max_bytes {
+            if n == 0 {
+                return bad("retention.max_bytes", "0 (leave it out for no size limit)");
+            }
+            r.policy.max_bytes = Some(n);
+        }
+        if let Some(ms) = self.max_age_ms {
+            if ms == 0 {
+                return bad("retention.max_age_ms", "0 (leave it out for no age limit)");
+            }
+            r.policy.max_age_ms = Some(ms);
+        }
+        if let Some(ms) = self.check_interval_ms {
+            if ms == 0 {
+                return bad("retention.check_interval_ms", "0");
+            }
+            r.check_interval = Duration::from_millis(ms);
+        }
+        Ok(r)
     }
 }
 
@@ -632,6 +677,31 @@ max_read_records = 100
         assert_eq!(q.runtime.wal_segment_size, 65536);
         assert_eq!(q.runtime.wal_max_disk_bytes, 1 << 20);
         assert_eq!(c.cpus, CpuPlacement::Unbound);
+    }
+
+    #[test]
+    fn retention_is_off_unless_set_and_a_zero_limit_is_refused() {
+        let c = FileConfig::parse(GOOD).unwrap().check().unwrap();
+        assert!(c.retention.is_off());
+        let with =
+            |lines: &str| GOOD.replace("[limits]", &format!("[retention]\n{lines}\n[limits]"));
+        let r = FileConfig::parse(&with(
+            "max_bytes = 4096\nmax_age_ms = 60000\ncheck_interval_ms = 250",
+        ))
+        .unwrap()
+        .check()
+        .unwrap()
+        .retention;
+        assert_eq!(r.policy.max_bytes, Some(4096));
+        assert_eq!(r.policy.max_age_ms, Some(60_000));
+        assert_eq!(r.check_interval, Duration::from_millis(250));
+        assert_eq!(field(&with("max_bytes = 0")), "retention.max_bytes");
+        assert_eq!(field(&with("max_age_ms = 0")), "retention.max_age_ms");
+        assert_eq!(
+            field(&with("check_interval_ms = 0")),
+            "retention.check_interval_ms"
+        );
+        assert_eq!(field(&with("max_size = 1")), "retention.max_size");
     }
 
     #[test]

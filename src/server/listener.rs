@@ -16,6 +16,7 @@ use glommio::net::TcpListener;
 
 use super::config::ConnLimits;
 use super::conn::{self, ConnState, ShardBudget};
+use super::retention::Retention;
 use super::signal::{Latch, Notify};
 use crate::cluster::Cluster;
 use crate::shard::Shard;
@@ -38,6 +39,8 @@ pub struct ServerStats {
     pub appended_bytes: u64,
     /// Connections closed after `idle_timeout` with nothing in flight.
     pub idle_closed: u64,
+    /// Truncates committed by size or age retention (retention.rs).
+    pub retention_truncates: u64,
 }
 
 /// One shard's client service (see the module doc).
@@ -74,6 +77,7 @@ impl ShardServer {
         shard: Rc<Shard>,
         cluster: Arc<Cluster>,
         limits: ConnLimits,
+        retention: Retention,
     ) -> std::io::Result<Rc<ShardServer>> {
         let member = cluster
             .member(shard.member())
@@ -103,6 +107,9 @@ impl ShardServer {
         });
         glommio::spawn_local(accept_loop(srv.clone(), listener)).detach();
         glommio::spawn_local(watch_storage(srv.clone())).detach();
+        if !retention.is_off() {
+            glommio::spawn_local(super::retention::enforce(srv.clone(), retention)).detach();
+        }
         Ok(srv)
     }
 

@@ -208,6 +208,12 @@ pub fn render(srv: &ShardServer) -> String {
         &c(ss.appended_records),
     );
     metric(
+        "corelog_retention_truncates_total",
+        "counter",
+        "Truncates committed by size or age retention (this shard's leaders).",
+        &c(ss.retention_truncates),
+    );
+    metric(
         "corelog_appended_bytes_total",
         "counter",
         "Batch bytes appended.",

@@ -85,7 +85,7 @@ impl Server {
         let mut client_addrs = Vec::new();
         let mut metrics_addrs = Vec::new();
         for h in runtime.shards() {
-            let (cluster, limits) = (cfg.cluster.clone(), cfg.limits);
+            let (cluster, limits, retention) = (cfg.cluster.clone(), cfg.limits, cfg.retention);
             let shard = h.index();
             let metrics = cfg.metrics_addr.map(|mut a| {
                 a.set_port(a.port().wrapping_add(shard as u16));
@@ -93,7 +93,8 @@ impl Server {
             });
             let r = h
                 .call(move |s| async move {
-                    let srv = ShardServer::start(s, cluster, limits).map_err(|e| e.to_string())?;
+                    let srv = ShardServer::start(s, cluster, limits, retention)
+                        .map_err(|e| e.to_string())?;
                     let addr = srv.local_addr();
                     let m = match metrics {
                         Some(a) => Some(

@@ -113,6 +113,11 @@ pub fn raft_config(member: u64, cfg: &RuntimeConfig, seed: u64) -> raft::Config 
         max_uncommitted_entries_size: cfg.max_uncommitted_bytes.saturating_mul(2),
         check_quorum: true,
         pre_vote: true,
+        // A leader that applies its own removal must step down: left
+        // leading it refuses every proposal while its heartbeats keep
+        // the remaining voters from electing one of them (the group
+        // would take nothing, ever again).
+        step_down_on_removal: true,
         random_seed: seed,
         async_storage_writes: true,
         ..Default::default()

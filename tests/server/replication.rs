@@ -515,6 +515,69 @@ fn a_member_removed_from_a_group_and_added_back_catches_up() {
     }
 }
 
+/// Found by corelog-chaos (seed 1, `RemoveAndReadd` of the leader): a
+/// leader that applied its own removal stayed leader, refusing every
+/// proposal while its heartbeats kept the two voters from electing
+/// another, so the group took no append, and no change, ever again.
+#[test]
+fn a_leader_removed_from_its_group_steps_down_and_the_rest_elect_and_add_it_back() {
+    use corelog::clientpb::MembershipChange;
+
+    let _g = serial();
+    let mut t = Three::new(1);
+    t.start_all();
+    let c = t.client();
+    let mut acked = append_n(&c, 0, "a", 5);
+    let out = t.leader(&c, 0);
+    c.membership(0, MembershipChange::RemoveMember, out)
+        .unwrap();
+    let rest: Vec<u64> = (1..=3).filter(|&m| m != out).collect();
+    // A voter of the new configuration leads within a few election
+    // timeouts, and the group takes appends again.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let s = c.group_status(0);
+        if let Ok(s) = &s
+            && rest.contains(&s.leader)
+        {
+            let mut v = s.voters.clone();
+            v.sort_unstable();
+            assert_eq!(v, rest);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no voter of the new configuration leads: {s:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    acked.extend(append_n(&c, 0, "b", 5));
+    c.membership(0, MembershipChange::AddVoter, out).unwrap();
+    // Answered once applied on the leader; a status may come from a
+    // replica that has yet to apply it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut v = c.group_status(0).unwrap().voters;
+        v.sort_unstable();
+        if v == [1, 2, 3] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "voters {v:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    acked.extend(append_n(&c, 0, "c", 5));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = read_all_from(t.clients[(out - 1) as usize], 0, Consistency::AnyReplica);
+        if got == acked {
+            break;
+        }
+        assert!(acked.starts_with(&got), "{got:?}");
+        assert!(Instant::now() < deadline, "member {out} did not catch up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn an_append_to_a_paused_leader_moves_on_to_the_new_one_and_is_written_once() {
     let _g = serial();

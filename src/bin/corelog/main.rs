@@ -165,6 +165,14 @@ pub struct ServerArgs {
     /// lets this many more entries go.
     #[arg(long)]
     compact_threshold_entries: Option<u64>,
+    /// Keep at most this many bytes of each group's batches (the newest
+    /// batch always kept); older batches are truncated by the leader.
+    #[arg(long)]
+    retention_bytes: Option<u64>,
+    /// Truncate each group's batches older than this (by the producers'
+    /// timestamps).
+    #[arg(long)]
+    retention_ms: Option<u64>,
     #[arg(long)]
     max_frame_bytes: Option<u32>,
     #[arg(long)]

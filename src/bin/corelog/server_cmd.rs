@@ -41,6 +41,8 @@ fn config(a: &ServerArgs) -> Result<ServerConfig, ServerConfigError> {
         wal_segment_bytes => runtime.wal_segment_bytes,
         wal_max_disk_bytes => runtime.wal_max_disk_bytes,
         compact_threshold_entries => runtime.compact_threshold_entries,
+        retention_bytes => retention.max_bytes,
+        retention_ms => retention.max_age_ms,
         max_frame_bytes => limits.max_frame_bytes,
         max_batch_bytes => limits.max_batch_bytes,
         max_connection_bytes => limits.max_connection_bytes,

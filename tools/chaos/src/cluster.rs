@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::disk::Disk;
 use crate::proxy::{Fault, Proxy};
 
 /// How to start the members.
@@ -27,12 +28,17 @@ pub struct ClusterSpec {
     pub dir: PathBuf,
     pub tick_ms: u64,
     pub election_ticks: u64,
+    /// Each member's data on a tmpfs of its own (`Disk`), which the
+    /// nemesis can fill. The caller has entered a private mount namespace.
+    pub own_disks: bool,
 }
 
 struct Member {
     peer: SocketAddr,
     client: SocketAddr,
     data: PathBuf,
+    /// The member's own file system (`ClusterSpec::own_disks`).
+    disk: Option<Disk>,
     child: Option<Child>,
     paused: bool,
     /// Starts so far (names each life's log file).
@@ -65,13 +71,19 @@ impl Cluster {
         let mut members = BTreeMap::new();
         let mut held = Vec::new();
         for id in 1..=spec.members {
-            let data = spec.dir.join(format!("m{id}"));
+            let (data, disk) = if spec.own_disks {
+                let disk = Disk::mount(&spec.dir.join(format!("m{id}.disk")))?;
+                (disk.data_dir(), Some(disk))
+            } else {
+                (spec.dir.join(format!("m{id}")), None)
+            };
             members.insert(
                 id,
                 Member {
                     peer: free_addr(&mut held)?,
                     client: free_addr(&mut held)?,
                     data,
+                    disk,
                     child: None,
                     paused: false,
                     lives: 0,
@@ -145,6 +157,12 @@ impl Cluster {
             };
             a.push("--member".into());
             a.push(format!("{j}=m{j}@{peer}/{}", m.client));
+        }
+        if s.own_disks {
+            // Small segments: a full disk is met at the next segment,
+            // within a fault's hold.
+            a.push("--wal-segment-bytes".into());
+            a.push((1u64 << 20).to_string());
         }
         a
     }
@@ -255,11 +273,25 @@ impl Cluster {
         }
     }
 
-    /// Every link back to `Pass`, every paused member resumed, every
-    /// killed member restarted.
+    /// Leaves no free byte on `id`'s file system (`own_disks` only: else
+    /// nothing). Returns the bytes it holds then.
+    pub fn fill_disk(&mut self, id: u64) -> io::Result<Option<u64>> {
+        match self.members.get_mut(&id).and_then(|m| m.disk.as_mut()) {
+            Some(d) => d.fill().map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every link back to `Pass`, every full disk given room, every paused
+    /// member resumed, every killed member restarted.
     pub fn heal(&mut self) -> io::Result<()> {
         for p in self.links.values() {
             p.set(Fault::Pass);
+        }
+        for m in self.members.values_mut() {
+            if let Some(d) = m.disk.as_mut() {
+                d.free()?;
+            }
         }
         for id in self.ids() {
             if self.is_paused(id) {
@@ -286,6 +318,25 @@ impl Cluster {
         out
     }
 
+    /// Stops every member (SIGKILL) and copies each data directory that
+    /// lives on a member's own tmpfs to `m<id>.data` beside the logs.
+    pub fn preserve_disks(&mut self) -> io::Result<Vec<(u64, PathBuf)>> {
+        let mut out = Vec::new();
+        for id in self.ids() {
+            if self.is_paused(id) {
+                self.resume(id);
+            }
+            self.kill(id);
+            let m = &self.members[&id];
+            if m.disk.is_some() {
+                let to = self.spec.dir.join(format!("m{id}.data"));
+                copy_tree(&m.data, &to)?;
+                out.push((id, to));
+            }
+        }
+        Ok(out)
+    }
+
     pub fn log_dir(&self) -> &Path {
         &self.spec.dir
     }
@@ -300,4 +351,18 @@ impl Drop for Cluster {
             self.kill(id);
         }
     }
+}
+
+fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let dest = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            copy_tree(&e.path(), &dest)?;
+        } else {
+            std::fs::copy(e.path(), dest)?;
+        }
+    }
+    Ok(())
 }

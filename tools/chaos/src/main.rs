@@ -60,6 +60,10 @@ enum Cmd {
         /// Milliseconds of quiet between faults: MIN,MAX.
         #[arg(long, default_value = "500,2000")]
         quiet: String,
+        /// Full disks among the faults: each member's data on a tmpfs of
+        /// its own in a private mount namespace (needs root).
+        #[arg(long)]
+        disk_full: bool,
     },
     /// Checks a history against the replicas' final logs; exits 1 on any
     /// anomaly, 2 on a file that cannot be read.
@@ -91,7 +95,14 @@ fn main() -> ExitCode {
             fin,
             hold,
             quiet,
+            disk_full,
         } => {
+            // Before any thread exists: a mount namespace is entered by
+            // the whole (single-threaded) process.
+            if disk_full && let Err(e) = corelog_chaos::disk::enter_private_mounts() {
+                eprintln!("corelog-chaos: --disk-full: {e}");
+                return ExitCode::from(2);
+            }
             let (Some(hold), Some(quiet)) = (range(&hold), range(&quiet)) else {
                 eprintln!(
                     "corelog-chaos: --hold and --quiet take MIN,MAX milliseconds, MIN <= MAX"
@@ -125,12 +136,13 @@ fn main() -> ExitCode {
                 dir: dir.clone(),
                 hold,
                 quiet,
+                disk_full,
             };
             println!(
                 "corelog-chaos: seed {seed}, {duration} s, {members} members, {groups} group(s), data in {}",
                 dir.display()
             );
-            let reports = match run(&spec) {
+            let outcome = match run(&spec) {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!(
@@ -141,7 +153,7 @@ fn main() -> ExitCode {
                 }
             };
             let mut all = Report::default();
-            for (g, r) in reports.into_iter().enumerate() {
+            for (g, r) in outcome.reports.into_iter().enumerate() {
                 print_report(&r, 50);
                 if groups > 1 {
                     println!("group {g}: {}", r.summary());
@@ -149,7 +161,10 @@ fn main() -> ExitCode {
                 all.merge(r);
             }
             println!("{}", all.summary());
-            if all.is_valid() {
+            for p in &outcome.problems {
+                println!("corelog-chaos: {p}");
+            }
+            if all.is_valid() && outcome.problems.is_empty() {
                 if temp {
                     let _ = std::fs::remove_dir_all(&dir);
                 }

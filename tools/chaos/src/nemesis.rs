@@ -65,7 +65,14 @@ pub enum Step {
     Transfer(u64),
     /// The member removed from group 0's voters, added back when healed.
     RemoveAndReadd(u64),
+    /// The member's file system left without a free byte, given room
+    /// when healed (only with `--disk-full`: each member on its own tmpfs).
+    DiskFull(u64),
 }
+
+/// The least a full disk holds: the member meets it at its next segment,
+/// and must be seen refusing, handing over and recovering.
+pub const DISK_FULL_HOLD: Duration = Duration::from_secs(5);
 
 /// What the nemesis did, for the log.
 pub fn describe(s: &Step) -> String {
@@ -73,10 +80,13 @@ pub fn describe(s: &Step) -> String {
 }
 
 /// Picks the next fault. With 3 members every fault touches one member;
-/// with 5 a split may cut off two (a minority).
-pub fn next_step(rng: &mut Rng, members: &[u64]) -> Step {
+/// with 5 a split may cut off two (a minority). `disk_full` adds full
+/// disks to the faults (a schedule without it is the same as before it
+/// existed).
+pub fn next_step(rng: &mut Rng, members: &[u64], disk_full: bool) -> Step {
     let m = rng.pick(members);
-    match rng.next_u64() % 12 {
+    let kinds = if disk_full { 13 } else { 12 };
+    match rng.next_u64() % kinds {
         0 => Step::Kill(m),
         1 => Step::KillLeader,
         2 => Step::Pause(m),
@@ -98,7 +108,8 @@ pub fn next_step(rng: &mut Rng, members: &[u64]) -> Step {
         8 => Step::Throttle(m, rng.range(20_000, 200_000)),
         9 => Step::Reset(m),
         10 => Step::Transfer(m),
-        _ => Step::RemoveAndReadd(m),
+        11 => Step::RemoveAndReadd(m),
+        _ => Step::DiskFull(m),
     }
 }
 
@@ -162,6 +173,9 @@ pub fn apply(
                     let _ = c.transfer_leader(g, *m);
                 }
             }
+        }
+        Step::DiskFull(m) => {
+            cluster.fill_disk(*m)?;
         }
         Step::RemoveAndReadd(m) => {
             // One of group 0's voters (with 5 members a group holds 3 of

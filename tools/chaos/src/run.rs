@@ -44,6 +44,18 @@ pub struct RunSpec {
     /// Faults: how long each holds, and the quiet between them.
     pub hold: (u64, u64),
     pub quiet: (u64, u64),
+    /// Full disks among the faults (each member on a tmpfs of its own;
+    /// the caller has entered a private mount namespace).
+    pub disk_full: bool,
+}
+
+/// What a run found: the checker's report of each group, and what the
+/// harness saw go wrong beyond the history (a replica that never caught
+/// up, a full disk the member never reported).
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub reports: Vec<Report>,
+    pub problems: Vec<String>,
 }
 
 /// `path` for group `g` of `groups`.
@@ -78,8 +90,8 @@ fn admin_client(servers: &[SocketAddr]) -> Option<Client> {
     .ok()
 }
 
-/// Runs the schedule and returns one report per group.
-pub fn run(spec: &RunSpec) -> io::Result<Vec<Report>> {
+/// Runs the schedule and judges it.
+pub fn run(spec: &RunSpec) -> io::Result<Outcome> {
     let start = Instant::now();
     let mut cluster = Cluster::start(ClusterSpec {
         binary: spec.binary.clone(),
@@ -88,6 +100,7 @@ pub fn run(spec: &RunSpec) -> io::Result<Vec<Report>> {
         dir: spec.dir.clone(),
         tick_ms: 10,
         election_ticks: 10,
+        own_disks: spec.disk_full,
     })?;
     log(start, &format!("{} members serving", spec.members));
     let servers = cluster.client_addrs();
@@ -118,14 +131,19 @@ pub fn run(spec: &RunSpec) -> io::Result<Vec<Report>> {
     let admin = admin_client(&servers);
     // Members a fault removed from group 0 and not yet added back.
     let mut removed: Vec<u64> = Vec::new();
+    let mut fills = 0u64;
     while Instant::now() < end {
         let quiet = Duration::from_millis(rng.range(spec.quiet.0, spec.quiet.1));
         std::thread::sleep(quiet.min(end.saturating_duration_since(Instant::now())));
         if Instant::now() >= end {
             break;
         }
-        let step = nemesis::next_step(&mut rng, &ids);
-        let hold = Duration::from_millis(rng.range(spec.hold.0, spec.hold.1));
+        let step = nemesis::next_step(&mut rng, &ids, spec.disk_full);
+        let mut hold = Duration::from_millis(rng.range(spec.hold.0, spec.hold.1));
+        if matches!(step, nemesis::Step::DiskFull(_)) {
+            hold = hold.max(nemesis::DISK_FULL_HOLD);
+            fills += 1;
+        }
         log(
             start,
             &format!("nemesis: {} for {hold:?}", nemesis::describe(&step)),
@@ -135,7 +153,16 @@ pub fn run(spec: &RunSpec) -> io::Result<Vec<Report>> {
         }
         std::thread::sleep(hold);
         cluster.heal()?;
-        removed.retain(|&m| !restore_voter(admin.as_ref(), 0, m));
+        removed.retain(|&m| {
+            let back = restore_voter(admin.as_ref(), 0, m);
+            if !back {
+                log(
+                    start,
+                    &format!("member {m} is not a voter of group 0 again yet"),
+                );
+            }
+            !back
+        });
         for (id, st) in cluster.exited() {
             log(
                 start,
@@ -150,12 +177,14 @@ pub fn run(spec: &RunSpec) -> io::Result<Vec<Report>> {
     }
 
     cluster.heal()?;
+    let mut out = Outcome::default();
     for m in removed {
         if !restore_voter(admin.as_ref(), 0, m) {
-            log(
-                start,
-                &format!("member {m} could not be added back to group 0"),
-            );
+            // Every fault is healed: a group that cannot take a
+            // configuration change now is wedged.
+            out.problems.push(format!(
+                "member {m} could not be added back to group 0 after healing"
+            ));
         }
     }
     // Let the clients append on a healed cluster for a moment, so every
@@ -179,9 +208,18 @@ pub fn run(spec: &RunSpec) -> io::Result<Vec<Report>> {
         ),
     );
 
-    let mut reports = Vec::new();
     for g in 0..spec.groups {
-        let logs = converge(&cluster, g, Duration::from_secs(60))?;
+        let (logs, statuses) = converge(&cluster, g, Duration::from_secs(60))?;
+        let ends: BTreeMap<u64, u64> = logs
+            .iter()
+            .map(|(m, l)| (*m, l.last().map_or(0, |(o, _)| o + 1)))
+            .collect();
+        if ends.values().min() != ends.values().max() {
+            out.problems.push(format!(
+                "group {g}: the replicas did not converge within 60 s of healing \
+                 (log ends by member: {ends:?}); their own status:{statuses}"
+            ));
+        }
         let mut replicas = serde_json::Map::new();
         for (m, entries) in &logs {
             let pairs: Vec<Json> = entries.iter().map(|(o, v)| json!([o, v])).collect();
@@ -200,9 +238,53 @@ pub fn run(spec: &RunSpec) -> io::Result<Vec<Report>> {
         .map_err(|e| io::Error::other(format!("history of group {g}: {e}")))?;
         let fin = read_final(BufReader::new(File::open(&fin_path)?))
             .map_err(|e| io::Error::other(format!("final logs of group {g}: {e}")))?;
-        reports.push(check::check(&events, &fin));
+        out.reports.push(check::check(&events, &fin));
     }
-    Ok(reports)
+    if fills > 0 {
+        let (full, room) = space_reports(cluster.log_dir())?;
+        log(
+            start,
+            &format!(
+                "full disks: {fills} filled; members reported no room {full} times, room again {room} times"
+            ),
+        );
+        if full == 0 {
+            out.problems.push(format!(
+                "{fills} disks filled and no member reported a full disk: the fault did not bite"
+            ));
+        }
+        if room < full {
+            out.problems.push(format!(
+                "members reported no room {full} times but room again only {room} times"
+            ));
+        }
+    }
+    if !out.problems.is_empty() || out.reports.iter().any(|r| !r.is_valid()) {
+        // The members' data lives on tmpfs mounts that vanish with this
+        // process: keep a copy beside the logs for `corelog wal-check`.
+        for (id, to) in cluster.preserve_disks()? {
+            log(
+                start,
+                &format!("member {id}'s data copied to {}", to.display()),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// How many times the members' logs say a shard ran out of room for its
+/// WAL, and how many times it had room again.
+fn space_reports(dir: &Path) -> io::Result<(u64, u64)> {
+    let (mut full, mut room) = (0, 0);
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        if p.extension().is_some_and(|x| x == "log") {
+            let text = String::from_utf8_lossy(&std::fs::read(&p)?).into_owned();
+            full += text.matches("no room for its WAL").count() as u64;
+            room += text.matches("room for its WAL again").count() as u64;
+        }
+    }
+    Ok((full, room))
 }
 
 /// Waits until every group has a leader that answers status.
@@ -242,33 +324,86 @@ fn restore_voter(client: Option<&Client>, group: u64, member: u64) -> bool {
     false
 }
 
-/// Reads every member's copy of `group` until all end at the same offset
-/// twice in a row (or the limit passes: then the logs as they are, and the
-/// checker judges them).
-fn converge(
-    cluster: &Cluster,
-    group: u64,
-    limit: Duration,
-) -> io::Result<BTreeMap<u64, Vec<(u64, Json)>>> {
+/// Each member's copy of a group: `(offset, value)` in offset order.
+type ReplicaLogs = BTreeMap<u64, Vec<(u64, Json)>>;
+
+/// Waits until every member holding `group` reports the same log end
+/// (its own view: `GroupStatus` asked of it alone) twice in a row, or the
+/// limit passes; then reads every member's copy once (the checker judges
+/// them as they are). Also returns the members' last status answers, for
+/// a report of replicas that did not converge.
+fn converge(cluster: &Cluster, group: u64, limit: Duration) -> io::Result<(ReplicaLogs, String)> {
     let deadline = Instant::now() + limit;
     let mut last_ends: Option<Vec<u64>> = None;
+    let mut seen = String::new();
     loop {
-        let mut logs = BTreeMap::new();
+        let mut ends = Vec::new();
+        let mut all_answered = true;
+        seen.clear();
         for id in cluster.ids() {
-            if let Some(log) = read_replica(cluster.client_addr(id), group)? {
-                logs.insert(id, log);
+            match status_of(cluster.client_addr(id), group) {
+                Ok(Some(s)) => {
+                    ends.push(s.latest_offset);
+                    seen.push_str(&format!(
+                        "\n  member {id}: term {} leader {} commit {} applied {} offsets {}..{} voters {:?} learners {:?}",
+                        s.term,
+                        s.leader,
+                        s.commit_index,
+                        s.applied_index,
+                        s.earliest_offset,
+                        s.latest_offset,
+                        s.voters,
+                        s.learners
+                    ));
+                }
+                Ok(None) => seen.push_str(&format!("\n  member {id}: holds no replica")),
+                Err(e) => {
+                    all_answered = false;
+                    seen.push_str(&format!("\n  member {id}: {e}"));
+                }
             }
         }
-        let ends: Vec<u64> = logs
-            .values()
-            .map(|l: &Vec<(u64, Json)>| l.last().map_or(0, |(o, _)| o + 1))
-            .collect();
-        let same = ends.windows(2).all(|w| w[0] == w[1]);
+        let same = all_answered && ends.windows(2).all(|w| w[0] == w[1]);
         if (same && last_ends.as_ref() == Some(&ends)) || Instant::now() > deadline {
-            return Ok(logs);
+            break;
         }
         last_ends = Some(ends);
         std::thread::sleep(Duration::from_millis(500));
+    }
+    let mut logs = BTreeMap::new();
+    for id in cluster.ids() {
+        if let Some(log) = read_replica(cluster.client_addr(id), group)? {
+            logs.insert(id, log);
+        }
+    }
+    Ok((logs, seen))
+}
+
+/// `group`'s status as one member sees it; `None` if it holds no replica.
+fn status_of(addr: SocketAddr, group: u64) -> io::Result<Option<corelog::clientpb::GroupStatus>> {
+    let conn = Connection::open(addr, Duration::from_secs(2), Limits::DEFAULT)
+        .map_err(|e| io::Error::other(format!("{addr}: {e}")))?;
+    let req = Request {
+        op: Some(Op::GroupStatus(corelog::clientpb::GroupStatusRequest {
+            group,
+        })),
+    };
+    let answer = conn
+        .send(&req)
+        .map_err(|e| io::Error::other(format!("{addr}: {e}")))?
+        .wait(Instant::now() + Duration::from_secs(5))
+        .map_err(|e| io::Error::other(format!("{addr}: {e}")))?;
+    match answer.result {
+        Some(Answer::GroupStatus(s)) => Ok(Some(s)),
+        Some(Answer::Error(e)) => match e.kind {
+            Some(corelog::clientpb::error::Kind::GroupNotFound(_)) => Ok(None),
+            k => Err(io::Error::other(format!(
+                "{addr}: status of group {group}: {k:?}"
+            ))),
+        },
+        other => Err(io::Error::other(format!(
+            "{addr}: unexpected answer {other:?}"
+        ))),
     }
 }
 
