@@ -255,16 +255,23 @@ impl Appender {
             };
             break;
         }
-        if self.in_flight.is_none() && self.sync_ticket > self.started {
+        // A write waiting for room keeps the queue from emptying, so
+        // neither a written write nor `flush_idle` would start a flush;
+        // yet what is pending then (a compaction mark, the state `gc_plan`
+        // moved) is how room comes back: it goes out now.
+        let unblock = waiting == Waiting::Space && self.wal.borrow().has_pending();
+        if self.in_flight.is_none() && (self.sync_ticket > self.started || unblock) {
             self.start_flush()?;
         }
         Ok(waiting)
     }
 
     /// Starts a flush of whatever is pending (records that need no sync
-    /// wait for this, once a tick, when nothing else carries them).
+    /// wait for this, once a tick, when nothing else carries them), also
+    /// while the first write waits for room: then nothing else will.
     pub fn flush_idle(&mut self) -> wal::Result<()> {
-        if self.in_flight.is_none() && self.queue.is_empty() && self.wal.borrow().has_pending() {
+        let idle = self.queue.is_empty() || self.no_space.is_some();
+        if self.in_flight.is_none() && idle && self.wal.borrow().has_pending() {
             self.start_flush()?;
         }
         Ok(())

@@ -80,7 +80,7 @@ fn one_entry(index: u64, bytes: usize) -> Message {
     }])
 }
 
-/// Review of issue 7 (a finding, not a fix): a WAL at its quota gives room
+/// Issue 7 (found by review, failed before the fix): a WAL at its quota gives room
 /// back only by reclaiming dead segments, and the loop's reclaim waits for
 /// the flush carrying the records that made them dead (a compaction mark,
 /// state moved by `gc_plan`). While a write waits for room
@@ -89,10 +89,11 @@ fn one_entry(index: u64, bytes: usize) -> Message {
 /// is empty, and the stuck write keeps it non-empty. So the compaction
 /// that would free the space is never made durable, the dead segment is
 /// never deleted, and the write waits for ever unless an operator raises
-/// the quota. This drives the appender and the WAL as `Loop::turn` does,
-/// once per tick: poll, retry, pump, flush_idle, reclaim.
+/// the quota. Now `pump` and `flush_idle` start a flush of what is
+/// pending while the head write waits for room. This drives the appender
+/// and the WAL as `Loop::turn` does, once per tick: poll, retry, pump,
+/// flush_idle, reclaim.
 #[test]
-#[ignore = "review7 finding: fails on main until fixed; run with --ignored"]
 fn review7_a_compaction_on_a_full_wal_becomes_durable_and_its_reclaim_frees_the_waiting_write() {
     let d = tempfile::tempdir().unwrap();
     let mut o = wal::Options::new(1, 0);
