@@ -281,7 +281,7 @@ fn the_quota_of_an_open_wal_can_be_lowered_to_fill_it_and_raised_to_free_it() {
     assert_eq!(w.last_index(1), next);
 }
 
-/// Review of issue 7 (a finding, not a fix): at its quota a WAL gets room
+/// Issue 7 (found by review, failed before the fix): at its quota a WAL gets room
 /// back only by compacting and reclaiming dead segments, but the records
 /// a compaction needs (the snapshot metadata and the compaction mark the
 /// shard loop's `queue_compactions` writes) must fit the active segment's
@@ -289,9 +289,9 @@ fn the_quota_of_an_open_wal_can_be_lowered_to_fill_it_and_raised_to_free_it() {
 /// `set_snapshot` is refused with `NoSpace` too, nothing becomes dead,
 /// and the member stays full until an operator frees space. With entries
 /// of 100 to 140 bytes (the benchmarks write 128), filled the way a shard
-/// fills it, several sizes cannot record their compaction.
+/// fills it, several sizes could not record their compaction; now every
+/// segment keeps a state reserve that entries may not use.
 #[test]
-#[ignore = "review7 finding: fails on main until fixed; run with --ignored"]
 fn review7_a_full_wal_can_always_record_the_compaction_that_frees_it() {
     use corelog::raftpb::{ConfState, SnapshotMetadata};
     let mut refused = Vec::new();

@@ -5,10 +5,14 @@
 //! completes this one), and holds each write's responses until the flush
 //! carrying it, and every earlier one, is durable.
 //!
-//! A write is queued into the WAL only when `Wal::can_queue` says it
-//! neither forces an early flush nor rolls onto a segment still being
-//! prepared; otherwise it waits here, in order, for the next flush to
-//! complete or for the spare segment. A write larger than one flush is
+//! A write is queued into the WAL only when `Wal::can_queue` (entries) or
+//! `Wal::can_queue_state` (hard state, snapshot: they may use a segment's
+//! state reserve) says it neither forces an early flush nor rolls onto a
+//! segment still being prepared; otherwise it waits here, in order, for
+//! the next flush to complete or for the spare segment. When the spare
+//! could not be made (`Wal::refused_at_once`), the write is queued anyway:
+//! the WAL refuses it at once with `NoSpace`, which is how a full disk is
+//! found (`Waiting::Space`). A write larger than one flush is
 //! queued in pieces (entries first, in as many flushes as they need, then
 //! the hard state), which is safe: its responses wait for all of it, and
 //! a crash between the pieces leaves a prefix of the entries, no hard
@@ -204,6 +208,7 @@ impl Appender {
     /// if none is in flight and records are pending.
     pub fn pump(&mut self) -> wal::Result<Waiting> {
         let mut waiting = Waiting::No;
+        self.wal.borrow_mut().poll_spare();
         if self.no_space.is_some() && !std::mem::take(&mut self.retry) {
             waiting = Waiting::Space;
         }
@@ -306,6 +311,16 @@ impl Appender {
         self.in_flight.is_none() && !wal.has_pending() && wal.spare_ready()
     }
 
+    /// Whether state records of at most `cost` bytes go now: they fit
+    /// without a wait, or waiting would not help (`must_force`), or the
+    /// WAL would refuse them at once for lack of room, which is how the
+    /// appender learns it (`Waiting::Space`) and the WAL tries the
+    /// segment again.
+    fn may_queue_state(&self, cost: usize) -> bool {
+        let wal = self.wal.borrow();
+        wal.can_queue_state(cost) || wal.refused_at_once(cost) || self.must_force()
+    }
+
     fn got(&mut self, t: Ticket) {
         self.ticket = self.ticket.max(t.0);
     }
@@ -343,7 +358,7 @@ impl Appender {
                 .and_then(|s| s.metadata.as_ref())
                 .filter(|m| m.index > 0)
             {
-                if !self.wal.borrow().can_queue(snapshot_cost(meta)) && !self.must_force() {
+                if !self.may_queue_state(snapshot_cost(meta)) {
                     return Ok(false);
                 }
                 let t = storage.apply_snapshot(meta)?;
@@ -371,8 +386,14 @@ impl Appender {
             // Forced, one entry alone: it fits a record of its own in an
             // empty flush and a fresh segment, so the WAL neither flushes
             // early nor waits; more would make it flush the first part
-            // (and wait for it) to take the rest.
-            let n = if n == 0 && self.must_force() { 1 } else { n };
+            // (and wait for it) to take the rest. Or the segment it needs
+            // could not be made: the WAL refuses it at once, saying why.
+            let one = entries_cost(&rest[..1]);
+            let n = if n == 0 && (self.must_force() || self.wal.borrow().refused_at_once(one)) {
+                1
+            } else {
+                n
+            };
             if n == 0 {
                 return Ok(false);
             }
@@ -386,7 +407,7 @@ impl Appender {
             commit: w.msg.commit,
         };
         if !is_empty_hard_state(&hs) {
-            if !self.wal.borrow().can_queue(HARD_STATE_COST) && !self.must_force() {
+            if !self.may_queue_state(HARD_STATE_COST) {
                 return Ok(false);
             }
             let t = storage.set_hard_state(&hs)?;

@@ -425,6 +425,7 @@ impl Loop {
             return Ok(());
         }
         let built = std::mem::take(&mut *self.shard.compactions.borrow_mut());
+        self.shard.wal.borrow_mut().poll_spare();
         for b in built {
             let g = self.shard.groups.borrow().get(&b.group).cloned();
             let Some(g) = g else { continue };
@@ -435,8 +436,11 @@ impl Loop {
                 grp.compacting = false;
                 continue;
             }
+            // State records: a full WAL keeps room for them at the end of
+            // each segment (the state reserve), so a compaction can always
+            // be recorded, and free the segments it makes dead.
             let cost = snapshot_cost(&b.meta) + HARD_STATE_COST;
-            if !self.shard.wal.borrow().can_queue(cost) {
+            if !self.shard.wal.borrow().can_queue_state(cost) {
                 self.shard.compactions.borrow_mut().push(b);
                 continue;
             }
