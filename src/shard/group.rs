@@ -131,6 +131,7 @@ impl Group {
         wal: Rc<RefCell<Wal>>,
         apply: Box<dyn Apply>,
         preferred: Option<u64>,
+        read_ctx_start: u64,
     ) -> raft::Result<Group> {
         let base_conf = wal
             .borrow()
@@ -144,7 +145,7 @@ impl Group {
             raw,
             apply,
             proposals: Proposals::default(),
-            reads: Reads::default(),
+            reads: Reads::starting_at(read_ctx_start),
             applied,
             dirty: false,
             preferred,

@@ -351,7 +351,9 @@ async fn start(
             .replicas(id)
             .ok()
             .and_then(|r| r.first().copied());
-        let mut g = Group::new(id, &rc, wal.clone(), (spec.apply)(id), preferred)
+        // Read contexts of this life start apart from any earlier one's.
+        let read_ctx = os_random_u64().map_err(StartError::Seed)?;
+        let mut g = Group::new(id, &rc, wal.clone(), (spec.apply)(id), preferred, read_ctx)
             .map_err(|error| StartError::Raft { group: id, error })?;
         // A compacted group: its state machine starts from the snapshot
         // the WAL names, then the loop hands it the entries after it. Read
