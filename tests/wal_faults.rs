@@ -197,14 +197,17 @@ fn aligned_flush(w: &mut Wal, term: u64, vote: u64, via: Via) -> (HardState, Pat
 }
 
 /// Makes the next `aligned_flush` start at `64 + k * FLUSH` of a segment:
-/// if what is left of the active segment cannot take a whole one, a
-/// filler flush takes all of it (so the next flush rolls).
+/// if what is left of the active segment (short of its state reserve)
+/// cannot take a whole one, a filler flush takes all of it (so the next
+/// flush rolls).
 fn align(w: &mut Wal, seg_size: u64, via: Via) {
     use corelog::wal::format::{BATCH_RECORD_SIZE, ENTRIES_FIXED, ENTRY_FIXED, RECORD_HEADER_SIZE};
     let end_marker = RECORD_HEADER_SIZE as u64;
     let min = (BATCH_RECORD_SIZE + RECORD_HEADER_SIZE + ENTRIES_FIXED + ENTRY_FIXED) as u64;
     let (_, pos) = w.write_position();
-    let left = seg_size - pos - end_marker;
+    // Entries end short of the segment's state reserve.
+    let end = seg_size - corelog::wal::state_reserve(seg_size);
+    let left = end - pos - end_marker;
     if left >= FLUSH || left < min {
         return;
     }
@@ -213,7 +216,7 @@ fn align(w: &mut Wal, seg_size: u64, via: Via) {
         .append_entries(3, &[ent(i, 1, (left - min) as usize)])
         .unwrap();
     flush_via(w, via).unwrap();
-    assert_eq!(w.write_position().1, seg_size - end_marker, "filler");
+    assert_eq!(w.write_position().1, end - end_marker, "filler");
 }
 
 /// Defect 2. A recycled file keeps its previous life's records. A flush

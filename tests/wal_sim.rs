@@ -1219,8 +1219,9 @@ fn lost_then_torn(c: &LostThenTorn) -> Result<(), String> {
     if c.place == Place::Spare {
         assert_eq!(w.write_position(), (seg1, 3000), "{}", c.name);
         assert_eq!(w.segment_seqs(), [1], "{}: segment 2 is the spare", c.name);
-        // On in segment 1 until the log rolls into the spare.
-        flush_to(&mut w, 4000);
+        // On in segment 1 until the log rolls into the spare (entries end
+        // short of the segment's state reserve).
+        flush_to(&mut w, 4096 - corelog::wal::state_reserve(4096) - 96);
         let len = c.h_at - c.f_at - ONE_ENTRY_FLUSH;
         let i = w.last_index(1) + 1;
         let _ = w.append_entries(1, &[ent(i, 1, len as usize)]).unwrap();

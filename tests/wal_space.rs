@@ -280,3 +280,74 @@ fn the_quota_of_an_open_wal_can_be_lowered_to_fill_it_and_raised_to_free_it() {
     w.flush().unwrap();
     assert_eq!(w.last_index(1), next);
 }
+
+/// Issue 7 (found by review, failed before the fix): at its quota a WAL gets room
+/// back only by compacting and reclaiming dead segments, but the records
+/// a compaction needs (the snapshot metadata and the compaction mark the
+/// shard loop's `queue_compactions` writes) must fit the active segment's
+/// tail, which is whatever the refused append left: often less. Then
+/// `set_snapshot` is refused with `NoSpace` too, nothing becomes dead,
+/// and the member stays full until an operator frees space. With entries
+/// of 100 to 140 bytes (the benchmarks write 128), filled the way a shard
+/// fills it, several sizes could not record their compaction; now every
+/// segment keeps a state reserve that entries may not use.
+#[test]
+fn review7_a_full_wal_can_always_record_the_compaction_that_frees_it() {
+    use corelog::raftpb::{ConfState, SnapshotMetadata};
+    let mut refused = Vec::new();
+    for size in 100..=140usize {
+        let d = tempfile::tempdir().unwrap();
+        let mut o = Options::new(5, 0);
+        o.segment_size = 16 << 10;
+        o.max_flush_bytes = 8 << 10;
+        o.unsafe_no_fsync = true;
+        let mut w = Wal::open(d.path(), o).unwrap();
+        // `set_quota` of tests/cluster: what the files take now.
+        w.wait_prepared();
+        let quota = w.disk_bytes();
+        w.set_max_disk_bytes(quota).unwrap();
+        let mut next = 1u64;
+        loop {
+            let e = Entry {
+                term: 1,
+                index: next,
+                r#type: 0,
+                data: Bytes::from(vec![7u8; size]),
+            };
+            match w.append_entries(1, &[e]) {
+                Ok(_) => next += 1,
+                Err(e) if e.is_no_space() => break,
+                Err(e) => panic!("size {size}: {e}"),
+            }
+            if next % 16 == 0 {
+                w.flush().unwrap();
+            }
+            assert!(next < 10_000, "never filled");
+        }
+        w.flush().unwrap();
+        let last = next - 1;
+        let meta = SnapshotMetadata {
+            conf_state: Some(ConfState {
+                voters: vec![1, 2, 3],
+                ..Default::default()
+            }),
+            index: last,
+            term: 1,
+        };
+        // What `Loop::queue_compactions` writes.
+        let r = w.set_snapshot(1, &meta).and_then(|_| w.compact(1, last, 1));
+        match r {
+            Ok(_) => {
+                w.flush().unwrap();
+                assert!(w.gc().unwrap() > 0, "size {size}: compacted, nothing freed");
+            }
+            Err(e) if e.is_no_space() => refused.push(size),
+            Err(e) => panic!("size {size}: {e}"),
+        }
+    }
+    assert!(
+        refused.is_empty(),
+        "a WAL full of entries of these sizes cannot record the compaction that would \
+         free it (NoSpace): {refused:?}"
+    );
+}

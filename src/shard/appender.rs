@@ -14,10 +14,14 @@
 //! on a kernel worker and costs two wakeups (the worker's, then the
 //! shard's); a lone record's latency is mostly those.
 //!
-//! A write is queued into the WAL only when `Wal::can_queue` says it
-//! neither forces an early flush nor rolls onto a segment still being
-//! prepared; otherwise it waits here, in order, for the next flush to
-//! complete or for the spare segment. A write larger than one flush is
+//! A write is queued into the WAL only when `Wal::can_queue` (entries) or
+//! `Wal::can_queue_state` (hard state, snapshot: they may use a segment's
+//! state reserve) says it neither forces an early flush nor rolls onto a
+//! segment still being prepared; otherwise it waits here, in order, for
+//! the next flush to complete or for the spare segment. When the spare
+//! could not be made (`Wal::refused_at_once`), the write is queued anyway:
+//! the WAL refuses it at once with `NoSpace`, which is how a full disk is
+//! found (`Waiting::Space`). A write larger than one flush is
 //! queued in pieces (entries first, in as many flushes as they need, then
 //! the hard state), which is safe: its responses wait for all of it, and
 //! a crash between the pieces leaves a prefix of the entries, no hard
@@ -240,6 +244,7 @@ impl Appender {
         let mut waiting = Waiting::No;
         // Decided again at every pump.
         self.inline_due = false;
+        self.wal.borrow_mut().poll_spare();
         if self.no_space.is_some() && !std::mem::take(&mut self.retry) {
             waiting = Waiting::Space;
         }
@@ -293,7 +298,12 @@ impl Appender {
             break;
         }
         let inline_max = std::mem::take(&mut self.inline_max);
-        if self.in_flight.is_none() && self.sync_ticket > self.started {
+        // A write waiting for room keeps the queue from emptying, so
+        // neither a written write nor `flush_idle` would start a flush;
+        // yet what is pending then (a compaction mark, the state `gc_plan`
+        // moved) is how room comes back: it goes out now.
+        let unblock = waiting == Waiting::Space && self.wal.borrow().has_pending();
+        if self.in_flight.is_none() && (self.sync_ticket > self.started || unblock) {
             if inline_max > 0
                 && waiting == Waiting::No
                 && !self.pending_races
@@ -349,9 +359,11 @@ impl Appender {
     }
 
     /// Starts a flush of whatever is pending (records that need no sync
-    /// wait for this, once a tick, when nothing else carries them).
+    /// wait for this, once a tick, when nothing else carries them), also
+    /// while the first write waits for room: then nothing else will.
     pub fn flush_idle(&mut self) -> wal::Result<()> {
-        if self.in_flight.is_none() && self.queue.is_empty() && self.wal.borrow().has_pending() {
+        let idle = self.queue.is_empty() || self.no_space.is_some();
+        if self.in_flight.is_none() && idle && self.wal.borrow().has_pending() {
             self.start_flush()?;
         }
         Ok(())
@@ -385,6 +397,16 @@ impl Appender {
     fn must_force(&self) -> bool {
         let wal = self.wal.borrow();
         self.in_flight.is_none() && !wal.has_pending() && wal.spare_ready()
+    }
+
+    /// Whether state records of at most `cost` bytes go now: they fit
+    /// without a wait, or waiting would not help (`must_force`), or the
+    /// WAL would refuse them at once for lack of room, which is how the
+    /// appender learns it (`Waiting::Space`) and the WAL tries the
+    /// segment again.
+    fn may_queue_state(&self, cost: usize) -> bool {
+        let wal = self.wal.borrow();
+        wal.can_queue_state(cost) || wal.refused_at_once(cost) || self.must_force()
     }
 
     fn got(&mut self, t: Ticket) {
@@ -424,7 +446,7 @@ impl Appender {
                 .and_then(|s| s.metadata.as_ref())
                 .filter(|m| m.index > 0)
             {
-                if !self.wal.borrow().can_queue(snapshot_cost(meta)) && !self.must_force() {
+                if !self.may_queue_state(snapshot_cost(meta)) {
                     return Ok(false);
                 }
                 let t = storage.apply_snapshot(meta)?;
@@ -452,8 +474,14 @@ impl Appender {
             // Forced, one entry alone: it fits a record of its own in an
             // empty flush and a fresh segment, so the WAL neither flushes
             // early nor waits; more would make it flush the first part
-            // (and wait for it) to take the rest.
-            let n = if n == 0 && self.must_force() { 1 } else { n };
+            // (and wait for it) to take the rest. Or the segment it needs
+            // could not be made: the WAL refuses it at once, saying why.
+            let one = entries_cost(&rest[..1]);
+            let n = if n == 0 && (self.must_force() || self.wal.borrow().refused_at_once(one)) {
+                1
+            } else {
+                n
+            };
             if n == 0 {
                 return Ok(false);
             }
@@ -467,7 +495,7 @@ impl Appender {
             commit: w.msg.commit,
         };
         if !is_empty_hard_state(&hs) {
-            if !self.wal.borrow().can_queue(HARD_STATE_COST) && !self.must_force() {
+            if !self.may_queue_state(HARD_STATE_COST) {
                 return Ok(false);
             }
             let t = storage.set_hard_state(&hs)?;

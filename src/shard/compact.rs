@@ -12,7 +12,8 @@
 //! WAL in pieces, the task yielding between pieces.
 //!
 //! Then the data goes to its file on glommio's blocking thread pool
-//! (snapfile.rs: durable before anything refers to it), and the loop
+//! (snapfile.rs: durable before anything refers to it; a full disk there
+//! only puts the next attempt off by `space_retry_ticks`), and the loop
 //! queues the WAL's snapshot metadata and compaction mark
 //! (`Loop::queue_compactions`) and, once those are durable, deletes the
 //! group's older files.
@@ -59,9 +60,21 @@ pub(crate) async fn build(shard: Rc<Shard>, g: Rc<RefCell<Group>>, index: u64) {
                     });
                     shard.signal.ring();
                 }
+                Err(e) if e.is_no_space() => {
+                    // No room for the file: nothing names it and its
+                    // partial file is gone. Compaction is how a full disk
+                    // gets room back, so the shard goes on and the group
+                    // tries again later (rebuilding: the state machine has
+                    // moved meanwhile).
+                    let mut grp = g.borrow_mut();
+                    grp.compacting = false;
+                    grp.compact_retry_at = shard.now.get() + shard.cfg.space_retry_ticks.max(1);
+                    grp.stats.snapshot_files_no_room += 1;
+                }
                 Err(e) => {
-                    // A snapshot file that cannot be made durable is a
-                    // disk failing under the shard, as a failed WAL flush.
+                    // A snapshot file that cannot be made durable for any
+                    // other reason is a disk failing under the shard, as a
+                    // failed WAL flush.
                     g.borrow_mut().compacting = false;
                     shard.poison(format!("group {gid}: writing its snapshot: {e}"));
                     shard.signal.ring();

@@ -47,6 +47,9 @@ pub struct GroupStats {
     /// MsgSnaps refused: data missing or refused by the state machine
     /// (received), or no data to send (sent).
     pub snapshots_refused: u64,
+    /// Snapshot files (built or received) that found no room on the disk
+    /// (each tried again later).
+    pub snapshot_files_no_room: u64,
     /// Times this replica learned of a leader other than the last one it
     /// knew (a term with no leader known in between does not count).
     pub leader_changes: u64,
@@ -91,6 +94,9 @@ pub struct Group {
     confs: Vec<(u64, ConfState)>,
     /// A snapshot is being built or written (one at a time per group).
     pub(crate) compacting: bool,
+    /// No compaction starts before this tick: the last one found no room
+    /// for its file.
+    pub(crate) compact_retry_at: u64,
     /// Peers sent a MsgSnap, and when (in shard ticks): a snapshot lost
     /// after it was written to the socket is reported failed after a
     /// while (`SNAPSHOT_TIMEOUT_ELECTIONS`).
@@ -131,6 +137,7 @@ impl Group {
         wal: Rc<RefCell<Wal>>,
         apply: Box<dyn Apply>,
         preferred: Option<u64>,
+        read_ctx_start: u64,
     ) -> raft::Result<Group> {
         let base_conf = wal
             .borrow()
@@ -144,7 +151,7 @@ impl Group {
             raw,
             apply,
             proposals: Proposals::default(),
-            reads: Reads::default(),
+            reads: Reads::starting_at(read_ctx_start),
             applied,
             dirty: false,
             preferred,
@@ -156,6 +163,7 @@ impl Group {
             base_conf,
             confs: Vec::new(),
             compacting: false,
+            compact_retry_at: 0,
             snap_sent: Vec::new(),
         })
     }
@@ -188,8 +196,8 @@ impl Group {
     /// The index to compact to now, if the state machine's compactable
     /// index moved `threshold` entries or more past the latest snapshot
     /// and no snapshot is under way.
-    pub(crate) fn compaction_due(&self, threshold: u64) -> Option<u64> {
-        if self.compacting {
+    pub(crate) fn compaction_due(&self, threshold: u64, now: u64) -> Option<u64> {
+        if self.compacting || now < self.compact_retry_at {
             return None;
         }
         let c = self.apply.compactable_index().min(self.applied);

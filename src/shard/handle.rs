@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Instant;
 
-use glommio::{LocalExecutorBuilder, Placement};
+use glommio::{LocalExecutorBuilder, Placement, PoolPlacement};
 
 use super::appender::Appender;
 use super::apply::{ApplyFactory, SnapshotFault};
@@ -251,7 +251,16 @@ pub fn spawn(spec: ShardSpec) -> Result<ShardHandle, StartError> {
     let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), StartError>>(1);
     let index = spec.index;
     let (mb, rp) = (mailbox.clone(), report.clone());
+    // One blocking thread, said here rather than left to glommio's
+    // default (also one): the shard's blocking work runs there in the
+    // order the loop spawns it, and relies on that. A snapshot file's
+    // write and `snapfile::remove_older` of the same group (which deletes
+    // the group's temporary files) never overlap; WAL segment deletion
+    // (`Reclaim::run`, one round at a time) never races a snapshot write
+    // for the disk's room. More threads would need explicit ordering.
+    let pool = PoolPlacement::from(placement.clone());
     let thread = LocalExecutorBuilder::new(placement)
+        .blocking_thread_pool_placement(pool)
         .name(&format!("shard-{index}"))
         .io_memory(spec.cfg.io_memory)
         .spawn(move || async move {
@@ -351,7 +360,9 @@ async fn start(
             .replicas(id)
             .ok()
             .and_then(|r| r.first().copied());
-        let mut g = Group::new(id, &rc, wal.clone(), (spec.apply)(id), preferred)
+        // Read contexts of this life start apart from any earlier one's.
+        let read_ctx = os_random_u64().map_err(StartError::Seed)?;
+        let mut g = Group::new(id, &rc, wal.clone(), (spec.apply)(id), preferred, read_ctx)
             .map_err(|error| StartError::Raft { group: id, error })?;
         // A compacted group: its state machine starts from the snapshot
         // the WAL names, then the loop hands it the entries after it. Read

@@ -98,7 +98,10 @@ impl Shard {
             .map_err(JoinError::Wal)?;
         let seed = os_random_u64().map_err(JoinError::Seed)?;
         let rc = raft_config(self.member, &self.cfg, seed);
-        let g = Group::new(group, &rc, self.wal.clone(), apply, None).map_err(JoinError::Raft)?;
+        // Read contexts of this life start apart from any earlier one's.
+        let read_ctx = os_random_u64().map_err(JoinError::Seed)?;
+        let g = Group::new(group, &rc, self.wal.clone(), apply, None, read_ctx)
+            .map_err(JoinError::Raft)?;
         let g = Rc::new(RefCell::new(g));
         self.groups.borrow_mut().insert(group, g.clone());
         self.mark_dirty(&mut g.borrow_mut(), &g);

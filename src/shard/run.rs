@@ -51,6 +51,12 @@ use crate::wal::{self, HARD_STATE_COST, snapshot_cost};
 /// Readys taken from one group per turn before the others get theirs.
 const MAX_READYS_PER_GROUP: usize = 4;
 
+/// How long a snapshot file that found no room waits before its next
+/// try: `space_retry_ticks`, as the WAL's refused write.
+fn shard_retry_interval(shard: &Shard) -> Duration {
+    shard.cfg.tick * shard.cfg.space_retry_ticks.max(1) as u32
+}
+
 /// Counters of the loop, for status and benchmarks.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct LoopStats {
@@ -243,7 +249,7 @@ impl Loop {
                 .now
                 .get()
                 .saturating_sub(shard.cfg.election_ticks as u64);
-            let full = self.appender.no_space().is_some();
+            let full = self.appender.no_space().is_some() || shard.snapfiles_waiting_room.get() > 0;
             let heard_since = shard
                 .now
                 .get()
@@ -281,7 +287,7 @@ impl Loop {
                 shard.mark_dirty(&mut grp, &g);
                 more = true;
             }
-            if let Some(c) = grp.compaction_due(shard.cfg.compact_threshold_entries) {
+            if let Some(c) = grp.compaction_due(shard.cfg.compact_threshold_entries, now) {
                 grp.compacting = true;
                 drop(grp);
                 // Spawned with no group borrowed: glommio may run it at
@@ -332,7 +338,10 @@ impl Loop {
             }
             _ => {}
         }
-        let full = self.appender.no_space().map(str::to_string);
+        let full = self.appender.no_space().map(str::to_string).or_else(|| {
+            (shard.snapfiles_waiting_room.get() > 0)
+                .then(|| shard.snapfile_no_room.borrow().clone())
+        });
         if full.is_some() != shard.storage_full.borrow().is_some() {
             shard.report.set_storage_full(full.clone());
             *shard.storage_full.borrow_mut() = full;
@@ -444,13 +453,50 @@ impl Loop {
             self.shard.clone(),
             self.shard.snap_dir.clone(),
         );
+        let retry = shard_retry_interval(&self.shard);
         glommio::spawn_local(async move {
-            let r = glommio::executor()
-                .spawn_blocking(move || snapfile::write_durable(&dir, gid, index, &data))
-                .await;
-            match r {
-                Ok(_) => g.set(true),
-                Err(e) => shard.poison(format!("group {gid}: writing a leader's snapshot: {e}")),
+            let mut waiting = false;
+            loop {
+                let (dir, data) = (dir.clone(), data.clone());
+                let r = glommio::executor()
+                    .spawn_blocking(move || snapfile::write_durable(&dir, gid, index, &data))
+                    .await;
+                match r {
+                    Ok(_) => g.set(true),
+                    // No room: the write (and every one behind it) waits at
+                    // the gate, the shard says it is full (its leaders hand
+                    // off, proposals fail fast), and the file is tried
+                    // again. The leader, hearing nothing, sends the
+                    // snapshot again after its timeout; that one queues
+                    // behind this.
+                    Err(e) if e.is_no_space() && shard.failed.borrow().is_none() => {
+                        if !waiting {
+                            waiting = true;
+                            shard
+                                .snapfiles_waiting_room
+                                .set(shard.snapfiles_waiting_room.get() + 1);
+                            if let Some(grp) = shard.groups.borrow().get(&gid) {
+                                grp.borrow_mut().stats.snapshot_files_no_room += 1;
+                            }
+                        }
+                        *shard.snapfile_no_room.borrow_mut() =
+                            format!("group {gid}: no room for a leader's snapshot: {e}");
+                        shard.signal.ring();
+                        glommio::timer::sleep(retry).await;
+                        if !shard.stopping.get() {
+                            continue;
+                        }
+                    }
+                    Err(e) => {
+                        shard.poison(format!("group {gid}: writing a leader's snapshot: {e}"))
+                    }
+                }
+                break;
+            }
+            if waiting {
+                shard
+                    .snapfiles_waiting_room
+                    .set(shard.snapfiles_waiting_room.get() - 1);
             }
             shard.signal.ring();
         })
@@ -467,6 +513,7 @@ impl Loop {
             return Ok(());
         }
         let built = std::mem::take(&mut *self.shard.compactions.borrow_mut());
+        self.shard.wal.borrow_mut().poll_spare();
         for b in built {
             let g = self.shard.groups.borrow().get(&b.group).cloned();
             let Some(g) = g else { continue };
@@ -477,8 +524,11 @@ impl Loop {
                 grp.compacting = false;
                 continue;
             }
+            // State records: a full WAL keeps room for them at the end of
+            // each segment (the state reserve), so a compaction can always
+            // be recorded, and free the segments it makes dead.
             let cost = snapshot_cost(&b.meta) + HARD_STATE_COST;
-            if !self.shard.wal.borrow().can_queue(cost) {
+            if !self.shard.wal.borrow().can_queue_state(cost) {
                 self.shard.compactions.borrow_mut().push(b);
                 continue;
             }

@@ -35,6 +35,14 @@ pub enum SnapFileError {
     Missing { path: PathBuf },
     /// The file is larger than the shard accepts.
     TooLarge { path: PathBuf, len: u64, limit: u64 },
+    /// No room for the file (`ENOSPC`, `EDQUOT`, `EFBIG` while creating,
+    /// writing or syncing it): nothing refers to it yet and its partial
+    /// file is gone, so the write may be tried again once there is room.
+    NoSpace {
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
     /// A system call failed.
     Io {
         op: &'static str,
@@ -57,11 +65,50 @@ impl fmt::Display for SnapFileError {
             SnapFileError::Io { op, path, source } => {
                 write!(f, "{op} {}: {source}", path.display())
             }
+            SnapFileError::NoSpace { op, path, source } => {
+                write!(f, "no room to {op} {}: {source}", path.display())
+            }
         }
     }
 }
 
 impl std::error::Error for SnapFileError {}
+
+impl SnapFileError {
+    /// Whether the disk had no room for the file: retryable, not a disk
+    /// failing under the shard.
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, SnapFileError::NoSpace { .. })
+    }
+}
+
+/// Whether `e` says the file system (or the process's quota or file size
+/// limit) has no room.
+fn no_room(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EFBIG)
+    )
+}
+
+/// As `io_err`, but a full disk is `NoSpace`.
+fn space_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> SnapFileError + 'a {
+    move |source| {
+        if no_room(&source) {
+            SnapFileError::NoSpace {
+                op,
+                path: path.to_path_buf(),
+                source,
+            }
+        } else {
+            SnapFileError::Io {
+                op,
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    }
+}
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> SnapFileError + 'a {
     move |source| SnapFileError::Io {
@@ -97,6 +144,12 @@ fn sync_dir(dir: &Path) -> Result<(), SnapFileError> {
 /// Writes `data` as `group`'s snapshot at `index`, durably: a temporary
 /// file written and fdatasynced, renamed into place, the directory
 /// fsynced (and created first if it is new). Blocking.
+///
+/// A full disk while creating, writing or syncing the temporary file is
+/// `NoSpace`, and the temporary file is removed (it would keep the space
+/// it took; nothing names it, so its unsynced pages matter to no one).
+/// Any failure after the rename is `Io`: the file is in place, and
+/// whether its name is durable is unknown.
 pub fn write_durable(
     dir: &Path,
     group: u64,
@@ -104,22 +157,28 @@ pub fn write_durable(
     data: &[u8],
 ) -> Result<PathBuf, SnapFileError> {
     if !dir.exists() {
-        fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+        fs::create_dir_all(dir).map_err(space_err("create directory", dir))?;
         if let Some(parent) = dir.parent() {
             sync_dir(parent)?;
         }
     }
     let path = path_of(dir, group, index);
     let tmp = dir.join(format!("{group}-{index}{TMP_SUFFIX}"));
-    {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(io_err("create", &tmp))?;
-        f.write_all(data).map_err(io_err("write", &tmp))?;
-        f.sync_data().map_err(io_err("fdatasync", &tmp))?;
+    let written = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(space_err("create", &tmp))
+        .and_then(|mut f| {
+            f.write_all(data).map_err(space_err("write", &tmp))?;
+            f.sync_data().map_err(space_err("fdatasync", &tmp))
+        });
+    if let Err(e) = written {
+        // Best effort: a leftover is removed with the group's next
+        // deletion of older files anyway.
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
     }
     fs::rename(&tmp, &path).map_err(io_err("rename", &tmp))?;
     sync_dir(dir)?;

@@ -98,6 +98,11 @@ pub struct Shard {
     pub(crate) snap_dir: PathBuf,
     /// Snapshots whose files are durable, for the loop to record.
     pub(crate) compactions: RefCell<Vec<Built>>,
+    /// Leaders' snapshots received whose files found no room (each task
+    /// retries; the appender waits at its gate meanwhile), and why the
+    /// last one did not fit: the shard is full as when the WAL is.
+    pub(crate) snapfiles_waiting_room: Cell<u32>,
+    pub(crate) snapfile_no_room: RefCell<String>,
     /// What deleting dead WAL segments off the loop came to: the free
     /// names to recycle, or why it stopped.
     pub(crate) reclaimed: RefCell<Option<Result<Vec<String>, String>>>,
@@ -131,6 +136,8 @@ impl Shard {
             peers: RefCell::new(None),
             snap_dir,
             compactions: RefCell::new(Vec::new()),
+            snapfiles_waiting_room: Cell::new(0),
+            snapfile_no_room: RefCell::new(String::new()),
             reclaimed: RefCell::new(None),
         }
     }

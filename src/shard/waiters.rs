@@ -169,13 +169,33 @@ struct Read {
 /// counts up; answers come back in the order of the requests, and an
 /// answer for a later request also serves every earlier one still waiting
 /// (its index is at least the commit index any of them was asked at).
-#[derive(Default)]
+///
+/// The count starts at a random value of each life of the process
+/// (`starting_at`, from the OS), and only an answer naming a context
+/// this table issued and still waits for is taken: Raft does not tell a
+/// MsgReadIndexResp meant for a previous life (sent before a fast
+/// restart, delivered after) from one of this life, and if contexts
+/// counted from 1 in every life, such an answer would serve new reads
+/// with an index from before the restart.
 pub struct Reads {
     queue: VecDeque<Read>,
     next_ctx: u64,
 }
 
+/// Contexts stay below 2^63: counting up from any start never wraps in
+/// practice, so the order of contexts is the order of requests.
+const CTX_MASK: u64 = u64::MAX >> 1;
+
 impl Reads {
+    /// A table whose first context follows `start` (a random value from
+    /// the OS, `seed::os_random_u64`, in production).
+    pub fn starting_at(start: u64) -> Reads {
+        Reads {
+            queue: VecDeque::new(),
+            next_ctx: start & CTX_MASK,
+        }
+    }
+
     /// Reads waiting.
     pub fn len(&self) -> usize {
         self.queue.len()
@@ -189,8 +209,13 @@ impl Reads {
         ctx
     }
 
-    /// Raft answered the read of `ctx` with `index`.
+    /// Raft answered the read of `ctx` with `index`: it and every earlier
+    /// read still waiting are served. A context above every read waiting
+    /// was not issued by this table (this life): it serves none.
     pub fn answered(&mut self, ctx: u64, index: u64) {
+        if self.queue.back().is_none_or(|r| ctx > r.ctx) {
+            return;
+        }
         while self.queue.front().is_some_and(|r| r.ctx <= ctx) {
             if let Some(r) = self.queue.pop_front() {
                 r.tx.send(Ok(index));
@@ -314,7 +339,7 @@ mod tests {
         p.fail_all(&ProposeError::ShuttingDown);
         assert_eq!(outcome(&mut b), Some(Err(ProposeError::ShuttingDown)));
 
-        let mut r = Reads::default();
+        let mut r = Reads::starting_at(0);
         let (tx, mut x) = channel();
         r.push(5, tx);
         r.expire(5);
@@ -323,7 +348,7 @@ mod tests {
 
     #[test]
     fn a_read_answer_serves_every_earlier_read() {
-        let mut r = Reads::default();
+        let mut r = Reads::starting_at(0);
         let (t1, mut x1) = channel();
         let (t2, mut x2) = channel();
         let (t3, mut x3) = channel();
@@ -338,6 +363,45 @@ mod tests {
         assert_eq!(r.len(), 1);
         assert_eq!(decode_ctx(&encode_ctx(c2)), Some(c2));
         assert_eq!(decode_ctx(b"short"), None);
+    }
+
+    /// Issue 7: a ReadIndex answer meant for a previous life of the
+    /// process (sent before a fast restart, delivered after) carries a
+    /// context this table never issued; it must answer none of the reads
+    /// waiting here (it would hand them an index from before the restart).
+    #[test]
+    fn an_answer_for_a_context_never_issued_here_answers_no_read() {
+        let mut r = Reads::starting_at(0);
+        let (t1, mut x1) = channel();
+        let c1 = r.push(100, t1);
+        r.answered(c1 + 1_000_000, 7);
+        assert_eq!(answer(&mut x1), None, "a foreign context answered a read");
+        assert_eq!(r.len(), 1);
+        r.answered(c1, 42);
+        assert_eq!(answer(&mut x1), Some(Ok(42)));
+    }
+
+    /// Two tables (two lives of a group) start their contexts at random
+    /// values from the OS, far apart: one's contexts are never the
+    /// other's.
+    #[test]
+    fn two_read_tables_start_their_contexts_apart() {
+        let start = || crate::shard::seed::os_random_u64().unwrap();
+        let (mut a, mut b) = (Reads::starting_at(start()), Reads::starting_at(start()));
+        let (ta, _xa) = channel();
+        let (tb, _xb) = channel();
+        let (ca, cb) = (a.push(100, ta), b.push(100, tb));
+        assert!(
+            ca.abs_diff(cb) > 1 << 32,
+            "contexts {ca} and {cb} of two lives are close"
+        );
+        assert!(ca <= CTX_MASK && cb <= CTX_MASK);
+        // Near the top of the range, contexts still count up.
+        let mut top = Reads::starting_at(u64::MAX);
+        let (t1, _x1) = channel();
+        let (t2, _x2) = channel();
+        let (c1, c2) = (top.push(100, t1), top.push(100, t2));
+        assert!(c1 < c2, "{c1} {c2}");
     }
 
     #[test]

@@ -43,7 +43,8 @@ pub(crate) struct FrameReader {
 }
 
 impl Drop for FrameReader {
-    /// A connection that closes mid-snapshot gives its bytes back.
+    /// A connection that closes mid-snapshot, or holding a completed one
+    /// not claimed, gives its bytes back.
     fn drop(&mut self) {
         let r = self.assembler.reserved();
         self.snap_budget
@@ -83,6 +84,12 @@ impl FrameReader {
         self
     }
 
+    /// Gives `n` snapshot bytes back to the shard-wide budget.
+    fn release(&self, n: u64) {
+        self.snap_budget
+            .set(self.snap_budget.get().saturating_sub(n));
+    }
+
     /// A chunk record: into the assembly (its group must be this
     /// shard's). `Err`: garbage or over a limit; the connection closes.
     fn take_chunk(&mut self, m: &Message, stats: &Stats) -> Result<(), Error> {
@@ -92,6 +99,15 @@ impl FrameReader {
             .map(|s| s.data.clone())
             .unwrap_or_default();
         let (h, data) = ChunkHeader::decode(&body)?;
+        if h.offset == 0 {
+            // A new snapshot supersedes the one completed and never
+            // claimed.
+            let n = self.assembler.drop_done();
+            if n > 0 {
+                self.release(n);
+                stats.bump(|s| s.dropped_snapshot_unclaimed += 1);
+            }
+        }
         let (budget, max) = (self.snap_budget.clone(), self.snap_budget_max);
         self.assembler.push(h, &data, &self.snap_limits, &mut |n| {
             let used = budget.get();
@@ -102,10 +118,9 @@ impl FrameReader {
             true
         })?;
         stats.bump(|s| s.snapshot_chunks_received += 1);
-        if self.assembler.reserved() == 0 && h.offset + data.len() as u64 == h.total {
-            // Complete: its bytes leave the budget with the data.
-            self.snap_budget
-                .set(self.snap_budget.get().saturating_sub(h.total));
+        if h.offset + data.len() as u64 == h.total {
+            // Complete: its bytes stay counted until its MsgSnap claims
+            // them or they are dropped.
             stats.bump(|s| s.snapshots_assembled += 1);
         }
         Ok(())
@@ -148,7 +163,12 @@ impl FrameReader {
                 {
                     let index = s.metadata.as_ref().map_or(0, |md| md.index);
                     match self.assembler.take(group, index) {
-                        Some(d) => s.data = d,
+                        Some(d) => {
+                            // Claimed: the bytes leave the budget with the
+                            // message (the group's snapshot bounds it).
+                            self.release(d.len() as u64);
+                            s.data = d;
+                        }
                         None => {
                             incomplete += 1;
                             continue;
@@ -159,6 +179,11 @@ impl FrameReader {
             }
             if incomplete > 0 {
                 stats.bump(|s| s.dropped_snapshot_incomplete += incomplete);
+            }
+            let unclaimed = self.assembler.frame_ended();
+            if unclaimed > 0 {
+                self.release(unclaimed);
+                stats.bump(|s| s.dropped_snapshot_unclaimed += 1);
             }
             let decoded = self.batch.len() as u64;
             let (mut wrong_to, mut wrong_from, mut wrong_shard) = (0u64, 0u64, 0u64);
@@ -327,5 +352,130 @@ mod tests {
             (1, 1, 1)
         );
         assert_eq!(s.messages_received, 4);
+    }
+
+    /// The wire of a snapshot's chunks of `group` at `index`, and of its
+    /// MsgSnap (from member 3 to member 1) as a frame of its own.
+    fn snapshot_wire(group: u64, index: u64, data: &Bytes) -> (Vec<u8>, Vec<u8>) {
+        let mut enc = Encoder::new(Limits::default());
+        for (h, d) in super::super::snapchunk::split(group, index, data, 400) {
+            enc.push_snapshot_chunk(&h, d).unwrap();
+        }
+        let chunks = enc.finish().to_vec();
+        let snap = Message {
+            r#type: MSG_SNAP,
+            from: 3,
+            to: 1,
+            snapshot: Some(Box::new(crate::raftpb::Snapshot {
+                data: Bytes::new(),
+                metadata: Some(crate::raftpb::SnapshotMetadata {
+                    index,
+                    term: 1,
+                    ..Default::default()
+                }),
+            })),
+            ..Message::default()
+        };
+        (chunks, frame(vec![(group, snap)]))
+    }
+
+    /// A completed snapshot stays counted against the shard's total until
+    /// its MsgSnap claims it (here in the next frame, where the sender may
+    /// put it), and the claim gives the bytes back.
+    #[test]
+    fn a_completed_snapshot_counts_until_its_msgsnap_claims_it_in_the_next_frame() {
+        let budget = Rc::new(Cell::new(0u64));
+        let g = on_shard(0);
+        let (stats, inbox) = (Stats::default(), Inbox::new());
+        let mut r = reader().with_snapshot_limits(1000, 1000, budget.clone());
+        let data = Bytes::from(vec![5u8; 1000]);
+        let (chunks, snap) = snapshot_wire(g, 10, &data);
+        r.deliver(&mut BytesMut::from(&chunks[..]), &stats, &inbox)
+            .unwrap();
+        assert_eq!(budget.get(), 1000, "complete, not yet claimed: counted");
+        r.deliver(&mut BytesMut::from(&snap[..]), &stats, &inbox)
+            .unwrap();
+        assert_eq!(budget.get(), 0, "claimed: given back");
+        let mut out = Vec::new();
+        inbox.drain_into(&mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].1.snapshot.as_ref().unwrap().data, data);
+        assert_eq!(stats.get().dropped_snapshot_unclaimed, 0);
+    }
+
+    /// A completed snapshot whose MsgSnap does not come within
+    /// `CLAIM_FRAMES` frames is dropped and its bytes given back (a later
+    /// MsgSnap finds nothing); so is one a new snapshot supersedes.
+    #[test]
+    fn a_completed_snapshot_never_claimed_is_dropped_after_the_next_frame() {
+        let budget = Rc::new(Cell::new(0u64));
+        let g = on_shard(0);
+        let (stats, inbox) = (Stats::default(), Inbox::new());
+        let mut r = reader().with_snapshot_limits(1000, 1000, budget.clone());
+        let (chunks, snap) = snapshot_wire(g, 10, &Bytes::from(vec![5u8; 1000]));
+        r.deliver(&mut BytesMut::from(&chunks[..]), &stats, &inbox)
+            .unwrap();
+        let other = frame(vec![(g, app(3, 1, 10, 10))]);
+        r.deliver(&mut BytesMut::from(&other[..]), &stats, &inbox)
+            .unwrap();
+        assert_eq!(budget.get(), 0, "unclaimed after the next frame: dropped");
+        assert_eq!(stats.get().dropped_snapshot_unclaimed, 1);
+        r.deliver(&mut BytesMut::from(&snap[..]), &stats, &inbox)
+            .unwrap();
+        assert_eq!(stats.get().dropped_snapshot_incomplete, 1);
+        // A new snapshot on the connection supersedes an unclaimed one.
+        let (first, _) = snapshot_wire(g, 11, &Bytes::from(vec![6u8; 600]));
+        let (second, _) = snapshot_wire(g, 12, &Bytes::from(vec![7u8; 700]));
+        let mut both = first;
+        both.extend_from_slice(&second);
+        r.deliver(&mut BytesMut::from(&both[..]), &stats, &inbox)
+            .unwrap();
+        assert_eq!(budget.get(), 700, "only the newer one is held");
+        assert_eq!(stats.get().dropped_snapshot_unclaimed, 2);
+        drop(r);
+        assert_eq!(budget.get(), 0, "a closed connection gives it back");
+    }
+
+    /// Issue 7 (found by review, failed before the fix): the shard-wide snapshot
+    /// budget (`max_snapshot_bytes_total`) is given back as soon as an
+    /// assembly completes, but the completed data stays on its connection
+    /// (`Assembler::done`) until a MsgSnap takes it, which a peer need
+    /// never send. So each connection holds one full snapshot outside the
+    /// budget, and the bytes held over all connections grow with their
+    /// number (up to `max_inbound_connections`, 1,024 by default, times
+    /// `max_snapshot_bytes`, 256 MiB): here three connections hold three
+    /// times the shard's total. Now completed data stays counted until
+    /// claimed or dropped, so the second and third connections are refused.
+    #[test]
+    fn review7_completed_snapshots_never_claimed_stay_within_the_shard_total() {
+        let total = 1000u64;
+        let budget = Rc::new(Cell::new(0u64));
+        let g = on_shard(0);
+        let (stats, inbox) = (Stats::default(), Inbox::new());
+        let mut readers = Vec::new();
+        let mut accepted = 0u64;
+        for k in 0..3u64 {
+            let mut r = reader().with_snapshot_limits(total, total, budget.clone());
+            let mut enc = Encoder::new(Limits::default());
+            let data = Bytes::from(vec![k as u8 + 1; total as usize]);
+            for (h, d) in super::super::snapchunk::split(g, 10 + k, &data, 400) {
+                enc.push_snapshot_chunk(&h, d).unwrap();
+            }
+            let wire = enc.finish().to_vec();
+            if r.deliver(&mut BytesMut::from(&wire[..]), &stats, &inbox)
+                .is_ok()
+            {
+                accepted += total;
+            }
+            // No MsgSnap follows: the connection stays open, holding it.
+            readers.push(r);
+        }
+        assert!(inbox.is_empty());
+        assert!(
+            accepted <= total,
+            "{accepted} snapshot bytes held by idle connections, over the shard's total of \
+             {total} (the budget says {} are in use)",
+            budget.get()
+        );
     }
 }

@@ -14,11 +14,18 @@
 //! 32  data    ...   1..=total - offset bytes
 //! ```
 //!
-//! The MsgSnap follows the last chunk with empty data; the receiver gives
-//! it the assembled data if the assembly for its group and index is
-//! complete, and drops it otherwise (counted). A chunk out of order, of
-//! another snapshot before the last one completed, or above a limit is
-//! garbage: the connection closes.
+//! The MsgSnap follows the last chunk with empty data, in the same frame
+//! or the next one (the sender queues it right after the last chunk); the
+//! receiver gives it the assembled data if the assembly for its group and
+//! index is complete, and drops it otherwise (counted). A chunk out of
+//! order, of another snapshot before the last one completed, or above a
+//! limit is garbage: the connection closes.
+//!
+//! A completed snapshot stays counted against the shard's total until its
+//! MsgSnap claims it, a new snapshot starts on the connection, the frame
+//! after the one that completed it ends unclaimed (`CLAIM_FRAMES`), or
+//! the connection closes: a peer that never sends the MsgSnap holds no
+//! memory the budget does not see, and not for long on a live connection.
 
 use bytes::{Bytes, BytesMut};
 
@@ -114,23 +121,62 @@ pub struct SnapshotLimits {
     pub max_bytes: u64,
 }
 
+/// Frames that end while a completed snapshot waits for its MsgSnap
+/// before it is dropped: the one that completed it and the next (the
+/// sender puts the MsgSnap in one of those two).
+pub const CLAIM_FRAMES: u32 = 2;
+
+/// A completed snapshot waiting for its MsgSnap.
+#[derive(Debug)]
+struct Done {
+    group: u64,
+    index: u64,
+    data: Bytes,
+    /// Frames ended since it completed (the completing one included).
+    frames: u32,
+}
+
 /// The snapshot one inbound connection is assembling.
 #[derive(Debug, Default)]
 pub struct Assembler {
     current: Option<(ChunkHeader, BytesMut)>,
     /// The last completed snapshot, waiting for its MsgSnap.
-    done: Option<(u64, u64, Bytes)>,
+    done: Option<Done>,
 }
 
 impl Assembler {
-    /// Bytes this assembly has reserved (counted against the total).
+    /// Bytes this connection holds against the shard's total: the
+    /// assembly in progress (all of its total, reserved when it started)
+    /// and the completed snapshot not yet claimed.
     pub fn reserved(&self) -> u64 {
-        self.current.as_ref().map_or(0, |(h, _)| h.total)
+        let current = self.current.as_ref().map_or(0, |(h, _)| h.total);
+        current + self.done.as_ref().map_or(0, |d| d.data.len() as u64)
+    }
+
+    /// Drops the completed snapshot not claimed; returns its bytes.
+    pub fn drop_done(&mut self) -> u64 {
+        self.done.take().map_or(0, |d| d.data.len() as u64)
+    }
+
+    /// A frame of the connection ended: the completed snapshot still not
+    /// claimed after `CLAIM_FRAMES` frames is dropped. Returns the bytes
+    /// dropped (0: none).
+    pub fn frame_ended(&mut self) -> u64 {
+        let Some(d) = self.done.as_mut() else {
+            return 0;
+        };
+        d.frames += 1;
+        if d.frames < CLAIM_FRAMES {
+            return 0;
+        }
+        self.drop_done()
     }
 
     /// Takes one chunk. `reserve(n)` asks the shard-wide budget for `n`
     /// more bytes when a new snapshot starts (false: over the total
-    /// limit). `Err`: the connection closes.
+    /// limit); the caller gives back what `drop_done` returns first (a new
+    /// snapshot supersedes one completed and never claimed). `Err`: the
+    /// connection closes.
     pub fn push(
         &mut self,
         h: ChunkHeader,
@@ -181,16 +227,21 @@ impl Assembler {
         buf.extend_from_slice(data);
         let complete = buf.len() as u64 == cur.total;
         if complete && let Some((h, buf)) = self.current.take() {
-            self.done = Some((h.group, h.index, buf.freeze()));
+            self.done = Some(Done {
+                group: h.group,
+                index: h.index,
+                data: buf.freeze(),
+                frames: 0,
+            });
         }
         Ok(())
     }
 
     /// The data of the completed snapshot of `group` at `index`, if that
-    /// is the one assembled (taken).
+    /// is the one assembled (taken: its bytes leave `reserved`).
     pub fn take(&mut self, group: u64, index: u64) -> Option<Bytes> {
         match &self.done {
-            Some((g, i, _)) if *g == group && *i == index => self.done.take().map(|d| d.2),
+            Some(d) if d.group == group && d.index == index => self.done.take().map(|d| d.data),
             _ => None,
         }
     }

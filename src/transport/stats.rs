@@ -95,6 +95,9 @@ pub struct NetStats {
     pub snapshots_assembled: u64,
     /// MsgSnaps without data whose chunks did not all arrive: dropped.
     pub dropped_snapshot_incomplete: u64,
+    /// Completed snapshots no MsgSnap claimed within `CLAIM_FRAMES`
+    /// frames (or before the next snapshot started): dropped.
+    pub dropped_snapshot_unclaimed: u64,
     /// Snapshot chunk records sent.
     pub snapshot_chunks_sent: u64,
     /// Messages dropped: addressed (`to`) to another member.

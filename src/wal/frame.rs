@@ -7,6 +7,7 @@
 use bytes::BufMut;
 use prost::Message as _;
 
+use super::budget::{Class, reserve_of};
 use super::disk::Disk;
 use super::error::{Error, Result};
 use super::format::{
@@ -55,33 +56,52 @@ impl<D: Disk> Wal<D> {
             .map_or(self.opts.segment_size, |s| s.size)
     }
 
-    /// Largest record (header included) that fits in one flush of one segment.
-    pub(super) fn max_record(&self) -> usize {
-        let seg = (self.segment_size() - SEGMENT_HEADER_SIZE) as usize - END_MARKER;
+    /// Largest record (header included) of `class` that fits in one
+    /// flush of one segment (entries: short of the segment's state
+    /// reserve).
+    pub(super) fn max_record(&self, class: Class) -> usize {
+        let size = self.segment_size();
+        let seg = (size - SEGMENT_HEADER_SIZE - reserve_of(class, size)) as usize - END_MARKER;
         seg.min(self.opts.max_flush_bytes) - BATCH_RECORD_SIZE
+    }
+
+    /// Where records of `class` must end in the active segment: its end
+    /// for state records, short of the reserve for entries.
+    pub(super) fn segment_limit(&self, class: Class) -> u64 {
+        let size = self.segment_size();
+        size - reserve_of(class, size)
     }
 
     pub(super) fn needs_batch(&self) -> bool {
         self.parts.last().is_none_or(|p| p.seq != self.active)
     }
 
-    /// Bytes a record can take right now without a roll or an early flush.
-    pub(super) fn room(&self) -> usize {
+    /// Whether the segment after the active one is made (a roll to it
+    /// cannot be refused for room).
+    pub(super) fn next_made(&self) -> bool {
+        matches!(&self.prepared, Some((h, Ok(_))) if h.sequence == self.active + 1)
+    }
+
+    /// Bytes a record of `class` can take right now without a roll or an
+    /// early flush.
+    pub(super) fn room(&self, class: Class) -> usize {
         let hdr = if self.needs_batch() {
             BATCH_RECORD_SIZE
         } else {
             0
         };
-        let seg = ((self.segment_size() - self.write_pos) as usize).saturating_sub(END_MARKER);
+        let seg = (self.segment_limit(class).saturating_sub(self.write_pos) as usize)
+            .saturating_sub(END_MARKER);
         let flush = self.opts.max_flush_bytes - self.pending_bytes;
         seg.min(flush).saturating_sub(hdr)
     }
 
-    /// Makes room for a record of `len` bytes (flushing early or rolling to
-    /// a new segment as needed) and returns its segment and offset. The
-    /// caller then appends exactly `len` bytes to the last part.
-    pub(super) fn reserve(&mut self, len: usize) -> Result<(u64, u64)> {
-        self.make_room(len)?;
+    /// Makes room for a record of `len` bytes of `class` (flushing early
+    /// or rolling to a new segment as needed) and returns its segment and
+    /// offset. The caller then appends exactly `len` bytes to the last
+    /// part.
+    pub(super) fn reserve(&mut self, len: usize, class: Class) -> Result<(u64, u64)> {
+        self.make_room(len, class)?;
         if self.needs_batch() {
             let mut buf = self.spare.pop().unwrap_or_default();
             buf.clear();
@@ -108,16 +128,17 @@ impl<D: Disk> Wal<D> {
     }
 
     /// Flushes early or rolls to a new segment, as needed, so that a record
-    /// of `len` bytes fits the pending flush and the active segment; queues
-    /// nothing. `reserve` starts with it; a call that changes state before
-    /// its first record (an append truncating the log) calls it first, so
-    /// that a roll refused for lack of space (`Error::NoSpace`) leaves the
-    /// call refused whole.
-    pub(super) fn make_room(&mut self, len: usize) -> Result<()> {
-        debug_assert!(len <= self.max_record());
+    /// of `len` bytes of `class` fits the pending flush and the active
+    /// segment (an entries record short of the segment's state reserve);
+    /// queues nothing. `reserve` starts with it; a call that changes state
+    /// before its first record (an append truncating the log) calls it
+    /// first, so that a roll refused for lack of space (`Error::NoSpace`)
+    /// leaves the call refused whole.
+    pub(super) fn make_room(&mut self, len: usize, class: Class) -> Result<()> {
+        debug_assert!(len <= self.max_record(class));
         if self.pending_bytes + len + BATCH_RECORD_SIZE > self.opts.max_flush_bytes
             && !self.parts.is_empty()
-            && len > self.room()
+            && len > self.room(class)
         {
             self.flush()?;
         }
@@ -126,7 +147,7 @@ impl<D: Disk> Wal<D> {
         } else {
             0
         };
-        if self.write_pos + (hdr + len + END_MARKER) as u64 > self.segment_size() {
+        if self.write_pos + (hdr + len + END_MARKER) as u64 > self.segment_limit(class) {
             self.roll()?;
         }
         Ok(())
@@ -160,7 +181,8 @@ impl<D: Disk> Wal<D> {
             return Ok(self.noop_ticket());
         };
         let first = head.index;
-        let max_data = self.max_record() - RECORD_HEADER_SIZE - ENTRIES_FIXED - ENTRY_FIXED;
+        let max_data =
+            self.max_record(Class::Log) - RECORD_HEADER_SIZE - ENTRIES_FIXED - ENTRY_FIXED;
         if let Some(last) = entries.last()
             && last.index > MAX_INDEX
         {
@@ -207,8 +229,23 @@ impl<D: Disk> Wal<D> {
             });
         }
         // Room for the first record before the log is truncated, so that a
-        // full disk refuses the append whole (see above).
-        self.make_room(RECORD_HEADER_SIZE + ENTRIES_FIXED + ENTRY_FIXED + head.data.len())?;
+        // full disk refuses the append whole (see above). An append that
+        // would fill this segment's tail and roll for the rest, while the
+        // next segment is not made yet, rolls first instead: a roll
+        // refused half-way would leave it half queued.
+        let first_len = RECORD_HEADER_SIZE + ENTRIES_FIXED + ENTRY_FIXED + head.data.len();
+        let total = RECORD_HEADER_SIZE
+            + ENTRIES_FIXED
+            + entries
+                .iter()
+                .map(|e| ENTRY_FIXED + e.data.len())
+                .sum::<usize>();
+        let need = if total > self.room(Class::Log) && !self.next_made() {
+            total.min(self.max_record(Class::Log))
+        } else {
+            first_len
+        };
+        self.make_room(need, Class::Log)?;
         let g = self.groups.entry(group).or_default();
         let keep = first.saturating_sub(g.first) as usize;
         unlive(&mut self.live, g.locs.range(keep.min(g.locs.len())..));
@@ -237,12 +274,12 @@ impl<D: Disk> Wal<D> {
         } else {
             RecordType::Entries
         };
-        let max_rec = self.max_record();
+        let max_rec = self.max_record(Class::Log);
         let mut i = 0;
         while i < entries.len() {
             // Fill what is left of the current segment and flush before
             // rolling, so that a long append does not waste a segment tail.
-            let room = self.room();
+            let room = self.room(Class::Log);
             let first_len = ENTRY_FIXED + entries[i].data.len();
             // A relocation is never split to fill a segment's tail: one
             // record (the caller checked it fits) moves a whole log at once.
@@ -257,7 +294,7 @@ impl<D: Disk> Wal<D> {
                 len += ENTRY_FIXED + entries[j].data.len();
                 j += 1;
             }
-            let (seq, at) = self.reserve(len)?;
+            let (seq, at) = self.reserve(len, Class::Log)?;
             let part = self.tail_part();
             let (part_offset, seed) = (part.offset, part.seed);
             part.records += 1;
@@ -317,7 +354,7 @@ impl<D: Disk> Wal<D> {
     }
 
     pub(super) fn write_hard_state(&mut self, group: u64, hs: &HardState) -> Result<()> {
-        let (seq, _) = self.reserve(RECORD_HEADER_SIZE + HARD_STATE_PAYLOAD)?;
+        let (seq, _) = self.reserve(RECORD_HEADER_SIZE + HARD_STATE_PAYLOAD, Class::State)?;
         let part = self.tail_part();
         part.records += 1;
         let seed = part.seed;
@@ -393,7 +430,8 @@ impl<D: Disk> Wal<D> {
         ty: RecordType,
     ) -> Result<u64> {
         let len = meta.encoded_len();
-        let limit = MAX_SNAPSHOT_META.min(self.max_record() - RECORD_HEADER_SIZE - SNAPSHOT_FIXED);
+        let limit = MAX_SNAPSHOT_META
+            .min(self.max_record(Class::State) - RECORD_HEADER_SIZE - SNAPSHOT_FIXED);
         if len > limit {
             return Err(Error::Limit {
                 what: "snapshot metadata bytes",
@@ -401,7 +439,7 @@ impl<D: Disk> Wal<D> {
                 limit: limit as u64,
             });
         }
-        let (seq, _) = self.reserve(RECORD_HEADER_SIZE + SNAPSHOT_FIXED + len)?;
+        let (seq, _) = self.reserve(RECORD_HEADER_SIZE + SNAPSHOT_FIXED + len, Class::State)?;
         let part = self.tail_part();
         part.records += 1;
         let seed = part.seed;
@@ -442,7 +480,7 @@ impl<D: Disk> Wal<D> {
     }
 
     pub(super) fn write_compact(&mut self, group: u64, index: u64, term: u64) -> Result<()> {
-        let (seq, _) = self.reserve(RECORD_HEADER_SIZE + COMPACT_PAYLOAD)?;
+        let (seq, _) = self.reserve(RECORD_HEADER_SIZE + COMPACT_PAYLOAD, Class::State)?;
         let part = self.tail_part();
         part.records += 1;
         let seed = part.seed;

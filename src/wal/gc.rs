@@ -128,6 +128,9 @@ impl<D: Disk> Wal<D> {
             // leave a shorter prefix deleted, never a hole in the sequence.
             segment::sync_dir(&self.disk)?;
         }
+        if !doomed.is_empty() {
+            self.spare_after_room();
+        }
         Ok(doomed.len())
     }
 
@@ -159,7 +162,7 @@ impl<D: Disk> Wal<D> {
                     // A log is relocated in one record, so that recovery
                     // never sees half of it: larger logs stay where they are.
                     one_record &= bytes + (RECORD_HEADER_SIZE + ENTRIES_FIXED) as u64
-                        <= self.max_record() as u64;
+                        <= self.max_record(super::budget::Class::Log) as u64;
                     total += bytes;
                 }
             }

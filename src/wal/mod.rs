@@ -49,7 +49,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-pub use budget::{HARD_STATE_COST, entries_cost, snapshot_cost};
+pub use budget::{HARD_STATE_COST, entries_cost, snapshot_cost, state_reserve};
 #[cfg(corelog_sim_bugs)]
 pub use bugs::WalBugs;
 pub use disk::{Disk, Fault, UringDisk};

@@ -6,7 +6,8 @@
 //!    live entry; the latest state of each group still living in one of
 //!    them (hard state, snapshot metadata, compaction mark) is queued
 //!    again into the pending flush, only if it fits without an early
-//!    flush or a wait for the spare (`can_queue`), else nothing is done.
+//!    flush or a wait for the spare (`can_queue_state`: state records may
+//!    use the segment's state reserve), else nothing is done.
 //!    The plan waits for the flush carrying everything queued so far: the
 //!    records that made those segments dead (compaction marks, appends
 //!    that superseded entries) must be durable before the entries go.
@@ -102,6 +103,7 @@ impl<D: Disk> Wal<D> {
     /// flushes.
     pub fn gc_plan(&mut self) -> Result<GcPlanned> {
         self.check_writable()?;
+        self.poll_spare();
         let keep_from = self.keep_from();
         let segments: Vec<u64> = self.segments.range(..keep_from).map(|(s, _)| *s).collect();
         if segments.is_empty() {
@@ -113,7 +115,9 @@ impl<D: Disk> Wal<D> {
             .filter_map(|id| self.groups.get(id))
             .map(|g| 2 * HARD_STATE_COST + g.snapshot.as_ref().map_or(0, snapshot_cost))
             .sum();
-        if !self.can_queue(cost) {
+        // State records: they may use the segment's state reserve, which
+        // is there for exactly this on a full WAL.
+        if !self.can_queue_state(cost) {
             return Ok(GcPlanned::NotNow);
         }
         for gid in movers {
@@ -169,6 +173,7 @@ impl<D: Disk> Wal<D> {
     /// take from it meanwhile.)
     pub fn gc_recycled(&mut self, mut names: Vec<String>) {
         self.free.append(&mut names);
+        self.spare_after_room();
     }
 
     /// The oldest segment something still needs: the first holding a live

@@ -157,7 +157,11 @@ impl<D: Disk> Wal<D> {
         let mut o = self.opts.clone();
         o.max_disk_bytes = limit;
         o.validate()?;
+        let raised = limit > self.opts.max_disk_bytes;
         self.opts.max_disk_bytes = limit;
+        if raised {
+            self.spare_after_room();
+        }
         Ok(())
     }
 
