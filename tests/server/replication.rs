@@ -31,31 +31,15 @@ fn appends_through_a_follower_are_redirected_and_every_replica_reads_every_recor
     // a loaded machine showed once in a full run).
     let mut s = TcpStream::connect(t.clients[(follower - 1) as usize]).unwrap();
     let batch = c.build_batch(0, 0, &[b"direct"]).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut id = 0;
-    let nl = loop {
-        id += 1;
-        let resp = raw_call(
-            &mut s,
-            id,
-            &Request {
-                op: Some(Op::Append(AppendRequest {
-                    group,
-                    batch: batch.clone(),
-                })),
-            },
-        );
-        let Some(Answer::Error(clientpb::Error {
-            kind: Some(Kind::NotLeader(nl)),
-        })) = resp.result
-        else {
-            panic!("not NotLeader: {resp:?}");
-        };
-        if nl.leader != 0 || Instant::now() > deadline {
-            break nl;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let nl = not_leader_answer(
+        &mut s,
+        &Request {
+            op: Some(Op::Append(AppendRequest {
+                group,
+                batch: batch.clone(),
+            })),
+        },
+    );
     assert_eq!(nl.leader, leader);
     assert_eq!(
         nl.leader_address,
@@ -490,22 +474,7 @@ fn not_leader_names_the_leaders_client_port_of_the_groups_shard() {
         })),
     };
     let mut s = TcpStream::connect(shard1(follower)).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut id = 0;
-    let nl = loop {
-        id += 1;
-        let resp = raw_call(&mut s, id, &append);
-        let Some(Answer::Error(clientpb::Error {
-            kind: Some(Kind::NotLeader(nl)),
-        })) = resp.result
-        else {
-            panic!("not NotLeader: {resp:?}");
-        };
-        if nl.leader != 0 || Instant::now() > deadline {
-            break nl;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let nl = not_leader_answer(&mut s, &append);
     assert_eq!(nl.leader, leader);
     assert_eq!(nl.leader_address, shard1(leader).to_string());
     // And that port takes the append.

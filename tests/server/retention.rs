@@ -31,26 +31,14 @@ fn status_of(addr: SocketAddr) -> clientpb::GroupStatus {
 fn size_retention_truncates_every_replica_and_frees_the_wal_segments_below() {
     let _g = serial();
     let mut t = Three::new(1);
-    let mports = free_ports(3);
-    let metrics: Vec<SocketAddr> = mports
-        .iter()
-        .map(|&p| SocketAddr::from(([127, 0, 0, 1], p)))
-        .collect();
-    for (extra, m) in t.extra.iter_mut().zip(&metrics) {
-        *extra = [
-            "--retention-bytes",
-            "8192",
-            "--compact-threshold-entries",
-            "1",
-            "--wal-segment-bytes",
-            "65536",
-            "--metrics-addr",
-            &m.to_string(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    }
+    let metrics = t.with_metrics(&[
+        "--retention-bytes",
+        "8192",
+        "--compact-threshold-entries",
+        "1",
+        "--wal-segment-bytes",
+        "65536",
+    ]);
     t.start_all();
     let c = t.client();
     // 400 batches of one 1 KiB record: 400 KiB through 64 KiB segments.

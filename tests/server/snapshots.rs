@@ -71,19 +71,7 @@ fn wait_replica(t: &Three, k: usize, from: u64, want: &[(u64, String)]) {
 fn a_follower_killed_while_the_others_compact_catches_up_by_snapshot_and_keeps_exactly_once() {
     let _g = serial();
     let mut t = Three::new(1);
-    let mports = free_ports(3);
-    let metrics: Vec<SocketAddr> = mports
-        .iter()
-        .map(|&p| SocketAddr::from(([127, 0, 0, 1], p)))
-        .collect();
-    for (extra, m) in t.extra.iter_mut().zip(&metrics) {
-        *extra = vec![
-            "--compact-threshold-entries".into(),
-            "1".into(),
-            "--metrics-addr".into(),
-            m.to_string(),
-        ];
-    }
+    let metrics = t.with_metrics(&["--compact-threshold-entries", "1"]);
     t.start_all();
     let c = t.client();
 

@@ -191,6 +191,21 @@ impl Three {
         a
     }
 
+    /// Gives every member `flags` and a metrics port of its own; returns
+    /// the metrics addresses (member `k + 1`'s at `k`).
+    pub fn with_metrics(&mut self, flags: &[&str]) -> Vec<SocketAddr> {
+        let metrics: Vec<SocketAddr> = free_ports(3)
+            .iter()
+            .map(|&p| SocketAddr::from(([127, 0, 0, 1], p)))
+            .collect();
+        for (extra, m) in self.extra.iter_mut().zip(&metrics) {
+            *extra = flags.iter().map(|s| s.to_string()).collect();
+            extra.push("--metrics-addr".into());
+            extra.push(m.to_string());
+        }
+        metrics
+    }
+
     /// Starts member `id` and waits (bounded) for its serving line.
     pub fn start(&mut self, id: u64) {
         let k = (id - 1) as usize;
@@ -524,6 +539,28 @@ pub fn solo_server(
     tweak(&mut f);
     let srv = Server::start(f.check().unwrap()).unwrap();
     (dir, srv)
+}
+
+/// The `NotLeader` a follower answers `req` with on `s`, asked again
+/// (at most 10 s) until it names a leader: a follower that has not yet
+/// heard from the leader names none.
+pub fn not_leader_answer(s: &mut TcpStream, req: &Request) -> clientpb::NotLeader {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut id = 0;
+    loop {
+        id += 1;
+        let resp = raw_call(s, id, req);
+        let Some(Answer::Error(clientpb::Error {
+            kind: Some(Kind::NotLeader(nl)),
+        })) = resp.result
+        else {
+            panic!("not NotLeader: {resp:?}");
+        };
+        if nl.leader != 0 || Instant::now() > deadline {
+            return nl;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Waits (at most 10 s) until `cond` holds; false if it never did.
